@@ -1,0 +1,3 @@
+using Survey6.Cli;
+
+return await RootCommandFactory.Create().Parse(args).InvokeAsync().ConfigureAwait(false);
