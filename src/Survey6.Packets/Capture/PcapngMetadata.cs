@@ -13,6 +13,12 @@ public static class PcapngMetadata
 {
     public const string Prefix = "survey6.";
 
+    /// <summary>
+    /// First SHB comment when metadata is written without a free-form comment. mergecap appends its own text to
+    /// the first comment, so that comment must not be a metadata entry.
+    /// </summary>
+    public const string DefaultSectionComment = "survey6 capture";
+
     /// <summary>Probe identifier, stable across restarts.</summary>
     public const string ProbeId = "probe_id";
 

@@ -16,7 +16,10 @@ public sealed record PcapngSectionInfo
     /// <summary>shb_userappl: application that wrote the file.</summary>
     public string? UserApplication { get; init; }
 
-    /// <summary>Free-form opt_comment, written before the metadata comments.</summary>
+    /// <summary>
+    /// Free-form opt_comment, written before the metadata comments. When null and <see cref="Metadata"/> is not
+    /// empty, <see cref="PcapngMetadata.DefaultSectionComment"/> is written in its place (mergecap edits the first comment).
+    /// </summary>
     public string? Comment { get; init; }
 
     /// <summary>survey6 metadata, written in order; keys are <see cref="PcapngMetadata"/> keys without the prefix.</summary>

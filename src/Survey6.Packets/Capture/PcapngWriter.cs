@@ -49,7 +49,11 @@ public sealed class PcapngWriter : IDisposable, IAsyncDisposable
 
         // Encode before renting so that invalid options leave nothing to clean up.
         var options = new OptionList();
-        options.AddString(PcapngFormat.Option.Comment, section.Comment);
+        // mergecap rewrites the first SHB comment (appends "File created by merging: ..."), so a metadata
+        // entry must never be first.
+        options.AddString(
+            PcapngFormat.Option.Comment,
+            section.Comment ?? (section.Metadata.Count > 0 ? PcapngMetadata.DefaultSectionComment : null));
         foreach (var (key, value) in section.Metadata)
         {
             options.AddString(PcapngFormat.Option.Comment, PcapngMetadata.FormatComment(key, value));

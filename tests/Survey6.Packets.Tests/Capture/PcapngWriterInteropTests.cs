@@ -266,6 +266,25 @@ public sealed class PcapngWriterInteropTests(PcapngInteropFile file) : IClassFix
     }
 
     [Fact]
+    public void Mergecap_leaves_metadata_comments_intact()
+    {
+        // mergecap keeps the first input's SHB but rewrites its first comment; metadata must survive that.
+        var onlyMetadata = Path.Combine(file.DirectoryPath, "metadata-only.pcapng");
+        using (var writer = new PcapngWriter(File.Create(onlyMetadata), new PcapngSectionInfo { Metadata = PcapngInteropFile.Metadata }))
+        {
+            writer.AddInterface(new PcapngInterfaceInfo(LinkType.Ethernet, 0) { Name = "eth1" });
+            writer.WritePacket(0, 1_600_000_000_000_000_000, new byte[60], 60);
+        }
+
+        var merged = Path.Combine(file.DirectoryPath, "merged.pcapng");
+        ExternalTool.Run("mergecap", "-w", merged, onlyMetadata, file.FilePath).AssertClean();
+
+        var (section, _) = SplitCapinfos(ExternalTool.Run("capinfos", "-M", "-k", merged).AssertClean().Stdout);
+        var metadata = Values(section, "Capture comment").Where(c => c.StartsWith(PcapngMetadata.Prefix, StringComparison.Ordinal));
+        Assert.Equal(PcapngInteropFile.Metadata.Select(m => PcapngMetadata.FormatComment(m.Key, m.Value)), metadata);
+    }
+
+    [Fact]
     public void Hundred_thousand_packets_are_all_read_back()
     {
         const int Count = 100_000;

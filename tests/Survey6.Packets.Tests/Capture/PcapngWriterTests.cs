@@ -152,6 +152,17 @@ public class PcapngWriterTests
     }
 
     [Fact]
+    public void Metadata_is_never_the_first_comment()
+    {
+        var shb = PcapngStructure.Parse(Write(new PcapngSectionInfo { Metadata = [new(PcapngMetadata.ProbeId, "p")] }, _ => { }))[0];
+        var comments = shb.Options.Select(o => Encoding.UTF8.GetString(o.Value)).ToArray();
+        Assert.Equal([PcapngMetadata.DefaultSectionComment, "survey6.probe_id=p"], comments);
+
+        var plain = PcapngStructure.Parse(Write(new PcapngSectionInfo { Hardware = "h" }, _ => { }))[0];
+        Assert.DoesNotContain(plain.Options, o => o.Code == PcapngFormat.Option.Comment);
+    }
+
+    [Fact]
     public void Packet_larger_than_the_buffer_is_written_identically()
     {
         var big = Enumerable.Range(0, 1001).Select(i => (byte)i).ToArray();
