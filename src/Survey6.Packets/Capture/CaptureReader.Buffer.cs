@@ -44,7 +44,8 @@ public sealed partial class CaptureReader : IDisposable
     {
         ArgumentNullException.ThrowIfNull(path);
         // bufferSize 0 turns off FileStream's own buffer: the reader reads in large chunks itself, a second copy is waste.
-        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0, FileOptions.SequentialScan);
+        // FileShare.ReadWrite lets us read a capture that is still being written (its last record then shows as cut short).
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0, FileOptions.SequentialScan);
         return Open(stream, leaveOpen: false);
     }
 

@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+
 namespace Survey6.Packets.Capture;
 
 // pcapng format. Offsets are from the start of the block (type at 0, total length at 4, body at 8).
@@ -134,8 +136,6 @@ public sealed partial class CaptureReader
                     return false;
                 continue;
             }
-            if (_section is null)
-                return Fail(offset, "pcapng file does not start with a Section Header Block");
 
             uint totalLength = ReadUInt32(header[BlockTotalLengthOffset..]);
             bool yieldsFrame = type is EnhancedPacketBlockType or SimplePacketBlockType or PacketBlockType
@@ -186,7 +186,7 @@ public sealed partial class CaptureReader
         var start = Unread(ShbVersionMajorOffset);
         bool bigEndian;
         // Compare in file byte order: 1A 2B 3C 4D means big-endian.
-        uint magic = System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(start[ShbByteOrderMagicOffset..]);
+        uint magic = BinaryPrimitives.ReadUInt32BigEndian(start[ShbByteOrderMagicOffset..]);
         if (magic == ByteOrderMagic)
             bigEndian = true;
         else if (magic == ByteOrderMagicSwapped)

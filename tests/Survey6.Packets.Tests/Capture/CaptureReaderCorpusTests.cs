@@ -130,6 +130,37 @@ public class CaptureReaderCorpusTests
         }
     }
 
+    [Theory]
+    [InlineData("gopacket/pcapgo/tests/be/test202.pcapng")]
+    [InlineData("tcpdump/ahcp.pcapng")]
+    [InlineData("zeek/ldap/gap-data-missing.pcapng")]
+    [InlineData("tcpdump/pptp.pcap")]
+    [InlineData("zeek/icmp/icmp6-nd-options.pcap")]
+    public void Corrupted_bytes_never_throw(string capture)
+    {
+        byte[] original = File.ReadAllBytes(TestData.Capture(capture));
+        var random = new Random(original.Length);
+        for (int round = 0; round < 400; round++)
+        {
+            byte[] bytes = (byte[])original.Clone();
+            int changes = random.Next(1, 6);
+            for (int i = 0; i < changes; i++)
+            {
+                // Half of the edits land in the first 128 bytes, where the file header and metadata blocks are.
+                int at = random.Next(random.Next(2) == 0 ? Math.Min(128, bytes.Length) : bytes.Length);
+                bytes[at] = random.Next(3) switch
+                {
+                    0 => (byte)random.Next(256),
+                    1 => (byte)(bytes[at] ^ (1 << random.Next(8))),
+                    _ => 0xFF,
+                };
+            }
+            var (frames, error) = CaptureReading.ReadAll(bytes, bytes.Length, bufferSize: random.Next(2) == 0 ? 64 : CaptureReader.DefaultBufferSize);
+            Assert.True(frames.Count <= bytes.Length / 12 + 1);
+            Assert.True(error is null || error.Offset >= 0 && error.Offset <= bytes.Length, $"round {round}: {error}");
+        }
+    }
+
     /// <summary>Every offset for small files; for larger ones record boundaries and their neighbours plus a random sample.</summary>
     private static SortedSet<int> CutOffsets(int length, List<Record> records)
     {
