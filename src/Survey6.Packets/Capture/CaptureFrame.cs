@@ -31,7 +31,7 @@ public ref struct CaptureFrame
     /// <summary>Link type of the interface the frame was captured on.</summary>
     public LinkType LinkType;
 
-    /// <summary>Interface index within the current section (0 for classic pcap).</summary>
+    /// <summary>Interface index within the current section (0 for classic pcap, -1 for Custom Blocks, which belong to no interface).</summary>
     public int InterfaceId;
 
     /// <summary>Zero-based pcapng section index (0 for classic pcap).</summary>
@@ -42,4 +42,7 @@ public ref struct CaptureFrame
 
     /// <summary>Record kind.</summary>
     public FrameKind Kind;
+
+    /// <summary>Private Enterprise Number of a Custom Block (<see cref="FrameKind.Custom"/>); 0 for packets.</summary>
+    public uint EnterpriseNumber;
 }

@@ -1,0 +1,528 @@
+using System.Buffers.Binary;
+
+namespace Survey6.Packets.Capture;
+
+// pcapng format. Offsets are from the start of the block (type at 0, total length at 4, body at 8).
+public sealed partial class CaptureReader
+{
+    private const uint SectionHeaderBlockType = 0x0A0D0D0A;
+    private const uint InterfaceDescriptionBlockType = 0x00000001;
+    private const uint PacketBlockType = 0x00000002;
+    private const uint SimplePacketBlockType = 0x00000003;
+    private const uint NameResolutionBlockType = 0x00000004;
+    private const uint InterfaceStatisticsBlockType = 0x00000005;
+    private const uint EnhancedPacketBlockType = 0x00000006;
+    private const uint DecryptionSecretsBlockType = 0x0000000A;
+    private const uint CustomBlockType = 0x00000BAD;
+    private const uint CustomBlockNoCopyType = 0x40000BAD;
+
+    private const uint ByteOrderMagic = 0x1A2B3C4D;
+    private const uint ByteOrderMagicSwapped = 0x4D3C2B1A;
+
+    private const int BlockHeaderLength = 8;
+    private const int BlockTypeOffset = 0;
+    private const int BlockTotalLengthOffset = 4;
+    private const int BlockTrailerLength = 4;
+    private const int MinBlockLength = BlockHeaderLength + BlockTrailerLength;
+
+    private const int ShbByteOrderMagicOffset = 8;
+    private const int ShbVersionMajorOffset = 12;
+    private const int ShbVersionMinorOffset = 14;
+    private const int ShbSectionLengthOffset = 16;
+    private const int ShbOptionsOffset = 24;
+    private const int ShbMinLength = ShbOptionsOffset + BlockTrailerLength;
+    private const ushort SupportedMajorVersion = 1;
+
+    private const int IdbLinkTypeOffset = 8;
+    private const int IdbSnapLengthOffset = 12;
+    private const int IdbOptionsOffset = 16;
+    private const int IdbMinLength = IdbOptionsOffset + BlockTrailerLength;
+
+    private const int EpbInterfaceIdOffset = 8;
+    private const int EpbTimestampHighOffset = 12;
+    private const int EpbTimestampLowOffset = 16;
+    private const int EpbCapturedLengthOffset = 20;
+    private const int EpbOriginalLengthOffset = 24;
+    private const int EpbDataOffset = 28;
+    private const int EpbMinLength = EpbDataOffset + BlockTrailerLength;
+
+    // Obsolete Packet Block: like the EPB but with a 16-bit interface id followed by a 16-bit drop count.
+    private const int PbInterfaceIdOffset = 8;
+    private const int PbTimestampHighOffset = 12;
+    private const int PbTimestampLowOffset = 16;
+    private const int PbCapturedLengthOffset = 20;
+    private const int PbOriginalLengthOffset = 24;
+    private const int PbDataOffset = 28;
+    private const int PbMinLength = PbDataOffset + BlockTrailerLength;
+
+    private const int SpbOriginalLengthOffset = 8;
+    private const int SpbDataOffset = 12;
+    private const int SpbMinLength = SpbDataOffset + BlockTrailerLength;
+
+    private const int IsbInterfaceIdOffset = 8;
+    private const int IsbTimestampHighOffset = 12;
+    private const int IsbTimestampLowOffset = 16;
+    private const int IsbOptionsOffset = 20;
+    private const int IsbMinLength = IsbOptionsOffset + BlockTrailerLength;
+
+    private const int CbEnterpriseNumberOffset = 8;
+    private const int CbDataOffset = 12;
+    private const int CbMinLength = CbDataOffset + BlockTrailerLength;
+
+    private const int OptionHeaderLength = 4;
+    private const ushort OptionEndOfOptions = 0;
+    private const ushort IdbOptionTimestampResolution = 9;
+    private const ushort IdbOptionTimestampOffset = 14;
+    private const ushort IsbOptionStartTime = 2;
+    private const ushort IsbOptionEndTime = 3;
+    private const ushort IsbOptionInterfaceReceived = 4;
+    private const ushort IsbOptionInterfaceDropped = 5;
+    private const ushort IsbOptionFilterAccepted = 6;
+    private const ushort IsbOptionOsDropped = 7;
+    private const ushort IsbOptionUserDelivered = 8;
+
+    private const byte DefaultTimestampResolution = 6;
+    private const ulong NanosecondsPerSecond = 1_000_000_000;
+
+    // Above this many units per second, remainder * 10^9 no longer fits in 64 bits.
+    private const ulong MaxUnitsForNarrowFraction = ulong.MaxValue / NanosecondsPerSecond;
+
+    /// <summary>What the hot path needs to know about an interface, kept apart from the public metadata object.</summary>
+    private struct InterfaceState
+    {
+        public LinkType LinkType;
+        public uint SnapLength;
+        public ulong UnitsPerSecond;
+
+        // 10^9 / UnitsPerSecond when that is exact (10^-n for n <= 9, 2^-n for n <= 9), else 0.
+        public ulong NanosecondsPerUnit;
+        public long OffsetNanoseconds;
+    }
+
+    private static readonly InterfaceState MicrosecondInterface = new()
+    {
+        UnitsPerSecond = 1_000_000,
+        NanosecondsPerUnit = 1_000,
+    };
+
+    private CaptureSection? _section;
+    private int _sectionIndex = -1;
+    private InterfaceState[] _interfaces = new InterfaceState[4];
+    private int _interfaceCount;
+
+    /// <summary>
+    /// Processes blocks until one yields a frame. With <paramref name="metadataOnly"/> stops (without consuming)
+    /// in front of the first frame-producing block instead; used by Open to read the file's leading metadata.
+    /// </summary>
+    private bool ReadPcapngBlocks(out CaptureFrame frame, bool metadataOnly)
+    {
+        frame = default;
+        while (true)
+        {
+            long offset = Position;
+            if (!Ensure(BlockHeaderLength))
+            {
+                if (Available == 0)
+                    return End();
+                return Fail(offset, $"file cut short in the middle of a block header (needs {BlockHeaderLength} bytes, {Available} present)");
+            }
+
+            var header = Unread(BlockHeaderLength);
+            // The SHB type reads the same in both byte orders, so it is recognised before its byte order is known.
+            uint type = ReadUInt32(header[BlockTypeOffset..]);
+            if (type == SectionHeaderBlockType)
+            {
+                if (!ReadSectionHeader(offset))
+                    return false;
+                continue;
+            }
+
+            uint totalLength = ReadUInt32(header[BlockTotalLengthOffset..]);
+            bool yieldsFrame = type is EnhancedPacketBlockType or SimplePacketBlockType or PacketBlockType
+                or CustomBlockType or CustomBlockNoCopyType;
+            if (yieldsFrame && metadataOnly)
+                return false;
+            if (!CheckBlockLength(offset, type, totalLength))
+                return false;
+            int length = (int)totalLength;
+
+            if (!yieldsFrame && type is not (InterfaceDescriptionBlockType or InterfaceStatisticsBlockType))
+            {
+                // NRB, DSB and block types we do not know: nothing in them matters here.
+                if (!SkipBlock(offset, type, totalLength))
+                    return false;
+                continue;
+            }
+
+            if (!Ensure(length))
+                return Fail(offset, $"file cut short in the middle of {BlockName(type)} (needs {length} bytes, {Available} present)");
+            var block = Unread(length);
+            uint trailer = ReadUInt32(block[(length - BlockTrailerLength)..]);
+            if (trailer != totalLength)
+                return Fail(offset, $"{Capitalized(BlockName(type))} has a trailing length {trailer} that differs from its leading length {totalLength}");
+
+            bool ok = type switch
+            {
+                EnhancedPacketBlockType => ReadEnhancedPacket(block, offset, out frame),
+                SimplePacketBlockType => ReadSimplePacket(block, offset, out frame),
+                PacketBlockType => ReadObsoletePacket(block, offset, out frame),
+                CustomBlockType or CustomBlockNoCopyType => ReadCustom(block, offset, out frame),
+                InterfaceDescriptionBlockType => ReadInterfaceDescription(block, offset),
+                _ => ReadInterfaceStatistics(block, offset),
+            };
+            if (!ok)
+                return false;
+            Consume(length);
+            if (yieldsFrame)
+                return true;
+        }
+    }
+
+    private bool ReadSectionHeader(long offset)
+    {
+        if (!Ensure(ShbVersionMajorOffset))
+            return Fail(offset, $"file cut short in the middle of a Section Header Block (needs {ShbMinLength} bytes, {Available} present)");
+
+        var start = Unread(ShbVersionMajorOffset);
+        bool bigEndian;
+        // Compare in file byte order: 1A 2B 3C 4D means big-endian.
+        uint magic = BinaryPrimitives.ReadUInt32BigEndian(start[ShbByteOrderMagicOffset..]);
+        if (magic == ByteOrderMagic)
+            bigEndian = true;
+        else if (magic == ByteOrderMagicSwapped)
+            bigEndian = false;
+        else if (offset == 0)
+            return Fail(offset, $"not a pcap or pcapng file (pcapng byte-order magic 0x{magic:x8})");
+        else
+            return Fail(offset, $"Section Header Block has an unknown byte-order magic 0x{magic:x8}");
+
+        _bigEndian = bigEndian;
+        uint totalLength = ReadUInt32(start[BlockTotalLengthOffset..]);
+        if (!CheckBlockLength(offset, SectionHeaderBlockType, totalLength))
+            return false;
+        int length = (int)totalLength;
+        if (!Ensure(length))
+            return Fail(offset, $"file cut short in the middle of a Section Header Block (needs {length} bytes, {Available} present)");
+
+        var block = Unread(length);
+        uint trailer = ReadUInt32(block[(length - BlockTrailerLength)..]);
+        if (trailer != totalLength)
+            return Fail(offset, $"Section Header Block has a trailing length {trailer} that differs from its leading length {totalLength}");
+
+        ushort major = ReadUInt16(block[ShbVersionMajorOffset..]);
+        ushort minor = ReadUInt16(block[ShbVersionMinorOffset..]);
+        // A different major version may lay blocks out differently; tshark stops there too.
+        if (major != SupportedMajorVersion)
+            return Fail(offset, $"unsupported pcapng version {major}.{minor} (only major version {SupportedMajorVersion} is readable)");
+
+        long sectionLength = (long)ReadUInt64(block[ShbSectionLengthOffset..]);
+        var options = ParseOptions(block[ShbOptionsOffset..(length - BlockTrailerLength)]);
+        _sectionIndex++;
+        _section = new CaptureSection(_sectionIndex, offset, bigEndian, major, minor, sectionLength, options);
+        _interfaceCount = 0;
+        Consume(length);
+        return true;
+    }
+
+    private bool CheckBlockLength(long offset, uint type, uint totalLength)
+    {
+        int minimum = type switch
+        {
+            SectionHeaderBlockType => ShbMinLength,
+            InterfaceDescriptionBlockType => IdbMinLength,
+            EnhancedPacketBlockType => EpbMinLength,
+            PacketBlockType => PbMinLength,
+            SimplePacketBlockType => SpbMinLength,
+            InterfaceStatisticsBlockType => IsbMinLength,
+            CustomBlockType or CustomBlockNoCopyType => CbMinLength,
+            _ => MinBlockLength,
+        };
+        if (totalLength < minimum)
+            return Fail(offset, $"{Capitalized(BlockName(type))} has a total length of {totalLength}, less than the minimum of {minimum}");
+        if (totalLength % 4 != 0)
+            return Fail(offset, $"{Capitalized(BlockName(type))} has a total length of {totalLength}, not a multiple of 4");
+        if (totalLength > MaxRecordLength)
+            return Fail(offset, $"{Capitalized(BlockName(type))} has a total length of {totalLength}, more than the limit of {MaxRecordLength}");
+        return true;
+    }
+
+    private bool SkipBlock(long offset, uint type, uint totalLength)
+    {
+        int length = (int)totalLength;
+        if (length <= _buffer.Length)
+        {
+            if (!Ensure(length))
+                return Fail(offset, $"file cut short in the middle of {BlockName(type)} (needs {length} bytes, {Available} present)");
+            Consume(length - BlockTrailerLength);
+        }
+        else
+        {
+            // Bigger than the buffer: stream past the body rather than growing the buffer for bytes nobody reads.
+            long body = length - BlockTrailerLength;
+            long skipped = Skip(body);
+            if (skipped < body || !Ensure(BlockTrailerLength))
+                return Fail(offset, $"file cut short in the middle of {BlockName(type)} (needs {length} bytes, {skipped + Available} present)");
+        }
+
+        uint trailer = ReadUInt32(Unread(BlockTrailerLength));
+        if (trailer != totalLength)
+            return Fail(offset, $"{Capitalized(BlockName(type))} has a trailing length {trailer} that differs from its leading length {totalLength}");
+        Consume(BlockTrailerLength);
+        return true;
+    }
+
+    private bool ReadEnhancedPacket(ReadOnlySpan<byte> block, long offset, out CaptureFrame frame)
+    {
+        frame = default;
+        uint interfaceId = ReadUInt32(block[EpbInterfaceIdOffset..]);
+        if (interfaceId >= (uint)_interfaceCount)
+            return Fail(offset, UnknownInterfaceMessage("an Enhanced Packet Block", interfaceId));
+        uint capturedLength = ReadUInt32(block[EpbCapturedLengthOffset..]);
+        if (capturedLength > (uint)(block.Length - EpbMinLength))
+            return Fail(offset, $"Enhanced Packet Block of {block.Length} bytes is too small for {capturedLength} captured bytes");
+
+        ref readonly var state = ref _interfaces[interfaceId];
+        ulong timestamp = ((ulong)ReadUInt32(block[EpbTimestampHighOffset..]) << 32) | ReadUInt32(block[EpbTimestampLowOffset..]);
+        frame.Data = block.Slice(EpbDataOffset, (int)capturedLength);
+        frame.TimestampNanoseconds = ToNanoseconds(in state, timestamp);
+        frame.HasTimestamp = true;
+        frame.OriginalLength = ReadUInt32(block[EpbOriginalLengthOffset..]);
+        frame.LinkType = state.LinkType;
+        frame.InterfaceId = (int)interfaceId;
+        frame.SectionIndex = _sectionIndex;
+        frame.FileOffset = offset;
+        frame.Kind = FrameKind.Packet;
+        return true;
+    }
+
+    private bool ReadObsoletePacket(ReadOnlySpan<byte> block, long offset, out CaptureFrame frame)
+    {
+        frame = default;
+        uint interfaceId = ReadUInt16(block[PbInterfaceIdOffset..]);
+        if (interfaceId >= (uint)_interfaceCount)
+            return Fail(offset, UnknownInterfaceMessage("a Packet Block", interfaceId));
+        uint capturedLength = ReadUInt32(block[PbCapturedLengthOffset..]);
+        if (capturedLength > (uint)(block.Length - PbMinLength))
+            return Fail(offset, $"Packet Block of {block.Length} bytes is too small for {capturedLength} captured bytes");
+
+        ref readonly var state = ref _interfaces[interfaceId];
+        ulong timestamp = ((ulong)ReadUInt32(block[PbTimestampHighOffset..]) << 32) | ReadUInt32(block[PbTimestampLowOffset..]);
+        frame.Data = block.Slice(PbDataOffset, (int)capturedLength);
+        frame.TimestampNanoseconds = ToNanoseconds(in state, timestamp);
+        frame.HasTimestamp = true;
+        frame.OriginalLength = ReadUInt32(block[PbOriginalLengthOffset..]);
+        frame.LinkType = state.LinkType;
+        frame.InterfaceId = (int)interfaceId;
+        frame.SectionIndex = _sectionIndex;
+        frame.FileOffset = offset;
+        frame.Kind = FrameKind.Packet;
+        return true;
+    }
+
+    private bool ReadSimplePacket(ReadOnlySpan<byte> block, long offset, out CaptureFrame frame)
+    {
+        frame = default;
+        // An SPB implicitly belongs to interface 0.
+        if (_interfaceCount == 0)
+            return Fail(offset, "Simple Packet Block appears before any Interface Description Block in its section");
+
+        ref readonly var state = ref _interfaces[0];
+        uint originalLength = ReadUInt32(block[SpbOriginalLengthOffset..]);
+        // No captured-length field: it is the original length cut to the snaplen (0 = unlimited) and to the block.
+        uint capturedLength = originalLength;
+        if (state.SnapLength != 0 && capturedLength > state.SnapLength)
+            capturedLength = state.SnapLength;
+        uint room = (uint)(block.Length - SpbMinLength);
+        if (capturedLength > room)
+            capturedLength = room;
+
+        frame.Data = block.Slice(SpbDataOffset, (int)capturedLength);
+        frame.HasTimestamp = false;
+        frame.OriginalLength = originalLength;
+        frame.LinkType = state.LinkType;
+        frame.InterfaceId = 0;
+        frame.SectionIndex = _sectionIndex;
+        frame.FileOffset = offset;
+        frame.Kind = FrameKind.Packet;
+        return true;
+    }
+
+    private bool ReadCustom(ReadOnlySpan<byte> block, long offset, out CaptureFrame frame)
+    {
+        frame = default;
+        // tshark reports a custom block's length as everything after the enterprise number (data, options and
+        // padding alike): total length - 16. Data covers exactly that so Data.Length matches its frame.cap_len.
+        int payloadLength = block.Length - CbMinLength;
+        frame.Data = block.Slice(CbDataOffset, payloadLength);
+        frame.HasTimestamp = false;
+        frame.OriginalLength = (uint)payloadLength;
+        frame.InterfaceId = -1;
+        frame.SectionIndex = _sectionIndex;
+        frame.FileOffset = offset;
+        frame.Kind = FrameKind.Custom;
+        frame.EnterpriseNumber = ReadUInt32(block[CbEnterpriseNumberOffset..]);
+        return true;
+    }
+
+    private bool ReadInterfaceDescription(ReadOnlySpan<byte> block, long offset)
+    {
+        var linkType = (LinkType)ReadUInt16(block[IdbLinkTypeOffset..]);
+        uint snapLength = ReadUInt32(block[IdbSnapLengthOffset..]);
+        var options = ParseOptions(block[IdbOptionsOffset..^BlockTrailerLength]);
+
+        // Like Wireshark, the first occurrence of a single-valued option wins.
+        byte resolution = DefaultTimestampResolution;
+        long offsetSeconds = 0;
+        bool haveResolution = false, haveOffset = false;
+        foreach (var option in options)
+        {
+            if (option.Code == IdbOptionTimestampResolution && option.Value.Length == 1 && !haveResolution)
+            {
+                resolution = option.Value[0];
+                haveResolution = true;
+            }
+            else if (option.Code == IdbOptionTimestampOffset && option.Value.Length == 8 && !haveOffset)
+            {
+                offsetSeconds = (long)ReadUInt64(option.Value);
+                haveOffset = true;
+            }
+        }
+
+        int exponent = resolution & 0x7F;
+        bool powerOfTwo = (resolution & 0x80) != 0;
+        // Beyond these, units per second do not fit in 64 bits.
+        if (powerOfTwo ? exponent > 63 : exponent > 19)
+            return Fail(offset, $"Interface Description Block has an unsupported timestamp resolution (if_tsresol 0x{resolution:x2})");
+        ulong unitsPerSecond = powerOfTwo ? 1UL << exponent : Pow10(exponent);
+
+        var state = new InterfaceState
+        {
+            LinkType = linkType,
+            SnapLength = snapLength,
+            UnitsPerSecond = unitsPerSecond,
+            NanosecondsPerUnit = unitsPerSecond <= NanosecondsPerSecond && NanosecondsPerSecond % unitsPerSecond == 0
+                ? NanosecondsPerSecond / unitsPerSecond
+                : 0,
+            OffsetNanoseconds = unchecked(offsetSeconds * (long)NanosecondsPerSecond),
+        };
+
+        if (_interfaceCount == _interfaces.Length)
+            Array.Resize(ref _interfaces, _interfaces.Length * 2);
+        int id = _interfaceCount++;
+        _interfaces[id] = state;
+        _section!.InterfaceList.Add(new CaptureInterface(id, _sectionIndex, linkType, snapLength, options, resolution, unitsPerSecond, offsetSeconds));
+        return true;
+    }
+
+    private bool ReadInterfaceStatistics(ReadOnlySpan<byte> block, long offset)
+    {
+        uint interfaceId = ReadUInt32(block[IsbInterfaceIdOffset..]);
+        // Statistics for an undeclared interface are kept (they hurt nobody); their times are read as microseconds.
+        var state = interfaceId < (uint)_interfaceCount ? _interfaces[interfaceId] : MicrosecondInterface;
+        ulong timestamp = ((ulong)ReadUInt32(block[IsbTimestampHighOffset..]) << 32) | ReadUInt32(block[IsbTimestampLowOffset..]);
+        var options = ParseOptions(block[IsbOptionsOffset..^BlockTrailerLength]);
+
+        long? startTime = null, endTime = null;
+        foreach (var option in options)
+        {
+            if (option.Value.Length != 8)
+                continue;
+            // Option timestamps are two 32-bit words (high, low) in section byte order, like the block's own.
+            ulong value = ((ulong)ReadUInt32(option.Value) << 32) | ReadUInt32(option.Value.AsSpan(4));
+            if (option.Code == IsbOptionStartTime && startTime is null)
+                startTime = ToNanoseconds(in state, value);
+            else if (option.Code == IsbOptionEndTime && endTime is null)
+                endTime = ToNanoseconds(in state, value);
+        }
+
+        _statistics.Add(new InterfaceStatistics(_sectionIndex, (int)Math.Min(interfaceId, int.MaxValue), offset,
+            ToNanoseconds(in state, timestamp), options, startTime, endTime)
+        {
+            InterfaceReceived = CaptureText.FindUInt64(options, IsbOptionInterfaceReceived, _bigEndian),
+            InterfaceDropped = CaptureText.FindUInt64(options, IsbOptionInterfaceDropped, _bigEndian),
+            FilterAccepted = CaptureText.FindUInt64(options, IsbOptionFilterAccepted, _bigEndian),
+            OsDropped = CaptureText.FindUInt64(options, IsbOptionOsDropped, _bigEndian),
+            UserDelivered = CaptureText.FindUInt64(options, IsbOptionUserDelivered, _bigEndian),
+        });
+        return true;
+    }
+
+    /// <summary>
+    /// Splits an option list. Options are metadata only, so a malformed list ends at the last well-formed option
+    /// instead of stopping the whole file.
+    /// </summary>
+    private List<CaptureOption> ParseOptions(ReadOnlySpan<byte> region)
+    {
+        var options = new List<CaptureOption>();
+        int position = 0;
+        while (region.Length - position >= OptionHeaderLength)
+        {
+            ushort code = ReadUInt16(region[position..]);
+            ushort valueLength = ReadUInt16(region[(position + 2)..]);
+            if (code == OptionEndOfOptions)
+                break;
+            position += OptionHeaderLength;
+            if (valueLength > region.Length - position)
+                break;
+            options.Add(new CaptureOption(code, region.Slice(position, valueLength).ToArray()));
+            // Values are padded to 4 bytes; the padding of the last option may be missing in sloppy files.
+            position += (valueLength + 3) & ~3;
+        }
+        return options;
+    }
+
+    /// <summary>Block timestamp to nanoseconds since the epoch, truncating like Wireshark for resolutions finer than 1 ns.</summary>
+    private static long ToNanoseconds(in InterfaceState state, ulong timestamp)
+    {
+        ulong nanoseconds;
+        if (state.NanosecondsPerUnit != 0)
+        {
+            // Exact; also equal to seconds * 10^9 + fraction in wrap-around arithmetic.
+            nanoseconds = unchecked(timestamp * state.NanosecondsPerUnit);
+        }
+        else
+        {
+            ulong units = state.UnitsPerSecond;
+            ulong seconds = timestamp / units;
+            ulong remainder = timestamp - seconds * units;
+            ulong fraction = units <= MaxUnitsForNarrowFraction
+                ? remainder * NanosecondsPerSecond / units
+                : (ulong)((UInt128)remainder * NanosecondsPerSecond / units);
+            nanoseconds = unchecked(seconds * NanosecondsPerSecond + fraction);
+        }
+        return unchecked((long)nanoseconds + state.OffsetNanoseconds);
+    }
+
+    private static ulong Pow10(int exponent)
+    {
+        ulong value = 1;
+        for (int i = 0; i < exponent; i++)
+            value *= 10;
+        return value;
+    }
+
+    private string UnknownInterfaceMessage(string blockName, uint interfaceId) =>
+        $"{Capitalized(blockName)} refers to interface {interfaceId}, but section {_sectionIndex} declares only {_interfaceCount}";
+
+    private static string BlockName(uint type) => type switch
+    {
+        SectionHeaderBlockType => "a Section Header Block",
+        InterfaceDescriptionBlockType => "an Interface Description Block",
+        PacketBlockType => "a Packet Block",
+        SimplePacketBlockType => "a Simple Packet Block",
+        NameResolutionBlockType => "a Name Resolution Block",
+        InterfaceStatisticsBlockType => "an Interface Statistics Block",
+        EnhancedPacketBlockType => "an Enhanced Packet Block",
+        DecryptionSecretsBlockType => "a Decryption Secrets Block",
+        CustomBlockType or CustomBlockNoCopyType => "a Custom Block",
+        _ => $"a block of type 0x{type:x8}",
+    };
+
+    // "an Enhanced Packet Block" -> "Enhanced Packet Block" at the start of a message.
+    private static string Capitalized(string name)
+    {
+        int space = name.IndexOf(' ', StringComparison.Ordinal);
+        string rest = name[(space + 1)..];
+        return rest.StartsWith("block of type", StringComparison.Ordinal) ? "Block" + rest[5..] : rest;
+    }
+}
