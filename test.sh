@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every survey6 test. Installs missing Debian prerequisites first (needs root or sudo).
+# Last line: "N passed, N failed, N skipped", counted from the test results.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$root"
+
+packages=(tshark tcpdump libpcap0.8 libpcap-dev iproute2 iputils-ping python3-dpkt)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "test.sh: installing ${missing[*]}"
+    sudo_cmd=""
+    [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 update -qq
+    $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >/dev/null
+fi
+
+results="$root/.build/test-results"
+rm -rf "$results"
+mkdir -p "$results"
+dotnet test "$root/Survey6.slnx" -c Release --logger "trx" --results-directory "$results" "$@"
+status=$?
+
+passed=0; failed=0; skipped=0
+shopt -s nullglob
+trx=("$results"/*.trx)
+for f in "${trx[@]}"; do
+    counters=$(grep -o '<Counters [^>]*>' "$f" | head -1)
+    get() { sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p" <<<"$counters"; }
+    passed=$((passed + $(get passed)))
+    failed=$((failed + $(get failed) + $(get error) + $(get timeout) + $(get aborted)))
+    skipped=$((skipped + $(get notExecuted)))
+done
+if ((status != 0 && failed == 0)); then
+    failed=1 # the build or the test host failed before any result was recorded
+fi
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
+exit $((status != 0 ? 1 : 0))
