@@ -50,7 +50,17 @@ public static class PcapCommands
         foreach (var path in files)
         {
             statistics.AddFile();
-            status |= ReadAll(path, error, ref record, (in PacketRecord r) => statistics.Add(r), statistics);
+            if (!TryOpen(path, error, out var reader))
+            {
+                statistics.AddError(path, new CaptureError(0, "cannot open"));
+                status = ExitDamagedInput;
+                continue;
+            }
+
+            using (reader)
+            {
+                status |= ReadAll(reader, path, error, ref record, (in PacketRecord r) => statistics.Add(r), statistics);
+            }
         }
 
         using (var json = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = true }))
@@ -65,73 +75,76 @@ public static class PcapCommands
 
     public static int Records(string path, string format, Stream output, TextWriter error)
     {
-        using var lines = new Utf8LineWriter(output);
-        var record = new PacketRecord();
-        int status;
-        switch (format)
+        if (!TryOpen(path, error, out var reader))
         {
-            case "tshark":
-                TsharkFieldWriter.WriteHeader(lines);
-                status = ReadAll(path, error, ref record, (in PacketRecord r) => TsharkFieldWriter.WriteRow(lines, r), null, lines);
-                break;
-            case "jsonl":
-                using (var jsonl = new JsonLinesRecordWriter(lines))
-                {
-                    status = ReadAll(path, error, ref record, (in PacketRecord r) => jsonl.Write(r), null, lines);
-                }
-
-                break;
-            default:
-                var tsv = new TsvRecordWriter(lines);
-                tsv.WriteHeader();
-                status = ReadAll(path, error, ref record, (in PacketRecord r) => tsv.Write(r), null, lines);
-                break;
-        }
-
-        return status;
-    }
-
-    private delegate void RecordSink(in PacketRecord record);
-
-    /// <summary>Feeds every frame of a file to the sink; reports damage as one line on stderr after the records before it.</summary>
-    private static int ReadAll(string path, TextWriter error, ref PacketRecord record, RecordSink sink, CaptureStatistics? statistics, Utf8LineWriter? flushBeforeError = null)
-    {
-        CaptureReader reader;
-        try
-        {
-            reader = CaptureReader.Open(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            error.WriteLine($"survey6: {path}: cannot open: {e.Message}");
             return ExitDamagedInput;
         }
 
         using (reader)
+        using (var lines = new Utf8LineWriter(output))
         {
-            long number = 0;
-            try
+            var record = new PacketRecord();
+            switch (format)
             {
-                while (reader.TryRead(out var frame))
-                {
-                    FrameDissection.Dissect(frame, ++number, ref record);
-                    sink(record);
-                }
-            }
-            catch (IOException e)
-            {
-                flushBeforeError?.Flush();
-                error.WriteLine($"survey6: {path}: read error after frame {number}: {e.Message}");
-                return ExitDamagedInput;
-            }
+                case "tshark":
+                    TsharkFieldWriter.WriteHeader(lines);
+                    return ReadAll(reader, path, error, ref record, (in PacketRecord r) => TsharkFieldWriter.WriteRow(lines, r), null, lines);
+                case "jsonl":
+                    using (var jsonl = new JsonLinesRecordWriter(lines))
+                    {
+                        return ReadAll(reader, path, error, ref record, (in PacketRecord r) => jsonl.Write(r), null, lines);
+                    }
 
-            if (reader.Error is { } damage)
-            {
-                flushBeforeError?.Flush();
-                statistics?.AddError(path, damage);
-                error.WriteLine($"survey6: {path}: offset {damage.Offset}: {damage.Message}");
-                return ExitDamagedInput;
+                default:
+                    var tsv = new TsvRecordWriter(lines);
+                    tsv.WriteHeader();
+                    return ReadAll(reader, path, error, ref record, (in PacketRecord r) => tsv.Write(r), null, lines);
             }
+        }
+    }
+
+    private delegate void RecordSink(in PacketRecord record);
+
+    private static bool TryOpen(string path, TextWriter error, out CaptureReader reader)
+    {
+        try
+        {
+            reader = CaptureReader.Open(path);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            error.WriteLine($"survey6: {path}: cannot open: {e.Message}");
+            reader = null!;
+            return false;
+        }
+    }
+
+    /// <summary>Feeds every frame of a file to the sink; reports damage as one line on stderr after the records before it.</summary>
+    private static int ReadAll(CaptureReader reader, string path, TextWriter error, ref PacketRecord record, RecordSink sink, CaptureStatistics? statistics, Utf8LineWriter? flushBeforeError = null)
+    {
+        long number = 0;
+        try
+        {
+            while (reader.TryRead(out var frame))
+            {
+                FrameDissection.Dissect(frame, ++number, ref record);
+                sink(record);
+            }
+        }
+        catch (IOException e)
+        {
+            flushBeforeError?.Flush();
+            error.WriteLine($"survey6: {path}: read error after frame {number}: {e.Message}");
+            return ExitDamagedInput;
+        }
+
+        if (reader.Error is { } damage)
+        {
+            flushBeforeError?.Flush();
+            statistics?.AddError(path, damage);
+            error.WriteLine($"survey6: {path}: offset {damage.Offset}: {damage.Message}");
+            return ExitDamagedInput;
         }
 
         return 0;

@@ -74,9 +74,9 @@ public static class RecordFields
         var source = flow ? Ipv6AddressClassifier.Classify(r.FlowSource) : default;
         var destination = flow ? Ipv6AddressClassifier.Classify(r.FlowDestination) : default;
         sink.Text("src_type", flow ? Ipv6AddressClassifier.TypeName(source.Type) : default, flow);
-        sink.Text("src_iid", flow ? Ipv6AddressClassifier.IidName(source.IidClass) : default, flow);
+        sink.Text("src_iid", flow ? Ipv6AddressClassifier.IidName(source.IidClass) : default, flow && source.IidClass != IidClass.None);
         sink.Text("dst_type", flow ? Ipv6AddressClassifier.TypeName(destination.Type) : default, flow);
-        sink.Text("dst_iid", flow ? Ipv6AddressClassifier.IidName(destination.IidClass) : default, flow);
+        sink.Text("dst_iid", flow ? Ipv6AddressClassifier.IidName(destination.IidClass) : default, flow && destination.IidClass != IidClass.None);
         sink.Number("tcp_flags", r.TcpFlags, (p & FieldPresence.TcpFlags) != 0);
         sink.Number("icmpv6_type", r.Icmpv6Type, (p & FieldPresence.Icmpv6Type) != 0);
         sink.Number("icmpv6_code", r.Icmpv6Code, (p & FieldPresence.Icmpv6Code) != 0);
