@@ -760,7 +760,7 @@ public static class PacketDissector
             return;
         }
 
-        var kind = ClassifyDnsPorts(sourcePort, destinationPort);
+        var kind = DnsReader.Classify(sourcePort, destinationPort);
         if (kind != DnsTransportKind.None && (r.Present & FieldPresence.Dns) == 0)
         {
             // DNS over TCP: a two-byte length, then the message (no reassembly across segments).
@@ -843,7 +843,7 @@ public static class PacketDissector
             case PortLlmnr:
                 if ((r.Present & FieldPresence.Dns) == 0)
                 {
-                    ReadDns(frame, payload, end, ClassifyDnsPorts(port, port), ref r);
+                    ReadDns(frame, payload, end, DnsReader.Classify(port, port), ref r);
                 }
 
                 return true;
@@ -1165,21 +1165,15 @@ public static class PacketDissector
         r.DnsOffset = offset;
         r.DnsLength = end - offset;
         DnsReader.Read(frame[offset..end], ref r.Dns);
-    }
-
-    /// <summary>tshark's port registrations for DNS and its multicast/link-local relatives.</summary>
-    public static DnsTransportKind ClassifyDnsPorts(ushort sourcePort, ushort destinationPort)
-    {
-        ushort low = Math.Min(sourcePort, destinationPort);
-        ushort high = Math.Max(sourcePort, destinationPort);
-        return Classify(low) is var k && k != DnsTransportKind.None ? k : Classify(high);
-
-        static DnsTransportKind Classify(ushort port) => port switch
+        var status = r.Dns.Status;
+        if ((status & DnsStatus.Truncated) != 0)
         {
-            PortDns => DnsTransportKind.Dns,
-            PortMdns => DnsTransportKind.Mdns,
-            PortLlmnr => DnsTransportKind.Llmnr,
-            _ => DnsTransportKind.None,
-        };
+            r.Anomalies |= Anomaly.TruncatedDns;
+        }
+
+        if ((status & ~(DnsStatus.Truncated | DnsStatus.TrailingData)) != 0)
+        {
+            r.Anomalies |= Anomaly.MalformedDns;
+        }
     }
 }

@@ -151,7 +151,7 @@ public static class RecordFields
     private static int WriteAaaa(in DnsInfo d, Span<char> destination)
     {
         int n = 0;
-        int stored = Math.Min(d.AaaaCount, DnsInfo.MaxStoredAaaa);
+        int stored = d.StoredAaaaCount;
         for (int i = 0; i < stored && n + 48 < destination.Length; i++)
         {
             if (i > 0)

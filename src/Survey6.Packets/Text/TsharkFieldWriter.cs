@@ -16,8 +16,6 @@ public static class TsharkFieldWriter
         "icmpv6.type", "icmpv6.code", "dns.qry.name", "dns.qry.type", "dns.flags.rcode", "dns.aaaa",
     ];
 
-    private const int DnsNameCharacters = 2048;
-
     public static void WriteHeader(Utf8LineWriter w)
     {
         for (int i = 0; i < Fields.Length; i++)
@@ -127,9 +125,7 @@ public static class TsharkFieldWriter
         ref readonly var d = ref r.Dns;
         if (dns && d.HasQuestion)
         {
-            Span<char> name = stackalloc char[DnsNameCharacters];
-            int n = d.CopyQueryName(name);
-            w.Write(name[..n]);
+            w.Write(d.QueryNameUtf8);
         }
 
         w.Tab();
