@@ -105,6 +105,9 @@ public sealed class CaptureStore
                 return new UploadSession(this, stored);
             }
 
+            // Checked after the duplicate test: a capture already held is acknowledged even if the limit has since dropped.
+            if (header.Size > _maxCaptureBytes)
+                throw Reject(probeId, sha, UploadRejection.TooLarge, $"declared size {header.Size} exceeds the limit of {_maxCaptureBytes} bytes");
             part = await OpenPartAsync(probeId, sha, cancellationToken).ConfigureAwait(false);
             var (meta, offset) = await ReservePartAsync(probeId, sha, header, part.SafeFileHandle, cancellationToken).ConfigureAwait(false);
             hash = await HashHeldBytesAsync(part.SafeFileHandle, offset, cancellationToken).ConfigureAwait(false);
@@ -424,8 +427,6 @@ public sealed class CaptureStore
     {
         if (header.Size < 0)
             throw Reject(probeId, sha, UploadRejection.InvalidHeader, $"declared size {header.Size} is negative");
-        if (header.Size > _maxCaptureBytes)
-            throw Reject(probeId, sha, UploadRejection.TooLarge, $"declared size {header.Size} exceeds the limit of {_maxCaptureBytes} bytes");
         if (header.WindowEnd < header.WindowStart)
             throw Reject(probeId, sha, UploadRejection.InvalidHeader, $"capture window ends ({header.WindowEnd:O}) before it starts ({header.WindowStart:O})");
         if (StoreFiles.CheckProbeManifest(header.ManifestJson, _maxManifestBytes) is { } problem)

@@ -19,7 +19,13 @@ public class CrashTests
         int cut = data.Length / 3 + 7;
 
         await using (var child = await CrashHelper.StartAsync(fixture, data, "write", cut.ToString(System.Globalization.CultureInfo.InvariantCulture)))
+        {
             Assert.Equal($"READY {cut}", await child.WaitForAsync("READY"));
+            // While the child's session lives, its lock on the part keeps this process out.
+            var e = await Assert.ThrowsAsync<UploadRejectedException>(() => fixture.Store.BeginAsync(StoreFixture.Probe, TestCaptures.Header(data)).AsTask());
+            Assert.Equal(UploadRejection.ChunkSequence, e.Rejection);
+            Assert.Contains("another process", e.Message, StringComparison.Ordinal);
+        }
 
         await ResumeAndCheckAsync(fixture, data, expectedOffset: cut, expectedSinkCalls: 1);
     }

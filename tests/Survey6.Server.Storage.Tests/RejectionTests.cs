@@ -114,6 +114,18 @@ public class RejectionTests
     }
 
     [Fact]
+    public async Task CaptureStoredBeforeTheLimitDroppedIsStillAcknowledged()
+    {
+        using var fixture = new StoreFixture();
+        var data = TestCaptures.Pcapng(23);
+        await TestCaptures.UploadAsync(fixture.Store, data);
+
+        var store = new CaptureStore(Options.Create(new CaptureStoreOptions { DataDirectory = fixture.Directory, MaxCaptureBytes = 1000 }), fixture.Sink);
+        await using var session = await store.BeginAsync(StoreFixture.Probe, TestCaptures.Header(data));
+        Assert.True(session.IsDuplicate);
+    }
+
+    [Fact]
     public async Task QuotaCountsStoredCapturesAndReservedUploads()
     {
         var captures = Enumerable.Range(0, 3).Select(i => TestCaptures.Pcapng(20 + i, packets: 20, maxPacket: 1000)).ToArray();
