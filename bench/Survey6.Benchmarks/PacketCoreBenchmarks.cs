@@ -51,7 +51,7 @@ public class PacketCoreBenchmarks
         _frames = [.. frames];
         _linkTypes = [.. linkTypes];
         _file = BuildPcap(_frames);
-        _addresses = [.. Enumerable.Range(0, 4096).Select(i => new Ipv6Address(0x2001_0db8_0000_0000UL | (ulong)i, (ulong)i * 0x9E37_79B9_7F4A_7C15UL))];
+        _addresses = [.. Enumerable.Range(0, 4096).Select(i => new Ipv6Address(0x2001_0db8_0000_0000UL + (ulong)i, (ulong)i * 0x9E37_79B9_7F4A_7C15UL))];
     }
 
     public static IEnumerable<string> CaptureFiles()

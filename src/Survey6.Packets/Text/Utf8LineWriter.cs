@@ -114,16 +114,8 @@ public sealed class Utf8LineWriter : IDisposable
 
     public void WriteIpv6(Ipv6Address address)
     {
-        Ensure(46);
-        Span<char> chars = stackalloc char[46];
-        int n = address.Format(chars);
-        var span = _buffer.AsSpan(_position);
-        for (int i = 0; i < n; i++)
-        {
-            span[i] = (byte)chars[i];
-        }
-
-        _position += n;
+        Ensure(Ipv6Address.MaxTextLength);
+        _position += address.FormatUtf8(_buffer.AsSpan(_position));
     }
 
     public void WriteIpv4(uint address)
