@@ -44,7 +44,7 @@ public sealed class RedisStreamsIngestQueue : IIngestQueue, IDisposable
         if #p == 0 or p[1][2] ~= ARGV[3] or p[1][4] ~= tonumber(ARGV[4]) then return 0 end
         """;
 
-    private const string AckScript = HolderCheck + """
+    private const string AckScript = HolderCheck + "\n" + """
         redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
         redis.call('XDEL', KEYS[1], ARGV[2])
         redis.call('DEL', KEYS[2])
@@ -54,14 +54,14 @@ public sealed class RedisStreamsIngestQueue : IIngestQueue, IDisposable
     // ARGV[5] reason, ARGV[6] idle to set in ms, ARGV[7] retry consumer. IDLE backdates the
     // delivery so XAUTOCLAIM takes the entry once the retry delay has passed; JUSTID keeps the
     // delivery counter, which only real deliveries raise.
-    private const string NackScript = HolderCheck + """
+    private const string NackScript = HolderCheck + "\n" + """
         redis.call('HSET', KEYS[2], 'error', ARGV[5])
         redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[7], 0, ARGV[2], 'IDLE', ARGV[6], 'JUSTID')
         return 1
         """;
 
     // KEYS[3] dead stream; ARGV[5] reason, ARGV[6] attempts made, ARGV[7] dead-at (unix ms).
-    private const string DeadLetterScript = HolderCheck + """
+    private const string DeadLetterScript = HolderCheck + "\n" + """
         local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
         if #e == 1 then
           local f = e[1][2]
