@@ -207,7 +207,7 @@ public sealed class RedisStreamsIngestQueue : IIngestQueue, IDisposable
                 _db.StreamAutoClaimAsync(_stream, _group, consumer, _leaseMs, cursor, count: 1));
             if (claimed.ClaimedEntries is [var entry])
             {
-                var lease = await LeaseClaimedAsync(entry, consumer, ct);
+                var lease = await LeaseClaimedAsync(entry, consumer);
                 if (lease is not null)
                 {
                     return lease;
@@ -344,7 +344,7 @@ public sealed class RedisStreamsIngestQueue : IIngestQueue, IDisposable
         }
     }
 
-    private async Task<IngestLease?> LeaseClaimedAsync(StreamEntry entry, string consumer, CancellationToken ct)
+    private async Task<IngestLease?> LeaseClaimedAsync(StreamEntry entry, string consumer)
     {
         var pending = await _db.StreamPendingMessagesAsync(_stream, _group, 1, consumer, entry.Id, entry.Id);
         if (pending is not [var info])
@@ -360,7 +360,6 @@ public sealed class RedisStreamsIngestQueue : IIngestQueue, IDisposable
             var attempts = deliveries - 1;
             var reason = $"lease expired on attempt {attempts}" + (lastError is null ? "" : $"; before: {lastError}");
             await DeadLetterAsync(item.Sha256, entry.Id.ToString(), consumer, deliveries, attempts, reason);
-            ct.ThrowIfCancellationRequested();
             return null;
         }
         Log.Redelivering(_logger, item.Sha256, consumer, deliveries, lastError ?? "lease expired");

@@ -11,8 +11,6 @@ internal static class Wire
     public static DateTimeOffset ParseTime(string text) =>
         DateTimeOffset.ParseExact(text, "O", CultureInfo.InvariantCulture, DateTimeStyles.None);
 
-    public static string FormatLong(long value) => value.ToString(CultureInfo.InvariantCulture);
-
     public static long ParseLong(string text) => long.Parse(text, NumberStyles.Integer, CultureInfo.InvariantCulture);
 
     public static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;

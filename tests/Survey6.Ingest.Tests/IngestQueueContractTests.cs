@@ -326,7 +326,7 @@ public abstract class IngestQueueContractTests : IDisposable
     public async Task Stats_count_pending_in_flight_and_dead_and_age_the_oldest_pending()
     {
         var queue = CreateQueue(LongLease, maxAttempts: 1);
-        var age = ShortLease; // any span the clock can be moved by
+        var age = RetryDelay; // any span the clock can be moved by
         await queue.EnqueueAsync(TestItems.Capture(1), Ct);
         await queue.EnqueueAsync(TestItems.Capture(2), Ct);
         await queue.EnqueueAsync(TestItems.Capture(3), Ct);

@@ -11,6 +11,9 @@ namespace Survey6.Ingest.Tests;
 /// </summary>
 public static class Program
 {
+    /// <summary>How long a draining consumer works on each item.</summary>
+    public static readonly TimeSpan WorkTime = TimeSpan.FromMilliseconds(3);
+
     public static async Task<int> Main(string[] args)
     {
         if (args.Length < 2)
@@ -35,7 +38,9 @@ public static class Program
                 return 0;
 
             case "drain":
-                // Wait for GO so that every process starts claiming at the same moment.
+                // Warm up (first connection, JIT), then wait for GO so that every process starts
+                // claiming at the same moment.
+                await queue.GetStatsAsync(CancellationToken.None);
                 Console.WriteLine("READY");
                 if (await Console.In.ReadLineAsync() != "GO")
                 {
@@ -43,6 +48,7 @@ public static class Program
                 }
                 while (await queue.TryDequeueAsync(consumer, CancellationToken.None) is { } next)
                 {
+                    await Task.Delay(WorkTime); // hold the lease a moment, as real work would
                     var acked = await queue.AckAsync(next, CancellationToken.None);
                     Console.WriteLine($"{(acked ? "GOT" : "LOST")} {next.Item.Sha256} {next.Attempt}");
                 }

@@ -17,9 +17,9 @@ public sealed class RedisStreamsIngestQueueTests : IngestQueueContractTests
     }
 
     // Leases run on the Redis server's clock, so these are real waits: keep them short.
-    protected override TimeSpan ShortLease => TimeSpan.FromMilliseconds(1200);
+    protected override TimeSpan ShortLease => TimeSpan.FromSeconds(1);
 
-    protected override TimeSpan RetryDelay => TimeSpan.FromMilliseconds(800);
+    protected override TimeSpan RetryDelay => TimeSpan.FromMilliseconds(500);
 
     protected override TimeProvider Time => TimeProvider.System;
 

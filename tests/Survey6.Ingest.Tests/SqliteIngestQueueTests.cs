@@ -76,6 +76,7 @@ public sealed class SqliteIngestQueueTests : IngestQueueContractTests
             var got = new List<string>();
             while (await queue.TryDequeueAsync($"parent-{w}", Ct) is { } lease)
             {
+                await Task.Delay(Program.WorkTime);
                 got.Add($"{(await queue.AckAsync(lease, Ct) ? "GOT" : "LOST")} {lease.Item.Sha256} {lease.Attempt}");
             }
             return got;
@@ -90,6 +91,8 @@ public sealed class SqliteIngestQueueTests : IngestQueueContractTests
         Assert.All(all, l => Assert.Matches("^GOT [0-9a-f]{64} 1$", l));
         Assert.Equal(Items, all.Count);
         Assert.Equal(Items, all.Distinct().Count());
+        // Both children really competed (each holds every lease for a few ms, so neither drains alone).
+        Assert.True(linesA.Count > 1 && linesB.Count > 1, $"process-a got {linesA.Count - 1}, process-b {linesB.Count - 1}");
         Assert.Equal(new IngestQueueStats(0, 0, 0, null), await queue.GetStatsAsync(Ct));
     }
 
