@@ -46,9 +46,20 @@ public static class Program
                 {
                     return 3;
                 }
-                while (await queue.TryDequeueAsync(consumer, CancellationToken.None) is { } next)
+                // Claim one item and hold it until told to go on: the test then knows that every
+                // process held a lease at the same time, however the scheduler ran them.
+                var held = await queue.TryDequeueAsync(consumer, CancellationToken.None);
+                Console.WriteLine(held is null ? "HOLD none" : $"HOLD {held.Item.Sha256}");
+                if (await Console.In.ReadLineAsync() != "GO")
                 {
-                    await Task.Delay(WorkTime); // hold the lease a moment, as real work would
+                    return 3;
+                }
+                for (var next = held; next is not null; next = await queue.TryDequeueAsync(consumer, CancellationToken.None))
+                {
+                    if (next != held)
+                    {
+                        await Task.Delay(WorkTime); // hold the lease a moment, as real work would
+                    }
                     var acked = await queue.AckAsync(next, CancellationToken.None);
                     Console.WriteLine($"{(acked ? "GOT" : "LOST")} {next.Item.Sha256} {next.Attempt}");
                 }
