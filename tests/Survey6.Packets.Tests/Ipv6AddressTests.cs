@@ -1,3 +1,4 @@
+using CsCheck;
 using Survey6.Packets.Addresses;
 
 namespace Survey6.Packets.Tests;
@@ -19,6 +20,20 @@ public class Ipv6AddressTests
         Assert.Equal(System.Net.IPAddress.Parse(text).ToString(), address.ToString());
     }
 
+    // What tshark 4.0.17 prints for these addresses (ipv6.src of hand-made frames).
+    [Theory]
+    [InlineData("::ffff:1.2.3.4", "::ffff:1.2.3.4")]
+    [InlineData("::1.2.3.4", "::1.2.3.4")]
+    [InlineData("::0.0.1.2", "::102")]
+    [InlineData("::1", "::1")]
+    [InlineData("::ffff:0.0.0.0", "::ffff:0.0.0.0")]
+    [InlineData("::1:0:0", "::1:0:0")]
+    [InlineData("::d:0", "::0.13.0.0")]
+    public void Embedded_ipv4_is_written_as_tshark_writes_it(string input, string tshark)
+    {
+        Assert.Equal(tshark, Ipv6Address.Parse(input).ToString());
+    }
+
     [Fact]
     public void Read_and_write_round_trip()
     {
@@ -29,5 +44,30 @@ public class Ipv6AddressTests
         Assert.Equal(bytes, back);
         Assert.Equal(bytes[9], address[9]);
         Assert.Equal((ushort)((bytes[4] << 8) | bytes[5]), address.Hextet(2));
+    }
+
+    [Fact]
+    public void Format_agrees_with_the_framework_for_random_addresses()
+    {
+        // Zero hextets are common in real addresses, so draw each hextet from a mix biased towards 0.
+        var hextet = Gen.Frequency((3, Gen.Const((ushort)0)), (1, Gen.UShort[1, 0xF]), (2, Gen.UShort));
+        hextet.Array[8].Sample(h =>
+        {
+            var bytes = new byte[16];
+            for (int i = 0; i < 8; i++)
+            {
+                bytes[2 * i] = (byte)(h[i] >> 8);
+                bytes[(2 * i) + 1] = (byte)h[i];
+            }
+
+            // Embedded-IPv4 forms follow Wireshark's rule (tested below), which .NET does not share.
+            if (h[0] == 0 && h[1] == 0 && h[2] == 0 && h[3] == 0 && h[4] == 0 && (h[5] == 0 || h[5] == 0xFFFF))
+            {
+                return;
+            }
+
+            var expected = new System.Net.IPAddress(bytes).ToString();
+            Assert.Equal(expected, Ipv6Address.Read(bytes).ToString());
+        }, iter: 20_000);
     }
 }

@@ -68,7 +68,7 @@ public readonly record struct Ipv6Address(ulong High, ulong Low) : IComparable<I
         return n;
     }
 
-    /// <summary>Longest RFC 5952 text of an address (without a zone).</summary>
+    /// <summary>Longest text of an address (without a zone): eight four-digit hextets.</summary>
     public const int MaxTextLength = 39;
 
     /// <summary>Writes RFC 5952 text as ASCII bytes; the output path of millions of rows, so it avoids per-hextet shifting of the halves.</summary>
@@ -107,6 +107,23 @@ public readonly record struct Ipv6Address(ulong High, ulong Low) : IComparable<I
         }
 
         int pos = 0;
+
+        // Wireshark (like BSD inet_ntop) prints an embedded IPv4 address in dotted form for ::a.b.c.d
+        // (six leading zero hextets) and ::ffff:a.b.c.d, and in hex otherwise (::102, ::1).
+        if (bestStart == 0 && (bestLength == 6 || (bestLength == 5 && h[5] == 0xFFFF)))
+        {
+            destination[pos++] = (byte)':';
+            destination[pos++] = (byte)':';
+            if (bestLength == 5)
+            {
+                "ffff:"u8.CopyTo(destination[pos..]);
+                pos += 5;
+            }
+
+            pos += WriteDottedQuad(((uint)h[6] << 16) | h[7], destination[pos..]);
+            return pos;
+        }
+
         for (int i = 0; i < 8; i++)
         {
             if (i == bestStart)
@@ -131,14 +148,38 @@ public readonly record struct Ipv6Address(ulong High, ulong Low) : IComparable<I
         return pos;
     }
 
+    private static int WriteDottedQuad(uint address, Span<byte> destination)
+    {
+        int pos = 0;
+        for (int shift = 24; shift >= 0; shift -= 8)
+        {
+            System.Buffers.Text.Utf8Formatter.TryFormat((address >> shift) & 0xFF, destination[pos..], out int written);
+            pos += written;
+            if (shift > 0)
+            {
+                destination[pos++] = (byte)'.';
+            }
+        }
+
+        return pos;
+    }
+
     private static int WriteHex(ushort value, Span<byte> destination)
     {
         ReadOnlySpan<byte> digits = "0123456789abcdef"u8;
-        int n = value >= 0x1000 ? 4 : value >= 0x100 ? 3 : value >= 0x10 ? 2 : 1;
+
+        // Digits needed: 1 for 0..0xF, 2 up to 0xFF, 3 up to 0xFFF, 4 above.
+        int n = (35 - System.Numerics.BitOperations.LeadingZeroCount((uint)value | 1u)) >> 2;
+        if ((uint)n > (uint)destination.Length)
+        {
+            throw new ArgumentException("destination too small", nameof(destination));
+        }
+
+        uint v = value;
         for (int k = n - 1; k >= 0; k--)
         {
-            destination[k] = digits[value & 0xF];
-            value >>= 4;
+            destination[k] = digits[(int)(v & 0xF)];
+            v >>= 4;
         }
 
         return n;
