@@ -26,6 +26,19 @@ public sealed class AuthenticationTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Repeated_refusals_are_all_counted_but_recorded_once_a_minute()
+    {
+        for (int i = 0; i < 5; i++)
+            await Assert.ThrowsAsync<RpcException>(() => RenewAsync(null));
+        Assert.Equal(5, _server.Counters.Get("auth.refused.no_client_certificate"));
+        Assert.Single(_server.Events.Recent(20, EventKinds.AuthenticationRefused));
+
+        _server.Time.Advance(TimeSpan.FromMinutes(1));
+        await Assert.ThrowsAsync<RpcException>(() => RenewAsync(null));
+        Assert.Equal(2, _server.Events.Recent(20, EventKinds.AuthenticationRefused).Count);
+    }
+
+    [Fact]
     public async Task Renew_with_a_certificate_from_another_ca_is_refused()
     {
         // Same shape as a real probe certificate, even naming a real probe: only the issuer differs.

@@ -49,6 +49,7 @@ public static class ServerHostingExtensions
         services.AddSingleton<EventStore>();
         services.AddSingleton<SettingsStore>();
         services.AddSingleton<ServerCounters>();
+        services.AddSingleton<RefusalEventThrottle>();
         services.AddSingleton<JoinRateLimiter>();
         services.AddSingleton<ProbeCertificateValidator>();
 

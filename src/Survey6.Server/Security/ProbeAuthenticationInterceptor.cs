@@ -13,12 +13,13 @@ namespace Survey6.Server.Security;
 /// <see cref="AllowAnonymousAttribute"/>, the call needs a valid probe certificate
 /// (<see cref="ProbeCertificateValidator"/>), and the resulting <see cref="ProbeIdentity"/> is put
 /// on the call for <see cref="ProbeCallContextExtensions.GetProbeIdentity"/>. Refusals are
-/// counted and recorded as events. New services are covered simply by being mapped.
+/// counted and recorded as events (at most one per source and reason a minute). New services are covered simply by being mapped.
 /// </summary>
 public sealed class ProbeAuthenticationInterceptor(
     ProbeCertificateValidator validator,
     EventStore events,
     ServerCounters counters,
+    RefusalEventThrottle throttle,
     ILogger<ProbeAuthenticationInterceptor> logger) : Interceptor
 {
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(
@@ -66,10 +67,14 @@ public sealed class ProbeAuthenticationInterceptor(
 
         var remote = ProbeCallContextExtensions.RemoteAddress(http);
         counters.Increment(ServerCounters.AuthenticationRefusedPrefix + result.Reason.Replace(' ', '_'));
-        ServerLog.AuthenticationRefused(logger, context.Method, remote, result.Reason);
-        // The subject is recorded as claimed, for the operator; it identifies nothing.
-        var claimed = certificate?.Subject ?? "";
-        events.Append(EventKinds.AuthenticationRefused, null, remote, $"{context.Method}: {result.Reason}; subject {claimed}");
+        if (throttle.ShouldRecord(remote, result.Reason))
+        {
+            ServerLog.AuthenticationRefused(logger, context.Method, remote, result.Reason);
+            // The subject is recorded as claimed, for the operator; it identifies nothing.
+            var claimed = certificate?.Subject ?? "";
+            events.Append(EventKinds.AuthenticationRefused, null, remote, $"{context.Method}: {result.Reason}; subject {claimed}");
+        }
+
         throw new RpcException(new Status(result.Code, "client certificate refused: " + result.Reason));
     }
 }

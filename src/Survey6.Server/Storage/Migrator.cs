@@ -20,8 +20,9 @@ public static class Migrator
     public static int LatestVersion => Steps.Count == 0 ? 0 : Steps[^1].Version;
 
     /// <summary>Applies pending steps; returns how many were applied.</summary>
-    public static int Migrate(StateDatabase database)
+    public static int Migrate(StateDatabase database, TimeProvider? time = null)
     {
+        time ??= TimeProvider.System;
         ArgumentNullException.ThrowIfNull(database);
         using var connection = database.Open();
         Execute(connection, null, "PRAGMA journal_mode=WAL;");
@@ -47,7 +48,7 @@ public static class Migrator
                 insert.CommandText = "INSERT INTO schema_version (version, name, applied_at) VALUES ($v, $n, $t)";
                 insert.Parameters.AddWithValue("$v", step.Version);
                 insert.Parameters.AddWithValue("$n", step.Name);
-                insert.Parameters.AddWithValue("$t", DbTime.ToText(DateTimeOffset.UtcNow));
+                insert.Parameters.AddWithValue("$t", DbTime.ToText(time.GetUtcNow()));
                 insert.ExecuteNonQuery();
             }
 
