@@ -60,7 +60,7 @@ public static class ServerCommands
             }
             catch (Exception e) when (e is OptionsValidationException or IOException or FormatException or UnauthorizedAccessException)
             {
-                return Fail(parse, "server run", e.Message);
+                return Fail(parse, "run", e.Message);
             }
         });
         return command;
@@ -102,7 +102,7 @@ public static class ServerCommands
 
         var json = new Option<bool>("--json") { Description = "JSON instead of a table" };
         var list = new Command("list", "List join tokens (never their secrets)") { json };
-        list.SetAction(parse =>
+        list.SetAction(parse => WithState(parse, "token list", () =>
         {
             var (database, time) = (OpenDatabase(parse, dataDir, config), TimeProvider.System);
             var tokens = new TokenStore(database, time).List();
@@ -131,11 +131,11 @@ public static class ServerCommands
                 t.Id, t.Status(now), $"{t.Used}/{t.MaxUses}", t.ExpiresAt?.ToString("u") ?? "never", FormatLabels(t.Labels), t.Description,
             }));
             return 0;
-        });
+        }));
 
         var id = new Argument<string>("ID") { Description = "Token id (the part before the dot)" };
         var revoke = new Command("revoke", "Revoke a join token; probes that already joined keep their certificates") { id };
-        revoke.SetAction(parse =>
+        revoke.SetAction(parse => WithState(parse, "token revoke", () =>
         {
             var tokenId = parse.GetValue(id)!;
             var dot = tokenId.IndexOf('.', StringComparison.Ordinal);
@@ -145,7 +145,7 @@ public static class ServerCommands
                 return Fail(parse, "token revoke", $"no token {tokenId}");
             parse.InvocationConfiguration.Output.WriteLine($"revoked token {tokenId}");
             return 0;
-        });
+        }));
 
         token.Subcommands.Add(create);
         token.Subcommands.Add(list);
@@ -157,7 +157,7 @@ public static class ServerCommands
     {
         var json = new Option<bool>("--json") { Description = "JSON (with host facts) instead of a table" };
         var command = new Command("probes", "List probes that joined") { json };
-        command.SetAction(parse =>
+        command.SetAction(parse => WithState(parse, "probes", () =>
         {
             var probes = new ProbeStore(OpenDatabase(parse, dataDir, config), TimeProvider.System).List();
             var output = parse.InvocationConfiguration.Output;
@@ -187,7 +187,7 @@ public static class ServerCommands
                 p.Id, p.State, p.Hostname, p.JoinedAt.ToString("u"), p.JoinedFrom, p.CertificateNotAfter.ToString("u"), FormatLabels(p.Labels),
             }));
             return 0;
-        });
+        }));
         return command;
     }
 
@@ -202,10 +202,12 @@ public static class ServerCommands
     private static ServerOptions LoadOptions(ParseResult parse, Option<string> dataDir, Option<string> config) =>
         ServerConfiguration.LoadServerOptions(parse.GetValue(config), Overrides(parse, dataDir));
 
+    /// <summary>The existing state.db; a mistyped --data-dir must not quietly create an empty server.</summary>
     private static StateDatabase OpenDatabase(ParseResult parse, Option<string> dataDir, Option<string> config)
     {
         var directory = new ServerDataDirectory(LoadOptions(parse, dataDir, config).DataDirectory);
-        directory.EnsureCreated();
+        if (!File.Exists(directory.StateDatabase))
+            throw new DirectoryNotFoundException($"no server state in {directory.Root} (run `survey6 server run` or `survey6 server token create` first, or pass --data-dir)");
         return StateDatabase.OpenAndMigrate(directory.StateDatabase);
     }
 
@@ -221,9 +223,21 @@ public static class ServerCommands
             output.WriteLine(string.Join("  ", row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd());
     }
 
+    private static int WithState(ParseResult parse, string command, Func<int> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (DirectoryNotFoundException e)
+        {
+            return Fail(parse, command, e.Message);
+        }
+    }
+
     private static int Fail(ParseResult parse, string command, string message)
     {
-        parse.InvocationConfiguration.Error.WriteLine($"survey6 {command}: {message}");
+        parse.InvocationConfiguration.Error.WriteLine($"survey6 server {command}: {message}");
         return 1;
     }
 }

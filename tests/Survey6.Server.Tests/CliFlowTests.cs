@@ -85,6 +85,16 @@ public sealed class CliFlowTests : IDisposable
         await run;
     }
 
+    [Fact]
+    public async Task Listing_a_missing_data_directory_fails_without_creating_it()
+    {
+        var missing = Path.Combine(_root, "typo");
+        var (status, _, error) = await RunWithErrorAsync("server", "probes", "--data-dir", missing);
+        Assert.Equal(1, status);
+        Assert.StartsWith("survey6 server probes: no server state in " + missing, error, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(missing));
+    }
+
     [Theory]
     [InlineData("24h", 24 * 3600)]
     [InlineData("90m", 90 * 60)]
