@@ -1,0 +1,79 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Survey6.Contracts.V1;
+
+namespace Survey6.Cli;
+
+/// <summary>Parsers for option values shared by command groups.</summary>
+public static partial class CliParsing
+{
+    /// <summary>"24h", "90m", "7d", "1h30m", "45s"; "0" means no limit (null).</summary>
+    public static bool TryParseDuration(string text, out TimeSpan? duration)
+    {
+        duration = null;
+        if (text == "0")
+            return true;
+        var match = DurationShape().Match(text);
+        if (!match.Success)
+            return false;
+        var total = TimeSpan.Zero;
+        foreach (Capture part in match.Groups["part"].Captures)
+        {
+            var unit = part.Value[^1];
+            if (!long.TryParse(part.Value.AsSpan(0, part.Value.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n > 100_000)
+                return false;
+            total += unit switch
+            {
+                'd' => TimeSpan.FromDays(n),
+                'h' => TimeSpan.FromHours(n),
+                'm' => TimeSpan.FromMinutes(n),
+                _ => TimeSpan.FromSeconds(n),
+            };
+        }
+
+        duration = total;
+        return total > TimeSpan.Zero;
+    }
+
+    /// <summary>Repeated <c>key=value</c> options into a dictionary; later keys win.</summary>
+    public static bool TryParseLabels(IEnumerable<string>? pairs, out SortedDictionary<string, string> labels, out string? error)
+    {
+        labels = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        error = null;
+        foreach (var pair in pairs ?? [])
+        {
+            var equals = pair.IndexOf('=', StringComparison.Ordinal);
+            if (equals <= 0)
+            {
+                error = $"--label '{pair}' is not key=value";
+                return false;
+            }
+
+            labels[pair[..equals].Trim()] = pair[(equals + 1)..].Trim();
+        }
+
+        return true;
+    }
+
+    /// <summary><c>lat,lon[,country[,city]]</c>; the city may itself contain commas.</summary>
+    public static bool TryParseLocation(string text, out Location? location)
+    {
+        location = null;
+        var parts = text.Split(',', 4, StringSplitOptions.TrimEntries);
+        if (parts.Length < 2
+            || !double.TryParse(parts[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var latitude) || latitude is < -90 or > 90
+            || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var longitude) || longitude is < -180 or > 180)
+            return false;
+        location = new Location
+        {
+            Latitude = latitude,
+            Longitude = longitude,
+            Country = parts.Length > 2 ? parts[2] : "",
+            City = parts.Length > 3 ? parts[3] : "",
+        };
+        return true;
+    }
+
+    [GeneratedRegex("^(?<part>[0-9]+[dhms])+$", RegexOptions.CultureInvariant)]
+    private static partial Regex DurationShape();
+}

@@ -1,0 +1,243 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Survey6.Server.Hosting;
+using Survey6.Server.Options;
+using Survey6.Server.Pki;
+using Survey6.Server.Storage;
+
+namespace Survey6.Cli;
+
+/// <summary>
+/// <c>survey6 server ...</c>: run the C&amp;C server and manage its join tokens and probes. The
+/// token and probe commands work on the data directory's state.db directly, with or without a
+/// running server.
+/// </summary>
+public static class ServerCommands
+{
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    public static Command Create()
+    {
+        var dataDir = new Option<string>("--data-dir") { Description = "Server data directory (default /var/lib/survey6/server)", Recursive = true };
+        var config = new Option<string>("--config") { Description = "JSON configuration file (section Server)", Recursive = true };
+        var server = new Command("server", "Command-and-control server: enrol probes, receive their captures") { dataDir, config };
+        server.Subcommands.Add(CreateRun(dataDir, config));
+        server.Subcommands.Add(CreateToken(dataDir, config));
+        server.Subcommands.Add(CreateProbes(dataDir, config));
+        return server;
+    }
+
+    private static Command CreateRun(Option<string> dataDir, Option<string> config)
+    {
+        var grpcListen = new Option<string>("--grpc-listen") { Description = "gRPC endpoint for probes, ADDR:PORT (port 0: any free port)" };
+        var httpListen = new Option<string>("--http-listen") { Description = "HTTP endpoint for operators, ADDR:PORT (port 0: any free port)" };
+        var command = new Command("run", "Run the server until interrupted; prints the bound addresses") { grpcListen, httpListen };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            var overrides = Overrides(parse, dataDir);
+            if (parse.GetValue(grpcListen) is { } grpc)
+                overrides["Server:GrpcListen"] = grpc;
+            if (parse.GetValue(httpListen) is { } http)
+                overrides["Server:HttpListen"] = http;
+            try
+            {
+                await using var app = ServerApplication.Build(ServerApplication.CreateBuilder(parse.GetValue(config), overrides));
+                await app.StartAsync(cancellationToken).ConfigureAwait(false);
+                var endpoints = ServerEndpoints.From(app.Services);
+                output.WriteLine($"grpc: {endpoints.GrpcUrl}");
+                output.WriteLine($"http: {(endpoints.HttpUrl?.ToString() ?? "none")}");
+                output.WriteLine($"join-url: {endpoints.AdvertisedUrl}");
+                output.WriteLine($"ca-hash: {app.Services.GetRequiredService<ServerPki>().Authority.Pin}");
+                output.Flush();
+                await app.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
+                await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+                return 0;
+            }
+            catch (Exception e) when (e is OptionsValidationException or IOException or FormatException or UnauthorizedAccessException)
+            {
+                return Fail(parse, "run", e.Message);
+            }
+        });
+        return command;
+    }
+
+    private static Command CreateToken(Option<string> dataDir, Option<string> config)
+    {
+        var token = new Command("token", "Join tokens: create, list, revoke");
+
+        var ttl = new Option<string>("--ttl") { Description = "Lifetime: 24h, 30m, 7d, ...; 0 for no expiry", DefaultValueFactory = _ => "24h" };
+        var uses = new Option<int>("--uses") { Description = "How many probes may join with it", DefaultValueFactory = _ => 1 };
+        var labels = new Option<string[]>("--label") { Description = "key=value label given to every probe that joins with it (repeatable)" };
+        var description = new Option<string>("--description") { Description = "Free text, e.g. where the probes go", DefaultValueFactory = _ => "" };
+        var create = new Command("create", "Create a join token and print the probe's join command") { ttl, uses, labels, description };
+        create.SetAction(parse =>
+        {
+            if (!CliParsing.TryParseDuration(parse.GetValue(ttl)!, out var lifetime))
+                return Fail(parse, "token create", $"--ttl '{parse.GetValue(ttl)}' is not a duration like 24h, 30m or 7d (0: no expiry)");
+            if (parse.GetValue(uses) < 1)
+                return Fail(parse, "token create", "--uses must be at least 1");
+            if (!CliParsing.TryParseLabels(parse.GetValue(labels), out var labelMap, out var labelError))
+                return Fail(parse, "token create", labelError!);
+
+            var options = LoadOptions(parse, dataDir, config);
+            using var pki = new ServerPki(Microsoft.Extensions.Options.Options.Create(options), TimeProvider.System);
+            var database = StateDatabase.OpenAndMigrate(pki.Directory.StateDatabase);
+            var created = new TokenStore(database, TimeProvider.System).Create(lifetime, parse.GetValue(uses), labelMap, parse.GetValue(description)!);
+            var url = new SettingsStore(database).Get(SettingsStore.ServerUrl)
+                ?? ServerEndpoints.Advertise(options, ListenAddress.TryParse(options.GrpcListen, out var listen) ? listen.Port : 7443).ToString().TrimEnd('/');
+
+            var output = parse.InvocationConfiguration.Output;
+            output.WriteLine($"token: {created.Token}");
+            output.WriteLine($"expires: {(created.Info.ExpiresAt is { } e ? e.ToString("u") : "never")}");
+            output.WriteLine($"uses: {created.Info.MaxUses}");
+            output.WriteLine("join a probe with:");
+            output.WriteLine($"survey6 probe join --server {url} --token {created.Token} --ca-hash {pki.Authority.Pin}");
+            return 0;
+        });
+
+        var json = new Option<bool>("--json") { Description = "JSON instead of a table" };
+        var list = new Command("list", "List join tokens (never their secrets)") { json };
+        list.SetAction(parse => WithState(parse, "token list", () =>
+        {
+            var (database, time) = (OpenDatabase(parse, dataDir, config), TimeProvider.System);
+            var tokens = new TokenStore(database, time).List();
+            var now = time.GetUtcNow();
+            var output = parse.InvocationConfiguration.Output;
+            if (parse.GetValue(json))
+            {
+                var array = new JsonArray(tokens.Select(t => (JsonNode)new JsonObject
+                {
+                    ["id"] = t.Id,
+                    ["status"] = t.Status(now),
+                    ["used"] = t.Used,
+                    ["max_uses"] = t.MaxUses,
+                    ["created_at"] = t.CreatedAt.ToString("o"),
+                    ["expires_at"] = t.ExpiresAt?.ToString("o"),
+                    ["revoked_at"] = t.RevokedAt?.ToString("o"),
+                    ["labels"] = new JsonObject(t.Labels.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)l.Value))),
+                    ["description"] = t.Description,
+                }).ToArray());
+                output.WriteLine(array.ToJsonString(Indented));
+                return 0;
+            }
+
+            WriteTable(output, ["ID", "STATUS", "USES", "EXPIRES", "LABELS", "DESCRIPTION"], tokens.Select(t => new[]
+            {
+                t.Id, t.Status(now), $"{t.Used}/{t.MaxUses}", t.ExpiresAt?.ToString("u") ?? "never", FormatLabels(t.Labels), t.Description,
+            }));
+            return 0;
+        }));
+
+        var id = new Argument<string>("ID") { Description = "Token id (the part before the dot)" };
+        var revoke = new Command("revoke", "Revoke a join token; probes that already joined keep their certificates") { id };
+        revoke.SetAction(parse => WithState(parse, "token revoke", () =>
+        {
+            var tokenId = parse.GetValue(id)!;
+            var dot = tokenId.IndexOf('.', StringComparison.Ordinal);
+            if (dot > 0)
+                tokenId = tokenId[..dot]; // accept the whole token too
+            if (!new TokenStore(OpenDatabase(parse, dataDir, config), TimeProvider.System).Revoke(tokenId))
+                return Fail(parse, "token revoke", $"no token {tokenId}");
+            parse.InvocationConfiguration.Output.WriteLine($"revoked token {tokenId}");
+            return 0;
+        }));
+
+        token.Subcommands.Add(create);
+        token.Subcommands.Add(list);
+        token.Subcommands.Add(revoke);
+        return token;
+    }
+
+    private static Command CreateProbes(Option<string> dataDir, Option<string> config)
+    {
+        var json = new Option<bool>("--json") { Description = "JSON (with host facts) instead of a table" };
+        var command = new Command("probes", "List probes that joined") { json };
+        command.SetAction(parse => WithState(parse, "probes", () =>
+        {
+            var probes = new ProbeStore(OpenDatabase(parse, dataDir, config), TimeProvider.System).List();
+            var output = parse.InvocationConfiguration.Output;
+            if (parse.GetValue(json))
+            {
+                var array = new JsonArray(probes.Select(p => (JsonNode)new JsonObject
+                {
+                    ["id"] = p.Id,
+                    ["state"] = p.State,
+                    ["hostname"] = p.Hostname,
+                    ["labels"] = new JsonObject(p.Labels.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)l.Value))),
+                    ["joined_at"] = p.JoinedAt.ToString("o"),
+                    ["joined_from"] = p.JoinedFrom,
+                    ["token_id"] = p.TokenId,
+                    ["certificate_serial"] = p.CertificateSerial,
+                    ["certificate_not_after"] = p.CertificateNotAfter.ToString("o"),
+                    ["left_at"] = p.LeftAt?.ToString("o"),
+                    ["leave_reason"] = p.LeaveReason,
+                    ["facts"] = JsonNode.Parse(p.FactsJson),
+                }).ToArray());
+                output.WriteLine(array.ToJsonString(Indented));
+                return 0;
+            }
+
+            WriteTable(output, ["ID", "STATE", "HOSTNAME", "JOINED", "FROM", "CERT EXPIRES", "LABELS"], probes.Select(p => new[]
+            {
+                p.Id, p.State, p.Hostname, p.JoinedAt.ToString("u"), p.JoinedFrom, p.CertificateNotAfter.ToString("u"), FormatLabels(p.Labels),
+            }));
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Dictionary<string, string?> Overrides(ParseResult parse, Option<string> dataDir)
+    {
+        var overrides = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        if (parse.GetValue(dataDir) is { } dir)
+            overrides["Server:DataDirectory"] = Path.GetFullPath(dir);
+        return overrides;
+    }
+
+    private static ServerOptions LoadOptions(ParseResult parse, Option<string> dataDir, Option<string> config) =>
+        ServerConfiguration.LoadServerOptions(parse.GetValue(config), Overrides(parse, dataDir));
+
+    /// <summary>The existing state.db; a mistyped --data-dir must not quietly create an empty server.</summary>
+    private static StateDatabase OpenDatabase(ParseResult parse, Option<string> dataDir, Option<string> config)
+    {
+        var directory = new ServerDataDirectory(LoadOptions(parse, dataDir, config).DataDirectory);
+        if (!File.Exists(directory.StateDatabase))
+            throw new DirectoryNotFoundException($"no server state in {directory.Root} (run `survey6 server run` or `survey6 server token create` first, or pass --data-dir)");
+        return StateDatabase.OpenAndMigrate(directory.StateDatabase);
+    }
+
+    private static string FormatLabels(IReadOnlyDictionary<string, string> labels) =>
+        labels.Count == 0 ? "-" : string.Join(',', labels.Select(l => $"{l.Key}={l.Value}"));
+
+    private static void WriteTable(TextWriter output, string[] header, IEnumerable<string[]> rows)
+    {
+        var all = new List<string[]> { header };
+        all.AddRange(rows);
+        var widths = header.Select((_, i) => all.Max(r => r[i].Length)).ToArray();
+        foreach (var row in all)
+            output.WriteLine(string.Join("  ", row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd());
+    }
+
+    private static int WithState(ParseResult parse, string command, Func<int> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (DirectoryNotFoundException e)
+        {
+            return Fail(parse, command, e.Message);
+        }
+    }
+
+    private static int Fail(ParseResult parse, string command, string message)
+    {
+        parse.InvocationConfiguration.Error.WriteLine($"survey6 server {command}: {message}");
+        return 1;
+    }
+}

@@ -1,0 +1,82 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Survey6.Server.Diagnostics;
+using Survey6.Server.Enrollment;
+using Survey6.Server.Options;
+using Survey6.Server.Pki;
+using Survey6.Server.Security;
+using Survey6.Server.Storage;
+
+namespace Survey6.Server.Hosting;
+
+/// <summary>
+/// Wiring of the C&amp;C server. <see cref="AddSurvey6Server"/> registers options, the data
+/// directory's PKI and state.db, the stores, gRPC with probe authentication and the Kestrel
+/// endpoints; <see cref="MapSurvey6Server"/> maps the services. Later slices add their gRPC
+/// services with <c>app.MapGrpcService&lt;T&gt;()</c>: the authentication interceptor covers
+/// every mapped service.
+/// </summary>
+public static class ServerHostingExtensions
+{
+    public static WebApplicationBuilder AddSurvey6Server(this WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddSurvey6Server();
+        return builder;
+    }
+
+    public static IServiceCollection AddSurvey6Server(this IServiceCollection services)
+    {
+        services.AddOptions<ServerOptions>()
+            .BindConfiguration(ServerOptions.SectionName)
+            .ValidateDataAnnotations()
+            .Validate(o => ListenAddress.TryParse(o.GrpcListen, out _), "Server:GrpcListen must be ADDR:PORT, [IPV6]:PORT, localhost:PORT or *:PORT")
+            .Validate(o => string.IsNullOrWhiteSpace(o.HttpListen) || ListenAddress.TryParse(o.HttpListen, out _), "Server:HttpListen must be ADDR:PORT, [IPV6]:PORT, localhost:PORT, *:PORT or empty")
+            .ValidateOnStart();
+        services.AddOptions<JoinRateLimitOptions>().BindConfiguration(JoinRateLimitOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<PolicyOptions>().BindConfiguration(PolicyOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<ServerPki>();
+        services.AddSingleton(sp => StateDatabase.OpenAndMigrate(sp.GetRequiredService<ServerPki>().Directory.StateDatabase));
+        services.AddSingleton<TokenStore>();
+        services.AddSingleton<ProbeStore>();
+        services.AddSingleton<EventStore>();
+        services.AddSingleton<SettingsStore>();
+        services.AddSingleton<ServerCounters>();
+        services.AddSingleton<RefusalEventThrottle>();
+        services.AddSingleton<JoinRateLimiter>();
+        services.AddSingleton<ProbeCertificateValidator>();
+
+        services.AddGrpc(grpc => grpc.Interceptors.Add<ProbeAuthenticationInterceptor>());
+        services.AddSingleton<IConfigureOptions<KestrelServerOptions>, KestrelEndpoints>();
+        return services;
+    }
+
+    public static WebApplication MapSurvey6Server(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        // Create the data directory, CA and database now, so a bad path fails the start, not the first join.
+        var pki = app.Services.GetRequiredService<ServerPki>();
+        app.Services.GetRequiredService<StateDatabase>();
+
+        app.MapGrpcService<EnrollmentService>();
+        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        // Public: probes fetch it before joining and check it against their pin (docs/protocol.md).
+        app.MapGet("/v1/ca.pem", () => Results.Text(pki.Authority.CertificatePem, "application/x-pem-file"));
+
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            var endpoints = ServerEndpoints.From(app.Services);
+            app.Services.GetRequiredService<SettingsStore>().Set(SettingsStore.ServerUrl, endpoints.AdvertisedUrl.ToString().TrimEnd('/'));
+            var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Survey6.Server");
+            ServerLog.Listening(logger, endpoints.GrpcUrl.ToString(), endpoints.HttpUrl?.ToString() ?? "none", pki.Authority.Pin);
+        });
+        return app;
+    }
+}

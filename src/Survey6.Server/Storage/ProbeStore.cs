@@ -1,0 +1,174 @@
+using Microsoft.Data.Sqlite;
+
+namespace Survey6.Server.Storage;
+
+/// <summary>A probe as the server knows it. <see cref="State"/> uses the design's vocabulary (pending, healthy, ..., revoked).</summary>
+public sealed record ProbeRecord(
+    string Id,
+    string State,
+    string Hostname,
+    IReadOnlyDictionary<string, string> Labels,
+    string FactsJson,
+    string TokenId,
+    DateTimeOffset JoinedAt,
+    string JoinedFrom,
+    string CertificateSerial,
+    DateTimeOffset CertificateNotAfter,
+    DateTimeOffset? LeftAt,
+    string? LeaveReason);
+
+/// <summary>A certificate issued to a probe.</summary>
+public sealed record ProbeCertificateRecord(string Serial, string ProbeId, DateTimeOffset IssuedAt, DateTimeOffset NotAfter, DateTimeOffset? RevokedAt);
+
+public static class ProbeStates
+{
+    public const string Pending = "pending";
+    public const string Revoked = "revoked";
+}
+
+/// <summary>Probes and their certificates in state.db.</summary>
+public sealed class ProbeStore(StateDatabase database, TimeProvider time)
+{
+    private const string Columns =
+        "id, state, hostname, labels_json, facts_json, token_id, joined_at, joined_from, cert_serial, cert_not_after, left_at, leave_reason";
+
+    public IReadOnlyList<ProbeRecord> List()
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT {Columns} FROM probes ORDER BY joined_at, id";
+        using var reader = command.ExecuteReader();
+        var probes = new List<ProbeRecord>();
+        while (reader.Read())
+            probes.Add(Read(reader));
+        return probes;
+    }
+
+    public ProbeRecord? Get(string id)
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT {Columns} FROM probes WHERE id = $id";
+        command.Parameters.AddWithValue("$id", id);
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? Read(reader) : null;
+    }
+
+    public ProbeCertificateRecord? FindCertificate(string serial)
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT serial, probe_id, issued_at, not_after, revoked_at FROM certificates WHERE serial = $serial";
+        command.Parameters.AddWithValue("$serial", serial);
+        using var reader = command.ExecuteReader();
+        if (!reader.Read())
+            return null;
+        return new ProbeCertificateRecord(
+            reader.GetString(0), reader.GetString(1), DbTime.Parse(reader.GetString(2)), DbTime.Parse(reader.GetString(3)),
+            DbTime.ParseNullable(reader.GetValue(4)));
+    }
+
+    /// <summary>Records a renewed certificate as the probe's current one; older ones stay valid until they expire.</summary>
+    public void RecordRenewal(string probeId, string serial, DateTimeOffset notAfter, string remote)
+    {
+        using var connection = database.Open();
+        using var transaction = connection.BeginTransaction();
+        AddCertificate(connection, transaction, serial, probeId, notAfter);
+        using (var update = connection.CreateCommand())
+        {
+            update.Transaction = transaction;
+            update.CommandText = "UPDATE probes SET cert_serial = $serial, cert_not_after = $notAfter WHERE id = $id";
+            update.Parameters.AddWithValue("$serial", serial);
+            update.Parameters.AddWithValue("$notAfter", DbTime.ToText(notAfter));
+            update.Parameters.AddWithValue("$id", probeId);
+            update.ExecuteNonQuery();
+        }
+
+        EventStore.Append(connection, transaction, time, EventKinds.CertificateRenewed, probeId, remote, "serial " + serial);
+        transaction.Commit();
+    }
+
+    /// <summary>Marks the probe as having left (state revoked) and revokes every certificate it holds.</summary>
+    public void Leave(string probeId, string reason, string remote)
+    {
+        var now = DbTime.ToText(time.GetUtcNow());
+        using var connection = database.Open();
+        using var transaction = connection.BeginTransaction();
+        using (var update = connection.CreateCommand())
+        {
+            update.Transaction = transaction;
+            update.CommandText = """
+                UPDATE probes SET state = $state, left_at = $now, leave_reason = $reason WHERE id = $id;
+                UPDATE certificates SET revoked_at = $now WHERE probe_id = $id AND revoked_at IS NULL;
+                """;
+            update.Parameters.AddWithValue("$state", ProbeStates.Revoked);
+            update.Parameters.AddWithValue("$now", now);
+            update.Parameters.AddWithValue("$reason", reason);
+            update.Parameters.AddWithValue("$id", probeId);
+            update.ExecuteNonQuery();
+        }
+
+        EventStore.Append(connection, transaction, time, EventKinds.ProbeLeft, probeId, remote, reason);
+        transaction.Commit();
+    }
+
+    internal static bool Exists(SqliteConnection connection, SqliteTransaction transaction, string id)
+    {
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "SELECT 1 FROM probes WHERE id = $id";
+        command.Parameters.AddWithValue("$id", id);
+        return command.ExecuteScalar() is not null;
+    }
+
+    internal void Insert(SqliteConnection connection, SqliteTransaction transaction, ProbeRecord probe)
+    {
+        using (var command = connection.CreateCommand())
+        {
+            command.Transaction = transaction;
+            command.CommandText = """
+                INSERT INTO probes (id, state, hostname, labels_json, facts_json, token_id, joined_at, joined_from, cert_serial, cert_not_after)
+                VALUES ($id, $state, $hostname, $labels, $facts, $token, $joined, $from, $serial, $notAfter)
+                """;
+            command.Parameters.AddWithValue("$id", probe.Id);
+            command.Parameters.AddWithValue("$state", probe.State);
+            command.Parameters.AddWithValue("$hostname", probe.Hostname);
+            command.Parameters.AddWithValue("$labels", Storage.Labels.ToJson(probe.Labels));
+            command.Parameters.AddWithValue("$facts", probe.FactsJson);
+            command.Parameters.AddWithValue("$token", probe.TokenId);
+            command.Parameters.AddWithValue("$joined", DbTime.ToText(probe.JoinedAt));
+            command.Parameters.AddWithValue("$from", probe.JoinedFrom);
+            command.Parameters.AddWithValue("$serial", probe.CertificateSerial);
+            command.Parameters.AddWithValue("$notAfter", DbTime.ToText(probe.CertificateNotAfter));
+            command.ExecuteNonQuery();
+        }
+
+        AddCertificate(connection, transaction, probe.CertificateSerial, probe.Id, probe.CertificateNotAfter);
+    }
+
+    private void AddCertificate(SqliteConnection connection, SqliteTransaction transaction, string serial, string probeId, DateTimeOffset notAfter)
+    {
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "INSERT INTO certificates (serial, probe_id, issued_at, not_after) VALUES ($serial, $probe, $issued, $notAfter)";
+        command.Parameters.AddWithValue("$serial", serial);
+        command.Parameters.AddWithValue("$probe", probeId);
+        command.Parameters.AddWithValue("$issued", DbTime.ToText(time.GetUtcNow()));
+        command.Parameters.AddWithValue("$notAfter", DbTime.ToText(notAfter));
+        command.ExecuteNonQuery();
+    }
+
+    private static ProbeRecord Read(SqliteDataReader reader) => new(
+        reader.GetString(0),
+        reader.GetString(1),
+        reader.GetString(2),
+        Storage.Labels.FromJson(reader.GetString(3)),
+        reader.GetString(4),
+        reader.GetString(5),
+        DbTime.Parse(reader.GetString(6)),
+        reader.GetString(7),
+        reader.GetString(8),
+        DbTime.Parse(reader.GetString(9)),
+        DbTime.ParseNullable(reader.GetValue(10)),
+        reader.IsDBNull(11) ? null : reader.GetString(11));
+}

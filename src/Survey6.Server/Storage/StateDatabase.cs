@@ -1,0 +1,52 @@
+using Microsoft.Data.Sqlite;
+using Survey6.Server.Pki;
+
+namespace Survey6.Server.Storage;
+
+/// <summary>
+/// DATA/state.db. Each operation opens a pooled connection, does its work (in a transaction when
+/// it writes more than one row) and closes it; WAL mode lets the running server and the CLI's
+/// token commands use the file at the same time.
+/// </summary>
+public sealed class StateDatabase
+{
+    private readonly string _connectionString;
+
+    public StateDatabase(string path)
+    {
+        Path = path;
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            ForeignKeys = true,
+            DefaultTimeout = 30, // seconds a writer waits for another's lock before failing
+        }.ToString();
+    }
+
+    public string Path { get; }
+
+    /// <summary>Creates the file owner-only if missing, switches it to WAL and applies pending migrations.</summary>
+    public static StateDatabase OpenAndMigrate(string path)
+    {
+        if (!File.Exists(path))
+        {
+            using var _ = new FileStream(path, new FileStreamOptions
+            {
+                Mode = FileMode.OpenOrCreate, Access = FileAccess.Write, UnixCreateMode = SecureFiles.OwnerOnlyFile,
+            });
+        }
+
+        var database = new StateDatabase(path);
+        Migrator.Migrate(database);
+        return database;
+    }
+
+    public SqliteConnection Open()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        return connection;
+    }
+}
