@@ -84,6 +84,7 @@ public static class PacketDissector
     private const int UdpHeaderLength = 8;
     private const int TcpMinHeaderLength = 20;
     private const int TcpFlagsOffset = 12;
+    private const int TcpWindowOffset = 14;
     private const int FragmentHeaderLength = 8;
     private const int Icmpv6HeaderLength = 8;
     private const int NdTargetOffset = 8;
@@ -423,16 +424,12 @@ public static class PacketDissector
         if (first)
         {
             // tshark reports each field whose bytes were captured, even when the header is cut short.
-            if (data.Length >= 2)
-            {
-                r.Ipv6TrafficClass = (byte)((BinaryPrimitives.ReadUInt16BigEndian(data) >> 4) & 0xFF);
-                r.Present |= FieldPresence.Ipv6TrafficClass;
-            }
-
+            // tshark reads version, traffic class and flow label as one 32-bit word.
             if (data.Length >= 4)
             {
+                r.Ipv6TrafficClass = (byte)((BinaryPrimitives.ReadUInt16BigEndian(data) >> 4) & 0xFF);
                 r.Ipv6FlowLabel = BinaryPrimitives.ReadUInt32BigEndian(data) & 0x000F_FFFF;
-                r.Present |= FieldPresence.Ipv6FlowLabel;
+                r.Present |= FieldPresence.Ipv6TrafficClass | FieldPresence.Ipv6FlowLabel;
             }
 
             if (data.Length >= Ipv6PayloadLengthOffset + 2)
@@ -707,12 +704,7 @@ public static class PacketDissector
             r.Anomalies |= Anomaly.TruncatedTransportHeader;
         }
 
-        if (data.Length >= 2 && first)
-        {
-            r.TcpSourcePort = BinaryPrimitives.ReadUInt16BigEndian(data);
-            r.Present |= FieldPresence.TcpSourcePort;
-        }
-
+        // tshark reads both ports before it shows either, and reads up to the window field before the flags.
         if (data.Length < 4)
         {
             return;
@@ -722,8 +714,9 @@ public static class PacketDissector
         ushort destinationPort = BinaryPrimitives.ReadUInt16BigEndian(data[2..]);
         if (first)
         {
+            r.TcpSourcePort = sourcePort;
             r.TcpDestinationPort = destinationPort;
-            r.Present |= FieldPresence.TcpDestinationPort;
+            r.Present |= FieldPresence.TcpSourcePort | FieldPresence.TcpDestinationPort;
         }
 
         if (flowOwner)
@@ -732,7 +725,7 @@ public static class PacketDissector
             r.FlowDestinationPort = destinationPort;
         }
 
-        if (data.Length < TcpFlagsOffset + 2)
+        if (data.Length < TcpWindowOffset + 2)
         {
             return;
         }
@@ -786,12 +779,6 @@ public static class PacketDissector
             r.Anomalies |= Anomaly.TruncatedTransportHeader;
         }
 
-        if (data.Length >= 2 && first)
-        {
-            r.UdpSourcePort = BinaryPrimitives.ReadUInt16BigEndian(data);
-            r.Present |= FieldPresence.UdpSourcePort;
-        }
-
         if (data.Length < 4)
         {
             return;
@@ -801,8 +788,9 @@ public static class PacketDissector
         ushort destinationPort = BinaryPrimitives.ReadUInt16BigEndian(data[2..]);
         if (first)
         {
+            r.UdpSourcePort = sourcePort;
             r.UdpDestinationPort = destinationPort;
-            r.Present |= FieldPresence.UdpDestinationPort;
+            r.Present |= FieldPresence.UdpSourcePort | FieldPresence.UdpDestinationPort;
         }
 
         if (flowOwner)

@@ -136,8 +136,8 @@ public static class TsharkFieldWriter
 
         w.Tab();
 
-        // tshark shows the response code only on responses.
-        if (dns && d.HeaderComplete && d.IsResponse)
+        // tshark shows the response code only on responses, as soon as the flags word is captured.
+        if (dns && d.HeaderBytes >= 4 && d.IsResponse)
         {
             w.WriteDecimal((ulong)d.Rcode);
         }
