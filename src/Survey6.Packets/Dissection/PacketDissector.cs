@@ -846,35 +846,48 @@ public static class PacketDissector
 
     private static bool DissectTeredo(ReadOnlySpan<byte> frame, int offset, int end, ref PacketRecord r, int depth)
     {
+        const ushort AuthenticationIndicator = 0x0001;
+        const ushort OriginIndicator = 0x0000;
         const int OriginIndicationLength = 8;
         const int AuthenticationFixedLength = 13; // indicator, id-len, au-len, nonce (8), confirmation
         var data = frame[offset..end];
         int position = 0;
 
-        // RFC 4380 5.1.1: an optional authentication header, then an optional origin indication, then IPv6.
-        if (data.Length >= 4 && data[0] == 0x00 && data[1] == 0x01)
+        // RFC 4380 5.1.1: an optional authentication header, then an optional origin indication, then
+        // IPv6. Like tshark, UDP port 3544 is taken as Teredo and whatever follows as IPv6.
+        r.Push(Layer.Teredo);
+        if (data.Length >= 2 && BinaryPrimitives.ReadUInt16BigEndian(data) == AuthenticationIndicator)
         {
-            int length = AuthenticationFixedLength + data[2] + data[3];
-            if (data.Length < length)
+            if (data.Length < 4)
             {
-                return false;
+                r.Anomalies |= Anomaly.MalformedTunnel;
+                return true;
             }
 
-            position = length;
+            position = AuthenticationFixedLength + data[2] + data[3];
+            if (data.Length < position)
+            {
+                r.Anomalies |= Anomaly.MalformedTunnel;
+                return true;
+            }
         }
 
-        if (data.Length - position >= OriginIndicationLength && data[position] == 0x00 && data[position + 1] == 0x00)
+        if (data.Length - position >= 2 && BinaryPrimitives.ReadUInt16BigEndian(data[position..]) == OriginIndicator)
         {
+            if (data.Length - position < OriginIndicationLength)
+            {
+                r.Anomalies |= Anomaly.MalformedTunnel;
+                return true;
+            }
+
             position += OriginIndicationLength;
         }
 
-        if (data.Length - position < Ipv6HeaderLength || data[position] >> 4 != 6)
+        if (position < data.Length)
         {
-            return false;
+            DissectIpv6(frame, offset + position, end, ref r, depth + 1, Encapsulation.Teredo, quoted: false);
         }
 
-        r.Push(Layer.Teredo);
-        DissectIpv6(frame, offset + position, end, ref r, depth + 1, Encapsulation.Teredo, quoted: false);
         return true;
     }
 

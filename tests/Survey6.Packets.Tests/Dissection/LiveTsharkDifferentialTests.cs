@@ -33,6 +33,14 @@ public class LiveTsharkDifferentialTests
             Ethernet(0x86DD, Ipv6(58, Icmpv6(1, 4, [0, 0, 0, 0, .. quoted]))),
             Ethernet(0x0800, Ipv4(41, Ipv6(58, Icmpv6(128, 0, [0, 1, 0, 1])))),
             Ethernet(0x86DD, Ipv6(41, Ipv6(6, Tcp(80, 8080, 0x002)))),
+            Ethernet(0x0800, Ipv4(17, Udp(40000, 3544, [0, 0, 0x63, 0xBF, 0x3F, 0xFF, 0xFD, 0xD2, .. Ipv6(58, Icmpv6(133, 0, new byte[4]))]))),
+            Ethernet(0x0800, Ipv4(47, [0x30, 0x01, 0x88, 0x0B, 0, 8, 0, 1, 0, 0, 0, 1, 0xFF, 0x03, 0x00, 0x57, .. Ipv6(17, Udp(7, 8, [1]))])),
+            Ethernet(0x0800, Ipv4(17, Udp(1701, 1701, [0, 2, 0, 1, 0, 2, 0xFF, 0x03, 0x00, 0x57, .. Ipv6(6, Tcp(22, 2222, 0x010))]))),
+            Ethernet(0x8864, [0x11, 0, 0, 1, 0, 50, 0x00, 0x57, .. Ipv6(58, Icmpv6(135, 0, new byte[20]))]),
+            Ethernet(0x86DD, Ipv6(50, [0, 0, 1, 0, 0, 0, 0, 1, 9, 9, 9, 9])),
+            Ethernet(0x86DD, Ipv6(51, [6, 4, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 1, .. new byte[12], .. Tcp(443, 1000, 0x011)])),
+            Ethernet(0x86DD, Ipv6(6, Tcp(53000, 53, 0x018, [0, 29, .. DnsQuery("tcp.example.net", 28)]))),
+            Ethernet(0x0800, Ipv4(1, [3, 3, 0, 0, 0, 0, 0, 0, .. Ipv4(17, Udp(53, 33000, DnsAaaaResponse("icmp.example", 3)))])),
         ];
     }
 
