@@ -704,27 +704,12 @@ public static class PacketDissector
             r.Anomalies |= Anomaly.TruncatedTransportHeader;
         }
 
-        // tshark reads both ports before it shows either, and reads up to the window field before the flags.
-        if (data.Length < 4)
+        if (!TryReadPorts(data, ref r, first, flowOwner, FieldPresence.TcpSourcePort | FieldPresence.TcpDestinationPort, ref r.TcpSourcePort, ref r.TcpDestinationPort, out ushort sourcePort, out ushort destinationPort))
         {
             return;
         }
 
-        ushort sourcePort = BinaryPrimitives.ReadUInt16BigEndian(data);
-        ushort destinationPort = BinaryPrimitives.ReadUInt16BigEndian(data[2..]);
-        if (first)
-        {
-            r.TcpSourcePort = sourcePort;
-            r.TcpDestinationPort = destinationPort;
-            r.Present |= FieldPresence.TcpSourcePort | FieldPresence.TcpDestinationPort;
-        }
-
-        if (flowOwner)
-        {
-            r.FlowSourcePort = sourcePort;
-            r.FlowDestinationPort = destinationPort;
-        }
-
+        // tshark reads up to the window field before it shows the flags.
         if (data.Length < TcpWindowOffset + 2)
         {
             return;
@@ -769,6 +754,36 @@ public static class PacketDissector
         }
     }
 
+    /// <summary>
+    /// Reads a TCP or UDP port pair. tshark reads both ports before it shows either, so a header cut
+    /// inside the pair reports neither.
+    /// </summary>
+    private static bool TryReadPorts(ReadOnlySpan<byte> data, ref PacketRecord r, bool first, bool flowOwner, FieldPresence fields, ref ushort firstSource, ref ushort firstDestination, out ushort sourcePort, out ushort destinationPort)
+    {
+        if (data.Length < 4)
+        {
+            sourcePort = destinationPort = 0;
+            return false;
+        }
+
+        sourcePort = BinaryPrimitives.ReadUInt16BigEndian(data);
+        destinationPort = BinaryPrimitives.ReadUInt16BigEndian(data[2..]);
+        if (first)
+        {
+            firstSource = sourcePort;
+            firstDestination = destinationPort;
+            r.Present |= fields;
+        }
+
+        if (flowOwner)
+        {
+            r.FlowSourcePort = sourcePort;
+            r.FlowDestinationPort = destinationPort;
+        }
+
+        return true;
+    }
+
     private static void DissectUdp(ReadOnlySpan<byte> frame, int offset, int end, ref PacketRecord r, int depth, bool flowOwner, bool quoted)
     {
         r.Push(Layer.Udp);
@@ -779,24 +794,9 @@ public static class PacketDissector
             r.Anomalies |= Anomaly.TruncatedTransportHeader;
         }
 
-        if (data.Length < 4)
+        if (!TryReadPorts(data, ref r, first, flowOwner, FieldPresence.UdpSourcePort | FieldPresence.UdpDestinationPort, ref r.UdpSourcePort, ref r.UdpDestinationPort, out ushort sourcePort, out ushort destinationPort))
         {
             return;
-        }
-
-        ushort sourcePort = BinaryPrimitives.ReadUInt16BigEndian(data);
-        ushort destinationPort = BinaryPrimitives.ReadUInt16BigEndian(data[2..]);
-        if (first)
-        {
-            r.UdpSourcePort = sourcePort;
-            r.UdpDestinationPort = destinationPort;
-            r.Present |= FieldPresence.UdpSourcePort | FieldPresence.UdpDestinationPort;
-        }
-
-        if (flowOwner)
-        {
-            r.FlowSourcePort = sourcePort;
-            r.FlowDestinationPort = destinationPort;
         }
 
         if (data.Length < UdpHeaderLength)
