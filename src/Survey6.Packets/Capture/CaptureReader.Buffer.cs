@@ -121,7 +121,7 @@ public sealed partial class CaptureReader : IDisposable
             case PcapMagicNanosecondsSwapped:
                 ReadPcapHeader(bigEndian: false, nanoseconds: true);
                 break;
-            case SectionHeaderBlockType:
+            case PcapngFormat.BlockType.SectionHeader:
                 Format = CaptureFileFormat.Pcapng;
                 // Read the SHB and the metadata blocks behind it so interfaces are known right after Open.
                 ReadPcapngBlocks(out _, metadataOnly: true);

@@ -5,38 +5,22 @@ namespace Survey6.Packets.Capture;
 // pcapng format. Offsets are from the start of the block (type at 0, total length at 4, body at 8).
 public sealed partial class CaptureReader
 {
-    private const uint SectionHeaderBlockType = 0x0A0D0D0A;
-    private const uint InterfaceDescriptionBlockType = 0x00000001;
-    private const uint PacketBlockType = 0x00000002;
-    private const uint SimplePacketBlockType = 0x00000003;
-    private const uint NameResolutionBlockType = 0x00000004;
-    private const uint InterfaceStatisticsBlockType = 0x00000005;
-    private const uint EnhancedPacketBlockType = 0x00000006;
-    private const uint DecryptionSecretsBlockType = 0x0000000A;
-    private const uint CustomBlockType = 0x00000BAD;
-    private const uint CustomBlockNoCopyType = 0x40000BAD;
 
-    private const uint ByteOrderMagic = 0x1A2B3C4D;
-    private const uint ByteOrderMagicSwapped = 0x4D3C2B1A;
 
-    private const int BlockHeaderLength = 8;
     private const int BlockTypeOffset = 0;
     private const int BlockTotalLengthOffset = 4;
-    private const int BlockTrailerLength = 4;
-    private const int MinBlockLength = BlockHeaderLength + BlockTrailerLength;
 
     private const int ShbByteOrderMagicOffset = 8;
     private const int ShbVersionMajorOffset = 12;
     private const int ShbVersionMinorOffset = 14;
     private const int ShbSectionLengthOffset = 16;
     private const int ShbOptionsOffset = 24;
-    private const int ShbMinLength = ShbOptionsOffset + BlockTrailerLength;
-    private const ushort SupportedMajorVersion = 1;
+    private const int ShbMinLength = ShbOptionsOffset + PcapngFormat.BlockTrailerLength;
 
     private const int IdbLinkTypeOffset = 8;
     private const int IdbSnapLengthOffset = 12;
     private const int IdbOptionsOffset = 16;
-    private const int IdbMinLength = IdbOptionsOffset + BlockTrailerLength;
+    private const int IdbMinLength = IdbOptionsOffset + PcapngFormat.BlockTrailerLength;
 
     private const int EpbInterfaceIdOffset = 8;
     private const int EpbTimestampHighOffset = 12;
@@ -44,7 +28,7 @@ public sealed partial class CaptureReader
     private const int EpbCapturedLengthOffset = 20;
     private const int EpbOriginalLengthOffset = 24;
     private const int EpbDataOffset = 28;
-    private const int EpbMinLength = EpbDataOffset + BlockTrailerLength;
+    private const int EpbMinLength = EpbDataOffset + PcapngFormat.BlockTrailerLength;
 
     // Obsolete Packet Block: like the EPB but with a 16-bit interface id followed by a 16-bit drop count.
     private const int PbInterfaceIdOffset = 8;
@@ -53,33 +37,22 @@ public sealed partial class CaptureReader
     private const int PbCapturedLengthOffset = 20;
     private const int PbOriginalLengthOffset = 24;
     private const int PbDataOffset = 28;
-    private const int PbMinLength = PbDataOffset + BlockTrailerLength;
+    private const int PbMinLength = PbDataOffset + PcapngFormat.BlockTrailerLength;
 
     private const int SpbOriginalLengthOffset = 8;
     private const int SpbDataOffset = 12;
-    private const int SpbMinLength = SpbDataOffset + BlockTrailerLength;
+    private const int SpbMinLength = SpbDataOffset + PcapngFormat.BlockTrailerLength;
 
     private const int IsbInterfaceIdOffset = 8;
     private const int IsbTimestampHighOffset = 12;
     private const int IsbTimestampLowOffset = 16;
     private const int IsbOptionsOffset = 20;
-    private const int IsbMinLength = IsbOptionsOffset + BlockTrailerLength;
+    private const int IsbMinLength = IsbOptionsOffset + PcapngFormat.BlockTrailerLength;
 
     private const int CbEnterpriseNumberOffset = 8;
     private const int CbDataOffset = 12;
-    private const int CbMinLength = CbDataOffset + BlockTrailerLength;
+    private const int CbMinLength = CbDataOffset + PcapngFormat.BlockTrailerLength;
 
-    private const int OptionHeaderLength = 4;
-    private const ushort OptionEndOfOptions = 0;
-    private const ushort IdbOptionTimestampResolution = 9;
-    private const ushort IdbOptionTimestampOffset = 14;
-    private const ushort IsbOptionStartTime = 2;
-    private const ushort IsbOptionEndTime = 3;
-    private const ushort IsbOptionInterfaceReceived = 4;
-    private const ushort IsbOptionInterfaceDropped = 5;
-    private const ushort IsbOptionFilterAccepted = 6;
-    private const ushort IsbOptionOsDropped = 7;
-    private const ushort IsbOptionUserDelivered = 8;
 
     private const byte DefaultTimestampResolution = 6;
     private const ulong NanosecondsPerSecond = 1_000_000_000;
@@ -120,17 +93,17 @@ public sealed partial class CaptureReader
         while (true)
         {
             long offset = Position;
-            if (!Ensure(BlockHeaderLength))
+            if (!Ensure(PcapngFormat.BlockHeaderLength))
             {
                 if (Available == 0)
                     return End();
-                return Fail(offset, $"file cut short in the middle of a block header (needs {BlockHeaderLength} bytes, {Available} present)");
+                return Fail(offset, $"file cut short in the middle of a block header (needs {PcapngFormat.BlockHeaderLength} bytes, {Available} present)");
             }
 
-            var header = Unread(BlockHeaderLength);
+            var header = Unread(PcapngFormat.BlockHeaderLength);
             // The SHB type reads the same in both byte orders, so it is recognised before its byte order is known.
             uint type = ReadUInt32(header[BlockTypeOffset..]);
-            if (type == SectionHeaderBlockType)
+            if (type == PcapngFormat.BlockType.SectionHeader)
             {
                 if (!ReadSectionHeader(offset))
                     return false;
@@ -138,15 +111,15 @@ public sealed partial class CaptureReader
             }
 
             uint totalLength = ReadUInt32(header[BlockTotalLengthOffset..]);
-            bool yieldsFrame = type is EnhancedPacketBlockType or SimplePacketBlockType or PacketBlockType
-                or CustomBlockType or CustomBlockNoCopyType;
+            bool yieldsFrame = type is PcapngFormat.BlockType.EnhancedPacket or PcapngFormat.BlockType.SimplePacket or PcapngFormat.BlockType.Packet
+                or PcapngFormat.BlockType.CustomCopyable or PcapngFormat.BlockType.CustomNoCopy;
             if (yieldsFrame && metadataOnly)
                 return false;
             if (!CheckBlockLength(offset, type, totalLength))
                 return false;
             int length = (int)totalLength;
 
-            if (!yieldsFrame && type is not (InterfaceDescriptionBlockType or InterfaceStatisticsBlockType))
+            if (!yieldsFrame && type is not (PcapngFormat.BlockType.InterfaceDescription or PcapngFormat.BlockType.InterfaceStatistics))
             {
                 // NRB, DSB and block types we do not know: nothing in them matters here.
                 if (!SkipBlock(offset, type, totalLength))
@@ -157,17 +130,17 @@ public sealed partial class CaptureReader
             if (!Ensure(length))
                 return Fail(offset, $"file cut short in the middle of {BlockName(type)} (needs {length} bytes, {Available} present)");
             var block = Unread(length);
-            uint trailer = ReadUInt32(block[(length - BlockTrailerLength)..]);
+            uint trailer = ReadUInt32(block[(length - PcapngFormat.BlockTrailerLength)..]);
             if (trailer != totalLength)
                 return Fail(offset, $"{Capitalized(BlockName(type))} has a trailing length {trailer} that differs from its leading length {totalLength}");
 
             bool ok = type switch
             {
-                EnhancedPacketBlockType => ReadEnhancedPacket(block, offset, out frame),
-                SimplePacketBlockType => ReadSimplePacket(block, offset, out frame),
-                PacketBlockType => ReadObsoletePacket(block, offset, out frame),
-                CustomBlockType or CustomBlockNoCopyType => ReadCustom(block, offset, out frame),
-                InterfaceDescriptionBlockType => ReadInterfaceDescription(block, offset),
+                PcapngFormat.BlockType.EnhancedPacket => ReadEnhancedPacket(block, offset, out frame),
+                PcapngFormat.BlockType.SimplePacket => ReadSimplePacket(block, offset, out frame),
+                PcapngFormat.BlockType.Packet => ReadObsoletePacket(block, offset, out frame),
+                PcapngFormat.BlockType.CustomCopyable or PcapngFormat.BlockType.CustomNoCopy => ReadCustom(block, offset, out frame),
+                PcapngFormat.BlockType.InterfaceDescription => ReadInterfaceDescription(block, offset),
                 _ => ReadInterfaceStatistics(block, offset),
             };
             if (!ok)
@@ -187,9 +160,9 @@ public sealed partial class CaptureReader
         bool bigEndian;
         // Compare in file byte order: 1A 2B 3C 4D means big-endian.
         uint magic = BinaryPrimitives.ReadUInt32BigEndian(start[ShbByteOrderMagicOffset..]);
-        if (magic == ByteOrderMagic)
+        if (magic == PcapngFormat.ByteOrderMagic)
             bigEndian = true;
-        else if (magic == ByteOrderMagicSwapped)
+        else if (magic == PcapngFormat.ByteOrderMagicSwapped)
             bigEndian = false;
         else if (offset == 0)
             return Fail(offset, $"not a pcap or pcapng file (pcapng byte-order magic 0x{magic:x8})");
@@ -198,25 +171,25 @@ public sealed partial class CaptureReader
 
         _bigEndian = bigEndian;
         uint totalLength = ReadUInt32(start[BlockTotalLengthOffset..]);
-        if (!CheckBlockLength(offset, SectionHeaderBlockType, totalLength))
+        if (!CheckBlockLength(offset, PcapngFormat.BlockType.SectionHeader, totalLength))
             return false;
         int length = (int)totalLength;
         if (!Ensure(length))
             return Fail(offset, $"file cut short in the middle of a Section Header Block (needs {length} bytes, {Available} present)");
 
         var block = Unread(length);
-        uint trailer = ReadUInt32(block[(length - BlockTrailerLength)..]);
+        uint trailer = ReadUInt32(block[(length - PcapngFormat.BlockTrailerLength)..]);
         if (trailer != totalLength)
             return Fail(offset, $"Section Header Block has a trailing length {trailer} that differs from its leading length {totalLength}");
 
         ushort major = ReadUInt16(block[ShbVersionMajorOffset..]);
         ushort minor = ReadUInt16(block[ShbVersionMinorOffset..]);
         // A different major version may lay blocks out differently; tshark stops there too.
-        if (major != SupportedMajorVersion)
-            return Fail(offset, $"unsupported pcapng version {major}.{minor} (only major version {SupportedMajorVersion} is readable)");
+        if (major != PcapngFormat.MajorVersion)
+            return Fail(offset, $"unsupported pcapng version {major}.{minor} (only major version {PcapngFormat.MajorVersion} is readable)");
 
         long sectionLength = (long)ReadUInt64(block[ShbSectionLengthOffset..]);
-        var options = ParseOptions(block[ShbOptionsOffset..(length - BlockTrailerLength)]);
+        var options = ParseOptions(block[ShbOptionsOffset..(length - PcapngFormat.BlockTrailerLength)]);
         _sectionIndex++;
         _section = new CaptureSection(_sectionIndex, offset, bigEndian, major, minor, sectionLength, options);
         _interfaceCount = 0;
@@ -228,14 +201,14 @@ public sealed partial class CaptureReader
     {
         int minimum = type switch
         {
-            SectionHeaderBlockType => ShbMinLength,
-            InterfaceDescriptionBlockType => IdbMinLength,
-            EnhancedPacketBlockType => EpbMinLength,
-            PacketBlockType => PbMinLength,
-            SimplePacketBlockType => SpbMinLength,
-            InterfaceStatisticsBlockType => IsbMinLength,
-            CustomBlockType or CustomBlockNoCopyType => CbMinLength,
-            _ => MinBlockLength,
+            PcapngFormat.BlockType.SectionHeader => ShbMinLength,
+            PcapngFormat.BlockType.InterfaceDescription => IdbMinLength,
+            PcapngFormat.BlockType.EnhancedPacket => EpbMinLength,
+            PcapngFormat.BlockType.Packet => PbMinLength,
+            PcapngFormat.BlockType.SimplePacket => SpbMinLength,
+            PcapngFormat.BlockType.InterfaceStatistics => IsbMinLength,
+            PcapngFormat.BlockType.CustomCopyable or PcapngFormat.BlockType.CustomNoCopy => CbMinLength,
+            _ => PcapngFormat.MinimumBlockLength,
         };
         if (totalLength < minimum)
             return Fail(offset, $"{Capitalized(BlockName(type))} has a total length of {totalLength}, less than the minimum of {minimum}");
@@ -253,21 +226,21 @@ public sealed partial class CaptureReader
         {
             if (!Ensure(length))
                 return Fail(offset, $"file cut short in the middle of {BlockName(type)} (needs {length} bytes, {Available} present)");
-            Consume(length - BlockTrailerLength);
+            Consume(length - PcapngFormat.BlockTrailerLength);
         }
         else
         {
             // Bigger than the buffer: stream past the body rather than growing the buffer for bytes nobody reads.
-            long body = length - BlockTrailerLength;
+            long body = length - PcapngFormat.BlockTrailerLength;
             long skipped = Skip(body);
-            if (skipped < body || !Ensure(BlockTrailerLength))
+            if (skipped < body || !Ensure(PcapngFormat.BlockTrailerLength))
                 return Fail(offset, $"file cut short in the middle of {BlockName(type)} (needs {length} bytes, {skipped + Available} present)");
         }
 
-        uint trailer = ReadUInt32(Unread(BlockTrailerLength));
+        uint trailer = ReadUInt32(Unread(PcapngFormat.BlockTrailerLength));
         if (trailer != totalLength)
             return Fail(offset, $"{Capitalized(BlockName(type))} has a trailing length {trailer} that differs from its leading length {totalLength}");
-        Consume(BlockTrailerLength);
+        Consume(PcapngFormat.BlockTrailerLength);
         return true;
     }
 
@@ -368,7 +341,7 @@ public sealed partial class CaptureReader
     {
         var linkType = (LinkType)ReadUInt16(block[IdbLinkTypeOffset..]);
         uint snapLength = ReadUInt32(block[IdbSnapLengthOffset..]);
-        var options = ParseOptions(block[IdbOptionsOffset..^BlockTrailerLength]);
+        var options = ParseOptions(block[IdbOptionsOffset..^PcapngFormat.BlockTrailerLength]);
 
         // Like Wireshark, the first occurrence of a single-valued option wins.
         byte resolution = DefaultTimestampResolution;
@@ -376,12 +349,12 @@ public sealed partial class CaptureReader
         bool haveResolution = false, haveOffset = false;
         foreach (var option in options)
         {
-            if (option.Code == IdbOptionTimestampResolution && option.Value.Length == 1 && !haveResolution)
+            if (option.Code == PcapngFormat.IdbOption.TimestampResolution && option.Value.Length == 1 && !haveResolution)
             {
                 resolution = option.Value[0];
                 haveResolution = true;
             }
-            else if (option.Code == IdbOptionTimestampOffset && option.Value.Length == 8 && !haveOffset)
+            else if (option.Code == PcapngFormat.IdbOption.TimestampOffset && option.Value.Length == 8 && !haveOffset)
             {
                 offsetSeconds = (long)ReadUInt64(option.Value);
                 haveOffset = true;
@@ -420,7 +393,7 @@ public sealed partial class CaptureReader
         // Statistics for an undeclared interface are kept (they hurt nobody); their times are read as microseconds.
         var state = interfaceId < (uint)_interfaceCount ? _interfaces[interfaceId] : MicrosecondInterface;
         ulong timestamp = ((ulong)ReadUInt32(block[IsbTimestampHighOffset..]) << 32) | ReadUInt32(block[IsbTimestampLowOffset..]);
-        var options = ParseOptions(block[IsbOptionsOffset..^BlockTrailerLength]);
+        var options = ParseOptions(block[IsbOptionsOffset..^PcapngFormat.BlockTrailerLength]);
 
         long? startTime = null, endTime = null;
         foreach (var option in options)
@@ -429,20 +402,20 @@ public sealed partial class CaptureReader
                 continue;
             // Option timestamps are two 32-bit words (high, low) in section byte order, like the block's own.
             ulong value = ((ulong)ReadUInt32(option.Value) << 32) | ReadUInt32(option.Value.AsSpan(4));
-            if (option.Code == IsbOptionStartTime && startTime is null)
+            if (option.Code == PcapngFormat.IsbOption.StartTime && startTime is null)
                 startTime = ToNanoseconds(in state, value);
-            else if (option.Code == IsbOptionEndTime && endTime is null)
+            else if (option.Code == PcapngFormat.IsbOption.EndTime && endTime is null)
                 endTime = ToNanoseconds(in state, value);
         }
 
         _statistics.Add(new InterfaceStatistics(_sectionIndex, (int)Math.Min(interfaceId, int.MaxValue), offset,
             ToNanoseconds(in state, timestamp), options, startTime, endTime)
         {
-            InterfaceReceived = CaptureText.FindUInt64(options, IsbOptionInterfaceReceived, _bigEndian),
-            InterfaceDropped = CaptureText.FindUInt64(options, IsbOptionInterfaceDropped, _bigEndian),
-            FilterAccepted = CaptureText.FindUInt64(options, IsbOptionFilterAccepted, _bigEndian),
-            OsDropped = CaptureText.FindUInt64(options, IsbOptionOsDropped, _bigEndian),
-            UserDelivered = CaptureText.FindUInt64(options, IsbOptionUserDelivered, _bigEndian),
+            InterfaceReceived = CaptureText.FindUInt64(options, PcapngFormat.IsbOption.InterfaceReceived, _bigEndian),
+            InterfaceDropped = CaptureText.FindUInt64(options, PcapngFormat.IsbOption.InterfaceDropped, _bigEndian),
+            FilterAccepted = CaptureText.FindUInt64(options, PcapngFormat.IsbOption.FilterAccepted, _bigEndian),
+            OsDropped = CaptureText.FindUInt64(options, PcapngFormat.IsbOption.OsDropped, _bigEndian),
+            UserDelivered = CaptureText.FindUInt64(options, PcapngFormat.IsbOption.UserDelivered, _bigEndian),
         });
         return true;
     }
@@ -455,13 +428,13 @@ public sealed partial class CaptureReader
     {
         var options = new List<CaptureOption>();
         int position = 0;
-        while (region.Length - position >= OptionHeaderLength)
+        while (region.Length - position >= PcapngFormat.OptionHeaderLength)
         {
             ushort code = ReadUInt16(region[position..]);
             ushort valueLength = ReadUInt16(region[(position + 2)..]);
-            if (code == OptionEndOfOptions)
+            if (code == PcapngFormat.Option.EndOfOptions)
                 break;
-            position += OptionHeaderLength;
+            position += PcapngFormat.OptionHeaderLength;
             if (valueLength > region.Length - position)
                 break;
             options.Add(new CaptureOption(code, region.Slice(position, valueLength).ToArray()));
@@ -506,15 +479,15 @@ public sealed partial class CaptureReader
 
     private static string BlockName(uint type) => type switch
     {
-        SectionHeaderBlockType => "a Section Header Block",
-        InterfaceDescriptionBlockType => "an Interface Description Block",
-        PacketBlockType => "a Packet Block",
-        SimplePacketBlockType => "a Simple Packet Block",
-        NameResolutionBlockType => "a Name Resolution Block",
-        InterfaceStatisticsBlockType => "an Interface Statistics Block",
-        EnhancedPacketBlockType => "an Enhanced Packet Block",
-        DecryptionSecretsBlockType => "a Decryption Secrets Block",
-        CustomBlockType or CustomBlockNoCopyType => "a Custom Block",
+        PcapngFormat.BlockType.SectionHeader => "a Section Header Block",
+        PcapngFormat.BlockType.InterfaceDescription => "an Interface Description Block",
+        PcapngFormat.BlockType.Packet => "a Packet Block",
+        PcapngFormat.BlockType.SimplePacket => "a Simple Packet Block",
+        PcapngFormat.BlockType.NameResolution => "a Name Resolution Block",
+        PcapngFormat.BlockType.InterfaceStatistics => "an Interface Statistics Block",
+        PcapngFormat.BlockType.EnhancedPacket => "an Enhanced Packet Block",
+        PcapngFormat.BlockType.DecryptionSecrets => "a Decryption Secrets Block",
+        PcapngFormat.BlockType.CustomCopyable or PcapngFormat.BlockType.CustomNoCopy => "a Custom Block",
         _ => $"a block of type 0x{type:x8}",
     };
 
