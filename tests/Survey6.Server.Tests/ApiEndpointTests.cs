@@ -99,7 +99,7 @@ public sealed class ApiEndpointTests : IAsyncLifetime
     public async Task A_token_created_through_the_api_enrols_a_probe_with_its_join_command()
     {
         var (status, created, response) = await _api.SendJsonAsync(HttpMethod.Post, "/api/v1/tokens",
-            """{"ttl": "2h", "uses": 2, "labels": {"site": "dc1"}, "description": "rack 4"}""");
+            """{"ttl": "2h", "uses": 2, "labels": {"site": "dc1", "rackRow": "4"}, "description": "rack 4"}""");
         Assert.Equal(HttpStatusCode.Created, status);
         Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
         var token = created.GetProperty("token").GetString()!;
@@ -121,6 +121,7 @@ public sealed class ApiEndpointTests : IAsyncLifetime
 
         var probe = await _api.GetOkAsync("/api/v1/probes/" + result.ProbeId);
         Assert.Equal("dc1", probe.GetProperty("labels").GetProperty("site").GetString());
+        Assert.Equal("4", probe.GetProperty("labels").GetProperty("rackRow").GetString()); // label keys are data: no snake_case
         Assert.Equal(info.GetProperty("id").GetString(), probe.GetProperty("token_id").GetString());
 
         var listed = (await _api.GetOkAsync("/api/v1/tokens")).GetProperty("items").EnumerateArray().Single();
