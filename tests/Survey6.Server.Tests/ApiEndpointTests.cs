@@ -260,6 +260,8 @@ public sealed class ApiEndpointTests : IAsyncLifetime
 
         var mine = await _api.GetOkAsync("/api/v1/uploads?probe=p-aaaaaaaaaaaa");
         Assert.Equal(3, mine.GetProperty("items").GetArrayLength());
+        foreach (var outside in new[] { "..", "../server", "." })
+            Assert.Empty((await _api.GetOkAsync("/api/v1/uploads?probe=" + Uri.EscapeDataString(outside))).GetProperty("items").EnumerateArray());
         ApiTestSupport.AssertProblem(HttpStatusCode.BadRequest, await _api.SendJsonAsync(HttpMethod.Get, "/api/v1/uploads?cursor=" + PageCursor.Encode(42)));
     }
 }

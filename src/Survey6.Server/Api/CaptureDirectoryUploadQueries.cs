@@ -41,8 +41,10 @@ public sealed class CaptureDirectoryUploadQueries(IOptions<ServerOptions> option
         var captures = Path.Combine(Path.GetFullPath(options.Value.DataDirectory), "captures");
         if (!Directory.Exists(captures))
             yield break;
+        // A probe id names a folder here: anything that could step outside captures/ matches nothing.
         IEnumerable<string> probeDirectories = probeId is null ? Directory.EnumerateDirectories(captures)
-            : Directory.Exists(Path.Combine(captures, probeId)) && Path.GetFileName(probeId) == probeId ? [Path.Combine(captures, probeId)]
+            : probeId.Length > 0 && probeId[0] != '.' && Path.GetFileName(probeId) == probeId && Directory.Exists(Path.Combine(captures, probeId))
+                ? [Path.Combine(captures, probeId)]
             : [];
         foreach (var probeDirectory in probeDirectories)
         {
