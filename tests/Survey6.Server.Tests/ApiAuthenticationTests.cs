@@ -156,11 +156,11 @@ public sealed class ApiAuthenticationTests : IAsyncLifetime
     private sealed class FakeCookieHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder)
         : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
     {
-        public const string Cookie = "session=alice";
+        public const string Cookie = "login=alice";
 
         protected override Task<AuthenticateResult> HandleAuthenticateAsync()
         {
-            if (Request.Cookies["session"] != "alice")
+            if (Request.Cookies["login"] != "alice")
                 return Task.FromResult(AuthenticateResult.NoResult());
             var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, "alice")], Scheme.Name);
             return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), Scheme.Name)));

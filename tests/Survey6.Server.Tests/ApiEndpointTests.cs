@@ -224,10 +224,10 @@ public sealed class ApiEndpointTests : IAsyncLifetime
             var probe = i < 3 ? "p-aaaaaaaaaaaa" : "p-bbbbbbbbbbbb";
             var data = Captures.Pcapng(i, probe);
             var header = new UploadHeader(Captures.Sha(data), data.Length, Captures.Window, Captures.Window.AddMinutes(10), """{"packets":10}""");
-            await using (var session = await store.BeginAsync(probe, header))
+            await using (var upload = await store.BeginAsync(probe, header))
             {
-                await session.WriteAsync(0, data);
-                await session.CompleteAsync(header.Sha256);
+                await upload.WriteAsync(0, data);
+                await upload.CompleteAsync(header.Sha256);
             }
 
             shas.Add(header.Sha256);

@@ -14,7 +14,7 @@ namespace Survey6.Server.Api;
 /// <summary>
 /// Builds <see cref="ApiAuthentication.Policy"/>: an authenticated user from the bearer scheme, or
 /// from the cookie scheme if one was registered by the time options are first read. This is the hook
-/// for the web UI: <c>AddAuthentication().AddCookie()</c> is all it takes for a logged-in session to
+/// for the web UI: <c>AddAuthentication().AddCookie()</c> is all it takes for a logged-in user to
 /// call the API too.
 /// </summary>
 internal sealed class ApiPolicySetup(IOptions<AuthenticationOptions> authentication) : IConfigureOptions<AuthorizationOptions>
