@@ -1,39 +1,13 @@
 using System.Globalization;
-using System.Text.RegularExpressions;
 using Survey6.Contracts.V1;
 
 namespace Survey6.Cli;
 
 /// <summary>Parsers for option values shared by command groups.</summary>
-public static partial class CliParsing
+public static class CliParsing
 {
     /// <summary>"24h", "90m", "7d", "1h30m", "45s"; "0" means no limit (null).</summary>
-    public static bool TryParseDuration(string text, out TimeSpan? duration)
-    {
-        duration = null;
-        if (text == "0")
-            return true;
-        var match = DurationShape().Match(text);
-        if (!match.Success)
-            return false;
-        var total = TimeSpan.Zero;
-        foreach (Capture part in match.Groups["part"].Captures)
-        {
-            var unit = part.Value[^1];
-            if (!long.TryParse(part.Value.AsSpan(0, part.Value.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n > 100_000)
-                return false;
-            total += unit switch
-            {
-                'd' => TimeSpan.FromDays(n),
-                'h' => TimeSpan.FromHours(n),
-                'm' => TimeSpan.FromMinutes(n),
-                _ => TimeSpan.FromSeconds(n),
-            };
-        }
-
-        duration = total;
-        return total > TimeSpan.Zero;
-    }
+    public static bool TryParseDuration(string text, out TimeSpan? duration) => Survey6.Server.Api.DurationText.TryParse(text, out duration);
 
     /// <summary>Repeated <c>key=value</c> options into a dictionary; later keys win.</summary>
     public static bool TryParseLabels(IEnumerable<string>? pairs, out SortedDictionary<string, string> labels, out string? error)
@@ -73,7 +47,4 @@ public static partial class CliParsing
         };
         return true;
     }
-
-    [GeneratedRegex("^(?<part>[0-9]+[dhms])+$", RegexOptions.CultureInvariant)]
-    private static partial Regex DurationShape();
 }

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using Survey6.Server.Api;
 using Survey6.Server.Hosting;
 using Survey6.Server.Options;
 using Survey6.Server.Pki;
@@ -28,6 +29,7 @@ public static class ServerCommands
         server.Subcommands.Add(CreateRun(dataDir, config));
         server.Subcommands.Add(CreateToken(dataDir, config));
         server.Subcommands.Add(CreateProbes(dataDir, config));
+        server.Subcommands.Add(CreateApiToken(dataDir, config));
         return server;
     }
 
@@ -96,7 +98,7 @@ public static class ServerCommands
             output.WriteLine($"expires: {(created.Info.ExpiresAt is { } e ? e.ToString("u") : "never")}");
             output.WriteLine($"uses: {created.Info.MaxUses}");
             output.WriteLine("join a probe with:");
-            output.WriteLine($"survey6 probe join --server {url} --token {created.Token} --ca-hash {pki.Authority.Pin}");
+            output.WriteLine(JoinCommand.Format(url, created.Token, pki.Authority.Pin));
             return 0;
         });
 
@@ -189,6 +191,85 @@ public static class ServerCommands
             return 0;
         }));
         return command;
+    }
+
+    private static Command CreateApiToken(Option<string> dataDir, Option<string> config)
+    {
+        var group = new Command("api-token", "Bearer tokens for the operator API (/api/v1): create, list, revoke");
+
+        var name = new Option<string>("--name") { Description = "Who or what uses it, e.g. grafana or alice", DefaultValueFactory = _ => "" };
+        var ttl = new Option<string>("--ttl") { Description = "Lifetime: 90d, 12h, ...; 0 for no expiry", DefaultValueFactory = _ => "90d" };
+        var create = new Command("create", "Create an API token and print it (the only time it is shown)") { name, ttl };
+        create.SetAction(parse =>
+        {
+            if (!CliParsing.TryParseDuration(parse.GetValue(ttl)!, out var lifetime))
+                return Fail(parse, "api-token create", $"--ttl '{parse.GetValue(ttl)}' is not a duration like 90d, 12h or 30m (0: no expiry)");
+            var tokenName = parse.GetValue(name)!.Trim();
+            if (tokenName.Length > ApiTokenStore.MaxNameLength)
+                return Fail(parse, "api-token create", $"--name is longer than {ApiTokenStore.MaxNameLength} characters");
+
+            // Like `token create`, this may run before the server ever started: it creates the data directory if needed.
+            var directory = new ServerDataDirectory(LoadOptions(parse, dataDir, config).DataDirectory);
+            directory.EnsureCreated();
+            var database = StateDatabase.OpenAndMigrate(directory.StateDatabase);
+            var created = new ApiTokenStore(database, TimeProvider.System).Create(tokenName, lifetime);
+
+            var output = parse.InvocationConfiguration.Output;
+            output.WriteLine($"token: {created.Token}");
+            output.WriteLine($"id: {created.Info.Id}");
+            output.WriteLine($"expires: {(created.Info.ExpiresAt is { } e ? e.ToString("u") : "never")}");
+            output.WriteLine("use it as: Authorization: Bearer " + created.Token);
+            return 0;
+        });
+
+        var json = new Option<bool>("--json") { Description = "JSON instead of a table" };
+        var list = new Command("list", "List API tokens (never their secrets)") { json };
+        list.SetAction(parse => WithState(parse, "api-token list", () =>
+        {
+            var tokens = new ApiTokenStore(OpenDatabase(parse, dataDir, config), TimeProvider.System).List();
+            var now = TimeProvider.System.GetUtcNow();
+            var output = parse.InvocationConfiguration.Output;
+            if (parse.GetValue(json))
+            {
+                var array = new JsonArray(tokens.Select(t => (JsonNode)new JsonObject
+                {
+                    ["id"] = t.Id,
+                    ["name"] = t.Name,
+                    ["status"] = t.Status(now),
+                    ["created_at"] = t.CreatedAt.ToString("o"),
+                    ["expires_at"] = t.ExpiresAt?.ToString("o"),
+                    ["revoked_at"] = t.RevokedAt?.ToString("o"),
+                    ["last_used_at"] = t.LastUsedAt?.ToString("o"),
+                }).ToArray());
+                output.WriteLine(array.ToJsonString(Indented));
+                return 0;
+            }
+
+            WriteTable(output, ["ID", "STATUS", "NAME", "CREATED", "EXPIRES", "LAST USED"], tokens.Select(t => new[]
+            {
+                t.Id, t.Status(now), t.Name.Length == 0 ? "-" : t.Name, t.CreatedAt.ToString("u"), t.ExpiresAt?.ToString("u") ?? "never",
+                t.LastUsedAt?.ToString("u") ?? "never",
+            }));
+            return 0;
+        }));
+
+        var id = new Argument<string>("ID") { Description = "Token id (the 8 characters after s6_), or the whole token" };
+        var revoke = new Command("revoke", "Revoke an API token; calls with it are refused from now on") { id };
+        revoke.SetAction(parse => WithState(parse, "api-token revoke", () =>
+        {
+            var tokenId = parse.GetValue(id)!.Trim();
+            if (ApiToken.TryParse(tokenId, out var fromToken, out _))
+                tokenId = fromToken;
+            if (!new ApiTokenStore(OpenDatabase(parse, dataDir, config), TimeProvider.System).Revoke(tokenId))
+                return Fail(parse, "api-token revoke", $"no API token {tokenId}");
+            parse.InvocationConfiguration.Output.WriteLine($"revoked API token {tokenId}");
+            return 0;
+        }));
+
+        group.Subcommands.Add(create);
+        group.Subcommands.Add(list);
+        group.Subcommands.Add(revoke);
+        return group;
     }
 
     private static Dictionary<string, string?> Overrides(ParseResult parse, Option<string> dataDir)

@@ -54,10 +54,10 @@ public sealed class ServerHarness : IAsyncDisposable
 
     public ServerCounters Counters => Get<ServerCounters>();
 
-    public static Task<ServerHarness> StartAsync(IReadOnlyDictionary<string, string?>? settings = null) =>
-        StartAsync(TempDirectory.Create(), settings);
+    public static Task<ServerHarness> StartAsync(IReadOnlyDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null) =>
+        StartAsync(TempDirectory.Create(), settings, services);
 
-    public static async Task<ServerHarness> StartAsync(string root, IReadOnlyDictionary<string, string?>? settings = null)
+    public static async Task<ServerHarness> StartAsync(string root, IReadOnlyDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
     {
         var overrides = new Dictionary<string, string?>
         {
@@ -71,6 +71,7 @@ public sealed class ServerHarness : IAsyncDisposable
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var builder = ServerApplication.CreateBuilder(null, overrides);
         builder.Services.AddSingleton<TimeProvider>(time);
+        services?.Invoke(builder.Services);
         builder.Logging.ClearProviders();
         var app = ServerApplication.Build(builder);
         await app.StartAsync();

@@ -4,7 +4,7 @@ namespace Survey6.Server.Diagnostics;
 
 /// <summary>
 /// In-process counters (joins, refusals by reason, ...). Names are dotted, e.g.
-/// <c>join.refused.expired</c>; the metrics endpoint will export them later.
+/// <c>join.refused.expired</c>; <see cref="Metrics.ServerMetrics"/> exports them at /metrics.
 /// </summary>
 public sealed class ServerCounters
 {
@@ -14,7 +14,14 @@ public sealed class ServerCounters
 
     private readonly ConcurrentDictionary<string, long> _counts = new(StringComparer.Ordinal);
 
-    public void Increment(string name) => _counts.AddOrUpdate(name, 1, static (_, count) => count + 1);
+    public void Increment(string name) => Add(name, 1);
+
+    /// <summary>Adds <paramref name="amount"/> (not negative: counters only grow), e.g. bytes received.</summary>
+    public void Add(string name, long amount)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(amount);
+        _counts.AddOrUpdate(name, amount, (_, count) => count + amount);
+    }
 
     public long Get(string name) => _counts.TryGetValue(name, out var count) ? count : 0;
 

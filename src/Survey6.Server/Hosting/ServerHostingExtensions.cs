@@ -5,8 +5,10 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Survey6.Server.Api;
 using Survey6.Server.Diagnostics;
 using Survey6.Server.Enrollment;
+using Survey6.Server.Metrics;
 using Survey6.Server.Options;
 using Survey6.Server.Pki;
 using Survey6.Server.Security;
@@ -55,6 +57,8 @@ public static class ServerHostingExtensions
 
         services.AddGrpc(grpc => grpc.Interceptors.Add<ProbeAuthenticationInterceptor>());
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, KestrelEndpoints>();
+        services.AddSurvey6Api();
+        services.AddSurvey6Metrics();
         return services;
     }
 
@@ -65,10 +69,14 @@ public static class ServerHostingExtensions
         var pki = app.Services.GetRequiredService<ServerPki>();
         app.Services.GetRequiredService<StateDatabase>();
 
+        app.UseSurvey6Metrics();
+        app.UseSurvey6Api();
         app.MapGrpcService<EnrollmentService>();
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         // Public: probes fetch it before joining and check it against their pin (docs/protocol.md).
         app.MapGet("/v1/ca.pem", () => Results.Text(pki.Authority.CertificatePem, "application/x-pem-file"));
+        app.MapSurvey6Api();
+        app.MapSurvey6Metrics();
 
         app.Lifetime.ApplicationStarted.Register(() =>
         {

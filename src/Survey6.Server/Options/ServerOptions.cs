@@ -15,7 +15,7 @@ public sealed class ServerOptions
     [Required]
     public string GrpcListen { get; set; } = "*:7443";
 
-    /// <summary>Plain HTTP endpoint for operators (health now, the JSON API later); empty disables it.</summary>
+    /// <summary>Plain HTTP endpoint for operators (/api/v1, /metrics, /healthz); empty disables it.</summary>
     public string? HttpListen { get; set; } = "127.0.0.1:7080";
 
     /// <summary>

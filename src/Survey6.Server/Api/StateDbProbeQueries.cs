@@ -1,0 +1,237 @@
+using Google.Protobuf;
+using Microsoft.Data.Sqlite;
+using Survey6.Contracts.V1;
+using Survey6.Server.Storage;
+
+namespace Survey6.Server.Api;
+
+/// <summary>
+/// <see cref="IProbeQueries"/> over the tables there are today: probes, certificates and events.
+/// There are no heartbeats yet, so last_heartbeat is null and the history is made of the events that
+/// set a state (joined: pending; left or revoked: revoked).
+/// </summary>
+public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probes) : IProbeQueries
+{
+    private static readonly JsonParser FactsParser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(true));
+
+    public ValueTask<IReadOnlyList<ProbeDto>> ListAsync(string? state, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<ProbeDto> list = probes.List()
+            .Where(p => state is null || string.Equals(p.State, state, StringComparison.Ordinal))
+            .Select(p => ToDto(p, ParseFacts(p.FactsJson)))
+            .ToList();
+        return ValueTask.FromResult(list);
+    }
+
+    public ValueTask<ProbeDetailDto?> GetAsync(string id, CancellationToken cancellationToken)
+    {
+        if (probes.Get(id) is not { } probe)
+            return ValueTask.FromResult<ProbeDetailDto?>(null);
+        var facts = ParseFacts(probe.FactsJson);
+        var summary = ToDto(probe, facts);
+        return ValueTask.FromResult<ProbeDetailDto?>(new ProbeDetailDto
+        {
+            Id = summary.Id,
+            State = summary.State,
+            StateReasons = summary.StateReasons,
+            LastHeartbeat = summary.LastHeartbeat,
+            Hostname = summary.Hostname,
+            Labels = summary.Labels,
+            Location = summary.Location,
+            Version = summary.Version,
+            CertNotAfter = summary.CertNotAfter,
+            CertSerial = summary.CertSerial,
+            JoinedAt = summary.JoinedAt,
+            JoinedFrom = summary.JoinedFrom,
+            TokenId = summary.TokenId,
+            LeftAt = summary.LeftAt,
+            LeaveReason = summary.LeaveReason,
+            Facts = facts is null ? null : new HostFactsDto(
+                facts.Hostname, facts.Os, facts.Kernel, facts.SoftwareVersion,
+                facts.Interfaces.Select(i => new InterfaceDto(i.Name, i.Mac, [.. i.Addresses])).ToList()),
+            Certificates = Certificates(id),
+        });
+    }
+
+    public ValueTask<Page<ProbeHistoryEntryDto>?> GetHistoryAsync(string id, PageRequest page, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(page);
+        var before = PageCursor.DecodeId(page.Cursor);
+        if (probes.Get(id) is null)
+            return ValueTask.FromResult<Page<ProbeHistoryEntryDto>?>(null);
+
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            SELECT id, at, kind, detail FROM events
+            WHERE probe_id = $probe AND kind IN ($joined, $left, $revoked) AND ($before IS NULL OR id < $before)
+            ORDER BY id DESC LIMIT $limit
+            """;
+        command.Parameters.AddWithValue("$probe", id);
+        command.Parameters.AddWithValue("$joined", EventKinds.ProbeJoined);
+        command.Parameters.AddWithValue("$left", EventKinds.ProbeLeft);
+        command.Parameters.AddWithValue("$revoked", ApiEventKinds.ProbeRevoked);
+        command.Parameters.AddWithValue("$before", (object?)before ?? DBNull.Value);
+        command.Parameters.AddWithValue("$limit", page.Limit + 1);
+        using var reader = command.ExecuteReader();
+        var rows = new List<ProbeHistoryEntryDto>();
+        while (reader.Read())
+        {
+            var kind = reader.GetString(2);
+            var detail = reader.GetString(3);
+            var joined = kind == EventKinds.ProbeJoined;
+            rows.Add(new ProbeHistoryEntryDto(
+                DbTime.Parse(reader.GetString(1)),
+                joined ? ProbeStates.Pending : ProbeStates.Revoked,
+                joined ? null : [kind == EventKinds.ProbeLeft ? "left: " + detail : detail],
+                reader.GetInt64(0)));
+        }
+
+        return ValueTask.FromResult<Page<ProbeHistoryEntryDto>?>(PageCursor.Make(rows, page.Limit, r => PageCursor.Encode(r.EventId!.Value)));
+    }
+
+    public ValueTask<IReadOnlyDictionary<string, long>> CountByStateAsync(CancellationToken cancellationToken)
+    {
+        var counts = ProbeStateNames.All.ToDictionary(s => s, _ => 0L, StringComparer.Ordinal);
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT state, COUNT(*) FROM probes GROUP BY state";
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+            counts[reader.GetString(0)] = reader.GetInt64(1);
+        return ValueTask.FromResult<IReadOnlyDictionary<string, long>>(counts);
+    }
+
+    internal static ProbeDto ToDto(ProbeRecord probe, HostFacts? facts) => new()
+    {
+        Id = probe.Id,
+        State = probe.State,
+        StateReasons = probe.State == ProbeStates.Revoked && !string.IsNullOrEmpty(probe.LeaveReason) ? [probe.LeaveReason] : null,
+        LastHeartbeat = null,
+        Hostname = probe.Hostname,
+        Labels = probe.Labels,
+        Location = facts?.Location is { } l ? new LocationDto(l.Latitude, l.Longitude, NullIfEmpty(l.Country), NullIfEmpty(l.City)) : null,
+        Version = NullIfEmpty(facts?.SoftwareVersion),
+        CertNotAfter = probe.CertificateNotAfter,
+        CertSerial = probe.CertificateSerial,
+        JoinedAt = probe.JoinedAt,
+        JoinedFrom = probe.JoinedFrom,
+        TokenId = probe.TokenId,
+        LeftAt = probe.LeftAt,
+        LeaveReason = probe.LeaveReason,
+    };
+
+    private List<CertificateDto> Certificates(string probeId)
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT serial, issued_at, not_after, revoked_at FROM certificates WHERE probe_id = $probe ORDER BY issued_at DESC, serial";
+        command.Parameters.AddWithValue("$probe", probeId);
+        using var reader = command.ExecuteReader();
+        var certificates = new List<CertificateDto>();
+        while (reader.Read())
+        {
+            certificates.Add(new CertificateDto(
+                reader.GetString(0), DbTime.Parse(reader.GetString(1)), DbTime.Parse(reader.GetString(2)), DbTime.ParseNullable(reader.GetValue(3))));
+        }
+
+        return certificates;
+    }
+
+    /// <summary>The facts stored at join (protobuf JSON); null if unreadable, which only a hand-edited database would cause.</summary>
+    private static HostFacts? ParseFacts(string json)
+    {
+        try
+        {
+            return FactsParser.Parse<HostFacts>(json);
+        }
+        catch (InvalidProtocolBufferException)
+        {
+            return null;
+        }
+        catch (InvalidJsonException)
+        {
+            return null;
+        }
+    }
+
+    private static string? NullIfEmpty(string? text) => string.IsNullOrEmpty(text) ? null : text;
+}
+
+/// <summary><see cref="IProbeCommands"/> over state.db.</summary>
+public sealed class StateDbProbeCommands(StateDatabase database, TimeProvider time) : IProbeCommands
+{
+    public ValueTask<ProbeRevokeOutcome> RevokeAsync(string id, string reason, string actor, string remote, CancellationToken cancellationToken)
+    {
+        var now = DbTime.ToText(time.GetUtcNow());
+        using var connection = database.Open();
+        using var transaction = connection.BeginTransaction();
+        string? state;
+        using (var select = connection.CreateCommand())
+        {
+            select.Transaction = transaction;
+            select.CommandText = "SELECT state FROM probes WHERE id = $id";
+            select.Parameters.AddWithValue("$id", id);
+            state = select.ExecuteScalar() as string;
+        }
+
+        if (state is null)
+            return ValueTask.FromResult(ProbeRevokeOutcome.NotFound);
+
+        // Certificates are revoked even if the probe already is: a renewal racing a revocation must not survive it.
+        var recorded = $"revoked by {actor}" + (reason.Length == 0 ? "" : ": " + reason);
+        using (var update = connection.CreateCommand())
+        {
+            update.Transaction = transaction;
+            update.CommandText = """
+                UPDATE probes SET state = $state, left_at = COALESCE(left_at, $now), leave_reason = COALESCE(leave_reason, $reason) WHERE id = $id;
+                UPDATE certificates SET revoked_at = $now WHERE probe_id = $id AND revoked_at IS NULL;
+                """;
+            update.Parameters.AddWithValue("$state", ProbeStates.Revoked);
+            update.Parameters.AddWithValue("$now", now);
+            update.Parameters.AddWithValue("$reason", recorded);
+            update.Parameters.AddWithValue("$id", id);
+            update.ExecuteNonQuery();
+        }
+
+        var already = state == ProbeStates.Revoked;
+        if (!already)
+            EventStore.Append(connection, transaction, time, ApiEventKinds.ProbeRevoked, id, remote, recorded);
+        transaction.Commit();
+        return ValueTask.FromResult(already ? ProbeRevokeOutcome.AlreadyRevoked : ProbeRevokeOutcome.Revoked);
+    }
+}
+
+/// <summary>The events table, newest first, keyset-paged by id.</summary>
+public sealed class EventQueries(StateDatabase database)
+{
+    public Page<EventDto> List(string? probeId, string? kind, PageRequest page)
+    {
+        ArgumentNullException.ThrowIfNull(page);
+        var before = PageCursor.DecodeId(page.Cursor);
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            SELECT id, at, kind, probe_id, remote, detail FROM events
+            WHERE ($probe IS NULL OR probe_id = $probe) AND ($kind IS NULL OR kind = $kind) AND ($before IS NULL OR id < $before)
+            ORDER BY id DESC LIMIT $limit
+            """;
+        command.Parameters.AddWithValue("$probe", (object?)probeId ?? DBNull.Value);
+        command.Parameters.AddWithValue("$kind", (object?)kind ?? DBNull.Value);
+        command.Parameters.AddWithValue("$before", (object?)before ?? DBNull.Value);
+        command.Parameters.AddWithValue("$limit", page.Limit + 1);
+        using var reader = command.ExecuteReader();
+        var rows = new List<EventDto>();
+        while (reader.Read())
+            rows.Add(Read(reader));
+        return PageCursor.Make(rows, page.Limit, e => PageCursor.Encode(e.Id));
+    }
+
+    private static EventDto Read(SqliteDataReader reader) => new(
+        reader.GetInt64(0),
+        DbTime.Parse(reader.GetString(1)),
+        reader.GetString(2),
+        reader.IsDBNull(3) ? null : reader.GetString(3),
+        reader.IsDBNull(4) ? null : reader.GetString(4),
+        reader.GetString(5));
+}
