@@ -16,6 +16,8 @@ public sealed class ServerCounters
 
     public void Increment(string name) => _counts.AddOrUpdate(name, 1, static (_, count) => count + 1);
 
+    public void Add(string name, long amount) => _counts.AddOrUpdate(name, amount, (_, count) => count + amount);
+
     public long Get(string name) => _counts.TryGetValue(name, out var count) ? count : 0;
 
     /// <summary>Sum of every counter whose name starts with <paramref name="prefix"/>.</summary>
