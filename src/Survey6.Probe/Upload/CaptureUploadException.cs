@@ -48,7 +48,7 @@ public sealed class CaptureUploadException : Exception
 /// <param name="Ack">The server's acknowledgement; <see cref="UploadAck.Duplicate"/> when it already had the capture.</param>
 /// <param name="Path">The uploaded file.</param>
 /// <param name="Size">Its size in bytes.</param>
-/// <param name="ResumedFrom">Bytes the server already held when this upload began (0 for a fresh one).</param>
+/// <param name="ResumedFrom">Where the successful attempt started sending: the bytes the server already held then (the whole size when it had the capture).</param>
 /// <param name="BytesSent">Data bytes sent over all attempts.</param>
 /// <param name="Attempts">Calls made, the successful one included.</param>
 public sealed record CaptureUploadResult(UploadAck Ack, string Path, long Size, long ResumedFrom, long BytesSent, int Attempts);

@@ -143,11 +143,15 @@ public sealed class CaptureUploader
         using var stall = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         stall.CancelAfter(_options.StallTimeout);
         var status = await _client.GetUploadStatusAsync(new UploadStatusRequest { Sha256 = sha }, cancellationToken: stall.Token).ConfigureAwait(false);
-        state.ResumedFrom ??= (long)Math.Min(status.BytesHeld, (ulong)size);
         if (status.Complete && status.BytesHeld == (ulong)size)
+        {
+            state.ResumedFrom = size;
             return new UploadAck { Sha256 = sha, StoredBytes = status.BytesHeld, Duplicate = true };
+        }
+
         // More than the file holds cannot be ours: the server starts such a capture over.
         long offset = status.BytesHeld <= (ulong)size ? (long)status.BytesHeld : 0;
+        state.ResumedFrom = offset;
 
         await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 0, FileOptions.Asynchronous | FileOptions.SequentialScan);
         if (file.Length != size)

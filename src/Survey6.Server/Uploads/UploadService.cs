@@ -31,7 +31,7 @@ public sealed class UploadService(
         try
         {
             var held = await store.GetHeldBytesAsync(probeId, request.Sha256, context.CancellationToken).ConfigureAwait(false);
-            counters.Increment(UploadCounters.StatusQueries);
+            counters.Increment(UploadCounterNames.StatusQueries);
             return new UploadStatus { BytesHeld = (ulong)held.Bytes, Complete = held.Complete };
         }
         catch (UploadRejectedException e)
@@ -55,20 +55,20 @@ public sealed class UploadService(
         }
         catch (ProtocolViolationException e)
         {
-            counters.Increment(UploadCounters.RejectedPrefix + UploadStatusCodes.Protocol);
+            counters.Increment(UploadCounterNames.RejectedPrefix + UploadStatusCodes.Protocol);
             UploadLog.ProtocolViolation(logger, call.ProbeId, call.Remote, e.Message);
             throw UploadStatusCodes.ProtocolViolation(e.Message);
         }
-        catch (Exception) when (context.CancellationToken.IsCancellationRequested)
+        catch (Exception e) when (e is ClientGoneException || context.CancellationToken.IsCancellationRequested)
         {
             // The client cancelled or its connection died: no one hears the status, the part file keeps what arrived.
-            counters.Increment(UploadCounters.Interrupted);
+            counters.Increment(UploadCounterNames.Interrupted);
             UploadLog.Interrupted(logger, call.Sha256, call.ProbeId, call.Remote, call.Received);
             throw;
         }
         catch (Exception e) when (e is not RpcException)
         {
-            counters.Increment(UploadCounters.Failed);
+            counters.Increment(UploadCounterNames.Failed);
             UploadLog.Failed(logger, e, call.Sha256, call.ProbeId, call.Remote);
             // Unavailable tells the probe to back off and retry: a new call resumes from what the store kept.
             throw new RpcException(new Status(StatusCode.Unavailable,
@@ -78,7 +78,7 @@ public sealed class UploadService(
 
     private async Task<UploadAck> ReceiveAsync(Call call, IAsyncStreamReader<UploadChunk> requests, CancellationToken cancellationToken)
     {
-        if (!await requests.MoveNext(cancellationToken).ConfigureAwait(false))
+        if (!await NextAsync(requests, cancellationToken).ConfigureAwait(false))
             throw new ProtocolViolationException("the stream ended before the header");
         if (requests.Current.KindCase != UploadChunk.KindOneofCase.Header)
             throw new ProtocolViolationException("the first message must be the header");
@@ -87,7 +87,7 @@ public sealed class UploadService(
 
         await using var session = await store.BeginAsync(call.ProbeId, header, cancellationToken).ConfigureAwait(false);
         var resumedAt = session.Offset;
-        while (await requests.MoveNext(cancellationToken).ConfigureAwait(false))
+        while (await NextAsync(requests, cancellationToken).ConfigureAwait(false))
         {
             var message = requests.Current;
             switch (message.KindCase)
@@ -100,7 +100,7 @@ public sealed class UploadService(
                         throw new ProtocolViolationException($"chunk offset {message.Data.Offset} is out of range");
                     await session.WriteAsync((long)message.Data.Offset, message.Data.Data.Memory, cancellationToken).ConfigureAwait(false);
                     call.Received += message.Data.Data.Length;
-                    counters.Add(UploadCounters.BytesReceived, message.Data.Data.Length);
+                    counters.Add(UploadCounterNames.BytesReceived, message.Data.Data.Length);
                     break;
 
                 case UploadChunk.KindOneofCase.Trailer:
@@ -123,26 +123,40 @@ public sealed class UploadService(
             $"the stream ended without a trailer; {session.Offset} of {session.Size} bytes are held: resume from GetUploadStatus.bytes_held");
     }
 
+    /// <summary>The next message; a reset or cancelled request surfaces as <see cref="ClientGoneException"/>.</summary>
+    private static async Task<bool> NextAsync(IAsyncStreamReader<UploadChunk> requests, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await requests.MoveNext(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException)
+        {
+            // Kestrel reports a reset stream before the call's token is cancelled, so the token alone cannot tell.
+            throw new ClientGoneException(e);
+        }
+    }
+
     private void Record(StoreHeader header, StoredCapture stored)
     {
         if (stored.Duplicate)
         {
             records.RecordDuplicate(new UploadRecord(0, stored.Sha256, stored.ProbeId, stored.Size,
                 header.WindowStart, header.WindowEnd, time.GetUtcNow(), Duplicate: true, stored.Path));
-            counters.Increment(UploadCounters.Duplicate);
+            counters.Increment(UploadCounterNames.Duplicate);
         }
         else
         {
             // The sink recorded the stored row before CompleteAsync returned.
-            counters.Increment(UploadCounters.Stored);
-            counters.Add(UploadCounters.BytesStored, stored.Size);
+            counters.Increment(UploadCounterNames.Stored);
+            counters.Add(UploadCounterNames.BytesStored, stored.Size);
         }
     }
 
     private RpcException Refused(UploadRejectedException rejection)
     {
         var refused = UploadStatusCodes.ToRpcException(rejection);
-        counters.Increment(UploadCounters.RejectedPrefix + refused.Trailers.GetValue(UploadStatusCodes.RejectionTrailer));
+        counters.Increment(UploadCounterNames.RejectedPrefix + refused.Trailers.GetValue(UploadStatusCodes.RejectionTrailer));
         return refused;
     }
 
@@ -184,4 +198,7 @@ public sealed class UploadService(
 
     /// <summary>The request stream is not header, data..., trailer.</summary>
     private sealed class ProtocolViolationException(string message) : Exception(message);
+
+    /// <summary>The request stream broke off: the client cancelled or its connection died.</summary>
+    private sealed class ClientGoneException(Exception inner) : Exception("the client went away", inner);
 }

@@ -1,7 +1,7 @@
 namespace Survey6.Server.Uploads;
 
 /// <summary>Names of the upload service's <see cref="Diagnostics.ServerCounters"/>.</summary>
-public static class UploadCounters
+public static class UploadCounterNames
 {
     /// <summary>Uploads acknowledged that stored a new capture.</summary>
     public const string Stored = "upload.stored";
