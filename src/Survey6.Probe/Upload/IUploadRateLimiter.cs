@@ -12,8 +12,8 @@ public interface IUploadRateLimiter
 
 /// <summary>
 /// A token bucket: <see cref="BytesPerSecond"/> on average, bursts up to <see cref="BurstBytes"/>. A request larger
-/// than the bucket is allowed and paid off afterwards, so chunks of any size pass. Thread-safe; callers are served
-/// in arrival order because each reserves its tokens before it waits.
+/// than the bucket waits for the tokens it lacks rather than forever, so chunks of any size pass. Thread-safe;
+/// callers are served in arrival order because each reserves its tokens before it waits.
 /// </summary>
 public sealed class TokenBucketRateLimiter : IUploadRateLimiter
 {
