@@ -60,7 +60,8 @@ public static class ProbeUploadCommand
             {
                 return Fail(error, e.Message + (e.IsTransient ? " (transient: try again later)" : ""));
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or JsonException or CryptographicException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or JsonException or CryptographicException
+                                       or Microsoft.Extensions.Options.OptionsValidationException)
             {
                 return Fail(error, e.Message);
             }

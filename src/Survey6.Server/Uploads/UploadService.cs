@@ -64,7 +64,8 @@ public sealed class UploadService(
             // The client cancelled or its connection died: no one hears the status, the part file keeps what arrived.
             counters.Increment(UploadCounterNames.Interrupted);
             UploadLog.Interrupted(logger, call.Sha256, call.ProbeId, call.Remote, call.Received);
-            throw;
+            // A status rather than the exception: an expected event, not an error for the framework to log.
+            throw new RpcException(new Status(StatusCode.Cancelled, "the upload was interrupted; the bytes received are kept for resuming"));
         }
         catch (Exception e) when (e is not RpcException)
         {
