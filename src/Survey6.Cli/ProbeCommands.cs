@@ -10,6 +10,7 @@ public static class ProbeCommands
     {
         var probe = new Command("probe", "Capture host: join a survey6 server (capture and upload to come)");
         probe.Subcommands.Add(CreateJoin());
+        probe.Subcommands.Add(ProbeUploadCommand.Create());
         return probe;
     }
 

@@ -17,7 +17,7 @@ namespace Survey6.Cli;
 /// token and probe commands work on the data directory's state.db directly, with or without a
 /// running server.
 /// </summary>
-public static class ServerCommands
+public static partial class ServerCommands
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
@@ -30,6 +30,7 @@ public static class ServerCommands
         server.Subcommands.Add(CreateToken(dataDir, config));
         server.Subcommands.Add(CreateProbes(dataDir, config));
         server.Subcommands.Add(CreateApiToken(dataDir, config));
+        server.Subcommands.Add(CreateUploads(dataDir, config));
         return server;
     }
 

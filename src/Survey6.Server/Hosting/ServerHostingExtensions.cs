@@ -13,6 +13,7 @@ using Survey6.Server.Options;
 using Survey6.Server.Pki;
 using Survey6.Server.Security;
 using Survey6.Server.Storage;
+using Survey6.Server.Uploads;
 
 namespace Survey6.Server.Hosting;
 
@@ -29,6 +30,7 @@ public static class ServerHostingExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddSurvey6Server();
+        builder.Services.AddSurvey6Uploads(builder.Configuration);
         return builder;
     }
 
@@ -72,6 +74,7 @@ public static class ServerHostingExtensions
         app.UseSurvey6Metrics();
         app.UseSurvey6Api();
         app.MapGrpcService<EnrollmentService>();
+        app.MapSurvey6Uploads();
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         // Public: probes fetch it before joining and check it against their pin (docs/protocol.md).
         app.MapGet("/v1/ca.pem", () => Results.Text(pki.Authority.CertificatePem, "application/x-pem-file"));

@@ -1,0 +1,107 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Survey6.Probe.Join;
+using Survey6.Probe.Upload;
+
+namespace Survey6.Cli;
+
+/// <summary>
+/// <c>survey6 probe upload FILE</c>: one upload with the probe's identity, retried and resumed like the daemon's,
+/// printing the acknowledgement. The file is never deleted.
+/// </summary>
+public static class ProbeUploadCommand
+{
+    public static Command Create()
+    {
+        var file = new Argument<string>("FILE") { Description = "A pcap or pcapng capture file" };
+        var stateDir = new Option<string>("--state-dir")
+        {
+            Description = "The joined probe's state directory",
+            DefaultValueFactory = _ => JoinSettings.DefaultStateDirectory,
+        };
+        var manifest = new Option<string>("--manifest") { Description = "JSON file sent as the capture's manifest (default: none)" };
+        var rate = new Option<string>("--rate") { Description = "Bytes per second at most, e.g. 500K or 2M (default: no limit)" };
+        var attempts = new Option<int>("--attempts") { Description = "Attempts before giving up on transient failures", DefaultValueFactory = _ => 8 };
+        var command = new Command("upload", "Upload one capture to the server this probe joined; prints the acknowledgement. Does not delete the file")
+        {
+            file, stateDir, manifest, rate, attempts,
+        };
+        command.SetAction(async (parse, cancellationToken) =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            var error = parse.InvocationConfiguration.Error;
+            var path = Path.GetFullPath(parse.GetValue(file)!);
+            long bytesPerSecond = 0;
+            if (parse.GetValue(rate) is { } rateText && !TryParseBytes(rateText, out bytesPerSecond))
+                return Fail(error, $"--rate '{rateText}' is not a byte count like 500K, 2M or 1048576");
+            try
+            {
+                var json = parse.GetValue(manifest) is { } manifestPath ? File.ReadAllText(manifestPath) : "";
+                if (json.Length > 0)
+                    JsonDocument.Parse(json).Dispose(); // a readable error here beats the server's refusal
+                var description = UploadManifest.FromCapture(path, json);
+                using var connection = ProbeConnection.Open(new ProbeStateDirectory(parse.GetValue(stateDir)!));
+                var uploader = new CaptureUploader(
+                    connection.Channel.CreateCallInvoker(),
+                    Microsoft.Extensions.Options.Options.Create(new CaptureUploaderOptions { MaxAttempts = Math.Max(1, parse.GetValue(attempts)) }),
+                    bytesPerSecond > 0 ? new TokenBucketRateLimiter(bytesPerSecond) : null,
+                    new WarningWriter(error));
+                var result = await uploader.UploadAsync(path, description, cancellationToken: cancellationToken).ConfigureAwait(false);
+                output.WriteLine($"sha256: {result.Ack.Sha256}");
+                output.WriteLine($"stored_bytes: {result.Ack.StoredBytes}");
+                output.WriteLine($"duplicate: {(result.Ack.Duplicate ? "true" : "false")}");
+                output.WriteLine($"sent: {result.BytesSent} bytes from offset {result.ResumedFrom} in {result.Attempts} attempt(s)");
+                return 0;
+            }
+            catch (CaptureUploadException e)
+            {
+                return Fail(error, e.Message + (e.IsTransient ? " (transient: try again later)" : ""));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or JsonException or CryptographicException
+                                       or Microsoft.Extensions.Options.OptionsValidationException)
+            {
+                return Fail(error, e.Message);
+            }
+        });
+        return command;
+    }
+
+    /// <summary>A count of bytes with an optional binary suffix: 1048576, 512K, 2M, 1G.</summary>
+    internal static bool TryParseBytes(string text, out long bytes)
+    {
+        bytes = 0;
+        if (string.IsNullOrWhiteSpace(text))
+            return false;
+        text = text.Trim();
+        int shift = char.ToUpperInvariant(text[^1]) switch { 'K' => 10, 'M' => 20, 'G' => 30, _ => 0 };
+        var digits = shift == 0 ? text : text[..^1];
+        if (!long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var value) || value > long.MaxValue >> shift)
+            return false;
+        bytes = value << shift;
+        return bytes > 0;
+    }
+
+    private static int Fail(TextWriter error, string message)
+    {
+        error.WriteLine("survey6 probe upload: " + message);
+        return 1;
+    }
+
+    /// <summary>Shows the uploader's retries on stderr, so an operator sees why a command takes its time.</summary>
+    private sealed class WarningWriter(TextWriter error) : ILogger<CaptureUploader>
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (IsEnabled(logLevel))
+                error.WriteLine("survey6 probe upload: " + formatter(state, exception));
+        }
+    }
+}

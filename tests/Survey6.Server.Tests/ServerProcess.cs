@@ -1,0 +1,108 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Survey6.Server.Tests;
+
+/// <summary><c>survey6 server run</c> as a separate process, as an operator starts it, so a test can SIGKILL it.</summary>
+internal sealed class ServerProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private ServerProcess(Process process)
+    {
+        _process = process;
+    }
+
+    public Uri GrpcUrl { get; private set; } = null!;
+
+    public string Pin { get; private set; } = "";
+
+    public int Id => _process.Id;
+
+    /// <summary>What the server printed so far (stdout and stderr), for failure messages.</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+                return _output.ToString();
+        }
+    }
+
+    /// <summary>Starts the server on <paramref name="dataDirectory"/> and waits until it prints where it listens.</summary>
+    public static async Task<ServerProcess> StartAsync(string dataDirectory, int port)
+    {
+        var start = new ProcessStartInfo(DotnetHost())
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var argument in new[]
+                 {
+                     Path.Combine(AppContext.BaseDirectory, "survey6.dll"), "server", "run", "--data-dir", dataDirectory,
+                     "--grpc-listen", $"127.0.0.1:{port}", "--http-listen", "",
+                 })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        var server = new ServerProcess(Process.Start(start) ?? throw new InvalidOperationException("could not start survey6 server run"));
+        server._process.OutputDataReceived += (_, e) => server.Append(e.Data);
+        server._process.ErrorDataReceived += (_, e) => server.Append(e.Data);
+        server._process.BeginOutputReadLine();
+        server._process.BeginErrorReadLine();
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (server.Line("ca-hash: ") is null)
+        {
+            if (server._process.HasExited || DateTime.UtcNow > deadline)
+            {
+                server.Dispose();
+                throw new InvalidOperationException("the server did not start:\n" + server.Output);
+            }
+
+            await Task.Delay(20);
+        }
+
+        server.GrpcUrl = new Uri(server.Line("grpc: ")!);
+        server.Pin = server.Line("ca-hash: ")!;
+        return server;
+    }
+
+    /// <summary>SIGKILL: no shutdown, no flush, no cleanup of any kind.</summary>
+    public void Kill()
+    {
+        if (!_process.HasExited)
+            _process.Kill();
+        _process.WaitForExit();
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        _process.Dispose();
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+            return;
+        lock (_output)
+            _output.AppendLine(line);
+    }
+
+    private string? Line(string prefix) =>
+        Output.Split('\n').Select(l => l.TrimEnd('\r')).FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal))?[prefix.Length..];
+
+    private static string DotnetHost()
+    {
+        // The test host runs under the dotnet muxer; the server runs under the same one.
+        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
+        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
+            return fromSdk;
+        var self = Environment.ProcessPath;
+        return self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self : "dotnet";
+    }
+}
