@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Survey6.Server.Control;
 using Survey6.Server.Diagnostics;
 using Survey6.Server.Enrollment;
 using Survey6.Server.Options;
@@ -52,6 +53,7 @@ public static class ServerHostingExtensions
         services.AddSingleton<RefusalEventThrottle>();
         services.AddSingleton<JoinRateLimiter>();
         services.AddSingleton<ProbeCertificateValidator>();
+        services.AddSurvey6Control();
 
         services.AddGrpc(grpc => grpc.Interceptors.Add<ProbeAuthenticationInterceptor>());
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, KestrelEndpoints>();
@@ -66,6 +68,7 @@ public static class ServerHostingExtensions
         app.Services.GetRequiredService<StateDatabase>();
 
         app.MapGrpcService<EnrollmentService>();
+        app.MapGrpcService<ControlService>();
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         // Public: probes fetch it before joining and check it against their pin (docs/protocol.md).
         app.MapGet("/v1/ca.pem", () => Results.Text(pki.Authority.CertificatePem, "application/x-pem-file"));
