@@ -303,7 +303,8 @@ public sealed class ProbeCommands(StateDatabase database, TimeProvider time, IOp
         return true;
     }
 
-    internal static string KindName(ProbeCommandKind kind) => kind switch
+    /// <summary>suspend, resume, upload-now, update-policy: the names stored and shown.</summary>
+    public static string KindName(ProbeCommandKind kind) => kind switch
     {
         ProbeCommandKind.Suspend => "suspend",
         ProbeCommandKind.Resume => "resume",
@@ -311,7 +312,7 @@ public sealed class ProbeCommands(StateDatabase database, TimeProvider time, IOp
         _ => "update-policy",
     };
 
-    internal static ProbeCommandKind ParseKind(string name) => name switch
+    public static ProbeCommandKind ParseKind(string name) => name switch
     {
         "suspend" => ProbeCommandKind.Suspend,
         "resume" => ProbeCommandKind.Resume,

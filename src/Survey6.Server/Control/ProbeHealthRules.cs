@@ -106,8 +106,18 @@ internal static class ProbeHealthRules
         return reasons.Count > 0 ? (ProbeStates.Degraded, reasons) : (ProbeStates.Healthy, reasons);
     }
 
-    /// <summary>"850ms", "12.5s", "4m10s", "3h5m", "2d4h".</summary>
-    public static string Format(TimeSpan span)
+    private static string Format(TimeSpan span) => ProbeHealthFormat.Duration(span);
+
+    private static string Percent(double ratio) => ProbeHealthFormat.Percent(ratio);
+
+    private static string Bytes(ulong bytes) => ProbeHealthFormat.Bytes(bytes);
+}
+
+/// <summary>How durations, ratios and sizes read in health reasons and the CLI.</summary>
+public static class ProbeHealthFormat
+{
+    /// <summary>"850ms", "12.5s", "4m10s", "3h5m", "2d4h"; the sign is dropped.</summary>
+    public static string Duration(TimeSpan span)
     {
         span = span.Duration();
         if (span < TimeSpan.FromSeconds(1))
@@ -123,18 +133,18 @@ internal static class ProbeHealthRules
 
     public static string Percent(double ratio) => (ratio * 100).ToString("0.##", CultureInfo.InvariantCulture) + "%";
 
-    public static string Bytes(ulong bytes)
+    /// <summary>"512 B", "1.5 MiB".</summary>
+    public static string Bytes(double bytes)
     {
         string[] units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-        double value = bytes;
         var unit = 0;
-        while (value >= 1024 && unit < units.Length - 1)
+        while (bytes >= 1024 && unit < units.Length - 1)
         {
-            value /= 1024;
+            bytes /= 1024;
             unit++;
         }
 
-        return value.ToString(unit == 0 ? "0" : "0.#", CultureInfo.InvariantCulture) + " " + units[unit];
+        return bytes.ToString(unit == 0 ? "0" : "0.#", CultureInfo.InvariantCulture) + " " + units[unit];
     }
 }
 
