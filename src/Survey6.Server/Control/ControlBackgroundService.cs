@@ -67,9 +67,8 @@ internal sealed class ControlBackgroundService(
     private async Task EvaluateLoopAsync(CancellationToken cancellationToken)
     {
         await Task.Yield();
-        using var timer = new PeriodicTimer(health.Value.EvaluationInterval, time);
         var nextSweep = time.GetUtcNow();
-        do
+        await ClockTicker.RunAsync(time, health.Value.EvaluationInterval, () =>
         {
             try
             {
@@ -86,15 +85,13 @@ internal sealed class ControlBackgroundService(
             {
                 ControlLog.EvaluationFailed(logger, e);
             }
-        }
-        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task PollLoopAsync(CancellationToken cancellationToken)
     {
         await Task.Yield();
-        using var timer = new PeriodicTimer(control.Value.ExternalChangePollInterval, time);
-        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+        await ClockTicker.RunAsync(time, control.Value.ExternalChangePollInterval, () =>
         {
             try
             {
@@ -104,7 +101,7 @@ internal sealed class ControlBackgroundService(
             {
                 ControlLog.PollFailed(logger, e);
             }
-        }
+        }, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Publishes command and revocation events written since the last look, except those this process published itself.</summary>

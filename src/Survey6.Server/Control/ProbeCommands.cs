@@ -206,7 +206,7 @@ public sealed class ProbeCommands(StateDatabase database, TimeProvider time, IOp
     {
         ArgumentNullException.ThrowIfNull(probeId);
         ArgumentNullException.ThrowIfNull(issuedBy);
-        var now = time.GetUtcNow();
+        var now = DbTime.Parse(DbTime.ToText(time.GetUtcNow())); // as stored, so the returned command equals what List gives later
         ProbeCommandInfo info;
         long eventId;
         using (var connection = database.Open())

@@ -96,7 +96,7 @@ public sealed class ProbeNotifier : IProbeStateNotifier
     private readonly ConcurrentDictionary<long, byte> _claimedEvents = new();
     private ProbeChangeSubscription[] _subscribers = [];
 
-    /// <summary>In-process reactions (wake a probe's stream, close it, re-evaluate); runs synchronously before subscribers are fed.</summary>
+    /// <summary>In-process reactions (wake a probe's stream, close it, re-evaluate); run synchronously once subscribers have the change.</summary>
     internal Action<ProbeChange>? Reaction { get; set; }
 
     public ProbeChangeSubscription Subscribe(int capacity = 1024)
@@ -126,10 +126,11 @@ public sealed class ProbeNotifier : IProbeStateNotifier
 
     internal void Publish(ProbeChange change)
     {
-        Reaction?.Invoke(change);
+        // Subscribers first, so they see a command issued before the state change it causes.
         var subscribers = Volatile.Read(ref _subscribers);
         foreach (var subscriber in subscribers)
             subscriber.Offer(change);
+        Reaction?.Invoke(change);
     }
 
     private void Unsubscribe(ProbeChangeSubscription subscription)
