@@ -121,8 +121,7 @@ internal sealed class ProbeHealthTracker(
 
     /// <summary>
     /// Rates and skew from this heartbeat and the previous one. Counters are cumulative per probe
-    /// process; one that went down means a restart, and counts from zero. Intervals are measured
-    /// on the server's clock only.
+    /// process and count from zero after a restart. Intervals are measured on the server's clock only.
     /// </summary>
     internal static HeartbeatFigures Figures(Heartbeat heartbeat, Heartbeat? previous, DateTimeOffset? previousAt, DateTimeOffset receivedAt)
     {
@@ -136,13 +135,22 @@ internal sealed class ProbeHealthTracker(
         var before = previous?.Capture ?? new CaptureCounters();
         var upload = heartbeat.Upload ?? new UploadCounters();
         var uploadBefore = previous?.Upload ?? new UploadCounters();
-        var received = Delta(capture.Received, before.Received);
-        var kernel = Delta(capture.KernelDropped, before.KernelDropped);
-        var nic = Delta(capture.InterfaceDropped, before.InterfaceDropped);
-        var queue = Delta(capture.QueueDropped, before.QueueDropped);
-        var files = Delta(upload.FilesUploaded, uploadBefore.FilesUploaded);
-        var bytes = Delta(upload.BytesUploaded, uploadBefore.BytesUploaded);
-        var failures = Delta(upload.Failures, uploadBefore.Failures);
+        // Any counter going down means the probe process restarted: all of them start from zero again.
+        if (capture.Received < before.Received || capture.KernelDropped < before.KernelDropped || capture.InterfaceDropped < before.InterfaceDropped
+            || capture.QueueDropped < before.QueueDropped || upload.FilesUploaded < uploadBefore.FilesUploaded
+            || upload.BytesUploaded < uploadBefore.BytesUploaded || upload.Failures < uploadBefore.Failures)
+        {
+            before = new CaptureCounters();
+            uploadBefore = new UploadCounters();
+        }
+
+        var received = capture.Received - before.Received;
+        var kernel = capture.KernelDropped - before.KernelDropped;
+        var nic = capture.InterfaceDropped - before.InterfaceDropped;
+        var queue = capture.QueueDropped - before.QueueDropped;
+        var files = upload.FilesUploaded - uploadBefore.FilesUploaded;
+        var bytes = upload.BytesUploaded - uploadBefore.BytesUploaded;
+        var failures = upload.Failures - uploadBefore.Failures;
 
         double dropped = (double)kernel + nic + queue;
         var dropRatio = received + dropped > 0 ? dropped / (received + dropped) : 0;
@@ -151,8 +159,6 @@ internal sealed class ProbeHealthTracker(
             interval, skew, roundTrip, received, kernel, nic, queue, files, bytes, failures,
             seconds > 0 ? received / seconds : 0, dropRatio, seconds > 0 ? bytes / seconds : 0);
     }
-
-    private static ulong Delta(ulong now, ulong before) => now >= before ? now - before : now;
 
     private static DateTimeOffset? TryTime(Timestamp? timestamp)
     {
