@@ -308,7 +308,7 @@ public sealed class ControlTests : IAsyncLifetime
         Assert.Equal((ProbeStates.Revoked, false), (health.State, health.Connected));
         Assert.Equal(new HealthReason(HealthReasonCodes.Revoked, "stolen"), Assert.Single(health.Reasons));
         Assert.NotNull(_server.Probes.FindCertificate(certificate.SerialNumber)!.RevokedAt);
-        Assert.Contains(_server.Events.Recent(10, EventKinds.ProbeRevoked), e => e.ProbeId == probeId && e.Detail == "stolen by test");
+        Assert.Contains(_server.Events.Recent(10, EventKinds.ProbeRevoked), e => e.ProbeId == probeId && e.Detail == "stolen (by test)");
         Assert.Throws<ProbeCommandException>(() => Commands.Suspend(probeId));
 
         await using var again = ProbeStream.Open(_server, certificate);
@@ -368,6 +368,8 @@ public sealed class ControlTests : IAsyncLifetime
             heartbeat.Capture.QueueDropped = dropped;
             heartbeat.CpuPercent = cpu;
             heartbeat.Spool.Bytes = spoolBytes;
+            heartbeat.Interfaces.Add(new InterfaceUtilisation { Name = "eth0", RxBytesPerSecond = spoolBytes, TxBytesPerSecond = 1, Utilisation = cpu / 10 });
+            heartbeat.Interfaces.Add(new InterfaceUtilisation { Name = "eth1", RxBytesPerSecond = 1000, Utilisation = -1 });
             await stream.HeartbeatAsync(heartbeat);
         }
 
@@ -382,6 +384,7 @@ public sealed class ControlTests : IAsyncLifetime
         Assert.Equal((2, 1500L, 5L, 3.0, 300L), (history[0].Heartbeats, history[0].Received, history[0].QueueDropped, history[0].CpuPercentMean, history[0].SpoolBytesMax));
         Assert.Equal((1, 1000L, 0L, 6.0, 200L), (history[1].Heartbeats, history[1].Received, history[1].QueueDropped, history[1].CpuPercentMean, history[1].SpoolBytesMax));
         Assert.Equal(ReportedStates.Capturing, history[1].ReportedState);
+        Assert.Equal((1300L, 1L, 0.4), (history[0].RxBytesPerSecondMax, history[0].TxBytesPerSecondMax, history[0].UtilisationMax));
 
         // Kept 7 days: the hourly sweep deletes them once they are older.
         _server.Time.Advance(TimeSpan.FromDays(7) + TimeSpan.FromHours(1));

@@ -56,7 +56,17 @@ internal sealed class ControlBackgroundService(
         {
             connections.Wake(change.ProbeId);
             if (change.CommandKind is ProbeCommandKind.Suspend or ProbeCommandKind.Resume or null)
-                tracker.Reevaluate(change.ProbeId);
+            {
+                try
+                {
+                    tracker.Reevaluate(change.ProbeId);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // The command is stored; the next evaluation round catches up. The issuer must not see this as a failure.
+                    ControlLog.EvaluationFailed(logger, e);
+                }
+            }
         }
         else if (change.Kind == ProbeChangeKind.StateChanged && change.State == ProbeStates.Revoked)
         {
@@ -130,7 +140,7 @@ internal sealed class ControlBackgroundService(
                 continue;
             if (kind == EventKinds.CommandIssued)
             {
-                // detail: "KIND ID[ by WHO]", as ProbeCommands writes it
+                // detail: "KIND ID[ (by WHO)]", as ProbeCommands writes it
                 var words = detail.Split(' ');
                 ProbeCommandKind? commandKind = null;
                 try

@@ -363,7 +363,7 @@ public sealed class ProbeCommands(StateDatabase database, TimeProvider time, IOp
         return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
     }
 
-    private static string By(string detail, string issuedBy) => issuedBy.Length == 0 ? detail : $"{detail} by {issuedBy}";
+    private static string By(string detail, string issuedBy) => issuedBy.Length == 0 ? detail : $"{detail} (by {issuedBy})";
 
     private static string NewId() => "c-" + RandomNumberGenerator.GetString(Base32, 12);
 

@@ -86,9 +86,9 @@ internal static class StatusRows
         command.CommandText = """
             INSERT INTO probe_minutes (probe_id, minute, heartbeats, received, kernel_dropped, interface_dropped, queue_dropped,
                 uploaded_files, uploaded_bytes, upload_failures, spool_files_max, spool_bytes_max, spool_oldest_ms_max, free_disk_min,
-                cpu_percent_sum, rss_max, clock_skew_ms_max_abs, reported_state)
+                cpu_percent_sum, rss_max, rx_bytes_per_second_max, tx_bytes_per_second_max, utilisation_max, clock_skew_ms_max_abs, reported_state)
             VALUES ($id, $minute, 1, $received, $kernel, $interface, $queue, $files, $bytes, $failures, $spoolFiles, $spoolBytes,
-                $oldest, $free, $cpu, $rss, $skew, $state)
+                $oldest, $free, $cpu, $rss, $rx, $tx, $utilisation, $skew, $state)
             ON CONFLICT(probe_id, minute) DO UPDATE SET
                 heartbeats = heartbeats + 1,
                 received = received + excluded.received,
@@ -104,6 +104,11 @@ internal static class StatusRows
                 free_disk_min = MIN(free_disk_min, excluded.free_disk_min),
                 cpu_percent_sum = cpu_percent_sum + excluded.cpu_percent_sum,
                 rss_max = MAX(rss_max, excluded.rss_max),
+                rx_bytes_per_second_max = MAX(rx_bytes_per_second_max, excluded.rx_bytes_per_second_max),
+                tx_bytes_per_second_max = MAX(tx_bytes_per_second_max, excluded.tx_bytes_per_second_max),
+                utilisation_max = CASE WHEN excluded.utilisation_max IS NULL THEN utilisation_max
+                                       WHEN utilisation_max IS NULL THEN excluded.utilisation_max
+                                       ELSE MAX(utilisation_max, excluded.utilisation_max) END,
                 clock_skew_ms_max_abs = CASE WHEN excluded.clock_skew_ms_max_abs IS NULL THEN clock_skew_ms_max_abs
                                              WHEN clock_skew_ms_max_abs IS NULL THEN excluded.clock_skew_ms_max_abs
                                              ELSE MAX(clock_skew_ms_max_abs, excluded.clock_skew_ms_max_abs) END,
@@ -126,6 +131,11 @@ internal static class StatusRows
         command.Parameters.AddWithValue("$free", spool is null ? long.MaxValue : Clamp(spool.FreeDiskBytes));
         command.Parameters.AddWithValue("$cpu", heartbeat.CpuPercent);
         command.Parameters.AddWithValue("$rss", Clamp(heartbeat.RssBytes));
+        command.Parameters.AddWithValue("$rx", Clamp(heartbeat.Interfaces.Aggregate(0UL, (sum, i) => sum + i.RxBytesPerSecond)));
+        command.Parameters.AddWithValue("$tx", Clamp(heartbeat.Interfaces.Aggregate(0UL, (sum, i) => sum + i.TxBytesPerSecond)));
+        // Negative means the link speed is unknown: no figure rather than a wrong one.
+        var known = heartbeat.Interfaces.Where(i => i.Utilisation >= 0).Select(i => i.Utilisation).ToList();
+        command.Parameters.AddWithValue("$utilisation", known.Count > 0 ? known.Max() : DBNull.Value);
         command.Parameters.AddWithValue("$skew", figures.ClockSkew is { } s ? (long)s.Duration().TotalMilliseconds : DBNull.Value);
         command.Parameters.AddWithValue("$state", ReportedStates.From(heartbeat.State));
         command.ExecuteNonQuery();
@@ -166,7 +176,7 @@ internal static class StatusRows
         command.CommandText = """
             SELECT minute, heartbeats, received, kernel_dropped, interface_dropped, queue_dropped, uploaded_files, uploaded_bytes,
                    upload_failures, spool_files_max, spool_bytes_max, spool_oldest_ms_max, free_disk_min, cpu_percent_sum, rss_max,
-                   clock_skew_ms_max_abs, reported_state
+                   rx_bytes_per_second_max, tx_bytes_per_second_max, utilisation_max, clock_skew_ms_max_abs, reported_state
             FROM probe_minutes WHERE probe_id = $id AND minute >= $from AND minute < $to ORDER BY minute
             """;
         command.Parameters.AddWithValue("$id", probeId);
@@ -183,7 +193,8 @@ internal static class StatusRows
                 reader.GetInt64(6), reader.GetInt64(7), reader.GetInt64(8), reader.GetInt64(9), reader.GetInt64(10),
                 TimeSpan.FromMilliseconds(reader.GetInt64(11)), free == long.MaxValue ? null : free,
                 heartbeats == 0 ? 0 : reader.GetDouble(13) / heartbeats, reader.GetInt64(14),
-                reader.IsDBNull(15) ? null : TimeSpan.FromMilliseconds(reader.GetInt64(15)), reader.GetString(16)));
+                reader.GetInt64(15), reader.GetInt64(16), reader.IsDBNull(17) ? null : reader.GetDouble(17),
+                reader.IsDBNull(18) ? null : TimeSpan.FromMilliseconds(reader.GetInt64(18)), reader.GetString(19)));
         }
 
         return minutes;
@@ -247,5 +258,8 @@ public sealed record ProbeHistoryMinute(
     long? FreeDiskMin,
     double CpuPercentMean,
     long RssMax,
+    long RxBytesPerSecondMax,
+    long TxBytesPerSecondMax,
+    double? UtilisationMax,
     TimeSpan? ClockSkewMaxAbs,
     string ReportedState);

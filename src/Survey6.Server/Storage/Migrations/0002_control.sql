@@ -36,6 +36,9 @@ CREATE TABLE probe_minutes (
     free_disk_min           INTEGER NOT NULL,
     cpu_percent_sum         REAL NOT NULL,     -- divide by heartbeats for the mean
     rss_max                 INTEGER NOT NULL,
+    rx_bytes_per_second_max INTEGER NOT NULL,  -- all interfaces together
+    tx_bytes_per_second_max INTEGER NOT NULL,
+    utilisation_max         REAL,              -- busiest interface, 0..1; NULL: link speed unknown
     clock_skew_ms_max_abs   INTEGER,
     reported_state          TEXT NOT NULL,     -- the last one in the minute
     PRIMARY KEY (probe_id, minute)
