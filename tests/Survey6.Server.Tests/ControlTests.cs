@@ -15,7 +15,8 @@ public sealed class ControlTests : IAsyncLifetime
 {
     private ServerHarness _server = null!;
 
-    public async Task InitializeAsync() => _server = await ServerHarness.StartAsync();
+    // Heartbeats here follow each other without the fake clock moving; one test restores the spacing.
+    public async Task InitializeAsync() => _server = await ServerHarness.StartAsync(new Dictionary<string, string?> { ["Server:Control:MinHeartbeatSpacing"] = "00:00:00" });
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
@@ -389,6 +390,23 @@ public sealed class ControlTests : IAsyncLifetime
         // Kept 7 days: the hourly sweep deletes them once they are older.
         _server.Time.Advance(TimeSpan.FromDays(7) + TimeSpan.FromHours(1));
         await ProbeChanges.EventuallyAsync(() => Health.History(probeId, firstMinute - TimeSpan.FromHours(1), firstMinute + TimeSpan.FromHours(1)).Count == 0, "rollups swept");
+    }
+
+    [Fact]
+    public async Task Heartbeats_sent_too_fast_are_acknowledged_but_not_recorded()
+    {
+        await using var server = await ServerHarness.StartAsync();
+        var (response, certificate) = await server.JoinAsync(server.CreateToken());
+        await using var stream = ProbeStream.Open(server, certificate);
+        await stream.HeartbeatAsync(ProbeStream.Healthy(server, received: 1));
+        var ack = await stream.HeartbeatAsync(ProbeStream.Healthy(server, received: 2));
+        Assert.Equal(2ul, ack.Sequence);
+        Assert.Equal(1ul, server.Get<ProbeHealthQuery>().Get(response.ProbeId)!.LastHeartbeat!.Capture.Received);
+        Assert.Equal(1, server.Counters.Get(ControlCounters.HeartbeatsThrottled));
+
+        server.Time.Advance(TimeSpan.FromMilliseconds(500));
+        await stream.HeartbeatAsync(ProbeStream.Healthy(server, received: 3));
+        Assert.Equal(3ul, server.Get<ProbeHealthQuery>().Get(response.ProbeId)!.LastHeartbeat!.Capture.Received);
     }
 
     private async Task<(string ProbeId, X509Certificate2 Certificate)> JoinAsync(string? token = null)

@@ -7,6 +7,8 @@ public static class ControlCounters
 {
     public const string Connections = "control.connections";
     public const string Heartbeats = "control.heartbeats";
+    /// <summary>Heartbeats acknowledged but not recorded: less than half a second after the previous one on the stream.</summary>
+    public const string HeartbeatsThrottled = "control.heartbeats.throttled";
     public const string CommandsSent = "control.commands.sent";
     public const string CommandsSucceeded = "control.commands.ok";
     public const string CommandsFailed = "control.commands.failed";

@@ -1,6 +1,7 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Survey6.Contracts.V1;
 using Survey6.Server.Diagnostics;
 using Survey6.Server.Security;
@@ -20,6 +21,7 @@ internal sealed class ControlService(
     ProbeNotifier notifier,
     ServerCounters counters,
     TimeProvider time,
+    IOptions<ControlOptions> options,
     ILogger<ControlService> logger) : ControlContract.ControlBase
 {
     internal static readonly Status Revoked = new(StatusCode.PermissionDenied, "probe revoked");
@@ -39,6 +41,8 @@ internal sealed class ControlService(
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, connection.Closing);
         using var writeLock = new SemaphoreSlim(1, 1);
         var sender = SendCommandsAsync(connection, responseStream, writeLock, stop.Token);
+        long lastRecorded = 0;
+        TimeSpan? lastSkew = null;
         try
         {
             while (await requestStream.MoveNext(stop.Token).ConfigureAwait(false))
@@ -47,18 +51,28 @@ internal sealed class ControlService(
                 if (message.KindCase == ProbeMessage.KindOneofCase.Heartbeat)
                 {
                     var received = time.GetUtcNow();
-                    var outcome = tracker.RecordHeartbeat(probeId, message.Heartbeat, received);
-                    if (outcome.Revoked)
+                    if (lastRecorded != 0 && time.GetElapsedTime(lastRecorded) < options.Value.MinHeartbeatSpacing)
                     {
-                        connection.Close(Revoked);
-                        continue; // the next MoveNext sees the cancellation
+                        counters.Increment(ControlCounters.HeartbeatsThrottled);
+                    }
+                    else
+                    {
+                        lastRecorded = time.GetTimestamp();
+                        var outcome = tracker.RecordHeartbeat(probeId, message.Heartbeat, received);
+                        if (outcome.Revoked)
+                        {
+                            connection.Close(Revoked);
+                            continue; // the next MoveNext sees the cancellation
+                        }
+
+                        lastSkew = outcome.ClockSkew;
                     }
 
                     var ack = new HeartbeatAck
                     {
                         ServerTime = Timestamp.FromDateTimeOffset(received),
                         Sequence = message.Heartbeat.Sequence,
-                        ClockSkew = outcome.ClockSkew is { } skew ? Duration.FromTimeSpan(skew) : null,
+                        ClockSkew = lastSkew is { } skew ? Duration.FromTimeSpan(skew) : null,
                     };
                     await WriteAsync(responseStream, writeLock, new ServerMessage { HeartbeatAck = ack }, stop.Token).ConfigureAwait(false);
                 }

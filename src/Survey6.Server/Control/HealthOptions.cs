@@ -55,4 +55,11 @@ public sealed class ControlOptions
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:01:00")]
     public TimeSpan ExternalChangePollInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// A heartbeat sooner than this after the previous one on the same stream is acknowledged but
+    /// not recorded, so a probe cannot turn heartbeats into a write load (policies allow 1 s at least).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    public TimeSpan MinHeartbeatSpacing { get; set; } = TimeSpan.FromMilliseconds(500);
 }
