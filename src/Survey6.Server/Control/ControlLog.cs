@@ -48,4 +48,7 @@ internal static partial class ControlLog
 
     [LoggerMessage(109, LogLevel.Debug, "Deleted {Count} heartbeat rollups older than {Cutoff:o}")]
     public static partial void HistorySwept(ILogger logger, int count, DateTimeOffset cutoff);
+
+    [LoggerMessage(110, LogLevel.Error, "Delivering commands to probe {ProbeId} failed; closing its stream so it reconnects")]
+    public static partial void DeliveryFailed(ILogger logger, string probeId, Exception exception);
 }

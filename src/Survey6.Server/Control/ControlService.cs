@@ -82,7 +82,8 @@ internal sealed class ControlService(
                 }
             }
         }
-        catch (OperationCanceledException) when (connection.CloseStatus is not null || context.CancellationToken.IsCancellationRequested)
+        catch (Exception e) when (e is OperationCanceledException or IOException
+                                  && (connection.CloseStatus is not null || context.CancellationToken.IsCancellationRequested))
         {
             // closed by the server (status thrown below) or the probe went away
         }
@@ -116,23 +117,32 @@ internal sealed class ControlService(
     {
         await Task.Yield(); // let Connect start reading
         long sentUpTo = 0;
-        while (true)
+        try
         {
-            foreach (var command in commands.Unanswered(connection.ProbeId, sentUpTo))
+            while (true)
             {
-                await WriteAsync(stream, writeLock, new ServerMessage { Command = command.ToMessage() }, cancellationToken).ConfigureAwait(false);
-                commands.MarkDelivered(command.Id);
-                sentUpTo = command.Seq;
-                counters.Increment(ControlCounters.CommandsSent);
-                ControlLog.CommandSent(logger, ProbeCommands.KindName(command.Kind), command.Id, connection.ProbeId);
-                notifier.Publish(new ProbeChange(ProbeChangeKind.CommandDelivered, connection.ProbeId, time.GetUtcNow())
+                foreach (var command in commands.Unanswered(connection.ProbeId, sentUpTo))
                 {
-                    CommandId = command.Id,
-                    CommandKind = command.Kind,
-                });
-            }
+                    await WriteAsync(stream, writeLock, new ServerMessage { Command = command.ToMessage() }, cancellationToken).ConfigureAwait(false);
+                    commands.MarkDelivered(command.Id);
+                    sentUpTo = command.Seq;
+                    counters.Increment(ControlCounters.CommandsSent);
+                    ControlLog.CommandSent(logger, ProbeCommands.KindName(command.Kind), command.Id, connection.ProbeId);
+                    notifier.Publish(new ProbeChange(ProbeChangeKind.CommandDelivered, connection.ProbeId, time.GetUtcNow())
+                    {
+                        CommandId = command.Id,
+                        CommandKind = command.Kind,
+                    });
+                }
 
-            await connection.WaitForWakeAsync(cancellationToken).ConfigureAwait(false);
+                await connection.WaitForWakeAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is not (OperationCanceledException or IOException or InvalidOperationException))
+        {
+            // A stream that cannot deliver commands must not look healthy: make the probe reconnect and start over.
+            ControlLog.DeliveryFailed(logger, connection.ProbeId, e);
+            connection.Close(new Status(StatusCode.Unavailable, "the server could not deliver commands; reconnect"));
         }
     }
 
