@@ -1,21 +1,25 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Survey6.Server.Api;
+using Survey6.Server.Control;
 using Survey6.Server.Hosting;
 using Survey6.Server.Options;
 using Survey6.Server.Pki;
 using Survey6.Server.Storage;
+using OperatorCommands = Survey6.Server.Control.ProbeCommands;
 
 namespace Survey6.Cli;
 
 /// <summary>
 /// <c>survey6 server ...</c>: run the C&amp;C server and manage its join tokens and probes. The
 /// token and probe commands work on the data directory's state.db directly, with or without a
-/// running server.
+/// running server; a running server picks up commands and revocations from state.db within
+/// <c>Server:Control:ExternalChangePollInterval</c> (1 s).
 /// </summary>
 public static partial class ServerCommands
 {
@@ -31,6 +35,7 @@ public static partial class ServerCommands
         server.Subcommands.Add(CreateProbes(dataDir, config));
         server.Subcommands.Add(CreateApiToken(dataDir, config));
         server.Subcommands.Add(CreateUploads(dataDir, config));
+        server.Subcommands.Add(CreateProbe(dataDir, config));
         return server;
     }
 
@@ -158,36 +163,34 @@ public static partial class ServerCommands
 
     private static Command CreateProbes(Option<string> dataDir, Option<string> config)
     {
-        var json = new Option<bool>("--json") { Description = "JSON (with host facts) instead of a table" };
-        var command = new Command("probes", "List probes that joined") { json };
+        var json = new Option<bool>("--json") { Description = "JSON (with host facts and the last heartbeat) instead of a table" };
+        var command = new Command("probes", "List probes: state and why, last heartbeat, clock skew, rates") { json };
         command.SetAction(parse => WithState(parse, "probes", () =>
         {
-            var probes = new ProbeStore(OpenDatabase(parse, dataDir, config), TimeProvider.System).List();
+            var database = OpenDatabase(parse, dataDir, config);
+            var probes = new ProbeStore(database, TimeProvider.System).List();
+            var health = HealthQuery(parse, dataDir, config, database).List().ToDictionary(h => h.ProbeId, StringComparer.Ordinal);
             var output = parse.InvocationConfiguration.Output;
             if (parse.GetValue(json))
             {
-                var array = new JsonArray(probes.Select(p => (JsonNode)new JsonObject
-                {
-                    ["id"] = p.Id,
-                    ["state"] = p.State,
-                    ["hostname"] = p.Hostname,
-                    ["labels"] = new JsonObject(p.Labels.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)l.Value))),
-                    ["joined_at"] = p.JoinedAt.ToString("o"),
-                    ["joined_from"] = p.JoinedFrom,
-                    ["token_id"] = p.TokenId,
-                    ["certificate_serial"] = p.CertificateSerial,
-                    ["certificate_not_after"] = p.CertificateNotAfter.ToString("o"),
-                    ["left_at"] = p.LeftAt?.ToString("o"),
-                    ["leave_reason"] = p.LeaveReason,
-                    ["facts"] = JsonNode.Parse(p.FactsJson),
-                }).ToArray());
+                var array = new JsonArray(probes.Select(p => (JsonNode)ProbeJson(p, health[p.Id])).ToArray());
                 output.WriteLine(array.ToJsonString(Indented));
                 return 0;
             }
 
-            WriteTable(output, ["ID", "STATE", "HOSTNAME", "JOINED", "FROM", "CERT EXPIRES", "LABELS"], probes.Select(p => new[]
+            WriteTable(output, ["ID", "STATE", "HOSTNAME", "HEARTBEAT", "SKEW", "PKTS/S", "DROPPED", "UPLOAD/S", "REASONS"], probes.Select(p =>
             {
-                p.Id, p.State, p.Hostname, p.JoinedAt.ToString("u"), p.JoinedFrom, p.CertificateNotAfter.ToString("u"), FormatLabels(p.Labels),
+                var h = health[p.Id];
+                return new[]
+                {
+                    p.Id, h.State, p.Hostname,
+                    h.LastHeartbeatAge is { } age ? ProbeHealthFormat.Duration(age) + " ago" : "never",
+                    h.ClockSkew is { } skew ? (skew < TimeSpan.Zero ? "-" : "+") + ProbeHealthFormat.Duration(skew) : "-",
+                    h.LastHeartbeatAt is null ? "-" : h.Rates.PacketsPerSecond.ToString("0.#", CultureInfo.InvariantCulture),
+                    h.LastHeartbeatAt is null ? "-" : ProbeHealthFormat.Percent(h.Rates.DropRatio),
+                    h.LastHeartbeatAt is null ? "-" : ProbeHealthFormat.Bytes(h.Rates.UploadBytesPerSecond),
+                    h.Reasons.Count == 0 ? "-" : string.Join("; ", h.Reasons.Select(r => r.Code == HealthReasonCodes.NeverReported ? r.Detail : r.ToString())),
+                };
             }));
             return 0;
         }));
@@ -273,6 +276,192 @@ public static partial class ServerCommands
         return group;
     }
 
+    private static JsonObject ProbeJson(ProbeRecord p, ProbeHealth h) => new()
+    {
+        ["id"] = p.Id,
+        ["state"] = h.State,
+        ["reasons"] = new JsonArray(h.Reasons.Select(r => (JsonNode)new JsonObject { ["code"] = r.Code, ["detail"] = r.Detail }).ToArray()),
+        ["state_since"] = h.StateSince?.ToString("o"),
+        ["hostname"] = p.Hostname,
+        ["labels"] = new JsonObject(p.Labels.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)l.Value))),
+        ["joined_at"] = p.JoinedAt.ToString("o"),
+        ["joined_from"] = p.JoinedFrom,
+        ["token_id"] = p.TokenId,
+        ["certificate_serial"] = p.CertificateSerial,
+        ["certificate_not_after"] = p.CertificateNotAfter.ToString("o"),
+        ["left_at"] = p.LeftAt?.ToString("o"),
+        ["leave_reason"] = p.LeaveReason,
+        ["last_heartbeat_at"] = h.LastHeartbeatAt?.ToString("o"),
+        ["last_heartbeat_age_seconds"] = h.LastHeartbeatAge?.TotalSeconds,
+        ["heartbeat_interval_seconds"] = h.HeartbeatInterval.TotalSeconds,
+        ["clock_skew_ms"] = h.ClockSkew?.TotalMilliseconds,
+        ["round_trip_ms"] = h.RoundTrip?.TotalMilliseconds,
+        ["reported_state"] = h.ReportedState,
+        ["reported_reason"] = h.ReportedReason,
+        ["operator_suspended"] = h.OperatorSuspended,
+        ["rates"] = new JsonObject
+        {
+            ["packets_per_second"] = h.Rates.PacketsPerSecond,
+            ["drop_ratio"] = h.Rates.DropRatio,
+            ["upload_bytes_per_second"] = h.Rates.UploadBytesPerSecond,
+        },
+        ["software_version"] = h.SoftwareVersion,
+        ["policy_version"] = h.PolicyVersion,
+        ["heartbeat"] = h.LastHeartbeat is { } heartbeat ? JsonNode.Parse(Google.Protobuf.JsonFormatter.Default.Format(heartbeat)) : null,
+        ["facts"] = JsonNode.Parse(p.FactsJson),
+    };
+
+    private static Command CreateProbe(Option<string> dataDir, Option<string> config)
+    {
+        var probe = new Command("probe", "Act on one probe: suspend, resume, upload-now, update-policy, revoke; list its commands");
+        foreach (var (name, kind, description) in new[]
+        {
+            ("suspend", ProbeCommandKind.Suspend, "Stop capturing (uploads continue) until resumed"),
+            ("resume", ProbeCommandKind.Resume, "Capture again after a suspend"),
+            ("upload-now", ProbeCommandKind.UploadNow, "Upload the spool now, outside the upload window, once"),
+        })
+        {
+            var id = new Argument<string>("ID") { Description = "Probe id (p-...)" };
+            var action = new Command(name, description) { id };
+            action.SetAction(parse => WithState(parse, "probe " + name, () =>
+            {
+                var commands = Commands(parse, dataDir, config);
+                var issued = kind switch
+                {
+                    ProbeCommandKind.Suspend => commands.Suspend(parse.GetValue(id)!, IssuedBy),
+                    ProbeCommandKind.Resume => commands.Resume(parse.GetValue(id)!, IssuedBy),
+                    _ => commands.UploadNow(parse.GetValue(id)!, IssuedBy),
+                };
+                PrintIssued(parse, issued);
+                return 0;
+            }));
+            probe.Subcommands.Add(action);
+        }
+
+        probe.Subcommands.Add(CreateUpdatePolicy(dataDir, config));
+
+        var revokeId = new Argument<string>("ID") { Description = "Probe id (p-...)" };
+        var reason = new Option<string>("--reason") { Description = "Kept with the probe's record", DefaultValueFactory = _ => "revoked by the operator" };
+        var revoke = new Command("revoke", "Revoke a probe: its certificates are refused from now on and its control stream is closed") { revokeId, reason };
+        revoke.SetAction(parse => WithState(parse, "probe revoke", () =>
+        {
+            var probeId = parse.GetValue(revokeId)!;
+            Commands(parse, dataDir, config).Revoke(probeId, parse.GetValue(reason)!, IssuedBy);
+            parse.InvocationConfiguration.Output.WriteLine($"revoked {probeId}: its certificates are refused and a running server closes its stream");
+            return 0;
+        }));
+        probe.Subcommands.Add(revoke);
+
+        var listId = new Argument<string>("ID") { Description = "Probe id; all probes if left out", Arity = ArgumentArity.ZeroOrOne };
+        var json = new Option<bool>("--json") { Description = "JSON instead of a table" };
+        var list = new Command("commands", "Commands issued, newest first, with their results") { listId, json };
+        list.SetAction(parse => WithState(parse, "probe commands", () =>
+        {
+            var commands = Commands(parse, dataDir, config).List(parse.GetValue(listId));
+            var output = parse.InvocationConfiguration.Output;
+            if (parse.GetValue(json))
+            {
+                output.WriteLine(new JsonArray(commands.Select(c => (JsonNode)new JsonObject
+                {
+                    ["id"] = c.Id,
+                    ["probe_id"] = c.ProbeId,
+                    ["kind"] = OperatorCommands.KindName(c.Kind),
+                    ["status"] = c.Status,
+                    ["issued_at"] = c.IssuedAt.ToString("o"),
+                    ["issued_by"] = c.IssuedBy,
+                    ["delivered_at"] = c.DeliveredAt?.ToString("o"),
+                    ["result_at"] = c.ResultAt?.ToString("o"),
+                    ["ok"] = c.Ok,
+                    ["message"] = c.ResultMessage,
+                    ["policy"] = c.Policy is { } p ? JsonNode.Parse(Google.Protobuf.JsonFormatter.Default.Format(p)) : null,
+                }).ToArray()).ToJsonString(Indented));
+                return 0;
+            }
+
+            WriteTable(output, ["ID", "PROBE", "KIND", "STATUS", "ISSUED", "MESSAGE"], commands.Select(c => new[]
+            {
+                c.Id, c.ProbeId, OperatorCommands.KindName(c.Kind), c.Status, c.IssuedAt.ToString("u"), c.ResultMessage ?? "",
+            }));
+            return 0;
+        }));
+        probe.Subcommands.Add(list);
+        return probe;
+    }
+
+    private static Command CreateUpdatePolicy(Option<string> dataDir, Option<string> config)
+    {
+        var id = new Argument<string>("ID") { Description = "Probe id (p-...)" };
+        var filter = new Option<string>("--capture-filter") { Description = "BPF expression; \"\" for the built-in IPv6 filter" };
+        var snaplen = new Option<int?>("--snaplen") { Description = "Bytes kept per frame; 0 for whole frames" };
+        var rotateSize = new Option<long?>("--rotate-size") { Description = "Close a spool file at this many bytes" };
+        var rotateAge = new Option<string>("--rotate-age") { Description = "Close a spool file at this age: 15m, 1h, ..." };
+        var window = new Option<string>("--upload-window") { Description = "Daily upload window in UTC, HH:MM-HH:MM; 00:00-00:00 for any time" };
+        var rate = new Option<long?>("--upload-max-rate") { Description = "Upload bytes per second; 0 for no bound" };
+        var heartbeat = new Option<string>("--heartbeat-interval") { Description = "Heartbeat interval: 10s, 1m, ..." };
+        var command = new Command("update-policy", "Send the probe its policy with these changes, under a new version")
+        {
+            id, filter, snaplen, rotateSize, rotateAge, window, rate, heartbeat,
+        };
+        command.SetAction(parse => WithState(parse, "probe update-policy", () =>
+        {
+            var change = new PolicyChange
+            {
+                CaptureFilter = parse.GetValue(filter),
+                Snaplen = parse.GetValue(snaplen),
+                RotateSizeBytes = parse.GetValue(rotateSize),
+                UploadMaxBytesPerSecond = parse.GetValue(rate),
+            };
+            if (parse.GetValue(rotateAge) is { } age)
+            {
+                if (!CliParsing.TryParseDuration(age, out var span) || span is null)
+                    return Fail(parse, "probe update-policy", $"--rotate-age '{age}' is not a duration like 15m or 1h");
+                change = change with { RotateAge = span };
+            }
+
+            if (parse.GetValue(heartbeat) is { } every)
+            {
+                if (!CliParsing.TryParseDuration(every, out var span) || span is null)
+                    return Fail(parse, "probe update-policy", $"--heartbeat-interval '{every}' is not a duration like 10s or 1m");
+                change = change with { HeartbeatInterval = span };
+            }
+
+            if (parse.GetValue(window) is { } text)
+            {
+                var parts = text.Split('-');
+                if (parts.Length != 2
+                    || !TimeSpan.TryParseExact(parts[0], "hh\\:mm", CultureInfo.InvariantCulture, out var start)
+                    || !TimeSpan.TryParseExact(parts[1], "hh\\:mm", CultureInfo.InvariantCulture, out var end))
+                    return Fail(parse, "probe update-policy", $"--upload-window '{text}' is not HH:MM-HH:MM");
+                change = change with { UploadWindowStart = start, UploadWindowEnd = end };
+            }
+
+            var issued = Commands(parse, dataDir, config).UpdatePolicy(parse.GetValue(id)!, change, IssuedBy);
+            PrintIssued(parse, issued);
+            parse.InvocationConfiguration.Output.WriteLine($"policy version {issued.Policy!.Version}");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static string IssuedBy => "cli:" + Environment.UserName;
+
+    private static void PrintIssued(ParseResult parse, ProbeCommandInfo issued) =>
+        parse.InvocationConfiguration.Output.WriteLine(
+            $"issued {OperatorCommands.KindName(issued.Kind)} {issued.Id} to {issued.ProbeId}; a connected probe gets it within a few seconds, " +
+            $"an offline one when it reconnects (see `survey6 server probe commands {issued.ProbeId}`)");
+
+    private static OperatorCommands Commands(ParseResult parse, Option<string> dataDir, Option<string> config)
+    {
+        var (_, policy) = ControlConfiguration.Load(parse.GetValue(config), Overrides(parse, dataDir));
+        return new OperatorCommands(OpenDatabase(parse, dataDir, config), TimeProvider.System, Microsoft.Extensions.Options.Options.Create(policy), new ProbeNotifier());
+    }
+
+    private static ProbeHealthQuery HealthQuery(ParseResult parse, Option<string> dataDir, Option<string> config, StateDatabase database)
+    {
+        var (health, policy) = ControlConfiguration.Load(parse.GetValue(config), Overrides(parse, dataDir));
+        return new ProbeHealthQuery(database, TimeProvider.System, Microsoft.Extensions.Options.Options.Create(health), Microsoft.Extensions.Options.Options.Create(policy));
+    }
+
     private static Dictionary<string, string?> Overrides(ParseResult parse, Option<string> dataDir)
     {
         var overrides = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
@@ -311,7 +500,7 @@ public static partial class ServerCommands
         {
             return action();
         }
-        catch (DirectoryNotFoundException e)
+        catch (Exception e) when (e is DirectoryNotFoundException or ProbeCommandException)
         {
             return Fail(parse, command, e.Message);
         }

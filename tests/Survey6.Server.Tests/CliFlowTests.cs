@@ -1,6 +1,9 @@
+using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using Survey6.Cli;
+using Survey6.Contracts.V1;
+using Survey6.Probe.Control;
 
 namespace Survey6.Server.Tests;
 
@@ -63,6 +66,73 @@ public sealed class CliFlowTests : IDisposable
 
         await stop.CancelAsync();
         Assert.Equal(0, await run);
+    }
+
+    [Fact]
+    public async Task Probe_commands_from_the_cli_reach_a_probe_of_a_running_server_within_two_seconds()
+    {
+        var dataDir = Path.Combine(_root, "server");
+        using var stop = new CancellationTokenSource();
+        var serverOutput = new LockedWriter();
+        var run = Cli(["server", "run", "--data-dir", dataDir, "--grpc-listen", "127.0.0.1:0", "--http-listen", ""], serverOutput, stop.Token);
+        await serverOutput.WaitForLineAsync("ca-hash: ", run);
+        var (_, created) = await RunAsync("server", "token", "create", "--data-dir", dataDir);
+        var join = created.Split('\n').Single(l => l.StartsWith("survey6 probe join ", StringComparison.Ordinal)).Trim();
+        var stateDir = Path.Combine(_root, "probe");
+        var (_, joined) = await RunAsync(join.Split(' ').Skip(1).Concat(["--state-dir", stateDir]).ToArray());
+        var probeId = joined.Split(' ')[2].TrimEnd(';');
+
+        using var channel = new ControlChannel(ControlChannelOptions.FromStateDirectory(stateDir), _ => ValueTask.FromResult(new Heartbeat
+        {
+            State = ProbeState.Capturing,
+            Spool = new SpoolStatus { FreeDiskBytes = 10UL << 30 },
+        }));
+        using var probeStop = new CancellationTokenSource();
+        var probe = channel.RunAsync(probeStop.Token);
+        await Eventually(async () => StateOf(await RunAsync("server", "probes", "--json", "--data-dir", dataDir), probeId) == "healthy");
+
+        await using var commands = channel.ReadCommandsAsync().GetAsyncEnumerator();
+        var clock = Stopwatch.StartNew();
+        var (_, issued) = await RunAsync("server", "probe", "suspend", probeId, "--data-dir", dataDir);
+        Assert.True(await commands.MoveNextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(2), $"suspend took {clock.Elapsed} to arrive");
+        Assert.Equal(Contracts.V1.CommandKind.Suspend, commands.Current.Kind);
+        Assert.StartsWith($"issued suspend {commands.Current.Id} to {probeId}", issued, StringComparison.Ordinal);
+
+        channel.ReportResult(commands.Current.Id, ok: true, "capture stopped");
+        await Eventually(async () => (await RunAsync("server", "probe", "commands", probeId, "--json", "--data-dir", dataDir)).Output.Contains("\"ok\"", StringComparison.Ordinal));
+        var (_, table) = await RunAsync("server", "probes", "--data-dir", dataDir);
+        Assert.Contains("suspended", table, StringComparison.Ordinal);
+        Assert.Contains("operator-suspended", table, StringComparison.Ordinal);
+
+        Assert.Equal(0, (await RunAsync("server", "probe", "upload-now", probeId, "--data-dir", dataDir)).Status);
+        Assert.True(await commands.MoveNextAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal(Contracts.V1.CommandKind.UploadNow, commands.Current.Kind);
+
+        // Revoking closes the stream; the probe learns it cannot come back.
+        Assert.Equal(0, (await RunAsync("server", "probe", "revoke", probeId, "--data-dir", dataDir)).Status);
+        await Assert.ThrowsAsync<ControlChannelRefusedException>(() => probe.WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal("revoked", StateOf(await RunAsync("server", "probes", "--json", "--data-dir", dataDir), probeId));
+        var (status, _, error) = await RunWithErrorAsync("server", "probe", "resume", probeId, "--data-dir", dataDir);
+        Assert.Equal(1, status);
+        Assert.Contains($"probe {probeId} is revoked", error, StringComparison.Ordinal);
+
+        await stop.CancelAsync();
+        Assert.Equal(0, await run);
+    }
+
+    private static string? StateOf((int Status, string Output) probes, string probeId) =>
+        JsonDocument.Parse(probes.Output).RootElement.EnumerateArray().Single(p => p.GetProperty("id").GetString() == probeId).GetProperty("state").GetString();
+
+    private static async Task Eventually(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException("condition never held");
+            await Task.Delay(50);
+        }
     }
 
     [Fact]

@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Survey6.Server.Api;
+using Survey6.Server.Control;
 using Survey6.Server.Diagnostics;
 using Survey6.Server.Enrollment;
 using Survey6.Server.Metrics;
@@ -56,6 +57,7 @@ public static class ServerHostingExtensions
         services.AddSingleton<RefusalEventThrottle>();
         services.AddSingleton<JoinRateLimiter>();
         services.AddSingleton<ProbeCertificateValidator>();
+        services.AddSurvey6Control();
 
         services.AddGrpc(grpc => grpc.Interceptors.Add<ProbeAuthenticationInterceptor>());
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, KestrelEndpoints>();
@@ -75,6 +77,7 @@ public static class ServerHostingExtensions
         app.UseSurvey6Api();
         app.MapGrpcService<EnrollmentService>();
         app.MapSurvey6Uploads();
+        app.MapGrpcService<ControlService>();
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         // Public: probes fetch it before joining and check it against their pin (docs/protocol.md).
         app.MapGet("/v1/ca.pem", () => Results.Text(pki.Authority.CertificatePem, "application/x-pem-file"));

@@ -40,7 +40,7 @@ public sealed class PolicyOptions
     public double UploadIdleUtilisation { get; set; } = 0.5;
 
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
-    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     public Policy ToPolicy() => new()
     {

@@ -13,6 +13,9 @@ public static class EventKinds
     public const string AuthenticationRefused = "authentication_refused";
     public const string CertificateRenewed = "certificate_renewed";
     public const string ProbeLeft = "probe_left";
+    public const string ProbeStateChanged = "probe_state_changed";
+    public const string CommandIssued = "command_issued";
+    public const string ProbeRevoked = "probe_revoked";
 }
 
 /// <summary>The events table: append-only.</summary>

@@ -20,9 +20,15 @@ public sealed record ProbeRecord(
 /// <summary>A certificate issued to a probe.</summary>
 public sealed record ProbeCertificateRecord(string Serial, string ProbeId, DateTimeOffset IssuedAt, DateTimeOffset NotAfter, DateTimeOffset? RevokedAt);
 
+/// <summary>The design's probe states; Control's health evaluator moves probes between all but pending and revoked.</summary>
 public static class ProbeStates
 {
     public const string Pending = "pending";
+    public const string Healthy = "healthy";
+    public const string Degraded = "degraded";
+    public const string Suspended = "suspended";
+    public const string Offline = "offline";
+    public const string Inactive = "inactive";
     public const string Revoked = "revoked";
 }
 

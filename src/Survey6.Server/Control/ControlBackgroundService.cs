@@ -1,0 +1,183 @@
+using System.Globalization;
+using Grpc.Core;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Survey6.Server.Storage;
+
+namespace Survey6.Server.Control;
+
+/// <summary>
+/// The control slice's background work, on the injected <see cref="TimeProvider"/>:
+/// <list type="bullet">
+/// <item>every <see cref="HealthOptions.EvaluationInterval"/>, re-evaluates every probe, so silent
+/// ones turn offline and then inactive with no message arriving; and sweeps old rollups every
+/// <see cref="HealthOptions.RetentionSweepInterval"/>;</item>
+/// <item>every <see cref="ControlOptions.ExternalChangePollInterval"/>, reads the event rows other
+/// processes wrote (commands issued and revocations from the CLI) and publishes them, which wakes
+/// or closes the probe's stream.</item>
+/// </list>
+/// It also wires the in-process reactions to published changes.
+/// </summary>
+internal sealed class ControlBackgroundService(
+    ProbeHealthTracker tracker,
+    ProbeConnections connections,
+    ProbeNotifier notifier,
+    StateDatabase database,
+    TimeProvider time,
+    IOptions<HealthOptions> health,
+    IOptions<ControlOptions> control,
+    ILogger<ControlBackgroundService> logger) : BackgroundService
+{
+    private static readonly string[] WatchedKinds = [EventKinds.CommandIssued, EventKinds.ProbeRevoked, EventKinds.ProbeLeft];
+    private long _lastEventId;
+
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        notifier.Reaction = React;
+        _lastEventId = LastEventId();
+        return base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await Task.WhenAll(EvaluateLoopAsync(stoppingToken), PollLoopAsync(stoppingToken)).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private void React(ProbeChange change)
+    {
+        if (change.Kind == ProbeChangeKind.CommandIssued)
+        {
+            connections.Wake(change.ProbeId);
+            if (change.CommandKind is ProbeCommandKind.Suspend or ProbeCommandKind.Resume or null)
+            {
+                try
+                {
+                    tracker.Reevaluate(change.ProbeId);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // The command is stored; the next evaluation round catches up. The issuer must not see this as a failure.
+                    ControlLog.EvaluationFailed(logger, e);
+                }
+            }
+        }
+        else if (change.Kind == ProbeChangeKind.StateChanged && change.State == ProbeStates.Revoked)
+        {
+            connections.Close(change.ProbeId, ControlService.Revoked);
+        }
+    }
+
+    private async Task EvaluateLoopAsync(CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        var nextSweep = time.GetUtcNow();
+        await ClockTicker.RunAsync(time, health.Value.EvaluationInterval, () =>
+        {
+            try
+            {
+                tracker.EvaluateAll();
+                var now = time.GetUtcNow();
+                if (now >= nextSweep)
+                {
+                    var deleted = tracker.SweepHistory();
+                    ControlLog.HistorySwept(logger, deleted, now - health.Value.HistoryRetention);
+                    nextSweep = now + health.Value.RetentionSweepInterval;
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                ControlLog.EvaluationFailed(logger, e);
+            }
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task PollLoopAsync(CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        await ClockTicker.RunAsync(time, control.Value.ExternalChangePollInterval, () =>
+        {
+            try
+            {
+                PollExternalChanges();
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                ControlLog.PollFailed(logger, e);
+            }
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Publishes command and revocation events written since the last look, except those this process published itself.</summary>
+    internal void PollExternalChanges()
+    {
+        var found = new List<(long Id, string Kind, string ProbeId, string Detail, DateTimeOffset At)>();
+        using (var connection = database.Open())
+        using (var command = connection.CreateCommand())
+        {
+            command.CommandText = """
+                SELECT id, kind, probe_id, detail, at FROM events
+                WHERE id > $last AND kind IN ($k0, $k1, $k2) AND probe_id IS NOT NULL ORDER BY id LIMIT 1000
+                """;
+            command.Parameters.AddWithValue("$last", _lastEventId);
+            for (int i = 0; i < WatchedKinds.Length; i++)
+                command.Parameters.AddWithValue("$k" + i.ToString(CultureInfo.InvariantCulture), WatchedKinds[i]);
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+                found.Add((reader.GetInt64(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), DbTime.Parse(reader.GetString(4))));
+        }
+
+        foreach (var (id, kind, probeId, detail, at) in found)
+        {
+            _lastEventId = id;
+            if (notifier.TakeClaim(id))
+                continue;
+            if (kind == EventKinds.CommandIssued)
+            {
+                // detail: "KIND ID[ (by WHO)]", as ProbeCommands writes it
+                var words = detail.Split(' ');
+                ProbeCommandKind? commandKind = null;
+                try
+                {
+                    commandKind = ProbeCommands.ParseKind(words[0]);
+                }
+                catch (FormatException)
+                {
+                }
+
+                notifier.Publish(new ProbeChange(ProbeChangeKind.CommandIssued, probeId, at)
+                {
+                    CommandId = words.Length > 1 ? words[1] : null,
+                    CommandKind = commandKind,
+                    EventId = id,
+                });
+            }
+            else
+            {
+                notifier.Publish(new ProbeChange(ProbeChangeKind.StateChanged, probeId, at)
+                {
+                    State = ProbeStates.Revoked,
+                    Reasons = [new HealthReason(HealthReasonCodes.Revoked, detail.Length > 0 ? detail : "revoked")],
+                    EventId = id,
+                });
+            }
+        }
+
+        if (found.Count > 0)
+            notifier.ForgetClaimsUpTo(_lastEventId);
+    }
+
+    private long LastEventId()
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COALESCE(MAX(id), 0) FROM events";
+        return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
+    }
+}

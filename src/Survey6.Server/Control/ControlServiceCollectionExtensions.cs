@@ -1,0 +1,21 @@
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Survey6.Server.Control;
+
+/// <summary>Registers the control slice: options, notifier, connections, health tracking, commands and the background work.</summary>
+public static class ControlServiceCollectionExtensions
+{
+    public static IServiceCollection AddSurvey6Control(this IServiceCollection services)
+    {
+        services.AddOptions<HealthOptions>().BindConfiguration(HealthOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<ControlOptions>().BindConfiguration(ControlOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<ProbeNotifier>();
+        services.AddSingleton<IProbeStateNotifier>(sp => sp.GetRequiredService<ProbeNotifier>());
+        services.AddSingleton<ProbeConnections>();
+        services.AddSingleton<ProbeHealthTracker>();
+        services.AddSingleton<ProbeHealthQuery>();
+        services.AddSingleton<ProbeCommands>();
+        services.AddHostedService<ControlBackgroundService>();
+        return services;
+    }
+}
