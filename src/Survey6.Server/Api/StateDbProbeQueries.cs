@@ -1,24 +1,26 @@
 using Google.Protobuf;
 using Microsoft.Data.Sqlite;
 using Survey6.Contracts.V1;
+using Survey6.Server.Control;
 using Survey6.Server.Storage;
 
 namespace Survey6.Server.Api;
 
 /// <summary>
-/// <see cref="IProbeQueries"/> over the tables there are today: probes, certificates and events.
-/// There are no heartbeats yet, so last_heartbeat is null and the history is made of the events that
-/// set a state (joined: pending; left or revoked: revoked).
+/// <see cref="IProbeQueries"/> over state.db: probes, certificates and events, with the state, its
+/// reasons and the last heartbeat derived by <see cref="ProbeHealthQuery"/> (the same rules the
+/// server's evaluator applies). The history is made of the events that set a state.
 /// </summary>
-public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probes) : IProbeQueries
+public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probes, ProbeHealthQuery health) : IProbeQueries
 {
     private static readonly JsonParser FactsParser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(true));
 
     public ValueTask<IReadOnlyList<ProbeDto>> ListAsync(string? state, CancellationToken cancellationToken)
     {
+        var healthById = health.List().ToDictionary(h => h.ProbeId, StringComparer.Ordinal);
         IReadOnlyList<ProbeDto> list = probes.List()
+            .Select(p => ToDto(p, ParseFacts(p.FactsJson), healthById.GetValueOrDefault(p.Id)))
             .Where(p => state is null || string.Equals(p.State, state, StringComparison.Ordinal))
-            .Select(p => ToDto(p, ParseFacts(p.FactsJson)))
             .ToList();
         return ValueTask.FromResult(list);
     }
@@ -28,7 +30,7 @@ public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probe
         if (probes.Get(id) is not { } probe)
             return ValueTask.FromResult<ProbeDetailDto?>(null);
         var facts = ParseFacts(probe.FactsJson);
-        var summary = ToDto(probe, facts);
+        var summary = ToDto(probe, facts, health.Get(id));
         return ValueTask.FromResult<ProbeDetailDto?>(new ProbeDetailDto
         {
             Id = summary.Id,
@@ -93,21 +95,18 @@ public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probe
     public ValueTask<IReadOnlyDictionary<string, long>> CountByStateAsync(CancellationToken cancellationToken)
     {
         var counts = ProbeStateNames.All.ToDictionary(s => s, _ => 0L, StringComparer.Ordinal);
-        using var connection = database.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "SELECT state, COUNT(*) FROM probes GROUP BY state";
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
-            counts[reader.GetString(0)] = reader.GetInt64(1);
+        foreach (var probe in health.List())
+            counts[probe.State] = counts.GetValueOrDefault(probe.State) + 1;
         return ValueTask.FromResult<IReadOnlyDictionary<string, long>>(counts);
     }
 
-    internal static ProbeDto ToDto(ProbeRecord probe, HostFacts? facts) => new()
+    internal static ProbeDto ToDto(ProbeRecord probe, HostFacts? facts, ProbeHealth? health) => new()
     {
         Id = probe.Id,
-        State = probe.State,
-        StateReasons = probe.State == ProbeStates.Revoked && !string.IsNullOrEmpty(probe.LeaveReason) ? [probe.LeaveReason] : null,
-        LastHeartbeat = null,
+        State = health?.State ?? probe.State,
+        StateReasons = health is { Reasons.Count: > 0 } ? health.Reasons.Select(r => r.ToString()).ToList()
+            : probe.State == ProbeStates.Revoked && !string.IsNullOrEmpty(probe.LeaveReason) ? [probe.LeaveReason] : null,
+        LastHeartbeat = health?.LastHeartbeatAt,
         Hostname = probe.Hostname,
         Labels = probe.Labels,
         Location = facts?.Location is { } l ? new LocationDto(l.Latitude, l.Longitude, NullIfEmpty(l.Country), NullIfEmpty(l.City)) : null,
