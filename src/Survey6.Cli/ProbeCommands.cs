@@ -8,8 +8,10 @@ public static class ProbeCommands
 {
     public static Command Create()
     {
-        var probe = new Command("probe", "Capture host: join a survey6 server (capture and upload to come)");
+        var probe = new Command("probe", "Capture host: join a survey6 server, capture and spool IPv6 traffic");
         probe.Subcommands.Add(CreateJoin());
+        foreach (var command in ProbeDaemonCommands.Create())
+            probe.Subcommands.Add(command);
         return probe;
     }
 

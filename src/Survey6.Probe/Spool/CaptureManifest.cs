@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using Survey6.Packets.Capture;
 using CaptureInterface = Survey6.Packets.Capture.CaptureInterface;
@@ -195,7 +196,12 @@ public sealed record CaptureManifest
     public string ToJson()
     {
         using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions
+        {
+            Indented = true,
+            // Read by people and parsers, never embedded in HTML: keep '+' in versions and non-ASCII city names as they are.
+            Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        }))
         {
             json.WriteStartObject();
             json.WriteNumber("manifest_version", FormatVersion);
