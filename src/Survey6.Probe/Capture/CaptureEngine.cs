@@ -96,6 +96,7 @@ public sealed class CaptureEngine : IDisposable
         }
 
         var opened = OpenDevices();
+        ReservePoolThreads(opened.Count);
         var run = new CaptureRun(Interlocked.Increment(ref _nextRunId), _time.GetUtcNow(), [.. opened.Select(d => d.Interface)], RefreshStatistics);
         try
         {
@@ -207,6 +208,19 @@ public sealed class CaptureEngine : IDisposable
         }
     }
 
+    /// <summary>
+    /// SharpPcap runs each interface's capture loop on a thread-pool thread that blocks in poll(). Without
+    /// headroom the spool writer and the timers wait for the pool to grow (a thread every half second
+    /// or so) while the queue fills up.
+    /// </summary>
+    private static void ReservePoolThreads(int blockedThreads)
+    {
+        ThreadPool.GetMinThreads(out var workers, out var completionPorts);
+        var wanted = Environment.ProcessorCount + blockedThreads + 2;
+        if (workers < wanted)
+            ThreadPool.SetMinThreads(wanted, completionPorts);
+    }
+
     private List<LiveInterface> OpenDevices()
     {
         LibPcapLiveDeviceList all;
@@ -267,14 +281,14 @@ public sealed class CaptureEngine : IDisposable
         }
 
         var linkType = (LinkType)(ushort)device.LinkType;
-        var iface = new CaptureInterface(index, device.Name, linkType, _options.EffectiveSnapLength, _options.EffectiveFilter)
+        var iface = new ProbeInterface(index, device.Name, linkType, _options.EffectiveSnapLength, _options.EffectiveFilter)
         {
             Description = string.IsNullOrWhiteSpace(device.Description) ? null : device.Description,
         };
         return new LiveInterface(device, iface);
     }
 
-    private void OnPacket(CaptureInterface iface, PacketCapture e)
+    private void OnPacket(ProbeInterface iface, PacketCapture e)
     {
         var data = e.Data;
         var header = e.Header;
@@ -284,7 +298,7 @@ public sealed class CaptureEngine : IDisposable
         _queue.TryEnqueue(iface, timestamp, data, Math.Max(original, (uint)data.Length));
     }
 
-    private void OnCaptureStopped(CaptureRun run, CaptureInterface iface, CaptureStoppedEventStatus status)
+    private void OnCaptureStopped(CaptureRun run, ProbeInterface iface, CaptureStoppedEventStatus status)
     {
         if (status != CaptureStoppedEventStatus.ErrorWhileCapturing || !ReferenceEquals(CurrentRun, run))
             return;
@@ -329,7 +343,7 @@ public sealed class CaptureEngine : IDisposable
     }
 
     /// <summary>An open libpcap device and what pcap_stats said last (32-bit counters that wrap).</summary>
-    private sealed class LiveInterface(LibPcapLiveDevice device, CaptureInterface iface)
+    private sealed class LiveInterface(LibPcapLiveDevice device, ProbeInterface iface)
     {
         private readonly Lock _statsGate = new();
         private uint _received;
@@ -339,7 +353,7 @@ public sealed class CaptureEngine : IDisposable
 
         public LibPcapLiveDevice Device { get; } = device;
 
-        public CaptureInterface Interface { get; } = iface;
+        public ProbeInterface Interface { get; } = iface;
 
         // pcap_stats on Linux reads and clears the socket's counters and accumulates them in the
         // handle, so calls must not overlap; deltas of the 32-bit totals survive their wrap.

@@ -43,7 +43,7 @@ public sealed class CaptureQueue
     internal ChannelReader<QueueItem> Reader => _channel.Reader;
 
     /// <summary>The capture callback's whole job: count, copy, offer; a full queue is a counted drop.</summary>
-    public bool TryEnqueue(CaptureInterface source, long timestampNanoseconds, ReadOnlySpan<byte> data, uint originalLength)
+    public bool TryEnqueue(ProbeInterface source, long timestampNanoseconds, ReadOnlySpan<byte> data, uint originalLength)
     {
         var counters = source.Counters;
         Interlocked.Increment(ref counters.CapturedField);
@@ -88,7 +88,7 @@ public sealed class CaptureQueue
 /// <summary>A frame (Buffer set) or a control signal (Signal set).</summary>
 internal readonly struct QueueItem
 {
-    public QueueItem(CaptureInterface source, byte[] buffer, int length, uint originalLength, long timestampNanoseconds)
+    public QueueItem(ProbeInterface source, byte[] buffer, int length, uint originalLength, long timestampNanoseconds)
     {
         Source = source;
         Buffer = buffer;
@@ -108,7 +108,7 @@ internal readonly struct QueueItem
         Signal = signal;
     }
 
-    public CaptureInterface? Source { get; }
+    public ProbeInterface? Source { get; }
 
     public byte[]? Buffer { get; }
 

@@ -3,7 +3,7 @@ using Survey6.Packets.Capture;
 namespace Survey6.Probe.Capture;
 
 /// <summary>One interface of a capture run, as the spool writes it into an IDB.</summary>
-public sealed class CaptureInterface(int index, string name, LinkType linkType, int snapLength, string filter)
+public sealed class ProbeInterface(int index, string name, LinkType linkType, int snapLength, string filter)
 {
     /// <summary>Position in <see cref="CaptureRun.Interfaces"/>; also the IDB id in every file of the run.</summary>
     public int Index { get; } = index;
@@ -25,13 +25,13 @@ public sealed class CaptureInterface(int index, string name, LinkType linkType, 
 /// The interfaces opened together, from a start of capture to its stop (a suspend, a failure or the
 /// end of the process). Spool files never span two runs.
 /// </summary>
-public sealed class CaptureRun(long id, DateTimeOffset startedAt, IReadOnlyList<CaptureInterface> interfaces, Action? refreshStatistics = null)
+public sealed class CaptureRun(long id, DateTimeOffset startedAt, IReadOnlyList<ProbeInterface> interfaces, Action? refreshStatistics = null)
 {
     public long Id { get; } = id;
 
     public DateTimeOffset StartedAt { get; } = startedAt;
 
-    public IReadOnlyList<CaptureInterface> Interfaces { get; } = interfaces;
+    public IReadOnlyList<ProbeInterface> Interfaces { get; } = interfaces;
 
     /// <summary>Reads pcap_stats now, so that a file's window counters are current when it closes.</summary>
     public void RefreshStatistics() => refreshStatistics?.Invoke();

@@ -4,7 +4,6 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Survey6.Packets.Capture;
-using CaptureInterface = Survey6.Packets.Capture.CaptureInterface;
 using CloseReason = Survey6.Probe.Capture.CloseReason;
 
 namespace Survey6.Probe.Spool;

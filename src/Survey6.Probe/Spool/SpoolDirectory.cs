@@ -114,9 +114,12 @@ public sealed class SpoolDirectory
             File.Delete(temporary); // half-written manifests or sequence files: rewritten below when needed
 
         _lastSequence = ReadSequence();
-        foreach (var path in Directory.EnumerateFiles(Root, "*" + SpoolFileName.CaptureExtension))
+        foreach (var path in Directory.EnumerateFiles(Root, "*" + SpoolFileName.CaptureExtension + "*"))
         {
-            if (SpoolFileName.TryParse(System.IO.Path.GetFileName(path), out _, out var sequence))
+            var name = System.IO.Path.GetFileName(path);
+            if (name.EndsWith(SpoolFileName.PartialSuffix, StringComparison.Ordinal))
+                name = name[..^SpoolFileName.PartialSuffix.Length];
+            if (SpoolFileName.TryParse(name, out _, out var sequence))
                 _lastSequence = Math.Max(_lastSequence, sequence);
         }
 
