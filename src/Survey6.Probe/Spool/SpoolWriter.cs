@@ -161,8 +161,10 @@ public sealed class SpoolWriter
                 case RunStartedSignal started:
                     Close(CloseReason.Stop);
                     _run = started.Run;
-                    _baseline = [.. started.Run.Interfaces.Select(i => i.Counters.Snapshot())];
-                    _windowStartNanoseconds = NowNanoseconds();
+                    // A run's counters start at zero when it starts, not when this signal is read:
+                    // frames dropped before the writer got here belong to the first window too.
+                    _baseline = new CounterSnapshot[started.Run.Interfaces.Count];
+                    _windowStartNanoseconds = ProbeIdentity.UnixNanoseconds(started.Run.StartedAt);
                     break;
                 case RunStoppedSignal stopped when ReferenceEquals(stopped.Run, _run):
                     // Counters that grew while no file was open (every frame dropped) still get a file.
