@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Survey6.Probe;
@@ -53,8 +54,9 @@ public static class ProbeDaemonCommands
             try
             {
                 using var host = ProbeDaemonHosting.CreateBuilder(parse.GetValue(config), overrides).Build();
+                var daemon = host.Services.GetRequiredService<ProbeDaemon>(); // RunAsync disposes the services
                 await host.RunAsync(cancellationToken).ConfigureAwait(false);
-                return 0;
+                return daemon.Failure is { } failure ? Fail(parse, "run", failure) : 0;
             }
             catch (Exception e) when (e is OptionsValidationException or IOException or UnauthorizedAccessException or InvalidDataException or FormatException)
             {

@@ -36,6 +36,7 @@ public sealed class RotationTests
         Assert.Equal(Enumerable.Range((int)sequences[0], sequences.Count).Select(i => (long)i), sequences);
         foreach (var file in files)
             CaptureTests.AssertDescribes(file, lab.HostInterface);
+        CaptureTests.AssertTsharkReadsAll(files);
     }
 
     [Fact]
@@ -63,6 +64,7 @@ public sealed class RotationTests
         var frames = files.SelectMany(f => f.Frames).ToList();
         Assert.Equal(8, frames.Count(f => f.IsEchoRequest(lab.NamespaceAddress, lab.HostAddress)));
         Assert.Equal(8, frames.Count(f => f.IsEchoReply(lab.HostAddress, lab.NamespaceAddress)));
+        CaptureTests.AssertTsharkReadsAll(files);
     }
 
     private static long Sequence(string path)

@@ -28,6 +28,7 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
     private readonly ILogger _logger;
     private readonly IUploader? _uploader;
     private readonly IControlLink? _controlLink;
+    private readonly IHostApplicationLifetime _lifetime;
     private readonly SemaphoreSlim _transition = new(1, 1);
     private readonly SemaphoreSlim _wake = new(0);
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -50,6 +51,7 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
         IOptions<SpoolOptions> spoolOptions,
         TimeProvider time,
         ILogger<ProbeDaemon> logger,
+        IHostApplicationLifetime lifetime,
         IServiceProvider services)
     {
         ArgumentNullException.ThrowIfNull(capture);
@@ -64,11 +66,15 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
         _spoolOptions = spoolOptions.Value;
         _time = time;
         _logger = logger;
+        _lifetime = lifetime;
         // Optional until the control and upload slices are wired in.
         _uploader = services.GetService<IUploader>();
         _controlLink = services.GetService<IControlLink>();
         _stateSince = time.GetUtcNow();
     }
+
+    /// <summary>Why the daemon gave up (the spool writer failed), or null; <c>probe run</c> then exits non-zero so systemd restarts it.</summary>
+    public string? Failure { get; private set; }
 
     /// <summary>Completes once recovery is done and the first capture attempt was made (or the daemon starts suspended).</summary>
     public Task Started => _started.Task;
@@ -92,6 +98,17 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var writerTask = Task.Run(() => _writer.RunAsync(CancellationToken.None), CancellationToken.None);
+        // Without its writer the probe would only count drops: stop, and let the service manager restart it.
+        _ = writerTask.ContinueWith(
+            t =>
+            {
+                Failure = t.Exception?.GetBaseException().Message ?? "the spool writer stopped";
+                ProbeLog.ComponentFailed(_logger, "spool writer", Failure);
+                _lifetime.StopApplication();
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted,
+            TaskScheduler.Default);
         var helpers = new List<Task>();
         if (_uploader is not null)
             helpers.Add(RunHelperAsync("uploader", () => _uploader.RunAsync(_spool, stoppingToken)));
@@ -140,7 +157,15 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
             {
                 _transition.Release();
                 _queue.Complete();
-                await writerTask.ConfigureAwait(false);
+                try
+                {
+                    await writerTask.ConfigureAwait(false);
+                }
+                catch (Exception) when (writerTask.IsFaulted)
+                {
+                    // Logged and reported through Failure already.
+                }
+
                 await Task.WhenAll(helpers).ConfigureAwait(false);
             }
         }

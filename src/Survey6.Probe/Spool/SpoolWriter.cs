@@ -219,7 +219,7 @@ public sealed class SpoolWriter
             _writtenSinceMeasure += block;
             Interlocked.Increment(ref source.Counters.WrittenField);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Interlocked.Increment(ref source.Counters.DiskDroppedField);
             Abandon(e);
@@ -265,7 +265,7 @@ public sealed class SpoolWriter
             _current = new OpenSpoolFileInfo(Path.GetFileName(partial), writer.BytesWritten, 0, opened);
             return true;
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             stream?.Dispose();
             ProbeLog.WriteFailed(_logger, Path.GetFileName(partial), e.Message);
@@ -313,7 +313,7 @@ public sealed class SpoolWriter
             _spool.Publish(file.PartialPath, file.Sequence, reason);
             Interlocked.Increment(ref _filesClosed);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             ProbeLog.WriteFailed(_logger, Path.GetFileName(file.PartialPath), e.Message);
             Release(file);
@@ -325,7 +325,7 @@ public sealed class SpoolWriter
     }
 
     /// <summary>Writing failed (disk full despite the guard, I/O error): keep what is intact, move on.</summary>
-    private void Abandon(IOException e)
+    private void Abandon(Exception e)
     {
         var file = _file;
         if (file is null)
@@ -346,7 +346,7 @@ public sealed class SpoolWriter
             if (File.Exists(partial))
                 _spool.RecoverPartial(partial);
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // Left as .partial: start-up recovery repairs it.
         }
@@ -403,7 +403,7 @@ public sealed class SpoolWriter
             file.Dirty = false;
             _current = new OpenSpoolFileInfo(Path.GetFileName(file.PartialPath), file.Writer.BytesWritten, file.Frames, file.OpenedAt);
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Abandon(e);
         }
