@@ -133,6 +133,57 @@ public sealed class CaptureTests(ITestOutputHelper output)
         Assert.All(files, f => Assert.Equal(96, f.Manifest.GetProperty("snaplen").GetInt32()));
     }
 
+    [Fact]
+    public async Task TwoInterfacesGetAnInterfaceBlockAndAStatisticsBlockEach()
+    {
+        using var first = new NetworkLab();
+        using var second = new NetworkLab();
+        using var state = new TempDirectory();
+        await using var probe = await ProbeHarness.StartAsync(ProbeHarness.Settings(state.Path, first.HostInterface,
+            ("Probe:Capture:Interfaces:1", second.HostInterface)));
+        probe.RequireCapturing();
+        first.Ping(first.HostAddress, 3);
+        second.Ping(second.HostAddress, 5);
+        await probe.WaitForQueueDrainedAsync();
+        await probe.StopAsync();
+
+        var files = SpoolContents.Read(probe.Spool.Root);
+        Assert.All(files, f => Assert.Equal([first.HostInterface, second.HostInterface], f.InterfaceNames));
+        Assert.All(files, f => Assert.Equal([0, 1], f.Statistics.Select(s => s.InterfaceId)));
+        var frames = files.SelectMany(f => f.Frames).ToList();
+        Assert.Equal(3, frames.Count(f => f.InterfaceId == 0 && f.IsEchoRequest(first.NamespaceAddress, first.HostAddress)));
+        Assert.Equal(5, frames.Count(f => f.InterfaceId == 1 && f.IsEchoRequest(second.NamespaceAddress, second.HostAddress)));
+        foreach (var file in files)
+        {
+            for (var id = 0; id < 2; id++)
+                Assert.Equal((ulong)file.Frames.Count(f => f.InterfaceId == id), file.Statistics[id].UserDelivered);
+            var described = file.Manifest.GetProperty("interfaces").EnumerateArray().Select(i => i.GetProperty("frames").GetInt64()).ToList();
+            Assert.Equal([file.Frames.LongCount(f => f.InterfaceId == 0), file.Frames.LongCount(f => f.InterfaceId == 1)], described);
+        }
+    }
+
+    [Fact]
+    public async Task CapturesOnTheAnyDevice()
+    {
+        using var lab = new NetworkLab();
+        using var state = new TempDirectory();
+        // Everything this lab sends, and nothing else the machine carries.
+        await using var probe = await ProbeHarness.StartAsync(ProbeHarness.Settings(state.Path, null,
+            ("Probe:Capture:Filter", $"ip6 host {lab.NamespaceAddress}")));
+        probe.RequireCapturing();
+        lab.Ping(lab.HostAddress, 4);
+        await probe.WaitForQueueDrainedAsync();
+        await probe.StopAsync();
+
+        var files = SpoolContents.Read(probe.Spool.Root);
+        Assert.All(files, f => Assert.Equal(["any"], f.InterfaceNames));
+        var frames = files.SelectMany(f => f.Frames).ToList();
+        // In the host's namespace the echoes cross only the host end of the veth: each is seen once.
+        Assert.Equal(4, frames.Count(f => f.IsEchoRequest(lab.NamespaceAddress, lab.HostAddress)));
+        Assert.Equal(4, frames.Count(f => f.IsEchoReply(lab.HostAddress, lab.NamespaceAddress)));
+        Assert.All(files, f => Assert.Equal(113, f.Manifest.GetProperty("interfaces")[0].GetProperty("link_type").GetInt32()));
+    }
+
     /// <summary>The manifest describes the file's bytes; the SHB and IDB carry the probe's metadata.</summary>
     internal static void AssertDescribes(SpoolCapture file, string captureInterface)
     {

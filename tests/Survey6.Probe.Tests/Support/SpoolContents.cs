@@ -9,6 +9,7 @@ namespace Survey6.Probe.Tests.Support;
 /// <summary>What a test needs to know about one captured frame.</summary>
 internal sealed record FrameInfo(
     string File,
+    int InterfaceId,
     long TimestampNanoseconds,
     int CapturedLength,
     uint OriginalLength,
@@ -64,7 +65,7 @@ internal static class SpoolContents
         while (reader.TryRead(out var frame))
         {
             Assert.Equal(FrameKind.Packet, frame.Kind);
-            frames.Add(Classify(name, frame.Data, frame.LinkType, frame.TimestampNanoseconds, frame.OriginalLength));
+            frames.Add(Classify(name, frame.Data, frame.LinkType, frame.TimestampNanoseconds, frame.OriginalLength) with { InterfaceId = frame.InterfaceId });
         }
 
         Assert.True(reader.Error is null, $"{name}: {reader.Error}");
@@ -95,7 +96,7 @@ internal static class SpoolContents
     /// <summary>Enough of Ethernet, IPv4 (6in4, Teredo) and IPv6 to recognise the test's own traffic.</summary>
     public static FrameInfo Classify(string file, ReadOnlySpan<byte> data, LinkType linkType, long timestamp, uint originalLength)
     {
-        var unknown = new FrameInfo(file, timestamp, data.Length, originalLength, "other", null, null, -1, -1, -1, -1, -1, -1);
+        var unknown = new FrameInfo(file, 0, timestamp, data.Length, originalLength, "other", null, null, -1, -1, -1, -1, -1, -1);
         int at;
         ushort etherType;
         switch ((int)linkType)
