@@ -8,9 +8,11 @@ public static class ProbeCommands
 {
     public static Command Create()
     {
-        var probe = new Command("probe", "Capture host: join a survey6 server (capture and upload to come)");
+        var probe = new Command("probe", "Capture host: join a survey6 server, capture and spool IPv6 traffic");
         probe.Subcommands.Add(CreateJoin());
         probe.Subcommands.Add(ProbeUploadCommand.Create());
+        foreach (var command in ProbeDaemonCommands.Create())
+            probe.Subcommands.Add(command);
         return probe;
     }
 

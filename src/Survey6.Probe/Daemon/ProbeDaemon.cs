@@ -1,0 +1,352 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Survey6.Probe.Capture;
+using Survey6.Probe.Diagnostics;
+using Survey6.Probe.Spool;
+
+namespace Survey6.Probe.Daemon;
+
+/// <summary>
+/// <c>survey6 probe run</c>: recovers the spool, runs the spool writer, keeps capture running unless
+/// suspended (retrying interfaces that fail), and runs the uploader and the control link when they
+/// are registered. Suspend and resume come from the control socket or the control link; the flag
+/// lives in the state directory, so a restart keeps it.
+/// </summary>
+public sealed class ProbeDaemon : BackgroundService, IProbeAgent
+{
+    private readonly CaptureEngine _engine;
+    private readonly CaptureQueue _queue;
+    private readonly SpoolWriter _writer;
+    private readonly SpoolDirectory _spool;
+    private readonly ProbeDaemonPaths _paths;
+    private readonly ProbeIdentity _identity;
+    private readonly CaptureOptions _capture;
+    private readonly SpoolOptions _spoolOptions;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly IUploader? _uploader;
+    private readonly IControlLink? _controlLink;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly SemaphoreSlim _transition = new(1, 1);
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private FileStream? _lock;
+    private volatile bool _suspended;
+    private volatile string? _suspendReason;
+    private volatile string? _captureProblem;
+    private volatile bool _captureFailed;
+    private DateTimeOffset _stateSince;
+    private volatile bool _stopping;
+
+    public ProbeDaemon(
+        CaptureEngine engine,
+        CaptureQueue queue,
+        SpoolWriter writer,
+        SpoolDirectory spool,
+        ProbeDaemonPaths paths,
+        ProbeIdentity identity,
+        IOptions<CaptureOptions> capture,
+        IOptions<SpoolOptions> spoolOptions,
+        TimeProvider time,
+        ILogger<ProbeDaemon> logger,
+        IHostApplicationLifetime lifetime,
+        IServiceProvider services)
+    {
+        ArgumentNullException.ThrowIfNull(capture);
+        ArgumentNullException.ThrowIfNull(spoolOptions);
+        _engine = engine;
+        _queue = queue;
+        _writer = writer;
+        _spool = spool;
+        _paths = paths;
+        _identity = identity;
+        _capture = capture.Value;
+        _spoolOptions = spoolOptions.Value;
+        _time = time;
+        _logger = logger;
+        _lifetime = lifetime;
+        // Optional until the control and upload slices are wired in.
+        _uploader = services.GetService<IUploader>();
+        _controlLink = services.GetService<IControlLink>();
+        _stateSince = time.GetUtcNow();
+    }
+
+    /// <summary>Why the daemon gave up (the spool writer failed), or null; <c>probe run</c> then exits non-zero so systemd restarts it.</summary>
+    public string? Failure { get; private set; }
+
+    /// <summary>Completes once recovery is done and the first capture attempt was made (or the daemon starts suspended).</summary>
+    public Task Started => _started.Task;
+
+    public override Task StartAsync(CancellationToken cancellationToken)
+    {
+        // Before anything touches the spool: a second daemon would "repair" the first one's open file.
+        _lock = _paths.AcquireLock();
+        if (!_identity.Joined)
+            ProbeLog.NotJoined(_logger, _paths.Root, _identity.ProbeId);
+        var flag = _paths.ReadSuspended();
+        _suspended = flag is not null;
+        _suspendReason = flag?.Reason;
+        if (flag is not null)
+            ProbeLog.StartsSuspended(_logger, _identity.ProbeId, _paths.SuspendedPath);
+        _spool.Recover();
+        _engine.Failed += OnCaptureFailed;
+        return base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var writerTask = Task.Run(() => _writer.RunAsync(CancellationToken.None), CancellationToken.None);
+        // Without its writer the probe would only count drops: stop, and let the service manager restart it.
+        _ = writerTask.ContinueWith(
+            t =>
+            {
+                Failure = t.Exception?.GetBaseException().Message ?? "the spool writer stopped";
+                ProbeLog.ComponentFailed(_logger, "spool writer", Failure);
+                _lifetime.StopApplication();
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.OnlyOnFaulted,
+            TaskScheduler.Default);
+        var helpers = new List<Task>();
+        if (_uploader is not null)
+            helpers.Add(RunHelperAsync("uploader", () => _uploader.RunAsync(_spool, stoppingToken)));
+        if (_controlLink is not null)
+            helpers.Add(RunHelperAsync("control link", () => _controlLink.RunAsync(this, stoppingToken)));
+
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                await _transition.WaitAsync(stoppingToken).ConfigureAwait(false);
+                try
+                {
+                    if (_captureFailed)
+                    {
+                        _captureFailed = false;
+                        await _engine.StopAsync(CloseReason.Error, stoppingToken).ConfigureAwait(false);
+                    }
+
+                    if (!_suspended && _engine.CurrentRun is null)
+                        await TryStartCaptureAsync(stoppingToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    _transition.Release();
+                }
+
+                _started.TrySetResult();
+                // Woken by a failure or a resume; otherwise retry a failed start after the interval.
+                await _wake.WaitAsync(_capture.RetryInterval, stoppingToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            _stopping = true;
+            _started.TrySetResult();
+            await _transition.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                await _engine.StopAsync(CloseReason.Stop, CancellationToken.None).ConfigureAwait(false);
+            }
+            finally
+            {
+                _transition.Release();
+                _queue.Complete();
+                try
+                {
+                    await writerTask.ConfigureAwait(false);
+                }
+                catch (Exception) when (writerTask.IsFaulted)
+                {
+                    // Logged and reported through Failure already.
+                }
+
+                await Task.WhenAll(helpers).ConfigureAwait(false);
+            }
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await base.StopAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _engine.Failed -= OnCaptureFailed;
+            _lock?.Dispose();
+            _lock = null;
+        }
+    }
+
+    public override void Dispose()
+    {
+        _lock?.Dispose();
+        _transition.Dispose();
+        _wake.Dispose();
+        base.Dispose();
+    }
+
+    public async Task SuspendAsync(string reason, CancellationToken cancellationToken)
+    {
+        reason = string.IsNullOrWhiteSpace(reason) ? "suspended by an operator" : reason;
+        await _transition.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (!_suspended)
+            {
+                _paths.WriteSuspended(new SuspendedFlag(reason, _time.GetUtcNow()));
+                _suspended = true;
+                _suspendReason = reason;
+            }
+
+            await _engine.StopAsync(CloseReason.Suspend, cancellationToken).ConfigureAwait(false);
+            _captureProblem = null;
+            _stateSince = _time.GetUtcNow();
+            ProbeLog.Suspended(_logger, _identity.ProbeId, _suspendReason ?? reason);
+        }
+        finally
+        {
+            _transition.Release();
+        }
+    }
+
+    public async Task ResumeAsync(CancellationToken cancellationToken)
+    {
+        await _transition.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            _paths.ClearSuspended();
+            var wasSuspended = _suspended;
+            _suspended = false;
+            _suspendReason = null;
+            if (wasSuspended)
+                ProbeLog.Resumed(_logger, _identity.ProbeId);
+            if (!_stopping && _engine.CurrentRun is null)
+                await TryStartCaptureAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _transition.Release();
+        }
+    }
+
+    public Task RotateAsync(CancellationToken cancellationToken) => _engine.RotateAsync(cancellationToken);
+
+    public void UploadNow() => _uploader?.UploadNow();
+
+    public ProbeStatus GetStatus()
+    {
+        var now = _time.GetUtcNow();
+        var totals = _engine.Totals();
+        var rate = _engine.Rate;
+        var spool = _spool.Summary();
+        var current = _writer.CurrentFile;
+        var run = _engine.CurrentRun;
+        var guard = _writer.GuardState;
+        var (state, reason) = (_suspended, run, guard, _captureProblem) switch
+        {
+            (true, _, _, _) => (ProbeStatus.Suspended, _suspendReason),
+            (_, null, _, { } problem) => (ProbeStatus.Degraded, problem),
+            (_, null, _, null) => (_stopping ? ProbeStatus.Stopped : ProbeStatus.Starting, null),
+            (_, _, DiskGuardState.Paused, _) => (ProbeStatus.Degraded, "disk guard paused writing (pause-capture): waiting for uploads to free space"),
+            (_, _, DiskGuardState.Full, _) => (ProbeStatus.Degraded, "disk guard: spool full and nothing left to evict"),
+            _ => (ProbeStatus.Capturing, (string?)null),
+        };
+
+        return new ProbeStatus
+        {
+            ProbeId = _identity.ProbeId,
+            Joined = _identity.Joined,
+            State = state,
+            StateReason = reason,
+            StateSince = _stateSince,
+            Now = now,
+            Version = _identity.Version,
+            Interfaces = run?.Interfaces.Select(i => i.Name).ToList() ?? [.. _capture.EffectiveInterfaces],
+            Filter = _capture.EffectiveFilter,
+            SnapLength = _capture.EffectiveSnapLength,
+            Capture = new CaptureStatus
+            {
+                Captured = totals.Captured,
+                Written = totals.Written,
+                PcapReceived = totals.PcapReceived,
+                KernelDropped = totals.KernelDropped,
+                InterfaceDropped = totals.InterfaceDropped,
+                QueueDropped = totals.QueueDropped,
+                DiskDropped = totals.DiskDropped,
+                FramesPerSecond = rate.FramesPerSecond,
+                BytesPerSecond = rate.BytesPerSecond,
+                QueueDepth = _queue.Count,
+            },
+            Spool = new SpoolStatus
+            {
+                Directory = _spool.Root,
+                Files = spool.Files,
+                Bytes = spool.Bytes,
+                Oldest = spool.Oldest,
+                OldestAgeSeconds = spool.Oldest is { } oldest ? (now - oldest).TotalSeconds : null,
+                FreeDiskBytes = spool.FreeDiskBytes,
+                Policy = SpoolOptions.PolicyName(_spoolOptions.DiskPolicy),
+                Guard = guard.ToString().ToLowerInvariant(),
+                MaxSpoolBytes = _spoolOptions.MaxSpoolBytes,
+                MinFreeDiskBytes = _spoolOptions.MinFreeDiskBytes,
+                EvictedFiles = spool.EvictedFiles,
+                EvictedBytes = spool.EvictedBytes,
+                EvictedFrames = spool.EvictedFrames,
+                CurrentFile = current?.Name,
+                CurrentFileBytes = current?.Bytes ?? 0,
+                CurrentFileFrames = current?.Frames ?? 0,
+                FilesClosed = _writer.FilesClosed,
+            },
+            Upload = _uploader?.Status,
+        };
+    }
+
+    private async Task TryStartCaptureAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _engine.StartAsync(cancellationToken).ConfigureAwait(false);
+            _captureProblem = null;
+            _stateSince = _time.GetUtcNow();
+        }
+        catch (CaptureStartException e)
+        {
+            if (_captureProblem != e.Message)
+                _stateSince = _time.GetUtcNow();
+            _captureProblem = e.Message;
+            ProbeLog.CaptureStartFailed(_logger, e.Message, _capture.RetryInterval);
+        }
+    }
+
+    private void OnCaptureFailed(string reason)
+    {
+        _captureProblem = reason;
+        _captureFailed = true;
+        _stateSince = _time.GetUtcNow();
+        _wake.Release();
+    }
+
+    private async Task RunHelperAsync(string name, Func<Task> run)
+    {
+        try
+        {
+            await Task.Run(run).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception e)
+        {
+            // The capture must go on whatever happens to uploads or the control stream.
+            ProbeLog.ComponentFailed(_logger, name, e.Message);
+        }
+    }
+}

@@ -1,0 +1,95 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Configuration.Memory;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Survey6.Probe.Capture;
+using Survey6.Probe.Spool;
+
+namespace Survey6.Probe.Daemon;
+
+/// <summary>
+/// Wiring of the probe daemon. Configuration, lowest precedence first: built-in defaults,
+/// environment variables (<c>Probe__Capture__Interfaces__0=eth0</c>), the JSON file given with
+/// <c>--config</c>, command-line overrides (<c>--state-dir</c> as <c>Probe:StateDirectory</c>).
+/// </summary>
+public static class ProbeDaemonHosting
+{
+    internal static readonly Dictionary<string, string?> Defaults = new()
+    {
+        ["Logging:LogLevel:Default"] = "Information",
+        ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
+    };
+
+    /// <summary>The daemon's host as <c>survey6 probe run</c> builds it; tests use it too.</summary>
+    public static HostApplicationBuilder CreateBuilder(string? configFile = null, IReadOnlyDictionary<string, string?>? overrides = null)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            ApplicationName = "survey6-probe",
+            // Not the working directory: an appsettings.json lying there must not configure the probe.
+            ContentRootPath = AppContext.BaseDirectory,
+            Args = [],
+        });
+        builder.Configuration.AddProbeSources(configFile, overrides);
+        // Type=notify: READY=1 once started, STOPPING=1 on the way down, journal-friendly log lines.
+        builder.Services.AddSystemd();
+        builder.Services.AddSurvey6Probe();
+        return builder;
+    }
+
+    /// <summary>Adds <paramref name="configFile"/> and <paramref name="overrides"/> above what is there, defaults beneath.</summary>
+    public static IConfigurationBuilder AddProbeSources(this IConfigurationBuilder builder, string? configFile, IReadOnlyDictionary<string, string?>? overrides)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Sources.Insert(0, new MemoryConfigurationSource { InitialData = Defaults });
+        if (configFile is not null)
+            builder.AddJsonFile(Path.GetFullPath(configFile), optional: false, reloadOnChange: false);
+        if (overrides is not null)
+            builder.AddInMemoryCollection(overrides);
+        return builder;
+    }
+
+    /// <summary>Options (validated at start), capture, spool, the daemon and its control socket.</summary>
+    public static IServiceCollection AddSurvey6Probe(this IServiceCollection services)
+    {
+        services.AddOptions<ProbeOptions>().BindConfiguration(ProbeOptions.SectionName).ValidateOnStart();
+        services.AddOptions<CaptureOptions>().BindConfiguration(CaptureOptions.SectionName).ValidateOnStart();
+        services.AddOptions<SpoolOptions>().BindConfiguration(SpoolOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ProbeOptions>, ProbeOptionsValidator>();
+        services.AddSingleton<IValidateOptions<CaptureOptions>, CaptureOptionsValidator>();
+        services.AddSingleton<IValidateOptions<SpoolOptions>, SpoolOptionsValidator>();
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton(sp => ProbeIdentity.From(sp.GetRequiredService<IOptions<ProbeOptions>>().Value));
+        services.AddSingleton(sp => new ProbeDaemonPaths(sp.GetRequiredService<IOptions<ProbeOptions>>().Value.StateDirectory));
+        services.AddSingleton(sp =>
+        {
+            var capture = sp.GetRequiredService<IOptions<CaptureOptions>>().Value;
+            return new CaptureQueue(capture.QueueCapacity, capture.QueueMaxBytes);
+        });
+        services.AddSingleton<CaptureEngine>();
+        services.AddSingleton(sp =>
+        {
+            var configured = sp.GetRequiredService<IOptions<SpoolOptions>>().Value.Directory;
+            var path = string.IsNullOrWhiteSpace(configured) ? sp.GetRequiredService<ProbeDaemonPaths>().DefaultSpoolPath : configured;
+            return new SpoolDirectory(path, sp.GetRequiredService<ILogger<SpoolDirectory>>());
+        });
+        services.AddSingleton<SpoolWriter>();
+        services.AddSingleton<ProbeDaemon>();
+        services.AddSingleton<IProbeAgent>(sp => sp.GetRequiredService<ProbeDaemon>());
+        services.AddHostedService(sp => sp.GetRequiredService<ProbeDaemon>());
+        services.AddHostedService<ProbeDaemonSocket>();
+        return services;
+    }
+
+    /// <summary>The spool directory the daemon would use, for commands that run without it.</summary>
+    public static string SpoolDirectoryFor(string? configFile, string stateDirectory)
+    {
+        var configuration = new ConfigurationBuilder().AddEnvironmentVariables().AddProbeSources(configFile, null).Build();
+        var configured = configuration.GetSection(SpoolOptions.SectionName).Get<SpoolOptions>()?.Directory;
+        return string.IsNullOrWhiteSpace(configured) ? new ProbeDaemonPaths(stateDirectory).DefaultSpoolPath : Path.GetFullPath(configured);
+    }
+}

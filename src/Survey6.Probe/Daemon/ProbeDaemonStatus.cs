@@ -1,0 +1,110 @@
+namespace Survey6.Probe.Daemon;
+
+/// <summary>What <c>survey6 probe status</c> shows and heartbeats report; counters are cumulative since the process started.</summary>
+public sealed record ProbeStatus
+{
+    public const string Capturing = "capturing";
+    public const string Suspended = "suspended";
+    public const string Degraded = "degraded";
+    public const string Starting = "starting";
+    public const string Stopped = "stopped";
+
+    public string ProbeId { get; init; } = "";
+
+    public bool Joined { get; init; }
+
+    /// <summary>capturing, suspended, degraded (capture failed, or the disk guard holds frames back), starting, stopped.</summary>
+    public string State { get; init; } = Stopped;
+
+    public string? StateReason { get; init; }
+
+    public DateTimeOffset StateSince { get; init; }
+
+    public DateTimeOffset Now { get; init; }
+
+    public string Version { get; init; } = "";
+
+    public IReadOnlyList<string> Interfaces { get; init; } = [];
+
+    public string Filter { get; init; } = "";
+
+    public int SnapLength { get; init; }
+
+    public CaptureStatus Capture { get; init; } = new();
+
+    public SpoolStatus Spool { get; init; } = new();
+
+    /// <summary>Null until an uploader is part of the daemon.</summary>
+    public UploaderSnapshot? Upload { get; init; }
+}
+
+/// <summary>Frames by stage: Captured = Written + QueueDropped + DiskDropped once the queue is empty.</summary>
+public sealed record CaptureStatus
+{
+    public long Captured { get; init; }
+
+    public long Written { get; init; }
+
+    /// <summary>pcap_stats ps_recv: frames that passed the filter in the kernel.</summary>
+    public long PcapReceived { get; init; }
+
+    /// <summary>pcap_stats ps_drop: the kernel buffer was full.</summary>
+    public long KernelDropped { get; init; }
+
+    /// <summary>pcap_stats ps_ifdrop: dropped by the interface or its driver.</summary>
+    public long InterfaceDropped { get; init; }
+
+    /// <summary>The queue to the spool writer was full.</summary>
+    public long QueueDropped { get; init; }
+
+    /// <summary>The disk guard discarded them (pause-capture, or nothing left to evict).</summary>
+    public long DiskDropped { get; init; }
+
+    public double FramesPerSecond { get; init; }
+
+    public double BytesPerSecond { get; init; }
+
+    public int QueueDepth { get; init; }
+}
+
+public sealed record SpoolStatus
+{
+    public string Directory { get; init; } = "";
+
+    public int Files { get; init; }
+
+    public long Bytes { get; init; }
+
+    public DateTimeOffset? Oldest { get; init; }
+
+    public double? OldestAgeSeconds { get; init; }
+
+    public long FreeDiskBytes { get; init; }
+
+    /// <summary>evict-oldest or pause-capture.</summary>
+    public string Policy { get; init; } = "";
+
+    /// <summary>ok, paused or full.</summary>
+    public string Guard { get; init; } = "ok";
+
+    public long MaxSpoolBytes { get; init; }
+
+    public long MinFreeDiskBytes { get; init; }
+
+    public long EvictedFiles { get; init; }
+
+    public long EvictedBytes { get; init; }
+
+    public long EvictedFrames { get; init; }
+
+    public string? CurrentFile { get; init; }
+
+    public long CurrentFileBytes { get; init; }
+
+    public long CurrentFileFrames { get; init; }
+
+    public long FilesClosed { get; init; }
+}
+
+/// <summary>The uploader's counters, as it reports them (<see cref="IUploader.Status"/>).</summary>
+public sealed record UploaderSnapshot(long FilesUploaded, long BytesUploaded, long Failures, DateTimeOffset? LastSuccess, bool Uploading);

@@ -1,0 +1,534 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Survey6.Packets.Capture;
+using Survey6.Probe.Capture;
+using Survey6.Probe.Diagnostics;
+
+namespace Survey6.Probe.Spool;
+
+/// <summary>State of the disk guard.</summary>
+public enum DiskGuardState
+{
+    /// <summary>Frames are written.</summary>
+    Ok,
+
+    /// <summary>pause-capture tripped: frames are counted as disk drops until there is room for a whole file.</summary>
+    Paused,
+
+    /// <summary>evict-oldest found nothing left to evict: frames are counted as disk drops, retried every guard interval.</summary>
+    Full,
+}
+
+/// <summary>The file being written, as status shows it.</summary>
+public sealed record OpenSpoolFileInfo(string Name, long Bytes, long Frames, DateTimeOffset OpenedAt);
+
+/// <summary>
+/// The single consumer of the <see cref="CaptureQueue"/>: writes frames into pcapng spool files
+/// (one SHB with the probe's metadata, one IDB per interface of the run, EPBs), rotates them by size
+/// and age, closes each with one ISB per interface holding the counters of its window, and guards
+/// the disk. A file is written as <c>NAME.pcapng.partial</c>, its header fsynced at once; at close
+/// the ISBs are appended, the file fsynced, renamed and described by its manifest
+/// (<see cref="SpoolDirectory.Publish"/>).
+/// </summary>
+/// <remarks>
+/// Windows: the counters of a file cover the time from the previous file's close in the same run
+/// (or the run's start) to its own close; frames still queued at a close are in the next file, so
+/// per file the frame count and the pcap counters may differ by what was in flight, and over a run
+/// they add up.
+/// </remarks>
+public sealed class SpoolWriter
+{
+    private const int BatchSize = 4096;
+
+    // EPB without options: header (28), data padded to 4, trailer (4).
+    private const int EpbOverhead = 32;
+
+    private readonly CaptureQueue _queue;
+    private readonly SpoolDirectory _spool;
+    private readonly SpoolOptions _options;
+    private readonly ProbeIdentity _identity;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly long _rotateAgeTicks;
+    private readonly long _guardTicks;
+
+    private CaptureRun? _run;
+    private OpenFile? _file;
+    private CounterSnapshot[] _baseline = [];
+    private long _windowStartNanoseconds;
+    private long _nextTick;
+
+    private long _freeAtMeasure = long.MaxValue;
+    private long _writtenSinceMeasure;
+    private volatile DiskGuardState _guardState;
+    private long _blockedUntil;
+    private long _dropsAtTrip;
+    private volatile OpenSpoolFileInfo? _current;
+    private long _filesClosed;
+
+    public SpoolWriter(CaptureQueue queue, SpoolDirectory spool, IOptions<SpoolOptions> options, ProbeIdentity identity, TimeProvider time, ILogger<SpoolWriter> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _queue = queue;
+        _spool = spool;
+        _options = options.Value;
+        _identity = identity;
+        _time = time;
+        _logger = logger;
+        _rotateAgeTicks = (long)(_options.RotateAge.TotalSeconds * time.TimestampFrequency);
+        _guardTicks = (long)(_options.GuardInterval.TotalSeconds * time.TimestampFrequency);
+    }
+
+    public DiskGuardState GuardState => _guardState;
+
+    /// <summary>The open file, or null between files.</summary>
+    public OpenSpoolFileInfo? CurrentFile => _current;
+
+    /// <summary>Files this writer closed since the process started.</summary>
+    public long FilesClosed => Interlocked.Read(ref _filesClosed);
+
+    /// <summary>Test hook: awaited before each batch is drained, so a test can hold the writer and fill the queue.</summary>
+    internal Func<CancellationToken, Task>? DrainGate { get; set; }
+
+    /// <summary>
+    /// Drains the queue until it is completed (<see cref="CaptureQueue.Complete"/>), then closes what is open.
+    /// Cancelling aborts the wait but still closes the open file cleanly.
+    /// </summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        var reader = _queue.Reader;
+        Task<bool>? waiting = null;
+        Task? tick = null;
+        MeasureFreeSpace();
+        _nextTick = _time.GetTimestamp() + _guardTicks;
+        try
+        {
+            while (true)
+            {
+                if (DrainGate is { } gate)
+                    await gate(cancellationToken).ConfigureAwait(false);
+                var handled = 0;
+                while (handled < BatchSize && reader.TryRead(out var item))
+                {
+                    Handle(item);
+                    handled++;
+                }
+
+                if (_time.GetTimestamp() >= _nextTick)
+                    Tick();
+                if (handled == BatchSize)
+                    continue;
+
+                FlushIfDirty();
+                waiting ??= reader.WaitToReadAsync(cancellationToken).AsTask();
+                if (!waiting.IsCompleted)
+                {
+                    tick ??= Task.Delay(TimeSpan.FromSeconds(Math.Max(0, _nextTick - _time.GetTimestamp()) / (double)_time.TimestampFrequency), _time, cancellationToken);
+                    if (await Task.WhenAny(waiting, tick).ConfigureAwait(false) == tick)
+                    {
+                        await tick.ConfigureAwait(false); // surfaces cancellation
+                        tick = null;
+                        continue;
+                    }
+                }
+
+                if (!await waiting.ConfigureAwait(false))
+                    break;
+                waiting = null;
+            }
+        }
+        finally
+        {
+            // Queue completed or the process is going down: what is open is closed as at a stop.
+            Close(CloseReason.Stop);
+        }
+    }
+
+    private void Handle(in QueueItem item)
+    {
+        if (item.Signal is { } signal)
+            HandleSignal(signal);
+        else
+            WriteFrame(item);
+    }
+
+    private void HandleSignal(QueueSignal signal)
+    {
+        try
+        {
+            switch (signal)
+            {
+                case RunStartedSignal started:
+                    Close(CloseReason.Stop);
+                    _run = started.Run;
+                    // A run's counters start at zero when it starts, not when this signal is read:
+                    // frames dropped before the writer got here belong to the first window too.
+                    _baseline = new CounterSnapshot[started.Run.Interfaces.Count];
+                    _windowStartNanoseconds = ProbeIdentity.UnixNanoseconds(started.Run.StartedAt);
+                    break;
+                case RunStoppedSignal stopped when ReferenceEquals(stopped.Run, _run):
+                    // Counters that grew while no file was open (every frame dropped) still get a file.
+                    if (_file is null && CountersMoved())
+                        TryOpen();
+                    Close(stopped.Reason);
+                    _run = null;
+                    break;
+                case RotateSignal:
+                    Close(CloseReason.Requested);
+                    break;
+            }
+        }
+        finally
+        {
+            signal.Complete();
+        }
+    }
+
+    private void WriteFrame(in QueueItem item)
+    {
+        var source = item.Source!;
+        try
+        {
+            var run = _run;
+            if (run is null || source.Index >= run.Interfaces.Count || !ReferenceEquals(run.Interfaces[source.Index], source))
+            {
+                // Cannot happen (signals keep runs and frames in order); counted rather than lost silently.
+                Interlocked.Increment(ref source.Counters.DiskDroppedField);
+                return;
+            }
+
+            var block = EpbOverhead + PcapngFormat.Pad(item.Length);
+            if (_file is { Frames: > 0 } open)
+            {
+                if (open.Writer.BytesWritten + block > _options.RotateSizeBytes)
+                    Close(CloseReason.Size);
+                else if (_time.GetTimestamp() - open.OpenedTimestamp >= _rotateAgeTicks)
+                    Close(CloseReason.Age);
+            }
+
+            if (!GuardAllows(block) || (_file is null && !TryOpen()))
+            {
+                Interlocked.Increment(ref source.Counters.DiskDroppedField);
+                return;
+            }
+
+            var file = _file!;
+            file.Writer.WritePacket(source.Index, item.TimestampNanoseconds, item.Buffer.AsSpan(0, item.Length), item.OriginalLength);
+            file.Frames++;
+            file.Dirty = true;
+            _writtenSinceMeasure += block;
+            Interlocked.Increment(ref source.Counters.WrittenField);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Interlocked.Increment(ref source.Counters.DiskDroppedField);
+            Abandon(e);
+        }
+        finally
+        {
+            _queue.Release(item);
+        }
+    }
+
+    private bool TryOpen()
+    {
+        var run = _run!;
+        var opened = _time.GetUtcNow();
+        var (partial, sequence) = _spool.NextFile(opened);
+        FileStream? stream = null;
+        try
+        {
+            stream = new FileStream(partial, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                Share = FileShare.Read,
+                BufferSize = 0, // the pcapng writer buffers; a second buffer would only copy
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead,
+            });
+            var writer = new PcapngWriter(stream, _identity.Section(run.StartedAt), leaveOpen: true);
+            foreach (var i in run.Interfaces)
+            {
+                writer.AddInterface(new PcapngInterfaceInfo(i.LinkType, (uint)i.SnapLength)
+                {
+                    Name = i.Name,
+                    Description = i.Description,
+                    Filter = i.Filter,
+                });
+            }
+
+            // The header is made durable first: a file cut short by a crash always keeps its interfaces.
+            writer.Flush();
+            stream.Flush(flushToDisk: true);
+            _writtenSinceMeasure += writer.BytesWritten;
+            _file = new OpenFile(partial, sequence, opened, _time.GetTimestamp(), stream, writer);
+            _current = new OpenSpoolFileInfo(Path.GetFileName(partial), writer.BytesWritten, 0, opened);
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stream?.Dispose();
+            ProbeLog.WriteFailed(_logger, Path.GetFileName(partial), e.Message);
+            TryRecover(partial);
+            return false;
+        }
+    }
+
+    /// <summary>Ends the current file: one ISB per interface with the window's counters, fsync, rename, manifest.</summary>
+    private void Close(CloseReason reason)
+    {
+        var file = _file;
+        if (file is null)
+            return;
+        _file = null;
+        _current = null;
+        var run = _run!;
+        try
+        {
+            run.RefreshStatistics();
+            var now = NowNanoseconds();
+            var next = new CounterSnapshot[run.Interfaces.Count];
+            foreach (var i in run.Interfaces)
+            {
+                var current = i.Counters.Snapshot();
+                var window = current - _baseline[i.Index];
+                file.Writer.WriteInterfaceStatistics(i.Index, now, new PcapngInterfaceStatistics
+                {
+                    StartTimeNanoseconds = _windowStartNanoseconds,
+                    EndTimeNanoseconds = now,
+                    InterfaceReceived = (ulong)window.PcapReceived,
+                    InterfaceDropped = (ulong)window.InterfaceDropped,
+                    OsDropped = (ulong)window.KernelDropped,
+                    UserDelivered = (ulong)window.Written,
+                    Comment = CaptureManifest.DropsComment(window.QueueDropped, window.DiskDropped),
+                });
+                next[i.Index] = current;
+            }
+
+            file.Writer.Dispose();
+            file.Stream.Flush(flushToDisk: true);
+            file.Stream.Dispose();
+            _baseline = next;
+            _windowStartNanoseconds = now;
+            _spool.Publish(file.PartialPath, file.Sequence, reason);
+            Interlocked.Increment(ref _filesClosed);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            ProbeLog.WriteFailed(_logger, Path.GetFileName(file.PartialPath), e.Message);
+            Release(file);
+            TryRecover(file.PartialPath);
+            ResetBaseline(run);
+        }
+
+        MeasureFreeSpace();
+    }
+
+    /// <summary>Writing failed (disk full despite the guard, I/O error): keep what is intact, move on.</summary>
+    private void Abandon(Exception e)
+    {
+        var file = _file;
+        if (file is null)
+            return;
+        _file = null;
+        _current = null;
+        ProbeLog.WriteFailed(_logger, Path.GetFileName(file.PartialPath), e.Message);
+        Release(file);
+        TryRecover(file.PartialPath);
+        ResetBaseline(_run);
+        MeasureFreeSpace();
+    }
+
+    private void TryRecover(string partial)
+    {
+        try
+        {
+            if (File.Exists(partial))
+                _spool.RecoverPartial(partial);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Left as .partial: start-up recovery repairs it.
+        }
+    }
+
+    // The counters of a window whose file could not be closed are lost to files (heartbeats still have them).
+    private void ResetBaseline(CaptureRun? run)
+    {
+        if (run is null)
+            return;
+        _baseline = [.. run.Interfaces.Select(i => i.Counters.Snapshot())];
+        _windowStartNanoseconds = NowNanoseconds();
+    }
+
+    private static void Release(OpenFile file)
+    {
+        try
+        {
+            file.Writer.Dispose();
+        }
+        catch (IOException)
+        {
+        }
+
+        try
+        {
+            file.Stream.Dispose();
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private void Tick()
+    {
+        var now = _time.GetTimestamp();
+        _nextTick = now + _guardTicks;
+        if (_file is { } open && now - open.OpenedTimestamp >= _rotateAgeTicks)
+            Close(CloseReason.Age);
+        FlushIfDirty();
+        MeasureFreeSpace();
+        if (_guardState == DiskGuardState.Paused && RoomForAWholeFile())
+            Resume();
+    }
+
+    private void FlushIfDirty()
+    {
+        if (_file is not { Dirty: true } file)
+            return;
+        try
+        {
+            // To the OS, not to the disk: a killed process loses nothing written so far.
+            file.Writer.Flush();
+            file.Dirty = false;
+            _current = new OpenSpoolFileInfo(Path.GetFileName(file.PartialPath), file.Writer.BytesWritten, file.Frames, file.OpenedAt);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Abandon(e);
+        }
+    }
+
+    private bool GuardAllows(long block)
+    {
+        switch (_guardState)
+        {
+            case DiskGuardState.Paused:
+                return false;
+            case DiskGuardState.Full when _time.GetTimestamp() < _blockedUntil:
+                return false;
+        }
+
+        if (WithinLimits(block))
+        {
+            if (_guardState == DiskGuardState.Full)
+                Resume();
+            return true;
+        }
+
+        return HandlePressure(block);
+    }
+
+    private bool WithinLimits(long block)
+    {
+        var reserve = SpoolOptions.CloseReserveBytes + block;
+        var current = _file?.Writer.BytesWritten ?? 0;
+        return _spool.ClosedBytes + current + reserve <= _options.MaxSpoolBytes
+            && _freeAtMeasure - _writtenSinceMeasure - reserve >= _options.MinFreeDiskBytes;
+    }
+
+    private bool HandlePressure(long block)
+    {
+        FlushIfDirty();
+        MeasureFreeSpace();
+        if (WithinLimits(block))
+            return true;
+
+        if (_options.DiskPolicy == DiskPolicy.EvictOldest)
+        {
+            while (!WithinLimits(block) && _spool.EvictOldest() is { } evicted)
+            {
+                MeasureFreeSpace();
+                ProbeLog.FileEvicted(_logger, SpoolOptions.PolicyName(_options.DiskPolicy), evicted.Name, evicted.TotalBytes, evicted.Frames, _spool.ClosedBytes, _freeAtMeasure);
+            }
+
+            if (WithinLimits(block))
+                return true;
+            if (_guardState != DiskGuardState.Full)
+            {
+                ProbeLog.DiskFull(_logger, _spool.ClosedBytes + (_file?.Writer.BytesWritten ?? 0), _freeAtMeasure);
+                _dropsAtTrip = TotalDiskDrops();
+            }
+
+            _guardState = DiskGuardState.Full;
+            _blockedUntil = _time.GetTimestamp() + _guardTicks;
+            return false;
+        }
+
+        ProbeLog.DiskPaused(_logger, _spool.ClosedBytes + (_file?.Writer.BytesWritten ?? 0), _options.MaxSpoolBytes, _freeAtMeasure, _options.MinFreeDiskBytes);
+        _dropsAtTrip = TotalDiskDrops();
+        _guardState = DiskGuardState.Paused;
+        // The reserve guarantees room to close it: what is written stays a complete, uploadable file.
+        Close(CloseReason.DiskGuard);
+        return false;
+    }
+
+    private bool RoomForAWholeFile()
+    {
+        var needed = _options.RotateSizeBytes + SpoolOptions.CloseReserveBytes;
+        return _spool.ClosedBytes + needed <= _options.MaxSpoolBytes
+            && _freeAtMeasure - needed >= _options.MinFreeDiskBytes;
+    }
+
+    private void Resume()
+    {
+        _guardState = DiskGuardState.Ok;
+        var dropped = TotalDiskDrops() - _dropsAtTrip;
+        ProbeLog.DiskResumed(_logger, dropped);
+    }
+
+    private long TotalDiskDrops() => _run?.Totals().DiskDropped ?? 0;
+
+    private void MeasureFreeSpace()
+    {
+        try
+        {
+            _freeAtMeasure = _spool.FreeDiskBytes();
+            _writtenSinceMeasure = 0;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            // Keep the previous measure; the next tick tries again.
+        }
+    }
+
+    private bool CountersMoved()
+    {
+        var run = _run;
+        if (run is null)
+            return false;
+        run.RefreshStatistics();
+        return run.Interfaces.Any(i => !(i.Counters.Snapshot() - _baseline[i.Index]).IsZero);
+    }
+
+    private long NowNanoseconds() => ProbeIdentity.UnixNanoseconds(_time.GetUtcNow());
+
+    private sealed class OpenFile(string partialPath, long sequence, DateTimeOffset openedAt, long openedTimestamp, FileStream stream, PcapngWriter writer)
+    {
+        public string PartialPath { get; } = partialPath;
+
+        public long Sequence { get; } = sequence;
+
+        public DateTimeOffset OpenedAt { get; } = openedAt;
+
+        public long OpenedTimestamp { get; } = openedTimestamp;
+
+        public FileStream Stream { get; } = stream;
+
+        public PcapngWriter Writer { get; } = writer;
+
+        public long Frames { get; set; }
+
+        public bool Dirty { get; set; }
+    }
+}

@@ -1,0 +1,51 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Survey6.Probe.Daemon;
+using Survey6.Probe.Spool;
+using Survey6.Probe.Tests.Support;
+
+namespace Survey6.Probe.Tests;
+
+/// <summary>Bad settings stop the daemon at start with a message that names them.</summary>
+public sealed class OptionsTests
+{
+    [Theory]
+    [InlineData("Probe:Capture:Filter", "ip6 and and", "does not compile")]
+    [InlineData("Probe:Capture:SnapLength", "10", "SnapLength")]
+    [InlineData("Probe:Spool:MaxSpoolBytes", "1048576", "MaxSpoolBytes")]
+    [InlineData("Probe:Spool:RotateAge", "00:00:00.5", "RotateAge")]
+    [InlineData("Probe:Location", "north pole", "Probe:Location")]
+    [InlineData("Probe:Labels:bad key", "x", "Probe:Labels")]
+    public async Task InvalidSettingsFailTheStart(string key, string value, string message)
+    {
+        using var state = new TempDirectory();
+        using var host = ProbeDaemonHosting.CreateBuilder(null, ProbeHarness.Settings(state.Path, "lo", (key, value))).Build();
+        var e = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+        Assert.Contains(message, e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("evict-oldest", DiskPolicy.EvictOldest)]
+    [InlineData("pause-capture", DiskPolicy.PauseCapture)]
+    [InlineData("PauseCapture", DiskPolicy.PauseCapture)]
+    public void DiskPolicyReadsAsTheDocsWriteIt(string text, DiskPolicy expected)
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection([new("Probe:Spool:DiskPolicy", text)]).Build();
+        Assert.Equal(expected, configuration.GetSection(SpoolOptions.SectionName).Get<SpoolOptions>()!.DiskPolicy);
+    }
+
+    [Fact]
+    public void DefaultsAreTheDocumentedOnes()
+    {
+        var capture = new Capture.CaptureOptions();
+        var spool = new SpoolOptions();
+        Assert.Equal(["any"], capture.EffectiveInterfaces);
+        Assert.Equal("ip6 or (ip proto 41) or (udp port 3544)", capture.EffectiveFilter);
+        Assert.Equal(262144, capture.EffectiveSnapLength);
+        Assert.Equal(128, new Capture.CaptureOptions { PrivacyMode = true }.EffectiveSnapLength);
+        Assert.Equal(64L << 20, spool.RotateSizeBytes);
+        Assert.Equal(TimeSpan.FromMinutes(5), spool.RotateAge);
+        Assert.Equal(DiskPolicy.EvictOldest, spool.DiskPolicy);
+    }
+}

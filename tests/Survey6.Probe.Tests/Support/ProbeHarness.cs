@@ -1,0 +1,104 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Survey6.Probe.Capture;
+using Survey6.Probe.Daemon;
+using Survey6.Probe.Spool;
+
+namespace Survey6.Probe.Tests.Support;
+
+/// <summary>The probe daemon's host, in this process, built the way <c>survey6 probe run</c> builds it.</summary>
+internal sealed class ProbeHarness : IAsyncDisposable
+{
+    private readonly IHost _host;
+    private bool _stopped;
+
+    private ProbeHarness(IHost host, string stateDirectory)
+    {
+        _host = host;
+        StateDirectory = stateDirectory;
+    }
+
+    public string StateDirectory { get; }
+
+    public ProbeDaemon Daemon => _host.Services.GetRequiredService<ProbeDaemon>();
+
+    public SpoolDirectory Spool => _host.Services.GetRequiredService<SpoolDirectory>();
+
+    public SpoolWriter Writer => _host.Services.GetRequiredService<SpoolWriter>();
+
+    public CaptureEngine Engine => _host.Services.GetRequiredService<CaptureEngine>();
+
+    /// <summary>Settings every test wants (quiet logs, prompt delivery, quick statistics); <paramref name="settings"/> override them.</summary>
+    public static Dictionary<string, string?> Settings(string stateDirectory, string? captureInterface, params (string Key, string Value)[] settings)
+    {
+        var all = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["Logging:LogLevel:Default"] = "Error",
+            ["Probe:StateDirectory"] = stateDirectory,
+            ["Probe:Id"] = "p-test",
+            ["Probe:Labels:site"] = "lab",
+            ["Probe:Labels:role"] = "test",
+            ["Probe:Location"] = "52.52,13.405,DE,Berlin",
+            ["Probe:Capture:ImmediateMode"] = "true",
+            ["Probe:Capture:StatisticsInterval"] = "00:00:00.200",
+            ["Probe:Spool:GuardInterval"] = "00:00:00.100",
+        };
+        if (captureInterface is not null)
+            all["Probe:Capture:Interfaces:0"] = captureInterface;
+        foreach (var (key, value) in settings)
+            all[key] = value;
+        return all;
+    }
+
+    /// <summary>Starts the daemon and waits until capture runs (or, suspended, until it settled).</summary>
+    public static async Task<ProbeHarness> StartAsync(Dictionary<string, string?> settings, Action<IServiceProvider>? beforeStart = null)
+    {
+        var builder = ProbeDaemonHosting.CreateBuilder(null, settings);
+        var host = builder.Build();
+        var harness = new ProbeHarness(host, settings["Probe:StateDirectory"]!);
+        beforeStart?.Invoke(host.Services);
+        await host.StartAsync();
+        await harness.Daemon.Started.WaitAsync(TimeSpan.FromSeconds(20));
+        return harness;
+    }
+
+    public void RequireCapturing()
+    {
+        var status = Daemon.GetStatus();
+        Assert.True(status.State == ProbeStatus.Capturing, $"the probe is {status.State}: {status.StateReason}");
+    }
+
+    /// <summary>Polls until <paramref name="condition"/> holds.</summary>
+    public static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+                Assert.Fail($"timed out after {timeout} waiting for {what}");
+            await Task.Delay(20);
+        }
+    }
+
+    /// <summary>Waits until every frame libpcap delivered has reached a file (or was counted as dropped).</summary>
+    public Task WaitForQueueDrainedAsync() => WaitUntilAsync(() =>
+    {
+        var c = Daemon.GetStatus().Capture;
+        return c.Captured == c.Written + c.QueueDropped + c.DiskDropped;
+    }, TimeSpan.FromSeconds(10), "the queue to drain");
+
+    /// <summary>Stops the host: capture stops, the open file is closed with its final counters.</summary>
+    public async Task StopAsync()
+    {
+        if (_stopped)
+            return;
+        _stopped = true;
+        await _host.StopAsync(TimeSpan.FromSeconds(30));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        _host.Dispose();
+    }
+}

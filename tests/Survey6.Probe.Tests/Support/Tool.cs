@@ -1,0 +1,127 @@
+using System.Diagnostics;
+
+namespace Survey6.Probe.Tests.Support;
+
+/// <summary>What a command printed and returned.</summary>
+internal sealed record ToolResult(string Command, int ExitCode, string Stdout, string Stderr)
+{
+    public ToolResult Check()
+    {
+        Assert.True(ExitCode == 0, $"{Command} exited {ExitCode}\nstdout:\n{Stdout}\nstderr:\n{Stderr}");
+        return this;
+    }
+}
+
+/// <summary>
+/// Runs system tools (ip, ping, tshark, mount, systemd-analyze). A missing tool fails the test: CI
+/// installs them (test.sh), and a skipped capture test would prove nothing.
+/// </summary>
+internal static class Tool
+{
+    // tshark says this on every start as root; it is about the process, not the file.
+    private const string RootNotice = "Running as user \"root\" and group \"root\". This could be dangerous.";
+
+    public static ToolResult Run(string tool, params string[] arguments) => Run(TimeSpan.FromSeconds(60), tool, arguments);
+
+    public static ToolResult Run(TimeSpan timeout, string tool, params string[] arguments)
+    {
+        var start = new ProcessStartInfo(Locate(tool))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in arguments)
+            start.ArgumentList.Add(a);
+        start.Environment["LC_ALL"] = "C";
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"cannot start {tool}");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(timeout))
+        {
+            process.Kill(entireProcessTree: true);
+            Assert.Fail($"{tool} {string.Join(' ', arguments)} did not finish within {timeout}");
+        }
+
+        process.WaitForExit();
+        var errors = string.Join('\n', stderr.Result.Split('\n').Where(l => l.Length > 0 && l.TrimEnd('\r') != RootNotice));
+        return new ToolResult(tool + " " + string.Join(' ', arguments), process.ExitCode, stdout.Result, errors);
+    }
+
+    public static string Locate(string tool)
+    {
+        if (tool.Contains('/', StringComparison.Ordinal))
+            return tool;
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") + ":/usr/sbin:/sbin").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(dir, tool);
+            if (File.Exists(candidate))
+                return candidate;
+        }
+
+        Assert.Fail($"'{tool}' is not installed; the probe tests need iproute2, iputils-ping, tshark and systemd (see test.sh)");
+        return tool;
+    }
+
+    /// <summary>The dotnet muxer running the tests, for child processes.</summary>
+    public static string Dotnet()
+    {
+        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
+        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
+            return fromSdk;
+        var self = Environment.ProcessPath;
+        if (self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet")
+            return self;
+        return Locate("dotnet");
+    }
+
+    public static void RequireRoot()
+    {
+        Assert.True(Environment.UserName == "root" || Environment.GetEnvironmentVariable("USER") == "root" || GetEuid() == 0,
+            "the probe tests create network namespaces and capture packets: run them as root (CI does)");
+    }
+
+    private static uint GetEuid()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+            {
+                if (line.StartsWith("Uid:", StringComparison.Ordinal))
+                    return uint.Parse(line.Split('\t', StringSplitOptions.RemoveEmptyEntries)[2], System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+        catch (IOException)
+        {
+        }
+
+        return uint.MaxValue;
+    }
+}
+
+/// <summary>A directory under /tmp removed with everything in it.</summary>
+internal sealed class TempDirectory : IDisposable
+{
+    public TempDirectory(string prefix = "s6probe")
+    {
+        Path = Directory.CreateTempSubdirectory(prefix + "-").FullName;
+    }
+
+    public string Path { get; }
+
+    public string Combine(params string[] parts) => System.IO.Path.Combine([Path, .. parts]);
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}

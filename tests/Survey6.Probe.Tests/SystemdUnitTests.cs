@@ -1,0 +1,45 @@
+using Survey6.Probe.Tests.Support;
+
+namespace Survey6.Probe.Tests;
+
+/// <summary>deploy/systemd/survey6-probe.service as systemd itself reads it.</summary>
+public sealed class SystemdUnitTests
+{
+    private static readonly string Unit = Path.Combine(AppContext.BaseDirectory, "deploy", "survey6-probe.service");
+
+    [Fact]
+    public void SystemdAnalyzeVerifiesTheUnitWithoutAWord()
+    {
+        // verify checks that ExecStart's program exists: point it at the survey6 built with these tests.
+        using var dir = new TempDirectory();
+        var survey6 = Path.Combine(AppContext.BaseDirectory, "survey6");
+        Assert.True(File.Exists(survey6), $"{survey6} was not built");
+        var text = File.ReadAllText(Unit);
+        Assert.Contains("ExecStart=/usr/bin/survey6 ", text, StringComparison.Ordinal);
+        var copy = Path.Combine(dir.Path, "survey6-probe.service");
+        File.WriteAllText(copy, text.Replace("ExecStart=/usr/bin/survey6 ", $"ExecStart={survey6} ", StringComparison.Ordinal));
+
+        var result = Tool.Run("systemd-analyze", "verify", copy);
+
+        Assert.True(result.ExitCode == 0 && result.Stdout.Length == 0 && result.Stderr.Length == 0,
+            $"systemd-analyze verify exited {result.ExitCode}:\n{result.Stdout}{result.Stderr}");
+    }
+
+    [Fact]
+    public void TheUnitIsANotifyServiceWithOnlyTheCaptureCapabilities()
+    {
+        var settings = File.ReadLines(Unit)
+            .Where(l => l.Contains('=', StringComparison.Ordinal) && !l.StartsWith('#'))
+            .Select(l => l.Split('=', 2))
+            .ToLookup(p => p[0], p => p[1]);
+        Assert.Equal("notify", settings["Type"].Single());
+        Assert.Equal("survey6", settings["User"].Single());
+        Assert.Equal("CAP_NET_RAW CAP_NET_ADMIN", settings["AmbientCapabilities"].Single());
+        Assert.Equal("CAP_NET_RAW CAP_NET_ADMIN", settings["CapabilityBoundingSet"].Single());
+        Assert.Equal("strict", settings["ProtectSystem"].Single());
+        Assert.Equal("/var/lib/survey6/probe", settings["ReadWritePaths"].Single());
+        Assert.Equal("yes", settings["NoNewPrivileges"].Single());
+        Assert.Equal("on-failure", settings["Restart"].Single());
+        Assert.Contains("--state-dir /var/lib/survey6/probe", settings["ExecStart"].Single(), StringComparison.Ordinal);
+    }
+}
