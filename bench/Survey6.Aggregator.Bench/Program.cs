@@ -1,0 +1,62 @@
+using System.Diagnostics;
+using Survey6.Aggregator.Bench;
+using Survey6.Aggregator.Parse;
+using Survey6.Aggregator.Sources;
+using Survey6.Aggregator.Storage;
+using Survey6.Packets.Capture;
+using Survey6.Packets.Dissection;
+
+// Parse-stage throughput: read + dissect + columnar fill + Parquet (zstd) on one thread.
+// Usage: Survey6.Aggregator.Bench [frames=2000000] [rowGroupSize=1048576] [repeats=3]
+int frames = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 2_000_000;
+int rowGroup = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1 << 20;
+int repeats = args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3;
+
+var work = Path.Combine(Path.GetTempPath(), "survey6-parse-bench");
+Directory.CreateDirectory(work);
+var capture = Path.Combine(work, $"synthetic-{frames}.pcapng");
+if (!File.Exists(capture))
+{
+    Console.WriteLine($"generating {frames} frames into {capture}");
+    TrafficGenerator.Write(capture + ".part", frames);
+    File.Move(capture + ".part", capture);
+}
+Console.WriteLine($"capture: {new FileInfo(capture).Length / 1e6:F1} MB, {frames} frames, row group {rowGroup}");
+
+var sha = new string('a', 64);
+var pending = new PendingCapture(sha, "bench", new DateOnly(2024, 5, 1), capture, null);
+var lake = new LakeLayout(Path.Combine(work, "lake"));
+
+for (int r = 0; r < repeats; r++)
+{
+    // Baseline: what reading and dissecting alone cost.
+    var (readWall, readCpu) = Measure(() =>
+    {
+        using var reader = CaptureReader.Open(capture);
+        var record = new PacketRecord();
+        long n = 0;
+        while (reader.TryRead(out var frame))
+            FrameDissection.Dissect(frame, ++n, ref record);
+    });
+
+    var parser = new CaptureParser(lake, rowGroup);
+    ParseResult? result = null;
+    var (parseWall, parseCpu) = Measure(() => result = parser.ParseAsync(pending, "bench", CancellationToken.None).GetAwaiter().GetResult());
+    var size = new FileInfo(result!.PacketsPath!).Length;
+    Console.WriteLine(
+        $"run {r + 1}: read+dissect {frames / readCpu / 1e6:F2} M frames/CPU-s; parse to Parquet {frames / parseCpu / 1e6:F2} M frames/CPU-s " +
+        $"({frames / parseWall / 1e6:F2} M/s wall, {parseCpu:F2} CPU-s), output {size / 1e6:F1} MB, {size / (double)frames:F1} B/row");
+}
+
+// CPU time of this thread, not wall time: the bench machine is shared, and the target is per core.
+static (double Wall, double Cpu) Measure(Action action)
+{
+    GC.Collect();
+    var thread = Process.GetCurrentProcess();
+    var cpu0 = thread.TotalProcessorTime;
+    var wall = Stopwatch.StartNew();
+    action();
+    wall.Stop();
+    thread.Refresh();
+    return (wall.Elapsed.TotalSeconds, (thread.TotalProcessorTime - cpu0).TotalSeconds);
+}

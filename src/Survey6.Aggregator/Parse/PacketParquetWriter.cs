@@ -1,0 +1,544 @@
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+using Parquet;
+using Parquet.Schema;
+using Survey6.Packets.Addresses;
+using Survey6.Packets.Dissection;
+
+namespace Survey6.Aggregator.Parse;
+
+/// <summary>
+/// Writes dissected frames as one <c>packets</c> Parquet file (zstd), one row per frame, in row groups of a fixed
+/// number of rows. Rows go into preallocated column arrays; strings are interned per row group in a
+/// <see cref="StringTable"/>, so adding a frame allocates nothing. Columns: docs/datasets.md.
+/// </summary>
+public sealed class PacketParquetWriter : IAsyncDisposable
+{
+    private readonly int _capacity;
+    private readonly StringTable _strings = new();
+    private readonly ColumnScratch _scratch;
+    private readonly ParquetSchema _schema;
+    private readonly List<Column> _columns = [];
+    private readonly List<StringListColumn> _lists = [];
+    private ParquetWriter? _writer;
+    private int _rows;
+
+    // Interning: value -> code in _strings; all cleared with the table after each row group.
+    private readonly Dictionary<Ipv6Address, AddressCodes> _addresses = [];
+    private readonly Dictionary<uint, int> _ipv4 = [];
+    private readonly Dictionary<UInt128, int> _paths = [];
+    private readonly Dictionary<ChainKey, int> _chains = [];
+    private readonly Dictionary<uint, int> _anomalies = [];
+    private readonly Dictionary<PrefixKey, int> _prefixes = [];
+    private readonly Dictionary<UInt128, int> _names = [];
+    private readonly Dictionary<string, int> _static = new(ReferenceEqualityComparer.Instance);
+
+    // Capture metadata.
+    private readonly ConstantStringColumn _captureSha = new("capture_sha256");
+    private readonly ConstantStringColumn _probeId = new("probe_id");
+    private readonly ConstantStringColumn _labels = new("labels");
+    private readonly ConstantColumn<double> _latitude;
+    private readonly ConstantColumn<double> _longitude;
+    private readonly ConstantStringColumn _country = new("location_country");
+    private readonly ConstantStringColumn _city = new("location_city");
+    private readonly ConstantColumn<long> _windowStart;
+    private readonly ConstantColumn<long> _windowEnd;
+    private readonly ConstantColumn<long> _ifDropped;
+    private readonly ConstantColumn<long> _osDropped;
+
+    // The record (docs/records.md), wire view then flow view.
+    private readonly RequiredColumn<long> _frame;
+    private readonly NullableColumn<long> _time;
+    private readonly RequiredColumn<uint> _frameLen;
+    private readonly RequiredColumn<uint> _capLen;
+    private readonly RequiredColumn<ushort> _linkType;
+    private readonly RequiredColumn<int> _interfaceId;
+    private readonly StringColumn _path;
+    private readonly StringColumn _encapsulation;
+    private readonly RequiredColumn<byte> _ipv6Headers;
+    private readonly NullableColumn<ushort> _vlanId;
+    private readonly StringColumn _ipv4Src;
+    private readonly StringColumn _ipv4Dst;
+    private readonly StringColumn _src;
+    private readonly StringColumn _dst;
+    private readonly NullableColumn<byte> _nextHeader;
+    private readonly NullableColumn<byte> _hopLimit;
+    private readonly NullableColumn<uint> _flowLabel;
+    private readonly NullableColumn<byte> _trafficClass;
+    private readonly NullableColumn<ushort> _payloadLength;
+    private readonly StringColumn _extChain;
+    private readonly NullableColumn<ushort> _fragOffset;
+    private readonly NullableColumn<bool> _fragMore;
+    private readonly NullableColumn<uint> _fragId;
+    private readonly NullableColumn<byte> _routingType;
+    private readonly NullableColumn<byte> _segmentsLeft;
+    private readonly NullableColumn<byte> _mobilityType;
+    private readonly NullableColumn<uint> _ahSpi;
+    private readonly NullableColumn<uint> _espSpi;
+    private readonly StringColumn _flowSrc;
+    private readonly StringColumn _flowDst;
+    private readonly NullableColumn<byte> _flowProtocol;
+    private readonly NullableColumn<ushort> _flowSrcPort;
+    private readonly NullableColumn<ushort> _flowDstPort;
+    private readonly NullableColumn<uint> _flowPayloadLen;
+    private readonly StringColumn _srcType;
+    private readonly StringColumn _srcIid;
+    private readonly StringColumn _dstType;
+    private readonly StringColumn _dstIid;
+    private readonly NullableColumn<ushort> _tcpFlags;
+    private readonly NullableColumn<byte> _icmpType;
+    private readonly NullableColumn<byte> _icmpCode;
+    private readonly StringColumn _ndTarget;
+    private readonly StringListColumn _raPrefixes;
+    private readonly StringColumn _dnsTransport;
+    private readonly NullableColumn<bool> _dnsResponse;
+    private readonly StringColumn _dnsQname;
+    private readonly NullableColumn<ushort> _dnsQtype;
+    private readonly NullableColumn<byte> _dnsRcode;
+    private readonly StringListColumn _dnsAaaa;
+    private readonly StringColumn _anomalyNames;
+    private readonly RequiredColumn<bool> _malformed;
+    private readonly RequiredColumn<bool> _truncated;
+    private readonly RequiredColumn<long> _frameHash;
+
+    private PacketParquetWriter(int capacity)
+    {
+        _capacity = capacity;
+        _scratch = new ColumnScratch(capacity);
+        var s = _strings;
+        int n = capacity;
+        _latitude = new("location_lat", n);
+        _longitude = new("location_lon", n);
+        _windowStart = new("window_start_ns", n);
+        _windowEnd = new("window_end_ns", n);
+        _ifDropped = new("if_dropped", n);
+        _osDropped = new("os_dropped", n);
+        Add(_captureSha, _probeId, _labels, _latitude, _longitude, _country, _city, _windowStart, _windowEnd, _ifDropped, _osDropped);
+
+        Add(
+            _frame = new("frame", n), _time = new("time_epoch_ns", n), _frameLen = new("frame_len", n), _capLen = new("cap_len", n),
+            _linkType = new("link_type", n), _interfaceId = new("interface_id", n), _path = new("path", n, s),
+            _encapsulation = new("encapsulation", n, s), _ipv6Headers = new("ipv6_headers", n), _vlanId = new("vlan_id", n),
+            _ipv4Src = new("ipv4_src", n, s), _ipv4Dst = new("ipv4_dst", n, s), _src = new("src", n, s), _dst = new("dst", n, s),
+            _nextHeader = new("next_header", n), _hopLimit = new("hop_limit", n), _flowLabel = new("flow_label", n),
+            _trafficClass = new("traffic_class", n), _payloadLength = new("payload_length", n), _extChain = new("ext_chain", n, s),
+            _fragOffset = new("frag_offset", n), _fragMore = new("frag_more", n), _fragId = new("frag_id", n),
+            _routingType = new("routing_type", n), _segmentsLeft = new("segments_left", n), _mobilityType = new("mobility_type", n),
+            _ahSpi = new("ah_spi", n), _espSpi = new("esp_spi", n),
+            _flowSrc = new("flow_src", n, s), _flowDst = new("flow_dst", n, s), _flowProtocol = new("flow_protocol", n),
+            _flowSrcPort = new("flow_src_port", n), _flowDstPort = new("flow_dst_port", n), _flowPayloadLen = new("flow_payload_len", n),
+            _srcType = new("src_type", n, s), _srcIid = new("src_iid", n, s), _dstType = new("dst_type", n, s), _dstIid = new("dst_iid", n, s),
+            _tcpFlags = new("tcp_flags", n), _icmpType = new("icmpv6_type", n), _icmpCode = new("icmpv6_code", n),
+            _ndTarget = new("nd_target", n, s), _raPrefixes = new("ra_prefixes", n, s),
+            _dnsTransport = new("dns_transport", n, s), _dnsResponse = new("dns_response", n), _dnsQname = new("dns_qname", n, s),
+            _dnsQtype = new("dns_qtype", n), _dnsRcode = new("dns_rcode", n), _dnsAaaa = new("dns_aaaa", n, s),
+            _anomalyNames = new("anomalies", n, s), _malformed = new("malformed", n), _truncated = new("truncated", n),
+            _frameHash = new("frame_hash", n));
+
+        _schema = new ParquetSchema(_columns.Select(c => c is StringListColumn list ? (Field)list.List : c.Field));
+    }
+
+    /// <summary>Column names in file order.</summary>
+    public static IReadOnlyList<string> ColumnNames { get; } = new PacketParquetWriter(1)._columns.Select(c => c is StringListColumn l ? l.List.Name : c.Field.Name).ToArray();
+
+    /// <summary>Rows added so far (written or buffered).</summary>
+    public long Rows { get; private set; }
+
+    /// <summary>True when the buffered row group is full and must be flushed before the next <see cref="Add"/>.</summary>
+    public bool IsFull => _rows == _capacity;
+
+    public static async Task<PacketParquetWriter> CreateAsync(Stream output, PacketFileMetadata metadata, int rowGroupSize, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(metadata);
+        var w = new PacketParquetWriter(rowGroupSize);
+        w.SetMetadata(metadata);
+        var options = new ParquetOptions
+        {
+            CompressionMethod = CompressionMethod.Zstd,
+            // The default (smallest size) costs over ten times the CPU for a quarter less space.
+            CompressionLevel = System.IO.Compression.CompressionLevel.Fastest,
+        };
+        foreach (var c in w._columns)
+        {
+            if (c is StringColumn or ConstantStringColumn or StringListColumn)
+                options.ColumnEncodingHints[c.Field.Path.ToString()] = EncodingHint.Dictionary;
+        }
+        w._writer = await ParquetWriter.CreateAsync(w._schema, output, options, append: false, ct).ConfigureAwait(false);
+        w._writer.CustomMetadata = new Dictionary<string, string>
+        {
+            ["survey6.dataset"] = "packets",
+            ["survey6.capture_sha256"] = metadata.Sha256,
+            ["survey6.probe_id"] = metadata.ProbeId,
+        };
+        return w;
+    }
+
+    /// <summary>Appends one dissected frame; <paramref name="captured"/> is the frame's captured bytes (for the content hash).</summary>
+    public void Add(in PacketRecord r, ReadOnlySpan<byte> captured)
+    {
+        if (_rows == _capacity)
+            throw new InvalidOperationException("The row group is full; flush it first.");
+        int i = _rows++;
+        Rows++;
+        var p = r.Present;
+
+        _frame.Values[i] = r.FrameNumber;
+        _time.Values[i] = r.HasTimestamp ? r.TimestampNanoseconds : null;
+        _frameLen.Values[i] = r.FrameLength;
+        _capLen.Values[i] = r.CapturedLength;
+        _linkType.Values[i] = (ushort)r.LinkType;
+        _interfaceId.Values[i] = r.InterfaceId;
+        _path.Codes[i] = r.PathLength > 0 ? PathCode(r) : -1;
+        _encapsulation.Codes[i] = r.HasIpv6 ? StaticCode(ProtocolNames.Encapsulation(r.Encapsulation)) : -1;
+        _ipv6Headers.Values[i] = r.Ipv6HeaderCount;
+        _vlanId.Values[i] = r.VlanCount > 0 ? r.VlanId : null;
+        if ((p & FieldPresence.Ipv4Header) != 0)
+        {
+            _ipv4Src.Codes[i] = Ipv4Code(r.Ipv4Source);
+            _ipv4Dst.Codes[i] = Ipv4Code(r.Ipv4Destination);
+        }
+        else
+        {
+            _ipv4Src.Codes[i] = _ipv4Dst.Codes[i] = -1;
+        }
+        _src.Codes[i] = (p & FieldPresence.Ipv6Source) != 0 ? Address(r.Ipv6Source).Text : -1;
+        _dst.Codes[i] = (p & FieldPresence.Ipv6Destination) != 0 ? Address(r.Ipv6Destination).Text : -1;
+        _nextHeader.Values[i] = (p & FieldPresence.Ipv6NextHeader) != 0 ? r.Ipv6NextHeader : null;
+        _hopLimit.Values[i] = (p & FieldPresence.Ipv6HopLimit) != 0 ? r.Ipv6HopLimit : null;
+        _flowLabel.Values[i] = (p & FieldPresence.Ipv6FlowLabel) != 0 ? r.Ipv6FlowLabel : null;
+        _trafficClass.Values[i] = (p & FieldPresence.Ipv6TrafficClass) != 0 ? r.Ipv6TrafficClass : null;
+        _payloadLength.Values[i] = (p & FieldPresence.Ipv6PayloadLength) != 0 ? r.Ipv6PayloadLength : null;
+        _extChain.Codes[i] = r.ExtensionCount > 0 ? ChainCode(r) : -1;
+        bool fragment = (p & FieldPresence.Fragment) != 0;
+        _fragOffset.Values[i] = fragment ? r.FragmentOffset : null;
+        _fragMore.Values[i] = fragment ? r.FragmentMore : null;
+        _fragId.Values[i] = fragment ? r.FragmentId : null;
+        bool routing = (p & FieldPresence.Routing) != 0;
+        _routingType.Values[i] = routing ? r.RoutingType : null;
+        _segmentsLeft.Values[i] = routing ? r.SegmentsLeft : null;
+        _mobilityType.Values[i] = (p & FieldPresence.MobilityType) != 0 ? r.MobilityType : null;
+        _ahSpi.Values[i] = (p & FieldPresence.AhSpi) != 0 ? r.AhSpi : null;
+        _espSpi.Values[i] = (p & FieldPresence.EspSpi) != 0 ? r.EspSpi : null;
+
+        if ((p & FieldPresence.Flow) != 0)
+        {
+            var source = Address(r.FlowSource);
+            var destination = Address(r.FlowDestination);
+            _flowSrc.Codes[i] = source.Text;
+            _flowDst.Codes[i] = destination.Text;
+            _flowProtocol.Values[i] = r.FlowProtocol;
+            bool ports = r.FlowProtocol is PacketDissector.ProtocolTcp or PacketDissector.ProtocolUdp && (r.FlowSourcePort | r.FlowDestinationPort) != 0;
+            _flowSrcPort.Values[i] = ports ? r.FlowSourcePort : null;
+            _flowDstPort.Values[i] = ports ? r.FlowDestinationPort : null;
+            _flowPayloadLen.Values[i] = r.FlowPayloadBytes;
+            _srcType.Codes[i] = source.Type;
+            _srcIid.Codes[i] = source.Iid;
+            _dstType.Codes[i] = destination.Type;
+            _dstIid.Codes[i] = destination.Iid;
+        }
+        else
+        {
+            _flowSrc.Codes[i] = _flowDst.Codes[i] = _srcType.Codes[i] = _srcIid.Codes[i] = _dstType.Codes[i] = _dstIid.Codes[i] = -1;
+            _flowProtocol.Values[i] = null;
+            _flowSrcPort.Values[i] = _flowDstPort.Values[i] = null;
+            _flowPayloadLen.Values[i] = null;
+        }
+
+        _tcpFlags.Values[i] = (p & FieldPresence.TcpFlags) != 0 ? r.TcpFlags : null;
+        _icmpType.Values[i] = (p & FieldPresence.Icmpv6Type) != 0 ? r.Icmpv6Type : null;
+        _icmpCode.Values[i] = (p & FieldPresence.Icmpv6Code) != 0 ? r.Icmpv6Code : null;
+        _ndTarget.Codes[i] = (p & FieldPresence.NdTarget) != 0 ? Address(r.NdTarget).Text : -1;
+        if (r.AdvertisedPrefixCount > 0)
+        {
+            int count = Math.Min((int)r.AdvertisedPrefixCount, PrefixList.Capacity);
+            for (int k = 0; k < count; k++)
+                _raPrefixes.Append(PrefixCode(r.PrefixAt(k), r.PrefixLengthAt(k)));
+            _raPrefixes.Counts[i] = count;
+        }
+        else
+        {
+            _raPrefixes.Counts[i] = -1;
+        }
+
+        if ((p & FieldPresence.Dns) != 0)
+            AddDns(i, r);
+        else
+            NoDns(i);
+
+        var anomalies = r.Anomalies;
+        _anomalyNames.Codes[i] = anomalies != Anomaly.None ? AnomalyCode(anomalies) : -1;
+        _malformed.Values[i] = (anomalies & AnomalyClasses.Malformed) != 0;
+        _truncated.Values[i] = (anomalies & AnomalyClasses.Truncated) != 0;
+        _frameHash.Values[i] = unchecked((long)XxHash64.HashToUInt64(captured));
+    }
+
+    /// <summary>Writes the buffered rows as one row group.</summary>
+    public async Task FlushRowGroupAsync(CancellationToken ct)
+    {
+        if (_rows == 0)
+            return;
+        var writer = _writer ?? throw new ObjectDisposedException(nameof(PacketParquetWriter));
+        using (var group = writer.CreateRowGroup())
+        {
+            foreach (var column in _columns)
+                await column.WriteAsync(group, _rows, _scratch, ct).ConfigureAwait(false);
+            group.CompleteValidate();
+        }
+        _rows = 0;
+        foreach (var list in _lists)
+            list.Reset();
+        _strings.Clear();
+        _addresses.Clear();
+        _ipv4.Clear();
+        _paths.Clear();
+        _chains.Clear();
+        _anomalies.Clear();
+        _prefixes.Clear();
+        _names.Clear();
+        _static.Clear();
+    }
+
+    /// <summary>Writes what is buffered and the file footer. The stream is left open.</summary>
+    public async Task CompleteAsync(CancellationToken ct)
+    {
+        await FlushRowGroupAsync(ct).ConfigureAwait(false);
+        if (_writer is { } writer)
+        {
+            _writer = null;
+            await writer.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_writer is { } writer)
+        {
+            _writer = null;
+            await writer.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private void Add(params Column[] columns)
+    {
+        foreach (var c in columns)
+        {
+            _columns.Add(c);
+            if (c is StringListColumn list)
+                _lists.Add(list);
+        }
+    }
+
+    private void SetMetadata(PacketFileMetadata m)
+    {
+        _captureSha.Value = m.Sha256;
+        _probeId.Value = m.ProbeId;
+        _labels.Value = m.Labels;
+        _latitude.Set(m.Latitude);
+        _longitude.Set(m.Longitude);
+        _country.Value = m.Country;
+        _city.Value = m.City;
+        _windowStart.Set(m.WindowStartNs);
+        _windowEnd.Set(m.WindowEndNs);
+        _ifDropped.Set(m.InterfaceDropped);
+        _osDropped.Set(m.OsDropped);
+    }
+
+    private void AddDns(int i, in PacketRecord r)
+    {
+        ref readonly var d = ref r.Dns;
+        _dnsTransport.Codes[i] = StaticCode(ProtocolNames.DnsTransport(r.DnsTransport));
+        _dnsResponse.Values[i] = d.HeaderComplete ? d.IsResponse : null;
+        if (d.HasQuestion)
+        {
+            _dnsQname.Codes[i] = NameCode(d.QueryNameUtf8);
+            _dnsQtype.Values[i] = d.QueryType;
+        }
+        else
+        {
+            _dnsQname.Codes[i] = -1;
+            _dnsQtype.Values[i] = null;
+        }
+        _dnsRcode.Values[i] = d.HeaderComplete && d.IsResponse ? d.Rcode : null;
+        if (d.AaaaCount > 0)
+        {
+            int stored = d.StoredAaaaCount;
+            for (int k = 0; k < stored; k++)
+                _dnsAaaa.Append(Address(d.GetAaaa(k)).Text);
+            _dnsAaaa.Counts[i] = stored;
+        }
+        else
+        {
+            _dnsAaaa.Counts[i] = -1;
+        }
+    }
+
+    private void NoDns(int i)
+    {
+        _dnsTransport.Codes[i] = _dnsQname.Codes[i] = -1;
+        _dnsResponse.Values[i] = null;
+        _dnsQtype.Values[i] = null;
+        _dnsRcode.Values[i] = null;
+        _dnsAaaa.Counts[i] = -1;
+    }
+
+    private AddressCodes Address(Ipv6Address address)
+    {
+        ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_addresses, address, out bool exists);
+        if (!exists)
+        {
+            var info = Ipv6AddressClassifier.Classify(address);
+            int text = _strings.Commit(address.Format(_strings.Reserve(46)));
+            slot = new AddressCodes(
+                text,
+                StaticCode(Ipv6AddressClassifier.TypeName(info.Type)),
+                info.IidClass == IidClass.None ? -1 : StaticCode(Ipv6AddressClassifier.IidName(info.IidClass)));
+        }
+        return slot;
+    }
+
+    private int StaticCode(string name)
+    {
+        ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_static, name, out bool exists);
+        if (!exists)
+            slot = _strings.AddStatic(name);
+        return slot;
+    }
+
+    private int Ipv4Code(uint address)
+    {
+        ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_ipv4, address, out bool exists);
+        if (!exists)
+        {
+            var span = _strings.Reserve(15);
+            int n = 0;
+            for (int shift = 24; shift >= 0; shift -= 8)
+            {
+                ((address >> shift) & 0xFF).TryFormat(span[n..], out int written, provider: System.Globalization.CultureInfo.InvariantCulture);
+                n += written;
+                if (shift > 0)
+                    span[n++] = '.';
+            }
+            slot = _strings.Commit(n);
+        }
+        return slot;
+    }
+
+    private int PathCode(in PacketRecord r)
+    {
+        // Layers fit in 5 bits, so a whole path (at most 16 layers) is one 128-bit key.
+        UInt128 key = r.PathLength;
+        for (int k = 0; k < r.PathLength; k++)
+            key |= (UInt128)(byte)r.LayerAt(k) << (8 + (5 * k));
+        ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_paths, key, out bool exists);
+        if (!exists)
+        {
+            var span = _strings.Reserve(16 * 12);
+            int n = 0;
+            for (int k = 0; k < r.PathLength; k++)
+            {
+                if (k > 0)
+                    span[n++] = ':';
+                var name = ProtocolNames.Layer(r.LayerAt(k));
+                name.CopyTo(span[n..]);
+                n += name.Length;
+            }
+            slot = _strings.Commit(n);
+        }
+        return slot;
+    }
+
+    private int ChainCode(in PacketRecord r)
+    {
+        UInt128 bytes = 0;
+        for (int k = 0; k < r.ExtensionCount; k++)
+            bytes |= (UInt128)r.ExtensionAt(k) << (8 * k);
+        var key = new ChainKey(bytes, r.ExtensionCount);
+        ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_chains, key, out bool exists);
+        if (!exists)
+        {
+            var span = _strings.Reserve(16 * 4);
+            int n = 0;
+            for (int k = 0; k < r.ExtensionCount; k++)
+            {
+                if (k > 0)
+                    span[n++] = ',';
+                r.ExtensionAt(k).TryFormat(span[n..], out int written, provider: System.Globalization.CultureInfo.InvariantCulture);
+                n += written;
+            }
+            slot = _strings.Commit(n);
+        }
+        return slot;
+    }
+
+    private int AnomalyCode(Anomaly anomalies)
+    {
+        ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_anomalies, (uint)anomalies, out bool exists);
+        if (!exists)
+        {
+            var span = _strings.Reserve(32 * 32);
+            int n = 0;
+            uint bits = (uint)anomalies;
+            while (bits != 0)
+            {
+                uint bit = bits & (uint)-(int)bits;
+                bits &= bits - 1;
+                if (n > 0)
+                    span[n++] = ',';
+                var name = ProtocolNames.Anomaly((Anomaly)bit);
+                name.CopyTo(span[n..]);
+                n += name.Length;
+            }
+            slot = _strings.Commit(n);
+        }
+        return slot;
+    }
+
+    private int PrefixCode(Ipv6Address prefix, byte length)
+    {
+        ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_prefixes, new PrefixKey(prefix, length), out bool exists);
+        if (!exists)
+        {
+            var span = _strings.Reserve(46 + 4);
+            int n = prefix.Format(span);
+            span[n++] = '/';
+            length.TryFormat(span[n..], out int written, provider: System.Globalization.CultureInfo.InvariantCulture);
+            slot = _strings.Commit(n + written);
+        }
+        return slot;
+    }
+
+    private int NameCode(ReadOnlySpan<byte> utf8)
+    {
+        // Keyed by a 128-bit hash of the bytes; the stored text is compared too, so a collision cannot mislabel a row.
+        var key = XxHash128.HashToUInt128(utf8);
+        ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_names, key, out bool exists);
+        var span = _strings.Reserve(utf8.Length);
+        int n = System.Text.Encoding.UTF8.GetChars(utf8, span);
+        if (exists && _strings[slot].Span.SequenceEqual(span[..n]))
+            return slot;
+        int code = _strings.Commit(n);
+        if (!exists)
+            slot = code;
+        return code;
+    }
+
+    private readonly record struct AddressCodes(int Text, int Type, int Iid);
+
+    private readonly record struct ChainKey(UInt128 Bytes, byte Count);
+
+    private readonly record struct PrefixKey(Ipv6Address Prefix, byte Length);
+}
+
+/// <summary>How anomalies are grouped in the <c>malformed</c> and <c>truncated</c> columns.</summary>
+public static class AnomalyClasses
+{
+    /// <summary>The capture ended inside a header: the snap length, or a cut record. The fields before the cut are right.</summary>
+    public const Anomaly Truncated = Anomaly.TruncatedLinkHeader | Anomaly.TruncatedIpv4Header | Anomaly.TruncatedIpv6Header
+        | Anomaly.TruncatedExtensionHeader | Anomaly.TruncatedTransportHeader | Anomaly.TruncatedIcmpv6 | Anomaly.TruncatedDns;
+
+    /// <summary>The bytes were there but wrong, or broke a bound that keeps hostile input cheap.</summary>
+    public const Anomaly Malformed = Anomaly.BadIpVersion | Anomaly.BadIpv4HeaderLength | Anomaly.BadExtensionHeaderLength
+        | Anomaly.BadTcpHeaderLength | Anomaly.PayloadLengthMismatch | Anomaly.MalformedDns | Anomaly.MalformedTunnel
+        | Anomaly.UnsupportedLinkType | Anomaly.ExtensionChainTooLong | Anomaly.EncapsulationTooDeep | Anomaly.TooManyVlanTags;
+}
