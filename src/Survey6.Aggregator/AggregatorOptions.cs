@@ -47,6 +47,9 @@ public sealed class AggregatorOptions
     /// <summary>DuckDB memory limit, e.g. <c>4GB</c>; it spills to <c>LAKE/.staging</c> beyond it.</summary>
     public string DuckDbMemoryLimit { get; set; } = "4GB";
 
+    /// <summary>How long a scheduled stage waits for another stage to finish before it skips this turn.</summary>
+    public TimeSpan LockWait { get; set; } = TimeSpan.FromMinutes(30);
+
     /// <summary>Cron expressions (Quartz syntax, with seconds) per stage.</summary>
     public AggregatorSchedules Schedules { get; set; } = new();
 
@@ -87,6 +90,8 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
             failures.Add("RetryBackoff must not be negative nor exceed MaxRetryBackoff.");
         if (options.PartitionGrace < TimeSpan.Zero)
             failures.Add("PartitionGrace must not be negative.");
+        if (options.LockWait < TimeSpan.Zero)
+            failures.Add("LockWait must not be negative.");
         if (options.DuckDbThreads is < 1 or > 256)
             failures.Add($"DuckDbThreads must be between 1 and 256 (is {options.DuckDbThreads}).");
         if (string.IsNullOrWhiteSpace(options.DuckDbMemoryLimit))

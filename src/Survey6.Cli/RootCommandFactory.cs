@@ -9,6 +9,8 @@ public static class RootCommandFactory
     {
         var root = new RootCommand("survey6: passive IPv6 traffic collection for security and Internet-measurement research");
         root.Subcommands.Add(PcapCommands.Create());
+        root.Subcommands.Add(AggregateCommands.Create());
+        root.Subcommands.Add(QueryCommand.Create());
         return root;
     }
 }

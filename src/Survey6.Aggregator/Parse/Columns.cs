@@ -14,10 +14,17 @@ internal abstract class Column(DataField field)
 /// <summary>Buffers reused by every column of a writer while one column is written.</summary>
 internal sealed class ColumnScratch(int capacity)
 {
-    public readonly ReadOnlyMemory<char>?[] Strings = new ReadOnlyMemory<char>?[capacity];
+    public readonly ReadOnlyMemory<char>[] DenseStrings = new ReadOnlyMemory<char>[capacity];
     public ReadOnlyMemory<char>[] ListValues = new ReadOnlyMemory<char>[1024];
-    public int[] Definition = new int[1024];
+    public int[] Definition = new int[capacity];
     public int[] Repetition = new int[1024];
+
+    public int[] DefinitionFor(int rows)
+    {
+        if (Definition.Length < rows)
+            Definition = new int[rows];
+        return Definition;
+    }
 }
 
 /// <summary>A nullable value per row.</summary>
@@ -59,9 +66,21 @@ internal sealed class ConstantStringColumn(string name) : Column(new DataField<s
 
     public override Task WriteAsync(ParquetRowGroupWriter writer, int rows, ColumnScratch scratch, CancellationToken ct)
     {
-        ReadOnlyMemory<char>? value = Value is null ? null : Value.AsMemory();
-        Array.Fill(scratch.Strings, value, 0, rows);
-        return writer.WriteAsync<ReadOnlyMemory<char>>(Field, (ReadOnlyMemory<ReadOnlyMemory<char>?>)scratch.Strings.AsMemory(0, rows), null, null, ct);
+        var def = scratch.DefinitionFor(rows);
+        var values = scratch.DenseStrings;
+        int count = 0;
+        if (Value is null)
+        {
+            Array.Clear(def, 0, rows);
+        }
+        else
+        {
+            Array.Fill(def, 1, 0, rows);
+            Array.Fill(values, Value.AsMemory(), 0, rows);
+            count = rows;
+        }
+        return writer.WriteAllPartsAsync<ReadOnlyMemory<char>>(
+            Field, (ReadOnlyMemory<ReadOnlyMemory<char>>)values.AsMemory(0, count), def.AsMemory(0, rows), null, ct);
     }
 }
 
@@ -72,14 +91,27 @@ internal sealed class StringColumn(string name, int capacity, StringTable table)
 
     public override Task WriteAsync(ParquetRowGroupWriter writer, int rows, ColumnScratch scratch, CancellationToken ct)
     {
+        // Explicit definition levels (1 present, 0 null) with only the present values: the nullable-value
+        // overload writes a null string as an empty one.
         var codes = Codes;
-        var strings = scratch.Strings;
+        var def = scratch.DefinitionFor(rows);
+        var values = scratch.DenseStrings;
+        int count = 0;
         for (int i = 0; i < rows; i++)
         {
             int code = codes[i];
-            strings[i] = code < 0 ? null : table[code];
+            if (code < 0)
+            {
+                def[i] = 0;
+            }
+            else
+            {
+                def[i] = 1;
+                values[count++] = table[code];
+            }
         }
-        return writer.WriteAsync<ReadOnlyMemory<char>>(Field, (ReadOnlyMemory<ReadOnlyMemory<char>?>)strings.AsMemory(0, rows), null, null, ct);
+        return writer.WriteAllPartsAsync<ReadOnlyMemory<char>>(
+            Field, (ReadOnlyMemory<ReadOnlyMemory<char>>)values.AsMemory(0, count), def.AsMemory(0, rows), null, ct);
     }
 }
 
@@ -130,10 +162,9 @@ internal sealed class StringListColumn : Column
         for (int i = 0; i < rows; i++)
             slots += Counts[i] < 0 ? 1 : Counts[i];
         if (scratch.Definition.Length < slots)
-        {
             scratch.Definition = new int[slots];
+        if (scratch.Repetition.Length < slots)
             scratch.Repetition = new int[slots];
-        }
         if (scratch.ListValues.Length < ItemCount)
             scratch.ListValues = new ReadOnlyMemory<char>[ItemCount];
 
