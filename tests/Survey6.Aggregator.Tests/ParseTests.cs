@@ -11,7 +11,7 @@ using Survey6.Packets.Tests.Dissection;
 
 namespace Survey6.Aggregator.Tests;
 
-/// <summary>The shared corpus stored once and parsed once; the tests below look at the result.</summary>
+/// <summary>The shared corpus stored, parsed and aggregated once; the tests of the "corpus" collection look at the result.</summary>
 public sealed class CorpusFixture : IDisposable
 {
     public CorpusFixture()
@@ -20,6 +20,7 @@ public sealed class CorpusFixture : IDisposable
         foreach (var path in TestData.AllCaptures())
             Shas[Workspace.Store(File.ReadAllBytes(path))] = path;
         Workspace.RunAsync(AggregatorStage.Parse).GetAwaiter().GetResult();
+        Workspace.RunAsync(AggregatorStage.Aggregate).GetAwaiter().GetResult();
     }
 
     public Workspace Workspace { get; }
@@ -30,7 +31,11 @@ public sealed class CorpusFixture : IDisposable
     public void Dispose() => Workspace.Dispose();
 }
 
-public class ParseTests(CorpusFixture corpus) : IClassFixture<CorpusFixture>
+[CollectionDefinition("corpus")]
+public sealed class CorpusCollection : ICollectionFixture<CorpusFixture>;
+
+[Collection("corpus")]
+public class ParseTests(CorpusFixture corpus)
 {
     private Workspace W => corpus.Workspace;
 
