@@ -300,6 +300,41 @@ public class ParseBehaviourTests
     }
 
     [Fact]
+    public async Task Packets_files_read_the_same_in_an_independent_parquet_reader()
+    {
+        using var w = new Workspace(new() { ["Aggregator:RowGroupSize"] = "5000" });
+        var file = new CaptureFile();
+        // Several row groups, and a row group that grows its buffers past the initial size.
+        for (int i = 0; i < 11_000; i++)
+        {
+            var udp = FrameBuilder.Udp((ushort)(1000 + (i % 7)), 53, FrameBuilder.DnsAaaaResponse($"h{i % 300}.example", 0, Ipv6Address.Parse($"2001:db8::{i % 50:x}")));
+            file.Add(CaptureFile.At(12, 0, 0) + i, FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(17, udp, hopLimit: (byte)(i % 3 == 0 ? 64 : 255))));
+        }
+        var sha = w.Store(file.ToArray());
+        await w.RunAsync(AggregatorStage.Parse);
+        var path = w.Lake.PerCaptureFile(LakeLayout.Packets, new DateOnly(2024, 5, 1), "probe-a", sha);
+
+        await using var stream = File.OpenRead(path);
+        var parsed = await global::Parquet.Serialization.ParquetSerializer.DeserializeUntypedAsync(stream);
+        Assert.Equal(11_000, parsed.Data.Count);
+        using var db = w.DuckDb();
+        var expected = Workspace.Rows(db, $"SELECT time_epoch_ns, hop_limit, dns_qname, array_to_string(dns_aaaa, ','), flow_src, frag_id, labels FROM read_parquet({Workspace.Q(path)})");
+        for (int i = 0; i < parsed.Data.Count; i += 97)
+        {
+            var row = parsed.Data[i];
+            Assert.Equal(expected[i][0], row["time_epoch_ns"]);
+            Assert.Equal(expected[i][1], row["hop_limit"]);
+            Assert.Equal(expected[i][2], row["dns_qname"]);
+            Assert.Equal(expected[i][3], string.Join(',', ((System.Collections.IEnumerable)row["dns_aaaa"]!).Cast<object>()));
+            Assert.Equal(expected[i][4], row["flow_src"]);
+            Assert.Null(row.TryGetValue("frag_id", out var fragId) ? fragId : null); // absent means null there
+            Assert.Equal("rack=r1;site=lab", row["labels"]);
+        }
+        Assert.Equal(CaptureFile.At(12, 0, 0), expected[0][0]);
+        Assert.Equal("2001:db8::1", expected[1][3]);
+    }
+
+    [Fact]
     public void Prefix_text_is_rfc5952()
     {
         Assert.Equal("2001:db8:1::/48", Aggregate.Ipv6Functions.Prefix(Ipv6Address.Parse("2001:db8:1:2:3::1"), 48));

@@ -79,22 +79,22 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize)
             var pump = new FramePump();
             try
             {
-                await using (var stream = new FileStream(packetsTemp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.None))
+                using (var stream = new FileStream(packetsTemp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.None))
+                using (var writer = PacketParquetWriter.Create(stream, metadata, rowGroupSize))
                 {
-                    var writer = await PacketParquetWriter.CreateAsync(stream, metadata, rowGroupSize, ct).ConfigureAwait(false);
-                    await using (writer.ConfigureAwait(false))
+                    while (pump.Fill(reader, writer))
                     {
-                        while (pump.Fill(reader, writer))
-                            await writer.FlushRowGroupAsync(ct).ConfigureAwait(false);
-                        if (reader.Error is { } damage)
-                        {
-                            await writer.DisposeAsync().ConfigureAwait(false);
-                            await stream.DisposeAsync().ConfigureAwait(false);
-                            File.Delete(packetsTemp);
-                            return Unreadable(damage, manifestProblem);
-                        }
-                        await writer.CompleteAsync(ct).ConfigureAwait(false);
+                        ct.ThrowIfCancellationRequested();
+                        writer.FlushRowGroup();
                     }
+                    if (reader.Error is { } damage)
+                    {
+                        writer.Dispose();
+                        stream.Dispose();
+                        File.Delete(packetsTemp);
+                        return Unreadable(damage, manifestProblem);
+                    }
+                    writer.Complete();
                 }
                 AtomicFiles.Publish(packetsTemp, packetsPath);
             }

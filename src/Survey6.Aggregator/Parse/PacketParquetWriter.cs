@@ -1,7 +1,6 @@
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
-using Parquet;
-using Parquet.Schema;
+using Survey6.Aggregator.Parquet;
 using Survey6.Packets.Addresses;
 using Survey6.Packets.Dissection;
 
@@ -10,21 +9,26 @@ namespace Survey6.Aggregator.Parse;
 /// <summary>
 /// Writes dissected frames as one <c>packets</c> Parquet file (zstd), one row per frame, in row groups of a fixed
 /// number of rows. Rows go into preallocated column arrays; strings are interned per row group in a
-/// <see cref="StringTable"/>, so adding a frame allocates nothing. Columns: docs/datasets.md.
+/// <see cref="StringTable"/>, so adding a frame allocates nothing, and each string column's dictionary comes
+/// straight from the interned codes. Columns: docs/datasets.md.
 /// </summary>
-public sealed class PacketParquetWriter : IAsyncDisposable
+public sealed class PacketParquetWriter : IDisposable
 {
     private readonly int _capacity;
     private readonly StringTable _strings = new();
-    private readonly ColumnScratch _scratch;
-    private readonly ParquetSchema _schema;
+    private readonly DictionaryMap _map = new();
+    private readonly ValueDictionary _values = new();
+    private readonly ChunkBuilder _chunk = new();
     private readonly List<Column> _columns = [];
     private readonly List<StringListColumn> _lists = [];
-    private ParquetWriter? _writer;
+    private const int InitialRows = 4096;
+
+    private ParquetFileWriter? _writer;
     private int _rows;
+    private int _allocated;
 
     // Interning: value -> code in _strings; all cleared with the table after each row group.
-    private readonly Dictionary<Ipv6Address, AddressCodes> _addresses = [];
+    private readonly AddressTable _addresses = new();
     private readonly Dictionary<uint, int> _ipv4 = [];
     private readonly Dictionary<UInt128, int> _paths = [];
     private readonly Dictionary<ChainKey, int> _chains = [];
@@ -37,14 +41,14 @@ public sealed class PacketParquetWriter : IAsyncDisposable
     private readonly ConstantStringColumn _captureSha = new("capture_sha256");
     private readonly ConstantStringColumn _probeId = new("probe_id");
     private readonly ConstantStringColumn _labels = new("labels");
-    private readonly ConstantColumn<double> _latitude;
-    private readonly ConstantColumn<double> _longitude;
+    private readonly ConstantColumn<double> _latitude = new("location_lat");
+    private readonly ConstantColumn<double> _longitude = new("location_lon");
     private readonly ConstantStringColumn _country = new("location_country");
     private readonly ConstantStringColumn _city = new("location_city");
-    private readonly ConstantColumn<long> _windowStart;
-    private readonly ConstantColumn<long> _windowEnd;
-    private readonly ConstantColumn<long> _ifDropped;
-    private readonly ConstantColumn<long> _osDropped;
+    private readonly ConstantColumn<long> _windowStart = new("window_start_ns");
+    private readonly ConstantColumn<long> _windowEnd = new("window_end_ns");
+    private readonly ConstantColumn<long> _ifDropped = new("if_dropped");
+    private readonly ConstantColumn<long> _osDropped = new("os_dropped");
 
     // The record (docs/records.md), wire view then flow view.
     private readonly RequiredColumn<long> _frame;
@@ -104,42 +108,37 @@ public sealed class PacketParquetWriter : IAsyncDisposable
     private PacketParquetWriter(int capacity)
     {
         _capacity = capacity;
-        _scratch = new ColumnScratch(capacity);
+        _allocated = Math.Min(capacity, InitialRows);
         var s = _strings;
-        int n = capacity;
-        _latitude = new("location_lat", n);
-        _longitude = new("location_lon", n);
-        _windowStart = new("window_start_ns", n);
-        _windowEnd = new("window_end_ns", n);
-        _ifDropped = new("if_dropped", n);
-        _osDropped = new("os_dropped", n);
+        var m = _map;
+        var v = _values;
+        int n = _allocated;
         Add(_captureSha, _probeId, _labels, _latitude, _longitude, _country, _city, _windowStart, _windowEnd, _ifDropped, _osDropped);
 
         Add(
-            _frame = new("frame", n), _time = new("time_epoch_ns", n), _frameLen = new("frame_len", n), _capLen = new("cap_len", n),
-            _linkType = new("link_type", n), _interfaceId = new("interface_id", n), _path = new("path", n, s),
-            _encapsulation = new("encapsulation", n, s), _ipv6Headers = new("ipv6_headers", n), _vlanId = new("vlan_id", n),
-            _ipv4Src = new("ipv4_src", n, s), _ipv4Dst = new("ipv4_dst", n, s), _src = new("src", n, s), _dst = new("dst", n, s),
-            _nextHeader = new("next_header", n), _hopLimit = new("hop_limit", n), _flowLabel = new("flow_label", n),
-            _trafficClass = new("traffic_class", n), _payloadLength = new("payload_length", n), _extChain = new("ext_chain", n, s),
-            _fragOffset = new("frag_offset", n), _fragMore = new("frag_more", n), _fragId = new("frag_id", n),
-            _routingType = new("routing_type", n), _segmentsLeft = new("segments_left", n), _mobilityType = new("mobility_type", n),
-            _ahSpi = new("ah_spi", n), _espSpi = new("esp_spi", n),
-            _flowSrc = new("flow_src", n, s), _flowDst = new("flow_dst", n, s), _flowProtocol = new("flow_protocol", n),
-            _flowSrcPort = new("flow_src_port", n), _flowDstPort = new("flow_dst_port", n), _flowPayloadLen = new("flow_payload_len", n),
-            _srcType = new("src_type", n, s), _srcIid = new("src_iid", n, s), _dstType = new("dst_type", n, s), _dstIid = new("dst_iid", n, s),
-            _tcpFlags = new("tcp_flags", n), _icmpType = new("icmpv6_type", n), _icmpCode = new("icmpv6_code", n),
-            _ndTarget = new("nd_target", n, s), _raPrefixes = new("ra_prefixes", n, s),
-            _dnsTransport = new("dns_transport", n, s), _dnsResponse = new("dns_response", n), _dnsQname = new("dns_qname", n, s),
-            _dnsQtype = new("dns_qtype", n), _dnsRcode = new("dns_rcode", n), _dnsAaaa = new("dns_aaaa", n, s),
-            _anomalyNames = new("anomalies", n, s), _malformed = new("malformed", n), _truncated = new("truncated", n),
+            _frame = new("frame", n, delta: true), _time = new("time_epoch_ns", n, delta: true), _frameLen = new("frame_len", n, v), _capLen = new("cap_len", n, v),
+            _linkType = new("link_type", n, v), _interfaceId = new("interface_id", n, v), _path = new("path", n, s, m),
+            _encapsulation = new("encapsulation", n, s, m), _ipv6Headers = new("ipv6_headers", n, v), _vlanId = new("vlan_id", n, v),
+            _ipv4Src = new("ipv4_src", n, s, m), _ipv4Dst = new("ipv4_dst", n, s, m), _src = new("src", n, s, m), _dst = new("dst", n, s, m),
+            _nextHeader = new("next_header", n, v), _hopLimit = new("hop_limit", n, v), _flowLabel = new("flow_label", n, v),
+            _trafficClass = new("traffic_class", n, v), _payloadLength = new("payload_length", n, v), _extChain = new("ext_chain", n, s, m),
+            _fragOffset = new("frag_offset", n, v), _fragMore = new("frag_more", n), _fragId = new("frag_id", n, v),
+            _routingType = new("routing_type", n, v), _segmentsLeft = new("segments_left", n, v), _mobilityType = new("mobility_type", n, v),
+            _ahSpi = new("ah_spi", n, v), _espSpi = new("esp_spi", n, v),
+            _flowSrc = new("flow_src", n, s, m), _flowDst = new("flow_dst", n, s, m), _flowProtocol = new("flow_protocol", n, v),
+            _flowSrcPort = new("flow_src_port", n, v), _flowDstPort = new("flow_dst_port", n, v), _flowPayloadLen = new("flow_payload_len", n, v),
+            _srcType = new("src_type", n, s, m), _srcIid = new("src_iid", n, s, m), _dstType = new("dst_type", n, s, m), _dstIid = new("dst_iid", n, s, m),
+            _tcpFlags = new("tcp_flags", n, v), _icmpType = new("icmpv6_type", n, v), _icmpCode = new("icmpv6_code", n, v),
+            _ndTarget = new("nd_target", n, s, m), _raPrefixes = new("ra_prefixes", n, s, m),
+            _dnsTransport = new("dns_transport", n, s, m), _dnsResponse = new("dns_response", n), _dnsQname = new("dns_qname", n, s, m),
+            _dnsQtype = new("dns_qtype", n, v), _dnsRcode = new("dns_rcode", n, v), _dnsAaaa = new("dns_aaaa", n, s, m),
+            _anomalyNames = new("anomalies", n, s, m), _malformed = new("malformed", n), _truncated = new("truncated", n),
             _frameHash = new("frame_hash", n));
-
-        _schema = new ParquetSchema(_columns.Select(c => c is StringListColumn list ? (Field)list.List : c.Field));
     }
 
+
     /// <summary>Column names in file order.</summary>
-    public static IReadOnlyList<string> ColumnNames { get; } = new PacketParquetWriter(1)._columns.Select(c => c is StringListColumn l ? l.List.Name : c.Field.Name).ToArray();
+    public static IReadOnlyList<string> ColumnNames { get; } = new PacketParquetWriter(1)._columns.Select(c => c.Spec.Name).ToArray();
 
     /// <summary>Rows added so far (written or buffered).</summary>
     public long Rows { get; private set; }
@@ -147,38 +146,33 @@ public sealed class PacketParquetWriter : IAsyncDisposable
     /// <summary>True when the buffered row group is full and must be flushed before the next <see cref="Add"/>.</summary>
     public bool IsFull => _rows == _capacity;
 
-    public static async Task<PacketParquetWriter> CreateAsync(Stream output, PacketFileMetadata metadata, int rowGroupSize, CancellationToken ct)
+    /// <summary>Starts a packets file on <paramref name="output"/>; the stream is left open.</summary>
+    public static PacketParquetWriter Create(Stream output, PacketFileMetadata metadata, int rowGroupSize)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(metadata);
         var w = new PacketParquetWriter(rowGroupSize);
         w.SetMetadata(metadata);
-        var options = new ParquetOptions
-        {
-            CompressionMethod = CompressionMethod.Zstd,
-            // The default (smallest size) costs over ten times the CPU for a quarter less space.
-            CompressionLevel = System.IO.Compression.CompressionLevel.Fastest,
-        };
-        foreach (var c in w._columns)
-        {
-            if (c is StringColumn or ConstantStringColumn or StringListColumn)
-                options.ColumnEncodingHints[c.Field.Path.ToString()] = EncodingHint.Dictionary;
-        }
-        w._writer = await ParquetWriter.CreateAsync(w._schema, output, options, append: false, ct).ConfigureAwait(false);
-        w._writer.CustomMetadata = new Dictionary<string, string>
+        w._writer = new ParquetFileWriter(output, w._columns.Select(c => c.Spec).ToArray(), new Dictionary<string, string>
         {
             ["survey6.dataset"] = "packets",
             ["survey6.capture_sha256"] = metadata.Sha256,
             ["survey6.probe_id"] = metadata.ProbeId,
-        };
+        });
         return w;
     }
 
     /// <summary>Appends one dissected frame; <paramref name="captured"/> is the frame's captured bytes (for the content hash).</summary>
     public void Add(in PacketRecord r, ReadOnlySpan<byte> captured)
     {
-        if (_rows == _capacity)
-            throw new InvalidOperationException("The row group is full; flush it first.");
+        if (_rows == _allocated)
+        {
+            if (_allocated == _capacity)
+                throw new InvalidOperationException("The row group is full; flush it first.");
+            _allocated = (int)Math.Min((long)_allocated * 2, _capacity);
+            foreach (var column in _columns)
+                column.Resize(_allocated);
+        }
         int i = _rows++;
         Rows++;
         var p = r.Present;
@@ -202,8 +196,14 @@ public sealed class PacketParquetWriter : IAsyncDisposable
         {
             _ipv4Src.Codes[i] = _ipv4Dst.Codes[i] = -1;
         }
-        _src.Codes[i] = (p & FieldPresence.Ipv6Source) != 0 ? Address(r.Ipv6Source).Text : -1;
-        _dst.Codes[i] = (p & FieldPresence.Ipv6Destination) != 0 ? Address(r.Ipv6Destination).Text : -1;
+        AddressTable.Codes wireSource = default, wireDestination = default;
+        bool hasSource = (p & FieldPresence.Ipv6Source) != 0, hasDestination = (p & FieldPresence.Ipv6Destination) != 0;
+        if (hasSource)
+            wireSource = Address(r.Ipv6Source);
+        if (hasDestination)
+            wireDestination = Address(r.Ipv6Destination);
+        _src.Codes[i] = hasSource ? wireSource.Text : -1;
+        _dst.Codes[i] = hasDestination ? wireDestination.Text : -1;
         _nextHeader.Values[i] = (p & FieldPresence.Ipv6NextHeader) != 0 ? r.Ipv6NextHeader : null;
         _hopLimit.Values[i] = (p & FieldPresence.Ipv6HopLimit) != 0 ? r.Ipv6HopLimit : null;
         _flowLabel.Values[i] = (p & FieldPresence.Ipv6FlowLabel) != 0 ? r.Ipv6FlowLabel : null;
@@ -223,8 +223,9 @@ public sealed class PacketParquetWriter : IAsyncDisposable
 
         if ((p & FieldPresence.Flow) != 0)
         {
-            var source = Address(r.FlowSource);
-            var destination = Address(r.FlowDestination);
+            // Without tunnels the flow view is the outer header: skip the second look-up.
+            var source = hasSource && r.FlowSource == r.Ipv6Source ? wireSource : Address(r.FlowSource);
+            var destination = hasDestination && r.FlowDestination == r.Ipv6Destination ? wireDestination : Address(r.FlowDestination);
             _flowSrc.Codes[i] = source.Text;
             _flowDst.Codes[i] = destination.Text;
             _flowProtocol.Values[i] = r.FlowProtocol;
@@ -274,17 +275,19 @@ public sealed class PacketParquetWriter : IAsyncDisposable
     }
 
     /// <summary>Writes the buffered rows as one row group.</summary>
-    public async Task FlushRowGroupAsync(CancellationToken ct)
+    public void FlushRowGroup()
     {
         if (_rows == 0)
             return;
         var writer = _writer ?? throw new ObjectDisposedException(nameof(PacketParquetWriter));
-        using (var group = writer.CreateRowGroup())
+        writer.BeginRowGroup(_rows);
+        foreach (var column in _columns)
         {
-            foreach (var column in _columns)
-                await column.WriteAsync(group, _rows, _scratch, ct).ConfigureAwait(false);
-            group.CompleteValidate();
+            _chunk.Reset();
+            column.Encode(_rows, _chunk);
+            writer.WriteChunk(_chunk);
         }
+        writer.EndRowGroup();
         _rows = 0;
         foreach (var list in _lists)
             list.Reset();
@@ -300,23 +303,19 @@ public sealed class PacketParquetWriter : IAsyncDisposable
     }
 
     /// <summary>Writes what is buffered and the file footer. The stream is left open.</summary>
-    public async Task CompleteAsync(CancellationToken ct)
+    public void Complete()
     {
-        await FlushRowGroupAsync(ct).ConfigureAwait(false);
-        if (_writer is { } writer)
-        {
-            _writer = null;
-            await writer.DisposeAsync().ConfigureAwait(false);
-        }
+        FlushRowGroup();
+        var writer = _writer ?? throw new ObjectDisposedException(nameof(PacketParquetWriter));
+        writer.Finish();
+        writer.Dispose();
+        _writer = null;
     }
 
-    public async ValueTask DisposeAsync()
+    public void Dispose()
     {
-        if (_writer is { } writer)
-        {
-            _writer = null;
-            await writer.DisposeAsync().ConfigureAwait(false);
-        }
+        _writer?.Dispose();
+        _writer = null;
     }
 
     private void Add(params Column[] columns)
@@ -334,14 +333,14 @@ public sealed class PacketParquetWriter : IAsyncDisposable
         _captureSha.Value = m.Sha256;
         _probeId.Value = m.ProbeId;
         _labels.Value = m.Labels;
-        _latitude.Set(m.Latitude);
-        _longitude.Set(m.Longitude);
+        _latitude.Value = m.Latitude;
+        _longitude.Value = m.Longitude;
         _country.Value = m.Country;
         _city.Value = m.City;
-        _windowStart.Set(m.WindowStartNs);
-        _windowEnd.Set(m.WindowEndNs);
-        _ifDropped.Set(m.InterfaceDropped);
-        _osDropped.Set(m.OsDropped);
+        _windowStart.Value = m.WindowStartNs;
+        _windowEnd.Value = m.WindowEndNs;
+        _ifDropped.Value = m.InterfaceDropped;
+        _osDropped.Value = m.OsDropped;
     }
 
     private void AddDns(int i, in PacketRecord r)
@@ -382,14 +381,14 @@ public sealed class PacketParquetWriter : IAsyncDisposable
         _dnsAaaa.Counts[i] = -1;
     }
 
-    private AddressCodes Address(Ipv6Address address)
+    private AddressTable.Codes Address(Ipv6Address address)
     {
-        ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_addresses, address, out bool exists);
+        ref var slot = ref _addresses.Find(address, out bool exists);
         if (!exists)
         {
             var info = Ipv6AddressClassifier.Classify(address);
             int text = _strings.Commit(address.Format(_strings.Reserve(46)));
-            slot = new AddressCodes(
+            slot = new AddressTable.Codes(
                 text,
                 StaticCode(Ipv6AddressClassifier.TypeName(info.Type)),
                 info.IidClass == IidClass.None ? -1 : StaticCode(Ipv6AddressClassifier.IidName(info.IidClass)));
@@ -522,8 +521,6 @@ public sealed class PacketParquetWriter : IAsyncDisposable
             slot = code;
         return code;
     }
-
-    private readonly record struct AddressCodes(int Text, int Type, int Iid);
 
     private readonly record struct ChainKey(UInt128 Bytes, byte Count);
 
