@@ -7,18 +7,30 @@ using Survey6.Packets.Capture;
 using Survey6.Packets.Dissection;
 
 // Parse-stage throughput: read + dissect + columnar fill + Parquet (zstd) on one thread.
-// Usage: Survey6.Aggregator.Bench [frames=2000000] [rowGroupSize=1048576] [repeats=3]
+// Usage: Survey6.Aggregator.Bench [frames=2000000] [rowGroupSize=1048576] [repeats=3] [synthetic|corpus]
 int frames = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 2_000_000;
 int rowGroup = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1 << 20;
 int repeats = args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3;
+string mix = args.Length > 3 ? args[3] : "synthetic";
 
 var work = Path.Combine(Path.GetTempPath(), "survey6-parse-bench");
 Directory.CreateDirectory(work);
-var capture = Path.Combine(work, $"synthetic-{frames}.pcapng");
+var capture = Path.Combine(work, $"{mix}-{frames}.pcapng");
 if (!File.Exists(capture))
 {
     Console.WriteLine($"generating {frames} frames into {capture}");
-    TrafficGenerator.Write(capture + ".part", frames);
+    if (mix == "corpus")
+    {
+        if (!CorpusReplay.TryWrite(capture + ".part", frames))
+        {
+            Console.Error.WriteLine("no ../shared/testdata/pcaps above the program");
+            return 1;
+        }
+    }
+    else
+    {
+        TrafficGenerator.Write(capture + ".part", frames);
+    }
     File.Move(capture + ".part", capture);
 }
 Console.WriteLine($"capture: {new FileInfo(capture).Length / 1e6:F1} MB, {frames} frames, row group {rowGroup}");
@@ -63,4 +75,4 @@ static (double Wall, double Cpu) Measure(Action action)
     thread.Refresh();
     return (wall.Elapsed.TotalSeconds, (thread.TotalProcessorTime - cpu0).TotalSeconds);
 }
-
+return 0;

@@ -48,6 +48,7 @@ internal sealed class ChunkBuilder
 
     // Scratch for the column encoders.
     public int[] Levels = new int[1024];
+    public byte[] Bits = new byte[1024];
     public int[] Repetitions = new int[1024];
     public int[] Indices = new int[1024];
 
@@ -61,6 +62,13 @@ internal sealed class ChunkBuilder
         ValueEncoding = ParquetEncoding.Plain;
         NullCount = 0;
         Min = Max = null;
+    }
+
+    public static byte[] Ensure(ref byte[] array, int size)
+    {
+        if (array.Length < size)
+            array = new byte[Math.Max(size, array.Length * 2)];
+        return array;
     }
 
     public static int[] Ensure(ref int[] array, int size)

@@ -36,6 +36,15 @@ internal abstract class Column(ColumnSpec spec)
         page.PatchInt32(at, page.Length - at - 4);
     }
 
+    /// <summary>Definition levels 0/1 given as bytes: the fast path for flat optional columns.</summary>
+    protected static void WriteLevels(ReadOnlySpan<byte> present, ByteBuffer page)
+    {
+        int at = page.Length;
+        page.Int32(0);
+        HybridEncoder.EncodeBits(present, page);
+        page.PatchInt32(at, page.Length - at - 4);
+    }
+
     protected static void WriteSingleRunLevels(int level, int count, int bitWidth, ByteBuffer page)
     {
         int at = page.Length;
@@ -170,7 +179,7 @@ internal sealed class NullableColumn<T>(string name, int capacity, ValueDictiona
 
     public override void Encode(int rows, ChunkBuilder chunk)
     {
-        var levels = ChunkBuilder.Ensure(ref chunk.Levels, rows);
+        var levels = ChunkBuilder.Ensure(ref chunk.Bits, rows);
         var values = Values;
         if (_dense.Length < rows)
             _dense = new T[Values.Length];
@@ -190,7 +199,7 @@ internal sealed class NullableColumn<T>(string name, int capacity, ValueDictiona
         }
         chunk.Slots = rows;
         chunk.NullCount = rows - count;
-        WriteLevels(levels.AsSpan(0, rows), 1, chunk.Page);
+        WriteLevels(levels.AsSpan(0, rows), chunk.Page);
         ValueEncoder.Values<T>(dense.AsSpan(0, count), delta, dictionary, chunk);
     }
 }
@@ -310,7 +319,7 @@ internal sealed class StringColumn(string name, int capacity, StringTable table,
 
     public override void Encode(int rows, ChunkBuilder chunk)
     {
-        var levels = ChunkBuilder.Ensure(ref chunk.Levels, rows);
+        var levels = ChunkBuilder.Ensure(ref chunk.Bits, rows);
         var indices = ChunkBuilder.Ensure(ref chunk.Indices, rows);
         map.Begin(table.Count);
         chunk.HasDictionary = true;
@@ -331,7 +340,7 @@ internal sealed class StringColumn(string name, int capacity, StringTable table,
         }
         chunk.Slots = rows;
         chunk.NullCount = rows - count;
-        WriteLevels(levels.AsSpan(0, rows), 1, chunk.Page);
+        WriteLevels(levels.AsSpan(0, rows), chunk.Page);
         if (count == 0)
         {
             chunk.HasDictionary = false;
