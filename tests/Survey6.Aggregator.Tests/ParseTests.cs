@@ -335,6 +335,19 @@ public class ParseBehaviourTests
     }
 
     [Fact]
+    public async Task Cleanup_forgets_runs_that_did_nothing_after_a_week()
+    {
+        using var w = new Workspace();
+        await w.RunAsync(AggregatorStage.Parse); // nothing stored yet
+        w.Store(SmallCapture(2, 1));
+        await w.RunAsync(AggregatorStage.Parse);
+        w.Time.Now += TimeSpan.FromDays(8);
+        await w.RunAsync(AggregatorStage.Cleanup);
+        Assert.Equal(["cleanup", "parse"], w.Ledger.RecentRuns(10).Select(r => r.Stage));
+        Assert.Equal(1, w.Ledger.RecentRuns(10).Single(r => r.Stage == "parse").Inputs);
+    }
+
+    [Fact]
     public void Prefix_text_is_rfc5952()
     {
         Assert.Equal("2001:db8:1::/48", Aggregate.Ipv6Functions.Prefix(Ipv6Address.Parse("2001:db8:1:2:3::1"), 48));

@@ -13,6 +13,9 @@ namespace Survey6.Aggregator.Cleanup;
 /// </summary>
 public sealed class CleanupStage(ParseStage parse, RunLedger ledger, IOptions<AggregatorOptions> options, TimeProvider time, ILogger<CleanupStage> logger)
 {
+    /// <summary>How long runs that did nothing stay in the ledger.</summary>
+    public static readonly TimeSpan IdleRunRetention = TimeSpan.FromDays(7);
+
     private readonly AggregatorOptions _options = options.Value;
 
     public async Task RunAsync(StageRun run, CancellationToken ct)
@@ -21,6 +24,7 @@ public sealed class CleanupStage(ParseStage parse, RunLedger ledger, IOptions<Ag
         var lake = new LakeLayout(_options.ResolvedLakeDirectory);
         var (files, folders) = RemoveLeftovers(lake);
         int abandoned = ledger.AbandonRunningRuns(run.RunId);
+        ledger.PruneIdleRuns(time.GetUtcNow() - IdleRunRetention);
         Log.CleanupRemoved(logger, files, folders, abandoned);
 
         foreach (var capture in ledger.DueRetries(time.GetUtcNow()))

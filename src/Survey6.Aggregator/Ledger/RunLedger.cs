@@ -99,6 +99,16 @@ public sealed class RunLedger
             ("$at", Format(_time.GetUtcNow())), ("$id", exceptRunId));
     }
 
+    /// <summary>Forgets successful runs that found nothing to do (a scheduled parse every minute makes many), once older than <paramref name="before"/>.</summary>
+    public int PruneIdleRuns(DateTimeOffset before)
+    {
+        using var c = Open();
+        return Execute(c, """
+            DELETE FROM runs WHERE status = 'succeeded' AND inputs = 0 AND outputs = 0 AND started_at < $before
+              AND run_id NOT IN (SELECT run_id FROM run_files)
+            """, ("$before", Format(before)));
+    }
+
     public IReadOnlyList<RunRecord> RecentRuns(int max)
     {
         using var c = Open();
