@@ -39,6 +39,8 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
                 continue;
             }
             var inputs = PacketFiles(lake, date);
+            if (inputs.Count == 0)
+                continue;
             var fingerprint = Fingerprint(lake, inputs);
             var state = ledger.GetPartition(date);
             if (state is not null && state.Fingerprint == fingerprint

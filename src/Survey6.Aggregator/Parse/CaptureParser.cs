@@ -50,12 +50,8 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize)
                 return Unreadable(early, manifestProblem);
 
             manifest = manifest.WithSectionMetadata(reader.Section);
-            var probeId = manifest.ProbeId ?? capture.ProbeId;
-            if (!string.Equals(probeId, capture.ProbeId, StringComparison.Ordinal))
-            {
-                // The folder is named after the certificate's probe id; a file's own claim never overrides it.
-                probeId = capture.ProbeId;
-            }
+            // The folder is named after the certificate's probe id; what the file or manifest claims never overrides it.
+            var probeId = capture.ProbeId;
 
             var drops = ResolveDrops(capture.CapturePath, manifest);
             var metadata = new PacketFileMetadata
