@@ -88,6 +88,39 @@ public class CorpusAggregateTests(CorpusFixture corpus)
     }
 
     [Fact]
+    public void Every_column_of_every_dataset_is_documented()
+    {
+        var docs = DatasetsDoc();
+        using var db = W.DuckDb();
+        foreach (var dataset in LakeLayout.AllDatasets)
+        {
+            bool perCapture = dataset is LakeLayout.Packets or LakeLayout.Captures;
+            var glob = Path.Combine(W.Lake.Dataset(dataset), perCapture ? Path.Combine("*", "*", "*.parquet") : Path.Combine("*", "*.parquet"));
+            var columns = Workspace.Rows(db, $"SELECT column_name FROM (DESCRIBE SELECT * FROM read_parquet({Workspace.Q(glob)}, hive_partitioning = true))").Select(r => (string)r[0]!).ToList();
+            Assert.NotEmpty(columns);
+            var section = docs[docs.IndexOf("## " + dataset + "\n", StringComparison.Ordinal)..];
+            section = section[..(section.IndexOf("\n## ", 3, StringComparison.Ordinal) is var end and > 0 ? end : section.Length)];
+            foreach (var column in columns.Where(c => c is not "date" and not "probe"))
+                Assert.True(section.Contains("`" + column + "`", StringComparison.Ordinal) || ColumnInGroup(section, column), $"{dataset}.{column} is not in docs/datasets.md");
+        }
+    }
+
+    /// <summary>Columns documented in groups, e.g. `location_*` or `src_type`, `src_iid` on one line.</summary>
+    private static bool ColumnInGroup(string section, string column) =>
+        column.Contains('_', StringComparison.Ordinal) && section.Contains("`" + column[..column.IndexOf('_', StringComparison.Ordinal)] + "_*`", StringComparison.Ordinal);
+
+    private static string DatasetsDoc()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, "docs", "datasets.md");
+            if (File.Exists(candidate))
+                return File.ReadAllText(candidate).ReplaceLineEndings("\n");
+        }
+        throw new FileNotFoundException("docs/datasets.md above " + AppContext.BaseDirectory);
+    }
+
+    [Fact]
     public void DuckDb_reads_every_output_and_aggregate_row_counts_match_the_ledger()
     {
         using var db = W.DuckDb();

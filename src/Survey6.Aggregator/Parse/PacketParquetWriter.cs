@@ -8,7 +8,7 @@ namespace Survey6.Aggregator.Parse;
 
 /// <summary>
 /// Writes dissected frames as one <c>packets</c> Parquet file (zstd), one row per frame, in row groups of a fixed
-/// number of rows. Rows go into preallocated column arrays; strings are interned per row group in a
+/// number of rows. Rows go into column arrays (grown up to the row group size, reused for every row group); strings are interned per row group in a
 /// <see cref="StringTable"/>, so adding a frame allocates nothing, and each string column's dictionary comes
 /// straight from the interned codes. Columns: docs/datasets.md.
 /// </summary>
@@ -21,6 +21,8 @@ public sealed class PacketParquetWriter : IDisposable
     private readonly ChunkBuilder _chunk = new();
     private readonly List<Column> _columns = [];
     private readonly List<StringListColumn> _lists = [];
+
+    // Buffers start at this many rows and double as needed: most captures are far smaller than a row group.
     private const int InitialRows = 4096;
 
     private ParquetFileWriter? _writer;
