@@ -23,6 +23,9 @@ public sealed class AggregatorOptions
     /// <summary>Rows per Parquet row group of a packets file.</summary>
     public int RowGroupSize { get; set; } = 1 << 20;
 
+    /// <summary>Captures one parse run takes at most, so that a backlog does not hold the stage lock for hours.</summary>
+    public int ParseBatchSize { get; set; } = 500;
+
     /// <summary>Parse attempts before a capture that keeps failing is quarantined.</summary>
     public int MaxAttempts { get; set; } = 5;
 
@@ -84,6 +87,8 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
             failures.Add("DataDirectory is required.");
         if (options.RowGroupSize is < 1024 or > 16 << 20)
             failures.Add($"RowGroupSize must be between 1024 and {16 << 20} (is {options.RowGroupSize}).");
+        if (options.ParseBatchSize < 1)
+            failures.Add($"ParseBatchSize must be at least 1 (is {options.ParseBatchSize}).");
         if (options.MaxAttempts < 1)
             failures.Add($"MaxAttempts must be at least 1 (is {options.MaxAttempts}).");
         if (options.RetryBackoff < TimeSpan.Zero || options.MaxRetryBackoff < options.RetryBackoff)

@@ -335,6 +335,17 @@ public class ParseBehaviourTests
     }
 
     [Fact]
+    public async Task A_backlog_is_taken_in_batches()
+    {
+        using var w = new Workspace(new() { ["Aggregator:ParseBatchSize"] = "2" });
+        for (int i = 0; i < 3; i++)
+            w.Store(SmallCapture(2, i));
+        Assert.Equal(2, (await w.RunAsync(AggregatorStage.Parse)).Inputs);
+        Assert.Equal(1, (await w.RunAsync(AggregatorStage.Parse)).Inputs);
+        Assert.Equal(0, (await w.RunAsync(AggregatorStage.Parse)).Inputs);
+    }
+
+    [Fact]
     public async Task Cleanup_forgets_runs_that_did_nothing_after_a_week()
     {
         using var w = new Workspace();

@@ -24,8 +24,11 @@ public sealed class ParseStage(
     public async Task RunAsync(StageRun run, CancellationToken ct)
     {
         var lake = new LakeLayout(_options.ResolvedLakeDirectory);
+        int taken = 0;
         await foreach (var capture in source.ListAsync(ct).ConfigureAwait(false))
         {
+            if (taken++ == _options.ParseBatchSize)
+                break;
             var previous = ledger.GetCapture(capture.Sha256);
             if (previous is { Status: RunLedger.Parsed } && previous.OutputPath is { } output && File.Exists(output))
             {
