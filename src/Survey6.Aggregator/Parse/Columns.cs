@@ -274,29 +274,27 @@ internal sealed class ConstantStringColumn(string name)
 /// <summary>Maps the row group's string codes to one column's dictionary indices, in order of first use.</summary>
 internal sealed class DictionaryMap
 {
-    private int[] _index = new int[4096];
-    private int[] _stamp = new int[4096];
+    // Stamp and index side by side: one cache line per look-up, which matters with many distinct addresses.
+    private Slot[] _slots = new Slot[4096];
     private int _generation;
 
     /// <summary>Starts a new column: every code is unmapped again (by generation, not by clearing).</summary>
     public void Begin(int codes)
     {
-        if (_index.Length < codes)
-        {
-            _index = new int[Math.Max(codes, _index.Length * 2)];
-            _stamp = new int[_index.Length];
-        }
+        if (_slots.Length < codes)
+            _slots = new Slot[Math.Max(codes, _slots.Length * 2)];
         _generation++;
     }
 
     /// <summary>The dictionary index of <paramref name="code"/>, adding its text to the dictionary page when new.</summary>
     public int IndexOf(int code, StringTable table, ChunkBuilder chunk)
     {
-        if (_stamp[code] == _generation)
-            return _index[code];
-        _stamp[code] = _generation;
+        ref var slot = ref _slots[code];
+        if (slot.Generation == _generation)
+            return slot.Index;
+        slot.Generation = _generation;
         AppendPlain(table[code].Span, chunk.Dictionary);
-        return _index[code] = chunk.DictionaryCount++;
+        return slot.Index = chunk.DictionaryCount++;
     }
 
     private static void AppendPlain(ReadOnlySpan<char> text, ByteBuffer dictionary)
@@ -306,6 +304,12 @@ internal sealed class DictionaryMap
         int n = Encoding.UTF8.GetBytes(text, span[4..]);
         System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(span, n);
         dictionary.Advance(4 + n);
+    }
+
+    private struct Slot
+    {
+        public int Generation;
+        public int Index;
     }
 }
 

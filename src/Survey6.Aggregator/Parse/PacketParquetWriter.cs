@@ -25,7 +25,10 @@ public sealed class PacketParquetWriter : IDisposable
     // Buffers start at this many rows and double as needed: most captures are far smaller than a row group.
     private const int InitialRows = 4096;
 
+    private static PacketParquetWriter? s_idle;
+
     private ParquetFileWriter? _writer;
+    private bool _open;
     private int _rows;
     private int _allocated;
 
@@ -153,7 +156,11 @@ public sealed class PacketParquetWriter : IDisposable
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(metadata);
-        var w = new PacketParquetWriter(rowGroupSize);
+        // Reuse the last writer's grown buffers: allocating and zeroing them again for every capture costs page faults.
+        var w = Interlocked.Exchange(ref s_idle, null);
+        if (w is null || w._capacity != rowGroupSize)
+            w = new PacketParquetWriter(rowGroupSize);
+        w._open = true;
         w.SetMetadata(metadata);
         w._writer = new ParquetFileWriter(output, w._columns.Select(c => c.Spec).ToArray(), new Dictionary<string, string>
         {
@@ -290,6 +297,11 @@ public sealed class PacketParquetWriter : IDisposable
             writer.WriteChunk(_chunk);
         }
         writer.EndRowGroup();
+        ResetRowGroup();
+    }
+
+    private void ResetRowGroup()
+    {
         _rows = 0;
         foreach (var list in _lists)
             list.Reset();
@@ -314,10 +326,17 @@ public sealed class PacketParquetWriter : IDisposable
         _writer = null;
     }
 
+    /// <summary>Ends this file (whatever was not completed is dropped) and keeps the buffers for the next one.</summary>
     public void Dispose()
     {
+        if (!_open)
+            return;
+        _open = false;
         _writer?.Dispose();
         _writer = null;
+        ResetRowGroup();
+        Rows = 0;
+        Interlocked.Exchange(ref s_idle, this);
     }
 
     private void Add(params Column[] columns)
