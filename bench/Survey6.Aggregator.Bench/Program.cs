@@ -7,7 +7,7 @@ using Survey6.Packets.Capture;
 using Survey6.Packets.Dissection;
 
 // Parse-stage throughput: read + dissect + columnar fill + Parquet (zstd) on one thread.
-// Usage: Survey6.Aggregator.Bench [frames=2000000] [rowGroupSize=1048576] [repeats=3] [synthetic|corpus]
+// Usage: Survey6.Aggregator.Bench [frames=2000000] [rowGroupSize=1048576] [repeats=3] [synthetic|flows|corpus]
 int frames = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 2_000_000;
 int rowGroup = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1 << 20;
 int repeats = args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3;
@@ -29,7 +29,7 @@ if (!File.Exists(capture))
     }
     else
     {
-        TrafficGenerator.Write(capture + ".part", frames);
+        TrafficGenerator.Write(capture + ".part", frames, flows: mix == "flows");
     }
     File.Move(capture + ".part", capture);
 }

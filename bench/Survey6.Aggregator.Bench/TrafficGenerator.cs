@@ -11,7 +11,11 @@ namespace Survey6.Aggregator.Bench;
 /// </summary>
 public static class TrafficGenerator
 {
-    public static void Write(string path, int frames, int seed = 6)
+    /// <param name="flows">
+    /// False: every packet between a random client and server (no locality: the worst case for interning).
+    /// True: packets belong to 5 000 flows whose popularity falls off steeply, as on a real link.
+    /// </param>
+    public static void Write(string path, int frames, bool flows = false, int seed = 6)
     {
         var random = new Random(seed);
         var clients = Enumerable.Range(0, 20_000).Select(i => Address(0x2001_0db8_0000_0000UL | ((ulong)(uint)(i % 200) << 16), random)).ToArray();
@@ -27,8 +31,19 @@ public static class TrafficGenerator
         for (int n = 0; n < frames; n++)
         {
             time += random.Next(1_000, 200_000);
-            var client = clients[random.Next(clients.Length)];
-            var server = servers[random.Next(servers.Length)];
+            Ipv6Address client, server;
+            if (flows)
+            {
+                // Flow k is chosen with probability falling as k grows (cube of a uniform draw).
+                int k = (int)(5_000 * Math.Pow(random.NextDouble(), 3));
+                client = clients[(k * 7919) % clients.Length];
+                server = servers[(k * 104729) % servers.Length];
+            }
+            else
+            {
+                client = clients[random.Next(clients.Length)];
+                server = servers[random.Next(servers.Length)];
+            }
             bool up = random.Next(2) == 0;
             var (src, dst) = up ? (client, server) : (server, client);
             int kind = random.Next(100);

@@ -41,6 +41,8 @@ public sealed class PacketParquetWriter : IDisposable
     private readonly Dictionary<PrefixKey, int> _prefixes = [];
     private readonly Dictionary<UInt128, int> _names = [];
     private readonly Dictionary<string, int> _static = new(ReferenceEqualityComparer.Instance);
+    private readonly int[] _encapsulationCodes = NewEnumCache();
+    private readonly int[] _transportCodes = NewEnumCache();
 
     // Capture metadata.
     private readonly ConstantStringColumn _captureSha = new("capture_sha256");
@@ -193,7 +195,7 @@ public sealed class PacketParquetWriter : IDisposable
         _linkType.Values[i] = (ushort)r.LinkType;
         _interfaceId.Values[i] = r.InterfaceId;
         _path.Codes[i] = r.PathLength > 0 ? PathCode(r) : -1;
-        _encapsulation.Codes[i] = r.HasIpv6 ? StaticCode(ProtocolNames.Encapsulation(r.Encapsulation)) : -1;
+        _encapsulation.Codes[i] = r.HasIpv6 ? EnumCode(_encapsulationCodes, (int)r.Encapsulation, r.Encapsulation, static e => ProtocolNames.Encapsulation(e)) : -1;
         _ipv6Headers.Values[i] = r.Ipv6HeaderCount;
         _vlanId.Values[i] = r.VlanCount > 0 ? r.VlanId : null;
         if ((p & FieldPresence.Ipv4Header) != 0)
@@ -314,6 +316,8 @@ public sealed class PacketParquetWriter : IDisposable
         _prefixes.Clear();
         _names.Clear();
         _static.Clear();
+        Array.Fill(_encapsulationCodes, -1);
+        Array.Fill(_transportCodes, -1);
     }
 
     /// <summary>Writes what is buffered and the file footer. The stream is left open.</summary>
@@ -367,7 +371,7 @@ public sealed class PacketParquetWriter : IDisposable
     private void AddDns(int i, in PacketRecord r)
     {
         ref readonly var d = ref r.Dns;
-        _dnsTransport.Codes[i] = StaticCode(ProtocolNames.DnsTransport(r.DnsTransport));
+        _dnsTransport.Codes[i] = EnumCode(_transportCodes, (int)r.DnsTransport, r.DnsTransport, static t => ProtocolNames.DnsTransport(t));
         _dnsResponse.Values[i] = d.HeaderComplete ? d.IsResponse : null;
         if (d.HasQuestion)
         {
@@ -414,6 +418,17 @@ public sealed class PacketParquetWriter : IDisposable
                 StaticCode(Ipv6AddressClassifier.TypeName(info.Type)),
                 info.IidClass == IidClass.None ? -1 : StaticCode(Ipv6AddressClassifier.IidName(info.IidClass)));
         }
+        return slot;
+    }
+
+    /// <summary>The code of an enum's name, cached per row group in a small array indexed by the enum value.</summary>
+    private int EnumCode<TEnum>(int[] cache, int index, TEnum value, Func<TEnum, string> name)
+    {
+        if ((uint)index >= (uint)cache.Length)
+            return StaticCode(name(value));
+        ref int slot = ref cache[index];
+        if (slot < 0)
+            slot = StaticCode(name(value));
         return slot;
     }
 
@@ -541,6 +556,13 @@ public sealed class PacketParquetWriter : IDisposable
         if (!exists)
             slot = code;
         return code;
+    }
+
+    private static int[] NewEnumCache()
+    {
+        var cache = new int[16];
+        Array.Fill(cache, -1);
+        return cache;
     }
 
     private readonly record struct ChainKey(UInt128 Bytes, byte Count);
