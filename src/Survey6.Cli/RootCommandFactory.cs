@@ -11,6 +11,8 @@ public static class RootCommandFactory
         root.Subcommands.Add(PcapCommands.Create());
         root.Subcommands.Add(ServerCommands.Create());
         root.Subcommands.Add(ProbeCommands.Create());
+        root.Subcommands.Add(AggregateCommands.Create());
+        root.Subcommands.Add(QueryCommand.Create());
         return root;
     }
 }

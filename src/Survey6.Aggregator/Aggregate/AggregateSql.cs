@@ -1,0 +1,240 @@
+namespace Survey6.Aggregator.Aggregate;
+
+/// <summary>
+/// The SQL of the aggregate stage, one statement per dataset, all reading the temp table <c>pk</c> (one date's
+/// packets after the clean step). Every output is ordered by its key, so a rebuild writes the same rows in the same
+/// order. Schemas: docs/datasets.md.
+/// </summary>
+internal static class AggregateSql
+{
+    private const string NsPerHour = "3600000000000";
+
+    public static string Quote(string path) => "'" + path.Replace("'", "''", StringComparison.Ordinal) + "'";
+
+    /// <summary>
+    /// The clean step. Exact duplicates (same probe, timestamp, lengths and content hash: a frame seen twice, e.g.
+    /// by two overlapping captures) are flagged, the first in capture order kept. Frames without a timestamp are
+    /// never duplicates. <c>t_ns</c> places them at their capture's window start.
+    /// </summary>
+    public static string Clean(string packetsGlob) => $"""
+        CREATE OR REPLACE TEMP TABLE pk AS
+        SELECT
+            probe_id, capture_sha256, frame, interface_id, frame_len, cap_len, encapsulation,
+            flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, flow_payload_len,
+            src_type, src_iid, dst_type, dst_iid, tcp_flags, icmpv6_type, icmpv6_code, ra_prefixes,
+            dns_transport, dns_response, dns_qname, dns_qtype, dns_rcode, dns_aaaa,
+            malformed, truncated,
+            coalesce(time_epoch_ns, window_start_ns) AS t_ns,
+            time_epoch_ns IS NOT NULL
+                AND row_number() OVER (PARTITION BY probe_id, time_epoch_ns, frame_hash, cap_len, frame_len ORDER BY capture_sha256, frame) > 1
+                AS duplicate
+        FROM read_parquet({Quote(packetsGlob)}, hive_partitioning = true)
+        """;
+
+    public static string Flows => """
+        SELECT
+            probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation,
+            min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns,
+            count(*) AS packets,
+            CAST(sum(frame_len) AS BIGINT) AS bytes,
+            CAST(sum(flow_payload_len) AS BIGINT) AS payload_bytes,
+            CAST(bit_or(tcp_flags) AS USMALLINT) AS tcp_flags,
+            count(*) FILTER (WHERE malformed) AS malformed_packets,
+            count(DISTINCT capture_sha256) AS captures
+        FROM pk
+        WHERE NOT duplicate AND flow_src IS NOT NULL
+        GROUP BY probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation
+        ORDER BY probe_id, flow_src, flow_dst, flow_protocol, flow_src_port NULLS FIRST, flow_dst_port NULLS FIRST, encapsulation
+        """;
+
+    /// <summary>Distinct flow-view addresses with what is derived from them; the prefixes dataset reads it too.</summary>
+    public static string AddressTable => """
+        CREATE OR REPLACE TEMP TABLE addr AS
+        WITH seen AS (
+            SELECT flow_src AS address, src_type AS type, src_iid AS iid_class, probe_id, t_ns, 1 AS as_src, 0 AS as_dst
+            FROM pk WHERE NOT duplicate AND flow_src IS NOT NULL
+            UNION ALL
+            SELECT flow_dst, dst_type, dst_iid, probe_id, t_ns, 0, 1
+            FROM pk WHERE NOT duplicate AND flow_dst IS NOT NULL
+        ),
+        agg AS (
+            SELECT address, any_value(type) AS type, any_value(iid_class) AS iid_class,
+                min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns,
+                CAST(sum(as_src) AS BIGINT) AS packets_as_src, CAST(sum(as_dst) AS BIGINT) AS packets_as_dst,
+                list_sort(list_distinct(list(probe_id))) AS probes
+            FROM seen GROUP BY address
+        )
+        SELECT address,
+            ipv6_prefix(address, 32) AS prefix32, ipv6_prefix(address, 48) AS prefix48, ipv6_prefix(address, 64) AS prefix64,
+            type, iid_class, ipv6_embedded_ipv4(address) AS embedded_ipv4, ipv6_mac(address) AS mac,
+            first_seen_ns, last_seen_ns, packets_as_src, packets_as_dst, probes, len(probes) AS probe_count
+        FROM agg
+        """;
+
+    public static string Addresses => """
+        SELECT address, prefix48, prefix64, type, iid_class, embedded_ipv4, mac, first_seen_ns, last_seen_ns,
+            packets_as_src, packets_as_dst, probes, probe_count
+        FROM addr ORDER BY address
+        """;
+
+    public static string Prefixes => """
+        WITH p AS (
+            SELECT 32 AS prefix_len, prefix32 AS prefix, * EXCLUDE (prefix32, prefix48, prefix64) FROM addr
+            UNION ALL SELECT 48, prefix48, * EXCLUDE (prefix32, prefix48, prefix64) FROM addr
+            UNION ALL SELECT 64, prefix64, * EXCLUDE (prefix32, prefix48, prefix64) FROM addr
+        )
+        SELECT prefix_len, prefix,
+            count(*) AS addresses,
+            CAST(sum(packets_as_src) AS BIGINT) AS packets_as_src,
+            CAST(sum(packets_as_dst) AS BIGINT) AS packets_as_dst,
+            min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns,
+            histogram(coalesce(iid_class, 'none')) AS iid_mix,
+            list_sort(list_distinct(flatten(list(probes)))) AS probes
+        FROM p
+        GROUP BY prefix_len, prefix
+        ORDER BY prefix_len, prefix
+        """;
+
+    /// <summary>Clients ask, servers answer: a query's client is its source, a response's its destination.</summary>
+    public static string Dns => """
+        SELECT
+            dns_transport AS transport, dns_qname AS qname, dns_qtype AS qtype, dns_rcode AS rcode,
+            count(*) AS messages,
+            count(*) FILTER (WHERE dns_response = false) AS queries,
+            count(*) FILTER (WHERE dns_response) AS responses,
+            count(DISTINCT CASE WHEN dns_response THEN flow_dst WHEN NOT dns_response THEN flow_src END) AS clients,
+            count(DISTINCT CASE WHEN dns_response THEN flow_src WHEN NOT dns_response THEN flow_dst END) AS servers,
+            min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns,
+            coalesce(CAST(sum(len(dns_aaaa)) AS BIGINT), 0) AS aaaa_records,
+            coalesce(list_sort(list_distinct(flatten(list(dns_aaaa) FILTER (WHERE dns_aaaa IS NOT NULL)))), []) AS aaaa,
+            list_sort(list_distinct(list(probe_id))) AS probes
+        FROM pk
+        WHERE NOT duplicate AND dns_transport IS NOT NULL
+        GROUP BY dns_transport, dns_qname, dns_qtype, dns_rcode
+        ORDER BY transport, qname NULLS FIRST, qtype NULLS FIRST, rcode NULLS FIRST
+        """;
+
+    public static string Icmpv6 => $"""
+        SELECT probe_id, icmpv6_type AS type, icmpv6_code AS code, {Ipv6Functions.Icmpv6TypeNameSql("icmpv6_type")} AS type_name,
+            count(*) AS packets,
+            count(DISTINCT flow_src) AS sources, count(DISTINCT flow_dst) AS destinations,
+            min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns
+        FROM pk
+        WHERE NOT duplicate AND icmpv6_type IS NOT NULL
+        GROUP BY probe_id, icmpv6_type, icmpv6_code
+        ORDER BY probe_id, type, code NULLS FIRST
+        """;
+
+    /// <summary>Routers are the sources of Router Advertisements (ICMPv6 type 134).</summary>
+    public static string Icmpv6Routers => """
+        WITH ra AS (
+            SELECT probe_id, flow_src AS router, t_ns, ra_prefixes FROM pk
+            WHERE NOT duplicate AND icmpv6_type = 134 AND flow_src IS NOT NULL
+        ),
+        agg AS (
+            SELECT probe_id, router, count(*) AS advertisements, min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns
+            FROM ra GROUP BY probe_id, router
+        ),
+        px AS (
+            SELECT probe_id, router, list_sort(list_distinct(list(prefix))) AS prefixes
+            FROM (SELECT probe_id, router, unnest(ra_prefixes) AS prefix FROM ra WHERE ra_prefixes IS NOT NULL)
+            GROUP BY probe_id, router
+        )
+        SELECT agg.probe_id, agg.router, agg.advertisements, coalesce(px.prefixes, []) AS prefixes, agg.first_seen_ns, agg.last_seen_ns
+        FROM agg LEFT JOIN px USING (probe_id, router)
+        ORDER BY probe_id, router
+        """;
+
+    /// <summary>
+    /// Per probe and hour. Drops are counted per capture, so each capture's drops are spread over its hours in
+    /// proportion to its frames (a capture without frames puts them in its window's first hour). Coverage is the
+    /// share of the hour inside some capture window of the probe.
+    /// </summary>
+    public static string Summary(string capturesGlob) => $"""
+        WITH caps AS (
+            SELECT capture_sha256, probe_id, window_start_ns, window_end_ns,
+                coalesce(if_dropped, 0) + coalesce(os_dropped, 0) + coalesce(probe_dropped, 0) AS dropped,
+                if_dropped IS NOT NULL OR os_dropped IS NOT NULL OR probe_dropped IS NOT NULL AS has_drops
+            FROM read_parquet({Quote(capturesGlob)}, hive_partitioning = true)
+        ),
+        per_capture AS (
+            SELECT probe_id, capture_sha256, t_ns // {NsPerHour} AS h,
+                count(*) AS frames,
+                count(*) FILTER (WHERE duplicate) AS duplicates,
+                count(*) FILTER (WHERE NOT duplicate AND interface_id >= 0) AS packets,
+                coalesce(sum(frame_len) FILTER (WHERE NOT duplicate AND interface_id >= 0), 0) AS bytes,
+                count(*) FILTER (WHERE NOT duplicate AND encapsulation IS NOT NULL) AS ipv6_packets,
+                count(*) FILTER (WHERE NOT duplicate AND encapsulation IS NOT NULL AND encapsulation <> 'native') AS tunnelled_packets,
+                count(*) FILTER (WHERE NOT duplicate AND interface_id >= 0 AND encapsulation IS NULL) AS non_ipv6_packets,
+                count(*) FILTER (WHERE NOT duplicate AND flow_protocol = 6) AS tcp_packets,
+                count(*) FILTER (WHERE NOT duplicate AND flow_protocol = 17) AS udp_packets,
+                count(*) FILTER (WHERE NOT duplicate AND flow_protocol = 58) AS icmpv6_packets,
+                count(*) FILTER (WHERE NOT duplicate AND flow_protocol NOT IN (6, 17, 58)) AS other_packets,
+                count(*) FILTER (WHERE NOT duplicate AND dns_transport IS NOT NULL) AS dns_messages,
+                count(*) FILTER (WHERE NOT duplicate AND malformed) AS malformed_packets,
+                count(*) FILTER (WHERE NOT duplicate AND truncated) AS truncated_packets
+            FROM pk WHERE t_ns IS NOT NULL
+            GROUP BY probe_id, capture_sha256, h
+        ),
+        shared AS (
+            SELECT pc.*, c.has_drops,
+                CAST(coalesce(c.dropped, 0) AS DOUBLE) * pc.frames / sum(pc.frames) OVER (PARTITION BY pc.capture_sha256) AS dropped
+            FROM per_capture pc LEFT JOIN caps c USING (capture_sha256)
+        ),
+        empty AS (
+            SELECT probe_id, capture_sha256, window_start_ns // {NsPerHour} AS h, CAST(dropped AS DOUBLE) AS dropped, has_drops
+            FROM caps
+            WHERE window_start_ns IS NOT NULL AND capture_sha256 NOT IN (SELECT capture_sha256 FROM per_capture)
+        ),
+        coverage AS (
+            SELECT probe_id, h,
+                sum(least(window_end_ns, (h + 1) * {NsPerHour}) - greatest(window_start_ns, h * {NsPerHour})) AS covered_ns
+            FROM (
+                SELECT probe_id, window_start_ns, window_end_ns,
+                    unnest(range(window_start_ns // {NsPerHour}, window_end_ns // {NsPerHour} + 1)) AS h
+                FROM caps WHERE window_start_ns IS NOT NULL AND window_end_ns >= window_start_ns
+            )
+            GROUP BY probe_id, h
+        ),
+        combined AS (
+            SELECT * FROM shared UNION ALL BY NAME SELECT * FROM empty
+        ),
+        totals AS (
+            SELECT probe_id, h,
+                count(DISTINCT capture_sha256) AS captures,
+                coalesce(sum(frames), 0) AS frames,
+                coalesce(sum(duplicates), 0) AS duplicates,
+                coalesce(sum(packets), 0) AS packets,
+                coalesce(sum(bytes), 0) AS bytes,
+                coalesce(sum(ipv6_packets), 0) AS ipv6_packets,
+                coalesce(sum(tunnelled_packets), 0) AS tunnelled_packets,
+                coalesce(sum(non_ipv6_packets), 0) AS non_ipv6_packets,
+                coalesce(sum(tcp_packets), 0) AS tcp_packets,
+                coalesce(sum(udp_packets), 0) AS udp_packets,
+                coalesce(sum(icmpv6_packets), 0) AS icmpv6_packets,
+                coalesce(sum(other_packets), 0) AS other_packets,
+                coalesce(sum(dns_messages), 0) AS dns_messages,
+                coalesce(sum(malformed_packets), 0) AS malformed_packets,
+                coalesce(sum(truncated_packets), 0) AS truncated_packets,
+                coalesce(sum(dropped), 0) AS dropped,
+                bool_or(coalesce(has_drops, false)) AS has_drops
+            FROM combined
+            GROUP BY probe_id, h
+        )
+        SELECT t.probe_id, make_timestamp(t.h * 3600000000) AS hour,
+            t.captures,
+            CAST(t.frames AS BIGINT) AS frames, CAST(t.duplicates AS BIGINT) AS duplicates,
+            CAST(t.packets AS BIGINT) AS packets, CAST(t.bytes AS BIGINT) AS bytes,
+            CAST(t.ipv6_packets AS BIGINT) AS ipv6_packets, CAST(t.tunnelled_packets AS BIGINT) AS tunnelled_packets,
+            CAST(t.non_ipv6_packets AS BIGINT) AS non_ipv6_packets,
+            CAST(t.tcp_packets AS BIGINT) AS tcp_packets, CAST(t.udp_packets AS BIGINT) AS udp_packets,
+            CAST(t.icmpv6_packets AS BIGINT) AS icmpv6_packets, CAST(t.other_packets AS BIGINT) AS other_packets,
+            CAST(t.dns_messages AS BIGINT) AS dns_messages,
+            CAST(t.malformed_packets AS BIGINT) AS malformed_packets, CAST(t.truncated_packets AS BIGINT) AS truncated_packets,
+            CASE WHEN t.has_drops THEN CAST(round(t.dropped) AS BIGINT) END AS dropped,
+            CASE WHEN t.has_drops THEN CAST(t.frames AS DOUBLE) / nullif(t.frames + t.dropped, 0) END AS completeness,
+            least(1.0, coalesce(cv.covered_ns, 0) / {NsPerHour}.0) AS coverage
+        FROM totals t LEFT JOIN coverage cv ON cv.probe_id = t.probe_id AND cv.h = t.h
+        ORDER BY t.probe_id, hour
+        """;
+}

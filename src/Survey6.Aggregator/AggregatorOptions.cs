@@ -1,0 +1,126 @@
+using Microsoft.Extensions.Options;
+using Quartz;
+
+namespace Survey6.Aggregator;
+
+/// <summary>Settings of the aggregator (configuration section <c>Aggregator</c>).</summary>
+public sealed class AggregatorOptions
+{
+    public const string SectionName = "Aggregator";
+
+    /// <summary>The C&amp;C data folder: stored captures under <c>captures/</c>, the ledger beside them.</summary>
+    public string DataDirectory { get; set; } = "data";
+
+    /// <summary>Root of the Parquet datasets; defaults to <c>DATA/lake</c>.</summary>
+    public string? LakeDirectory { get; set; }
+
+    /// <summary>SQLite run ledger; defaults to <c>DATA/aggregator.db</c>.</summary>
+    public string? LedgerPath { get; set; }
+
+    /// <summary>SQLite job store of the scheduler; defaults to <c>DATA/aggregator-scheduler.db</c>.</summary>
+    public string? SchedulerStorePath { get; set; }
+
+    /// <summary>Rows per Parquet row group of a packets file.</summary>
+    public int RowGroupSize { get; set; } = 1 << 20;
+
+    /// <summary>Captures one parse run takes at most, so that a backlog does not hold the stage lock for hours.</summary>
+    public int ParseBatchSize { get; set; } = 500;
+
+    /// <summary>Parse attempts before a capture that keeps failing is quarantined.</summary>
+    public int MaxAttempts { get; set; } = 5;
+
+    /// <summary>Wait before the first retry of a failed capture; doubled after every further failure.</summary>
+    public TimeSpan RetryBackoff { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Longest wait between retries.</summary>
+    public TimeSpan MaxRetryBackoff { get; set; } = TimeSpan.FromHours(6);
+
+    /// <summary>
+    /// How long after a UTC day ends its partition counts as closed and is aggregated. Uploads arrive late (probes
+    /// wait for idle links), so a day is not final at midnight.
+    /// </summary>
+    public TimeSpan PartitionGrace { get; set; } = TimeSpan.FromHours(6);
+
+    /// <summary>Aggregate open partitions too (the current day, or one still inside its grace period).</summary>
+    public bool IncludeOpenPartitions { get; set; }
+
+    /// <summary>DuckDB worker threads for the aggregate stage.</summary>
+    public int DuckDbThreads { get; set; } = 2;
+
+    /// <summary>DuckDB memory limit, e.g. <c>4GB</c>; it spills to <c>LAKE/.staging</c> beyond it.</summary>
+    public string DuckDbMemoryLimit { get; set; } = "4GB";
+
+    /// <summary>How long a scheduled stage waits for another stage to finish before it skips this turn.</summary>
+    public TimeSpan LockWait { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>Cron expressions (Quartz syntax, with seconds) per stage.</summary>
+    public AggregatorSchedules Schedules { get; set; } = new();
+
+    public string ResolvedLakeDirectory => Path.GetFullPath(LakeDirectory ?? Path.Combine(DataDirectory, "lake"));
+
+    public string ResolvedLedgerPath => Path.GetFullPath(LedgerPath ?? Path.Combine(DataDirectory, "aggregator.db"));
+
+    public string ResolvedSchedulerStorePath => Path.GetFullPath(SchedulerStorePath ?? Path.Combine(DataDirectory, "aggregator-scheduler.db"));
+}
+
+/// <summary>When each stage runs under <c>survey6 aggregate run</c>.</summary>
+public sealed class AggregatorSchedules
+{
+    /// <summary>Every minute: new captures become queryable soon after they are stored.</summary>
+    public string Parse { get; set; } = "0 * * * * ?";
+
+    /// <summary>Every hour at minute 20: closed days are rebuilt when their packets changed.</summary>
+    public string Aggregate { get; set; } = "0 20 * * * ?";
+
+    /// <summary>Every ten minutes: temp files, retries, quarantine.</summary>
+    public string Cleanup { get; set; } = "0 5/10 * * * ?";
+}
+
+/// <summary>Checks <see cref="AggregatorOptions"/> at start-up so a typo fails fast rather than at the first run.</summary>
+public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOptions>
+{
+    public ValidateOptionsResult Validate(string? name, AggregatorOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var failures = new List<string>();
+        if (string.IsNullOrWhiteSpace(options.DataDirectory))
+            failures.Add("DataDirectory is required.");
+        if (options.RowGroupSize is < 1024 or > 16 << 20)
+            failures.Add($"RowGroupSize must be between 1024 and {16 << 20} (is {options.RowGroupSize}).");
+        if (options.ParseBatchSize < 1)
+            failures.Add($"ParseBatchSize must be at least 1 (is {options.ParseBatchSize}).");
+        if (options.MaxAttempts < 1)
+            failures.Add($"MaxAttempts must be at least 1 (is {options.MaxAttempts}).");
+        if (options.RetryBackoff < TimeSpan.Zero || options.MaxRetryBackoff < options.RetryBackoff)
+            failures.Add("RetryBackoff must not be negative nor exceed MaxRetryBackoff.");
+        if (options.PartitionGrace < TimeSpan.Zero)
+            failures.Add("PartitionGrace must not be negative.");
+        if (options.LockWait < TimeSpan.Zero)
+            failures.Add("LockWait must not be negative.");
+        if (options.DuckDbThreads is < 1 or > 256)
+            failures.Add($"DuckDbThreads must be between 1 and 256 (is {options.DuckDbThreads}).");
+        if (string.IsNullOrWhiteSpace(options.DuckDbMemoryLimit))
+            failures.Add("DuckDbMemoryLimit is required.");
+        foreach (var (stage, cron) in new[] { ("Parse", options.Schedules.Parse), ("Aggregate", options.Schedules.Aggregate), ("Cleanup", options.Schedules.Cleanup) })
+        {
+            if (!IsValidCron(cron))
+                failures.Add($"Schedules:{stage} '{cron}' is not a valid Quartz cron expression.");
+        }
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    private static bool IsValidCron(string? cron)
+    {
+        if (string.IsNullOrWhiteSpace(cron))
+            return false;
+        try
+        {
+            _ = new CronExpression(cron);
+            return true;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Survey6.Aggregator.Aggregate;
+using Survey6.Aggregator.Cleanup;
+using Survey6.Aggregator.Ledger;
+using Survey6.Aggregator.Parse;
+
+namespace Survey6.Aggregator;
+
+/// <summary>Runs a stage under the stage lock and records the run in the ledger; what the CLI and the scheduler call.</summary>
+public sealed class AggregatorRunner(
+    ParseStage parse,
+    AggregateStage aggregate,
+    CleanupStage cleanup,
+    RunLedger ledger,
+    IOptions<AggregatorOptions> options,
+    ILogger<AggregatorRunner> logger)
+{
+    private readonly AggregatorOptions _options = options.Value;
+
+    public string LockPath => Path.Combine(Path.GetFullPath(_options.DataDirectory), "aggregator.lock");
+
+    /// <summary>Runs one stage; null when another stage held the lock for longer than <paramref name="wait"/>.</summary>
+    public async Task<StageReport?> RunAsync(AggregatorStage stage, TimeSpan wait, CancellationToken ct)
+    {
+        var name = stage.ToString().ToLowerInvariant();
+        using var stageLock = await StageLock.TryAcquireAsync(LockPath, wait, ct).ConfigureAwait(false);
+        if (stageLock is null)
+        {
+            Log.StageLocked(logger, name, LockPath);
+            return null;
+        }
+
+        var runId = ledger.StartRun(name);
+        var run = new StageRun(ledger, runId, stage);
+        Log.StageStarted(logger, name, runId);
+        var watch = Stopwatch.StartNew();
+        string status = "succeeded";
+        string? error = null;
+        try
+        {
+            switch (stage)
+            {
+                case AggregatorStage.Parse:
+                    await parse.RunAsync(run, ct).ConfigureAwait(false);
+                    break;
+                case AggregatorStage.Aggregate:
+                    await aggregate.RunAsync(run, ct).ConfigureAwait(false);
+                    break;
+                case AggregatorStage.Cleanup:
+                    await cleanup.RunAsync(run, ct).ConfigureAwait(false);
+                    break;
+                default:
+                    throw new ArgumentOutOfRangeException(nameof(stage), stage, null);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            status = "failed";
+            error = "cancelled";
+            throw;
+        }
+        catch (Exception e)
+        {
+            status = "failed";
+            error = e.GetType().Name + ": " + e.Message;
+            Log.StageFailed(logger, e, name, runId);
+        }
+        finally
+        {
+            ledger.FinishRun(runId, status, run.Inputs, run.Outputs, run.Rows, error);
+            Log.StageFinished(logger, name, runId, status, watch.ElapsedMilliseconds, run.Inputs, run.Outputs, run.Rows);
+        }
+        return new StageReport(runId, stage, status, run.Inputs, run.Outputs, run.Rows, watch.Elapsed, error);
+    }
+
+    /// <summary>cleanup (leftovers, due retries), parse, then aggregate, so that one call brings the lake up to date.</summary>
+    public async Task<IReadOnlyList<StageReport?>> RunAllAsync(TimeSpan wait, CancellationToken ct)
+    {
+        var reports = new List<StageReport?>();
+        foreach (var stage in new[] { AggregatorStage.Cleanup, AggregatorStage.Parse, AggregatorStage.Aggregate })
+            reports.Add(await RunAsync(stage, wait, ct).ConfigureAwait(false));
+        return reports;
+    }
+}

@@ -1,0 +1,71 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Quartz;
+using Survey6.Aggregator.Aggregate;
+using Survey6.Aggregator.Cleanup;
+using Survey6.Aggregator.Ledger;
+using Survey6.Aggregator.Parse;
+using Survey6.Aggregator.Scheduling;
+using Survey6.Aggregator.Sources;
+
+namespace Survey6.Aggregator;
+
+public static class AggregatorServiceCollectionExtensions
+{
+    /// <summary>The stages, the ledger and the capture source, with options bound from <c>Aggregator</c> and validated on start.</summary>
+    public static IServiceCollection AddSurvey6Aggregator(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.AddOptions<AggregatorOptions>().Bind(configuration.GetSection(AggregatorOptions.SectionName)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AggregatorOptions>, AggregatorOptionsValidator>());
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<RunLedger>();
+        // The ingest queue will register its own source before this call.
+        services.TryAddSingleton<ICaptureSource, DirectoryCaptureSource>();
+        services.TryAddSingleton<ParseStage>();
+        services.TryAddSingleton<AggregateStage>();
+        services.TryAddSingleton<CleanupStage>();
+        services.TryAddSingleton<AggregatorRunner>();
+        return services;
+    }
+
+    /// <summary>
+    /// Quartz with a persistent SQLite job store (<c>DATA/aggregator-scheduler.db</c>) and one cron trigger per stage
+    /// (<c>Aggregator:Schedules:Parse|Aggregate|Cleanup</c>). A trigger missed while the daemon was down fires once
+    /// at start-up.
+    /// </summary>
+    public static IServiceCollection AddSurvey6AggregatorScheduling(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var options = configuration.GetSection(AggregatorOptions.SectionName).Get<AggregatorOptions>() ?? new AggregatorOptions();
+        var store = options.ResolvedSchedulerStorePath;
+        Directory.CreateDirectory(Path.GetDirectoryName(store)!);
+
+        services.AddQuartz("survey6-aggregator", q =>
+        {
+            q.UsePersistentStore(s =>
+            {
+                s.UseSqlite($"Data Source={store}");
+                s.ProvisionSchema();
+            });
+            Schedule(q, AggregatorStage.Parse, options.Schedules.Parse);
+            Schedule(q, AggregatorStage.Aggregate, options.Schedules.Aggregate);
+            Schedule(q, AggregatorStage.Cleanup, options.Schedules.Cleanup);
+        });
+        services.AddQuartzHostedService(o => o.WaitForJobsToComplete = true);
+        return services;
+    }
+
+    private static void Schedule(IQuartzBuilder q, AggregatorStage stage, string cron)
+    {
+        var name = stage.ToString().ToLowerInvariant();
+        var job = new JobKey(name, "survey6-aggregator");
+        q.AddJob<StageJob>(j => j.WithIdentity(job).UsingJobData(StageJob.StageKey, name).StoreDurably().DisallowConcurrentExecution());
+        q.AddTrigger(t => t
+            .ForJob(job)
+            .WithIdentity(name + "-cron", "survey6-aggregator")
+            .WithSchedule(CronScheduleBuilder.Create(cron).InTimeZone(TimeZoneInfo.Utc).WithMisfireInstruction(CronTriggerMisfireInstruction.FireAndProceed)));
+    }
+}

@@ -1,0 +1,65 @@
+namespace Survey6.Aggregator.Ledger;
+
+/// <summary>
+/// Schema of the run ledger, one script per version (PRAGMA user_version). Scripts are append-only: a released
+/// one is never edited, a change is a new script.
+/// </summary>
+internal static class LedgerMigrations
+{
+    public static readonly IReadOnlyList<string> Scripts =
+    [
+        // 1: runs, their files, per-capture state, per-date aggregate state.
+        """
+        CREATE TABLE runs (
+            run_id       TEXT PRIMARY KEY,
+            stage        TEXT NOT NULL,
+            started_at   TEXT NOT NULL,
+            finished_at  TEXT,
+            duration_ms  INTEGER,
+            status       TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'abandoned')),
+            inputs       INTEGER NOT NULL DEFAULT 0,
+            outputs      INTEGER NOT NULL DEFAULT 0,
+            rows         INTEGER NOT NULL DEFAULT 0,
+            error        TEXT,
+            host         TEXT,
+            pid          INTEGER
+        );
+        CREATE INDEX runs_stage_started ON runs (stage, started_at);
+
+        CREATE TABLE run_files (
+            run_id     TEXT NOT NULL REFERENCES runs (run_id),
+            direction  TEXT NOT NULL CHECK (direction IN ('input', 'output')),
+            path       TEXT NOT NULL,
+            rows       INTEGER,
+            PRIMARY KEY (run_id, direction, path)
+        );
+
+        CREATE TABLE captures (
+            sha256            TEXT PRIMARY KEY,
+            probe_id          TEXT NOT NULL,
+            capture_date      TEXT NOT NULL,
+            capture_path      TEXT NOT NULL,
+            manifest_path     TEXT,
+            status            TEXT NOT NULL CHECK (status IN ('parsed', 'failed', 'quarantined')),
+            attempts          INTEGER NOT NULL,
+            reason            TEXT,
+            frames            INTEGER,
+            output_path       TEXT,
+            first_attempt_at  TEXT NOT NULL,
+            updated_at        TEXT NOT NULL,
+            next_attempt_at   TEXT,
+            last_run_id       TEXT
+        );
+        CREATE INDEX captures_retry ON captures (status, next_attempt_at);
+
+        CREATE TABLE partitions (
+            date         TEXT PRIMARY KEY,
+            fingerprint  TEXT NOT NULL,
+            inputs       INTEGER NOT NULL,
+            rows_json    TEXT NOT NULL,
+            built_at     TEXT NOT NULL,
+            run_id       TEXT NOT NULL
+        );
+        """,
+    ];
+}

@@ -1,0 +1,42 @@
+using Microsoft.Extensions.Logging;
+
+namespace Survey6.Aggregator;
+
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Stage {Stage} run {RunId} started")]
+    public static partial void StageStarted(ILogger logger, string stage, string runId);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Stage {Stage} run {RunId} {Status} in {DurationMs} ms: {Inputs} inputs, {Outputs} outputs, {Rows} rows")]
+    public static partial void StageFinished(ILogger logger, string stage, string runId, string status, long durationMs, long inputs, long outputs, long rows);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Error, Message = "Stage {Stage} run {RunId} failed")]
+    public static partial void StageFailed(ILogger logger, Exception exception, string stage, string runId);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Stage {Stage} skipped: another stage holds the lock {LockPath}")]
+    public static partial void StageLocked(ILogger logger, string stage, string lockPath);
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Parsed capture {Sha256} of probe {ProbeId}: {Frames} frames in {DurationMs} ms")]
+    public static partial void CaptureParsed(ILogger logger, string sha256, string probeId, long frames, long durationMs);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "Quarantined capture {Sha256} of probe {ProbeId}: {Reason}")]
+    public static partial void CaptureQuarantined(ILogger logger, string sha256, string probeId, string reason);
+
+    [LoggerMessage(EventId = 12, Level = LogLevel.Warning, Message = "Capture {Sha256} of probe {ProbeId} failed (attempt {Attempt}, retry after {NextAttempt:o}): {Reason}")]
+    public static partial void CaptureFailed(ILogger logger, string sha256, string probeId, int attempt, DateTimeOffset nextAttempt, string reason);
+
+    [LoggerMessage(EventId = 13, Level = LogLevel.Warning, Message = "Capture {Sha256} of probe {ProbeId}: {Problem}")]
+    public static partial void ManifestProblem(ILogger logger, string sha256, string probeId, string problem);
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Aggregated {Date}: {Inputs} packets files, {Rows} rows")]
+    public static partial void PartitionBuilt(ILogger logger, string date, int inputs, long rows);
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Debug, Message = "Partition {Date} is up to date")]
+    public static partial void PartitionUnchanged(ILogger logger, string date);
+
+    [LoggerMessage(EventId = 22, Level = LogLevel.Debug, Message = "Partition {Date} is still open")]
+    public static partial void PartitionOpen(ILogger logger, string date);
+
+    [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Cleanup removed {Files} temp files and {Folders} staging folders; {Abandoned} runs marked abandoned")]
+    public static partial void CleanupRemoved(ILogger logger, int files, int folders, int abandoned);
+}

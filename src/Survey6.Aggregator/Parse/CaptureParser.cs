@@ -1,0 +1,274 @@
+using System.Text.Json;
+using Survey6.Aggregator.Manifests;
+using Survey6.Aggregator.Sources;
+using Survey6.Aggregator.Storage;
+using Survey6.Packets.Capture;
+using Survey6.Packets.Dissection;
+
+namespace Survey6.Aggregator.Parse;
+
+/// <summary>How parsing one capture ended.</summary>
+public enum ParseStatus
+{
+    Parsed,
+
+    /// <summary>The file is not a capture or is damaged (<see cref="CaptureReader.Error"/>): retrying cannot help.</summary>
+    Unreadable,
+
+    /// <summary>Something that may pass (I/O error, missing file): worth a retry.</summary>
+    Failed,
+}
+
+/// <summary>Outcome of <see cref="CaptureParser.ParseAsync"/>.</summary>
+public sealed record ParseResult(ParseStatus Status, long Frames, string? PacketsPath, string? CapturesPath, string? Reason, string? ManifestProblem);
+
+/// <summary>
+/// Turns one stored capture into its <c>packets</c> file and its <c>captures</c> row. Both are written under hidden
+/// temp names and renamed into place only when the whole capture was read, so a damaged capture or a crash
+/// leaves nothing visible, and parsing the same capture again produces the same bytes.
+/// </summary>
+public sealed class CaptureParser(LakeLayout lake, int rowGroupSize)
+{
+    public async Task<ParseResult> ParseAsync(PendingCapture capture, string runId, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(capture);
+        var (manifest, manifestProblem) = LoadManifest(capture.ManifestPath);
+
+        CaptureReader reader;
+        try
+        {
+            reader = CaptureReader.Open(capture.CapturePath);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return new ParseResult(ParseStatus.Failed, 0, null, null, "cannot open: " + e.Message, manifestProblem);
+        }
+
+        using (reader)
+        {
+            if (reader.Error is { } early)
+                return Unreadable(early, manifestProblem);
+
+            manifest = manifest.WithSectionMetadata(reader.Section);
+            // The folder is named after the certificate's probe id; what the file or manifest claims never overrides it.
+            var probeId = capture.ProbeId;
+
+            var drops = ResolveDrops(capture.CapturePath, manifest);
+            var metadata = new PacketFileMetadata
+            {
+                Sha256 = capture.Sha256,
+                ProbeId = probeId,
+                Labels = manifest.LabelsText,
+                Latitude = manifest.Latitude,
+                Longitude = manifest.Longitude,
+                Country = manifest.Country,
+                City = manifest.City,
+                WindowStartNs = manifest.WindowStartNs,
+                WindowEndNs = manifest.WindowEndNs,
+                InterfaceDropped = drops.InterfaceDropped,
+                OsDropped = drops.OsDropped,
+            };
+
+            var packetsPath = lake.PerCaptureFile(LakeLayout.Packets, capture.Date, probeId, capture.Sha256);
+            Directory.CreateDirectory(Path.GetDirectoryName(packetsPath)!);
+            var packetsTemp = AtomicFiles.TempPathFor(packetsPath, runId);
+            var pump = new FramePump();
+            try
+            {
+                using (var stream = new FileStream(packetsTemp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.None))
+                using (var writer = PacketParquetWriter.Create(stream, metadata, rowGroupSize))
+                {
+                    while (pump.Fill(reader, writer))
+                    {
+                        ct.ThrowIfCancellationRequested();
+                        writer.FlushRowGroup();
+                    }
+                    if (reader.Error is { } damage)
+                    {
+                        writer.Dispose();
+                        stream.Dispose();
+                        File.Delete(packetsTemp);
+                        return Unreadable(damage, manifestProblem);
+                    }
+                    writer.Complete();
+                }
+                AtomicFiles.Publish(packetsTemp, packetsPath);
+            }
+            catch
+            {
+                TryDelete(packetsTemp);
+                throw;
+            }
+
+            var row = new CaptureRow
+            {
+                Sha256 = capture.Sha256,
+                ProbeId = probeId,
+                CapturePath = capture.CapturePath,
+                SizeBytes = new FileInfo(capture.CapturePath).Length,
+                Format = reader.Format == CaptureFileFormat.Pcapng ? "pcapng" : "pcap",
+                Frames = pump.Frames,
+                PacketFrames = pump.PacketFrames,
+                Ipv6Frames = pump.Ipv6Frames,
+                BytesOnWire = pump.BytesOnWire,
+                FirstTimeNs = pump.FirstTimestamp <= pump.LastTimestamp ? pump.FirstTimestamp : null,
+                LastTimeNs = pump.FirstTimestamp <= pump.LastTimestamp ? pump.LastTimestamp : null,
+                WindowStartNs = manifest.WindowStartNs,
+                WindowEndNs = manifest.WindowEndNs,
+                ReceivedAtNs = manifest.ReceivedAtNs,
+                Hostname = manifest.Hostname,
+                Labels = manifest.LabelsText,
+                Latitude = manifest.Latitude,
+                Longitude = manifest.Longitude,
+                Country = manifest.Country,
+                City = manifest.City,
+                Interface = manifest.Interface ?? FirstInterface(reader)?.Name,
+                Filter = manifest.Filter ?? FirstInterface(reader)?.Filter,
+                LinkTypes = pump.LinkTypes(),
+                ManifestFrames = manifest.Frames,
+                InterfaceReceived = drops.InterfaceReceived,
+                InterfaceDropped = drops.InterfaceDropped,
+                OsDropped = drops.OsDropped,
+                ProbeDropped = manifest.ProbeDropped,
+                DropSource = drops.Source,
+            };
+            var capturesPath = lake.PerCaptureFile(LakeLayout.Captures, capture.Date, probeId, capture.Sha256);
+            Directory.CreateDirectory(Path.GetDirectoryName(capturesPath)!);
+            var capturesTemp = AtomicFiles.TempPathFor(capturesPath, runId);
+            try
+            {
+                await using (var stream = new FileStream(capturesTemp, FileMode.Create, FileAccess.Write, FileShare.None))
+                {
+                    await row.WriteAsync(stream, ct).ConfigureAwait(false);
+                }
+                AtomicFiles.Publish(capturesTemp, capturesPath);
+            }
+            catch
+            {
+                TryDelete(capturesTemp);
+                throw;
+            }
+            return new ParseResult(ParseStatus.Parsed, pump.Frames, packetsPath, capturesPath, null, manifestProblem);
+        }
+    }
+
+    private static ParseResult Unreadable(CaptureError error, string? manifestProblem) =>
+        new(ParseStatus.Unreadable, 0, null, null, $"unreadable capture at offset {error.Offset}: {error.Message}", manifestProblem);
+
+    private static (CaptureManifest Manifest, string? Problem) LoadManifest(string? path)
+    {
+        if (path is null)
+            return (CaptureManifest.Empty, "no manifest");
+        try
+        {
+            return (CaptureManifest.Load(path), null);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        {
+            return (CaptureManifest.Empty, "manifest ignored: " + e.Message);
+        }
+    }
+
+    private static CaptureInterface? FirstInterface(CaptureReader reader) => reader.Interfaces.Count > 0 ? reader.Interfaces[0] : null;
+
+    private sealed record Drops(long? InterfaceReceived, long? InterfaceDropped, long? OsDropped, string? Source);
+
+    /// <summary>
+    /// Drop counters come from the manifest. When it has none, from the capture's own Interface Statistics Blocks:
+    /// the last block of each interface (counters are cumulative), summed. Those sit at the end of the file, and
+    /// every packets row carries the counters, so the file is scanned for them first; only then.
+    /// </summary>
+    private static Drops ResolveDrops(string path, CaptureManifest manifest)
+    {
+        if (manifest.InterfaceDropped is not null || manifest.OsDropped is not null)
+            return new Drops(null, manifest.InterfaceDropped, manifest.OsDropped, "manifest");
+        try
+        {
+            using var scan = CaptureReader.Open(path);
+            if (scan.Format != CaptureFileFormat.Pcapng)
+                return new Drops(null, null, null, null);
+            while (scan.TryRead(out _))
+            {
+            }
+            var last = new Dictionary<(int, int), InterfaceStatistics>();
+            foreach (var isb in scan.Statistics)
+                last[(isb.SectionIndex, isb.InterfaceId)] = isb;
+            if (last.Count == 0)
+                return new Drops(null, null, null, null);
+            return new Drops(
+                Sum(last.Values.Select(s => s.InterfaceReceived)),
+                Sum(last.Values.Select(s => s.InterfaceDropped)),
+                Sum(last.Values.Select(s => s.OsDropped)),
+                "isb");
+        }
+        catch (IOException)
+        {
+            return new Drops(null, null, null, null);
+        }
+
+        static long? Sum(IEnumerable<ulong?> values)
+        {
+            long? total = null;
+            foreach (var v in values)
+            {
+                if (v is { } x)
+                    total = (total ?? 0) + (long)Math.Min(x, long.MaxValue / 4);
+            }
+            return total;
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+            // Left for the cleanup stage, which removes temp files.
+        }
+    }
+
+    /// <summary>Reads and dissects frames into the writer; synchronous because frames are spans into the reader's buffer.</summary>
+    private sealed class FramePump
+    {
+        private PacketRecord _record;
+        private readonly Dictionary<ushort, long> _linkTypes = [];
+
+        public long Frames;
+        public long PacketFrames;
+        public long Ipv6Frames;
+        public long BytesOnWire;
+        public long FirstTimestamp = long.MaxValue;
+        public long LastTimestamp = long.MinValue;
+
+        /// <summary>Fills the writer's row group; true when it is full (flush, then call again), false at the end of the file.</summary>
+        public bool Fill(CaptureReader reader, PacketParquetWriter writer)
+        {
+            while (!writer.IsFull)
+            {
+                if (!reader.TryRead(out var frame))
+                    return false;
+                FrameDissection.Dissect(frame, ++Frames, ref _record);
+                writer.Add(_record, frame.Data);
+                if (frame.Kind != FrameKind.Packet)
+                    continue;
+                PacketFrames++;
+                BytesOnWire += frame.OriginalLength;
+                if (_record.HasIpv6)
+                    Ipv6Frames++;
+                if (frame.HasTimestamp)
+                {
+                    FirstTimestamp = Math.Min(FirstTimestamp, frame.TimestampNanoseconds);
+                    LastTimestamp = Math.Max(LastTimestamp, frame.TimestampNanoseconds);
+                }
+                ref long count = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_linkTypes, (ushort)frame.LinkType, out _);
+                count++;
+            }
+            return true;
+        }
+
+        public string? LinkTypes() => _linkTypes.Count == 0 ? null : string.Join(',', _linkTypes.Keys.Order().Select(k => ProtocolNames.LinkType((LinkType)k) + "(" + k + ")"));
+    }
+}

@@ -1,0 +1,71 @@
+using Parquet;
+using Parquet.Schema;
+
+namespace Survey6.Aggregator.Parse;
+
+/// <summary>One row of the <c>captures</c> dataset: what is known about a parsed capture as a whole.</summary>
+public sealed record CaptureRow
+{
+    public required string Sha256 { get; init; }
+    public required string ProbeId { get; init; }
+    public required string CapturePath { get; init; }
+    public long SizeBytes { get; init; }
+    public required string Format { get; init; }
+    public long Frames { get; init; }
+    public long PacketFrames { get; init; }
+    public long Ipv6Frames { get; init; }
+    public long BytesOnWire { get; init; }
+    public long? FirstTimeNs { get; init; }
+    public long? LastTimeNs { get; init; }
+    public long? WindowStartNs { get; init; }
+    public long? WindowEndNs { get; init; }
+    public long? ReceivedAtNs { get; init; }
+    public string? Hostname { get; init; }
+    public string? Labels { get; init; }
+    public double? Latitude { get; init; }
+    public double? Longitude { get; init; }
+    public string? Country { get; init; }
+    public string? City { get; init; }
+    public string? Interface { get; init; }
+    public string? Filter { get; init; }
+    public string? LinkTypes { get; init; }
+    public long? ManifestFrames { get; init; }
+    public long? InterfaceReceived { get; init; }
+    public long? InterfaceDropped { get; init; }
+    public long? OsDropped { get; init; }
+    public long? ProbeDropped { get; init; }
+    public string? DropSource { get; init; }
+
+    /// <summary>Writes the row as a one-row Parquet file.</summary>
+    public async Task WriteAsync(Stream output, CancellationToken ct)
+    {
+        var columns = new (DataField Field, Func<ParquetRowGroupWriter, DataField, Task> Write)[]
+        {
+            Str("capture_sha256", Sha256), Str("probe_id", ProbeId), Str("capture_path", CapturePath), Long("size_bytes", SizeBytes),
+            Str("format", Format), Long("frames", Frames), Long("packet_frames", PacketFrames), Long("ipv6_frames", Ipv6Frames),
+            Long("bytes_on_wire", BytesOnWire), Long("first_time_ns", FirstTimeNs), Long("last_time_ns", LastTimeNs),
+            Long("window_start_ns", WindowStartNs), Long("window_end_ns", WindowEndNs), Long("received_at_ns", ReceivedAtNs),
+            Str("hostname", Hostname), Str("labels", Labels), Double("location_lat", Latitude), Double("location_lon", Longitude),
+            Str("location_country", Country), Str("location_city", City), Str("interface", Interface), Str("filter", Filter),
+            Str("link_types", LinkTypes), Long("manifest_frames", ManifestFrames), Long("if_received", InterfaceReceived),
+            Long("if_dropped", InterfaceDropped), Long("os_dropped", OsDropped), Long("probe_dropped", ProbeDropped), Str("drop_source", DropSource),
+        };
+        var schema = new ParquetSchema(columns.Select(c => (Field)c.Field));
+        var options = new ParquetOptions { CompressionMethod = CompressionMethod.Zstd, CompressionLevel = System.IO.Compression.CompressionLevel.Fastest };
+        await using var writer = await ParquetWriter.CreateAsync(schema, output, options, append: false, ct).ConfigureAwait(false);
+        writer.CustomMetadata = new Dictionary<string, string> { ["survey6.dataset"] = "captures" };
+        using var group = writer.CreateRowGroup();
+        foreach (var (field, write) in columns)
+            await write(group, field).ConfigureAwait(false);
+        group.CompleteValidate();
+
+        static (DataField, Func<ParquetRowGroupWriter, DataField, Task>) Str(string name, string? value) =>
+            (new DataField<string>(name, true), (g, f) => g.WriteAsync(f, new[] { value }));
+
+        (DataField, Func<ParquetRowGroupWriter, DataField, Task>) Long(string name, long? value) =>
+            (new DataField<long?>(name), (g, f) => g.WriteAsync<long>(f, (ReadOnlyMemory<long?>)new long?[] { value }, null, null, ct));
+
+        (DataField, Func<ParquetRowGroupWriter, DataField, Task>) Double(string name, double? value) =>
+            (new DataField<double?>(name), (g, f) => g.WriteAsync<double>(f, (ReadOnlyMemory<double?>)new double?[] { value }, null, null, ct));
+    }
+}

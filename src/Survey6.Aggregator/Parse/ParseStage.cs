@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Survey6.Aggregator.Ledger;
+using Survey6.Aggregator.Sources;
+using Survey6.Aggregator.Storage;
+
+namespace Survey6.Aggregator.Parse;
+
+/// <summary>
+/// Stage <c>parse</c>: every capture its source lists becomes one packets file (and one captures row). Each capture
+/// ends parsed, failed (retried by the cleanup stage with back-off) or quarantined; one bad capture never stops
+/// the others.
+/// </summary>
+public sealed class ParseStage(
+    ICaptureSource source,
+    RunLedger ledger,
+    IOptions<AggregatorOptions> options,
+    TimeProvider time,
+    ILogger<ParseStage> logger)
+{
+    private readonly AggregatorOptions _options = options.Value;
+
+    public async Task RunAsync(StageRun run, CancellationToken ct)
+    {
+        var lake = new LakeLayout(_options.ResolvedLakeDirectory);
+        int taken = 0;
+        await foreach (var capture in source.ListAsync(ct).ConfigureAwait(false))
+        {
+            if (taken++ == _options.ParseBatchSize)
+                break;
+            var previous = ledger.GetCapture(capture.Sha256);
+            if (previous is { Status: RunLedger.Parsed } && previous.OutputPath is { } output && File.Exists(output))
+            {
+                // Delivered again (at-least-once queue): the lake already holds it.
+                await source.CompleteAsync(capture, CaptureOutcome.Parsed, null, ct).ConfigureAwait(false);
+                continue;
+            }
+            var outcome = await ProcessAsync(lake, capture, (previous?.Attempts ?? 0) + 1, run, ct).ConfigureAwait(false);
+            await source.CompleteAsync(capture, outcome.Outcome, outcome.Reason, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One attempt at one capture, recorded in the ledger. Also used by the cleanup stage for retries.</summary>
+    public async Task<(CaptureOutcome Outcome, string? Reason)> ProcessAsync(LakeLayout lake, PendingCapture capture, int attempt, StageRun run, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(lake);
+        ArgumentNullException.ThrowIfNull(capture);
+        ArgumentNullException.ThrowIfNull(run);
+        run.Input(capture.CapturePath);
+        var watch = Stopwatch.StartNew();
+        ParseResult result;
+        try
+        {
+            result = await new CaptureParser(lake, _options.RowGroupSize).ParseAsync(capture, run.RunId, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            result = new ParseResult(ParseStatus.Failed, 0, null, null, e.GetType().Name + ": " + e.Message, null);
+        }
+
+        if (result.ManifestProblem is { } problem)
+            Log.ManifestProblem(logger, capture.Sha256, capture.ProbeId, problem);
+
+        switch (result.Status)
+        {
+            case ParseStatus.Parsed:
+                ledger.RecordCapture(capture, RunLedger.Parsed, attempt, null, result.Frames, result.PacketsPath, null, run.RunId);
+                run.Output(result.PacketsPath!, result.Frames);
+                run.Output(result.CapturesPath!, 1);
+                Log.CaptureParsed(logger, capture.Sha256, capture.ProbeId, result.Frames, watch.ElapsedMilliseconds);
+                return (CaptureOutcome.Parsed, null);
+
+            case ParseStatus.Failed when attempt < _options.MaxAttempts:
+                var next = time.GetUtcNow() + Backoff(attempt);
+                ledger.RecordCapture(capture, RunLedger.Failed, attempt, result.Reason, null, null, next, run.RunId);
+                Log.CaptureFailed(logger, capture.Sha256, capture.ProbeId, attempt, next, result.Reason!);
+                return (CaptureOutcome.Failed, result.Reason);
+
+            default:
+                var reason = result.Status == ParseStatus.Failed ? $"gave up after {attempt} attempts: {result.Reason}" : result.Reason!;
+                ledger.RecordCapture(capture, RunLedger.Quarantined, attempt, reason, null, null, null, run.RunId);
+                Log.CaptureQuarantined(logger, capture.Sha256, capture.ProbeId, reason);
+                return (CaptureOutcome.Quarantined, reason);
+        }
+    }
+
+    /// <summary>Exponential: the configured back-off after the first failure, doubled after each further one, capped.</summary>
+    public TimeSpan Backoff(int attempt)
+    {
+        var ticks = _options.RetryBackoff.Ticks * Math.Pow(2, Math.Max(0, attempt - 1));
+        return ticks >= _options.MaxRetryBackoff.Ticks ? _options.MaxRetryBackoff : TimeSpan.FromTicks((long)ticks);
+    }
+}

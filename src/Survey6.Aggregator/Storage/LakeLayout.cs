@@ -1,0 +1,71 @@
+using System.Globalization;
+
+namespace Survey6.Aggregator.Storage;
+
+/// <summary>
+/// Names in the lake. Datasets are Hive-partitioned: <c>LAKE/packets/date=D/probe=P/SHA.parquet</c>,
+/// <c>LAKE/captures/date=D/probe=P/SHA.parquet</c>, <c>LAKE/&lt;aggregate&gt;/date=D/data.parquet</c>.
+/// Work in progress lives under names readers never match: hidden <c>.*.tmp</c> files beside their target, and
+/// <c>LAKE/.staging/</c> for whole partitions.
+/// </summary>
+public sealed class LakeLayout(string root)
+{
+    public const string DateFormat = "yyyy-MM-dd";
+    public const string TempSuffix = ".tmp";
+    public const string PartitionFile = "data.parquet";
+
+    public const string Packets = "packets";
+    public const string Captures = "captures";
+    public const string Flows = "flows";
+    public const string Addresses = "addresses";
+    public const string Prefixes = "prefixes";
+    public const string Dns = "dns";
+    public const string Icmpv6 = "icmpv6";
+    public const string Icmpv6Routers = "icmpv6_routers";
+    public const string Summary = "summary";
+
+    /// <summary>Datasets the aggregate stage builds per date, in build order.</summary>
+    public static readonly IReadOnlyList<string> AggregateDatasets = [Flows, Addresses, Prefixes, Dns, Icmpv6, Icmpv6Routers, Summary];
+
+    /// <summary>Every dataset, as registered for queries.</summary>
+    public static readonly IReadOnlyList<string> AllDatasets = [Packets, Captures, .. AggregateDatasets];
+
+    public string Root { get; } = Path.GetFullPath(root);
+
+    public string Staging => Path.Combine(Root, ".staging");
+
+    public string Dataset(string name) => Path.Combine(Root, name);
+
+    public static string DatePart(DateOnly date) => "date=" + date.ToString(DateFormat, CultureInfo.InvariantCulture);
+
+    public string DatePartition(string dataset, DateOnly date) => Path.Combine(Dataset(dataset), DatePart(date));
+
+    public string PerCaptureFile(string dataset, DateOnly date, string probeId, string sha256) =>
+        Path.Combine(DatePartition(dataset, date), "probe=" + probeId, sha256 + ".parquet");
+
+    /// <summary>Dates that have a packets partition, oldest first.</summary>
+    public IReadOnlyList<DateOnly> PacketDates()
+    {
+        var folder = Dataset(Packets);
+        if (!Directory.Exists(folder))
+            return [];
+        var dates = new List<DateOnly>();
+        foreach (var dir in Directory.EnumerateDirectories(folder, "date=*"))
+        {
+            if (TryParseDatePart(Path.GetFileName(dir), out var date))
+                dates.Add(date);
+        }
+        dates.Sort();
+        return dates;
+    }
+
+    public static bool TryParseDatePart(string name, out DateOnly date)
+    {
+        date = default;
+        return name.StartsWith("date=", StringComparison.Ordinal)
+            && DateOnly.TryParseExact(name.AsSpan(5), DateFormat, CultureInfo.InvariantCulture, DateTimeStyles.None, out date);
+    }
+
+    /// <summary>True for names of work in progress: hidden temp files and anything under the staging folder.</summary>
+    public static bool IsTempName(string fileName) => fileName.StartsWith('.') && fileName.EndsWith(TempSuffix, StringComparison.Ordinal);
+}

@@ -1,0 +1,135 @@
+using System.CommandLine;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Survey6.Aggregator;
+using Survey6.Aggregator.Ledger;
+
+namespace Survey6.Cli;
+
+/// <summary><c>survey6 aggregate ...</c>: turn stored captures into the Parquet lake.</summary>
+public static class AggregateCommands
+{
+    public const int ExitFailed = 1;
+    public const int ExitBusy = 3;
+
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    public static Command Create()
+    {
+        var aggregate = new Command("aggregate", "Turn stored captures into Parquet datasets (parse, aggregate, cleanup)");
+        aggregate.Subcommands.Add(CreateOnce());
+        aggregate.Subcommands.Add(CreateRun());
+        aggregate.Subcommands.Add(CreateStatus());
+        return aggregate;
+    }
+
+    internal static Option<string?> DataDirOption() => new("--data-dir") { Description = "C&C data folder holding captures/ (default: Aggregator:DataDirectory, else ./data)" };
+
+    internal static Option<string?> LakeOption() => new("--lake") { Description = "Lake folder (default: Aggregator:LakeDirectory, else DATA/lake)" };
+
+    private static Command CreateOnce()
+    {
+        var stage = new Option<string>("--stage") { Description = "Stage to run", DefaultValueFactory = _ => "all" };
+        stage.AcceptOnlyFromAmong("parse", "aggregate", "cleanup", "all");
+        var dataDir = DataDirOption();
+        var lake = LakeOption();
+        var includeOpen = new Option<bool>("--include-open") { Description = "Aggregate dates that are not closed yet (today, or within the grace period)" };
+        var command = new Command("once", "Run stages once and exit (status 1 when a stage failed, 3 when another run held the lock)") { stage, dataDir, lake, includeOpen };
+        command.SetAction((parse, ct) => OnceAsync(parse.GetValue(stage)!, parse.GetValue(dataDir), parse.GetValue(lake), parse.GetValue(includeOpen), Console.Out, ct));
+        return command;
+    }
+
+    private static Command CreateRun()
+    {
+        var dataDir = DataDirOption();
+        var lake = LakeOption();
+        var command = new Command("run", "Run the stages on their cron schedules (Aggregator:Schedules) until stopped") { dataDir, lake };
+        command.SetAction(async (parse, ct) =>
+        {
+            using var host = AggregatorHosting.Build(parse.GetValue(dataDir), parse.GetValue(lake), includeOpen: false, scheduled: true, LogLevel.Information);
+            await host.RunAsync(ct).ConfigureAwait(false);
+            return 0;
+        });
+        return command;
+    }
+
+    private static Command CreateStatus()
+    {
+        var dataDir = DataDirOption();
+        var json = new Option<bool>("--json") { Description = "Print JSON" };
+        var runs = new Option<int>("--runs") { Description = "How many recent runs to list", DefaultValueFactory = _ => 10 };
+        var command = new Command("status", "Show capture states, quarantined captures, aggregated dates and recent runs from the ledger") { dataDir, json, runs };
+        command.SetAction(parse => Status(parse.GetValue(dataDir), parse.GetValue(json), parse.GetValue(runs), Console.Out));
+        return command;
+    }
+
+    public static async Task<int> OnceAsync(string stage, string? dataDir, string? lakeDir, bool includeOpen, TextWriter output, CancellationToken ct)
+    {
+        using var host = AggregatorHosting.Build(dataDir, lakeDir, includeOpen, scheduled: false, LogLevel.Information);
+        var runner = host.Services.GetRequiredService<AggregatorRunner>();
+        var wait = host.Services.GetRequiredService<IOptions<AggregatorOptions>>().Value.LockWait;
+        IReadOnlyList<StageReport?> reports = stage == "all"
+            ? await runner.RunAllAsync(wait, ct).ConfigureAwait(false)
+            : [await runner.RunAsync(Enum.Parse<AggregatorStage>(stage, ignoreCase: true), wait, ct).ConfigureAwait(false)];
+        int status = 0;
+        foreach (var report in reports)
+        {
+            if (report is null)
+            {
+                output.WriteLine("another aggregator run holds the lock; nothing done");
+                return ExitBusy;
+            }
+            output.WriteLine($"{report.Stage.ToString().ToLowerInvariant()}: {report.Status} (run {report.RunId}, {report.Duration.TotalSeconds:F1} s): " +
+                $"{report.Inputs} inputs, {report.Outputs} outputs, {report.Rows} rows{(report.Error is null ? "" : ", error: " + report.Error)}");
+            if (!report.Succeeded)
+                status = ExitFailed;
+        }
+        return status;
+    }
+
+    public static int Status(string? dataDir, bool json, int runCount, TextWriter output)
+    {
+        using var host = AggregatorHosting.Build(dataDir, null, includeOpen: false, scheduled: false, LogLevel.Warning);
+        var ledger = host.Services.GetRequiredService<RunLedger>();
+        var counts = ledger.CaptureCounts();
+        var quarantined = ledger.Captures(RunLedger.Quarantined);
+        var failed = ledger.Captures(RunLedger.Failed);
+        var partitions = ledger.Partitions();
+        var runs = ledger.RecentRuns(runCount);
+        if (json)
+        {
+            var document = new
+            {
+                ledger = ledger.Path,
+                captures = counts,
+                quarantined = quarantined.Select(c => new { sha256 = c.Sha256, probe_id = c.ProbeId, date = c.Date, attempts = c.Attempts, reason = c.Reason }),
+                failed = failed.Select(c => new { sha256 = c.Sha256, probe_id = c.ProbeId, date = c.Date, attempts = c.Attempts, reason = c.Reason, next_attempt_at = c.NextAttemptAt }),
+                partitions = partitions.Select(p => new { date = p.Date, inputs = p.Inputs, rows = JsonDocument.Parse(p.RowsJson).RootElement, built_at = p.BuiltAt, run_id = p.RunId }),
+                runs = runs.Select(r => new
+                {
+                    run_id = r.RunId, stage = r.Stage, status = r.Status, started_at = r.StartedAt, duration_ms = r.DurationMs,
+                    inputs = r.Inputs, outputs = r.Outputs, rows = r.Rows, error = r.Error,
+                }),
+            };
+            output.WriteLine(JsonSerializer.Serialize(document, Indented));
+            return 0;
+        }
+
+        output.WriteLine($"ledger: {ledger.Path}");
+        output.WriteLine("captures: " + string.Join(", ", counts.Select(kv => $"{kv.Value} {kv.Key}")));
+        foreach (var c in quarantined)
+            output.WriteLine($"  quarantined {c.Sha256} probe {c.ProbeId} {c.Date:yyyy-MM-dd}: {c.Reason}");
+        foreach (var c in failed)
+            output.WriteLine($"  failed {c.Sha256} probe {c.ProbeId} attempt {c.Attempts}, next {c.NextAttemptAt:u}: {c.Reason}");
+        output.WriteLine($"aggregated dates: {partitions.Count}");
+        foreach (var p in partitions)
+            output.WriteLine($"  {p.Date:yyyy-MM-dd}: {p.Inputs} packets files, built {p.BuiltAt:u} by run {p.RunId}");
+        output.WriteLine("recent runs:");
+        foreach (var r in runs)
+            output.WriteLine($"  {r.StartedAt:u} {r.Stage,-9} {r.Status,-9} {r.DurationMs,8} ms  in {r.Inputs} out {r.Outputs} rows {r.Rows}{(r.Error is null ? "" : "  " + r.Error)}");
+        return 0;
+    }
+}

@@ -1,0 +1,173 @@
+using System.Collections;
+using System.CommandLine;
+using System.Data.Common;
+using System.Globalization;
+using System.Numerics;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Survey6.Aggregator;
+using Survey6.Aggregator.Query;
+
+namespace Survey6.Cli;
+
+/// <summary><c>survey6 query "SQL"</c>: DuckDB SQL over the lake, every dataset a view.</summary>
+public static class QueryCommand
+{
+    public static Command Create()
+    {
+        var sql = new Argument<string>("SQL") { Description = "A DuckDB query; the datasets (packets, captures, flows, addresses, prefixes, dns, icmpv6, icmpv6_routers, summary) are views" };
+        var format = new Option<string>("--format") { Description = "Output format", DefaultValueFactory = _ => "table" };
+        format.AcceptOnlyFromAmong("table", "csv", "jsonl");
+        var lake = AggregateCommands.LakeOption();
+        var dataDir = AggregateCommands.DataDirOption();
+        var command = new Command("query", "Run SQL over the Parquet lake") { sql, format, lake, dataDir };
+        command.SetAction(parse => Run(parse.GetValue(sql)!, parse.GetValue(format)!, parse.GetValue(lake), parse.GetValue(dataDir), Console.Out, Console.Error));
+        return command;
+    }
+
+    public static int Run(string sql, string format, string? lakeDir, string? dataDir, TextWriter output, TextWriter error)
+    {
+        string lakeRoot;
+        using (var host = AggregatorHosting.Build(dataDir, lakeDir, includeOpen: false, scheduled: false, LogLevel.Warning))
+            lakeRoot = host.Services.GetRequiredService<IOptions<AggregatorOptions>>().Value.ResolvedLakeDirectory;
+
+        try
+        {
+            using var connection = LakeQuery.Open(lakeRoot, out _);
+            using var command = connection.CreateCommand();
+            command.CommandText = sql;
+            using var reader = command.ExecuteReader();
+            switch (format)
+            {
+                case "csv":
+                    WriteCsv(reader, output);
+                    break;
+                case "jsonl":
+                    WriteJsonLines(reader, output);
+                    break;
+                default:
+                    WriteTable(reader, output);
+                    break;
+            }
+            return 0;
+        }
+        catch (DbException e)
+        {
+            error.WriteLine("survey6: query: " + e.Message);
+            return 1;
+        }
+    }
+
+    private static void WriteCsv(DbDataReader reader, TextWriter output)
+    {
+        output.WriteLine(string.Join(',', Enumerable.Range(0, reader.FieldCount).Select(i => Csv(reader.GetName(i)))));
+        while (reader.Read())
+            output.WriteLine(string.Join(',', Enumerable.Range(0, reader.FieldCount).Select(i => reader.IsDBNull(i) ? "" : Csv(Text(reader.GetValue(i))))));
+    }
+
+    private static string Csv(string value) =>
+        value.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : value;
+
+    private static void WriteJsonLines(DbDataReader reader, TextWriter output)
+    {
+        var buffer = new MemoryStream();
+        while (reader.Read())
+        {
+            buffer.SetLength(0);
+            using (var json = new Utf8JsonWriter(buffer))
+            {
+                json.WriteStartObject();
+                for (int i = 0; i < reader.FieldCount; i++)
+                {
+                    json.WritePropertyName(reader.GetName(i));
+                    WriteJson(json, reader.IsDBNull(i) ? null : reader.GetValue(i));
+                }
+                json.WriteEndObject();
+            }
+            output.WriteLine(Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
+        }
+    }
+
+    private static void WriteTable(DbDataReader reader, TextWriter output)
+    {
+        var names = Enumerable.Range(0, reader.FieldCount).Select(reader.GetName).ToArray();
+        var rows = new List<string[]>();
+        while (reader.Read())
+            rows.Add(Enumerable.Range(0, reader.FieldCount).Select(i => reader.IsDBNull(i) ? "NULL" : Text(reader.GetValue(i))).ToArray());
+        var widths = names.Select((n, i) => Math.Max(n.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
+        output.WriteLine(string.Join(" | ", names.Select((n, i) => n.PadRight(widths[i]))).TrimEnd());
+        output.WriteLine(string.Join("-+-", widths.Select(w => new string('-', w))));
+        foreach (var row in rows)
+            output.WriteLine(string.Join(" | ", row.Select((v, i) => v.PadRight(widths[i]))).TrimEnd());
+        output.WriteLine($"({rows.Count} row{(rows.Count == 1 ? "" : "s")})");
+    }
+
+    /// <summary>Scalars as invariant text; lists and maps as JSON.</summary>
+    private static string Text(object value) => value switch
+    {
+        string s => s,
+        DateTime t => t.ToString("yyyy-MM-dd HH:mm:ss.FFFFFFF", CultureInfo.InvariantCulture),
+        DateOnly d => d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture),
+        DateTimeOffset t => t.ToString("yyyy-MM-dd HH:mm:ss.FFFFFFFzzz", CultureInfo.InvariantCulture),
+        IFormattable f when value is not IEnumerable => f.ToString(null, CultureInfo.InvariantCulture),
+        byte[] b => "\\x" + Convert.ToHexString(b),
+        _ => JsonText(value),
+    };
+
+    private static string JsonText(object value)
+    {
+        var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+            WriteJson(json, value);
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private static void WriteJson(Utf8JsonWriter json, object? value)
+    {
+        switch (value)
+        {
+            case null or DBNull:
+                json.WriteNullValue();
+                break;
+            case string s:
+                json.WriteStringValue(s);
+                break;
+            case bool b:
+                json.WriteBooleanValue(b);
+                break;
+            case DateTime t:
+                json.WriteStringValue(t.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF", CultureInfo.InvariantCulture));
+                break;
+            case DateOnly d:
+                json.WriteStringValue(d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+                break;
+            case byte[] bytes:
+                json.WriteStringValue(Convert.ToHexString(bytes));
+                break;
+            case BigInteger or decimal or double or float or long or ulong or int or uint or short or ushort or byte or sbyte:
+                json.WriteRawValue(((IFormattable)value).ToString(null, CultureInfo.InvariantCulture));
+                break;
+            case IDictionary map:
+                json.WriteStartObject();
+                foreach (DictionaryEntry entry in map)
+                {
+                    json.WritePropertyName(Text(entry.Key));
+                    WriteJson(json, entry.Value);
+                }
+                json.WriteEndObject();
+                break;
+            case IEnumerable list:
+                json.WriteStartArray();
+                foreach (var item in list)
+                    WriteJson(json, item);
+                json.WriteEndArray();
+                break;
+            default:
+                json.WriteStringValue(Text(value));
+                break;
+        }
+    }
+}
