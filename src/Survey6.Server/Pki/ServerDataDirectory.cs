@@ -1,3 +1,4 @@
+using Survey6.Contracts;
 namespace Survey6.Server.Pki;
 
 /// <summary>Where the server keeps its state under the data directory.</summary>

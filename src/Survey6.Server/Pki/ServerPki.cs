@@ -1,3 +1,4 @@
+using Survey6.Contracts;
 using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;

@@ -1,3 +1,4 @@
+using Survey6.Contracts;
 using Microsoft.Data.Sqlite;
 using Survey6.Server.Pki;
 

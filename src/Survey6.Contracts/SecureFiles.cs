@@ -1,7 +1,9 @@
-namespace Survey6.Server.Pki;
+namespace Survey6.Contracts;
 
 /// <summary>Creates owner-only directories and writes files so that no reader ever sees a partial or world-readable key.</summary>
-internal static class SecureFiles
+// Shared by the probe (its key and identity) and the C&C (its CA and state), which meet only through this assembly.
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+public static class SecureFiles
 {
     public const UnixFileMode OwnerOnlyFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     public const UnixFileMode OwnerOnlyDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
