@@ -50,7 +50,9 @@ public sealed class ProbeUplinkEndToEndTests(ITestOutputHelper output)
             Assert.True(reported.LastHeartbeat!.RssBytes > 0);
             Assert.False(string.IsNullOrEmpty(reported.SoftwareVersion));
 
-            // Files rotate every 2 s; each one that leaves the spool must already be on the server.
+            // Files rotate every 2 s; each one that leaves the spool must already be on the server. Steady echoes keep
+            // files coming, so one uploaded between two looks at the spool does not leave the test with nothing to see.
+            using var echoes = lab.PingInBackground(lab.HostAddress);
             var spool = Path.Combine(state, "spool");
             var captures = Path.Combine(server.DataDirectory, "captures", probeId);
             var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -171,6 +173,15 @@ public sealed class ProbeUplinkEndToEndTests(ITestOutputHelper output)
         public void Ping(string target, int count) =>
             Assert.Contains($"{count} received", Run("ip", "netns", "exec", _namespace, "ping", "-6", "-n", "-q", "-c", count.ToString(CultureInfo.InvariantCulture), "-i", "0.05", "-W", "2", target), StringComparison.Ordinal);
 
+        /// <summary>Five echoes a second for at most 60 s; kill it (dispose) when done.</summary>
+        public BackgroundProcess PingInBackground(string target)
+        {
+            var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in new[] { "netns", "exec", _namespace, "ping", "-6", "-n", "-q", "-i", "0.2", "-w", "60", target })
+                start.ArgumentList.Add(a);
+            return new BackgroundProcess(Process.Start(start)!);
+        }
+
         public void Dispose()
         {
             // Deleting the host end removes its peer; the namespace goes last.
@@ -192,6 +203,17 @@ public sealed class ProbeUplinkEndToEndTests(ITestOutputHelper output)
             if (check && process.ExitCode != 0)
                 throw new InvalidOperationException($"{tool} {string.Join(' ', arguments)} exited {process.ExitCode}: {stderr}");
             return stdout.Result;
+        }
+    }
+
+    private sealed class BackgroundProcess(Process process) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (!process.HasExited)
+                process.Kill();
+            process.WaitForExit();
+            process.Dispose();
         }
     }
 
