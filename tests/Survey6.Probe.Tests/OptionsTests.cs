@@ -17,6 +17,9 @@ public sealed class OptionsTests
     [InlineData("Probe:Spool:RotateAge", "00:00:00.5", "RotateAge")]
     [InlineData("Probe:Location", "north pole", "Probe:Location")]
     [InlineData("Probe:Labels:bad key", "x", "Probe:Labels")]
+    [InlineData("Probe:Upload:QuietPeriod", "-00:00:01", "Probe:Upload:QuietPeriod")]
+    [InlineData("Probe:Upload:SampleInterval", "00:00:00.001", "Probe:Upload:SampleInterval")]
+    [InlineData("Probe:Upload:MaxBytesPerSecond", "-1", "Probe:Upload:MaxBytesPerSecond")]
     public async Task InvalidSettingsFailTheStart(string key, string value, string message)
     {
         using var state = new TempDirectory();

@@ -85,6 +85,8 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
         _lock = _paths.AcquireLock();
         if (!_identity.Joined)
             ProbeLog.NotJoined(_logger, _paths.Root, _identity.ProbeId);
+        if (_uploader is null && _controlLink is null)
+            ProbeLog.CaptureOnly(_logger, _paths.Root);
         var flag = _paths.ReadSuspended();
         _suspended = flag is not null;
         _suspendReason = flag?.Reason;

@@ -6,7 +6,10 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Survey6.Probe.Capture;
+using Survey6.Probe.Join;
 using Survey6.Probe.Spool;
+using Survey6.Probe.Upload;
+using Survey6.Probe.Uplink;
 
 namespace Survey6.Probe.Daemon;
 
@@ -37,6 +40,7 @@ public static class ProbeDaemonHosting
         // Type=notify: READY=1 once started, STOPPING=1 on the way down, journal-friendly log lines.
         builder.Services.AddSystemd();
         builder.Services.AddSurvey6Probe();
+        builder.Services.AddSurvey6Uplink(builder.Configuration[ProbeOptions.SectionName + ":" + nameof(ProbeOptions.StateDirectory)] ?? JoinSettings.DefaultStateDirectory);
         return builder;
     }
 
@@ -82,6 +86,26 @@ public static class ProbeDaemonHosting
         services.AddSingleton<IProbeAgent>(sp => sp.GetRequiredService<ProbeDaemon>());
         services.AddHostedService(sp => sp.GetRequiredService<ProbeDaemon>());
         services.AddHostedService<ProbeDaemonSocket>();
+        return services;
+    }
+
+    /// <summary>
+    /// Upload options, the shared rate cap and interface counters; the uploader and the control link only when
+    /// <paramref name="stateDirectory"/> holds a joined identity (without one the daemon captures only).
+    /// </summary>
+    public static IServiceCollection AddSurvey6Uplink(this IServiceCollection services, string stateDirectory)
+    {
+        services.AddOptions<UploadOptions>().BindConfiguration(UploadOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<UploadOptions>, UploadOptionsValidator>();
+        services.AddSingleton(sp => new TokenBucketRateLimiter(sp.GetRequiredService<IOptions<UploadOptions>>().Value.MaxBytesPerSecond, 0, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp => new InterfaceTraffic(sp.GetRequiredService<IOptions<CaptureOptions>>().Value.Interfaces, sp.GetRequiredService<TimeProvider>()));
+        var state = new ProbeStateDirectory(stateDirectory);
+        if (state.IsJoined && File.Exists(state.CertificatePath) && File.Exists(state.KeyPath))
+        {
+            services.AddSingleton<IUploader, SpoolUploader>();
+            services.AddSingleton<IControlLink, ControlLink>();
+        }
+
         return services;
     }
 

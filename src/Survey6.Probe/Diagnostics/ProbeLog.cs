@@ -69,6 +69,9 @@ internal static partial class ProbeLog
     [LoggerMessage(EventId = 303, Level = LogLevel.Warning, Message = "{StateDirectory} holds no joined probe; files are labelled with probe id '{ProbeId}'")]
     public static partial void NotJoined(ILogger logger, string stateDirectory, string probeId);
 
+    [LoggerMessage(EventId = 307, Level = LogLevel.Warning, Message = "{StateDirectory} holds no joined identity (probe.json and certificate): capture only, no uploads and no control stream")]
+    public static partial void CaptureOnly(ILogger logger, string stateDirectory);
+
     [LoggerMessage(EventId = 304, Level = LogLevel.Information, Message = "Control socket listening at {Path}")]
     public static partial void SocketListening(ILogger logger, string path);
 

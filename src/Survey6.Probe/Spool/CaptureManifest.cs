@@ -274,6 +274,14 @@ public sealed record CaptureManifest
             ParseTime(root, "last_frame"));
     }
 
+    /// <summary>The capture window of a manifest on disk (nanoseconds since the epoch), falling back to its first and last frame.</summary>
+    internal static (long? Start, long? End) ReadWindow(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        var root = document.RootElement;
+        return (ParseTime(root, "window_start") ?? ParseTime(root, "first_frame"), ParseTime(root, "window_end") ?? ParseTime(root, "last_frame"));
+    }
+
     /// <summary>The value of a <c>survey6.KEY=VALUE</c> comment on a statistics block.</summary>
     public static string? CommentValue(InterfaceStatistics statistics, string key)
     {

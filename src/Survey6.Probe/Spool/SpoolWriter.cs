@@ -49,7 +49,9 @@ public sealed class SpoolWriter
     private readonly ProbeIdentity _identity;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
-    private readonly long _rotateAgeTicks;
+    // Changed by a new policy while the writer runs (SetRotation).
+    private long _rotateAgeTicks;
+    private long _rotateSizeBytes;
     private readonly long _guardTicks;
 
     private CaptureRun? _run;
@@ -76,7 +78,29 @@ public sealed class SpoolWriter
         _time = time;
         _logger = logger;
         _rotateAgeTicks = (long)(_options.RotateAge.TotalSeconds * time.TimestampFrequency);
+        _rotateSizeBytes = _options.RotateSizeBytes;
         _guardTicks = (long)(_options.GuardInterval.TotalSeconds * time.TimestampFrequency);
+    }
+
+    public long RotateSizeBytes => Volatile.Read(ref _rotateSizeBytes);
+
+    public TimeSpan RotateAge => TimeSpan.FromSeconds((double)Volatile.Read(ref _rotateAgeTicks) / _time.TimestampFrequency);
+
+    /// <summary>
+    /// Changes when files are closed (a policy update); the open file is judged by the new limits.
+    /// Refused when the spool could not hold two files of the new size, as the options validator requires.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">A limit outside what <see cref="SpoolOptionsValidator"/> accepts.</exception>
+    public void SetRotation(long sizeBytes, TimeSpan age)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(sizeBytes, 16L << 10);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(sizeBytes, 4L << 30);
+        ArgumentOutOfRangeException.ThrowIfLessThan(age, TimeSpan.FromSeconds(1));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(age, TimeSpan.FromDays(1));
+        if (_options.MaxSpoolBytes < 2 * sizeBytes + 2 * SpoolOptions.CloseReserveBytes)
+            throw new ArgumentOutOfRangeException(nameof(sizeBytes), sizeBytes, $"Probe:Spool:MaxSpoolBytes ({_options.MaxSpoolBytes}) cannot hold two files of this size");
+        Volatile.Write(ref _rotateSizeBytes, sizeBytes);
+        Volatile.Write(ref _rotateAgeTicks, (long)(age.TotalSeconds * _time.TimestampFrequency));
     }
 
     public DiskGuardState GuardState => _guardState;
@@ -200,9 +224,9 @@ public sealed class SpoolWriter
             var block = EpbOverhead + PcapngFormat.Pad(item.Length);
             if (_file is { Frames: > 0 } open)
             {
-                if (open.Writer.BytesWritten + block > _options.RotateSizeBytes)
+                if (open.Writer.BytesWritten + block > Volatile.Read(ref _rotateSizeBytes))
                     Close(CloseReason.Size);
-                else if (_time.GetTimestamp() - open.OpenedTimestamp >= _rotateAgeTicks)
+                else if (_time.GetTimestamp() - open.OpenedTimestamp >= Volatile.Read(ref _rotateAgeTicks))
                     Close(CloseReason.Age);
             }
 
@@ -384,7 +408,7 @@ public sealed class SpoolWriter
     {
         var now = _time.GetTimestamp();
         _nextTick = now + _guardTicks;
-        if (_file is { } open && now - open.OpenedTimestamp >= _rotateAgeTicks)
+        if (_file is { } open && now - open.OpenedTimestamp >= Volatile.Read(ref _rotateAgeTicks))
             Close(CloseReason.Age);
         FlushIfDirty();
         MeasureFreeSpace();
@@ -475,7 +499,7 @@ public sealed class SpoolWriter
 
     private bool RoomForAWholeFile()
     {
-        var needed = _options.RotateSizeBytes + SpoolOptions.CloseReserveBytes;
+        var needed = Volatile.Read(ref _rotateSizeBytes) + SpoolOptions.CloseReserveBytes;
         return _spool.ClosedBytes + needed <= _options.MaxSpoolBytes
             && _freeAtMeasure - needed >= _options.MinFreeDiskBytes;
     }
