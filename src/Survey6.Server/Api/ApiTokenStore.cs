@@ -65,28 +65,10 @@ public sealed class ApiTokenStore(StateDatabase database, TimeProvider time)
         return new CreatedApiToken(token, info);
     }
 
-    public IReadOnlyList<ApiTokenInfo> List()
-    {
-        using var connection = database.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT {Columns} FROM api_tokens ORDER BY created_at, id";
-        using var reader = command.ExecuteReader();
-        var tokens = new List<ApiTokenInfo>();
-        while (reader.Read())
-            tokens.Add(Read(reader));
-        return tokens;
-    }
+    public IReadOnlyList<ApiTokenInfo> List() => database.List($"SELECT {Columns} FROM api_tokens ORDER BY created_at, id", Read);
 
     /// <summary>Revokes a token; false if there is no such token. Revoking twice keeps the first time.</summary>
-    public bool Revoke(string id)
-    {
-        using var connection = database.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $now) WHERE id = $id";
-        command.Parameters.AddWithValue("$now", DbTime.ToText(time.GetUtcNow()));
-        command.Parameters.AddWithValue("$id", id);
-        return command.ExecuteNonQuery() == 1;
-    }
+    public bool Revoke(string id) => database.RevokeById("api_tokens", id, time.GetUtcNow());
 
     /// <summary>
     /// Checks a presented token. A wrong secret reads as unknown: only holders of the secret learn

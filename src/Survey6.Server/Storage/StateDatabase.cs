@@ -50,4 +50,28 @@ public sealed class StateDatabase
         connection.Open();
         return connection;
     }
+
+    /// <summary>Runs a query and maps every row; for the small listings operators ask for (tokens, API tokens).</summary>
+    public IReadOnlyList<T> List<T>(string sql, Func<SqliteDataReader, T> read)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        using var reader = command.ExecuteReader();
+        var rows = new List<T>();
+        while (reader.Read())
+            rows.Add(read(reader));
+        return rows;
+    }
+
+    /// <summary>Sets <c>revoked_at</c> on one row of a table keyed by <c>id</c>; revoking twice keeps the first time. False if there is no such row.</summary>
+    public bool RevokeById(string table, string id, DateTimeOffset now)
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"UPDATE {table} SET revoked_at = COALESCE(revoked_at, $now) WHERE id = $id";
+        command.Parameters.AddWithValue("$now", DbTime.ToText(now));
+        command.Parameters.AddWithValue("$id", id);
+        return command.ExecuteNonQuery() == 1;
+    }
 }

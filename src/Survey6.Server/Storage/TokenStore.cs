@@ -59,28 +59,10 @@ public sealed class TokenStore(StateDatabase database, TimeProvider time)
         return new CreatedJoinToken(token, info);
     }
 
-    public IReadOnlyList<JoinTokenInfo> List()
-    {
-        using var connection = database.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT {Columns} FROM tokens ORDER BY created_at, id";
-        using var reader = command.ExecuteReader();
-        var tokens = new List<JoinTokenInfo>();
-        while (reader.Read())
-            tokens.Add(Read(reader));
-        return tokens;
-    }
+    public IReadOnlyList<JoinTokenInfo> List() => database.List($"SELECT {Columns} FROM tokens ORDER BY created_at, id", Read);
 
     /// <summary>Revokes a token; false if there is no such token. Revoking twice keeps the first time.</summary>
-    public bool Revoke(string id)
-    {
-        using var connection = database.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "UPDATE tokens SET revoked_at = COALESCE(revoked_at, $now) WHERE id = $id";
-        command.Parameters.AddWithValue("$now", DbTime.ToText(time.GetUtcNow()));
-        command.Parameters.AddWithValue("$id", id);
-        return command.ExecuteNonQuery() == 1;
-    }
+    public bool Revoke(string id) => database.RevokeById("tokens", id, time.GetUtcNow());
 
     /// <summary>
     /// Checks a presented token and, if it is good, counts one use, inside the caller's transaction
