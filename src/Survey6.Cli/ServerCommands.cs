@@ -36,6 +36,7 @@ public static partial class ServerCommands
         server.Subcommands.Add(CreateApiToken(dataDir, config));
         server.Subcommands.Add(CreateUploads(dataDir, config));
         server.Subcommands.Add(CreateProbe(dataDir, config));
+        server.Subcommands.Add(CreateAdmin(dataDir, config));
         return server;
     }
 

@@ -7,6 +7,9 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Survey6.Server.Api;
 
+using Survey6.Server.Tests.Web;
+using Survey6.Server.Web;
+
 namespace Survey6.Server.Tests;
 
 public sealed class ApiAuthenticationTests : IAsyncLifetime
@@ -132,44 +135,23 @@ public sealed class ApiAuthenticationTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_cookie_scheme_registered_by_the_web_ui_also_authorizes_the_api()
+    public async Task The_web_ui_session_cookie_also_authorizes_the_api()
     {
-        await using var server = await ServerHarness.StartAsync(services: services =>
-            services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, FakeCookieHandler>(ApiAuthentication.CookieScheme, null));
-        using var client = server.Http();
+        await using var server = await ServerHarness.StartAsync();
+        server.Get<WebAdminStore>().SetPassword("correct horse battery");
+        using var client = WebLogin.Client(server);
 
         // Without the cookie: still a 401 with Problem Details, not the cookie scheme's redirect to a login page.
         ApiTestSupport.AssertProblem(HttpStatusCode.Unauthorized, await client.SendJsonAsync(HttpMethod.Get, "/api/v1/probes"));
 
-        client.DefaultRequestHeaders.Add("Cookie", FakeCookieHandler.Cookie);
+        await WebLogin.LoginAsync(client, "correct horse battery");
         await client.GetOkAsync("/api/v1/probes");
         var created = await client.SendJsonAsync(HttpMethod.Post, "/api/v1/tokens", "{}");
         Assert.Equal(HttpStatusCode.Created, created.Status);
-        Assert.Contains(server.Events.Recent(10), e => e.Kind == ApiEventKinds.JoinTokenCreated && e.Detail.EndsWith("by user alice", StringComparison.Ordinal));
+        Assert.Contains(server.Events.Recent(10), e => e.Kind == ApiEventKinds.JoinTokenCreated && e.Detail.EndsWith("by user admin", StringComparison.Ordinal));
 
         // A bearer token works beside it.
         using var bearer = server.Http(server.CreateApiToken());
         await bearer.GetOkAsync("/api/v1/probes");
-    }
-
-    /// <summary>Stands in for the web UI's cookie login: a fixed cookie is a logged-in user; a challenge redirects.</summary>
-    private sealed class FakeCookieHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder)
-        : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
-    {
-        public const string Cookie = "login=alice";
-
-        protected override Task<AuthenticateResult> HandleAuthenticateAsync()
-        {
-            if (Request.Cookies["login"] != "alice")
-                return Task.FromResult(AuthenticateResult.NoResult());
-            var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, "alice")], Scheme.Name);
-            return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), Scheme.Name)));
-        }
-
-        protected override Task HandleChallengeAsync(AuthenticationProperties properties)
-        {
-            Response.Redirect("/login");
-            return Task.CompletedTask;
-        }
     }
 }

@@ -15,6 +15,7 @@ using Survey6.Server.Pki;
 using Survey6.Server.Security;
 using Survey6.Server.Storage;
 using Survey6.Server.Uploads;
+using Survey6.Server.Web;
 
 namespace Survey6.Server.Hosting;
 
@@ -61,6 +62,7 @@ public static class ServerHostingExtensions
 
         services.AddGrpc(grpc => grpc.Interceptors.Add<ProbeAuthenticationInterceptor>());
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, KestrelEndpoints>();
+        services.AddSurvey6Web();
         services.AddSurvey6Api();
         services.AddSurvey6Metrics();
         return services;
@@ -82,6 +84,7 @@ public static class ServerHostingExtensions
         // Public: probes fetch it before joining and check it against their pin (docs/protocol.md).
         app.MapGet("/v1/ca.pem", () => Results.Text(pki.Authority.CertificatePem, "application/x-pem-file"));
         app.MapSurvey6Api();
+        app.MapSurvey6Web();
         app.MapSurvey6Metrics();
 
         app.Lifetime.ApplicationStarted.Register(() =>

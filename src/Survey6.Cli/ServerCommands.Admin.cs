@@ -1,0 +1,32 @@
+using System.CommandLine;
+using Survey6.Server.Pki;
+using Survey6.Server.Storage;
+using Survey6.Server.Web;
+
+namespace Survey6.Cli;
+
+public static partial class ServerCommands
+{
+    /// <summary><c>survey6 server admin set-password</c>: the web UI's admin password, read from standard input.</summary>
+    private static Command CreateAdmin(Option<string> dataDir, Option<string> config)
+    {
+        var group = new Command("admin", "The web UI's admin account");
+        var setPassword = new Command("set-password", $"Set the admin password; reads it from standard input (first line, at least {WebAdminStore.MinPasswordLength} characters)");
+        setPassword.SetAction(parse =>
+        {
+            var password = Console.In.ReadLine()?.TrimEnd('\r');
+            if (password is null || password.Length < WebAdminStore.MinPasswordLength)
+                return Fail(parse, "admin set-password", $"expected a password of at least {WebAdminStore.MinPasswordLength} characters on standard input");
+
+            // May run before the server ever started: it creates the data directory if needed.
+            var directory = new ServerDataDirectory(LoadOptions(parse, dataDir, config).DataDirectory);
+            directory.EnsureCreated();
+            var database = StateDatabase.OpenAndMigrate(directory.StateDatabase);
+            new WebAdminStore(new SettingsStore(database), TimeProvider.System).SetPassword(password);
+            parse.InvocationConfiguration.Output.WriteLine($"password set for user {WebAdminStore.UserName}; a running server uses it for the next login");
+            return 0;
+        });
+        group.Subcommands.Add(setPassword);
+        return group;
+    }
+}

@@ -1,0 +1,215 @@
+using System.Reflection;
+using System.Security.Claims;
+using System.Text.Json;
+using Microsoft.AspNetCore.Antiforgery;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Survey6.Server.Api;
+using Survey6.Server.Control;
+
+namespace Survey6.Server.Web;
+
+/// <summary>
+/// The operator web UI on the HTTP endpoint: login (cookie scheme <see cref="ApiAuthentication.CookieScheme"/>,
+/// so a logged-in browser may call /api/v1 too), the fleet page with live updates over server-sent
+/// events, and the probe page with Suspend and Resume. Every POST checks the antiforgery token.
+/// </summary>
+public static partial class WebHostingExtensions
+{
+    public const string Policy = "web";
+    public const string AdminRole = "admin";
+
+    private static readonly JsonSerializerOptions EventJson = new(JsonSerializerDefaults.Web);
+
+    public static IServiceCollection AddSurvey6Web(this IServiceCollection services)
+    {
+        services.AddSingleton<WebAdminStore>();
+        services.AddAntiforgery(o =>
+        {
+            o.Cookie.Name = "survey6.af";
+            o.Cookie.SameSite = SameSiteMode.Strict;
+            o.FormFieldName = "__af";
+        });
+        services.AddAuthentication().AddCookie(ApiAuthentication.CookieScheme, o =>
+        {
+            o.Cookie.Name = "survey6.session";
+            o.Cookie.HttpOnly = true;
+            o.Cookie.SameSite = SameSiteMode.Strict;
+            o.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
+            o.LoginPath = "/login";
+            o.LogoutPath = "/logout";
+            o.ExpireTimeSpan = TimeSpan.FromHours(8);
+            o.SlidingExpiration = true;
+        });
+        services.AddAuthorizationBuilder().AddPolicy(Policy, p => p.AddAuthenticationSchemes(ApiAuthentication.CookieScheme).RequireAuthenticatedUser());
+        return services;
+    }
+
+    public static WebApplication MapSurvey6Web(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var admin = app.Services.GetRequiredService<WebAdminStore>();
+        if (admin.EnsurePassword() is { } password)
+        {
+            var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Survey6.Server.Web");
+            WebLog.AdminPasswordCreated(logger, WebAdminStore.UserName, password);
+        }
+
+        var web = app.MapGroup("").WithMetadata(OperatorEndpointMetadata.Instance).AddEndpointFilter(async (context, next) =>
+        {
+            var headers = context.HttpContext.Response.Headers;
+            headers.ContentSecurityPolicy = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+            headers.XContentTypeOptions = "nosniff";
+            headers.XFrameOptions = "DENY";
+            headers["Referrer-Policy"] = "no-referrer";
+            headers.CacheControl = "no-store";
+            return await next(context).ConfigureAwait(false);
+        });
+
+        web.MapGet("/assets/{name}", (string name) => Asset(name));
+        web.MapGet("/login", (HttpContext context, IAntiforgery antiforgery, string? returnUrl) =>
+            Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), returnUrl, null)));
+        web.MapPost("/login", LoginAsync);
+        web.MapPost("/logout", async (HttpContext context, IAntiforgery antiforgery) =>
+        {
+            if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
+                return Refused();
+            await context.SignOutAsync(ApiAuthentication.CookieScheme).ConfigureAwait(false);
+            return Results.Redirect("/login", preserveMethod: false);
+        });
+
+        var pages = web.MapGroup("").RequireAuthorization(Policy);
+        pages.MapGet("/", (HttpContext context, IAntiforgery antiforgery, ProbeHealthQuery health) =>
+            Html(WebPages.Fleet(health.List(), antiforgery.GetAndStoreTokens(context))));
+        pages.MapGet("/events/fleet", FleetEventsAsync);
+        pages.MapGet("/probes/{id}", (string id, string? done, HttpContext context, IAntiforgery antiforgery, ProbeHealthQuery health, ProbeCommands commands) =>
+            health.Get(id) is { } probe
+                ? Html(WebPages.Probe(probe, commands.List(id, 20), antiforgery.GetAndStoreTokens(context), done))
+                : Html(WebPages.Message("Not found", $"No probe {id}."), StatusCodes.Status404NotFound));
+        pages.MapPost("/probes/{id}/suspend", (string id, HttpContext context, IAntiforgery antiforgery, ProbeCommands commands) =>
+            CommandAsync(context, antiforgery, id, "suspend", user => commands.Suspend(id, user)));
+        pages.MapPost("/probes/{id}/resume", (string id, HttpContext context, IAntiforgery antiforgery, ProbeCommands commands) =>
+            CommandAsync(context, antiforgery, id, "resume", user => commands.Resume(id, user)));
+        return app;
+    }
+
+    private static async Task<IResult> LoginAsync(HttpContext context, IAntiforgery antiforgery, WebAdminStore admin)
+    {
+        if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
+            return Refused();
+        var form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
+        string? user = form["username"], password = form["password"], returnUrl = form["returnUrl"];
+        switch (admin.Login(user, password))
+        {
+            case WebLoginResult.Ok:
+                var identity = new ClaimsIdentity(
+                    [new Claim(ClaimTypes.Name, user!), new Claim(ClaimTypes.Role, AdminRole)],
+                    ApiAuthentication.CookieScheme);
+                await context.SignInAsync(ApiAuthentication.CookieScheme, new ClaimsPrincipal(identity)).ConfigureAwait(false);
+                // Only local paths: never an open redirect.
+                var target = returnUrl is { Length: > 0 } r && r.StartsWith('/') && !r.StartsWith("//", StringComparison.Ordinal) && !r.StartsWith("/\\", StringComparison.Ordinal) ? r : "/";
+                return Results.Redirect(target, preserveMethod: false);
+            case WebLoginResult.LockedOut:
+                return Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), returnUrl, "Too many failed logins: this account is locked for a few minutes."), StatusCodes.Status429TooManyRequests);
+            default:
+                return Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), returnUrl, "Wrong user name or password."), StatusCodes.Status401Unauthorized);
+        }
+    }
+
+    private static async Task<IResult> CommandAsync(HttpContext context, IAntiforgery antiforgery, string id, string what, Func<string, ProbeCommandInfo> issue)
+    {
+        if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
+            return Refused();
+        try
+        {
+            var info = issue("web:" + (context.User.Identity?.Name ?? "?"));
+            return Results.Redirect($"/probes/{Uri.EscapeDataString(id)}?done={Uri.EscapeDataString($"{what} issued as {info.Id}")}", preserveMethod: false);
+        }
+        catch (ProbeCommandException e)
+        {
+            return Html(WebPages.Message("Refused", e.Message), StatusCodes.Status409Conflict);
+        }
+    }
+
+    private static async Task FleetEventsAsync(HttpContext context, IProbeStateNotifier notifier, ProbeHealthQuery health)
+    {
+        var cancellationToken = context.RequestAborted;
+        using var feed = notifier.Subscribe();
+        context.Response.ContentType = "text/event-stream";
+        context.Response.Headers.CacheControl = "no-store";
+        context.Response.Headers["X-Accel-Buffering"] = "no";
+        await context.Response.WriteAsync(": live\n\n", cancellationToken).ConfigureAwait(false);
+        await context.Response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            while (true)
+            {
+                using var keepAlive = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                keepAlive.CancelAfter(TimeSpan.FromSeconds(15));
+                bool ready;
+                try
+                {
+                    ready = await feed.Changes.WaitToReadAsync(keepAlive.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    await context.Response.WriteAsync(": keep-alive\n\n", cancellationToken).ConfigureAwait(false);
+                    await context.Response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
+                    continue;
+                }
+
+                if (!ready)
+                    return;
+                // Coalesce a burst: one message per probe, with the state read now.
+                var changed = new HashSet<string>(StringComparer.Ordinal);
+                while (feed.Changes.TryRead(out var change))
+                    changed.Add(change.ProbeId);
+                var all = health.List();
+                var counts = WebPages.Counts(all);
+                foreach (var id in changed)
+                {
+                    var probe = all.FirstOrDefault(p => p.ProbeId == id);
+                    var data = JsonSerializer.Serialize(new FleetEvent(id, probe is null ? "" : WebPages.Row(probe), counts), EventJson);
+                    await context.Response.WriteAsync($"event: probe\ndata: {data}\n\n", cancellationToken).ConfigureAwait(false);
+                }
+
+                await context.Response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The browser went away.
+        }
+    }
+
+    private static IResult Refused() =>
+        Html(WebPages.Message("Refused", "This form has expired or did not come from this site; reload the page and try again."), StatusCodes.Status400BadRequest);
+
+    private static IResult Html(string html, int status = StatusCodes.Status200OK) =>
+        Results.Content(html, "text/html; charset=utf-8", statusCode: status);
+
+    private static IResult Asset(string name)
+    {
+        var type = Path.GetExtension(name) switch
+        {
+            ".css" => "text/css; charset=utf-8",
+            ".js" => "text/javascript; charset=utf-8",
+            _ => null,
+        };
+        var stream = type is null ? null : Assembly.GetExecutingAssembly().GetManifestResourceStream("Survey6.Server.Web.Assets." + name);
+        return stream is null ? Results.NotFound() : Results.Stream(stream, type);
+    }
+
+    private sealed record FleetEvent(string Id, string Row, string Counts);
+
+    private static partial class WebLog
+    {
+        [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Web UI: no admin password was set; created one for user '{User}': {Password} (shown once; change it with `survey6 server admin set-password`)")]
+        public static partial void AdminPasswordCreated(ILogger logger, string user, string password);
+    }
+}

@@ -1,0 +1,42 @@
+using Survey6.Cli;
+using Survey6.Server.Storage;
+using Survey6.Server.Web;
+
+namespace Survey6.Server.Tests.Web;
+
+public sealed class WebAdminTests
+{
+    [Fact]
+    public async Task First_start_stores_only_a_hash_and_set_password_replaces_it()
+    {
+        var root = TempDirectory.Create();
+        await using (var server = await ServerHarness.StartAsync(root))
+        {
+            var stored = server.Get<SettingsStore>().Get(WebAdminStore.SettingKey);
+            Assert.NotNull(stored);
+            Assert.StartsWith("pbkdf2-sha512$", stored, StringComparison.Ordinal);
+            Assert.Null(server.Get<WebAdminStore>().EnsurePassword()); // already there: not replaced
+        }
+
+        var dataDir = Path.Combine(root, "server");
+        var output = new StringWriter();
+        var previousIn = Console.In;
+        Console.SetIn(new StringReader("a new password 123\n"));
+        int status;
+        try
+        {
+            status = await RootCommandFactory.Create().Parse(["server", "admin", "set-password", "--data-dir", dataDir])
+                .InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = output }, CancellationToken.None);
+        }
+        finally
+        {
+            Console.SetIn(previousIn);
+        }
+
+        Assert.True(status == 0, output.ToString());
+        var store = new WebAdminStore(new SettingsStore(StateDatabase.OpenAndMigrate(Path.Combine(dataDir, "state.db"))), TimeProvider.System);
+        Assert.Equal(WebLoginResult.Ok, store.Login("admin", "a new password 123"));
+        Assert.Equal(WebLoginResult.WrongCredentials, store.Login("admin", "nope"));
+        TempDirectory.Delete(root);
+    }
+}
