@@ -60,7 +60,7 @@ public static partial class WebHostingExtensions
             WebLog.AdminPasswordCreated(logger, WebAdminStore.UserName, password);
         }
 
-        var web = app.MapGroup("").WithMetadata(OperatorEndpointMetadata.Instance).AddEndpointFilter(async (context, next) =>
+        var web = app.MapGroup("").WithMetadata(OperatorEndpointMetadata.Instance).ExcludeFromDescription().AddEndpointFilter(async (context, next) =>
         {
             var headers = context.HttpContext.Response.Headers;
             headers.ContentSecurityPolicy = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";

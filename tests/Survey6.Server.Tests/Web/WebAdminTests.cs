@@ -39,4 +39,19 @@ public sealed class WebAdminTests
         Assert.Equal(WebLoginResult.WrongCredentials, store.Login("admin", "nope"));
         TempDirectory.Delete(root);
     }
+
+    [Fact]
+    public async Task Web_pages_are_not_served_on_the_probe_endpoint()
+    {
+        await using var server = await ServerHarness.StartAsync();
+        using var grpc = server.Tls();
+        foreach (var path in new[] { "/", "/login", "/assets/site.js", "/events/fleet" })
+            Assert.Equal(System.Net.HttpStatusCode.NotFound, (await grpc.GetAsync(new Uri(path, UriKind.Relative))).StatusCode);
+
+        using var http = server.Http();
+        var script = await http.GetAsync(new Uri("/assets/site.js", UriKind.Relative));
+        Assert.Equal(System.Net.HttpStatusCode.OK, script.StatusCode);
+        Assert.Equal("text/javascript", script.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync(new Uri("/assets/nothing.js", UriKind.Relative))).StatusCode);
+    }
 }
