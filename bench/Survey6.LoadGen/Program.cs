@@ -54,7 +54,8 @@ try
             await ProbeJoinClient.JoinAsync(new JoinSettings(url, token, pin, directory, labels, null) { Timeout = TimeSpan.FromMinutes(2) }, ct);
         }
 
-        identities[i] = ControlChannelOptions.FromStateDirectory(directory) with { HeartbeatInterval = options.Interval };
+        // The state directory names the server it joined; a rerun on a kept --work directory may listen elsewhere.
+        identities[i] = ControlChannelOptions.FromStateDirectory(directory) with { Server = url, HeartbeatInterval = options.Interval };
         var n = Interlocked.Increment(ref joined);
         if (n % 1000 == 0)
             Log($"joined {n}");
