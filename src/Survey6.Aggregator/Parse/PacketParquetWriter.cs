@@ -511,19 +511,8 @@ public sealed class PacketParquetWriter : IDisposable
         ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_anomalies, (uint)anomalies, out bool exists);
         if (!exists)
         {
-            var span = _strings.Reserve(32 * 32);
-            int n = 0;
-            uint bits = (uint)anomalies;
-            while (bits != 0)
-            {
-                uint bit = bits & (uint)-(int)bits;
-                bits &= bits - 1;
-                if (n > 0)
-                    span[n++] = ',';
-                var name = ProtocolNames.Anomaly((Anomaly)bit);
-                name.CopyTo(span[n..]);
-                n += name.Length;
-            }
+            var span = _strings.Reserve(ProtocolNames.MaxAnomaliesLength);
+            int n = ProtocolNames.WriteAnomalies(anomalies, span);
             slot = _strings.Commit(n);
         }
         return slot;

@@ -536,8 +536,7 @@ public static class PacketDissector
 
                     if (rest.Length < 2)
                     {
-                        r.Anomalies |= Anomaly.TruncatedExtensionHeader;
-                        SetFlowProtocol(ref r, flowOwner, nextHeader);
+                        StopTruncated(ref r, flowOwner, nextHeader);
                         return;
                     }
 
@@ -556,8 +555,7 @@ public static class PacketDissector
 
                     if (rest.Length < length)
                     {
-                        r.Anomalies |= Anomaly.TruncatedExtensionHeader;
-                        SetFlowProtocol(ref r, flowOwner, nextHeader);
+                        StopTruncated(ref r, flowOwner, nextHeader);
                         return;
                     }
 
@@ -571,8 +569,7 @@ public static class PacketDissector
                     Record(ref r, recordChain, nextHeader);
                     if (rest.Length < FragmentHeaderLength)
                     {
-                        r.Anomalies |= Anomaly.TruncatedExtensionHeader;
-                        SetFlowProtocol(ref r, flowOwner, nextHeader);
+                        StopTruncated(ref r, flowOwner, nextHeader);
                         return;
                     }
 
@@ -608,16 +605,14 @@ public static class PacketDissector
 
                     if (rest.Length < 2)
                     {
-                        r.Anomalies |= Anomaly.TruncatedExtensionHeader;
-                        SetFlowProtocol(ref r, flowOwner, nextHeader);
+                        StopTruncated(ref r, flowOwner, nextHeader);
                         return;
                     }
 
                     int length = (rest[1] + 2) * 4;
                     if (rest.Length < length)
                     {
-                        r.Anomalies |= Anomaly.TruncatedExtensionHeader;
-                        SetFlowProtocol(ref r, flowOwner, nextHeader);
+                        StopTruncated(ref r, flowOwner, nextHeader);
                         return;
                     }
 
@@ -656,6 +651,13 @@ public static class PacketDissector
         {
             r.Extensions[r.ExtensionCount++] = header;
         }
+    }
+
+    /// <summary>The capture ended inside an extension header: flag it, and the flow's protocol is the header we stopped at.</summary>
+    private static void StopTruncated(ref PacketRecord r, bool flowOwner, byte header)
+    {
+        r.Anomalies |= Anomaly.TruncatedExtensionHeader;
+        SetFlowProtocol(ref r, flowOwner, header);
     }
 
     private static void SetFlowProtocol(ref PacketRecord r, bool flowOwner, byte protocol)

@@ -134,4 +134,29 @@ public static class ProtocolNames
         Dissection.Anomaly.BadTcpHeaderLength => "bad-tcp-header-length",
         _ => "anomaly-" + ((uint)value).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
+
+    /// <summary>Longest text <see cref="WriteAnomalies"/> can write: every flag name, comma-separated.</summary>
+    public const int MaxAnomaliesLength = 32 * 32;
+
+    /// <summary>Writes the names of every set flag, lowest bit first, comma-separated; returns the length.</summary>
+    public static int WriteAnomalies(Dissection.Anomaly anomalies, Span<char> destination)
+    {
+        int n = 0;
+        uint bits = (uint)anomalies;
+        while (bits != 0)
+        {
+            uint bit = bits & (uint)-(int)bits;
+            bits &= bits - 1;
+            if (n > 0)
+            {
+                destination[n++] = ',';
+            }
+
+            var name = Anomaly((Dissection.Anomaly)bit);
+            name.CopyTo(destination[n..]);
+            n += name.Length;
+        }
+
+        return n;
+    }
 }

@@ -91,7 +91,7 @@ public static class RecordFields
         sink.Number("dns_qtype", d.QueryType, dns && d.HasQuestion);
         sink.Number("dns_rcode", d.Rcode, dns && d.HeaderComplete && d.IsResponse);
         sink.Text("dns_aaaa", scratch[..(dns ? WriteAaaa(d, scratch) : 0)], dns && d.AaaaCount > 0);
-        sink.Text("anomalies", scratch[..WriteAnomalies(r.Anomalies, scratch)], r.Anomalies != Anomaly.None);
+        sink.Text("anomalies", scratch[..ProtocolNames.WriteAnomalies(r.Anomalies, scratch)], r.Anomalies != Anomaly.None);
     }
 
     private static int WritePath(in PacketRecord r, Span<char> destination)
@@ -160,27 +160,6 @@ public static class RecordFields
             }
 
             n += d.GetAaaa(i).Format(destination[n..]);
-        }
-
-        return n;
-    }
-
-    private static int WriteAnomalies(Anomaly anomalies, Span<char> destination)
-    {
-        int n = 0;
-        uint bits = (uint)anomalies;
-        while (bits != 0)
-        {
-            uint bit = bits & (uint)-(int)bits;
-            bits &= bits - 1;
-            if (n > 0)
-            {
-                destination[n++] = ',';
-            }
-
-            var name = ProtocolNames.Anomaly((Anomaly)bit);
-            name.CopyTo(destination[n..]);
-            n += name.Length;
         }
 
         return n;
