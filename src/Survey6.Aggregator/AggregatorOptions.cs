@@ -56,11 +56,32 @@ public sealed class AggregatorOptions
     /// <summary>Cron expressions (Quartz syntax, with seconds) per stage.</summary>
     public AggregatorSchedules Schedules { get; set; } = new();
 
+    /// <summary>
+    /// How long a raw capture (and its manifest) is kept after it was parsed; null keeps captures for ever. A capture
+    /// is removed only when the ledger says parsed and its packets file exists.
+    /// </summary>
+    public TimeSpan? CaptureRetention { get; set; }
+
+    /// <summary>Age after which the cleanup stage removes hidden temp files and staging folders in the lake.</summary>
+    public TimeSpan TempFileMaxAge { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Prefix-preserving anonymisation of the addresses in every output (off by default).</summary>
+    public AnonymisationOptions Anonymisation { get; set; } = new();
+
     public string ResolvedLakeDirectory => Path.GetFullPath(LakeDirectory ?? Path.Combine(DataDirectory, "lake"));
 
     public string ResolvedLedgerPath => Path.GetFullPath(LedgerPath ?? Path.Combine(DataDirectory, "aggregator.db"));
 
     public string ResolvedSchedulerStorePath => Path.GetFullPath(SchedulerStorePath ?? Path.Combine(DataDirectory, "aggregator-scheduler.db"));
+}
+
+/// <summary>Crypto-PAn anonymisation of addresses (docs/datasets.md, "Anonymisation").</summary>
+public sealed class AnonymisationOptions
+{
+    public bool Enabled { get; set; }
+
+    /// <summary>File holding the 32-byte key; defaults to <c>DATA/anonymisation.key</c>, created (0600) on first use.</summary>
+    public string? KeyPath { get; set; }
 }
 
 /// <summary>When each stage runs under <c>survey6 aggregate run</c>.</summary>
@@ -97,6 +118,12 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
             failures.Add("PartitionGrace must not be negative.");
         if (options.LockWait < TimeSpan.Zero)
             failures.Add("LockWait must not be negative.");
+        if (options.CaptureRetention is { } retention && retention <= TimeSpan.Zero)
+            failures.Add("CaptureRetention must be positive (leave it unset to keep captures).");
+        if (options.TempFileMaxAge < TimeSpan.Zero)
+            failures.Add("TempFileMaxAge must not be negative.");
+        if (options.Anonymisation.KeyPath is { } keyPath && string.IsNullOrWhiteSpace(keyPath))
+            failures.Add("Anonymisation:KeyPath must not be blank.");
         if (options.DuckDbThreads is < 1 or > 256)
             failures.Add($"DuckDbThreads must be between 1 and 256 (is {options.DuckDbThreads}).");
         if (string.IsNullOrWhiteSpace(options.DuckDbMemoryLimit))

@@ -37,6 +37,15 @@ internal static partial class Log
     [LoggerMessage(EventId = 22, Level = LogLevel.Debug, Message = "Partition {Date} is still open")]
     public static partial void PartitionOpen(ILogger logger, string date);
 
+    [LoggerMessage(EventId = 23, Level = LogLevel.Error, Message = "Partition {Date} not aggregated: {Problem}")]
+    public static partial void PartitionKeyMismatch(ILogger logger, string date, string problem);
+
+    [LoggerMessage(EventId = 31, Level = LogLevel.Information, Message = "Retention removed raw capture {Sha256} of probe {ProbeId} ({Bytes} bytes); its packets file is {PacketsPath}")]
+    public static partial void CaptureRemoved(ILogger logger, string sha256, string probeId, long bytes, string packetsPath);
+
+    [LoggerMessage(EventId = 32, Level = LogLevel.Warning, Message = "Retention keeps raw capture {Sha256} of probe {ProbeId}: {Reason}")]
+    public static partial void CaptureKept(ILogger logger, string sha256, string probeId, string reason);
+
     [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Cleanup removed {Files} temp files and {Folders} staging folders; {Abandoned} runs marked abandoned")]
     public static partial void CleanupRemoved(ILogger logger, int files, int folders, int abandoned);
 }

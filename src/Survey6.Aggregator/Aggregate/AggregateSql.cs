@@ -47,8 +47,11 @@ internal static class AggregateSql
         ORDER BY probe_id, flow_src, flow_dst, flow_protocol, flow_src_port NULLS FIRST, flow_dst_port NULLS FIRST, encapsulation
         """;
 
-    /// <summary>Distinct flow-view addresses with what is derived from them; the prefixes dataset reads it too.</summary>
-    public static string AddressTable => """
+    /// <summary>
+    /// Distinct flow-view addresses with what is derived from them; the prefixes dataset reads it too. Anonymised
+    /// addresses embed nothing true (their interface identifiers are scrambled), so the embedded IPv4 and MAC are NULL.
+    /// </summary>
+    public static string AddressTable(bool anonymised) => $$"""
         CREATE OR REPLACE TEMP TABLE addr AS
         WITH seen AS (
             SELECT flow_src AS address, src_type AS type, src_iid AS iid_class, probe_id, t_ns, 1 AS as_src, 0 AS as_dst
@@ -66,7 +69,9 @@ internal static class AggregateSql
         )
         SELECT address,
             ipv6_prefix(address, 32) AS prefix32, ipv6_prefix(address, 48) AS prefix48, ipv6_prefix(address, 64) AS prefix64,
-            type, iid_class, ipv6_embedded_ipv4(address) AS embedded_ipv4, ipv6_mac(address) AS mac,
+            type, iid_class,
+            {{(anonymised ? "CAST(NULL AS VARCHAR)" : "ipv6_embedded_ipv4(address)")}} AS embedded_ipv4,
+            {{(anonymised ? "CAST(NULL AS VARCHAR)" : "ipv6_mac(address)")}} AS mac,
             first_seen_ns, last_seen_ns, packets_as_src, packets_as_dst, probes, len(probes) AS probe_count
         FROM agg
         """;

@@ -5,6 +5,7 @@ using System.Text.Json;
 using DuckDB.NET.Data;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Survey6.Aggregator.Anonymisation;
 using Survey6.Aggregator.Ledger;
 using Survey6.Aggregator.Storage;
 
@@ -28,6 +29,10 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
         var staging = Path.Combine(lake.Staging, "aggregate");
         if (Directory.Exists(staging))
             Directory.Delete(staging, recursive: true);
+        string? keyId;
+        using (var anonymiser = AnonymisationKey.FromOptions(_options))
+            keyId = anonymiser?.KeyId;
+        var mismatched = new List<string>();
 
         foreach (var date in lake.PacketDates())
         {
@@ -49,13 +54,22 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
                 Log.PartitionUnchanged(logger, dateText);
                 continue;
             }
-            var rows = Build(lake, date, run, ct);
+            if (KeyMismatch(lake, date, keyId) is { } problem)
+            {
+                // Mixing anonymised and raw (or differently keyed) addresses would give joins that mean nothing.
+                Log.PartitionKeyMismatch(logger, dateText, problem);
+                mismatched.Add(dateText + ": " + problem);
+                continue;
+            }
+            var rows = Build(lake, date, keyId, run, ct);
             foreach (var input in inputs)
                 run.Input(input);
             ledger.SetPartition(date, fingerprint, inputs.Count, JsonSerializer.Serialize(rows), run.RunId);
             long total = rows.Values.Sum();
             Log.PartitionBuilt(logger, dateText, inputs.Count, total);
         }
+        if (mismatched.Count > 0)
+            throw new InvalidOperationException("Not aggregated, packets files disagree with Aggregator:Anonymisation (to re-parse, remove the lake and the ledger): " + string.Join("; ", mismatched));
         return Task.CompletedTask;
     }
 
@@ -66,7 +80,36 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
         return time.GetUtcNow() >= end + _options.PartitionGrace;
     }
 
-    private SortedDictionary<string, long> Build(LakeLayout lake, DateOnly date, StageRun run, CancellationToken ct)
+    /// <summary>
+    /// Null when every packets file of the date was written with the configured anonymisation key (or all without one
+    /// when anonymisation is off); else what differs.
+    /// </summary>
+    private string? KeyMismatch(LakeLayout lake, DateOnly date, string? keyId)
+    {
+        var glob = AggregateSql.Quote(Path.Combine(lake.DatePartition(LakeLayout.Packets, date), "*", "*.parquet"));
+        using var connection = new DuckDBConnection("DataSource=:memory:");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"""
+            SELECT k, count(*) FROM (
+                SELECT f.file_name, m.k
+                FROM (SELECT DISTINCT file_name FROM parquet_file_metadata({glob})) f
+                LEFT JOIN (SELECT file_name, decode(value) AS k FROM parquet_kv_metadata({glob})
+                           WHERE decode(key) = {AggregateSql.Quote(AnonymisationMetadata.KeyIdKey)}) m USING (file_name))
+            GROUP BY k ORDER BY k NULLS FIRST
+            """;
+        using var reader = command.ExecuteReader();
+        var problems = new List<string>();
+        while (reader.Read())
+        {
+            var found = reader.IsDBNull(0) ? null : reader.GetString(0);
+            if (found != keyId)
+                problems.Add($"{reader.GetInt64(1)} files {(found is null ? "not anonymised" : "anonymised with key " + found)}");
+        }
+        return problems.Count == 0 ? null : string.Join(", ", problems) + (keyId is null ? " while anonymisation is off" : " while the key is " + keyId);
+    }
+
+    private SortedDictionary<string, long> Build(LakeLayout lake, DateOnly date, string? keyId, StageRun run, CancellationToken ct)
     {
         var staged = Path.Combine(lake.Staging, "aggregate", run.RunId, LakeLayout.DatePart(date));
         Directory.CreateDirectory(staged);
@@ -76,7 +119,8 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
             using (var connection = OpenDuckDb(lake, _options))
             {
                 Execute(connection, AggregateSql.Clean(Path.Combine(lake.DatePartition(LakeLayout.Packets, date), "*", "*.parquet")), ct);
-                Execute(connection, AggregateSql.AddressTable, ct);
+                Execute(connection, AggregateSql.AddressTable(keyId is not null), ct);
+                var keyValues = keyId is null ? "" : $", KV_METADATA {{{AggregateSql.Quote(AnonymisationMetadata.KeyIdKey)}: {AggregateSql.Quote(keyId)}}}";
                 var capturesGlob = Path.Combine(lake.DatePartition(LakeLayout.Captures, date), "*", "*.parquet");
                 foreach (var dataset in LakeLayout.AggregateDatasets)
                 {
@@ -95,7 +139,7 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
                     var folder = Path.Combine(staged, dataset);
                     Directory.CreateDirectory(folder);
                     var file = Path.Combine(folder, LakeLayout.PartitionFile);
-                    rows[dataset] = Execute(connection, $"COPY ({query}) TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd)", ct);
+                    rows[dataset] = Execute(connection, $"COPY ({query}) TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})", ct);
                 }
             }
 

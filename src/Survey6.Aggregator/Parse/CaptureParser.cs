@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Survey6.Aggregator.Anonymisation;
 using Survey6.Aggregator.Manifests;
 using Survey6.Aggregator.Sources;
 using Survey6.Aggregator.Storage;
@@ -27,7 +28,7 @@ public sealed record ParseResult(ParseStatus Status, long Frames, string? Packet
 /// temp names and renamed into place only when the whole capture was read, so a damaged capture or a crash
 /// leaves nothing visible, and parsing the same capture again produces the same bytes.
 /// </summary>
-public sealed class CaptureParser(LakeLayout lake, int rowGroupSize)
+public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPreservingAnonymiser? anonymiser = null)
 {
     public async Task<ParseResult> ParseAsync(PendingCapture capture, string runId, CancellationToken ct)
     {
@@ -76,7 +77,7 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize)
             try
             {
                 using (var stream = new FileStream(packetsTemp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.None))
-                using (var writer = PacketParquetWriter.Create(stream, metadata, rowGroupSize))
+                using (var writer = PacketParquetWriter.Create(stream, metadata, rowGroupSize, anonymiser))
                 {
                     while (pump.Fill(reader, writer))
                     {
@@ -131,6 +132,7 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize)
                 OsDropped = drops.OsDropped,
                 ProbeDropped = manifest.ProbeDropped,
                 DropSource = drops.Source,
+                AnonymisationKeyId = anonymiser?.KeyId,
             };
             var capturesPath = lake.PerCaptureFile(LakeLayout.Captures, capture.Date, probeId, capture.Sha256);
             Directory.CreateDirectory(Path.GetDirectoryName(capturesPath)!);

@@ -36,6 +36,9 @@ public sealed record CaptureRow
     public long? ProbeDropped { get; init; }
     public string? DropSource { get; init; }
 
+    /// <summary>Not a column: the key of the anonymised packets file beside it, recorded in the file's metadata.</summary>
+    public string? AnonymisationKeyId { get; init; }
+
     /// <summary>Writes the row as a one-row Parquet file.</summary>
     public async Task WriteAsync(Stream output, CancellationToken ct)
     {
@@ -53,7 +56,10 @@ public sealed record CaptureRow
         var schema = new ParquetSchema(columns.Select(c => (Field)c.Field));
         var options = new ParquetOptions { CompressionMethod = CompressionMethod.Zstd, CompressionLevel = System.IO.Compression.CompressionLevel.Fastest };
         await using var writer = await ParquetWriter.CreateAsync(schema, output, options, append: false, ct).ConfigureAwait(false);
-        writer.CustomMetadata = new Dictionary<string, string> { ["survey6.dataset"] = "captures" };
+        var keyValues = new Dictionary<string, string> { ["survey6.dataset"] = "captures" };
+        if (AnonymisationKeyId is not null)
+            keyValues[Anonymisation.AnonymisationMetadata.KeyIdKey] = AnonymisationKeyId;
+        writer.CustomMetadata = keyValues;
         using var group = writer.CreateRowGroup();
         foreach (var (field, write) in columns)
             await write(group, field).ConfigureAwait(false);

@@ -1,5 +1,6 @@
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
+using Survey6.Aggregator.Anonymisation;
 using Survey6.Aggregator.Parquet;
 using Survey6.Packets.Addresses;
 using Survey6.Packets.Dissection;
@@ -28,6 +29,7 @@ public sealed class PacketParquetWriter : IDisposable
     private static PacketParquetWriter? s_idle;
 
     private ParquetFileWriter? _writer;
+    private PrefixPreservingAnonymiser? _anonymiser;
     private bool _open;
     private int _rows;
     private int _allocated;
@@ -153,8 +155,12 @@ public sealed class PacketParquetWriter : IDisposable
     /// <summary>True when the buffered row group is full and must be flushed before the next <see cref="Add"/>.</summary>
     public bool IsFull => _rows == _capacity;
 
-    /// <summary>Starts a packets file on <paramref name="output"/>; the stream is left open.</summary>
-    public static PacketParquetWriter Create(Stream output, PacketFileMetadata metadata, int rowGroupSize)
+    /// <summary>
+    /// Starts a packets file on <paramref name="output"/>; the stream is left open. With an
+    /// <paramref name="anonymiser"/>, every address and prefix is written anonymised (once per distinct value and row
+    /// group, where its text is made) and the file's metadata names the key.
+    /// </summary>
+    public static PacketParquetWriter Create(Stream output, PacketFileMetadata metadata, int rowGroupSize, PrefixPreservingAnonymiser? anonymiser = null)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(metadata);
@@ -163,13 +169,17 @@ public sealed class PacketParquetWriter : IDisposable
         if (w is null || w._capacity != rowGroupSize)
             w = new PacketParquetWriter(rowGroupSize);
         w._open = true;
+        w._anonymiser = anonymiser;
         w.SetMetadata(metadata);
-        w._writer = new ParquetFileWriter(output, w._columns.Select(c => c.Spec).ToArray(), new Dictionary<string, string>
+        var keyValues = new Dictionary<string, string>
         {
             ["survey6.dataset"] = "packets",
             ["survey6.capture_sha256"] = metadata.Sha256,
             ["survey6.probe_id"] = metadata.ProbeId,
-        });
+        };
+        if (anonymiser is not null)
+            keyValues[AnonymisationMetadata.KeyIdKey] = anonymiser.KeyId;
+        w._writer = new ParquetFileWriter(output, w._columns.Select(c => c.Spec).ToArray(), keyValues);
         return w;
     }
 
@@ -336,6 +346,7 @@ public sealed class PacketParquetWriter : IDisposable
         if (!_open)
             return;
         _open = false;
+        _anonymiser = null;
         _writer?.Dispose();
         _writer = null;
         ResetRowGroup();
@@ -412,7 +423,8 @@ public sealed class PacketParquetWriter : IDisposable
         if (!exists)
         {
             var info = Ipv6AddressClassifier.Classify(address);
-            int text = _strings.Commit(address.Format(_strings.Reserve(46)));
+            var shown = _anonymiser is null ? address : _anonymiser.Anonymise(address);
+            int text = _strings.Commit(shown.Format(_strings.Reserve(46)));
             slot = new AddressTable.Codes(
                 text,
                 StaticCode(Ipv6AddressClassifier.TypeName(info.Type)),
@@ -445,6 +457,8 @@ public sealed class PacketParquetWriter : IDisposable
         ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_ipv4, address, out bool exists);
         if (!exists)
         {
+            if (_anonymiser is not null)
+                address = _anonymiser.AnonymiseIpv4(address);
             var span = _strings.Reserve(15);
             int n = 0;
             for (int shift = 24; shift >= 0; shift -= 8)
@@ -524,7 +538,7 @@ public sealed class PacketParquetWriter : IDisposable
         if (!exists)
         {
             var span = _strings.Reserve(46 + 4);
-            int n = prefix.Format(span);
+            int n = (_anonymiser is null ? prefix : _anonymiser.AnonymisePrefix(prefix, Math.Min((int)length, 128))).Format(span);
             span[n++] = '/';
             length.TryFormat(span[n..], out int written, provider: System.Globalization.CultureInfo.InvariantCulture);
             slot = _strings.Commit(n + written);

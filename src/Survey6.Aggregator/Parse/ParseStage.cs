@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Survey6.Aggregator.Anonymisation;
 using Survey6.Aggregator.Ledger;
 using Survey6.Aggregator.Sources;
 using Survey6.Aggregator.Storage;
@@ -17,13 +18,33 @@ public sealed class ParseStage(
     RunLedger ledger,
     IOptions<AggregatorOptions> options,
     TimeProvider time,
-    ILogger<ParseStage> logger)
+    ILogger<ParseStage> logger) : IDisposable
 {
     private readonly AggregatorOptions _options = options.Value;
+    private PrefixPreservingAnonymiser? _anonymiser;
+    private bool _anonymiserLoaded;
+
+    /// <summary>
+    /// The configured anonymiser, or null when anonymisation is off. Loaded once; a missing or bad key throws here,
+    /// before any capture is touched, so it fails the run rather than quarantining captures.
+    /// </summary>
+    public PrefixPreservingAnonymiser? Anonymiser
+    {
+        get
+        {
+            if (!_anonymiserLoaded)
+            {
+                _anonymiser = AnonymisationKey.FromOptions(_options);
+                _anonymiserLoaded = true;
+            }
+            return _anonymiser;
+        }
+    }
 
     public async Task RunAsync(StageRun run, CancellationToken ct)
     {
         var lake = new LakeLayout(_options.ResolvedLakeDirectory);
+        _ = Anonymiser;
         int taken = 0;
         await foreach (var capture in source.ListAsync(ct).ConfigureAwait(false))
         {
@@ -47,12 +68,13 @@ public sealed class ParseStage(
         ArgumentNullException.ThrowIfNull(lake);
         ArgumentNullException.ThrowIfNull(capture);
         ArgumentNullException.ThrowIfNull(run);
+        var anonymiser = Anonymiser;
         run.Input(capture.CapturePath);
         var watch = Stopwatch.StartNew();
         ParseResult result;
         try
         {
-            result = await new CaptureParser(lake, _options.RowGroupSize).ParseAsync(capture, run.RunId, ct).ConfigureAwait(false);
+            result = await new CaptureParser(lake, _options.RowGroupSize, anonymiser).ParseAsync(capture, run.RunId, ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -91,4 +113,6 @@ public sealed class ParseStage(
         var ticks = _options.RetryBackoff.Ticks * Math.Pow(2, Math.Max(0, attempt - 1));
         return ticks >= _options.MaxRetryBackoff.Ticks ? _options.MaxRetryBackoff : TimeSpan.FromTicks((long)ticks);
     }
+
+    public void Dispose() => _anonymiser?.Dispose();
 }

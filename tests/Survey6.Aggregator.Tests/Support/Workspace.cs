@@ -87,6 +87,13 @@ public sealed class Workspace : IDisposable
         return report;
     }
 
+    /// <summary>Changes a setting and rebuilds the services, as a restart with a new configuration would.</summary>
+    public void Reconfigure(string key, string? value)
+    {
+        _settings[key] = value;
+        Restart();
+    }
+
     /// <summary>Rebuilds the services, as a new process would (same folders, same settings).</summary>
     public void Restart()
     {
