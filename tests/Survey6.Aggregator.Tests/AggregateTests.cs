@@ -243,6 +243,10 @@ public class AggregateTests
         Directory.CreateDirectory(halfPartition);
         File.WriteAllBytes(Path.Combine(halfPartition, "data.parquet"), [1, 2, 3]);
         var crashedRun = w.Ledger.StartRun("parse");
+        // Crashed long enough ago for cleanup to take them (TempFileMaxAge).
+        var crashedAt = w.Time.Now.UtcDateTime - TimeSpan.FromHours(2);
+        File.SetLastWriteTimeUtc(halfFile, crashedAt);
+        File.SetLastWriteTimeUtc(Path.Combine(halfPartition, "data.parquet"), crashedAt);
 
         await w.RunAsync(AggregatorStage.Parse);
         await w.RunAsync(AggregatorStage.Aggregate);

@@ -7,10 +7,17 @@ using Survey6.Aggregator.Storage;
 namespace Survey6.Aggregator.Cleanup;
 
 /// <summary>
-/// Stage <c>cleanup</c>: removes what crashed runs left (hidden temp files, staging folders, runs still marked
-/// running) and retries failed captures whose back-off has run out; a capture failing its last allowed attempt is
-/// quarantined. It runs under the stage lock, so no other stage can be writing what it removes.
+/// Stage <c>cleanup</c>: removes what crashed runs left (hidden temp files and staging folders older than
+/// <c>TempFileMaxAge</c>, runs still marked running), retries failed captures whose back-off has run out (a capture
+/// failing its last allowed attempt is quarantined), and applies the retention of raw captures. It runs under the
+/// stage lock, so no other stage of this data folder can be writing what it removes; the age threshold also spares
+/// work in progress of a process that does not share the lock.
 /// </summary>
+/// <remarks>
+/// Small packets files are not compacted: each is named by its capture's SHA-256, which is what makes parsing
+/// idempotent, lets the ledger point at one capture's rows and lets retention check them. The aggregate outputs are
+/// already one file per dataset and date.
+/// </remarks>
 public sealed class CleanupStage(ParseStage parse, RunLedger ledger, IOptions<AggregatorOptions> options, TimeProvider time, ILogger<CleanupStage> logger)
 {
     /// <summary>How long runs that did nothing stay in the ledger.</summary>
@@ -22,20 +29,55 @@ public sealed class CleanupStage(ParseStage parse, RunLedger ledger, IOptions<Ag
     {
         ArgumentNullException.ThrowIfNull(run);
         var lake = new LakeLayout(_options.ResolvedLakeDirectory);
-        var (files, folders) = RemoveLeftovers(lake);
+        var now = time.GetUtcNow();
+        var (files, folders) = RemoveLeftovers(lake, now - _options.TempFileMaxAge);
         int abandoned = ledger.AbandonRunningRuns(run.RunId);
-        ledger.PruneIdleRuns(time.GetUtcNow() - IdleRunRetention);
+        ledger.PruneIdleRuns(now - IdleRunRetention);
         Log.CleanupRemoved(logger, files, folders, abandoned);
 
-        foreach (var capture in ledger.DueRetries(time.GetUtcNow()))
+        foreach (var capture in ledger.DueRetries(now))
         {
             ct.ThrowIfCancellationRequested();
             await parse.ProcessAsync(lake, capture.ToPending(), capture.Attempts + 1, run, ct).ConfigureAwait(false);
         }
+
+        if (_options.CaptureRetention is { } retention)
+            ApplyRetention(now - retention, ct);
     }
 
-    /// <summary>Deletes hidden <c>.*.tmp</c> files anywhere in the lake and everything under <c>LAKE/.staging</c>.</summary>
-    public static (int Files, int Folders) RemoveLeftovers(LakeLayout lake)
+    /// <summary>
+    /// Deletes raw captures (and their manifests) parsed at or before <paramref name="parsedBefore"/> whose packets
+    /// file is in the lake. A capture whose packets file is missing is kept: it is the only copy of its packets.
+    /// </summary>
+    public int ApplyRetention(DateTimeOffset parsedBefore, CancellationToken ct)
+    {
+        int removed = 0;
+        foreach (var capture in ledger.ParsedBefore(parsedBefore))
+        {
+            ct.ThrowIfCancellationRequested();
+            var raw = new FileInfo(capture.CapturePath);
+            if (!raw.Exists)
+                continue; // removed earlier
+            if (capture.OutputPath is not { } packets || !File.Exists(packets))
+            {
+                Log.CaptureKept(logger, capture.Sha256, capture.ProbeId, "its packets file is missing");
+                continue;
+            }
+            long bytes = raw.Length;
+            raw.Delete();
+            if (capture.ManifestPath is { } manifest)
+                File.Delete(manifest);
+            removed++;
+            Log.CaptureRemoved(logger, capture.Sha256, capture.ProbeId, bytes, packets);
+        }
+        return removed;
+    }
+
+    /// <summary>
+    /// Deletes hidden <c>.*.tmp</c> files anywhere in the lake and the entries of <c>LAKE/.staging</c>, when nothing in
+    /// them was written after <paramref name="olderThan"/>.
+    /// </summary>
+    public static (int Files, int Folders) RemoveLeftovers(LakeLayout lake, DateTimeOffset olderThan)
     {
         ArgumentNullException.ThrowIfNull(lake);
         int files = 0, folders = 0;
@@ -43,7 +85,8 @@ public sealed class CleanupStage(ParseStage parse, RunLedger ledger, IOptions<Ag
             return (0, 0);
         foreach (var file in Directory.EnumerateFiles(lake.Root, "*" + LakeLayout.TempSuffix, SearchOption.AllDirectories))
         {
-            if (LakeLayout.IsTempName(Path.GetFileName(file)) && !file.StartsWith(lake.Staging, StringComparison.Ordinal))
+            if (LakeLayout.IsTempName(Path.GetFileName(file)) && !file.StartsWith(lake.Staging, StringComparison.Ordinal)
+                && File.GetLastWriteTimeUtc(file) <= olderThan.UtcDateTime)
             {
                 File.Delete(file);
                 files++;
@@ -55,10 +98,12 @@ public sealed class CleanupStage(ParseStage parse, RunLedger ledger, IOptions<Ag
             {
                 if (Directory.Exists(entry))
                 {
+                    if (NewestWrite(new DirectoryInfo(entry)) > olderThan.UtcDateTime)
+                        continue;
                     Directory.Delete(entry, recursive: true);
                     folders++;
                 }
-                else
+                else if (File.GetLastWriteTimeUtc(entry) <= olderThan.UtcDateTime)
                 {
                     File.Delete(entry);
                     files++;
@@ -66,5 +111,16 @@ public sealed class CleanupStage(ParseStage parse, RunLedger ledger, IOptions<Ag
             }
         }
         return (files, folders);
+    }
+
+    private static DateTime NewestWrite(DirectoryInfo folder)
+    {
+        var newest = folder.LastWriteTimeUtc;
+        foreach (var entry in folder.EnumerateFileSystemInfos("*", SearchOption.AllDirectories))
+        {
+            if (entry.LastWriteTimeUtc > newest)
+                newest = entry.LastWriteTimeUtc;
+        }
+        return newest;
     }
 }

@@ -160,6 +160,13 @@ public sealed class RunLedger
         return status is null ? ReadCaptures(c, "ORDER BY capture_date, probe_id, sha256") : ReadCaptures(c, "WHERE status = $s ORDER BY capture_date, probe_id, sha256", ("$s", status));
     }
 
+    /// <summary>Parsed captures whose last parse was at or before <paramref name="cutoff"/>, oldest first (retention).</summary>
+    public IReadOnlyList<CaptureState> ParsedBefore(DateTimeOffset cutoff)
+    {
+        using var c = Open();
+        return ReadCaptures(c, "WHERE status = 'parsed' AND updated_at <= $cutoff ORDER BY updated_at, sha256", ("$cutoff", Format(cutoff)));
+    }
+
     /// <summary>Failed captures whose back-off has run out, oldest first.</summary>
     public IReadOnlyList<CaptureState> DueRetries(DateTimeOffset now)
     {
