@@ -7,7 +7,7 @@ using Survey6.Packets.Capture;
 using Survey6.Packets.Dissection;
 
 // Parse-stage throughput: read + dissect + columnar fill + Parquet (zstd) on one thread.
-// Usage: Survey6.Aggregator.Bench [frames=2000000] [rowGroupSize=1048576] [repeats=3] [synthetic|flows|corpus]
+// Usage: Survey6.Aggregator.Bench [frames=2000000] [rowGroupSize=1048576] [repeats=3] [synthetic|flows|corpus] [anonymise]
 int frames = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 2_000_000;
 int rowGroup = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1 << 20;
 int repeats = args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3;
@@ -41,6 +41,8 @@ var manifest = Path.Combine(work, "bench.manifest.json");
 File.WriteAllText(manifest, """{"probe_id": "bench", "window_start": "2024-05-01T10:00:00Z", "window_end": "2024-05-01T11:00:00Z", "probe_manifest": {"labels": {"site": "bench"}, "drops": {"if_dropped": 0, "os_dropped": 0}}}""");
 var pending = new PendingCapture(sha, "bench", new DateOnly(2024, 5, 1), capture, manifest);
 var lake = new LakeLayout(Path.Combine(work, "lake"));
+if (args.Length > 4 && args[4] == "anonymise")
+    return AnonymisationBench.Run(pending, lake, frames, rowGroup, repeats);
 
 for (int r = 0; r < repeats; r++)
 {
