@@ -124,6 +124,8 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
             failures.Add("TempFileMaxAge must not be negative.");
         if (options.Anonymisation.KeyPath is { } keyPath && string.IsNullOrWhiteSpace(keyPath))
             failures.Add("Anonymisation:KeyPath must not be blank.");
+        else if (options.Anonymisation is { Enabled: true, KeyPath: { } configured } && !File.Exists(configured))
+            failures.Add($"Anonymisation:KeyPath '{configured}' does not exist (only the default key file is created on first use).");
         if (options.DuckDbThreads is < 1 or > 256)
             failures.Add($"DuckDbThreads must be between 1 and 256 (is {options.DuckDbThreads}).");
         if (string.IsNullOrWhiteSpace(options.DuckDbMemoryLimit))

@@ -113,7 +113,7 @@ public class CleanupTests
     }
 
     [Fact]
-    public void Bad_retention_settings_fail_at_start()
+    public void Bad_retention_and_key_settings_fail_at_start()
     {
         var validator = new AggregatorOptionsValidator();
         var result = validator.Validate(null, new AggregatorOptions { CaptureRetention = TimeSpan.Zero, TempFileMaxAge = TimeSpan.FromHours(-1) });
@@ -121,5 +121,7 @@ public class CleanupTests
         Assert.Contains("CaptureRetention", result.FailureMessage, StringComparison.Ordinal);
         Assert.Contains("TempFileMaxAge", result.FailureMessage, StringComparison.Ordinal);
         Assert.True(validator.Validate(null, new AggregatorOptions { CaptureRetention = TimeSpan.FromDays(30) }).Succeeded);
+        var missingKey = validator.Validate(null, new AggregatorOptions { Anonymisation = { Enabled = true, KeyPath = "/nonexistent/survey6.key" } });
+        Assert.Contains("Anonymisation:KeyPath '/nonexistent/survey6.key' does not exist", missingKey.FailureMessage, StringComparison.Ordinal);
     }
 }
