@@ -209,6 +209,36 @@ public class AnonymisationTests
         }
     }
 
+    private static string Reverse6(Ipv6Address address, int nibbles)
+    {
+        var hex = Convert.ToHexStringLower(Enumerable.Range(0, 16).Select(i => address[i]).ToArray())[..nibbles];
+        return string.Join('.', hex.Reverse()) + ".ip6.arpa";
+    }
+
+    private static string RewriteName(PrefixPreservingAnonymiser a, string name)
+    {
+        var buffer = new char[name.Length + ReverseNames.MaxGrowth];
+        name.CopyTo(buffer);
+        return new string(buffer, 0, ReverseNames.Anonymise(a, buffer, name.Length));
+    }
+
+    [Fact]
+    public void Reverse_lookup_names_become_those_of_the_anonymised_address_or_prefix()
+    {
+        using var a = new PrefixPreservingAnonymiser(ReferenceKey);
+        var address = Ipv6Address.Parse("2001:db8:1::1");
+        Assert.Equal(Reverse6(a.Anonymise(address), 32), RewriteName(a, Reverse6(address, 32)));
+        Assert.Equal(Reverse6(a.Anonymise(address), 12), RewriteName(a, Reverse6(address, 12))); // the /48
+        Assert.Equal(Reverse6(a.Anonymise(address), 32), RewriteName(a, Reverse6(address, 32).ToUpperInvariant().Replace("IP6.ARPA", "ip6.arpa", StringComparison.Ordinal)));
+
+        Assert.Equal("132.180.242.135.in-addr.arpa", RewriteName(a, "132.68.11.128.in-addr.arpa")); // 128.11.68.132, the reference vector
+        Assert.Equal("180.242.135.in-addr.arpa", RewriteName(a, "68.11.128.in-addr.arpa")); // its /24
+        Assert.Equal(V4(a.AnonymiseIpv4(0)).Split('.').Reverse().Aggregate((x, y) => x + "." + y) + ".in-addr.arpa", RewriteName(a, "0.0.0.0.in-addr.arpa")); // longer than before
+
+        foreach (var other in new[] { "example.org", "ip6.arpa", "in-addr.arpa", "g.1.ip6.arpa", "10.1.ip6.arpa", "1..ip6.arpa", "256.1.in-addr.arpa", "01.1.in-addr.arpa", "1.2.3.4.5.in-addr.arpa", "_dns-sd._udp.0.1.168.192.in-addr.arpa" })
+            Assert.Equal(other, RewriteName(a, other));
+    }
+
     private static readonly string[] RawAddresses =
     [
         "2001:db8:1::1", "2001:db8:2::211:22ff:fe33:4455", "2002:c000:201::1", "2001:db8:53::53", "fe80::1", "ff02::1",
@@ -218,14 +248,23 @@ public class AnonymisationTests
     [Fact]
     public async Task With_anonymisation_on_every_output_carries_anonymised_addresses_and_the_key_id()
     {
-        using var w = await AggregateTests.BuildAsync(new Dictionary<string, string?> { ["Aggregator:Anonymisation:Enabled"] = "true" });
+        using var w = new Workspace(new Dictionary<string, string?> { ["Aggregator:Anonymisation:Enabled"] = "true" });
+        w.Store(AggregateTests.First());
+        w.Store(AggregateTests.Second());
+        w.Store(AggregateTests.Third(), probe: "probe-b");
+        var ptrName = Reverse6(Ipv6Address.Parse("2001:db8:1::1"), 32);
+        w.Store(new CaptureFile().Add(CaptureFile.At(10, 30, 0), Packets.Tests.Dissection.FrameBuilder.Ethernet(0x86DD, Packets.Tests.Dissection.FrameBuilder.Ipv6(17,
+            Packets.Tests.Dissection.FrameBuilder.Udp(50002, 53, Packets.Tests.Dissection.FrameBuilder.DnsQuery(ptrName, 12)),
+            Ipv6Address.Parse("2001:db8:1::1"), Ipv6Address.Parse("2001:db8:53::53")))).ToArray(), probe: "probe-c");
+        await w.RunAsync(AggregatorStage.Parse);
+        await w.RunAsync(AggregatorStage.Aggregate);
         using var a = AnonymisationKey.FromOptions(w.Options)!;
         using var db = w.DuckDb();
         string Anon(string address) => a.Anonymise(Ipv6Address.Parse(address)).ToString();
 
         // Every output file names the key.
         var files = Directory.EnumerateFiles(w.LakeDirectory, "*.parquet", SearchOption.AllDirectories).ToList();
-        Assert.Equal(3 * 2 + LakeLayout.AggregateDatasets.Count, files.Count);
+        Assert.Equal(4 * 2 + LakeLayout.AggregateDatasets.Count, files.Count);
         foreach (var file in files)
         {
             var ids = Workspace.Rows(db, $"SELECT decode(value) FROM parquet_kv_metadata({Workspace.Q(file)}) WHERE decode(key) = 'survey6.anonymisation_key_id'");
@@ -238,7 +277,7 @@ public class AnonymisationTests
             foreach (var row in Workspace.Rows(db, $"SELECT * FROM read_parquet({Workspace.Q(file)})"))
             {
                 var text = string.Join('|', row.Select(Flatten));
-                foreach (var raw in RawAddresses)
+                foreach (var raw in RawAddresses.Append(ptrName))
                     Assert.DoesNotContain(raw, text, StringComparison.Ordinal);
             }
         }
@@ -258,7 +297,9 @@ public class AnonymisationTests
         Assert.Equal(a.AnonymisePrefix(Ipv6Address.Parse("2001:db8:1::"), 64) + "/64", Assert.Single((System.Collections.IList)router[1]!));
         // The advertised /64 is the /64 of the anonymised address inside it.
         Assert.Equal(1L, Workspace.Scalar<long>(db, $"SELECT count(*) FROM read_parquet({glob(LakeLayout.Prefixes)}) WHERE prefix_len = 64 AND prefix = {Workspace.Q(a.AnonymisePrefix(Ipv6Address.Parse("2001:db8:1::"), 64) + "/64")}"));
-        Assert.Equal(2L, Workspace.Scalar<long>(db, $"SELECT clients FROM read_parquet({glob(LakeLayout.Dns)}) WHERE responses = 0 AND qname IS NOT NULL"));
+        Assert.Equal(2L, Workspace.Scalar<long>(db, $"SELECT clients FROM read_parquet({glob(LakeLayout.Dns)}) WHERE responses = 0 AND qname = 'example.org'"));
+        // The PTR query names the anonymised address, as the address columns do.
+        Assert.Equal(Reverse6(a.Anonymise(Ipv6Address.Parse("2001:db8:1::1")), 32), Workspace.Rows(db, $"SELECT qname FROM read_parquet({glob(LakeLayout.Dns)}) WHERE qtype = 12").Single()[0]);
         Assert.Equal(
             [V4(a.AnonymiseIpv4(0xC0000201)), V4(a.AnonymiseIpv4(0xC0000202))],
             Workspace.Rows(db, $"SELECT ipv4_src, ipv4_dst FROM read_parquet({packetsGlob}) WHERE ipv4_src IS NOT NULL").Single().Select(v => (string)v!).ToArray());

@@ -63,6 +63,17 @@ public sealed class PrefixPreservingAnonymiser : IDisposable
     /// <summary>An IPv4 address in host order (<c>a.b.c.d</c> is <c>a &lt;&lt; 24 | ...</c>).</summary>
     public uint AnonymiseIpv4(uint address) => (uint)(Anonymise((UInt128)address << 96, 32) >> 96);
 
+    /// <summary>The anonymised IPv4 prefix of <paramref name="length"/> bits (0 to 32), bits after it zero.</summary>
+    public uint AnonymiseIpv4Prefix(uint prefix, int length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, 32);
+        if (length == 0)
+            return 0;
+        uint mask = uint.MaxValue << (32 - length);
+        return (uint)(Anonymise((UInt128)(prefix & mask) << 96, length) >> 96) & mask;
+    }
+
     /// <summary>
     /// The anonymised prefix of <paramref name="length"/> bits: the same as the first bits of every anonymised address
     /// inside it, bits after the prefix zero.

@@ -551,8 +551,10 @@ public sealed class PacketParquetWriter : IDisposable
         // Keyed by a 128-bit hash of the bytes; the stored text is compared too, so a collision cannot mislabel a row.
         var key = XxHash128.HashToUInt128(utf8);
         ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_names, key, out bool exists);
-        var span = _strings.Reserve(utf8.Length);
+        var span = _strings.Reserve(utf8.Length + ReverseNames.MaxGrowth);
         int n = System.Text.Encoding.UTF8.GetChars(utf8, span);
+        if (_anonymiser is not null)
+            n = ReverseNames.Anonymise(_anonymiser, span, n);
         if (exists && _strings[slot].Span.SequenceEqual(span[..n]))
             return slot;
         int code = _strings.Commit(n);
