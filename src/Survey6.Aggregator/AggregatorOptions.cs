@@ -20,6 +20,19 @@ public sealed class AggregatorOptions
     /// <summary>SQLite job store of the scheduler; defaults to <c>DATA/aggregator-scheduler.db</c>.</summary>
     public string? SchedulerStorePath { get; set; }
 
+    /// <summary>
+    /// Where the parse stage takes captures from: <c>Queue</c> (the ingest queue, section <c>Ingest</c>) or
+    /// <c>Directory</c> (a scan of <c>DATA/captures</c>). <c>survey6 server run</c> and <c>survey6 aggregate run</c>
+    /// set the queue; <c>aggregate once</c> picks one (see its <c>--source</c>). The library default is the scan.
+    /// </summary>
+    public CaptureSourceKind Source { get; set; } = CaptureSourceKind.Directory;
+
+    /// <summary>
+    /// This worker's name (default: the host name): part of its consumer name on the queue and of its scheduler store,
+    /// <c>DATA/aggregator-scheduler-NAME.db</c>. Workers sharing a data folder on one host need distinct names.
+    /// </summary>
+    public string? WorkerName { get; set; }
+
     /// <summary>Rows per Parquet row group of a packets file.</summary>
     public int RowGroupSize { get; set; } = 1 << 20;
 
@@ -60,7 +73,18 @@ public sealed class AggregatorOptions
 
     public string ResolvedLedgerPath => Path.GetFullPath(LedgerPath ?? Path.Combine(DataDirectory, "aggregator.db"));
 
-    public string ResolvedSchedulerStorePath => Path.GetFullPath(SchedulerStorePath ?? Path.Combine(DataDirectory, "aggregator-scheduler.db"));
+    public string ResolvedSchedulerStorePath => Path.GetFullPath(SchedulerStorePath ?? Path.Combine(DataDirectory,
+        string.IsNullOrWhiteSpace(WorkerName) ? "aggregator-scheduler.db" : $"aggregator-scheduler-{WorkerName}.db"));
+}
+
+/// <summary>Where the parse stage takes captures from.</summary>
+public enum CaptureSourceKind
+{
+    /// <summary>The ingest queue the C&amp;C fills.</summary>
+    Queue,
+
+    /// <summary>A scan of <c>DATA/captures</c> for captures the ledger has not seen.</summary>
+    Directory,
 }
 
 /// <summary>When each stage runs under <c>survey6 aggregate run</c>.</summary>
@@ -85,6 +109,10 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
         var failures = new List<string>();
         if (string.IsNullOrWhiteSpace(options.DataDirectory))
             failures.Add("DataDirectory is required.");
+        if (!Enum.IsDefined(options.Source))
+            failures.Add($"Source must be Queue or Directory (is {options.Source}).");
+        if (options.WorkerName is { } worker && (worker.Length is 0 or > 64 || !worker.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')))
+            failures.Add($"WorkerName '{worker}' must be 1-64 of A-Z a-z 0-9 . _ - (it names a file).");
         if (options.RowGroupSize is < 1024 or > 16 << 20)
             failures.Add($"RowGroupSize must be between 1024 and {16 << 20} (is {options.RowGroupSize}).");
         if (options.ParseBatchSize < 1)

@@ -37,8 +37,15 @@ public static class AggregateCommands
         var dataDir = DataDirOption();
         var lake = LakeOption();
         var includeOpen = new Option<bool>("--include-open") { Description = "Aggregate dates that are not closed yet (today, or within the grace period)" };
-        var command = new Command("once", "Run stages once and exit (status 1 when a stage failed, 3 when another run held the lock)") { stage, dataDir, lake, includeOpen };
-        command.SetAction((parse, ct) => OnceAsync(parse.GetValue(stage)!, parse.GetValue(dataDir), parse.GetValue(lake), parse.GetValue(includeOpen), Console.Out, ct));
+        var source = new Option<string>("--source")
+        {
+            Description = "Where parse takes captures: queue (drain the ingest queue), directory (scan DATA/captures), " +
+                "auto (the queue when Ingest:Kind is redis or DATA/ingest.db exists, else the scan)",
+            DefaultValueFactory = _ => "auto",
+        };
+        source.AcceptOnlyFromAmong("auto", "queue", "directory");
+        var command = new Command("once", "Run stages once and exit (status 1 when a stage failed, 3 when another run held the lock)") { stage, dataDir, lake, includeOpen, source };
+        command.SetAction((parse, ct) => OnceAsync(parse.GetValue(stage)!, parse.GetValue(dataDir), parse.GetValue(lake), parse.GetValue(includeOpen), Console.Out, ct, parse.GetValue(source)!));
         return command;
     }
 
@@ -46,12 +53,24 @@ public static class AggregateCommands
     {
         var dataDir = DataDirOption();
         var lake = LakeOption();
-        var command = new Command("run", "Run the stages on their cron schedules (Aggregator:Schedules) until stopped") { dataDir, lake };
+        var source = new Option<string>("--source") { Description = "Where parse takes captures: queue (the ingest queue, section Ingest) or directory (scan DATA/captures)", DefaultValueFactory = _ => "queue" };
+        source.AcceptOnlyFromAmong("queue", "directory");
+        var worker = new Option<string?>("--worker-name") { Description = "This worker's name (default: host name); workers sharing a data folder on one host need distinct names" };
+        var command = new Command("run", "Run the stages on their cron schedules (Aggregator:Schedules) until stopped; parse takes captures from the ingest queue") { dataDir, lake, source, worker };
         command.SetAction(async (parse, ct) =>
         {
-            using var host = AggregatorHosting.Build(parse.GetValue(dataDir), parse.GetValue(lake), includeOpen: false, scheduled: true, LogLevel.Information);
-            await host.RunAsync(ct).ConfigureAwait(false);
-            return 0;
+            var kind = Enum.Parse<CaptureSourceKind>(parse.GetValue(source)!, ignoreCase: true);
+            try
+            {
+                using var host = AggregatorHosting.Build(parse.GetValue(dataDir), parse.GetValue(lake), includeOpen: false, scheduled: true, LogLevel.Information, kind, parse.GetValue(worker));
+                await host.RunAsync(ct).ConfigureAwait(false);
+                return 0;
+            }
+            catch (Exception e) when (e is OptionsValidationException or InvalidOperationException or IOException or StackExchange.Redis.RedisConnectionException)
+            {
+                Console.Error.WriteLine("survey6 aggregate run: " + e.Message);
+                return ExitFailed;
+            }
         });
         return command;
     }
@@ -66,9 +85,11 @@ public static class AggregateCommands
         return command;
     }
 
-    public static async Task<int> OnceAsync(string stage, string? dataDir, string? lakeDir, bool includeOpen, TextWriter output, CancellationToken ct)
+    public static async Task<int> OnceAsync(string stage, string? dataDir, string? lakeDir, bool includeOpen, TextWriter output, CancellationToken ct, string source = "auto")
     {
-        using var host = AggregatorHosting.Build(dataDir, lakeDir, includeOpen, scheduled: false, LogLevel.Information);
+        ArgumentNullException.ThrowIfNull(output);
+        var kind = source == "auto" ? AggregatorHosting.ResolveAuto(dataDir) : Enum.Parse<CaptureSourceKind>(source, ignoreCase: true);
+        using var host = AggregatorHosting.Build(dataDir, lakeDir, includeOpen, scheduled: false, LogLevel.Information, kind);
         var runner = host.Services.GetRequiredService<AggregatorRunner>();
         var wait = host.Services.GetRequiredService<IOptions<AggregatorOptions>>().Value.LockWait;
         IReadOnlyList<StageReport?> reports = stage == "all"
@@ -77,6 +98,11 @@ public static class AggregateCommands
         int status = 0;
         foreach (var report in reports)
         {
+            if (report is { RunId: AggregatorRunner.NoRun })
+            {
+                output.WriteLine($"{report.Stage.ToString().ToLowerInvariant()}: nothing queued");
+                continue;
+            }
             if (report is null)
             {
                 output.WriteLine("another aggregator run holds the lock; nothing done");
