@@ -26,7 +26,8 @@ public static class AggregatorServiceCollectionExtensions
         // Aggregator:Source picks the scan or the ingest queue; the queue itself (IIngestQueue) is registered by
         // AddSurvey6IngestQueue, by the C&C when the aggregator is embedded or by AddSurvey6AggregatorQueue otherwise.
         services.TryAddSingleton<DirectoryCaptureSource>();
-        services.TryAddSingleton<IngestQueueCaptureSource>();
+        // A factory, so that a host without a queue (the directory scan) still passes service validation.
+        services.TryAddSingleton(sp => ActivatorUtilities.CreateInstance<IngestQueueCaptureSource>(sp));
         services.TryAddSingleton<ICaptureSource>(sp => sp.GetRequiredService<IOptions<AggregatorOptions>>().Value.Source == CaptureSourceKind.Queue
             ? sp.GetRequiredService<IngestQueueCaptureSource>()
             : sp.GetRequiredService<DirectoryCaptureSource>());
