@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Survey6.Aggregator;
 using Survey6.Aggregator.Ledger;
+using Survey6.Ingest;
 
 namespace Survey6.Cli;
 
@@ -116,10 +117,30 @@ public static class AggregateCommands
         return status;
     }
 
+    private sealed record QueueSnapshot(IngestQueueStats? Stats, IReadOnlyList<DeadLetter> DeadLetters, string? Error);
+
+    /// <summary>The ingest queue's counts and oldest dead letters; an unreachable queue is reported, not fatal.</summary>
+    private static QueueSnapshot QueueState(IServiceProvider services)
+    {
+        try
+        {
+            var queue = services.GetRequiredService<IIngestQueue>();
+            var stats = queue.GetStatsAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult();
+            var dead = queue.GetDeadLettersAsync(20, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+            return new QueueSnapshot(stats, dead, null);
+        }
+        catch (Exception e) when (e is OptionsValidationException or StackExchange.Redis.RedisException or Microsoft.Data.Sqlite.SqliteException or IOException)
+        {
+            return new QueueSnapshot(null, [], e.Message);
+        }
+    }
+
     public static int Status(string? dataDir, bool json, int runCount, TextWriter output)
     {
-        using var host = AggregatorHosting.Build(dataDir, null, includeOpen: false, scheduled: false, LogLevel.Warning);
+        var source = AggregatorHosting.ResolveAuto(dataDir);
+        using var host = AggregatorHosting.Build(dataDir, null, includeOpen: false, scheduled: false, LogLevel.Warning, source);
         var ledger = host.Services.GetRequiredService<RunLedger>();
+        var queue = source == CaptureSourceKind.Queue ? QueueState(host.Services) : null;
         var counts = ledger.CaptureCounts();
         var quarantined = ledger.Captures(RunLedger.Quarantined);
         var failed = ledger.Captures(RunLedger.Failed);
@@ -130,6 +151,14 @@ public static class AggregateCommands
             var document = new
             {
                 ledger = ledger.Path,
+                queue = queue is null ? null : (object)(queue.Error is { } queueError ? new { error = queueError } : new
+                {
+                    pending = queue.Stats!.Pending,
+                    in_flight = queue.Stats.InFlight,
+                    dead_lettered = queue.Stats.DeadLettered,
+                    oldest_pending_age_seconds = queue.Stats.OldestPendingAge?.TotalSeconds,
+                    dead_letters = queue.DeadLetters.Select(d => new { sha256 = d.Item.Sha256, probe_id = d.Item.ProbeId, attempts = d.Attempts, reason = d.Reason, dead_lettered_at = d.DeadLetteredAt }),
+                }),
                 captures = counts,
                 quarantined = quarantined.Select(c => new { sha256 = c.Sha256, probe_id = c.ProbeId, date = c.Date, attempts = c.Attempts, reason = c.Reason }),
                 failed = failed.Select(c => new { sha256 = c.Sha256, probe_id = c.ProbeId, date = c.Date, attempts = c.Attempts, reason = c.Reason, next_attempt_at = c.NextAttemptAt }),
@@ -145,6 +174,15 @@ public static class AggregateCommands
         }
 
         output.WriteLine($"ledger: {ledger.Path}");
+        if (queue?.Error is { } error)
+            output.WriteLine("ingest queue: unavailable: " + error);
+        else if (queue?.Stats is { } stats)
+        {
+            output.WriteLine($"ingest queue: {stats.Pending} pending, {stats.InFlight} in flight, {stats.DeadLettered} dead-lettered" +
+                (stats.OldestPendingAge is { } age ? $", oldest pending {age.TotalSeconds:F0} s" : ""));
+            foreach (var d in queue.DeadLetters)
+                output.WriteLine($"  dead letter {d.Item.Sha256} probe {d.Item.ProbeId} after {d.Attempts} attempts: {d.Reason}");
+        }
         output.WriteLine("captures: " + string.Join(", ", counts.Select(kv => $"{kv.Value} {kv.Key}")));
         foreach (var c in quarantined)
             output.WriteLine($"  quarantined {c.Sha256} probe {c.ProbeId} {c.Date:yyyy-MM-dd}: {c.Reason}");

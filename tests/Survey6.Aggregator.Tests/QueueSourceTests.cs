@@ -3,6 +3,7 @@ using Survey6.Aggregator.Ledger;
 using Survey6.Aggregator.Sources;
 using Survey6.Aggregator.Tests.Support;
 using Survey6.Ingest;
+using Survey6.Packets.Tests.Dissection;
 
 namespace Survey6.Aggregator.Tests;
 
@@ -84,6 +85,48 @@ public sealed class QueueSourceTests
         await w.RunAsync(AggregatorStage.Cleanup);
         var parsed = w.Ledger.GetCapture(sha);
         Assert.Equal((RunLedger.Parsed, 2), (parsed?.Status, parsed?.Attempts));
+    }
+
+    [Fact]
+    public async Task Once_drains_the_queue_when_the_data_folder_has_one_and_status_shows_it()
+    {
+        using var w = new Workspace(new Dictionary<string, string?> { ["Ingest:MaxAttempts"] = "1" },
+            (services, configuration) => services.AddSurvey6AggregatorQueue(configuration));
+        var queued = w.Store(AggregateTests.First());
+        var scanOnly = w.Store(AggregateTests.Second());
+        await EnqueueAsync(w, queued);
+        var another = w.Store(new CaptureFile()
+            .Add(CaptureFile.At(10, 0, 0), FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(17, FrameBuilder.Udp(1000, 53, new byte[8]))))
+            .ToArray());
+        await EnqueueAsync(w, another);
+        // The first delivery of the first item fails with MaxAttempts = 1: the queue dead-letters it; it is queued again.
+        var queue = w.Services.GetRequiredService<IIngestQueue>();
+        var lease = await queue.TryDequeueAsync("elsewhere", CancellationToken.None);
+        Assert.Equal(queued, lease?.Item.Sha256);
+        Assert.True(await queue.NackAsync(lease!, "boom", null, CancellationToken.None));
+        await EnqueueAsync(w, queued);
+
+        var output = new StringWriter();
+        Assert.Equal(0, await Cli.AggregateCommands.OnceAsync("parse", w.DataDirectory, null, includeOpen: false, output, CancellationToken.None));
+        Assert.StartsWith("parse: succeeded", output.ToString(), StringComparison.Ordinal);
+        Assert.Contains(": 2 inputs", output.ToString(), StringComparison.Ordinal);
+        Assert.Equal(RunLedger.Parsed, w.Ledger.GetCapture(queued)?.Status);
+        Assert.Equal(RunLedger.Parsed, w.Ledger.GetCapture(another)?.Status);
+        Assert.Null(w.Ledger.GetCapture(scanOnly)); // auto chose the queue, not the scan
+
+        output = new StringWriter();
+        Assert.Equal(0, await Cli.AggregateCommands.OnceAsync("parse", w.DataDirectory, null, includeOpen: false, output, CancellationToken.None));
+        Assert.Equal("parse: nothing queued", output.ToString().Trim());
+
+        output = new StringWriter();
+        Assert.Equal(0, Cli.AggregateCommands.Status(w.DataDirectory, json: true, 5, output));
+        using var status = System.Text.Json.JsonDocument.Parse(output.ToString());
+        var q = status.RootElement.GetProperty("queue");
+        Assert.Equal(0, q.GetProperty("pending").GetInt64());
+        Assert.Equal(1, q.GetProperty("dead_lettered").GetInt64());
+        var dead = Assert.Single(q.GetProperty("dead_letters").EnumerateArray());
+        Assert.Equal(queued, dead.GetProperty("sha256").GetString());
+        Assert.Equal("boom", dead.GetProperty("reason").GetString());
     }
 
     [Fact]
