@@ -111,8 +111,8 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
             failures.Add("DataDirectory is required.");
         if (!Enum.IsDefined(options.Source))
             failures.Add($"Source must be Queue or Directory (is {options.Source}).");
-        if (options.WorkerName is { } worker && (worker.Length is 0 or > 64 || !worker.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')))
-            failures.Add($"WorkerName '{worker}' must be 1-64 of A-Z a-z 0-9 . _ - (it names a file).");
+        if (options.WorkerName is { } worker && !IsValidWorkerName(worker))
+            failures.Add(WorkerNameError(worker));
         if (options.RowGroupSize is < 1024 or > 16 << 20)
             failures.Add($"RowGroupSize must be between 1024 and {16 << 20} (is {options.RowGroupSize}).");
         if (options.ParseBatchSize < 1)
@@ -136,6 +136,12 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
         }
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
+
+    /// <summary>1-64 of A-Z a-z 0-9 . _ -: the name becomes part of a file name and of a queue consumer name.</summary>
+    public static bool IsValidWorkerName(string name) =>
+        name.Length is > 0 and <= 64 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
+
+    public static string WorkerNameError(string name) => $"WorkerName '{name}' must be 1-64 of A-Z a-z 0-9 . _ - (it names a file).";
 
     private static bool IsValidCron(string? cron)
     {

@@ -66,6 +66,9 @@ public static class AggregatorServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var options = configuration.GetSection(AggregatorOptions.SectionName).Get<AggregatorOptions>() ?? new AggregatorOptions();
+        // The store's name comes from WorkerName: check it before any folder is made from it.
+        if (options.WorkerName is { } worker && !AggregatorOptionsValidator.IsValidWorkerName(worker))
+            throw new OptionsValidationException(Options.DefaultName, typeof(AggregatorOptions), [AggregatorOptionsValidator.WorkerNameError(worker)]);
         var store = options.ResolvedSchedulerStorePath;
         Directory.CreateDirectory(Path.GetDirectoryName(store)!);
         // Before Quartz's own hosted service: hosted services start in registration order.
