@@ -20,6 +20,19 @@ public sealed class AggregatorOptions
     /// <summary>SQLite job store of the scheduler; defaults to <c>DATA/aggregator-scheduler.db</c>.</summary>
     public string? SchedulerStorePath { get; set; }
 
+    /// <summary>
+    /// Where the parse stage takes captures from: <c>Queue</c> (the ingest queue, section <c>Ingest</c>) or
+    /// <c>Directory</c> (a scan of <c>DATA/captures</c>). <c>survey6 server run</c> and <c>survey6 aggregate run</c>
+    /// set the queue; <c>aggregate once</c> picks one (see its <c>--source</c>). The library default is the scan.
+    /// </summary>
+    public CaptureSourceKind Source { get; set; } = CaptureSourceKind.Directory;
+
+    /// <summary>
+    /// This worker's name (default: the host name): part of its consumer name on the queue and of its scheduler store,
+    /// <c>DATA/aggregator-scheduler-NAME.db</c>. Workers sharing a data folder on one host need distinct names.
+    /// </summary>
+    public string? WorkerName { get; set; }
+
     /// <summary>Rows per Parquet row group of a packets file.</summary>
     public int RowGroupSize { get; set; } = 1 << 20;
 
@@ -72,7 +85,18 @@ public sealed class AggregatorOptions
 
     public string ResolvedLedgerPath => Path.GetFullPath(LedgerPath ?? Path.Combine(DataDirectory, "aggregator.db"));
 
-    public string ResolvedSchedulerStorePath => Path.GetFullPath(SchedulerStorePath ?? Path.Combine(DataDirectory, "aggregator-scheduler.db"));
+    public string ResolvedSchedulerStorePath => Path.GetFullPath(SchedulerStorePath ?? Path.Combine(DataDirectory,
+        string.IsNullOrWhiteSpace(WorkerName) ? "aggregator-scheduler.db" : $"aggregator-scheduler-{WorkerName}.db"));
+}
+
+/// <summary>Where the parse stage takes captures from.</summary>
+public enum CaptureSourceKind
+{
+    /// <summary>The ingest queue the C&amp;C fills.</summary>
+    Queue,
+
+    /// <summary>A scan of <c>DATA/captures</c> for captures the ledger has not seen.</summary>
+    Directory,
 }
 
 /// <summary>Crypto-PAn anonymisation of addresses (docs/datasets.md, "Anonymisation").</summary>
@@ -106,6 +130,10 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
         var failures = new List<string>();
         if (string.IsNullOrWhiteSpace(options.DataDirectory))
             failures.Add("DataDirectory is required.");
+        if (!Enum.IsDefined(options.Source))
+            failures.Add($"Source must be Queue or Directory (is {options.Source}).");
+        if (options.WorkerName is { } worker && !IsValidWorkerName(worker))
+            failures.Add(WorkerNameError(worker));
         if (options.RowGroupSize is < 1024 or > 16 << 20)
             failures.Add($"RowGroupSize must be between 1024 and {16 << 20} (is {options.RowGroupSize}).");
         if (options.ParseBatchSize < 1)
@@ -137,6 +165,12 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
         }
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
+
+    /// <summary>1-64 of A-Z a-z 0-9 . _ -: the name becomes part of a file name and of a queue consumer name.</summary>
+    public static bool IsValidWorkerName(string name) =>
+        name.Length is > 0 and <= 64 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
+
+    public static string WorkerNameError(string name) => $"WorkerName '{name}' must be 1-64 of A-Z a-z 0-9 . _ - (it names a file).";
 
     private static bool IsValidCron(string? cron)
     {

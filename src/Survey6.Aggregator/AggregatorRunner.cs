@@ -5,6 +5,7 @@ using Survey6.Aggregator.Aggregate;
 using Survey6.Aggregator.Cleanup;
 using Survey6.Aggregator.Ledger;
 using Survey6.Aggregator.Parse;
+using Survey6.Aggregator.Sources;
 
 namespace Survey6.Aggregator;
 
@@ -14,10 +15,14 @@ public sealed class AggregatorRunner(
     AggregateStage aggregate,
     CleanupStage cleanup,
     RunLedger ledger,
+    ICaptureSource source,
     IOptions<AggregatorOptions> options,
     ILogger<AggregatorRunner> logger)
 {
     private readonly AggregatorOptions _options = options.Value;
+
+    /// <summary>The run id of a report for a run that was not needed (nothing queued).</summary>
+    public const string NoRun = "none";
 
     public string LockPath => Path.Combine(Path.GetFullPath(_options.DataDirectory), "aggregator.lock");
 
@@ -25,7 +30,12 @@ public sealed class AggregatorRunner(
     public async Task<StageReport?> RunAsync(AggregatorStage stage, TimeSpan wait, CancellationToken ct)
     {
         var name = stage.ToString().ToLowerInvariant();
-        using var stageLock = await StageLock.TryAcquireAsync(LockPath, wait, ct).ConfigureAwait(false);
+        // A queue-fed parse every few seconds would fill the ledger with empty runs; with nothing queued, do nothing.
+        if (stage == AggregatorStage.Parse && !await source.HasWorkAsync(ct).ConfigureAwait(false))
+            return new StageReport(NoRun, stage, "succeeded", 0, 0, 0, TimeSpan.Zero, null);
+        // Parse runs fed by the queue share the lock (each capture is leased to one worker); everything else runs alone.
+        var shared = stage == AggregatorStage.Parse && source.ConcurrentRuns;
+        using var stageLock = await StageLock.TryAcquireAsync(LockPath, shared, wait, ct).ConfigureAwait(false);
         if (stageLock is null)
         {
             Log.StageLocked(logger, name, LockPath);

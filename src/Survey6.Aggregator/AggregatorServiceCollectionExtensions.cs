@@ -9,6 +9,7 @@ using Survey6.Aggregator.Ledger;
 using Survey6.Aggregator.Parse;
 using Survey6.Aggregator.Scheduling;
 using Survey6.Aggregator.Sources;
+using Survey6.Ingest;
 
 namespace Survey6.Aggregator;
 
@@ -22,14 +23,39 @@ public static class AggregatorServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AggregatorOptions>, AggregatorOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<RunLedger>();
-        // The ingest queue will register its own source before this call.
-        services.TryAddSingleton<ICaptureSource, DirectoryCaptureSource>();
+        // Aggregator:Source picks the scan or the ingest queue; the queue itself (IIngestQueue) is registered by
+        // AddSurvey6IngestQueue, by the C&C when the aggregator is embedded or by AddSurvey6AggregatorQueue otherwise.
+        services.TryAddSingleton<DirectoryCaptureSource>();
+        // A factory, so that a host without a queue (the directory scan) still passes service validation.
+        services.TryAddSingleton(sp => ActivatorUtilities.CreateInstance<IngestQueueCaptureSource>(sp));
+        services.TryAddSingleton<ICaptureSource>(sp => sp.GetRequiredService<IOptions<AggregatorOptions>>().Value.Source == CaptureSourceKind.Queue
+            ? sp.GetRequiredService<IngestQueueCaptureSource>()
+            : sp.GetRequiredService<DirectoryCaptureSource>());
         services.TryAddSingleton<ParseStage>();
         services.TryAddSingleton<AggregateStage>();
         services.TryAddSingleton<CleanupStage>();
         services.TryAddSingleton<AggregatorRunner>();
         return services;
     }
+
+    /// <summary>
+    /// The ingest queue for a stand-alone aggregator (<c>survey6 aggregate run|once</c>): options from <c>Ingest</c>, with
+    /// the SQLite file defaulting to <c>DATA/ingest.db</c>, where the C&amp;C keeps it.
+    /// </summary>
+    public static IServiceCollection AddSurvey6AggregatorQueue(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.AddSurvey6IngestQueue(configuration);
+        services.AddOptions<IngestOptions>().PostConfigure<IOptions<AggregatorOptions>>((ingest, aggregator) =>
+        {
+            if (ingest.Kind == IngestQueueKind.Sqlite && string.IsNullOrWhiteSpace(ingest.Sqlite.Path))
+                ingest.Sqlite.Path = Path.Combine(Path.GetFullPath(aggregator.Value.DataDirectory), DefaultIngestDatabase);
+        });
+        return services;
+    }
+
+    /// <summary>The C&amp;C's ingest queue file in its data folder (the same name the server uses).</summary>
+    public const string DefaultIngestDatabase = "ingest.db";
 
     /// <summary>
     /// Quartz with a persistent SQLite job store (<c>DATA/aggregator-scheduler.db</c>) and one cron trigger per stage
@@ -40,8 +66,13 @@ public static class AggregatorServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var options = configuration.GetSection(AggregatorOptions.SectionName).Get<AggregatorOptions>() ?? new AggregatorOptions();
+        // The store's name comes from WorkerName: check it before any folder is made from it.
+        if (options.WorkerName is { } worker && !AggregatorOptionsValidator.IsValidWorkerName(worker))
+            throw new OptionsValidationException(Options.DefaultName, typeof(AggregatorOptions), [AggregatorOptionsValidator.WorkerNameError(worker)]);
         var store = options.ResolvedSchedulerStorePath;
         Directory.CreateDirectory(Path.GetDirectoryName(store)!);
+        // Before Quartz's own hosted service: hosted services start in registration order.
+        services.AddHostedService(_ => new SchedulerStoreGuard(store));
 
         services.AddQuartz("survey6-aggregator", q =>
         {

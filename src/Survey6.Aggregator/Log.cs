@@ -48,4 +48,18 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Cleanup removed {Files} temp files and {Folders} staging folders; {Abandoned} runs marked abandoned")]
     public static partial void CleanupRemoved(ILogger logger, int files, int folders, int abandoned);
+    [LoggerMessage(EventId = 40, Level = LogLevel.Debug, Message = "Leased capture {Sha256} as {Consumer}, attempt {Attempt}")]
+    public static partial void CaptureLeased(ILogger logger, string sha256, string consumer, int attempt);
+
+    [LoggerMessage(EventId = 41, Level = LogLevel.Debug, Message = "Capture {Sha256} done ({Outcome}); queue ack held: {Acked}")]
+    public static partial void CaptureCompleted(ILogger logger, string sha256, Sources.CaptureOutcome outcome, bool acked);
+
+    [LoggerMessage(EventId = 42, Level = LogLevel.Warning, Message = "Lost the lease on capture {Sha256}: another worker has taken it over")]
+    public static partial void LeaseLost(ILogger logger, string sha256);
+
+    [LoggerMessage(EventId = 43, Level = LogLevel.Warning, Message = "Could not renew the lease on capture {Sha256}; trying again")]
+    public static partial void LeaseRenewFailed(ILogger logger, Exception exception, string sha256);
+
+    [LoggerMessage(EventId = 44, Level = LogLevel.Warning, Message = "Could not give back the lease on capture {Sha256}; it is redelivered when the lease runs out")]
+    public static partial void LeaseReleaseFailed(ILogger logger, Exception exception, string sha256);
 }

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Survey6.Aggregator;
 using Survey6.Aggregator.Ledger;
+using Survey6.Ingest;
 
 namespace Survey6.Cli;
 
@@ -37,8 +38,15 @@ public static class AggregateCommands
         var dataDir = DataDirOption();
         var lake = LakeOption();
         var includeOpen = new Option<bool>("--include-open") { Description = "Aggregate dates that are not closed yet (today, or within the grace period)" };
-        var command = new Command("once", "Run stages once and exit (status 1 when a stage failed, 3 when another run held the lock)") { stage, dataDir, lake, includeOpen };
-        command.SetAction((parse, ct) => OnceAsync(parse.GetValue(stage)!, parse.GetValue(dataDir), parse.GetValue(lake), parse.GetValue(includeOpen), Console.Out, ct));
+        var source = new Option<string>("--source")
+        {
+            Description = "Where parse takes captures: queue (drain the ingest queue), directory (scan DATA/captures), " +
+                "auto (the queue when Ingest:Kind is redis or DATA/ingest.db exists, else the scan)",
+            DefaultValueFactory = _ => "auto",
+        };
+        source.AcceptOnlyFromAmong("auto", "queue", "directory");
+        var command = new Command("once", "Run stages once and exit (status 1 when a stage failed, 3 when another run held the lock)") { stage, dataDir, lake, includeOpen, source };
+        command.SetAction((parse, ct) => OnceAsync(parse.GetValue(stage)!, parse.GetValue(dataDir), parse.GetValue(lake), parse.GetValue(includeOpen), Console.Out, ct, parse.GetValue(source)!));
         return command;
     }
 
@@ -46,12 +54,24 @@ public static class AggregateCommands
     {
         var dataDir = DataDirOption();
         var lake = LakeOption();
-        var command = new Command("run", "Run the stages on their cron schedules (Aggregator:Schedules) until stopped") { dataDir, lake };
+        var source = new Option<string>("--source") { Description = "Where parse takes captures: queue (the ingest queue, section Ingest) or directory (scan DATA/captures)", DefaultValueFactory = _ => "queue" };
+        source.AcceptOnlyFromAmong("queue", "directory");
+        var worker = new Option<string?>("--worker-name") { Description = "This worker's name (default: host name); workers sharing a data folder on one host need distinct names" };
+        var command = new Command("run", "Run the stages on their cron schedules (Aggregator:Schedules) until stopped; parse takes captures from the ingest queue") { dataDir, lake, source, worker };
         command.SetAction(async (parse, ct) =>
         {
-            using var host = AggregatorHosting.Build(parse.GetValue(dataDir), parse.GetValue(lake), includeOpen: false, scheduled: true, LogLevel.Information);
-            await host.RunAsync(ct).ConfigureAwait(false);
-            return 0;
+            var kind = Enum.Parse<CaptureSourceKind>(parse.GetValue(source)!, ignoreCase: true);
+            try
+            {
+                using var host = AggregatorHosting.Build(parse.GetValue(dataDir), parse.GetValue(lake), includeOpen: false, scheduled: true, LogLevel.Information, kind, parse.GetValue(worker));
+                await host.RunAsync(ct).ConfigureAwait(false);
+                return 0;
+            }
+            catch (Exception e) when (e is OptionsValidationException or InvalidOperationException or IOException or StackExchange.Redis.RedisConnectionException)
+            {
+                Console.Error.WriteLine("survey6 aggregate run: " + e.Message);
+                return ExitFailed;
+            }
         });
         return command;
     }
@@ -66,9 +86,11 @@ public static class AggregateCommands
         return command;
     }
 
-    public static async Task<int> OnceAsync(string stage, string? dataDir, string? lakeDir, bool includeOpen, TextWriter output, CancellationToken ct)
+    public static async Task<int> OnceAsync(string stage, string? dataDir, string? lakeDir, bool includeOpen, TextWriter output, CancellationToken ct, string source = "auto")
     {
-        using var host = AggregatorHosting.Build(dataDir, lakeDir, includeOpen, scheduled: false, LogLevel.Information);
+        ArgumentNullException.ThrowIfNull(output);
+        var kind = source == "auto" ? AggregatorHosting.ResolveAuto(dataDir) : Enum.Parse<CaptureSourceKind>(source, ignoreCase: true);
+        using var host = AggregatorHosting.Build(dataDir, lakeDir, includeOpen, scheduled: false, LogLevel.Information, kind);
         var runner = host.Services.GetRequiredService<AggregatorRunner>();
         var wait = host.Services.GetRequiredService<IOptions<AggregatorOptions>>().Value.LockWait;
         IReadOnlyList<StageReport?> reports = stage == "all"
@@ -77,6 +99,11 @@ public static class AggregateCommands
         int status = 0;
         foreach (var report in reports)
         {
+            if (report is { RunId: AggregatorRunner.NoRun })
+            {
+                output.WriteLine($"{report.Stage.ToString().ToLowerInvariant()}: nothing queued");
+                continue;
+            }
             if (report is null)
             {
                 output.WriteLine("another aggregator run holds the lock; nothing done");
@@ -90,10 +117,30 @@ public static class AggregateCommands
         return status;
     }
 
+    private sealed record QueueSnapshot(IngestQueueStats? Stats, IReadOnlyList<DeadLetter> DeadLetters, string? Error);
+
+    /// <summary>The ingest queue's counts and oldest dead letters; an unreachable queue is reported, not fatal.</summary>
+    private static QueueSnapshot QueueState(IServiceProvider services)
+    {
+        try
+        {
+            var queue = services.GetRequiredService<IIngestQueue>();
+            var stats = queue.GetStatsAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult();
+            var dead = queue.GetDeadLettersAsync(20, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+            return new QueueSnapshot(stats, dead, null);
+        }
+        catch (Exception e) when (e is OptionsValidationException or StackExchange.Redis.RedisException or Microsoft.Data.Sqlite.SqliteException or IOException)
+        {
+            return new QueueSnapshot(null, [], e.Message);
+        }
+    }
+
     public static int Status(string? dataDir, bool json, int runCount, TextWriter output)
     {
-        using var host = AggregatorHosting.Build(dataDir, null, includeOpen: false, scheduled: false, LogLevel.Warning);
+        var source = AggregatorHosting.ResolveAuto(dataDir);
+        using var host = AggregatorHosting.Build(dataDir, null, includeOpen: false, scheduled: false, LogLevel.Warning, source);
         var ledger = host.Services.GetRequiredService<RunLedger>();
+        var queue = source == CaptureSourceKind.Queue ? QueueState(host.Services) : null;
         var counts = ledger.CaptureCounts();
         var quarantined = ledger.Captures(RunLedger.Quarantined);
         var failed = ledger.Captures(RunLedger.Failed);
@@ -104,6 +151,14 @@ public static class AggregateCommands
             var document = new
             {
                 ledger = ledger.Path,
+                queue = queue is null ? null : (object)(queue.Error is { } queueError ? new { error = queueError } : new
+                {
+                    pending = queue.Stats!.Pending,
+                    in_flight = queue.Stats.InFlight,
+                    dead_lettered = queue.Stats.DeadLettered,
+                    oldest_pending_age_seconds = queue.Stats.OldestPendingAge?.TotalSeconds,
+                    dead_letters = queue.DeadLetters.Select(d => new { sha256 = d.Item.Sha256, probe_id = d.Item.ProbeId, attempts = d.Attempts, reason = d.Reason, dead_lettered_at = d.DeadLetteredAt }),
+                }),
                 captures = counts,
                 quarantined = quarantined.Select(c => new { sha256 = c.Sha256, probe_id = c.ProbeId, date = c.Date, attempts = c.Attempts, reason = c.Reason }),
                 failed = failed.Select(c => new { sha256 = c.Sha256, probe_id = c.ProbeId, date = c.Date, attempts = c.Attempts, reason = c.Reason, next_attempt_at = c.NextAttemptAt }),
@@ -119,6 +174,15 @@ public static class AggregateCommands
         }
 
         output.WriteLine($"ledger: {ledger.Path}");
+        if (queue?.Error is { } error)
+            output.WriteLine("ingest queue: unavailable: " + error);
+        else if (queue?.Stats is { } stats)
+        {
+            output.WriteLine($"ingest queue: {stats.Pending} pending, {stats.InFlight} in flight, {stats.DeadLettered} dead-lettered" +
+                (stats.OldestPendingAge is { } age ? $", oldest pending {age.TotalSeconds:F0} s" : ""));
+            foreach (var d in queue.DeadLetters)
+                output.WriteLine($"  dead letter {d.Item.Sha256} probe {d.Item.ProbeId} after {d.Attempts} attempts: {d.Reason}");
+        }
         output.WriteLine("captures: " + string.Join(", ", counts.Select(kv => $"{kv.Value} {kv.Key}")));
         foreach (var c in quarantined)
             output.WriteLine($"  quarantined {c.Sha256} probe {c.ProbeId} {c.Date:yyyy-MM-dd}: {c.Reason}");

@@ -13,7 +13,8 @@ internal static class AggregatorHosting
     /// Configuration comes from <c>appsettings.json</c> in the working folder, then environment variables
     /// (<c>Aggregator__Schedules__Parse=...</c>), then the command-line folders, which win.
     /// </summary>
-    public static IHost Build(string? dataDir, string? lakeDir, bool includeOpen, bool scheduled, LogLevel minimumLevel)
+    public static IHost Build(string? dataDir, string? lakeDir, bool includeOpen, bool scheduled, LogLevel minimumLevel,
+        CaptureSourceKind? source = null, string? workerName = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
         {
@@ -27,6 +28,10 @@ internal static class AggregatorHosting
             overrides[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.LakeDirectory)}"] = Path.GetFullPath(lakeDir);
         if (includeOpen)
             overrides[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.IncludeOpenPartitions)}"] = "true";
+        if (source is { } kind)
+            overrides[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.Source)}"] = kind.ToString();
+        if (workerName is not null)
+            overrides[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.WorkerName)}"] = workerName;
         builder.Configuration.AddInMemoryCollection(overrides);
 
         // Logs go to stderr so that stdout carries only results (status --json, query output).
@@ -38,8 +43,53 @@ internal static class AggregatorHosting
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
 
         builder.Services.AddSurvey6Aggregator(builder.Configuration);
+        if (SourceOf(builder.Configuration) == CaptureSourceKind.Queue)
+            builder.Services.AddSurvey6AggregatorQueue(builder.Configuration);
         if (scheduled)
             builder.Services.AddSurvey6AggregatorScheduling(builder.Configuration);
         return builder.Build();
+    }
+
+    /// <summary>
+    /// What <c>aggregate once --source auto</c> means: the ingest queue when there is one to drain (a Redis queue is
+    /// configured, or the data folder holds the C&amp;C's <c>ingest.db</c>), else a scan of <c>DATA/captures</c>.
+    /// </summary>
+    public static CaptureSourceKind ResolveAuto(string? dataDir)
+    {
+        var configuration = new ConfigurationBuilder()
+            .SetBasePath(Directory.GetCurrentDirectory())
+            .AddJsonFile("appsettings.json", optional: true)
+            .AddEnvironmentVariables()
+            .Build();
+        if (string.Equals(configuration["Ingest:Kind"], "redis", StringComparison.OrdinalIgnoreCase))
+            return CaptureSourceKind.Queue;
+        var data = dataDir ?? configuration[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.DataDirectory)}"] ?? new AggregatorOptions().DataDirectory;
+        var sqlite = configuration["Ingest:Sqlite:Path"] ?? Path.Combine(data, AggregatorServiceCollectionExtensions.DefaultIngestDatabase);
+        return File.Exists(sqlite) ? CaptureSourceKind.Queue : CaptureSourceKind.Directory;
+    }
+
+    private static CaptureSourceKind SourceOf(ConfigurationManager configuration) =>
+        Enum.TryParse<CaptureSourceKind>(configuration[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.Source)}"], ignoreCase: true, out var kind)
+            ? kind
+            : new AggregatorOptions().Source;
+
+    /// <summary>
+    /// The aggregator inside <c>survey6 server run</c>: same data folder (captures in, <c>DATA/lake</c> out, the
+    /// ledger and scheduler store beside them), fed by the server's own ingest queue, on the Quartz schedules. Settings
+    /// come from the server's configuration sources (section <c>Aggregator</c>).
+    /// </summary>
+    public static void AddToServer(IHostApplicationBuilder builder, string serverDataDirectory)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var overrides = new Dictionary<string, string?>
+        {
+            [$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.Source)}"] = nameof(CaptureSourceKind.Queue),
+        };
+        if (string.IsNullOrWhiteSpace(builder.Configuration[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.DataDirectory)}"]))
+            overrides[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.DataDirectory)}"] = Path.GetFullPath(serverDataDirectory);
+        builder.Configuration.AddInMemoryCollection(overrides);
+        builder.Logging.AddFilter("Quartz", LogLevel.Warning);
+        builder.Services.AddSurvey6Aggregator(builder.Configuration);
+        builder.Services.AddSurvey6AggregatorScheduling(builder.Configuration);
     }
 }

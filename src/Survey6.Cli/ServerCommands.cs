@@ -44,7 +44,14 @@ public static partial class ServerCommands
     {
         var grpcListen = new Option<string>("--grpc-listen") { Description = "gRPC endpoint for probes, ADDR:PORT (port 0: any free port)" };
         var httpListen = new Option<string>("--http-listen") { Description = "HTTP endpoint for operators, ADDR:PORT (port 0: any free port)" };
-        var command = new Command("run", "Run the server until interrupted; prints the bound addresses") { grpcListen, httpListen };
+        var noAggregator = new Option<bool>("--no-aggregator")
+        {
+            Description = "Do not run the aggregator inside the server; separate `survey6 aggregate run` workers consume the ingest queue",
+        };
+        var command = new Command("run", "Run the server (and, unless --no-aggregator, the aggregator) until interrupted; prints the bound addresses")
+        {
+            grpcListen, httpListen, noAggregator,
+        };
         command.SetAction(async (parse, cancellationToken) =>
         {
             var output = parse.InvocationConfiguration.Output;
@@ -55,7 +62,10 @@ public static partial class ServerCommands
                 overrides["Server:HttpListen"] = http;
             try
             {
-                await using var app = ServerApplication.Build(ServerApplication.CreateBuilder(parse.GetValue(config), overrides));
+                var builder = ServerApplication.CreateBuilder(parse.GetValue(config), overrides);
+                if (!parse.GetValue(noAggregator))
+                    AggregatorHosting.AddToServer(builder, ServerConfiguration.LoadServerOptions(parse.GetValue(config), overrides).DataDirectory);
+                await using var app = ServerApplication.Build(builder);
                 await app.StartAsync(cancellationToken).ConfigureAwait(false);
                 var endpoints = ServerEndpoints.From(app.Services);
                 output.WriteLine($"grpc: {endpoints.GrpcUrl}");

@@ -28,6 +28,14 @@ public interface IIngestQueue
     ValueTask<bool> AckAsync(IngestLease lease, CancellationToken ct);
 
     /// <summary>
+    /// Extends the lease by a whole lease time from now, so that a consumer busy with a long item
+    /// keeps it while a dead consumer's item is still taken over one lease time after its last
+    /// renewal. Returns the renewed lease (same delivery and attempt, later
+    /// <see cref="IngestLease.LeaseExpiresAt"/>), or null when the lease was lost.
+    /// </summary>
+    ValueTask<IngestLease?> RenewAsync(IngestLease lease, CancellationToken ct);
+
+    /// <summary>
     /// Gives the item back after a failed attempt, keeping <paramref name="reason"/>. It is delivered
     /// again after <paramref name="retryAfter"/> (null: at once), or dead-lettered when this was the
     /// last allowed attempt. The Redis queue cannot delay longer than the lease time and caps it

@@ -51,6 +51,15 @@ public sealed class RedisStreamsIngestQueue : IIngestQueue, IDisposable
         return 1
         """;
 
+    // ARGV[5] lease time in ms. A lease idle past it may be claimed by another consumer at any
+    // moment, so it is not extended; otherwise XCLAIM onto the same consumer resets the idle time
+    // (the lease clock) and JUSTID leaves the delivery counter alone.
+    private const string RenewScript = HolderCheck + "\n" + """
+        if p[1][3] >= tonumber(ARGV[5]) then return 0 end
+        redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
+        return 1
+        """;
+
     // ARGV[5] reason, ARGV[6] idle to set in ms, ARGV[7] retry consumer. IDLE backdates the
     // delivery so XAUTOCLAIM takes the entry once the retry delay has passed; JUSTID keeps the
     // delivery counter, which only real deliveries raise.
@@ -246,6 +255,21 @@ public sealed class RedisStreamsIngestQueue : IIngestQueue, IDisposable
             Log.LeaseLost(_logger, lease.Consumer, lease.Item.Sha256, lease.Attempt);
         }
         return held;
+    }
+
+    public async ValueTask<IngestLease?> RenewAsync(IngestLease lease, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        var (id, attempt) = ParseDeliveryId(lease.DeliveryId);
+        var held = (long)await _db.ScriptEvaluateAsync(RenewScript,
+            [_stream, Guard(lease.Item.Sha256)],
+            [_group, id, lease.Consumer, attempt, _leaseMs]) == 1;
+        if (held)
+        {
+            return lease with { LeaseExpiresAt = _time.GetUtcNow() + _leaseTime };
+        }
+        Log.LeaseLost(_logger, lease.Consumer, lease.Item.Sha256, lease.Attempt);
+        return null;
     }
 
     public async ValueTask<bool> NackAsync(IngestLease lease, string reason, TimeSpan? retryAfter, CancellationToken ct)

@@ -171,6 +171,31 @@ public sealed class SqliteIngestQueue : IIngestQueue, IDisposable
         return held;
     }
 
+    public async ValueTask<IngestLease?> RenewAsync(IngestLease lease, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(lease);
+        var now = _time.GetUtcNow();
+        var expires = now + _leaseTime;
+        await using var connection = await OpenAsync(ct);
+        await using var command = connection.CreateCommand();
+        // A lease that has run out may already be someone else's on their next dequeue; renewing it
+        // late would let two consumers hold the item, so only a live lease is extended.
+        command.CommandText = """
+            UPDATE ingest_queue SET visible_at = $expires
+            WHERE sha256 = $sha AND delivery_id = $delivery AND visible_at > $now
+            """;
+        command.Parameters.AddWithValue("$expires", expires.ToUnixTimeMilliseconds());
+        command.Parameters.AddWithValue("$sha", lease.Item.Sha256);
+        command.Parameters.AddWithValue("$delivery", lease.DeliveryId);
+        command.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
+        if (await command.ExecuteNonQueryAsync(ct) == 1)
+        {
+            return lease with { LeaseExpiresAt = expires };
+        }
+        Log.LeaseLost(_logger, lease.Consumer, lease.Item.Sha256, lease.Attempt);
+        return null;
+    }
+
     public async ValueTask<bool> NackAsync(IngestLease lease, string reason, TimeSpan? retryAfter, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(lease);

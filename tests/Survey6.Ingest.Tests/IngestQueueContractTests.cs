@@ -118,6 +118,41 @@ public abstract class IngestQueueContractTests : IDisposable
     }
 
     [Fact]
+    public async Task A_renewed_lease_outlives_its_first_deadline_and_a_lost_one_cannot_be_renewed()
+    {
+        var queue = CreateQueue(ShortLease);
+        var item = TestItems.Capture(1);
+        Assert.True(await queue.EnqueueAsync(item, Ct));
+        var lease = await queue.TryDequeueAsync("worker-a", Ct);
+        Assert.NotNull(lease);
+
+        await AdvanceAsync(ShortLease * 0.6);
+        var renewed = await queue.RenewAsync(lease, Ct);
+        Assert.NotNull(renewed);
+        Assert.Equal(lease.DeliveryId, renewed.DeliveryId);
+        Assert.Equal(1, renewed.Attempt);
+        Assert.True(renewed.LeaseExpiresAt > lease.LeaseExpiresAt);
+
+        // Past the first deadline, within the renewed one: still worker-a's.
+        await AdvanceAsync(ShortLease * 0.6);
+        Assert.Null(await queue.TryDequeueAsync("worker-b", Ct));
+        Assert.Equal(1, (await queue.GetStatsAsync(Ct)).InFlight);
+        Assert.True(await queue.AckAsync(renewed, Ct));
+
+        // A lease that ran out and was taken over stays with the new holder.
+        var second = TestItems.Capture(2);
+        Assert.True(await queue.EnqueueAsync(second, Ct));
+        var stale = await queue.TryDequeueAsync("worker-a", Ct);
+        Assert.NotNull(stale);
+        await AdvanceAsync(Past(ShortLease));
+        var taken = await queue.TryDequeueAsync("worker-b", Ct);
+        Assert.Equal(2, taken?.Attempt);
+        Assert.Null(await queue.RenewAsync(stale, Ct));
+        Assert.False(await queue.AckAsync(stale, Ct));
+        Assert.True(await queue.AckAsync(taken!, Ct));
+    }
+
+    [Fact]
     public async Task Invalid_items_are_rejected()
     {
         var queue = CreateQueue(LongLease);

@@ -30,8 +30,11 @@ internal sealed class ServerProcess : IDisposable
         }
     }
 
-    /// <summary>Starts the server on <paramref name="dataDirectory"/> and waits until it prints where it listens.</summary>
-    public static async Task<ServerProcess> StartAsync(string dataDirectory, int port)
+    /// <summary>
+    /// Starts the server on <paramref name="dataDirectory"/> and waits until it prints where it listens. Without
+    /// <paramref name="aggregator"/> it runs with <c>--no-aggregator</c>, so the ingest queue keeps what it was given.
+    /// </summary>
+    public static async Task<ServerProcess> StartAsync(string dataDirectory, int port, bool aggregator = false, IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(DotnetHost())
         {
@@ -47,6 +50,10 @@ internal sealed class ServerProcess : IDisposable
         {
             start.ArgumentList.Add(argument);
         }
+        if (!aggregator)
+            start.ArgumentList.Add("--no-aggregator");
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+            start.Environment[key] = value;
 
         var server = new ServerProcess(Process.Start(start) ?? throw new InvalidOperationException("could not start survey6 server run"));
         server._process.OutputDataReceived += (_, e) => server.Append(e.Data);

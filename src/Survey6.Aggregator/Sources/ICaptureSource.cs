@@ -28,10 +28,10 @@ public enum CaptureOutcome
 }
 
 /// <summary>
-/// Where the parse stage learns which captures to process. Today: a scan of <c>DATA/captures</c> for manifests
-/// the ledger has not seen (<see cref="DirectoryCaptureSource"/>). The ingest queue will implement it too, taking
-/// leases in <see cref="ListAsync"/> and acking or nacking them in <see cref="CompleteAsync"/>. Delivery may be
-/// at least once: the parse stage is idempotent by SHA-256.
+/// Where the parse stage learns which captures to process: a scan of <c>DATA/captures</c> for manifests the ledger
+/// has not seen (<see cref="DirectoryCaptureSource"/>), or the ingest queue (<see cref="IngestQueueCaptureSource"/>),
+/// which leases in <see cref="ListAsync"/> and acks in <see cref="CompleteAsync"/>. Delivery may be at least once:
+/// the parse stage is idempotent by SHA-256.
 /// </summary>
 public interface ICaptureSource
 {
@@ -40,4 +40,13 @@ public interface ICaptureSource
 
     /// <summary>Called once per listed capture after its outcome is in the ledger.</summary>
     ValueTask CompleteAsync(PendingCapture capture, CaptureOutcome outcome, string? reason, CancellationToken ct);
+
+    /// <summary>
+    /// Whether parse runs of several processes may overlap: true when the source hands each capture to one of them
+    /// (queue leases); false for a scan, where two runs would list the same captures.
+    /// </summary>
+    bool ConcurrentRuns => false;
+
+    /// <summary>False when there is surely nothing to list, so a frequent schedule records no empty runs.</summary>
+    ValueTask<bool> HasWorkAsync(CancellationToken ct) => ValueTask.FromResult(true);
 }

@@ -13,9 +13,11 @@ namespace Survey6.Aggregator.Tests.Support;
 public sealed class Workspace : IDisposable
 {
     private readonly Dictionary<string, string?> _settings;
+    private readonly Action<IServiceCollection, IConfiguration>? _configure;
 
-    public Workspace(Dictionary<string, string?>? settings = null)
+    public Workspace(Dictionary<string, string?>? settings = null, Action<IServiceCollection, IConfiguration>? configure = null)
     {
+        _configure = configure;
         Root = Path.Combine(Path.GetTempPath(), "survey6-agg-" + Guid.NewGuid().ToString("N")[..12]);
         DataDirectory = Path.Combine(Root, "data");
         Directory.CreateDirectory(Path.Combine(DataDirectory, "captures"));
@@ -149,6 +151,7 @@ public sealed class Workspace : IDisposable
         services.AddLogging(b => b.SetMinimumLevel(LogLevel.Warning));
         services.AddSingleton<TimeProvider>(Time);
         services.AddSurvey6Aggregator(configuration);
+        _configure?.Invoke(services, configuration);
         return services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
     }
 }
