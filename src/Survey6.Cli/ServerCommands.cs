@@ -284,6 +284,7 @@ public static partial class ServerCommands
         ["reasons"] = new JsonArray(h.Reasons.Select(r => (JsonNode)new JsonObject { ["code"] = r.Code, ["detail"] = r.Detail }).ToArray()),
         ["state_since"] = h.StateSince?.ToString("o"),
         ["hostname"] = p.Hostname,
+        ["name"] = ProbeName(p.FactsJson),
         ["labels"] = new JsonObject(p.Labels.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)l.Value))),
         ["joined_at"] = p.JoinedAt.ToString("o"),
         ["joined_from"] = p.JoinedFrom,
@@ -311,6 +312,10 @@ public static partial class ServerCommands
         ["heartbeat"] = h.LastHeartbeat is { } heartbeat ? JsonNode.Parse(Google.Protobuf.JsonFormatter.Default.Format(heartbeat)) : null,
         ["facts"] = JsonNode.Parse(p.FactsJson),
     };
+
+    /// <summary>The name given at join (<c>probe join --name</c>), kept in the host facts; null when none.</summary>
+    private static string? ProbeName(string factsJson) =>
+        JsonNode.Parse(factsJson)?["name"]?.GetValue<string>() is { Length: > 0 } name ? name : null;
 
     private static Command CreateProbe(Option<string> dataDir, Option<string> config)
     {

@@ -17,6 +17,7 @@ namespace Survey6.Probe.Uplink;
 public sealed class SpoolUploader : IUploader
 {
     private readonly ProbeStateDirectory _state;
+    private readonly ProbeCredentials? _credentials;
     private readonly UploadOptions _options;
     private readonly IUploadRateLimiter _limiter;
     private readonly InterfaceTraffic _traffic;
@@ -35,12 +36,13 @@ public sealed class SpoolUploader : IUploader
     private volatile bool _uploading;
     private volatile bool _uploadNow;
 
-    public SpoolUploader(ProbeDaemonPaths paths, IOptions<UploadOptions> options, TokenBucketRateLimiter limiter, InterfaceTraffic traffic, TimeProvider time, ILoggerFactory loggers)
+    public SpoolUploader(ProbeDaemonPaths paths, IOptions<UploadOptions> options, TokenBucketRateLimiter limiter, InterfaceTraffic traffic, TimeProvider time, ILoggerFactory loggers, ProbeCredentials? credentials = null)
     {
         ArgumentNullException.ThrowIfNull(paths);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggers);
         _state = new ProbeStateDirectory(paths.Root);
+        _credentials = credentials;
         _options = options.Value;
         _limiter = new CountingLimiter(limiter, this);
         _traffic = traffic;
@@ -73,7 +75,7 @@ public sealed class SpoolUploader : IUploader
     public async Task RunAsync(SpoolDirectory spool, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(spool);
-        using var connection = ProbeConnection.Open(_state);
+        using var connection = ProbeConnection.Open(_state, credentials: _credentials);
         var uploader = new CaptureUploader(connection.Channel.CreateCallInvoker(), rateLimiter: _limiter, logger: _loggers.CreateLogger<CaptureUploader>(), timeProvider: _time);
         UplinkLog.UploaderStarted(_logger, connection.Server, connection.ProbeId, _options.IdleBytesPerSecond, _options.QuietPeriod, _options.MaxBytesPerSecond);
         void OnClosed(SpoolFile file) => _wake.Writer.TryWrite(true);
