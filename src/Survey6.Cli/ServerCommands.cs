@@ -404,9 +404,10 @@ public static partial class ServerCommands
         var window = new Option<string>("--upload-window") { Description = "Daily upload window in UTC, HH:MM-HH:MM; 00:00-00:00 for any time" };
         var rate = new Option<long?>("--upload-max-rate") { Description = "Upload bytes per second; 0 for no bound" };
         var heartbeat = new Option<string>("--heartbeat-interval") { Description = "Heartbeat interval: 10s, 1m, ..." };
+        var interfaces = new Option<string>("--interfaces") { Description = "Capture interfaces, comma-separated; \"\" for the probe's own configuration" };
         var command = new Command("update-policy", "Send the probe its policy with these changes, under a new version")
         {
-            id, filter, snaplen, rotateSize, rotateAge, window, rate, heartbeat,
+            id, filter, snaplen, rotateSize, rotateAge, window, rate, heartbeat, interfaces,
         };
         command.SetAction(parse => WithState(parse, "probe update-policy", () =>
         {
@@ -416,6 +417,7 @@ public static partial class ServerCommands
                 Snaplen = parse.GetValue(snaplen),
                 RotateSizeBytes = parse.GetValue(rotateSize),
                 UploadMaxBytesPerSecond = parse.GetValue(rate),
+                Interfaces = parse.GetValue(interfaces) is { } names ? names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) : null,
             };
             if (parse.GetValue(rotateAge) is { } age)
             {

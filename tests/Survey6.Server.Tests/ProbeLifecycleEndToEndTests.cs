@@ -6,7 +6,6 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection;
-using Survey6.Cli;
 using Survey6.Packets.Capture;
 using Survey6.Probe.Daemon;
 using Survey6.Probe.Join;
@@ -107,6 +106,45 @@ public sealed partial class ProbeLifecycleEndToEndTests(ITestOutputHelper output
         finally
         {
             await server.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_policy_from_the_server_is_checked_by_the_probe_rejected_with_the_reason_or_applied_live()
+    {
+        Assert.True(Environment.UserName == "root" || Environment.GetEnvironmentVariable("USER") == "root", "needs root: it creates a network namespace and captures");
+        await using var server = await ServerHarness.StartAsync(
+            new Dictionary<string, string?> { ["Server:InitialPolicy:HeartbeatInterval"] = "00:00:01" },
+            services => services.AddSingleton(TimeProvider.System));
+        var state = Path.Combine(server.Root, "probe", "state");
+        var probeId = (await ProbeJoinClient.JoinAsync(new JoinSettings(server.GrpcUrl, server.CreateToken(), server.Pki.Authority.Pin, state, new Dictionary<string, string>(), null))).ProbeId;
+        using var lab = new Lab();
+        using var daemon = Daemon.Start(ProbeUplinkEndToEndTests.WriteConfig(Path.Combine(server.Root, "probe"), lab.HostInterface), state);
+        try
+        {
+            var health = server.Get<ProbeHealthQuery>();
+            await ProbeUplinkEndToEndTests.WaitUntilAsync(() => health.Get(probeId) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(20), "a healthy probe", daemon);
+            var commands = server.Get<ProbeCommands>();
+
+            var bad = commands.UpdatePolicy(probeId, new PolicyChange { CaptureFilter = "ip6 and no such primitive" });
+            await ProbeUplinkEndToEndTests.WaitUntilAsync(() => commands.Get(bad.Id) is { Ok: not null }, TimeSpan.FromSeconds(15), "the probe's answer", daemon);
+            var answer = commands.Get(bad.Id)!;
+            Assert.False(answer.Ok);
+            Assert.Contains($"policy {bad.Policy!.Version} rejected, policy 1 stays in force: filter 'ip6 and no such primitive' does not compile on '{lab.HostInterface}'", answer.ResultMessage, StringComparison.Ordinal);
+            Assert.Equal(ProbeStatus.Capturing, daemon.TryStatus()!.State);
+
+            var good = commands.UpdatePolicy(probeId, new PolicyChange { CaptureFilter = "icmp6", Snaplen = 128, Interfaces = [lab.HostInterface] });
+            await ProbeUplinkEndToEndTests.WaitUntilAsync(() => commands.Get(good.Id) is { Ok: not null }, TimeSpan.FromSeconds(15), "the probe's answer", daemon);
+            Assert.True(commands.Get(good.Id)!.Ok, commands.Get(good.Id)!.ResultMessage);
+            await ProbeUplinkEndToEndTests.WaitUntilAsync(() => health.Get(probeId)?.PolicyVersion == good.Policy!.Version, TimeSpan.FromSeconds(10), "heartbeats with the new policy version", daemon);
+            var status = daemon.TryStatus()!;
+            Assert.Equal(("icmp6", 128, good.Policy!.Version), (status.Filter, status.SnapLength, status.Policy!.Version));
+            Assert.Equal(ProbeStatus.Capturing, status.State);
+            daemon.Terminate();
+        }
+        finally
+        {
+            output.WriteLine(daemon.Log);
         }
     }
 
@@ -307,7 +345,7 @@ public sealed partial class ProbeLifecycleEndToEndTests(ITestOutputHelper output
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var exit = await RootCommandFactory.Create().Parse(arguments).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = error });
+        var exit = await Survey6.Cli.RootCommandFactory.Create().Parse(arguments).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = error });
         return (exit, output.ToString(), error.ToString());
     }
 
