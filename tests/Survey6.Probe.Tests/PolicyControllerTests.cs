@@ -25,6 +25,7 @@ public sealed class PolicyControllerTests : IDisposable
     private readonly SpoolWriter _writer;
     private readonly TokenBucketRateLimiter _limiter = new(5_000);
     private readonly PolicyController _policies;
+    private readonly UploadSchedule _schedule = new();
 
     public PolicyControllerTests()
     {
@@ -48,7 +49,8 @@ public sealed class PolicyControllerTests : IDisposable
             Options.Create(new UploadOptions { MaxBytesPerSecond = 5_000 }),
             Options.Create(new ProbePolicyOptions()),
             TimeProvider.System,
-            NullLogger<PolicyController>.Instance);
+            NullLogger<PolicyController>.Instance,
+            _schedule);
     }
 
     [Fact]
@@ -108,11 +110,45 @@ public sealed class PolicyControllerTests : IDisposable
         Assert.Equal(2, _policies.Version);
         Assert.Equal("2", JsonNode.Parse(File.ReadAllText(Path.Combine(_dir.Path, "policy.json")))!["policy"]!["version"]!.ToString());
 
-        // What this probe does not implement is named; the rest of the policy applies.
-        (ok, message) = await _policies.ApplyAsync(new Policy { Version = 8, RotateSizeBytes = 1 << 20, UploadIdleUtilisation = 0.5 }, null, CancellationToken.None);
+        (ok, message) = await _policies.ApplyAsync(new Policy { Version = 8, RotateSizeBytes = 1 << 20, UploadIdleUtilisation = 1.5 }, null, CancellationToken.None);
         Assert.False(ok);
-        Assert.Contains("not applied: upload_idle_utilisation", message, StringComparison.Ordinal);
-        Assert.Equal(8, _policies.Version);
+        Assert.Contains("upload_idle_utilisation 1.5 is outside 0..1", message, StringComparison.Ordinal);
+        Assert.Equal(2, _policies.Version);
+    }
+
+    [Fact]
+    public async Task TheUploadWindowAndIdleUtilisationReachTheUploader()
+    {
+        Assert.True(_schedule.InWindow(DateTimeOffset.UtcNow));
+        Assert.Equal(1_000_000, _schedule.IdleBytesPerSecond(1_000_000, 125_000_000));
+
+        var (ok, message) = await _policies.ApplyAsync(new Policy
+        {
+            Version = 2,
+            UploadWindowStart = Duration.FromTimeSpan(TimeSpan.FromHours(22)),
+            UploadWindowEnd = Duration.FromTimeSpan(TimeSpan.FromHours(6)),
+            UploadIdleUtilisation = 0.1,
+        }, null, CancellationToken.None);
+        Assert.True(ok, message);
+        Assert.Contains("upload window 22:00-06:00 UTC", message, StringComparison.Ordinal);
+        Assert.Contains("upload_idle_utilisation 0.1 of link speed", message, StringComparison.Ordinal);
+        // Wraps past midnight: 23:30 and 05:59 in, 06:00 and 12:00 out.
+        var day = new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        Assert.True(_schedule.InWindow(day.AddHours(23.5)));
+        Assert.True(_schedule.InWindow(day.AddMinutes(5 * 60 + 59)));
+        Assert.False(_schedule.InWindow(day.AddHours(6)));
+        Assert.False(_schedule.InWindow(day.AddHours(12)));
+        // 10% of a 1 Gbit/s link; the configured threshold where the link speed is unknown.
+        Assert.Equal(12_500_000, _schedule.IdleBytesPerSecond(1_000_000, 125_000_000));
+        Assert.Equal(1_000_000, _schedule.IdleBytesPerSecond(1_000_000, 0));
+        Assert.Equal("22:00-06:00 UTC", _policies.Status().UploadWindow);
+
+        // Back to the join's values (here: no join, all unset): Probe:Upload's threshold, any time of day.
+        (ok, message) = await _policies.ApplyAsync(new Policy { Version = 3 }, null, CancellationToken.None);
+        Assert.True(ok, message);
+        Assert.Equal(1_000_000, _schedule.IdleBytesPerSecond(1_000_000, 125_000_000));
+        Assert.True(_schedule.InWindow(day.AddHours(12)));
+        Assert.Null(_policies.Status().UploadWindow);
     }
 
     [Fact]

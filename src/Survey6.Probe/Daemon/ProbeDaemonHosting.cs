@@ -68,6 +68,7 @@ public static class ProbeDaemonHosting
         services.AddSingleton<IValidateOptions<SpoolOptions>, SpoolOptionsValidator>();
         services.AddOptions<ProbePolicyOptions>().BindConfiguration(ProbePolicyOptions.SectionName).ValidateOnStart();
         services.AddSingleton<IValidateOptions<ProbePolicyOptions>, ProbePolicyOptionsValidator>();
+        services.AddSingleton<Uplink.UploadSchedule>();
         services.AddSingleton<PolicyController>();
 
         services.TryAddSingleton(TimeProvider.System);

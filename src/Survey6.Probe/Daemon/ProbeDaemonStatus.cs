@@ -68,6 +68,12 @@ public sealed record PolicyStatus
 
     public double? HeartbeatIntervalSeconds { get; init; }
 
+    /// <summary>The server's daily upload window (HH:MM-HH:MM UTC); null: any time.</summary>
+    public string? UploadWindow { get; init; }
+
+    /// <summary>Idle threshold as a fraction of link speed from the policy; null: Probe:Upload:IdleBytesPerSecond; 0: no idle wait.</summary>
+    public double? UploadIdleUtilisation { get; init; }
+
     /// <summary>Set after a crash loop made the probe fall back to its last known-good policy, until a new policy is applied.</summary>
     public Policies.PolicyFallback? Fallback { get; init; }
 }

@@ -12,7 +12,7 @@ using Survey6.Probe.Uplink;
 namespace Survey6.Probe.Policies;
 
 /// <summary>What a policy makes the probe do, after the probe's own configuration filled what the policy leaves open.</summary>
-public sealed record EffectivePolicy(CaptureSettings Capture, long RotateSizeBytes, TimeSpan RotateAge, long UploadMaxBytesPerSecond, TimeSpan? HeartbeatInterval);
+public sealed record EffectivePolicy(CaptureSettings Capture, long RotateSizeBytes, TimeSpan RotateAge, long UploadMaxBytesPerSecond, TimeSpan? HeartbeatInterval, UploadWindow? UploadWindow, double? IdleUtilisation);
 
 /// <summary>
 /// Applies the server's policies. A policy's fields override the probe's configuration where they differ from the
@@ -34,6 +34,7 @@ public sealed class PolicyController : IDisposable
     private readonly ProbePolicyOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly UploadSchedule _schedule;
     private readonly SemaphoreSlim _applying = new(1, 1);
     private long _healthySince;
 
@@ -47,7 +48,8 @@ public sealed class PolicyController : IDisposable
         IOptions<UploadOptions> upload,
         IOptions<ProbePolicyOptions> options,
         TimeProvider time,
-        ILogger<PolicyController> logger)
+        ILogger<PolicyController> logger,
+        UploadSchedule? schedule = null)
     {
         ArgumentNullException.ThrowIfNull(paths);
         ArgumentNullException.ThrowIfNull(capture);
@@ -55,6 +57,7 @@ public sealed class PolicyController : IDisposable
         ArgumentNullException.ThrowIfNull(upload);
         ArgumentNullException.ThrowIfNull(options);
         _engine = engine;
+        _schedule = schedule ?? new UploadSchedule();
         _writer = writer;
         _limiter = limiter;
         _capture = capture.Value;
@@ -92,6 +95,7 @@ public sealed class PolicyController : IDisposable
         if (_writer.CheckRotation(effective.RotateSizeBytes, effective.RotateAge) is null)
             _writer.SetRotation(effective.RotateSizeBytes, effective.RotateAge);
         _limiter.SetRate(effective.UploadMaxBytesPerSecond);
+        _schedule.Set(effective.UploadWindow, effective.IdleUtilisation);
         var capture = effective.Capture.ToString();
         if (_store.Current.Version != _store.Join.Version || _store.AppliedAt is not null)
             ProbeLog.PolicyInForce(_logger, _store.Current.Version, capture, _store.Proven);
@@ -164,6 +168,10 @@ public sealed class PolicyController : IDisposable
             problems.Add(rotation);
 
         var captureChanges = !to.Capture.SameAs(from.Capture);
+        if (policy.UploadIdleUtilisation is < 0 or > 1 || double.IsNaN(policy.UploadIdleUtilisation))
+            problems.Add($"upload_idle_utilisation {policy.UploadIdleUtilisation} is outside 0..1");
+        if (policy.UploadWindowStart?.ToTimeSpan() is { } ws && (ws < TimeSpan.Zero || ws >= TimeSpan.FromDays(1)) || policy.UploadWindowEnd?.ToTimeSpan() is { } we && (we < TimeSpan.Zero || we >= TimeSpan.FromDays(1)))
+            problems.Add("the upload window must lie within 00:00..24:00");
         if (problems.Count == 0 && captureChanges)
         {
             if (agent is null)
@@ -221,18 +229,19 @@ public sealed class PolicyController : IDisposable
             applied.Add($"heartbeat_interval {beat}");
         }
 
-        var notApplied = new List<string>();
-        if (!Equals(policy.UploadWindowStart, current.UploadWindowStart) || !Equals(policy.UploadWindowEnd, current.UploadWindowEnd))
-            notApplied.Add("upload window (not supported by this probe; uploads follow Probe:Upload)");
-        if (!policy.UploadIdleUtilisation.Equals(current.UploadIdleUtilisation))
-            notApplied.Add("upload_idle_utilisation (not supported by this probe; uploads follow Probe:Upload:IdleBytesPerSecond)");
+        if (to.UploadWindow != from.UploadWindow || !Nullable.Equals(to.IdleUtilisation, from.IdleUtilisation))
+        {
+            _schedule.Set(to.UploadWindow, to.IdleUtilisation);
+            if (to.UploadWindow != from.UploadWindow)
+                applied.Add($"upload window {(to.UploadWindow is { } w ? w.ToString() : "any time")}");
+            if (!Nullable.Equals(to.IdleUtilisation, from.IdleUtilisation))
+                applied.Add(to.IdleUtilisation is { } u ? (u > 0 ? $"upload_idle_utilisation {u:0.###} of link speed" : "upload_idle_utilisation 0 (no idle wait)") : "idle threshold from Probe:Upload");
+        }
 
         _store.Adopt(policy);
         Interlocked.Exchange(ref _healthySince, 0);
         var message = $"policy {policy.Version}: applied " + (applied.Count == 0 ? "nothing that changed" : string.Join(", ", applied));
-        if (notApplied.Count > 0)
-            message += "; not applied: " + string.Join(", ", notApplied);
-        return (notApplied.Count == 0, message);
+        return (true, message);
     }
 
     /// <summary>The policy's fields that differ from the join's policy, over the probe's configuration.</summary>
@@ -263,7 +272,13 @@ public sealed class PolicyController : IDisposable
         TimeSpan? heartbeat = policy.HeartbeatInterval?.ToTimeSpan() is { } h && h > TimeSpan.Zero
             ? TimeSpan.FromTicks(Math.Clamp(h.Ticks, TimeSpan.TicksPerSecond, TimeSpan.TicksPerHour))
             : null;
-        return new EffectivePolicy(new CaptureSettings(interfaces, filter, snap), size, age, rate, heartbeat);
+        // The join's window and idle threshold stand for Probe:Upload (any time of day, IdleBytesPerSecond).
+        var start = policy.UploadWindowStart?.ToTimeSpan() ?? TimeSpan.Zero;
+        var end = policy.UploadWindowEnd?.ToTimeSpan() ?? TimeSpan.Zero;
+        var windowChanged = start != (join.UploadWindowStart?.ToTimeSpan() ?? TimeSpan.Zero) || end != (join.UploadWindowEnd?.ToTimeSpan() ?? TimeSpan.Zero);
+        var window = windowChanged && start != end ? new UploadWindow(start, end) : null;
+        double? idle = policy.UploadIdleUtilisation.Equals(join.UploadIdleUtilisation) ? null : policy.UploadIdleUtilisation;
+        return new EffectivePolicy(new CaptureSettings(interfaces, filter, snap), size, age, rate, heartbeat, window, idle);
     }
 
     public void Dispose() => _applying.Dispose();
@@ -286,6 +301,8 @@ public sealed class PolicyController : IDisposable
             RotateAgeSeconds = effective.RotateAge.TotalSeconds,
             UploadMaxBytesPerSecond = effective.UploadMaxBytesPerSecond,
             HeartbeatIntervalSeconds = effective.HeartbeatInterval?.TotalSeconds,
+            UploadWindow = effective.UploadWindow?.ToString(),
+            UploadIdleUtilisation = effective.IdleUtilisation,
             Fallback = _store.Fallback,
         };
     }
