@@ -123,7 +123,7 @@ public sealed partial class ProbeLifecycleEndToEndTests(ITestOutputHelper output
         try
         {
             var health = server.Get<ProbeHealthQuery>();
-            await ProbeUplinkEndToEndTests.WaitUntilAsync(() => health.Get(probeId) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(20), "a healthy probe", daemon);
+            await ProbeUplinkEndToEndTests.WaitUntilAsync(() => health.Get(probeId) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(60), "a healthy probe", daemon);
             var commands = server.Get<ProbeCommands>();
 
             var bad = commands.UpdatePolicy(probeId, new PolicyChange { CaptureFilter = "ip6 and no such primitive" });
@@ -177,7 +177,7 @@ public sealed partial class ProbeLifecycleEndToEndTests(ITestOutputHelper output
             try
             {
                 var health = server.Get<ProbeHealthQuery>();
-                await ProbeUplinkEndToEndTests.WaitUntilAsync(() => health.Get(joined.ProbeId) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(20), "a healthy probe", daemon);
+                await ProbeUplinkEndToEndTests.WaitUntilAsync(() => health.Get(joined.ProbeId) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(60), "a healthy probe", daemon);
                 await ProbeUplinkEndToEndTests.WaitUntilAsync(() => SerialOnDisk(state) != first.SerialNumber, TimeSpan.FromSeconds(40), "a renewed certificate", daemon);
 
                 using var renewed = X509Certificate2.CreateFromPemFile(Path.Combine(state, "cert.pem"), Path.Combine(state, "key.pem"));
@@ -236,7 +236,7 @@ public sealed partial class ProbeLifecycleEndToEndTests(ITestOutputHelper output
             try
             {
                 var health = server.Get<ProbeHealthQuery>();
-                await ProbeUplinkEndToEndTests.WaitUntilAsync(() => health.Get(probeId) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(20), "a healthy probe", daemon);
+                await ProbeUplinkEndToEndTests.WaitUntilAsync(() => health.Get(probeId) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(60), "a healthy probe", daemon);
 
                 // 120 echoes over 24 s; the server is away from the 3rd second to the 15th.
                 using var echoes = lab.PingInBackground(lab.HostAddress, Echoes, 0.2);
