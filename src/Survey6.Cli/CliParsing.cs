@@ -29,6 +29,67 @@ public static class CliParsing
         return true;
     }
 
+    /// <summary>Longest probe name, city or country text the server keeps.</summary>
+    public const int MaxNameLength = 128;
+
+    /// <summary>
+    /// Adds <c>--country</c> and <c>--city</c> to a location from <c>--location</c> (or makes one of them alone).
+    /// The country must be an assigned ISO 3166-1 alpha-2 code; lower case is accepted and upper-cased. A country
+    /// or city given both ways must agree.
+    /// </summary>
+    public static bool TryMergePlace(Location? location, string? country, string? city, out Location? merged, out string? error)
+    {
+        merged = location;
+        error = null;
+        country = country?.Trim();
+        city = city?.Trim();
+        if (merged is { Country.Length: > 0 })
+            merged.Country = merged.Country.ToUpperInvariant();
+        if (!string.IsNullOrEmpty(country))
+        {
+            country = country.ToUpperInvariant();
+            if (!Survey6.Contracts.CountryCodes.IsAssigned(country))
+            {
+                error = $"--country '{country}' is not an ISO 3166-1 alpha-2 code (two letters, e.g. DE, FR, BR)";
+                return false;
+            }
+
+            if (merged is { Country.Length: > 0 } && merged.Country != country)
+            {
+                error = $"--country {country} contradicts the country {merged.Country} of --location";
+                return false;
+            }
+
+            merged ??= new Location();
+            merged.Country = country;
+        }
+        else if (merged is { Country.Length: > 0 } && !Survey6.Contracts.CountryCodes.IsAssigned(merged.Country))
+        {
+            error = $"the country '{merged.Country}' of --location is not an ISO 3166-1 alpha-2 code";
+            return false;
+        }
+
+        if (!string.IsNullOrEmpty(city))
+        {
+            if (city.Length > MaxNameLength)
+            {
+                error = $"--city is longer than {MaxNameLength} characters";
+                return false;
+            }
+
+            if (merged is { City.Length: > 0 } && merged.City != city)
+            {
+                error = $"--city '{city}' contradicts the city '{merged.City}' of --location";
+                return false;
+            }
+
+            merged ??= new Location();
+            merged.City = city;
+        }
+
+        return true;
+    }
+
     /// <summary><c>lat,lon[,country[,city]]</c>; the city may itself contain commas.</summary>
     public static bool TryParseLocation(string text, out Location? location)
     {

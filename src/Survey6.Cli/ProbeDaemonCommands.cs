@@ -193,6 +193,13 @@ public static class ProbeDaemonCommands
         output.WriteLine(Invariant($"disk:       {Bytes(p.FreeDiskBytes)} free; policy {p.Policy} (max {Bytes(p.MaxSpoolBytes)}, keep {Bytes(p.MinFreeDiskBytes)} free); guard {p.Guard}; evicted {p.EvictedFiles} files, {Bytes(p.EvictedBytes)}"));
         if (s.Upload is { } u)
             output.WriteLine(Invariant($"upload:     {u.FilesUploaded} files, {Bytes(u.BytesUploaded)}; {u.Failures} failures{(u.LastSuccess is { } last ? $"; last {last:u}" : "")}"));
+        if (s.Policy is { } policy)
+        {
+            var from = policy.AppliedAt is { } at ? Invariant($"applied {at:u}{(policy.Proven ? "" : ", not proven healthy yet")}") : "from the join";
+            output.WriteLine(Invariant($"policy:     version {policy.Version} ({from}); rotate at {Bytes(policy.RotateSizeBytes)} or {Age(policy.RotateAgeSeconds)}; upload cap {(policy.UploadMaxBytesPerSecond > 0 ? Bytes(policy.UploadMaxBytesPerSecond) + "/s" : "none")}"));
+            if (policy.Fallback is { } fallback)
+                output.WriteLine(Invariant($"fallback:   {fallback.At:u}: {fallback.Reason}"));
+        }
     }
 
     /// <summary>Status without a daemon: the flag and what the spool directory holds (read only: no repair here).</summary>

@@ -294,6 +294,7 @@ public static partial class ServerCommands
         ["reasons"] = new JsonArray(h.Reasons.Select(r => (JsonNode)new JsonObject { ["code"] = r.Code, ["detail"] = r.Detail }).ToArray()),
         ["state_since"] = h.StateSince?.ToString("o"),
         ["hostname"] = p.Hostname,
+        ["name"] = ProbeName(p.FactsJson),
         ["labels"] = new JsonObject(p.Labels.Select(l => KeyValuePair.Create(l.Key, (JsonNode?)l.Value))),
         ["joined_at"] = p.JoinedAt.ToString("o"),
         ["joined_from"] = p.JoinedFrom,
@@ -321,6 +322,10 @@ public static partial class ServerCommands
         ["heartbeat"] = h.LastHeartbeat is { } heartbeat ? JsonNode.Parse(Google.Protobuf.JsonFormatter.Default.Format(heartbeat)) : null,
         ["facts"] = JsonNode.Parse(p.FactsJson),
     };
+
+    /// <summary>The name given at join (<c>probe join --name</c>), kept in the host facts; null when none.</summary>
+    private static string? ProbeName(string factsJson) =>
+        JsonNode.Parse(factsJson)?["name"]?.GetValue<string>() is { Length: > 0 } name ? name : null;
 
     private static Command CreateProbe(Option<string> dataDir, Option<string> config)
     {
@@ -409,9 +414,10 @@ public static partial class ServerCommands
         var window = new Option<string>("--upload-window") { Description = "Daily upload window in UTC, HH:MM-HH:MM; 00:00-00:00 for any time" };
         var rate = new Option<long?>("--upload-max-rate") { Description = "Upload bytes per second; 0 for no bound" };
         var heartbeat = new Option<string>("--heartbeat-interval") { Description = "Heartbeat interval: 10s, 1m, ..." };
+        var interfaces = new Option<string>("--interfaces") { Description = "Capture interfaces, comma-separated; \"\" for the probe's own configuration" };
         var command = new Command("update-policy", "Send the probe its policy with these changes, under a new version")
         {
-            id, filter, snaplen, rotateSize, rotateAge, window, rate, heartbeat,
+            id, filter, snaplen, rotateSize, rotateAge, window, rate, heartbeat, interfaces,
         };
         command.SetAction(parse => WithState(parse, "probe update-policy", () =>
         {
@@ -421,6 +427,7 @@ public static partial class ServerCommands
                 Snaplen = parse.GetValue(snaplen),
                 RotateSizeBytes = parse.GetValue(rotateSize),
                 UploadMaxBytesPerSecond = parse.GetValue(rate),
+                Interfaces = parse.GetValue(interfaces) is { } names ? names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) : null,
             };
             if (parse.GetValue(rotateAge) is { } age)
             {

@@ -108,7 +108,7 @@ public sealed class ProbeUplinkEndToEndTests(ITestOutputHelper output)
         }
     }
 
-    private static string WriteConfig(string directory, string captureInterface)
+    internal static string WriteConfig(string directory, string captureInterface, JsonObject? extra = null)
     {
         var root = new JsonObject
         {
@@ -119,13 +119,15 @@ public sealed class ProbeUplinkEndToEndTests(ITestOutputHelper output)
                 ["Upload"] = new JsonObject { ["IdleBytesPerSecond"] = 1_000_000, ["QuietPeriod"] = "00:00:01", ["RetryDelay"] = "00:00:01" },
             },
         };
+        foreach (var (section, value) in extra ?? [])
+            root["Probe"]![section] = value?.DeepClone();
         Directory.CreateDirectory(directory);
         var file = Path.Combine(directory, "probe-config.json");
         File.WriteAllText(file, root.ToJsonString());
         return file;
     }
 
-    private static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what, Daemon daemon)
+    internal static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what, Daemon daemon)
     {
         var deadline = Stopwatch.StartNew();
         while (!condition())
@@ -137,7 +139,7 @@ public sealed class ProbeUplinkEndToEndTests(ITestOutputHelper output)
     }
 
     /// <summary>A namespace joined to the host by a veth pair, addresses from a random /64 of 2001:db8::/32; removed on dispose.</summary>
-    private sealed class Lab : IDisposable
+    internal sealed class Lab : IDisposable
     {
         private readonly string _namespace;
 
@@ -173,6 +175,15 @@ public sealed class ProbeUplinkEndToEndTests(ITestOutputHelper output)
         public void Ping(string target, int count) =>
             Assert.Contains($"{count} received", Run("ip", "netns", "exec", _namespace, "ping", "-6", "-n", "-q", "-c", count.ToString(CultureInfo.InvariantCulture), "-i", "0.05", "-W", "2", target), StringComparison.Ordinal);
 
+        /// <summary><paramref name="count"/> echoes (sequence 1..count) every <paramref name="interval"/> seconds; <see cref="BackgroundProcess.WaitForExit"/> for the end.</summary>
+        public BackgroundProcess PingInBackground(string target, int count, double interval)
+        {
+            var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in new[] { "netns", "exec", _namespace, "ping", "-6", "-n", "-q", "-c", count.ToString(CultureInfo.InvariantCulture), "-i", interval.ToString(CultureInfo.InvariantCulture), target })
+                start.ArgumentList.Add(a);
+            return new BackgroundProcess(Process.Start(start)!);
+        }
+
         /// <summary>Five echoes a second for at most 60 s; kill it (dispose) when done.</summary>
         public BackgroundProcess PingInBackground(string target)
         {
@@ -206,8 +217,15 @@ public sealed class ProbeUplinkEndToEndTests(ITestOutputHelper output)
         }
     }
 
-    private sealed class BackgroundProcess(Process process) : IDisposable
+    internal sealed class BackgroundProcess(Process process) : IDisposable
     {
+        /// <summary>Waits for the end; returns what it printed.</summary>
+        public string WaitForExit(TimeSpan timeout)
+        {
+            Assert.True(process.WaitForExit(timeout), "the background process did not end");
+            return process.StandardOutput.ReadToEnd();
+        }
+
         public void Dispose()
         {
             if (!process.HasExited)
@@ -218,7 +236,7 @@ public sealed class ProbeUplinkEndToEndTests(ITestOutputHelper output)
     }
 
     /// <summary><c>survey6 probe run</c> as a process of its own, stopped with SIGTERM like a service.</summary>
-    private sealed class Daemon : IDisposable
+    internal sealed class Daemon : IDisposable
     {
         private readonly Process _process;
         private readonly StringBuilder _log = new();

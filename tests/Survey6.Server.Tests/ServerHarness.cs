@@ -25,6 +25,7 @@ namespace Survey6.Server.Tests;
 public sealed class ServerHarness : IAsyncDisposable
 {
     private readonly WebApplication _app;
+    private bool _stopped;
 
     private ServerHarness(WebApplication app, string root, FakeTimeProvider time)
     {
@@ -127,10 +128,19 @@ public sealed class ServerHarness : IAsyncDisposable
         return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Stops the server as a shutdown would, keeping its data directory for a restart on <see cref="Root"/>.</summary>
+    public async Task StopKeepingDataAsync()
     {
+        if (_stopped)
+            return;
+        _stopped = true;
         await _app.StopAsync();
         await _app.DisposeAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopKeepingDataAsync();
         TempDirectory.Delete(Root);
     }
 }

@@ -45,14 +45,34 @@ public sealed class CaptureEngine : IDisposable
     private long _nextRunId;
     private (long Timestamp, CounterSnapshot Totals) _rateBase;
     private CaptureRate _rate;
+    private CaptureSettings _settings;
 
     public CaptureEngine(IOptions<CaptureOptions> options, CaptureQueue queue, TimeProvider time, ILogger<CaptureEngine> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
+        _settings = _options.Settings;
         _queue = queue;
         _time = time;
         _logger = logger;
+    }
+
+    /// <summary>Interfaces, filter and snap length of the next run (a running one keeps what it opened with).</summary>
+    public CaptureSettings Settings
+    {
+        get => Volatile.Read(ref _settings);
+        set => Volatile.Write(ref _settings, value ?? throw new ArgumentNullException(nameof(value)));
+    }
+
+    /// <summary>
+    /// Opens every interface of <paramref name="settings"/> with libpcap and sets the filter on it (so it is compiled
+    /// for that interface's link type), then closes them again. Nothing is captured.
+    /// </summary>
+    /// <exception cref="CaptureStartException">An interface is missing, cannot be opened, or the filter does not compile for it.</exception>
+    public void Validate(CaptureSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        CloseAll(OpenDevices(settings));
     }
 
     /// <summary>Raised (on a libpcap thread) when an interface stops delivering because of an error, e.g. it went away.</summary>
@@ -95,7 +115,8 @@ public sealed class CaptureEngine : IDisposable
                 throw new InvalidOperationException("capture is already running");
         }
 
-        var opened = OpenDevices();
+        var settings = Settings;
+        var opened = OpenDevices(settings);
         ReservePoolThreads(opened.Count);
         var run = new CaptureRun(Interlocked.Increment(ref _nextRunId), _time.GetUtcNow(), [.. opened.Select(d => d.Interface)], RefreshStatistics);
         try
@@ -136,7 +157,7 @@ public sealed class CaptureEngine : IDisposable
         if (_logger.IsEnabled(LogLevel.Information))
         {
             var names = string.Join(", ", run.Interfaces.Select(i => $"{i.Name} ({i.LinkType})"));
-            ProbeLog.CaptureStarted(_logger, run.Id, names, _options.EffectiveFilter, _options.EffectiveSnapLength);
+            ProbeLog.CaptureStarted(_logger, run.Id, names, settings.Filter, settings.SnapLength);
         }
         return run;
     }
@@ -221,7 +242,7 @@ public sealed class CaptureEngine : IDisposable
             ThreadPool.SetMinThreads(wanted, completionPorts);
     }
 
-    private List<LiveInterface> OpenDevices()
+    private List<LiveInterface> OpenDevices(CaptureSettings settings)
     {
         LibPcapLiveDeviceList all;
         try
@@ -236,11 +257,11 @@ public sealed class CaptureEngine : IDisposable
         var opened = new List<LiveInterface>();
         try
         {
-            foreach (var name in _options.EffectiveInterfaces)
+            foreach (var name in settings.Interfaces)
             {
                 var device = all.FirstOrDefault(d => string.Equals(d.Name, name, StringComparison.Ordinal))
                     ?? throw new CaptureStartException($"no interface '{name}' (libpcap sees: {string.Join(", ", all.Select(d => d.Name))})");
-                opened.Add(Open(device, opened.Count));
+                opened.Add(Open(device, opened.Count, settings));
             }
         }
         catch
@@ -252,12 +273,12 @@ public sealed class CaptureEngine : IDisposable
         return opened;
     }
 
-    private LiveInterface Open(LibPcapLiveDevice device, int index)
+    private LiveInterface Open(LibPcapLiveDevice device, int index, CaptureSettings settings)
     {
         var configuration = new DeviceConfiguration
         {
             Mode = _options.Promiscuous ? DeviceModes.Promiscuous : DeviceModes.None,
-            Snaplen = _options.EffectiveSnapLength,
+            Snaplen = settings.SnapLength,
             ReadTimeout = (int)Math.Max(1, _options.ReadTimeout.TotalMilliseconds),
             Immediate = _options.ImmediateMode,
             BufferSize = (int)_options.KernelBufferBytes,
@@ -272,7 +293,6 @@ public sealed class CaptureEngine : IDisposable
             // SharpPcap waits ReadTimeout*2 for its capture thread by default, shorter than its own
             // 500 ms poll: wait long enough that no callback can run after StopCapture returns.
             device.StopCaptureTimeout = TimeSpan.FromSeconds(3);
-            device.Filter = _options.EffectiveFilter;
         }
         catch (Exception e) when (e is PcapException or PlatformNotSupportedException or DeviceNotReadyException)
         {
@@ -281,7 +301,18 @@ public sealed class CaptureEngine : IDisposable
         }
 
         var linkType = (LinkType)(ushort)device.LinkType;
-        var iface = new ProbeInterface(index, device.Name, linkType, _options.EffectiveSnapLength, _options.EffectiveFilter)
+        try
+        {
+            // pcap_compile on the open handle: the filter is checked against this interface's link type.
+            device.Filter = settings.Filter;
+        }
+        catch (Exception e) when (e is PcapException or PlatformNotSupportedException or DeviceNotReadyException)
+        {
+            device.Close();
+            throw new CaptureStartException($"filter '{settings.Filter}' does not compile on '{device.Name}' (link type {linkType}): {e.Message}", e);
+        }
+
+        var iface = new ProbeInterface(index, device.Name, linkType, settings.SnapLength, settings.Filter)
         {
             Description = string.IsNullOrWhiteSpace(device.Description) ? null : device.Description,
         };

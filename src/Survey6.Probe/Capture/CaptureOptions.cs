@@ -56,6 +56,22 @@ public sealed class CaptureOptions
     public string EffectiveFilter => string.IsNullOrWhiteSpace(Filter) ? DefaultFilter : Filter;
 
     public int EffectiveSnapLength => PrivacyMode ? PrivacySnapLength : SnapLength;
+
+    /// <summary>What this configuration captures, before any policy from the server.</summary>
+    public CaptureSettings Settings => new([.. EffectiveInterfaces], EffectiveFilter, EffectiveSnapLength);
+}
+
+/// <summary>
+/// What a capture run opens: interfaces, BPF filter, snap length. Starts as the configuration's
+/// (<see cref="CaptureOptions.Settings"/>); a policy from the server replaces it while the daemon runs.
+/// </summary>
+public sealed record CaptureSettings(IReadOnlyList<string> Interfaces, string Filter, int SnapLength)
+{
+    public bool SameAs(CaptureSettings other) =>
+        other is not null && Interfaces.SequenceEqual(other.Interfaces, StringComparer.Ordinal)
+        && string.Equals(Filter, other.Filter, StringComparison.Ordinal) && SnapLength == other.SnapLength;
+
+    public override string ToString() => $"{string.Join(",", Interfaces)} '{Filter}' snaplen {SnapLength}";
 }
 
 internal sealed class CaptureOptionsValidator : IValidateOptions<CaptureOptions>

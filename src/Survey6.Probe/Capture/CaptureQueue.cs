@@ -133,6 +133,9 @@ public enum CloseReason
     Error,
     Repaired,
     Unknown,
+
+    /// <summary>A new policy changed what is captured: the next file starts with the new SHB and IDBs.</summary>
+    Policy,
 }
 
 /// <summary>Control messages that travel through the queue in order with the frames.</summary>

@@ -27,6 +27,9 @@ public sealed record ControlChannelOptions(Uri Server, X509Certificate2 ClientCe
 
     public TimeProvider Time { get; init; } = TimeProvider.System;
 
+    /// <summary>Where each new TLS connection takes its client certificate from (a renewal swaps it); default <see cref="ClientCertificate"/>.</summary>
+    public Func<X509Certificate2>? ClientCertificateSource { get; init; }
+
     /// <summary>Told why a stream ended and how long until the next attempt; for the daemon's log.</summary>
     public Action<Exception, TimeSpan>? Disconnected { get; init; }
 
@@ -42,7 +45,7 @@ public sealed record ControlChannelOptions(Uri Server, X509Certificate2 ClientCe
         var policy = json["policy"] is { } node ? JsonParser.Default.Parse<Policy>(node.ToJsonString()) : null;
         var options = new ControlChannelOptions(
             server,
-            X509Certificate2.CreateFromPemFile(state.CertificatePath, state.KeyPath),
+            state.LoadClientCertificate(),
             X509CertificateLoader.LoadCertificateFromFile(state.CaPath));
         return policy?.HeartbeatInterval is { } interval && interval.ToTimeSpan() > TimeSpan.Zero
             ? options with { HeartbeatInterval = interval.ToTimeSpan() }
@@ -157,7 +160,7 @@ public sealed class ControlChannel : IDisposable
             SslOptions = new SslClientAuthenticationOptions
             {
                 RemoteCertificateValidationCallback = PinnedCa.Callback(_options.Ca, _ => { }),
-                ClientCertificates = new X509CertificateCollection { _options.ClientCertificate },
+                LocalCertificateSelectionCallback = (_, _, _, _, _) => _options.ClientCertificateSource?.Invoke() ?? _options.ClientCertificate,
             },
         };
         using var channel = GrpcChannel.ForAddress(_options.Server, new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = false });

@@ -1,3 +1,4 @@
+using Survey6.Probe.Capture;
 using Survey6.Probe.Spool;
 
 namespace Survey6.Probe.Daemon;
@@ -18,6 +19,21 @@ public interface IProbeAgent
 
     /// <summary>UPLOAD_NOW: passed to the uploader, if there is one.</summary>
     void UploadNow();
+
+    /// <summary>
+    /// A policy changed what is captured: the running capture (if any) is stopped, its queue drained into the open
+    /// file, which closes (<c>close_reason: policy</c>), and capture starts again with <paramref name="settings"/>.
+    /// </summary>
+    /// <exception cref="CaptureStartException">The new settings failed to start; the previous ones run again.</exception>
+    Task ApplyCaptureSettingsAsync(Capture.CaptureSettings settings, CancellationToken cancellationToken);
+}
+
+/// <summary>Something else the daemon runs for its lifetime when registered (e.g. certificate renewal).</summary>
+public interface IProbeTask
+{
+    string Name { get; }
+
+    Task RunAsync(CancellationToken cancellationToken);
 }
 
 /// <summary>

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Survey6.Probe.Capture;
 using Survey6.Probe.Diagnostics;
+using Survey6.Probe.Policies;
 using Survey6.Probe.Spool;
 
 namespace Survey6.Probe.Daemon;
@@ -28,6 +29,8 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
     private readonly ILogger _logger;
     private readonly IUploader? _uploader;
     private readonly IControlLink? _controlLink;
+    private readonly IProbeTask[] _tasks;
+    private readonly PolicyController _policy;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly SemaphoreSlim _transition = new(1, 1);
     private readonly SemaphoreSlim _wake = new(0);
@@ -52,6 +55,7 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
         TimeProvider time,
         ILogger<ProbeDaemon> logger,
         IHostApplicationLifetime lifetime,
+        PolicyController policy,
         IServiceProvider services)
     {
         ArgumentNullException.ThrowIfNull(capture);
@@ -70,6 +74,8 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
         // Optional until the control and upload slices are wired in.
         _uploader = services.GetService<IUploader>();
         _controlLink = services.GetService<IControlLink>();
+        _tasks = [.. services.GetServices<IProbeTask>()];
+        _policy = policy;
         _stateSince = time.GetUtcNow();
     }
 
@@ -93,6 +99,8 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
         if (flag is not null)
             ProbeLog.StartsSuspended(_logger, _identity.ProbeId, _paths.SuspendedPath);
         _spool.Recover();
+        // Before the first capture: a crash loop after a policy change falls back here.
+        _policy.ApplyAtStart();
         _engine.Failed += OnCaptureFailed;
         return base.StartAsync(cancellationToken);
     }
@@ -116,6 +124,9 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
             helpers.Add(RunHelperAsync("uploader", () => _uploader.RunAsync(_spool, stoppingToken)));
         if (_controlLink is not null)
             helpers.Add(RunHelperAsync("control link", () => _controlLink.RunAsync(this, stoppingToken)));
+        foreach (var task in _tasks)
+            helpers.Add(RunHelperAsync(task.Name, () => task.RunAsync(stoppingToken)));
+        helpers.Add(RunHelperAsync("policy health", () => WatchHealthAsync(stoppingToken)));
 
         try
         {
@@ -241,6 +252,53 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
 
     public Task RotateAsync(CancellationToken cancellationToken) => _engine.RotateAsync(cancellationToken);
 
+    public async Task ApplyCaptureSettingsAsync(CaptureSettings settings, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        await _transition.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var previous = _engine.Settings;
+            if (_suspended || _stopping || _engine.CurrentRun is null)
+            {
+                // Not capturing: the next start (resume, retry) opens the new settings.
+                _engine.Settings = settings;
+                return;
+            }
+
+            // Frames queued before the stop still go to the old file: the stop travels through the queue behind them.
+            await _engine.StopAsync(CloseReason.Policy, cancellationToken).ConfigureAwait(false);
+            _engine.Settings = settings;
+            try
+            {
+                await _engine.StartAsync(cancellationToken).ConfigureAwait(false);
+                _captureProblem = null;
+                _stateSince = _time.GetUtcNow();
+            }
+            catch (CaptureStartException)
+            {
+                _engine.Settings = previous;
+                await TryStartCaptureAsync(cancellationToken).ConfigureAwait(false);
+                throw;
+            }
+        }
+        finally
+        {
+            _transition.Release();
+        }
+    }
+
+    /// <summary>Tells the policy controller once a second whether the probe works, so a new policy can prove itself.</summary>
+    private async Task WatchHealthAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), _time);
+        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var state = GetStatus().State;
+            _policy.ObserveHealth(state is ProbeStatus.Capturing or ProbeStatus.Suspended);
+        }
+    }
+
     public void UploadNow() => _uploader?.UploadNow();
 
     public ProbeStatus GetStatus()
@@ -271,9 +329,9 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
             StateSince = _stateSince,
             Now = now,
             Version = _identity.Version,
-            Interfaces = run?.Interfaces.Select(i => i.Name).ToList() ?? [.. _capture.EffectiveInterfaces],
-            Filter = _capture.EffectiveFilter,
-            SnapLength = _capture.EffectiveSnapLength,
+            Interfaces = run?.Interfaces.Select(i => i.Name).ToList() ?? [.. _engine.Settings.Interfaces],
+            Filter = run is { Interfaces.Count: > 0 } ? run.Interfaces[0].Filter : _engine.Settings.Filter,
+            SnapLength = run is { Interfaces.Count: > 0 } ? run.Interfaces[0].SnapLength : _engine.Settings.SnapLength,
             Capture = new CaptureStatus
             {
                 Captured = totals.Captured,
@@ -308,6 +366,7 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
                 FilesClosed = _writer.FilesClosed,
             },
             Upload = _uploader?.Status,
+            Policy = _policy.Status(),
         };
     }
 

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Survey6.Probe.Capture;
 using Survey6.Probe.Join;
+using Survey6.Probe.Policies;
 using Survey6.Probe.Spool;
 using Survey6.Probe.Upload;
 using Survey6.Probe.Uplink;
@@ -65,6 +66,10 @@ public static class ProbeDaemonHosting
         services.AddSingleton<IValidateOptions<ProbeOptions>, ProbeOptionsValidator>();
         services.AddSingleton<IValidateOptions<CaptureOptions>, CaptureOptionsValidator>();
         services.AddSingleton<IValidateOptions<SpoolOptions>, SpoolOptionsValidator>();
+        services.AddOptions<ProbePolicyOptions>().BindConfiguration(ProbePolicyOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<ProbePolicyOptions>, ProbePolicyOptionsValidator>();
+        services.AddSingleton<Uplink.UploadSchedule>();
+        services.AddSingleton<PolicyController>();
 
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton(sp => ProbeIdentity.From(sp.GetRequiredService<IOptions<ProbeOptions>>().Value));
@@ -100,10 +105,14 @@ public static class ProbeDaemonHosting
         services.AddSingleton(sp => new TokenBucketRateLimiter(sp.GetRequiredService<IOptions<UploadOptions>>().Value.MaxBytesPerSecond, 0, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton(sp => new InterfaceTraffic(sp.GetRequiredService<IOptions<CaptureOptions>>().Value.Interfaces, sp.GetRequiredService<TimeProvider>()));
         var state = new ProbeStateDirectory(stateDirectory);
+        services.AddOptions<CertificateOptions>().BindConfiguration(CertificateOptions.SectionName).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<CertificateOptions>, CertificateOptionsValidator>();
         if (state.IsJoined && File.Exists(state.CertificatePath) && File.Exists(state.KeyPath))
         {
+            services.AddSingleton(new ProbeCredentials(state));
             services.AddSingleton<IUploader, SpoolUploader>();
             services.AddSingleton<IControlLink, ControlLink>();
+            services.AddSingleton<IProbeTask, CertificateRenewer>();
         }
 
         return services;

@@ -36,6 +36,46 @@ public sealed record ProbeStatus
 
     /// <summary>Null until an uploader is part of the daemon.</summary>
     public UploaderSnapshot? Upload { get; init; }
+
+    /// <summary>The policy in force (null in status built without a daemon).</summary>
+    public PolicyStatus? Policy { get; init; }
+}
+
+/// <summary>The policy in force and what it makes the probe do (the configuration fills what the policy leaves open).</summary>
+public sealed record PolicyStatus
+{
+    public long Version { get; init; }
+
+    /// <summary>join (the policy received at join) or server (an update applied since).</summary>
+    public string Source { get; init; } = "join";
+
+    public DateTimeOffset? AppliedAt { get; init; }
+
+    /// <summary>The policy ran healthy long enough to be the fall back of a later crash loop.</summary>
+    public bool Proven { get; init; }
+
+    public IReadOnlyList<string> Interfaces { get; init; } = [];
+
+    public string Filter { get; init; } = "";
+
+    public int SnapLength { get; init; }
+
+    public long RotateSizeBytes { get; init; }
+
+    public double RotateAgeSeconds { get; init; }
+
+    public long UploadMaxBytesPerSecond { get; init; }
+
+    public double? HeartbeatIntervalSeconds { get; init; }
+
+    /// <summary>The server's daily upload window (HH:MM-HH:MM UTC); null: any time.</summary>
+    public string? UploadWindow { get; init; }
+
+    /// <summary>Idle threshold as a fraction of link speed from the policy; null: Probe:Upload:IdleBytesPerSecond; 0: no idle wait.</summary>
+    public double? UploadIdleUtilisation { get; init; }
+
+    /// <summary>Set after a crash loop made the probe fall back to its last known-good policy, until a new policy is applied.</summary>
+    public Policies.PolicyFallback? Fallback { get; init; }
 }
 
 /// <summary>Frames by stage: Captured = Written + QueueDropped + DiskDropped once the queue is empty.</summary>

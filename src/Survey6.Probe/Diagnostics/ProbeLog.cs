@@ -80,4 +80,28 @@ internal static partial class ProbeLog
 
     [LoggerMessage(EventId = 306, Level = LogLevel.Error, Message = "{Component} stopped with an error: {Reason}")]
     public static partial void ComponentFailed(ILogger logger, string component, string reason);
+
+    [LoggerMessage(EventId = 500, Level = LogLevel.Warning, Message = "Fell back from policy {FromVersion} to policy {ToVersion}: {Reason}")]
+    public static partial void PolicyFellBack(ILogger logger, long fromVersion, long toVersion, string reason);
+
+    [LoggerMessage(EventId = 501, Level = LogLevel.Information, Message = "Policy {Version} in force: capture {Capture}; proven healthy {Proven}")]
+    public static partial void PolicyInForce(ILogger logger, long version, string capture, bool proven);
+
+    [LoggerMessage(EventId = 502, Level = LogLevel.Information, Message = "Policy {Version} ran healthy for {HealthyAfter}: it is the last known-good policy now")]
+    public static partial void PolicyProven(ILogger logger, long version, TimeSpan healthyAfter);
+
+    [LoggerMessage(EventId = 503, Level = LogLevel.Information, Message = "Policy {Version} applied: {Message}")]
+    public static partial void PolicyApplied(ILogger logger, long version, string message);
+
+    [LoggerMessage(EventId = 504, Level = LogLevel.Warning, Message = "Policy {Version} not (fully) applied: {Message}")]
+    public static partial void PolicyRejected(ILogger logger, long version, string message);
+
+    [LoggerMessage(EventId = 510, Level = LogLevel.Information, Message = "Certificate renewed: serial {Serial}, valid until {NotAfter:u}; new connections use it")]
+    public static partial void CertificateRenewed(ILogger logger, string serial, DateTimeOffset notAfter);
+
+    [LoggerMessage(EventId = 511, Level = LogLevel.Warning, Message = "Certificate renewal failed, retrying in {Delay}: {Reason}")]
+    public static partial void CertificateRenewalFailed(ILogger logger, TimeSpan delay, string reason);
+
+    [LoggerMessage(EventId = 512, Level = LogLevel.Information, Message = "Certificate (valid until {NotAfter:u}) is renewed at {Due:u}")]
+    public static partial void CertificateRenewalDue(ILogger logger, DateTimeOffset notAfter, DateTimeOffset due);
 }

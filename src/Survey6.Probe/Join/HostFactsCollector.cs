@@ -11,7 +11,7 @@ namespace Survey6.Probe.Join;
 /// <summary>What a probe tells the server about its host when it joins.</summary>
 public static class HostFactsCollector
 {
-    public static HostFacts Collect(IReadOnlyDictionary<string, string> labels, Location? location)
+    public static HostFacts Collect(IReadOnlyDictionary<string, string> labels, Location? location, string? name = null)
     {
         ArgumentNullException.ThrowIfNull(labels);
         var facts = new HostFacts
@@ -20,6 +20,7 @@ public static class HostFactsCollector
             Os = OperatingSystemName(),
             Kernel = KernelRelease(),
             SoftwareVersion = SoftwareVersion,
+            Name = name ?? "",
         };
         facts.Interfaces.AddRange(Interfaces());
         foreach (var (key, value) in labels)

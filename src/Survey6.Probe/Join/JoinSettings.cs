@@ -15,6 +15,9 @@ public sealed record JoinSettings(
 
     /// <summary>Deadline for the whole join, connection included.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A human name for the probe (<c>--name</c>); the server keeps it with the host facts.</summary>
+    public string? Name { get; init; }
 }
 
 /// <summary>The outcome of a join, as written to the state directory.</summary>

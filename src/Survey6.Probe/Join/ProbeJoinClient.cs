@@ -44,7 +44,7 @@ public static class ProbeJoinClient
         {
             Token = settings.Token,
             CsrDer = ByteString.CopyFrom(csr),
-            Facts = HostFactsCollector.Collect(settings.Labels, settings.Location),
+            Facts = HostFactsCollector.Collect(settings.Labels, settings.Location, settings.Name),
         };
 
         string? tlsRefusal = null;

@@ -93,14 +93,22 @@ public sealed class SpoolWriter
     /// <exception cref="ArgumentOutOfRangeException">A limit outside what <see cref="SpoolOptionsValidator"/> accepts.</exception>
     public void SetRotation(long sizeBytes, TimeSpan age)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(sizeBytes, 16L << 10);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(sizeBytes, 4L << 30);
-        ArgumentOutOfRangeException.ThrowIfLessThan(age, TimeSpan.FromSeconds(1));
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(age, TimeSpan.FromDays(1));
-        if (_options.MaxSpoolBytes < 2 * sizeBytes + 2 * SpoolOptions.CloseReserveBytes)
-            throw new ArgumentOutOfRangeException(nameof(sizeBytes), sizeBytes, $"Probe:Spool:MaxSpoolBytes ({_options.MaxSpoolBytes}) cannot hold two files of this size");
+        if (CheckRotation(sizeBytes, age) is { } problem)
+            throw new ArgumentOutOfRangeException(nameof(sizeBytes), sizeBytes, problem);
         Volatile.Write(ref _rotateSizeBytes, sizeBytes);
         Volatile.Write(ref _rotateAgeTicks, (long)(age.TotalSeconds * _time.TimestampFrequency));
+    }
+
+    /// <summary>Why <see cref="SetRotation"/> would refuse these limits, or null if it would take them.</summary>
+    public string? CheckRotation(long sizeBytes, TimeSpan age)
+    {
+        if (sizeBytes is < 16L << 10 or > 4L << 30)
+            return $"rotate size {sizeBytes} bytes is outside 16 KiB..4 GiB";
+        if (age < TimeSpan.FromSeconds(1) || age > TimeSpan.FromDays(1))
+            return $"rotate age {age} is outside 1 s..1 day";
+        if (_options.MaxSpoolBytes < 2 * sizeBytes + 2 * SpoolOptions.CloseReserveBytes)
+            return $"Probe:Spool:MaxSpoolBytes ({_options.MaxSpoolBytes}) cannot hold two files of {sizeBytes} bytes";
+        return null;
     }
 
     public DiskGuardState GuardState => _guardState;

@@ -1,15 +1,11 @@
 using System.Diagnostics;
-using System.Text.Json.Nodes;
-using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using Survey6.Contracts.V1;
 using Survey6.Probe.Control;
 using Survey6.Probe.Daemon;
 using Survey6.Probe.Join;
-using Survey6.Probe.Spool;
-using Survey6.Probe.Upload;
+using Survey6.Probe.Policies;
 
 namespace Survey6.Probe.Uplink;
 
@@ -22,38 +18,24 @@ namespace Survey6.Probe.Uplink;
 public sealed class ControlLink : IControlLink
 {
     private readonly ProbeStateDirectory _state;
-    private readonly SpoolWriter _writer;
-    private readonly TokenBucketRateLimiter _limiter;
+    private readonly PolicyController _policies;
+    private readonly ProbeCredentials _credentials;
     private readonly InterfaceTraffic _traffic;
-    private readonly UploadOptions _upload;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
-    private Policy _policy = new();
     private TimeSpan _lastCpu;
     private long _lastCpuTimestamp;
 
-    public ControlLink(ProbeDaemonPaths paths, SpoolWriter writer, TokenBucketRateLimiter limiter, InterfaceTraffic traffic, IOptions<UploadOptions> upload, TimeProvider time, ILogger<ControlLink> logger)
+    public ControlLink(ProbeDaemonPaths paths, PolicyController policies, ProbeCredentials credentials, InterfaceTraffic traffic, TimeProvider time, ILogger<ControlLink> logger)
     {
         ArgumentNullException.ThrowIfNull(paths);
-        ArgumentNullException.ThrowIfNull(upload);
         _state = new ProbeStateDirectory(paths.Root);
-        _writer = writer;
-        _limiter = limiter;
+        _policies = policies;
+        _credentials = credentials;
         _traffic = traffic;
-        _upload = upload.Value;
         _time = time;
         _logger = logger;
-    }
-
-    /// <summary>The version of the policy in force (the join's, then each applied update's).</summary>
-    public long PolicyVersion
-    {
-        get
-        {
-            lock (_lock)
-                return _policy.Version;
-        }
     }
 
     public async Task RunAsync(IProbeAgent agent, CancellationToken cancellationToken)
@@ -63,10 +45,13 @@ public sealed class ControlLink : IControlLink
         {
             Time = _time,
             Disconnected = (e, delay) => UplinkLog.ControlDisconnected(_logger, e.Message, delay),
+            ClientCertificateSource = () => _credentials.Current,
         };
-        lock (_lock)
-            _policy = ReadJoinPolicy(_state) ?? new Policy();
+        if (_policies.HeartbeatInterval is { } interval)
+            options = options with { HeartbeatInterval = interval };
         using var channel = new ControlChannel(options, _ => ValueTask.FromResult(BuildHeartbeat(agent.GetStatus())));
+        void OnInterval(TimeSpan next) => channel.HeartbeatInterval = next;
+        _policies.HeartbeatIntervalChanged += OnInterval;
         UplinkLog.ControlStarted(_logger, options.Server, options.HeartbeatInterval);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var commands = ExecuteCommandsAsync(channel, agent, stop.Token);
@@ -81,6 +66,7 @@ public sealed class ControlLink : IControlLink
         }
         finally
         {
+            _policies.HeartbeatIntervalChanged -= OnInterval;
             await stop.CancelAsync().ConfigureAwait(false);
             await commands.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
         }
@@ -94,7 +80,7 @@ public sealed class ControlLink : IControlLink
             string message;
             try
             {
-                (ok, message) = await ExecuteAsync(command, channel, agent, cancellationToken).ConfigureAwait(false);
+                (ok, message) = await ExecuteAsync(command, agent, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -112,7 +98,7 @@ public sealed class ControlLink : IControlLink
         }
     }
 
-    private async Task<(bool Ok, string Message)> ExecuteAsync(Command command, ControlChannel channel, IProbeAgent agent, CancellationToken cancellationToken)
+    private async Task<(bool Ok, string Message)> ExecuteAsync(Command command, IProbeAgent agent, CancellationToken cancellationToken)
     {
         switch (command.Kind)
         {
@@ -126,93 +112,30 @@ public sealed class ControlLink : IControlLink
                 agent.UploadNow();
                 return (true, "uploading the spool now");
             case CommandKind.UpdatePolicy:
-                return command.Policy is { } policy ? ApplyPolicy(policy, channel) : (false, "update-policy without a policy");
+                return command.Policy is { } policy
+                    ? await _policies.ApplyAsync(policy, agent, cancellationToken).ConfigureAwait(false)
+                    : (false, "update-policy without a policy");
             default:
                 return (false, $"unknown command kind {command.Kind}");
         }
     }
 
-    /// <summary>
-    /// Applies what can change while capturing (heartbeat interval, rotation, upload rate cap). Other changes are
-    /// kept as they were and named in the result, which is then not ok; the version is adopted either way, so
-    /// heartbeats show which policy the applied parts come from.
-    /// </summary>
-    internal (bool Ok, string Message) ApplyPolicy(Policy policy, ControlChannel? channel)
+    internal Heartbeat BuildHeartbeat(ProbeStatus status)
     {
-        Policy current;
-        lock (_lock)
-            current = _policy.Clone();
-        if (policy.Version <= current.Version)
-            return (true, $"policy {policy.Version} is not newer than the running {current.Version}; nothing changed");
-
-        var applied = new List<string>();
-        var refused = new List<string>();
-        var next = current.Clone();
-        next.Version = policy.Version;
-
-        if (policy.HeartbeatInterval is { } beat && beat.ToTimeSpan() > TimeSpan.Zero && !beat.Equals(current.HeartbeatInterval))
-        {
-            var interval = TimeSpan.FromTicks(Math.Clamp(beat.ToTimeSpan().Ticks, TimeSpan.TicksPerSecond, TimeSpan.TicksPerHour));
-            if (channel is not null)
-                channel.HeartbeatInterval = interval;
-            next.HeartbeatInterval = Duration.FromTimeSpan(interval);
-            applied.Add($"heartbeat_interval {interval}");
-        }
-
-        var size = policy.RotateSizeBytes > 0 ? (long)Math.Min(policy.RotateSizeBytes, long.MaxValue) : _writer.RotateSizeBytes;
-        var age = policy.RotateAge is { } a && a.ToTimeSpan() > TimeSpan.Zero ? a.ToTimeSpan() : _writer.RotateAge;
-        if (size != _writer.RotateSizeBytes || age != _writer.RotateAge)
-        {
-            try
-            {
-                _writer.SetRotation(size, age);
-                next.RotateSizeBytes = (ulong)size;
-                next.RotateAge = Duration.FromTimeSpan(age);
-                applied.Add($"rotation {size} bytes / {age}");
-            }
-            catch (ArgumentOutOfRangeException e)
-            {
-                refused.Add($"rotation ({e.Message.Split(Environment.NewLine)[0]})");
-            }
-        }
-
-        if (policy.UploadMaxBytesPerSecond != current.UploadMaxBytesPerSecond)
-        {
-            // 0 in a policy means no bound from the server: the probe's own cap stays.
-            var rate = policy.UploadMaxBytesPerSecond > 0 ? (long)Math.Min(policy.UploadMaxBytesPerSecond, long.MaxValue) : _upload.MaxBytesPerSecond;
-            _limiter.SetRate(rate);
-            next.UploadMaxBytesPerSecond = policy.UploadMaxBytesPerSecond;
-            applied.Add($"upload cap {rate} B/s");
-        }
-
-        if (policy.CaptureFilter != current.CaptureFilter)
-            refused.Add("capture_filter (not supported yet; restart with Probe:Capture:Filter)");
-        if (policy.Snaplen != current.Snaplen)
-            refused.Add("snaplen (not supported yet; restart with Probe:Capture:SnapLength)");
-        if (!Equals(policy.UploadWindowStart, current.UploadWindowStart) || !Equals(policy.UploadWindowEnd, current.UploadWindowEnd))
-            refused.Add("upload window (not supported yet; uploads follow Probe:Upload)");
-        if (!policy.UploadIdleUtilisation.Equals(current.UploadIdleUtilisation))
-            refused.Add("upload_idle_utilisation (not supported yet; uploads follow Probe:Upload:IdleBytesPerSecond)");
-
-        lock (_lock)
-            _policy = next;
-        var message = $"policy {policy.Version}: applied " + (applied.Count == 0 ? "nothing that changed" : string.Join(", ", applied));
-        if (refused.Count > 0)
-            message += "; not applied: " + string.Join(", ", refused);
-        return (refused.Count == 0, message);
-    }
-
-    private Heartbeat BuildHeartbeat(ProbeStatus status)
-    {
+        var fallback = status.Policy?.Fallback;
         var heartbeat = new Heartbeat
         {
             State = status.State switch
             {
                 ProbeStatus.Suspended => ProbeState.Suspended,
                 ProbeStatus.Degraded or ProbeStatus.Stopped => ProbeState.Degraded,
+                // Running, but not with the policy the operator sent: the server should show it.
+                _ when fallback is not null => ProbeState.Degraded,
                 _ => ProbeState.Capturing,
             },
-            StateReason = status.State is ProbeStatus.Stopped ? "stopped" : status.StateReason ?? "",
+            StateReason = status.State is ProbeStatus.Stopped ? "stopped"
+                : status.State is ProbeStatus.Capturing or ProbeStatus.Starting && fallback is not null ? $"running the last known-good policy {fallback.ToVersion}: {fallback.Reason}"
+                : status.StateReason ?? "",
             Capture = new CaptureCounters
             {
                 Received = (ulong)Math.Max(0, status.Capture.Captured),
@@ -228,7 +151,7 @@ public sealed class ControlLink : IControlLink
                 FreeDiskBytes = (ulong)Math.Max(0, status.Spool.FreeDiskBytes),
             },
             SoftwareVersion = status.Version,
-            PolicyVersion = PolicyVersion,
+            PolicyVersion = status.Policy?.Version ?? _policies.Version,
         };
         if (status.Upload is { } upload)
         {
@@ -277,17 +200,5 @@ public sealed class ControlLink : IControlLink
         }
 
         return percent;
-    }
-
-    private static Policy? ReadJoinPolicy(ProbeStateDirectory state)
-    {
-        try
-        {
-            return JsonNode.Parse(File.ReadAllText(state.ProbeJsonPath))?["policy"] is { } node ? JsonParser.Default.Parse<Policy>(node.ToJsonString()) : null;
-        }
-        catch (Exception e) when (e is IOException or System.Text.Json.JsonException or InvalidProtocolBufferException or InvalidJsonException)
-        {
-            return null;
-        }
     }
 }

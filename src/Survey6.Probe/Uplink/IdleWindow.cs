@@ -20,7 +20,7 @@ public enum UploadGate
 /// </summary>
 public sealed class IdleWindow
 {
-    private readonly long _idleBytesPerSecond;
+    private long _idleBytesPerSecond;
     private readonly TimeSpan _quietPeriod;
     private readonly TimeSpan _maxDeferral;
     private readonly TimeProvider _time;
@@ -46,6 +46,23 @@ public sealed class IdleWindow
     }
 
     /// <summary>Traffic of others (the sample minus the upload's own bytes) in the last sample.</summary>
+    /// <summary>The threshold; a policy may change it (0 disables the gate).</summary>
+    public long IdleBytesPerSecond
+    {
+        get
+        {
+            lock (_lock)
+                return _idleBytesPerSecond;
+        }
+
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            lock (_lock)
+                _idleBytesPerSecond = value;
+        }
+    }
+
     public long LastOthersBytesPerSecond
     {
         get

@@ -17,6 +17,8 @@ namespace Survey6.Probe.Uplink;
 public sealed class SpoolUploader : IUploader
 {
     private readonly ProbeStateDirectory _state;
+    private readonly ProbeCredentials? _credentials;
+    private readonly UploadSchedule _schedule;
     private readonly UploadOptions _options;
     private readonly IUploadRateLimiter _limiter;
     private readonly InterfaceTraffic _traffic;
@@ -35,12 +37,14 @@ public sealed class SpoolUploader : IUploader
     private volatile bool _uploading;
     private volatile bool _uploadNow;
 
-    public SpoolUploader(ProbeDaemonPaths paths, IOptions<UploadOptions> options, TokenBucketRateLimiter limiter, InterfaceTraffic traffic, TimeProvider time, ILoggerFactory loggers)
+    public SpoolUploader(ProbeDaemonPaths paths, IOptions<UploadOptions> options, TokenBucketRateLimiter limiter, InterfaceTraffic traffic, TimeProvider time, ILoggerFactory loggers, ProbeCredentials? credentials = null, UploadSchedule? schedule = null)
     {
         ArgumentNullException.ThrowIfNull(paths);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggers);
         _state = new ProbeStateDirectory(paths.Root);
+        _credentials = credentials;
+        _schedule = schedule ?? new UploadSchedule();
         _options = options.Value;
         _limiter = new CountingLimiter(limiter, this);
         _traffic = traffic;
@@ -73,7 +77,7 @@ public sealed class SpoolUploader : IUploader
     public async Task RunAsync(SpoolDirectory spool, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(spool);
-        using var connection = ProbeConnection.Open(_state);
+        using var connection = ProbeConnection.Open(_state, credentials: _credentials);
         var uploader = new CaptureUploader(connection.Channel.CreateCallInvoker(), rateLimiter: _limiter, logger: _loggers.CreateLogger<CaptureUploader>(), timeProvider: _time);
         UplinkLog.UploaderStarted(_logger, connection.Server, connection.ProbeId, _options.IdleBytesPerSecond, _options.QuietPeriod, _options.MaxBytesPerSecond);
         void OnClosed(SpoolFile file) => _wake.Writer.TryWrite(true);
@@ -116,6 +120,9 @@ public sealed class SpoolUploader : IUploader
             }
 
             var gate = _uploadNow ? UploadGate.Go : _window.Decide(pending: true);
+            // Outside the server's daily window a file waits; the maximum deferral still sends it (Forced).
+            if (gate == UploadGate.Go && !_uploadNow && !_schedule.InWindow(_time.GetUtcNow()))
+                gate = UploadGate.Wait;
             if (gate == UploadGate.Wait)
             {
                 if (!deferring)
@@ -200,6 +207,9 @@ public sealed class SpoolUploader : IUploader
             var seconds = Math.Max(_time.GetElapsedTime(last, now).TotalSeconds, 1e-3);
             last = now;
             var total = _traffic.Sample();
+            var rates = _traffic.LastRates;
+            var link = rates.Count > 0 && rates.All(r => r.LinkBytesPerSecond > 0) ? rates.Sum(r => r.LinkBytesPerSecond) : 0;
+            _window.IdleBytesPerSecond = _schedule.IdleBytesPerSecond(_options.IdleBytesPerSecond, link);
             // Framing (HTTP/2, TLS, TCP/IP) adds a few percent to what the upload hands over.
             var own = (long)(Interlocked.Exchange(ref _ownBytes, 0) * 1.05 / seconds);
             if (total is { } bytesPerSecond)

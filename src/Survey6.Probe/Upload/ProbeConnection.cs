@@ -13,10 +13,10 @@ namespace Survey6.Probe.Upload;
 /// </summary>
 public sealed class ProbeConnection : IDisposable
 {
-    private readonly X509Certificate2 _certificate;
+    private readonly X509Certificate2? _certificate;
     private readonly X509Certificate2 _ca;
 
-    private ProbeConnection(string probeId, Uri server, X509Certificate2 certificate, X509Certificate2 ca, GrpcChannel channel)
+    private ProbeConnection(string probeId, Uri server, X509Certificate2? certificate, X509Certificate2 ca, GrpcChannel channel)
     {
         ProbeId = probeId;
         Server = server;
@@ -35,7 +35,8 @@ public sealed class ProbeConnection : IDisposable
     /// <param name="state">A joined probe's state directory.</param>
     /// <param name="server">Overrides the server URL recorded at join time.</param>
     /// <exception cref="InvalidOperationException">The directory holds no joined probe.</exception>
-    public static ProbeConnection Open(ProbeStateDirectory state, Uri? server = null)
+    /// <param name="credentials">Where new TLS connections take the client certificate from (renewals); default: the files as they are now.</param>
+    public static ProbeConnection Open(ProbeStateDirectory state, Uri? server = null, ProbeCredentials? credentials = null)
     {
         ArgumentNullException.ThrowIfNull(state);
         if (!state.IsJoined)
@@ -44,7 +45,7 @@ public sealed class ProbeConnection : IDisposable
         var probeId = probe?["probe_id"]?.GetValue<string>() ?? throw new InvalidOperationException($"{state.ProbeJsonPath} names no probe_id");
         server ??= probe?["server"]?.GetValue<string>() is { } url ? new Uri(url) : throw new InvalidOperationException($"{state.ProbeJsonPath} names no server");
 
-        var certificate = X509Certificate2.CreateFromPemFile(state.CertificatePath, state.KeyPath);
+        var certificate = credentials?.Current ?? state.LoadClientCertificate();
         var ca = X509CertificateLoader.LoadCertificateFromFile(state.CaPath);
         var handler = new SocketsHttpHandler
         {
@@ -56,18 +57,19 @@ public sealed class ProbeConnection : IDisposable
             EnableMultipleHttp2Connections = true,
             SslOptions = new SslClientAuthenticationOptions
             {
-                ClientCertificates = new X509CertificateCollection { certificate },
+                LocalCertificateSelectionCallback = (_, _, _, _, _) => credentials?.Current ?? certificate,
                 RemoteCertificateValidationCallback = PinnedCa.Callback(ca, static _ => { }),
             },
         };
         var channel = GrpcChannel.ForAddress(server, new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true });
-        return new ProbeConnection(probeId, server, certificate, ca, channel);
+        // A shared certificate belongs to the credentials, not to this connection.
+        return new ProbeConnection(probeId, server, credentials is null ? certificate : null, ca, channel);
     }
 
     public void Dispose()
     {
         Channel.Dispose();
-        _certificate.Dispose();
+        _certificate?.Dispose();
         _ca.Dispose();
     }
 }

@@ -9,7 +9,7 @@ namespace Survey6.Server.Api;
 /// <summary>One page of a list; <see cref="NextCursor"/> is null on the last page.</summary>
 public sealed record Page<T>(IReadOnlyList<T> Items, string? NextCursor);
 
-public sealed record LocationDto(double Latitude, double Longitude, string? Country, string? City);
+public sealed record LocationDto(double? Latitude, double? Longitude, string? Country, string? City);
 
 /// <summary>A probe as listed.</summary>
 public record ProbeDto

@@ -109,7 +109,7 @@ public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probe
         LastHeartbeat = health?.LastHeartbeatAt,
         Hostname = probe.Hostname,
         Labels = probe.Labels,
-        Location = facts?.Location is { } l ? new LocationDto(l.Latitude, l.Longitude, NullIfEmpty(l.Country), NullIfEmpty(l.City)) : null,
+        Location = facts?.Location is { } l ? new LocationDto(l.HasLatitude ? l.Latitude : null, l.HasLongitude ? l.Longitude : null, NullIfEmpty(l.Country), NullIfEmpty(l.City)) : null,
         Version = NullIfEmpty(facts?.SoftwareVersion),
         CertNotAfter = probe.CertificateNotAfter,
         CertSerial = probe.CertificateSerial,

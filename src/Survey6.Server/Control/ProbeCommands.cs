@@ -80,6 +80,9 @@ public sealed record PolicyChange
     public double? UploadIdleUtilisation { get; init; }
 
     public TimeSpan? HeartbeatInterval { get; init; }
+
+    /// <summary>Capture interfaces; empty: the probe's own configuration.</summary>
+    public IReadOnlyList<string>? Interfaces { get; init; }
 }
 
 /// <summary>An operator's request that cannot be carried out; the message says why.</summary>
@@ -338,6 +341,7 @@ public sealed class ProbeCommands(StateDatabase database, TimeProvider time, IOp
             UploadMaxBytesPerSecond = change.UploadMaxBytesPerSecond ?? (long)current.UploadMaxBytesPerSecond,
             UploadIdleUtilisation = change.UploadIdleUtilisation ?? current.UploadIdleUtilisation,
             HeartbeatInterval = change.HeartbeatInterval ?? current.HeartbeatInterval?.ToTimeSpan() ?? initialPolicy.Value.HeartbeatInterval,
+            Interfaces = [.. change.Interfaces ?? current.Interfaces],
         };
         var problems = new List<ValidationResult>();
         if (!Validator.TryValidateObject(options, new ValidationContext(options), problems, validateAllProperties: true))

@@ -38,6 +38,7 @@ public sealed class EnrollmentService(
     private const int MaxLabels = 64;
     private const int MaxLabelKeyLength = 63;
     private const int MaxLabelValueLength = 256;
+    private const int MaxPlaceLength = 128;
 
     [AllowAnonymous] // the join token authenticates this call; the probe has no certificate yet
     public override Task<JoinResponse> Join(JoinRequest request, ServerCallContext context)
@@ -57,7 +58,7 @@ public sealed class EnrollmentService(
         var publicKey = ReadSigningRequest(request.CsrDer)
             ?? throw Refuse(remote, "bad-csr", StatusCode.InvalidArgument, "join refused: bad-csr: csr_der is not a PKCS#10 request with a valid signature and an ECDSA P-256/P-384 or RSA >= 2048 key");
         var facts = request.Facts ?? new HostFacts();
-        if (CheckLabels(facts.Labels) is { } labelProblem)
+        if ((CheckLabels(facts.Labels) ?? CheckPlace(facts)) is { } labelProblem)
             throw Refuse(remote, "bad-facts", StatusCode.InvalidArgument, "join refused: bad-facts: " + labelProblem);
 
         using var connection = database.Open();
@@ -159,6 +160,22 @@ public sealed class EnrollmentService(
         {
             return null;
         }
+    }
+
+    /// <summary>Name, country and city as <c>probe join</c> checks them, for clients that do not.</summary>
+    private static string? CheckPlace(HostFacts facts)
+    {
+        if (facts.Name.Length > MaxPlaceLength)
+            return $"name longer than {MaxPlaceLength} characters";
+        if (facts.Location is not { } location)
+            return null;
+        if (location.Country.Length > 0 && !Survey6.Contracts.CountryCodes.IsAssigned(location.Country))
+            return $"country '{location.Country}' is not an ISO 3166-1 alpha-2 code";
+        if (location.City.Length > MaxPlaceLength)
+            return $"city longer than {MaxPlaceLength} characters";
+        if ((location.HasLatitude && location.Latitude is < -90 or > 90 or double.NaN) || (location.HasLongitude && location.Longitude is < -180 or > 180 or double.NaN))
+            return "latitude must be -90..90 and longitude -180..180";
+        return null;
     }
 
     private static string? CheckLabels(Google.Protobuf.Collections.MapField<string, string> labels)

@@ -42,8 +42,12 @@ public sealed class PolicyOptions
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Capture interfaces; empty: the probe's own configuration.</summary>
+    public string[] Interfaces { get; set; } = [];
+
     public Policy ToPolicy() => new()
     {
+        Interfaces = { Interfaces },
         Version = Version,
         CaptureFilter = CaptureFilter,
         Snaplen = (uint)Snaplen,

@@ -28,6 +28,8 @@ internal sealed class ProbeHarness : IAsyncDisposable
 
     public CaptureEngine Engine => _host.Services.GetRequiredService<CaptureEngine>();
 
+    public Policies.PolicyController Policies => _host.Services.GetRequiredService<Policies.PolicyController>();
+
     /// <summary>Settings every test wants (quiet logs, prompt delivery, quick statistics); <paramref name="settings"/> override them.</summary>
     public static Dictionary<string, string?> Settings(string stateDirectory, string? captureInterface, params (string Key, string Value)[] settings)
     {
