@@ -47,9 +47,14 @@ public sealed class AptRepositoryTests(PackagesFixture packages) : IDisposable
             var inRelease = Path.Combine(data, "apt", "dists", "survey6", "InRelease");
             var signed = File.ReadAllText(inRelease);
             File.WriteAllText(inRelease, signed.Replace("Label: survey6", "Label: survey7", StringComparison.Ordinal));
+            // A host that has the good index keeps it (apt warns and does not update) ...
             var tampered = Apt("update");
-            Assert.True(tampered.ExitCode != 0 && (tampered.Output.Contains("BADSIG", StringComparison.Ordinal) || tampered.Output.Contains("not signed", StringComparison.Ordinal)),
+            Assert.True(tampered.Output.Contains("BADSIG", StringComparison.Ordinal) && tampered.Output.Contains("The repository is not updated", StringComparison.Ordinal),
                 $"a tampered InRelease was accepted ({tampered.ExitCode}):\n{tampered.Output}");
+            // ... and a host without one gets an error and no index at all.
+            var fresh = Apt("update", lists: "lists-fresh");
+            Assert.True(fresh.ExitCode != 0 && fresh.Output.Contains("BADSIG", StringComparison.Ordinal),
+                $"a tampered InRelease was accepted on a fresh host ({fresh.ExitCode}):\n{fresh.Output}");
             File.WriteAllText(inRelease, signed);
 
             // A newer probe on the server reaches the host through apt.
@@ -73,7 +78,8 @@ public sealed class AptRepositoryTests(PackagesFixture packages) : IDisposable
     {
         var token = Tool.Run(survey6, "server", "api-token", "create", "--data-dir", data, "--name", "deploy-test").Check()
             .Stdout.Split('\n').Single(l => l.StartsWith("token: ", StringComparison.Ordinal))["token: ".Length..].Trim();
-        using var client = new HttpClient { BaseAddress = http };
+        using var handler = new HttpClientHandler { AllowAutoRedirect = false };
+        using var client = new HttpClient(handler) { BaseAddress = http };
         Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync(new Uri("/api/v1/repo", UriKind.Relative))).StatusCode);
         using var request = new HttpRequestMessage(HttpMethod.Get, "/api/v1/repo");
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
@@ -89,17 +95,23 @@ public sealed class AptRepositoryTests(PackagesFixture packages) : IDisposable
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync(new Uri("/apt/survey6-archive-keyring.asc", UriKind.Relative))).StatusCode);
         using var put = new StringContent("x");
         Assert.Equal(HttpStatusCode.MethodNotAllowed, (await client.PutAsync(new Uri("/apt/dists/survey6/InRelease", UriKind.Relative), put)).StatusCode);
-        Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync(new Uri("/apt/%2e%2e/state.db", UriKind.Relative))).StatusCode);
+        foreach (var escape in new[] { "/apt/%2e%2e/state.db", "/apt/..%2fstate.db", "/apt/%2e%2e/apt-signing/fingerprint" })
+        {
+            using var outside = await client.GetAsync(new Uri(escape, UriKind.Relative));
+            var body = await outside.Content.ReadAsStringAsync();
+            Assert.False(outside.IsSuccessStatusCode && (body.StartsWith("SQLite format 3", StringComparison.Ordinal) || body.Trim().Length == 40), $"{escape} served a file outside apt/");
+        }
+
         Assert.Equal(HttpStatusCode.NotFound, (await client.GetAsync(new Uri("/apt/dists/", UriKind.Relative))).StatusCode);
     }
 
-    private ToolResult Apt(string command, string package = "", string tool = "apt-get")
+    private ToolResult Apt(string command, string package = "", string tool = "apt-get", string lists = "lists")
     {
         string[] options =
         [
             "-o", "Dir::Etc::SourceList=" + Path.Combine(_work, "sources.list"),
             "-o", "Dir::Etc::SourceParts=" + Path.Combine(_work, "sources.list.d"),
-            "-o", "Dir::State::Lists=" + Path.Combine(_work, "lists"),
+            "-o", "Dir::State::Lists=" + Path.Combine(_work, lists),
             "-o", "Dir::Cache=" + Path.Combine(_work, "cache"),
         ];
         string[] arguments = [.. options, command, .. package.Length > 0 ? new[] { package } : []];
@@ -139,7 +151,7 @@ public sealed class AptRepositoryTests(PackagesFixture packages) : IDisposable
         var dir = Directory.CreateTempSubdirectory("survey6-apt-").FullName;
         // apt downloads as the unprivileged _apt user: it must reach the lists, the cache and the key.
         File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
-        foreach (var sub in new[] { "sources.list.d", "lists/partial", "cache/archives/partial" })
+        foreach (var sub in new[] { "sources.list.d", "lists/partial", "lists-fresh/partial", "cache/archives/partial" })
             Directory.CreateDirectory(Path.Combine(dir, sub));
         return dir;
     }

@@ -41,7 +41,8 @@ public sealed class PackageContentTests(PackagesFixture packages)
         foreach (var (path, (mode, owner)) in files)
         {
             Assert.True(owner == "root/root", $"{path} is owned by {owner}");
-            var expected = mode[0] == 'd' || path.EndsWith("/survey6", StringComparison.Ordinal) ? "rwxr-xr-x" : "rw-r--r--";
+            var program = path.EndsWith("/survey6", StringComparison.Ordinal) || path.EndsWith("/createdump", StringComparison.Ordinal);
+            var expected = mode[0] == 'd' || program ? "rwxr-xr-x" : "rw-r--r--";
             Assert.True(mode[1..] == expected, $"{path} has mode {mode}");
         }
     }
