@@ -3,12 +3,12 @@ using Survey6.Contracts.V1;
 
 namespace Survey6.Cli;
 
-/// <summary>Parsers for option values shared by command groups.</summary>
-public static class CliParsing
+/// <summary>
+/// Parsers for option values shared by command groups. This part needs only the contracts, so the
+/// probe-only program (src/Survey6.ProbeHost) compiles it too; server-side parsers live in CliParsing.Server.cs.
+/// </summary>
+public static partial class CliParsing
 {
-    /// <summary>"24h", "90m", "7d", "1h30m", "45s"; "0" means no limit (null).</summary>
-    public static bool TryParseDuration(string text, out TimeSpan? duration) => Survey6.Server.Api.DurationText.TryParse(text, out duration);
-
     /// <summary>Repeated <c>key=value</c> options into a dictionary; later keys win.</summary>
     public static bool TryParseLabels(IEnumerable<string>? pairs, out SortedDictionary<string, string> labels, out string? error)
     {

@@ -37,6 +37,7 @@ public static partial class ServerCommands
         server.Subcommands.Add(CreateUploads(dataDir, config));
         server.Subcommands.Add(CreateProbe(dataDir, config));
         server.Subcommands.Add(CreateAdmin(dataDir, config));
+        server.Subcommands.Add(CreateRepo(dataDir, config));
         return server;
     }
 

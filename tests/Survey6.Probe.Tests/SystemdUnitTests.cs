@@ -15,9 +15,11 @@ public sealed class SystemdUnitTests
         var survey6 = Path.Combine(AppContext.BaseDirectory, "survey6");
         Assert.True(File.Exists(survey6), $"{survey6} was not built");
         var text = File.ReadAllText(Unit);
-        Assert.Contains("ExecStart=/usr/bin/survey6 ", text, StringComparison.Ordinal);
+        // The Debian package's own copy of the program (deploy/debian/build), not /usr/bin/survey6, which
+        // the server package may provide when both are installed.
+        Assert.Contains("ExecStart=/usr/lib/survey6-probe/survey6 ", text, StringComparison.Ordinal);
         var copy = Path.Combine(dir.Path, "survey6-probe.service");
-        File.WriteAllText(copy, text.Replace("ExecStart=/usr/bin/survey6 ", $"ExecStart={survey6} ", StringComparison.Ordinal));
+        File.WriteAllText(copy, text.Replace("ExecStart=/usr/lib/survey6-probe/survey6 ", $"ExecStart={survey6} ", StringComparison.Ordinal));
 
         var result = Tool.Run("systemd-analyze", "verify", copy);
 

@@ -12,6 +12,7 @@ using Survey6.Server.Enrollment;
 using Survey6.Server.Metrics;
 using Survey6.Server.Options;
 using Survey6.Server.Pki;
+using Survey6.Server.Repository;
 using Survey6.Server.Security;
 using Survey6.Server.Storage;
 using Survey6.Server.Uploads;
@@ -65,6 +66,7 @@ public static class ServerHostingExtensions
         services.AddSurvey6Web();
         services.AddSurvey6Api();
         services.AddSurvey6Metrics();
+        services.AddSurvey6AptRepository();
         return services;
     }
 
@@ -76,6 +78,7 @@ public static class ServerHostingExtensions
         app.Services.GetRequiredService<StateDatabase>();
 
         app.UseSurvey6Metrics();
+        app.UseSurvey6AptRepository();
         app.UseSurvey6Api();
         app.MapGrpcService<EnrollmentService>();
         app.MapSurvey6Uploads();
@@ -84,6 +87,7 @@ public static class ServerHostingExtensions
         // Public: probes fetch it before joining and check it against their pin (docs/protocol.md).
         app.MapGet("/v1/ca.pem", () => Results.Text(pki.Authority.CertificatePem, "application/x-pem-file"));
         app.MapSurvey6Api();
+        app.MapSurvey6AptRepository();
         app.MapSurvey6Web();
         app.MapSurvey6Metrics();
 

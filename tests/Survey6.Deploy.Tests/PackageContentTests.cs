@@ -1,0 +1,94 @@
+namespace Survey6.Deploy.Tests;
+
+/// <summary>What the built packages hold, as dpkg-deb reads them.</summary>
+[Collection(PackagesCollection.Name)]
+public sealed class PackageContentTests(PackagesFixture packages)
+{
+    // Server and aggregator assemblies and their dependencies: none may reach a capture host.
+    private static readonly string[] NotOnProbes =
+        ["Survey6.Server", "Survey6.Aggregator", "Survey6.Ingest", "Microsoft.AspNetCore", "Grpc.AspNetCore", "DuckDB", "duckdb", "Quartz", "Parquet", "Microsoft.Data.Sqlite", "SQLitePCL", "StackExchange.Redis", "prometheus-net", "Prometheus"];
+
+    [Fact]
+    public void TheProbePackageHoldsTheProbeProgramAndNothingOfTheServer()
+    {
+        var files = Contents(packages.Probe);
+        Assert.Contains("./usr/lib/survey6-probe/survey6", files.Keys);
+        Assert.Contains("./usr/lib/survey6-probe/Survey6.Probe.dll", files.Keys);
+        Assert.Contains("./usr/lib/survey6-probe/libcoreclr.so", files.Keys); // self-contained: its own runtime
+        Assert.Contains("./lib/systemd/system/survey6-probe.service", files.Keys);
+        Assert.Contains("./etc/survey6/probe.json", files.Keys);
+        var leaked = files.Keys.Where(f => NotOnProbes.Any(n => Path.GetFileName(f).StartsWith(n, StringComparison.OrdinalIgnoreCase))).ToList();
+        Assert.True(leaked.Count == 0, "server or aggregator files in the probe package:\n" + string.Join('\n', leaked));
+        Assert.DoesNotContain(files.Keys, f => f.Contains("survey6-server", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void TheServerPackageHoldsTheWholeProgram()
+    {
+        var files = Contents(packages.Server);
+        foreach (var file in new[] { "survey6", "Survey6.Server.dll", "Survey6.Aggregator.dll", "Survey6.Probe.dll", "Microsoft.AspNetCore.dll", "libcoreclr.so" })
+            Assert.Contains("./usr/lib/survey6-server/" + file, files.Keys);
+        Assert.Contains("./lib/systemd/system/survey6-server.service", files.Keys);
+        Assert.Contains("./etc/survey6/server.json", files.Keys);
+    }
+
+    [Theory]
+    [InlineData("probe")]
+    [InlineData("server")]
+    public void EveryFileIsRootOwnedWithPlainModes(string which)
+    {
+        var files = Contents(which == "probe" ? packages.Probe : packages.Server);
+        foreach (var (path, (mode, owner)) in files)
+        {
+            Assert.True(owner == "root/root", $"{path} is owned by {owner}");
+            var program = path.EndsWith("/survey6", StringComparison.Ordinal) || path.EndsWith("/createdump", StringComparison.Ordinal);
+            var expected = mode[0] == 'd' || program ? "rwxr-xr-x" : "rw-r--r--";
+            Assert.True(mode[1..] == expected, $"{path} has mode {mode}");
+        }
+    }
+
+    [Fact]
+    public void ControlFieldsNameTheVersionTheDependenciesAndTheConffiles()
+    {
+        var probe = Field(packages.Probe);
+        Assert.Equal("survey6-probe", probe["Package"]);
+        Assert.Equal(PackagesFixture.Version, probe["Version"]);
+        Assert.Equal("amd64", probe["Architecture"]);
+        var probeDepends = probe["Depends"];
+        Assert.Contains("libpcap0.8", probeDepends, StringComparison.Ordinal);
+        Assert.Contains("adduser", probeDepends, StringComparison.Ordinal);
+        Assert.DoesNotContain("dotnet", probeDepends, StringComparison.Ordinal); // no .NET on the host
+        Assert.DoesNotContain("apt-utils", probeDepends, StringComparison.Ordinal);
+
+        var server = Field(packages.Server);
+        Assert.Equal("survey6-server", server["Package"]);
+        foreach (var needed in new[] { "apt-utils", "gpg", "gpg-agent", "libssl3" })
+            Assert.Contains(needed, server["Depends"].Split(',').Select(d => d.Trim().Split(' ')[0]));
+
+        Assert.Equal("/etc/survey6/probe.json", Tool.Run("dpkg-deb", "-I", packages.Probe, "conffiles").Check().Stdout.Trim());
+        Assert.Equal("/etc/survey6/server.json", Tool.Run("dpkg-deb", "-I", packages.Server, "conffiles").Check().Stdout.Trim());
+        foreach (var script in new[] { "postinst", "prerm", "postrm" })
+            Assert.StartsWith("#!/bin/sh", Tool.Run("dpkg-deb", "-I", packages.Probe, script).Check().Stdout, StringComparison.Ordinal);
+    }
+
+    private static Dictionary<string, string> Field(string deb)
+    {
+        var text = Tool.Run("dpkg-deb", "-f", deb).Check().Stdout;
+        return text.Split('\n').Where(l => l.Length > 0 && !char.IsWhiteSpace(l[0]) && l.Contains(':', StringComparison.Ordinal))
+            .Select(l => l.Split(':', 2)).ToDictionary(p => p[0], p => p[1].Trim(), StringComparer.Ordinal);
+    }
+
+    // path -> (mode string, owner/group) from dpkg-deb -c (tar tv format).
+    private static Dictionary<string, (string Mode, string Owner)> Contents(string deb)
+    {
+        var files = new Dictionary<string, (string, string)>(StringComparer.Ordinal);
+        foreach (var line in Tool.Run("dpkg-deb", "-c", deb).Check().Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var parts = line.Split(' ', 6, StringSplitOptions.RemoveEmptyEntries);
+            var path = parts[5].TrimEnd('/');
+            files[path.Length == 1 ? "./" : path] = (parts[0], parts[1]);
+        }
+
+        return files;
+    }
+}

@@ -1,0 +1,56 @@
+namespace Survey6.Deploy.Tests;
+
+/// <summary>
+/// Builds the packages once per test run with deploy/debian/build (self-contained publish takes a
+/// while): both at <see cref="Version"/>, and the probe again at <see cref="NewerVersion"/> for the
+/// upgrade through the apt repository.
+/// </summary>
+public sealed class PackagesFixture : IDisposable
+{
+    public const string Version = "0.9.1";
+    public const string NewerVersion = "0.9.2";
+
+    public PackagesFixture()
+    {
+        Repository = FindRepository();
+        Directory = System.IO.Directory.CreateTempSubdirectory("survey6-deploy-").FullName;
+        var build = Path.Combine(Repository, "deploy", "debian", "build");
+        var first = Tool.Run(TimeSpan.FromMinutes(25), Repository, build, "--version", Version, "--out", Directory).Check();
+        Probe = Path.Combine(Directory, $"survey6-probe_{Version}_amd64.deb");
+        Server = Path.Combine(Directory, $"survey6-server_{Version}_amd64.deb");
+        Assert.Equal([Probe, Server], first.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        var second = Tool.Run(TimeSpan.FromMinutes(15), Repository, build, "--version", NewerVersion, "--out", Directory, "--only", "probe").Check();
+        NewerProbe = Path.Combine(Directory, $"survey6-probe_{NewerVersion}_amd64.deb");
+        Assert.Equal(NewerProbe, second.Stdout.Trim());
+    }
+
+    public string Repository { get; }
+
+    public string Directory { get; }
+
+    public string Probe { get; }
+
+    public string Server { get; }
+
+    public string NewerProbe { get; }
+
+    public void Dispose() => System.IO.Directory.Delete(Directory, recursive: true);
+
+    private static string FindRepository()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Survey6.slnx")))
+                return dir.FullName;
+        }
+
+        throw new InvalidOperationException("Survey6.slnx not found above " + AppContext.BaseDirectory);
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class PackagesCollection : ICollectionFixture<PackagesFixture>
+{
+    // Installing, purging and the apt repository all change this machine's package state: one at a time.
+    public const string Name = "packages";
+}
