@@ -93,6 +93,8 @@ ticks="$(getconf CLK_TCK)"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
+# RSS counts the mapped packet ring (KernelBufferBytes) and the mapped runtime files; RssAnon is the process's own heap.
+anon_kib() { awk '/^RssAnon/ {print $2}' "/proc/$1/status"; }
 softnet_drops() { local s=0 d; for d in $(awk '{print $2}' /proc/net/softnet_stat); do s=$((s + 16#$d)); done; echo "$s"; }
 load1() { awk '{print $1}' /proc/loadavg; }
 
@@ -170,6 +172,8 @@ step() {
     td_cpu="$(( $(cpu_ticks "$td_pid") - td_cpu_before ))"
     rss="$(rss_kib "$s6_pid")"
     hwm="$(hwm_kib "$s6_pid")"
+    local anon
+    anon="$(anon_kib "$s6_pid")"
     # Let the kernel batches (100 ms timeout), the queue and the 2 s pcap statistics settle.
     sleep 3
     "$s6bin" probe status --json --state-dir "$dir/probe" >"$dir/status.json"
@@ -184,15 +188,20 @@ step() {
     td_frames="$(frames_in "$dir/tcpdump.pcap")"
     td_kdrop="$(awk '/dropped by kernel/ {print $1}' "$dir/tcpdump.pcap.err")"
     s6_frames="$(frames_in "$dir"/probe/spool/*.pcapng)"
+    # A file still .partial after the stop means the daemon did not finish closing it in time (the next
+    # start would repair and publish it); its frames are counted separately, not as captured.
+    local partial
+    partial="$(frames_in "$dir"/probe/spool/*.partial)"
+    [[ "$partial" -eq 0 ]] || echo "capture.sh: rate $rate: $partial frames left in .partial spool files after the stop" | tee -a "$work/notes.txt" >&2
     s6_kdrop="$(json_field "$dir/status.json" kernel_dropped)"
     s6_qdrop="$(json_field "$dir/status.json" queue_dropped)"
     local s6_capt
     s6_capt="$(json_field "$dir/status.json" captured)"
     local wall
     wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$rate" "$sent" "${failed:-0}" "$actual_pps" "$wall" "$td_frames" "${td_kdrop:-?}" "$s6_frames" "${s6_kdrop:-?}" "${s6_qdrop:-?}" \
-        "$((soft_after - soft_before))" "$s6_cpu" "$td_cpu" "$rss" "$hwm" "$load_before" "$(load1)" "${s6_capt:-?}" >>"$into"
+        "$((soft_after - soft_before))" "$s6_cpu" "$td_cpu" "$rss" "$hwm" "$load_before" "$(load1)" "${s6_capt:-?}" "$anon" >>"$into"
     tail -1 "$into" >&2
     [[ $keep -eq 1 ]] || rm -rf "$dir"
 }
@@ -230,7 +239,7 @@ cpu_line="$(cat "$work/cpu.tsv")"
     echo
     echo "| run | target pps | sent | achieved pps | tcpdump frames | tcpdump loss | tcpdump kernel drops | survey6 frames | survey6 loss | survey6 libpcap delivered / kernel drops / queue drops | softnet drops | survey6 CPU % | tcpdump CPU % | load (1 min) before → after |"
     echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
-    while IFS=$'\t' read -r run rate sent failed apps wall tdf tdk s6f s6k s6q soft s6c tdc rss hwm l0 l1 s6cap; do
+    while IFS=$'\t' read -r run rate sent failed apps wall tdf tdk s6f s6k s6q soft s6c tdc rss hwm l0 l1 s6cap anon; do
         target="$(fmt "$rate")"; [[ "$rate" -eq 0 ]] && target="top speed"
         s6pct="$(awk -v t="$s6c" -v k="$ticks" -v w="$wall" 'BEGIN {printf "%.1f", 100 * t / k / w}')"
         tdpct="$(awk -v t="$tdc" -v k="$ticks" -v w="$wall" 'BEGIN {printf "%.1f", 100 * t / k / w}')"
@@ -246,9 +255,10 @@ cpu_line="$(cat "$work/cpu.tsv")"
             END { for (r in best) printf "- %s, run %s: highest loss-free achieved rate %d pps\n", t, r, best[r] }' "$raw" | sort
     done
     echo
-    IFS=$'\t' read -r rate sent failed apps wall tdf tdk s6f s6k s6q soft s6c tdc rss hwm l0 l1 s6cap <<<"$cpu_line"
+    [[ -f "$work/notes.txt" ]] && { sed 's/^capture.sh: /- /' "$work/notes.txt"; echo; }
+    IFS=$'\t' read -r rate sent failed apps wall tdf tdk s6f s6k s6q soft s6c tdc rss hwm l0 l1 s6cap anon <<<"$cpu_line"
     echo "At 10,000 pps for $wall s ($(fmt "$sent") packets sent, load $l0 → $l1): survey6 $(awk -v t="$s6c" -v k="$ticks" -v w="$wall" 'BEGIN {printf "%.1f", 100 * t / k / w}') % of one core,"
-    echo "RSS $((rss / 1024)) MiB at the end (peak $((hwm / 1024)) MiB), $(fmt "$s6f") frames spooled ($(pct "$s6f" "$sent") loss);"
+    echo "RSS $((rss / 1024)) MiB at the end (peak $((hwm / 1024)) MiB; anonymous $((anon / 1024)) MiB, the rest is the mapped packet ring and runtime files), $(fmt "$s6f") frames spooled ($(pct "$s6f" "$sent") loss);"
     echo "tcpdump $(awk -v t="$tdc" -v k="$ticks" -v w="$wall" 'BEGIN {printf "%.1f", 100 * t / k / w}') % of one core, $(fmt "$tdf") frames ($(pct "$tdf" "$sent") loss)."
 } >"$out"
 cat "$out"
