@@ -366,9 +366,11 @@ public sealed class SpoolWriter
             _spool.Publish(file.PartialPath, file.Sequence, reason);
             Interlocked.Increment(ref _filesClosed);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e)
         {
-            // The window's counters already moved on; the frames stay in the repaired file.
+            // Any failure, not only I/O: this runs detached, and a fault must neither vanish nor surface
+            // at some later, unrelated close. The window's counters already moved on; the frames stay in
+            // the file that recovery publishes (or in .partial for the next start to repair).
             ProbeLog.WriteFailed(_logger, Path.GetFileName(file.PartialPath), e.Message);
             Release(file);
             TryRecover(file.PartialPath);
