@@ -86,9 +86,13 @@ done
         echo "| $run | $wall | $user | $sys | $((rss / 1024)) | $(awk -v n="$packet_rows" -v w="$wall" 'BEGIN {printf "%.0f", n / w}') | $l0 → $l1 |"
     done <"$results"
     echo
-    echo "Rows written by the last run:"
+    echo "Rows written by the last run (from the ledger):"
     echo
-    grep -E 'built|rows' "$work/aggregate.log" | tail -5 || true
+    if command -v sqlite3 >/dev/null; then
+        sqlite3 "$data/aggregator.db" "select * from partitions" | cut -d'|' -f1,4
+    else
+        echo "(sqlite3 not installed)"
+    fi
     [[ -f "$work/parse.txt" ]] && { echo; echo "Parse (when the lake was built):"; echo; sed 's/^/    /' "$work/parse.txt"; }
 } >"$out"
 cat "$out"
