@@ -67,6 +67,8 @@ public sealed class SpoolWriter
     private long _dropsAtTrip;
     private volatile OpenSpoolFileInfo? _current;
     private long _filesClosed;
+    // Closed files on their way to the spool (fsync, manifest), in order; see Close.
+    private Task _publishing = Task.CompletedTask;
 
     public SpoolWriter(CaptureQueue queue, SpoolDirectory spool, IOptions<SpoolOptions> options, ProbeIdentity identity, TimeProvider time, ILogger<SpoolWriter> logger)
     {
@@ -338,12 +340,8 @@ public sealed class SpoolWriter
             }
 
             file.Writer.Dispose();
-            file.Stream.Flush(flushToDisk: true);
-            file.Stream.Dispose();
             _baseline = next;
             _windowStartNanoseconds = now;
-            _spool.Publish(file.PartialPath, file.Sequence, reason);
-            Interlocked.Increment(ref _filesClosed);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -351,9 +349,40 @@ public sealed class SpoolWriter
             Release(file);
             TryRecover(file.PartialPath);
             ResetBaseline(run);
+            MeasureFreeSpace();
+            return;
         }
 
+        // fsync, hashing the whole file for its manifest and syncing the directory can take a second
+        // or more on a busy disk; a rotation in the middle of traffic hands them to one background
+        // task (files are still published in order) so the queue keeps draining meanwhile. Every
+        // other close (stop, suspend, request, disk guard) waits, so its file is published when the
+        // signal completes.
+        var previous = _publishing;
+        _publishing = previous.ContinueWith(_ => Publish(file, reason), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+        if (reason is not (CloseReason.Size or CloseReason.Age))
+            _publishing.GetAwaiter().GetResult();
         MeasureFreeSpace();
+    }
+
+    private void Publish(OpenFile file, CloseReason reason)
+    {
+        try
+        {
+            file.Stream.Flush(flushToDisk: true);
+            file.Stream.Dispose();
+            _spool.Publish(file.PartialPath, file.Sequence, reason);
+            Interlocked.Increment(ref _filesClosed);
+        }
+        catch (Exception e)
+        {
+            // Any failure, not only I/O: this runs detached, and a fault must neither vanish nor surface
+            // at some later, unrelated close. The window's counters already moved on; the frames stay in
+            // the file that recovery publishes (or in .partial for the next start to repair).
+            ProbeLog.WriteFailed(_logger, Path.GetFileName(file.PartialPath), e.Message);
+            Release(file);
+            TryRecover(file.PartialPath);
+        }
     }
 
     /// <summary>Writing failed (disk full despite the guard, I/O error): keep what is intact, move on.</summary>
