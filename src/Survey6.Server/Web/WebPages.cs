@@ -124,7 +124,7 @@ internal static class WebPages
             + $"<td data-label=\"Version\">{Version(h.SoftwareVersion, newestVersion)}</td>"
             + $"<td data-label=\"Capture rate\" class=\"num\">{(h.LastHeartbeat is null ? "" : E(Rate(h.Rates.PacketsPerSecond)))}</td>"
             + $"<td data-label=\"Drops\" class=\"num\">{(h.LastHeartbeat is null ? "" : E(Percent(h.Rates.DropRatio)))}</td>"
-            + $"<td data-label=\"Spool backlog\" class=\"num\">{(spool is null ? "" : E(I($"{spool.Files} files, {Bytes((long)spool.Bytes)}")))}</td>"
+            + $"<td data-label=\"Spool backlog\" class=\"num\">{(spool is null ? "" : E(I($"{spool.Files} {(spool.Files == 1 ? "file" : "files")}, {Bytes((long)spool.Bytes)}")))}</td>"
             + $"<td data-label=\"Last upload\">{(probe.LastUpload is { } at ? E(Age(now - at)) : "never")}</td></tr>";
     }
 
@@ -218,7 +218,7 @@ internal static class WebPages
             + $"<tr><th>Version</th><td>{E(h.SoftwareVersion)}</td></tr>"
             + $"<tr><th>Capture rate</th><td>{(h.LastHeartbeat is null ? "" : E(Rate(h.Rates.PacketsPerSecond)))}</td></tr>"
             + $"<tr><th>Drops</th><td>{(h.LastHeartbeat is null ? "" : E(Percent(h.Rates.DropRatio)))}</td></tr>"
-            + $"<tr><th>Spool backlog</th><td>{(spool is null ? "" : E(I($"{spool.Files} files, {Bytes((long)spool.Bytes)}")))}</td></tr>"
+            + $"<tr><th>Spool backlog</th><td>{(spool is null ? "" : E(I($"{spool.Files} {(spool.Files == 1 ? "file" : "files")}, {Bytes((long)spool.Bytes)}")))}</td></tr>"
             + $"<tr><th>Last upload</th><td>{(probe.LastUpload is { } at ? E(Age(live.Now - at)) : "never")}</td></tr>"
             + $"<tr><th>Joined</th><td>{E(Time(h.JoinedAt))}</td></tr>"
             + "</table>";
@@ -227,7 +227,7 @@ internal static class WebPages
         var charts = history.Count == 0
             ? "<p class=\"muted\" id=\"no-history\">No heartbeats recorded yet.</p>"
             : "<div class=\"charts\">"
-              + Chart("chart-rate", "Capture rate", history.Select(m => (m.Minute, m.Received / 60.0)).ToList(), live.Now, Rate)
+              + Chart("chart-rate", "Capture rate", history.Select(m => (m.Minute, m.Received / Covered(m, h.HeartbeatInterval))).ToList(), live.Now, Rate)
               + Chart("chart-drops", "Drops per minute", history.Select(m => (m.Minute, (double)(m.KernelDropped + m.InterfaceDropped + m.QueueDropped))).ToList(), live.Now,
                   v => v.ToString("0.#", CultureInfo.InvariantCulture))
               + Chart("chart-spool", "Spool backlog", history.Select(m => (m.Minute, (double)m.SpoolBytesMax)).ToList(), live.Now, v => Bytes((long)v))
@@ -244,19 +244,25 @@ internal static class WebPages
         return "<section aria-labelledby=\"status-h\"><h2 id=\"status-h\">Status</h2>" + details + "</section>"
             + "<section aria-labelledby=\"history-h\"><h2 id=\"history-h\">History</h2>" + charts + "</section>"
             + "<section aria-labelledby=\"commands-h\"><h2 id=\"commands-h\">Commands</h2>"
-            + (live.Commands.Count == 0 ? "<p class=\"muted\">None issued.</p>" : "")
-            + $"<table id=\"commands\" class=\"cards\"><thead><tr><th>Issued</th><th>Kind</th><th>By</th><th>Status</th><th>Result</th><th>Id</th></tr></thead><tbody>{commands}</tbody></table></section>"
+            + (live.Commands.Count == 0 ? "<p class=\"muted\">None issued.</p>"
+                : $"<table id=\"commands\" class=\"cards\"><thead><tr><th>Issued</th><th>Kind</th><th>By</th><th>Status</th><th>Result</th><th>Id</th></tr></thead><tbody>{commands}</tbody></table>")
+            + "</section>"
             + "<section aria-labelledby=\"uploads-h\"><h2 id=\"uploads-h\">Uploads</h2>"
-            + (live.Uploads.Count == 0 ? "<p class=\"muted\">None received.</p>" : "")
-            + $"<table id=\"uploads\" class=\"cards\"><thead><tr><th>Received</th><th>Capture</th><th class=\"num\">Size</th><th>Window</th><th></th></tr></thead><tbody>{uploads}</tbody></table></section>"
+            + (live.Uploads.Count == 0 ? "<p class=\"muted\">None received.</p>"
+                : $"<table id=\"uploads\" class=\"cards\"><thead><tr><th>Received</th><th>Capture</th><th class=\"num\">Size</th><th>Window</th><th></th></tr></thead><tbody>{uploads}</tbody></table>")
+            + "</section>"
             + "<section aria-labelledby=\"events-h\"><h2 id=\"events-h\">Events</h2>"
             + $"<table id=\"events\" class=\"cards\"><thead><tr><th>At</th><th>Kind</th><th>Detail</th></tr></thead><tbody>{events}</tbody></table></section>";
     }
 
+    /// <summary>The seconds a minute's heartbeats stand for: a minute only partly reported (the current one, a restart) is not averaged over 60 s.</summary>
+    private static double Covered(ProbeHistoryMinute minute, TimeSpan interval) =>
+        Math.Clamp(minute.Heartbeats * interval.TotalSeconds, 1, 60);
+
     /// <summary>A line chart as inline SVG: x is time up to <paramref name="now"/>, y starts at zero.</summary>
     internal static string Chart(string id, string title, IReadOnlyList<(DateTimeOffset At, double Value)> points, DateTimeOffset now, Func<double, string> format)
     {
-        const double left = 70, right = 590, top = 12, bottom = 150;
+        const double left = 34, right = 592, top = 26, bottom = 146;
         var from = points[0].At;
         // At least half an hour wide so a few minutes of data do not fill the whole axis.
         if (now - from < TimeSpan.FromMinutes(30))
@@ -273,9 +279,9 @@ internal static class WebPages
             + I($"<svg viewBox=\"0 0 600 180\" role=\"img\" aria-label=\"{E(title)} over time: latest {E(format(last))}, peak {E(format(max))}\">")
             + I($"<line class=\"axis\" x1=\"{left}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\"/><line class=\"axis\" x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{bottom}\"/>")
             + I($"<line class=\"grid\" x1=\"{left}\" y1=\"{Y(max):0.#}\" x2=\"{right}\" y2=\"{Y(max):0.#}\"/>")
-            + I($"<text class=\"tick\" x=\"{left - 6}\" y=\"{Y(max) + 4:0.#}\" text-anchor=\"end\">{E(format(max))}</text>")
+            + I($"<text class=\"tick\" x=\"{left + 4}\" y=\"{Y(max) - 5:0.#}\">{E(format(max))}</text>")
             + I($"<text class=\"tick\" x=\"{left - 6}\" y=\"{bottom + 4}\" text-anchor=\"end\">0</text>")
-            + I($"<text class=\"tick\" x=\"{left}\" y=\"{bottom + 22}\">{from:HH:mm}</text><text class=\"tick\" x=\"{right}\" y=\"{bottom + 22}\" text-anchor=\"end\">{now:HH:mm} UTC</text>")
+            + I($"<text class=\"tick\" x=\"{left}\" y=\"{bottom + 26}\">{from:HH:mm}</text><text class=\"tick\" x=\"{right}\" y=\"{bottom + 26}\" text-anchor=\"end\">{now:HH:mm} UTC</text>")
             + $"<polyline class=\"series\" points=\"{line}\"/><g class=\"points\">{dots}</g></svg></figure>";
     }
 
@@ -302,7 +308,7 @@ internal static class WebPages
         foreach (var t in tokens.OrderByDescending(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal))
         {
             var status = t.Status(now);
-            var revoke = status is "active" or "used-up" or "expired" && t.RevokedAt is null
+            var revoke = status == "active"
                 ? $"<form method=\"post\" action=\"/tokens/{E(t.Id)}/revoke\" data-confirm=\"Revoke join token {E(t.Id)}? Probes that joined with it keep their certificates.\">{Token(antiforgery)}<button type=\"submit\" class=\"danger small\">Revoke</button></form>"
                 : "";
             var labels = string.Concat(t.Labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"<span class=\"label\">{E(l.Key)}={E(l.Value)}</span>"));

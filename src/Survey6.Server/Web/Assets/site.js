@@ -116,6 +116,12 @@ function survey6Live(onProbe) {
     });
   }
 
+  function path(points, shift) {
+    return "M" + points.map(function (p) { return (p[0] + shift).toFixed(1) + "," + p[1].toFixed(1); }).join("L") + "Z";
+  }
+
+  // One ring as path data. A ring that crosses the antimeridian jumps from one edge to the other; it is
+  // unwrapped into one continuous shape and drawn once more a map width over, and the view box clips both.
   function ring(arcs, indexes) {
     var points = [];
     indexes.forEach(function (index, k) {
@@ -123,7 +129,29 @@ function survey6Live(onProbe) {
       // Consecutive arcs share their end points.
       points = points.concat(k === 0 ? arc : arc.slice(1));
     });
-    return "M" + points.map(function (p) { return p[0].toFixed(1) + "," + p[1].toFixed(1); }).join("L") + "Z";
+    var offset = 0, min = Infinity, max = -Infinity;
+    var unwrapped = points.map(function (p, i) {
+      if (i > 0) {
+        var jump = p[0] - points[i - 1][0];
+        if (jump > box.width / 2) {
+          offset -= box.width;
+        } else if (jump < -box.width / 2) {
+          offset += box.width;
+        }
+      }
+      var x = p[0] + offset;
+      min = Math.min(min, x);
+      max = Math.max(max, x);
+      return [x, p[1]];
+    });
+    var d = path(unwrapped, 0);
+    if (min < 0) {
+      d += path(unwrapped, box.width);
+    }
+    if (max > box.width) {
+      d += path(unwrapped, -box.width);
+    }
+    return d;
   }
 
   fetch("/assets/world-110m.json", { credentials: "same-origin" })
