@@ -36,6 +36,7 @@ public static partial class WebHostingExtensions
         services.AddSingleton<WebAdminStore>();
         services.AddSingleton<WebData>();
         services.AddSingleton<AggregatorLedgerReader>();
+        services.AddSingleton<IDatasetSummarySource, LakeDatasetSummary>();
         services.AddAntiforgery(o =>
         {
             o.Cookie.Name = "survey6.af";

@@ -207,6 +207,50 @@ public sealed partial class WebPagesTests
     }
 
     [Fact]
+    public async Task Data_page_summarises_the_lake_the_aggregator_built_from_a_real_upload()
+    {
+        await using var ui = await WebUi.StartAsync();
+        var capture = Path.Combine(SharedTestData(), "pcaps", "zeek", "ipv6-fragmented-dns.pcap");
+        var token = ui.Server.CreateToken();
+        using (var connection = await UploadTestSupport.JoinAsync(ui.Server.GrpcUrl, token, ui.Server.Pki.Authority.Pin, Path.Combine(ui.Server.Root, "dns-probe")))
+        {
+            var result = await UploadTestSupport.Uploader(connection).UploadAsync(capture, UploadTestSupport.Manifest());
+            Assert.NotNull(result);
+        }
+
+        // The aggregator's own command, as an operator runs it against the server's data folder.
+        var output = new StringWriter();
+        var status = await RootCommandFactory.Create().Parse(["aggregate", "once", "--data-dir", ui.Server.DataDirectory, "--include-open"])
+            .InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = output }, CancellationToken.None);
+        Assert.True(status == 0, output.ToString());
+
+        await ui.LoginAsync();
+        await ui.Page.GotoAsync(ui.Url("/data"));
+        await Expect(ui.Page.Locator("#stage-parse")).ToContainTextAsync("succeeded");
+        var error = ui.Page.Locator("#dataset-error");
+        Assert.True(await error.CountAsync() == 0, await error.CountAsync() == 0 ? "" : await error.TextContentAsync());
+        await Expect(ui.Page.Locator("#rows-per-table")).ToContainTextAsync("packets");
+        await Expect(ui.Page.Locator("#top-dns")).ToContainTextAsync("n1.netalyzr.icsi.berkeley.edu");
+        await Expect(ui.Page.Locator("#top-prefixes")).ToContainTextAsync("2001:470:1f11::/48");
+        await Expect(ui.Page.Locator("#iid-classes tr").First).ToBeVisibleAsync();
+        await Expect(ui.Page.Locator("#dataset-error")).ToHaveCountAsync(0);
+    }
+
+    /// <summary>The shared capture corpus, <c>shared/testdata</c> beside the repository folder.</summary>
+    private static string SharedTestData()
+    {
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            var candidate = Path.Combine(d.FullName, "shared", "testdata");
+            if (Directory.Exists(Path.Combine(candidate, "pcaps")))
+                return candidate;
+        }
+
+        Assert.Fail("shared/testdata (the capture corpus beside the repository) was not found");
+        return "";
+    }
+
+    [Fact]
     public async Task Fleet_page_filters_by_state_label_and_search_in_place()
     {
         await using var ui = await WebUi.StartAsync();
