@@ -422,9 +422,9 @@ internal static class WebPages
         }
         else
         {
-            body.Append("<h3>Rows per table</h3><table id=\"rows-per-table\" class=\"compact\"><tbody>")
+            body.Append("<div><h3>Rows per table</h3><table id=\"rows-per-table\" class=\"compact\"><tbody>")
                 .Append(string.Concat(rows.OrderBy(r => r.Key, StringComparer.Ordinal).Select(r => I($"<tr><th>{E(r.Key)}</th><td class=\"num\">{r.Value:N0}</td></tr>"))))
-                .Append("</tbody></table>");
+                .Append("</tbody></table></div>");
         }
 
         if (dataset is not null)
@@ -438,17 +438,17 @@ internal static class WebPages
             body.Append(CultureInfo.InvariantCulture, $"<p class=\"error\" id=\"dataset-error\">The lake could not be read: {E(error)}</p>");
         }
 
-        return "<section aria-labelledby=\"dataset-h\"><h2 id=\"dataset-h\">Dataset</h2>" + body + "</section>";
+        return "<section aria-labelledby=\"dataset-h\"><h2 id=\"dataset-h\">Dataset</h2><div class=\"blocks\">" + body + "</div></section>";
     }
 
     private static string Ranking(string id, string title, IReadOnlyList<KeyValuePair<string, long>> items)
     {
         if (items.Count == 0)
-            return $"<h3>{title}</h3><p class=\"muted\" id=\"{id}\">None.</p>";
+            return $"<div><h3>{title}</h3><p class=\"muted\" id=\"{id}\">None.</p></div>";
         var max = Math.Max(1, items.Max(i => i.Value));
-        return $"<h3>{title}</h3><table id=\"{id}\" class=\"compact ranking\"><tbody>"
+        return $"<div><h3>{title}</h3><table id=\"{id}\" class=\"compact ranking\"><tbody>"
             + string.Concat(items.Select(i => I($"<tr><th class=\"mono\">{E(i.Key)}</th><td class=\"num\">{i.Value:N0}</td><td class=\"bar\"><svg viewBox=\"0 0 100 8\" preserveAspectRatio=\"none\" aria-hidden=\"true\"><rect height=\"8\" width=\"{100.0 * i.Value / max:0.#}\"/></svg></td></tr>")))
-            + "</tbody></table>";
+            + "</tbody></table></div>";
     }
 
     private static string Figure(string label, string value, string id) =>

@@ -210,19 +210,7 @@ public sealed partial class WebPagesTests
     public async Task Data_page_summarises_the_lake_the_aggregator_built_from_a_real_upload()
     {
         await using var ui = await WebUi.StartAsync();
-        var capture = Path.Combine(SharedTestData(), "pcaps", "zeek", "ipv6-fragmented-dns.pcap");
-        var token = ui.Server.CreateToken();
-        using (var connection = await UploadTestSupport.JoinAsync(ui.Server.GrpcUrl, token, ui.Server.Pki.Authority.Pin, Path.Combine(ui.Server.Root, "dns-probe")))
-        {
-            var result = await UploadTestSupport.Uploader(connection).UploadAsync(capture, UploadTestSupport.Manifest());
-            Assert.NotNull(result);
-        }
-
-        // The aggregator's own command, as an operator runs it against the server's data folder.
-        var output = new StringWriter();
-        var status = await RootCommandFactory.Create().Parse(["aggregate", "once", "--data-dir", ui.Server.DataDirectory, "--include-open"])
-            .InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = output }, CancellationToken.None);
-        Assert.True(status == 0, output.ToString());
+        await UploadRealCaptureAndAggregateAsync(ui);
 
         await ui.LoginAsync();
         await ui.Page.GotoAsync(ui.Url("/data"));
@@ -234,6 +222,23 @@ public sealed partial class WebPagesTests
         await Expect(ui.Page.Locator("#top-prefixes")).ToContainTextAsync("2001:470:1f11::/48");
         await Expect(ui.Page.Locator("#iid-classes tr").First).ToBeVisibleAsync();
         await Expect(ui.Page.Locator("#dataset-error")).ToHaveCountAsync(0);
+    }
+
+    /// <summary>Uploads a real IPv6 DNS capture with the probe's own code, then runs the aggregator's own command against the server's data folder.</summary>
+    private static async Task UploadRealCaptureAndAggregateAsync(WebUi ui)
+    {
+        var capture = Path.Combine(SharedTestData(), "pcaps", "zeek", "ipv6-fragmented-dns.pcap");
+        var token = ui.Server.CreateToken();
+        using (var connection = await UploadTestSupport.JoinAsync(ui.Server.GrpcUrl, token, ui.Server.Pki.Authority.Pin, Path.Combine(ui.Server.Root, "dns-probe")))
+        {
+            var result = await UploadTestSupport.Uploader(connection).UploadAsync(capture, UploadTestSupport.Manifest());
+            Assert.NotNull(result);
+        }
+
+        var output = new StringWriter();
+        var status = await RootCommandFactory.Create().Parse(["aggregate", "once", "--data-dir", ui.Server.DataDirectory, "--include-open"])
+            .InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = output }, CancellationToken.None);
+        Assert.True(status == 0, output.ToString());
     }
 
     /// <summary>The shared capture corpus, <c>shared/testdata</c> beside the repository folder.</summary>
@@ -294,6 +299,7 @@ public sealed partial class WebPagesTests
         await JoinAsync(ui, "core-fra-01", new Location { Latitude = 50.11, Longitude = 8.68, Country = "DE", City = "Frankfurt" }, "site=fra");
         // Uploads first: the join checks the certificate against the real clock, which the heartbeats below run ahead of.
         var shas = await UploadAsync(ui, "uploader", 2);
+        await UploadRealCaptureAndAggregateAsync(ui);
         await using var stream = ProbeStream.Open(ui.Server, certificate);
         await HeartbeatsAsync(ui.Server, stream, minutes: 12);
         ui.Server.Tokens.Create(TimeSpan.FromDays(7), 10, new Dictionary<string, string> { ["site"] = "ams" }, "Amsterdam rollout");
