@@ -31,6 +31,9 @@ internal static class ApiEndpoints
             .WithSummary("One probe with its host facts and certificates").ProducesProblem(StatusCodes.Status404NotFound);
         api.MapGet("/probes/{id}/history", GetProbeHistory).WithName("getProbeHistory").WithTags("probes")
             .WithSummary("The states a probe went through, newest first").ProducesProblem(StatusCodes.Status404NotFound);
+        api.MapGet("/probes/{id}/minutes", GetProbeMinutes).WithName("getProbeMinutes").WithTags("probes")
+            .WithSummary("A probe's per-minute heartbeat rollups in [since, until), oldest first; default the last 24 hours")
+            .ProducesProblem(StatusCodes.Status404NotFound);
         api.MapGet("/probes/{id}/events", GetProbeEvents).WithName("getProbeEvents").WithTags("probes", "events")
             .WithSummary("A probe's events, newest first").ProducesProblem(StatusCodes.Status404NotFound);
         api.MapPost("/probes/{id}/revoke", RevokeProbe).WithName("revokeProbe").WithTags("probes")
@@ -77,6 +80,23 @@ internal static class ApiEndpoints
         {
             return ApiProblems.BadRequest(e.Message);
         }
+    }
+
+    private static async Task<Results<Ok<Page<ProbeMinuteDto>>, ProblemHttpResult>> GetProbeMinutes(
+        string id, DateTimeOffset? since, DateTimeOffset? until, IProbeQueries probes, Control.ProbeHealthQuery health, TimeProvider time,
+        CancellationToken cancellationToken)
+    {
+        var to = until ?? time.GetUtcNow().AddMinutes(1);
+        var from = since ?? to.AddDays(-1);
+        if (from >= to)
+            return ApiProblems.BadRequest("since must be before until");
+        if (await probes.GetAsync(id, cancellationToken).ConfigureAwait(false) is null)
+            return ApiProblems.NotFound($"no probe {id}");
+        var minutes = health.History(id, from, to).Select(m => new ProbeMinuteDto(
+            m.Minute, m.Heartbeats, m.Received, m.KernelDropped, m.InterfaceDropped, m.QueueDropped, m.UploadedFiles, m.UploadedBytes,
+            m.UploadFailures, m.SpoolFilesMax, m.SpoolBytesMax, m.SpoolOldestAgeMax.TotalSeconds, m.FreeDiskMin, m.CpuPercentMean, m.RssMax,
+            m.ReportedState)).ToList();
+        return TypedResults.Ok(new Page<ProbeMinuteDto>(minutes, null));
     }
 
     private static async Task<Results<Ok<Page<EventDto>>, ProblemHttpResult>> GetProbeEvents(

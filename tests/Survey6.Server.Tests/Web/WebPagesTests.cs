@@ -106,6 +106,22 @@ public sealed partial class WebPagesTests
         }
 
         await Expect(ui.Page.Locator("#chart-rate figcaption")).ToContainTextAsync("100 pkt/s");
+
+        // The same history through the JSON API, with the page's session.
+        var api = await ui.Page.APIRequest.GetAsync(ui.Url($"/api/v1/probes/{probeId}/minutes"));
+        Assert.Equal(200, api.Status);
+        using (var json = System.Text.Json.JsonDocument.Parse(await api.TextAsync()))
+        {
+            var items = json.RootElement.GetProperty("items");
+            Assert.Equal(9, items.GetArrayLength());
+            Assert.Equal(6000, items[1].GetProperty("received").GetInt64());
+            Assert.Equal(6, items[1].GetProperty("heartbeats").GetInt32());
+            // Minutes are the server's clock minutes, not the loop's: sums over all of them are what is known.
+            Assert.Equal(6 * (0 + 1 + 2 + 3 + 4 + 5 + 6 + 7), items.EnumerateArray().Sum(m => m.GetProperty("kernel_dropped").GetInt64()));
+            Assert.Equal(160L << 20, items.EnumerateArray().Max(m => m.GetProperty("spool_bytes_max").GetInt64()));
+        }
+
+        Assert.Equal(404, (await ui.Page.APIRequest.GetAsync(ui.Url("/api/v1/probes/p-nothere/minutes"))).Status);
         await Expect(ui.Page.Locator("#details")).ToContainTextAsync("Amsterdam, NL");
         await Expect(ui.Page.Locator("#events")).ToContainTextAsync("probe joined");
 
