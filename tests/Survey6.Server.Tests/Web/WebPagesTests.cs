@@ -38,6 +38,7 @@ public sealed partial class WebPagesTests
         Assert.Equal("ams", info.Labels["site"]);
         Assert.Equal(TimeSpan.FromHours(2), info.ExpiresAt - info.CreatedAt);
         await Expect(ui.Page.Locator($"#token-{info.Id}")).ToContainTextAsync("0 / 2");
+        await Shoot(ui.Page, ScreenshotDirectory(), "laptop", "tokens-created", 1280, "Join tokens", "#created");
 
         // The copy button puts exactly the command on the clipboard.
         await ui.Browser.GrantPermissionsAsync(["clipboard-read", "clipboard-write"], new() { Origin = ui.Url("/").TrimEnd('/') });
