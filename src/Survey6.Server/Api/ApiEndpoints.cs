@@ -31,6 +31,9 @@ internal static class ApiEndpoints
             .WithSummary("One probe with its host facts and certificates").ProducesProblem(StatusCodes.Status404NotFound);
         api.MapGet("/probes/{id}/history", GetProbeHistory).WithName("getProbeHistory").WithTags("probes")
             .WithSummary("The states a probe went through, newest first").ProducesProblem(StatusCodes.Status404NotFound);
+        api.MapGet("/probes/{id}/minutes", GetProbeMinutes).WithName("getProbeMinutes").WithTags("probes")
+            .WithSummary("A probe's per-minute heartbeat rollups in [since, until), oldest first; default the last 24 hours")
+            .ProducesProblem(StatusCodes.Status404NotFound);
         api.MapGet("/probes/{id}/events", GetProbeEvents).WithName("getProbeEvents").WithTags("probes", "events")
             .WithSummary("A probe's events, newest first").ProducesProblem(StatusCodes.Status404NotFound);
         api.MapPost("/probes/{id}/revoke", RevokeProbe).WithName("revokeProbe").WithTags("probes")
@@ -77,6 +80,23 @@ internal static class ApiEndpoints
         {
             return ApiProblems.BadRequest(e.Message);
         }
+    }
+
+    private static async Task<Results<Ok<Page<ProbeMinuteDto>>, ProblemHttpResult>> GetProbeMinutes(
+        string id, DateTimeOffset? since, DateTimeOffset? until, IProbeQueries probes, Control.ProbeHealthQuery health, TimeProvider time,
+        CancellationToken cancellationToken)
+    {
+        var to = until ?? time.GetUtcNow().AddMinutes(1);
+        var from = since ?? to.AddDays(-1);
+        if (from >= to)
+            return ApiProblems.BadRequest("since must be before until");
+        if (await probes.GetAsync(id, cancellationToken).ConfigureAwait(false) is null)
+            return ApiProblems.NotFound($"no probe {id}");
+        var minutes = health.History(id, from, to).Select(m => new ProbeMinuteDto(
+            m.Minute, m.Heartbeats, m.Received, m.KernelDropped, m.InterfaceDropped, m.QueueDropped, m.UploadedFiles, m.UploadedBytes,
+            m.UploadFailures, m.SpoolFilesMax, m.SpoolBytesMax, m.SpoolOldestAgeMax.TotalSeconds, m.FreeDiskMin, m.CpuPercentMean, m.RssMax,
+            m.ReportedState)).ToList();
+        return TypedResults.Ok(new Page<ProbeMinuteDto>(minutes, null));
     }
 
     private static async Task<Results<Ok<Page<EventDto>>, ProblemHttpResult>> GetProbeEvents(
@@ -133,23 +153,12 @@ internal static class ApiEndpoints
         ILoggerFactory loggers)
     {
         request ??= new CreateJoinTokenRequest();
-        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
-        if (!DurationText.TryParse(request.Ttl ?? "24h", out var ttl))
-            errors["ttl"] = ["not a duration like 24h, 30m or 7d (\"0\": no expiry)"];
-        var uses = request.Uses ?? 1;
-        if (uses is < 1 or > MaxUses)
-            errors["uses"] = [$"must be between 1 and {MaxUses}"];
-        var labels = request.Labels ?? [];
-        if (labels.Count > MaxLabels)
-            errors["labels"] = [$"at most {MaxLabels} labels"];
-        else if (labels.Any(l => l.Key.Length is 0 or > MaxLabelKeyLength || l.Value is null || l.Value.Length > MaxLabelValueLength))
-            errors["labels"] = [$"keys must be 1-{MaxLabelKeyLength} characters and values strings of at most {MaxLabelValueLength}"];
-        var description = request.Description ?? "";
-        if (description.Length > MaxDescriptionLength)
-            errors["description"] = [$"at most {MaxDescriptionLength} characters"];
+        var errors = ValidateToken(request, out var ttl, out var uses);
         if (errors.Count > 0)
             return TypedResults.ValidationProblem(errors, detail: "the join token was not created");
 
+        var labels = request.Labels ?? [];
+        var description = request.Description ?? "";
         var created = tokens.Create(ttl, uses, labels, description);
         var actor = ApiAuthentication.Actor(http.User);
         events.Append(ApiEventKinds.JoinTokenCreated, null, ProbeCallContextExtensions.RemoteAddress(http), $"token {created.Info.Id} by {actor}");
@@ -158,6 +167,25 @@ internal static class ApiEndpoints
         var pin = pki.Authority.Pin;
         return TypedResults.Created((string?)null, new CreatedJoinTokenDto(
             created.Token, JoinCommand.Format(url, created.Token, pin), url, pin, ToDto(created.Info, time.GetUtcNow())));
+    }
+
+    /// <summary>Checks a token request as the API and the web UI accept it; empty when it is fine.</summary>
+    internal static Dictionary<string, string[]> ValidateToken(CreateJoinTokenRequest request, out TimeSpan? ttl, out int uses)
+    {
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        if (!DurationText.TryParse(request.Ttl ?? "24h", out ttl))
+            errors["ttl"] = ["not a duration like 24h, 30m or 7d (\"0\": no expiry)"];
+        uses = request.Uses ?? 1;
+        if (uses is < 1 or > MaxUses)
+            errors["uses"] = [$"must be between 1 and {MaxUses}"];
+        var labels = request.Labels ?? [];
+        if (labels.Count > MaxLabels)
+            errors["labels"] = [$"at most {MaxLabels} labels"];
+        else if (labels.Any(l => l.Key.Length is 0 or > MaxLabelKeyLength || l.Value is null || l.Value.Length > MaxLabelValueLength))
+            errors["labels"] = [$"keys must be 1-{MaxLabelKeyLength} characters and values strings of at most {MaxLabelValueLength}"];
+        if ((request.Description ?? "").Length > MaxDescriptionLength)
+            errors["description"] = [$"at most {MaxDescriptionLength} characters"];
+        return errors;
     }
 
     private static Results<NoContent, ProblemHttpResult> RevokeToken(
@@ -199,6 +227,6 @@ internal static class ApiEndpoints
             : null;
     }
 
-    private static JoinTokenDto ToDto(JoinTokenInfo token, DateTimeOffset now) => new(
+    internal static JoinTokenDto ToDto(JoinTokenInfo token, DateTimeOffset now) => new(
         token.Id, token.Status(now), token.Description, token.Labels, token.CreatedAt, token.ExpiresAt, token.MaxUses, token.Used, token.RevokedAt);
 }

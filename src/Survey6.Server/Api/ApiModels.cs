@@ -67,6 +67,25 @@ public sealed record CertificateDto(string Serial, DateTimeOffset IssuedAt, Date
 /// <summary>One state the probe entered, newest first.</summary>
 public sealed record ProbeHistoryEntryDto(DateTimeOffset At, string State, IReadOnlyList<string>? StateReasons, long? EventId);
 
+/// <summary>One minute of a probe's heartbeats (server clock): counter increases summed, levels as their extremes.</summary>
+public sealed record ProbeMinuteDto(
+    DateTimeOffset Minute,
+    int Heartbeats,
+    long Received,
+    long KernelDropped,
+    long InterfaceDropped,
+    long QueueDropped,
+    long UploadedFiles,
+    long UploadedBytes,
+    long UploadFailures,
+    long SpoolFilesMax,
+    long SpoolBytesMax,
+    double SpoolOldestSecondsMax,
+    long? FreeDiskBytesMin,
+    double CpuPercentMean,
+    long RssBytesMax,
+    string ReportedState);
+
 public sealed record EventDto(long Id, DateTimeOffset At, string Kind, string? ProbeId, string? Remote, string Detail);
 
 /// <summary>A capture the server stored.</summary>
@@ -120,6 +139,7 @@ public sealed record RevokeProbeRequest
 [JsonSerializable(typeof(ProbeDetailDto))]
 [JsonSerializable(typeof(Page<ProbeHistoryEntryDto>))]
 [JsonSerializable(typeof(Page<EventDto>))]
+[JsonSerializable(typeof(Page<ProbeMinuteDto>))]
 [JsonSerializable(typeof(Page<UploadDto>))]
 [JsonSerializable(typeof(Page<JoinTokenDto>))]
 [JsonSerializable(typeof(CreateJoinTokenRequest))]

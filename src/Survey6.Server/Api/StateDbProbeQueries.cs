@@ -138,7 +138,7 @@ public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probe
     }
 
     /// <summary>The facts stored at join (protobuf JSON); null if unreadable, which only a hand-edited database would cause.</summary>
-    private static HostFacts? ParseFacts(string json)
+    internal static HostFacts? ParseFacts(string json)
     {
         try
         {

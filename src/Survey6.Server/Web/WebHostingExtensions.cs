@@ -11,6 +11,11 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Survey6.Server.Api;
 using Survey6.Server.Control;
+using Survey6.Server.Enrollment;
+using Survey6.Server.Hosting;
+using Survey6.Server.Pki;
+using Survey6.Server.Security;
+using Survey6.Server.Storage;
 
 namespace Survey6.Server.Web;
 
@@ -29,6 +34,9 @@ public static partial class WebHostingExtensions
     public static IServiceCollection AddSurvey6Web(this IServiceCollection services)
     {
         services.AddSingleton<WebAdminStore>();
+        services.AddSingleton<WebData>();
+        services.AddSingleton<AggregatorLedgerReader>();
+        services.AddSingleton<IDatasetSummarySource, LakeDatasetSummary>();
         services.AddAntiforgery(o =>
         {
             o.Cookie.Name = "survey6.af";
@@ -84,17 +92,31 @@ public static partial class WebHostingExtensions
         });
 
         var pages = web.MapGroup("").RequireAuthorization(Policy);
-        pages.MapGet("/", (HttpContext context, IAntiforgery antiforgery, ProbeHealthQuery health) =>
-            Html(WebPages.Fleet(health.List(), antiforgery.GetAndStoreTokens(context))));
+        pages.MapGet("/", (string? state, string? label, string? q, HttpContext context, IAntiforgery antiforgery, WebData data) =>
+            Html(WebPages.Fleet(data.Fleet(), new WebPages.FleetFilter(state, label, q), antiforgery.GetAndStoreTokens(context), data.Now)));
+        pages.MapGet("/map", (HttpContext context, IAntiforgery antiforgery, WebData data) =>
+            Html(WebPages.Map(data.Fleet(), antiforgery.GetAndStoreTokens(context))));
         pages.MapGet("/events/fleet", FleetEventsAsync);
-        pages.MapGet("/probes/{id}", (string id, string? done, HttpContext context, IAntiforgery antiforgery, ProbeHealthQuery health, ProbeCommands commands) =>
-            health.Get(id) is { } probe
-                ? Html(WebPages.Probe(probe, commands.List(id, 20), antiforgery.GetAndStoreTokens(context), done))
+        pages.MapGet("/probes/{id}", (string id, string? done, HttpContext context, IAntiforgery antiforgery, WebData data, ProbeCommands commands) =>
+            data.Probe(id) is { } probe
+                ? Html(WebPages.Probe(probe, Live(data, commands, id), antiforgery.GetAndStoreTokens(context), done))
                 : Html(WebPages.Message("Not found", $"No probe {id}."), StatusCodes.Status404NotFound));
+        pages.MapGet("/probes/{id}/live", (string id, WebData data, ProbeCommands commands) =>
+            data.Probe(id) is { } probe
+                ? Html(WebPages.ProbeLiveHtml(probe, Live(data, commands, id)))
+                : Results.NotFound());
         pages.MapPost("/probes/{id}/suspend", (string id, HttpContext context, IAntiforgery antiforgery, ProbeCommands commands) =>
             CommandAsync(context, antiforgery, id, "suspend", user => commands.Suspend(id, user)));
         pages.MapPost("/probes/{id}/resume", (string id, HttpContext context, IAntiforgery antiforgery, ProbeCommands commands) =>
             CommandAsync(context, antiforgery, id, "resume", user => commands.Resume(id, user)));
+        pages.MapPost("/probes/{id}/upload-now", (string id, HttpContext context, IAntiforgery antiforgery, ProbeCommands commands) =>
+            CommandAsync(context, antiforgery, id, "upload now", user => commands.UploadNow(id, user)));
+        pages.MapPost("/probes/{id}/revoke", RevokeProbeAsync);
+        pages.MapGet("/tokens", (HttpContext context, IAntiforgery antiforgery, TokenStore tokens, TimeProvider time, string? done) =>
+            Html(WebPages.Tokens(tokens.List(), time.GetUtcNow(), antiforgery.GetAndStoreTokens(context), WebPages.TokenForm.Default, null, null, done)));
+        pages.MapPost("/tokens", CreateTokenAsync);
+        pages.MapPost("/tokens/{id}/revoke", RevokeTokenAsync);
+        pages.MapGet("/data", DataAsync);
         return app;
     }
 
@@ -136,7 +158,120 @@ public static partial class WebHostingExtensions
         }
     }
 
-    private static async Task FleetEventsAsync(HttpContext context, IProbeStateNotifier notifier, ProbeHealthQuery health)
+    private static WebPages.ProbeLive Live(WebData data, ProbeCommands commands, string id) =>
+        new(data.Now, data.History(id, TimeSpan.FromHours(24)), commands.List(id, 20), data.Events(id, 30), data.Uploads(id, 20));
+
+    private static async Task<IResult> RevokeProbeAsync(string id, HttpContext context, IAntiforgery antiforgery, ProbeCommands commands, WebData data, ILoggerFactory loggers)
+    {
+        if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
+            return Refused();
+        if (data.Probe(id) is null)
+            return Html(WebPages.Message("Not found", $"No probe {id}."), StatusCodes.Status404NotFound);
+        var form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
+        var reason = (form["reason"].ToString() ?? "").Trim();
+        if (reason.Length > 500)
+            return Html(WebPages.Message("Refused", "The reason may have at most 500 characters."), StatusCodes.Status400BadRequest);
+        var actor = "web:" + (context.User.Identity?.Name ?? "?");
+        commands.Revoke(id, reason, actor);
+        ApiLog.ProbeRevoked(loggers.CreateLogger("Survey6.Server.Web"), id, actor, reason);
+        return Results.Redirect($"/probes/{Uri.EscapeDataString(id)}?done={Uri.EscapeDataString("revoked")}", preserveMethod: false);
+    }
+
+    private static async Task<IResult> CreateTokenAsync(
+        HttpContext context, IAntiforgery antiforgery, TokenStore tokens, EventStore events, ServerPki pki, TimeProvider time, ILoggerFactory loggers)
+    {
+        if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
+            return Refused();
+        var form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
+        var input = new WebPages.TokenForm(form["ttl"].ToString(), form["uses"].ToString(), form["labels"].ToString(), form["description"].ToString());
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        var labels = ParseLabels(input.Labels, errors);
+        int? uses = int.TryParse(input.Uses.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : null;
+        if (uses is null)
+            errors["uses"] = ["a whole number, at least 1"];
+        var request = new CreateJoinTokenRequest { Ttl = input.Ttl.Trim(), Uses = uses ?? 1, Labels = labels, Description = input.Description.Trim() };
+        var checks = ApiEndpoints.ValidateToken(request, out var ttl, out var count);
+        foreach (var (key, value) in checks)
+            errors.TryAdd(key, value);
+        var tokenSet = antiforgery.GetAndStoreTokens(context);
+        if (errors.Count > 0)
+            return Html(WebPages.Tokens(tokens.List(), time.GetUtcNow(), tokenSet, input, null, errors, null), StatusCodes.Status400BadRequest);
+
+        var created = tokens.Create(ttl, count, labels, request.Description!);
+        var actor = "web:" + (context.User.Identity?.Name ?? "?");
+        events.Append(ApiEventKinds.JoinTokenCreated, null, ProbeCallContextExtensions.RemoteAddress(context), $"token {created.Info.Id} by {actor}");
+        ApiLog.JoinTokenCreated(loggers.CreateLogger("Survey6.Server.Web"), created.Info.Id, actor);
+        var url = ServerEndpoints.From(context.RequestServices).AdvertisedUrl.ToString().TrimEnd('/');
+        var pin = pki.Authority.Pin;
+        var shown = new CreatedJoinTokenDto(created.Token, JoinCommand.Format(url, created.Token, pin), url, pin, ApiEndpoints.ToDto(created.Info, time.GetUtcNow()));
+        // Answered directly, not redirected: the secret exists only in this response.
+        return Html(WebPages.Tokens(tokens.List(), time.GetUtcNow(), tokenSet, WebPages.TokenForm.Default, shown, null, null), StatusCodes.Status201Created);
+    }
+
+    private static Dictionary<string, string> ParseLabels(string text, Dictionary<string, string[]> errors)
+    {
+        var labels = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var line in text.Split(['\n', '\r', ','], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var equals = line.IndexOf('=', StringComparison.Ordinal);
+            if (equals <= 0)
+            {
+                errors["labels"] = [$"'{line}' is not key=value"];
+                continue;
+            }
+
+            labels[line[..equals].Trim()] = line[(equals + 1)..].Trim();
+        }
+
+        return labels;
+    }
+
+    private static async Task<IResult> RevokeTokenAsync(string id, HttpContext context, IAntiforgery antiforgery, TokenStore tokens, EventStore events, ILoggerFactory loggers)
+    {
+        if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
+            return Refused();
+        if (!JoinToken.IsValidId(id) || !tokens.Revoke(id))
+            return Html(WebPages.Message("Not found", $"No active join token {id}."), StatusCodes.Status404NotFound);
+        var actor = "web:" + (context.User.Identity?.Name ?? "?");
+        events.Append(ApiEventKinds.JoinTokenRevoked, null, ProbeCallContextExtensions.RemoteAddress(context), $"token {id} by {actor}");
+        ApiLog.JoinTokenRevoked(loggers.CreateLogger("Survey6.Server.Web"), id, actor);
+        return Results.Redirect($"/tokens?done={Uri.EscapeDataString($"token {id} revoked")}", preserveMethod: false);
+    }
+
+    private static async Task<IResult> DataAsync(HttpContext context, IAntiforgery antiforgery, WebData data, AggregatorLedgerReader ledger)
+    {
+        var cancellationToken = context.RequestAborted;
+        var (ingest, ingestError) = await data.IngestAsync(cancellationToken).ConfigureAwait(false);
+        PipelineView? pipeline;
+        try
+        {
+            pipeline = ledger.Read();
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException)
+        {
+            // A ledger being created or migrated right now: show the page without it.
+            pipeline = null;
+        }
+
+        DatasetSummary? dataset = null;
+        string? datasetError = null;
+        if (context.RequestServices.GetService<IDatasetSummarySource>() is { } source)
+        {
+            try
+            {
+                dataset = await source.GetAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                datasetError = e.Message;
+            }
+        }
+
+        var view = new WebPages.DataView(data.Totals(), data.Uploads(null, 20), ingest, ingestError, pipeline, dataset, datasetError, data.Now);
+        return Html(WebPages.Data(view, antiforgery.GetAndStoreTokens(context)));
+    }
+
+    private static async Task FleetEventsAsync(HttpContext context, IProbeStateNotifier notifier, WebData data)
     {
         var cancellationToken = context.RequestAborted;
         using var feed = notifier.Subscribe();
@@ -169,13 +304,15 @@ public static partial class WebHostingExtensions
                 var changed = new HashSet<string>(StringComparer.Ordinal);
                 while (feed.Changes.TryRead(out var change))
                     changed.Add(change.ProbeId);
-                var all = health.List();
-                var counts = WebPages.Counts(all);
+                var all = data.Fleet();
+                var counts = WebPages.Counts(all.Select(p => p.Health).ToList());
+                var now = data.Now;
                 foreach (var id in changed)
                 {
-                    var probe = all.FirstOrDefault(p => p.ProbeId == id);
-                    var data = JsonSerializer.Serialize(new FleetEvent(id, probe is null ? "" : WebPages.Row(probe), counts), EventJson);
-                    await context.Response.WriteAsync($"event: probe\ndata: {data}\n\n", cancellationToken).ConfigureAwait(false);
+                    var probe = all.FirstOrDefault(p => p.Id == id);
+                    var message = JsonSerializer.Serialize(
+                        new FleetEvent(id, probe is null ? "" : WebPages.Row(probe, now), counts, probe?.Health.State ?? ""), EventJson);
+                    await context.Response.WriteAsync($"event: probe\ndata: {message}\n\n", cancellationToken).ConfigureAwait(false);
                 }
 
                 await context.Response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
@@ -199,13 +336,14 @@ public static partial class WebHostingExtensions
         {
             ".css" => "text/css; charset=utf-8",
             ".js" => "text/javascript; charset=utf-8",
+            ".json" => "application/json",
             _ => null,
         };
         var stream = type is null ? null : Assembly.GetExecutingAssembly().GetManifestResourceStream("Survey6.Server.Web.Assets." + name);
         return stream is null ? Results.NotFound() : Results.Stream(stream, type);
     }
 
-    private sealed record FleetEvent(string Id, string Row, string Counts);
+    private sealed record FleetEvent(string Id, string Row, string Counts, string State);
 
     private static partial class WebLog
     {

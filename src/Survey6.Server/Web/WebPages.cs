@@ -2,25 +2,40 @@ using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Antiforgery;
+using Survey6.Ingest;
+using Survey6.Server.Api;
 using Survey6.Server.Control;
 using Survey6.Server.Storage;
+using Survey6.Server.Uploads;
 
 namespace Survey6.Server.Web;
 
 /// <summary>Server-rendered HTML of the web UI. Every value from state.db or a probe goes through <see cref="E"/>.</summary>
 internal static class WebPages
 {
-    private static readonly string[] StateOrder =
+    public static readonly IReadOnlyList<string> StateOrder =
         [ProbeStates.Healthy, ProbeStates.Degraded, ProbeStates.Suspended, ProbeStates.Pending, ProbeStates.Offline, ProbeStates.Inactive, ProbeStates.Revoked];
+
+    private static readonly (string Path, string Name)[] Navigation = [("/", "Fleet"), ("/map", "Map"), ("/tokens", "Tokens"), ("/data", "Data")];
 
     public static string E(string? value) => HtmlEncoder.Default.Encode(value ?? "");
 
-    public static string Layout(string title, string body, AntiforgeryTokenSet? tokens = null)
+    private static string I(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+
+    public static string Layout(string title, string body, AntiforgeryTokenSet? tokens = null, string current = "")
     {
-        var header = tokens is null
-            ? "<header><strong>survey6</strong></header>"
-            : $"<header><strong>survey6</strong><a href=\"/\">Fleet</a><form method=\"post\" action=\"/logout\">{Token(tokens)}<button type=\"submit\">Log out</button></form></header>";
-        return $"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{E(title)} - survey6</title>"
+        var header = new StringBuilder("<header><strong class=\"brand\">survey6</strong>");
+        if (tokens is not null)
+        {
+            header.Append("<nav aria-label=\"Main\">");
+            foreach (var (path, name) in Navigation)
+                header.Append(path == current ? $"<a href=\"{path}\" aria-current=\"page\">{name}</a>" : $"<a href=\"{path}\">{name}</a>");
+            header.Append(CultureInfo.InvariantCulture, $"</nav><form method=\"post\" action=\"/logout\">{Token(tokens)}<button type=\"submit\">Log out</button></form>");
+        }
+
+        header.Append("</header>");
+        return "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            + $"<title>{E(title)} - survey6</title>"
             + "<link rel=\"stylesheet\" href=\"/assets/site.css\"><script src=\"/assets/site.js\" defer></script></head>"
             + $"<body>{header}<main>{body}</main></body></html>";
     }
@@ -30,65 +45,418 @@ internal static class WebPages
 
     public static string Login(AntiforgeryTokenSet tokens, string? returnUrl, string? error)
     {
-        var message = error is null ? "" : $"<p class=\"error\" id=\"login-error\">{E(error)}</p>";
-        return Layout("Log in", "<h1>Log in</h1>" + message
-            + $"<form method=\"post\" action=\"/login\">{Token(tokens)}<input type=\"hidden\" name=\"returnUrl\" value=\"{E(returnUrl)}\">"
-            + $"<p><label>User <input name=\"username\" id=\"username\" value=\"{WebAdminStore.UserName}\" autocomplete=\"username\" required></label></p>"
-            + "<p><label>Password <input type=\"password\" name=\"password\" id=\"password\" autocomplete=\"current-password\" required></label></p>"
-            + "<p><button type=\"submit\" id=\"login\">Log in</button></p></form>");
+        var message = error is null ? "" : $"<p class=\"error\" id=\"login-error\" role=\"alert\">{E(error)}</p>";
+        return Layout("Log in", "<div class=\"narrow\"><h1>Log in</h1>" + message
+            + $"<form method=\"post\" action=\"/login\" class=\"stack\">{Token(tokens)}<input type=\"hidden\" name=\"returnUrl\" value=\"{E(returnUrl)}\">"
+            + $"<label>User <input name=\"username\" id=\"username\" value=\"{WebAdminStore.UserName}\" autocomplete=\"username\" required></label>"
+            + "<label>Password <input type=\"password\" name=\"password\" id=\"password\" autocomplete=\"current-password\" required></label>"
+            + "<p><button type=\"submit\" id=\"login\" class=\"primary\">Log in</button></p></form></div>");
     }
 
-    public static string Fleet(IReadOnlyList<ProbeHealth> probes, AntiforgeryTokenSet tokens)
+    // ---- Fleet ----
+
+    /// <summary>The fleet filter as given in the query string; empty values mean "any".</summary>
+    public sealed record FleetFilter(string? State, string? Label, string? Search)
+    {
+        public bool Matches(WebProbe probe)
+        {
+            var h = probe.Health;
+            if (!string.IsNullOrEmpty(State) && h.State != State)
+                return false;
+            if (!string.IsNullOrEmpty(Label) && !h.Labels.Any(l => l.Key + "=" + l.Value == Label))
+                return false;
+            return string.IsNullOrWhiteSpace(Search) || SearchText(probe).Contains(Search.Trim(), StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
+    /// <param name="newestVersion">The newest probe version the server offers, when it offers one; probes on another version are marked.</param>
+    public static string Fleet(IReadOnlyList<WebProbe> probes, FleetFilter filter, AntiforgeryTokenSet tokens, DateTimeOffset now, string? newestVersion = null)
     {
         var rows = new StringBuilder();
-        foreach (var probe in probes.OrderBy(p => p.Hostname, StringComparer.Ordinal).ThenBy(p => p.ProbeId, StringComparer.Ordinal))
-            rows.Append(Row(probe));
-        return Layout("Fleet", $"<h1>Fleet</h1><p class=\"counts\" id=\"counts\">{Counts(probes)}</p>"
-            + "<table id=\"fleet\"><thead><tr><th>Probe</th><th>Hostname</th><th>State</th><th>Last heartbeat</th><th>Labels</th><th>Version</th></tr></thead>"
-            + $"<tbody>{rows}</tbody></table>", tokens);
+        // Every probe is rendered, those outside the filter hidden, so the script can widen the filter in place.
+        foreach (var probe in probes)
+            rows.Append(Row(probe, now, newestVersion, hidden: !filter.Matches(probe)));
+        var states = string.Concat(StateOrder.Select(s => $"<option{(s == filter.State ? " selected" : "")}>{E(s)}</option>"));
+        var labels = string.Concat(probes.SelectMany(p => p.Health.Labels.Select(l => l.Key + "=" + l.Value)).Distinct(StringComparer.Ordinal)
+            .Order(StringComparer.Ordinal).Select(l => $"<option{(l == filter.Label ? " selected" : "")}>{E(l)}</option>"));
+        var empty = probes.Count == 0
+            ? "<p id=\"fleet-empty\" class=\"muted\">No probes yet. Create a join token on the <a href=\"/tokens\">Tokens</a> page and run its join command on a probe host.</p>"
+            : "";
+        return Layout("Fleet", $"<h1>Fleet</h1><p class=\"counts\" id=\"counts\">{Counts(probes.Select(p => p.Health).ToList())}</p>"
+            + "<form id=\"filter\" class=\"filter\" method=\"get\" action=\"/\" role=\"search\">"
+            + $"<label>State <select name=\"state\" id=\"filter-state\"><option value=\"\">any</option>{states}</select></label>"
+            + $"<label>Label <select name=\"label\" id=\"filter-label\"><option value=\"\">any</option>{labels}</select></label>"
+            + $"<label>Search <input type=\"search\" name=\"q\" id=\"filter-q\" value=\"{E(filter.Search)}\" placeholder=\"name, id, place, version\"></label>"
+            + "<button type=\"submit\">Filter</button> <span id=\"shown\" class=\"muted\" aria-live=\"polite\"></span></form>"
+            + empty
+            + "<div class=\"scroll\"><table id=\"fleet\" class=\"cards\"><thead><tr><th>Probe</th><th>State</th><th>Last heartbeat</th><th>Location</th><th>Labels</th>"
+            + "<th>Version</th><th class=\"num\">Capture rate</th><th class=\"num\">Drops</th><th class=\"num\">Spool backlog</th><th>Last upload</th></tr></thead>"
+            + $"<tbody>{rows}</tbody></table></div>", tokens, "/");
     }
 
     public static string Counts(IReadOnlyList<ProbeHealth> probes)
     {
         var counts = probes.GroupBy(p => p.State).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
         var text = new StringBuilder();
-        text.Append(CultureInfo.InvariantCulture, $"<span>total <b data-count=\"total\">{probes.Count}</b></span>");
+        text.Append(CultureInfo.InvariantCulture, $"<a class=\"count\" href=\"/\">total <b data-count=\"total\">{probes.Count}</b></a>");
         foreach (var state in StateOrder.Concat(counts.Keys.Except(StateOrder, StringComparer.Ordinal)))
-            text.Append(CultureInfo.InvariantCulture, $"<span>{E(state)} <b data-count=\"{E(state)}\">{counts.GetValueOrDefault(state)}</b></span>");
+        {
+            text.Append(CultureInfo.InvariantCulture,
+                $"<a class=\"count {E(state)}\" href=\"/?state={E(state)}\">{E(state)} <b data-count=\"{E(state)}\">{counts.GetValueOrDefault(state)}</b></a>");
+        }
+
         return text.ToString();
     }
 
-    public static string Row(ProbeHealth probe)
+    public static string Row(WebProbe probe, DateTimeOffset now, string? newestVersion = null, bool hidden = false)
     {
-        var labels = string.Concat(probe.Labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"<span class=\"label\">{E(l.Key)}={E(l.Value)}</span>"));
-        return $"<tr id=\"probe-{E(probe.ProbeId)}\"><td><a href=\"/probes/{E(probe.ProbeId)}\">{E(probe.ProbeId)}</a></td><td>{E(probe.Hostname)}</td>"
-            + $"<td>{Badge(probe)}</td><td>{E(Age(probe.LastHeartbeatAge))}</td><td>{labels}</td><td>{E(probe.SoftwareVersion)}</td></tr>";
+        var h = probe.Health;
+        var labels = string.Concat(h.Labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"<span class=\"label\">{E(l.Key)}={E(l.Value)}</span>"));
+        var labelData = string.Join(' ', h.Labels.Select(l => l.Key + "=" + l.Value));
+        var spool = h.LastHeartbeat?.Spool;
+        var name = h.Hostname.Length > 0 ? h.Hostname : h.ProbeId;
+        return $"<tr id=\"probe-{E(h.ProbeId)}\" data-state=\"{E(h.State)}\" data-labels=\"{E(labelData)}\" data-search=\"{E(SearchText(probe))}\"{(hidden ? " hidden" : "")}>"
+            + $"<td data-label=\"Probe\"><a href=\"/probes/{E(h.ProbeId)}\">{E(name)}</a><div class=\"muted id\">{E(h.ProbeId)}</div></td>"
+            + $"<td data-label=\"State\">{Badge(h)}</td>"
+            + $"<td data-label=\"Last heartbeat\">{E(Age(h.LastHeartbeatAge))}</td>"
+            + $"<td data-label=\"Location\">{E(Place(probe.Location))}</td>"
+            + $"<td data-label=\"Labels\">{labels}</td>"
+            + $"<td data-label=\"Version\">{Version(h.SoftwareVersion, newestVersion)}</td>"
+            + $"<td data-label=\"Capture rate\" class=\"num\">{(h.LastHeartbeat is null ? "" : E(Rate(h.Rates.PacketsPerSecond)))}</td>"
+            + $"<td data-label=\"Drops\" class=\"num\">{(h.LastHeartbeat is null ? "" : E(Percent(h.Rates.DropRatio)))}</td>"
+            + $"<td data-label=\"Spool backlog\" class=\"num\">{(spool is null ? "" : E(I($"{spool.Files} {(spool.Files == 1 ? "file" : "files")}, {Bytes((long)spool.Bytes)}")))}</td>"
+            + $"<td data-label=\"Last upload\">{(probe.LastUpload is { } at ? E(Age(now - at)) : "never")}</td></tr>";
     }
 
-    public static string Probe(ProbeHealth probe, IReadOnlyList<ProbeCommandInfo> commands, AntiforgeryTokenSet tokens, string? message)
+    private static string SearchText(WebProbe probe) =>
+        string.Join(' ', probe.Health.Hostname, probe.Health.ProbeId, Place(probe.Location), probe.Health.SoftwareVersion,
+            string.Join(' ', probe.Health.Labels.Select(l => l.Key + "=" + l.Value))).ToLowerInvariant();
+
+    private static string Version(string version, string? newest) =>
+        newest is not null && version.Length > 0 && version != newest
+            ? $"{E(version)} <span class=\"outdated\" title=\"newest: {E(newest)}\">update</span>"
+            : E(version);
+
+    // ---- Map ----
+
+    public const int MapWidth = 1000;
+    public const int MapHeight = 500;
+
+    /// <summary>Equirectangular: longitude and latitude map linearly to x and y, the same projection site.js draws the land with.</summary>
+    public static (double X, double Y) Project(double latitude, double longitude) =>
+        ((longitude + 180) / 360 * MapWidth, (90 - latitude) / 180 * MapHeight);
+
+    public static string Map(IReadOnlyList<WebProbe> probes, AntiforgeryTokenSet tokens)
     {
-        var id = E(probe.ProbeId);
-        var notice = message is null ? "" : $"<p id=\"notice\">{E(message)}</p>";
-        var commandRows = string.Concat(commands.Select(c =>
-            $"<tr><td>{E(c.Id)}</td><td>{E(c.Kind.ToString())}</td><td>{E(c.IssuedAt.ToString("u", CultureInfo.InvariantCulture))}</td><td>{E(c.IssuedBy)}</td><td>{E(c.Status)}</td><td>{E(c.ResultMessage)}</td></tr>"));
-        var labels = string.Join(", ", probe.Labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => E(l.Key + "=" + l.Value)));
-        return Layout(probe.ProbeId, $"<h1>{id}</h1>{notice}"
-            + "<table class=\"details\">"
-            + $"<tr><th>Hostname</th><td>{E(probe.Hostname)}</td></tr>"
-            + $"<tr><th>State</th><td>{Badge(probe)}</td></tr>"
-            + $"<tr><th>Last heartbeat</th><td>{E(Age(probe.LastHeartbeatAge))}</td></tr>"
-            + $"<tr><th>Connected</th><td>{(probe.Connected == true ? "yes" : "no")}</td></tr>"
-            + $"<tr><th>Version</th><td>{E(probe.SoftwareVersion)}</td></tr>"
-            + $"<tr><th>Labels</th><td>{labels}</td></tr>"
-            + $"<tr><th>Joined</th><td>{E(probe.JoinedAt.ToString("u", CultureInfo.InvariantCulture))}</td></tr>"
-            + "</table>"
-            + $"<p><form method=\"post\" action=\"/probes/{id}/suspend\" data-confirm=\"Suspend capture on {id}?\">{Token(tokens)}<button type=\"submit\" id=\"suspend\">Suspend</button></form></p>"
-            + $"<p><form method=\"post\" action=\"/probes/{id}/resume\" data-confirm=\"Resume capture on {id}?\">{Token(tokens)}<button type=\"submit\" id=\"resume\">Resume</button></form></p>"
-            + "<h2>Commands</h2><table id=\"commands\"><thead><tr><th>Id</th><th>Kind</th><th>Issued</th><th>By</th><th>Status</th><th>Result</th></tr></thead>"
-            + $"<tbody>{commandRows}</tbody></table>", tokens);
+        var markers = new StringBuilder();
+        var placed = probes.Where(p => p.Location is not null).ToList();
+        // Healthy first so that a troubled probe at the same place is drawn on top.
+        foreach (var probe in placed.OrderBy(p => p.Health.State == ProbeStates.Healthy ? 0 : 1))
+        {
+            var (x, y) = Project(probe.Location!.Latitude, probe.Location.Longitude);
+            var h = probe.Health;
+            markers.Append(I($"<a href=\"/probes/{E(h.ProbeId)}\" class=\"marker-link\"><circle id=\"marker-{E(h.ProbeId)}\" class=\"marker {E(h.State)}\" cx=\"{x:0.#}\" cy=\"{y:0.#}\" r=\"7\">"))
+                .Append(CultureInfo.InvariantCulture, $"<title>{E(h.Hostname)} ({E(h.ProbeId)}): {E(h.State)}, {E(Place(probe.Location))}</title></circle></a>");
+        }
+
+        var legend = string.Concat(StateOrder.Select(s => $"<span><svg class=\"dot\" viewBox=\"0 0 10 10\" aria-hidden=\"true\"><circle class=\"marker {s}\" cx=\"5\" cy=\"5\" r=\"4\"/></svg>{s}</span>"));
+        var unplaced = probes.Where(p => p.Location is null).ToList();
+        var list = unplaced.Count == 0 ? ""
+            : $"<p id=\"unplaced\" class=\"muted\">{unplaced.Count} probe(s) without a location: "
+              + string.Join(", ", unplaced.Select(p => $"<a href=\"/probes/{E(p.Id)}\">{E(p.Health.Hostname.Length > 0 ? p.Health.Hostname : p.Id)}</a>")) + "</p>";
+        return Layout("Map", "<h1>Map</h1>"
+            + $"<p class=\"counts\" id=\"counts\">{Counts(probes.Select(p => p.Health).ToList())}</p>"
+            + I($"<figure class=\"map\"><svg id=\"map\" viewBox=\"0 0 {MapWidth} {MapHeight}\" role=\"img\" aria-label=\"World map with {placed.Count} probes\">")
+            + I($"<rect class=\"sea\" width=\"{MapWidth}\" height=\"{MapHeight}\"/><g id=\"land\"></g><g id=\"markers\">{markers}</g></svg>")
+            + $"<figcaption class=\"legend\">{legend}</figcaption></figure>{list}"
+            + "<p class=\"muted small\">Country shapes: Natural Earth 1:110m via world-atlas (ISC licence).</p>", tokens, "/map");
     }
+
+    // ---- Probe ----
+
+    public static string Probe(WebProbe probe, ProbeLive live, AntiforgeryTokenSet tokens, string? message)
+    {
+        var h = probe.Health;
+        var id = E(h.ProbeId);
+        var notice = message is null ? "" : $"<p id=\"notice\" class=\"notice\" role=\"status\">{E(message)}</p>";
+        var actions = h.State == ProbeStates.Revoked
+            ? "<p class=\"muted\">Revoked: no actions left.</p>"
+            : "<div class=\"actions\">"
+              + Action(id, "suspend", "Suspend", $"Suspend capture on {id}?", tokens)
+              + Action(id, "resume", "Resume", $"Resume capture on {id}?", tokens)
+              + Action(id, "upload-now", "Upload now", $"Ask {id} to upload its spool now, outside its idle window?", tokens)
+              + $"<form method=\"post\" action=\"/probes/{id}/revoke\" class=\"revoke\" data-confirm=\"Revoke {id}? It is refused from now on and needs a new token to join again.\">{Token(tokens)}"
+              + "<label>Reason <input name=\"reason\" id=\"revoke-reason\" maxlength=\"500\" placeholder=\"optional\"></label>"
+              + "<button type=\"submit\" id=\"revoke\" class=\"danger\">Revoke</button></form></div>";
+        return Layout(h.ProbeId, $"<h1>{id}</h1><p class=\"subtitle\">{E(h.Hostname)}</p>{notice}"
+            + $"<section aria-labelledby=\"actions-h\"><h2 id=\"actions-h\">Actions</h2>{actions}</section>"
+            + $"<div id=\"live\" data-probe=\"{id}\">{ProbeLiveHtml(probe, live)}</div>", tokens);
+    }
+
+    private static string Action(string id, string path, string label, string confirm, AntiforgeryTokenSet tokens) =>
+        $"<form method=\"post\" action=\"/probes/{id}/{path}\" data-confirm=\"{E(confirm)}\">{Token(tokens)}<button type=\"submit\" id=\"{path}\">{label}</button></form>";
+
+    /// <summary>What the probe page shows below its actions; also served alone so the page can refresh it live.</summary>
+    public sealed record ProbeLive(
+        DateTimeOffset Now,
+        IReadOnlyList<ProbeHistoryMinute> History,
+        IReadOnlyList<ProbeCommandInfo> Commands,
+        IReadOnlyList<EventDto> Events,
+        IReadOnlyList<UploadRecord> Uploads);
+
+    public static string ProbeLiveHtml(WebProbe probe, ProbeLive live)
+    {
+        var h = probe.Health;
+        var labels = string.Concat(h.Labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"<span class=\"label\">{E(l.Key)}={E(l.Value)}</span>"));
+        var spool = h.LastHeartbeat?.Spool;
+        var details = "<table class=\"details\" id=\"details\">"
+            + $"<tr><th>State</th><td>{Badge(h)}</td></tr>"
+            + $"<tr><th>Last heartbeat</th><td>{E(Age(h.LastHeartbeatAge))}</td></tr>"
+            + $"<tr><th>Connected</th><td>{(h.Connected == true ? "yes" : "no")}</td></tr>"
+            + $"<tr><th>Location</th><td>{E(Place(probe.Location))}</td></tr>"
+            + $"<tr><th>Labels</th><td>{labels}</td></tr>"
+            + $"<tr><th>Version</th><td>{E(h.SoftwareVersion)}</td></tr>"
+            + $"<tr><th>Capture rate</th><td>{(h.LastHeartbeat is null ? "" : E(Rate(h.Rates.PacketsPerSecond)))}</td></tr>"
+            + $"<tr><th>Drops</th><td>{(h.LastHeartbeat is null ? "" : E(Percent(h.Rates.DropRatio)))}</td></tr>"
+            + $"<tr><th>Spool backlog</th><td>{(spool is null ? "" : E(I($"{spool.Files} {(spool.Files == 1 ? "file" : "files")}, {Bytes((long)spool.Bytes)}")))}</td></tr>"
+            + $"<tr><th>Last upload</th><td>{(probe.LastUpload is { } at ? E(Age(live.Now - at)) : "never")}</td></tr>"
+            + $"<tr><th>Joined</th><td>{E(Time(h.JoinedAt))}</td></tr>"
+            + "</table>";
+
+        var history = live.History;
+        var charts = history.Count == 0
+            ? "<p class=\"muted\" id=\"no-history\">No heartbeats recorded yet.</p>"
+            : "<div class=\"charts\">"
+              + Chart("chart-rate", "Capture rate", history.Select(m => (m.Minute, m.Received / Covered(m, h.HeartbeatInterval))).ToList(), live.Now, Rate)
+              + Chart("chart-drops", "Drops per minute", history.Select(m => (m.Minute, (double)(m.KernelDropped + m.InterfaceDropped + m.QueueDropped))).ToList(), live.Now,
+                  v => v.ToString("0.#", CultureInfo.InvariantCulture))
+              + Chart("chart-spool", "Spool backlog", history.Select(m => (m.Minute, (double)m.SpoolBytesMax)).ToList(), live.Now, v => Bytes((long)v))
+              + "</div>";
+
+        var commands = string.Concat(live.Commands.Select(c =>
+            $"<tr><td data-label=\"Issued\">{E(Time(c.IssuedAt))}</td><td data-label=\"Kind\">{E(ProbeCommands.KindName(c.Kind))}</td><td data-label=\"By\">{E(c.IssuedBy)}</td>"
+            + $"<td data-label=\"Status\"><span class=\"status {E(c.Status)}\">{E(c.Status)}</span></td><td data-label=\"Result\">{E(c.ResultMessage)}</td><td data-label=\"Id\" class=\"muted\">{E(c.Id)}</td></tr>"));
+        var events = string.Concat(live.Events.Select(e =>
+            $"<tr><td data-label=\"At\">{E(Time(e.At))}</td><td data-label=\"Kind\">{E(e.Kind.Replace('_', ' '))}</td><td data-label=\"Detail\" class=\"wrap\">{E(e.Detail)}</td></tr>"));
+        var uploads = string.Concat(live.Uploads.Select(u =>
+            $"<tr><td data-label=\"Received\">{E(Time(u.ReceivedAt))}</td><td data-label=\"Capture\" class=\"mono\" title=\"{E(u.Sha256)}\">{E(u.Sha256[..Math.Min(12, u.Sha256.Length)])}</td>"
+            + $"<td data-label=\"Size\" class=\"num\">{E(Bytes(u.SizeBytes))}</td><td data-label=\"Window\">{E(Window(u.WindowStart, u.WindowEnd))}</td><td data-label=\"Note\">{(u.Duplicate ? "duplicate" : "")}</td></tr>"));
+        return "<section aria-labelledby=\"status-h\"><h2 id=\"status-h\">Status</h2>" + details + "</section>"
+            + "<section aria-labelledby=\"history-h\"><h2 id=\"history-h\">History</h2>" + charts + "</section>"
+            + "<section aria-labelledby=\"commands-h\"><h2 id=\"commands-h\">Commands</h2>"
+            + (live.Commands.Count == 0 ? "<p class=\"muted\">None issued.</p>"
+                : $"<table id=\"commands\" class=\"cards\"><thead><tr><th>Issued</th><th>Kind</th><th>By</th><th>Status</th><th>Result</th><th>Id</th></tr></thead><tbody>{commands}</tbody></table>")
+            + "</section>"
+            + "<section aria-labelledby=\"uploads-h\"><h2 id=\"uploads-h\">Uploads</h2>"
+            + (live.Uploads.Count == 0 ? "<p class=\"muted\">None received.</p>"
+                : $"<table id=\"uploads\" class=\"cards\"><thead><tr><th>Received</th><th>Capture</th><th class=\"num\">Size</th><th>Window</th><th></th></tr></thead><tbody>{uploads}</tbody></table>")
+            + "</section>"
+            + "<section aria-labelledby=\"events-h\"><h2 id=\"events-h\">Events</h2>"
+            + $"<table id=\"events\" class=\"cards\"><thead><tr><th>At</th><th>Kind</th><th>Detail</th></tr></thead><tbody>{events}</tbody></table></section>";
+    }
+
+    /// <summary>The seconds a minute's heartbeats stand for: a minute only partly reported (the current one, a restart) is not averaged over 60 s.</summary>
+    private static double Covered(ProbeHistoryMinute minute, TimeSpan interval) =>
+        Math.Clamp(minute.Heartbeats * interval.TotalSeconds, 1, 60);
+
+    /// <summary>A line chart as inline SVG: x is time up to <paramref name="now"/>, y starts at zero.</summary>
+    internal static string Chart(string id, string title, IReadOnlyList<(DateTimeOffset At, double Value)> points, DateTimeOffset now, Func<double, string> format)
+    {
+        const double left = 34, right = 592, top = 26, bottom = 146;
+        var from = points[0].At;
+        // At least half an hour wide so a few minutes of data do not fill the whole axis.
+        if (now - from < TimeSpan.FromMinutes(30))
+            from = now - TimeSpan.FromMinutes(30);
+        var span = Math.Max(1, (now - from).TotalSeconds);
+        var max = points.Max(p => p.Value);
+        var top_ = max <= 0 ? 1 : max * 1.15;
+        double X(DateTimeOffset t) => left + ((t - from).TotalSeconds / span * (right - left));
+        double Y(double v) => bottom - (v / top_ * (bottom - top));
+        var line = string.Join(' ', points.Select(p => I($"{X(p.At):0.#},{Y(p.Value):0.#}")));
+        var last = points[^1].Value;
+        var dots = points.Count <= 90 ? string.Concat(points.Select(p => I($"<circle cx=\"{X(p.At):0.#}\" cy=\"{Y(p.Value):0.#}\" r=\"2.5\"/>"))) : "";
+        return $"<figure class=\"chart\" id=\"{id}\"><figcaption><b>{E(title)}</b> <span class=\"muted\">now {E(format(last))}, peak {E(format(max))}</span></figcaption>"
+            + I($"<svg viewBox=\"0 0 600 180\" role=\"img\" aria-label=\"{E(title)} over time: latest {E(format(last))}, peak {E(format(max))}\">")
+            + I($"<line class=\"axis\" x1=\"{left}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\"/><line class=\"axis\" x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{bottom}\"/>")
+            + I($"<line class=\"grid\" x1=\"{left}\" y1=\"{Y(max):0.#}\" x2=\"{right}\" y2=\"{Y(max):0.#}\"/>")
+            + I($"<text class=\"tick\" x=\"{left + 4}\" y=\"{Y(max) - 5:0.#}\">{E(format(max))}</text>")
+            + I($"<text class=\"tick\" x=\"{left - 6}\" y=\"{bottom + 4}\" text-anchor=\"end\">0</text>")
+            + I($"<text class=\"tick\" x=\"{left}\" y=\"{bottom + 26}\">{from:HH:mm}</text><text class=\"tick\" x=\"{right}\" y=\"{bottom + 26}\" text-anchor=\"end\">{now:HH:mm} UTC</text>")
+            + $"<polyline class=\"series\" points=\"{line}\"/><g class=\"points\">{dots}</g></svg></figure>";
+    }
+
+    // ---- Tokens ----
+
+    public sealed record TokenForm(string Ttl, string Uses, string Labels, string Description)
+    {
+        public static readonly TokenForm Default = new("24h", "1", "", "");
+    }
+
+    public static string Tokens(IReadOnlyList<JoinTokenInfo> tokens, DateTimeOffset now, AntiforgeryTokenSet antiforgery, TokenForm form,
+        CreatedJoinTokenDto? created, IReadOnlyDictionary<string, string[]>? errors, string? message)
+    {
+        var notice = message is null ? "" : $"<p id=\"notice\" class=\"notice\" role=\"status\">{E(message)}</p>";
+        var problems = errors is null || errors.Count == 0 ? ""
+            : "<div id=\"token-errors\" class=\"error\" role=\"alert\"><p>The token was not created:</p><ul>"
+              + string.Concat(errors.Select(e => $"<li>{E(e.Key)}: {E(string.Join("; ", e.Value))}</li>")) + "</ul></div>";
+        var shown = created is null ? ""
+            : "<section id=\"created\" class=\"created\" aria-labelledby=\"created-h\"><h2 id=\"created-h\">Token " + E(created.Info.Id) + " created</h2>"
+              + "<p>Run this on the probe host. The token's secret is shown only now.</p>"
+              + $"<pre><code id=\"join-command\">{E(created.JoinCommand)}</code></pre>"
+              + "<p><button type=\"button\" id=\"copy\" data-copy=\"join-command\" class=\"primary\">Copy</button> <span id=\"copy-status\" role=\"status\" class=\"muted\"></span></p></section>";
+        var rows = new StringBuilder();
+        foreach (var t in tokens.OrderByDescending(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal))
+        {
+            var status = t.Status(now);
+            var revoke = status == "active"
+                ? $"<form method=\"post\" action=\"/tokens/{E(t.Id)}/revoke\" data-confirm=\"Revoke join token {E(t.Id)}? Probes that joined with it keep their certificates.\">{Token(antiforgery)}<button type=\"submit\" class=\"danger small\">Revoke</button></form>"
+                : "";
+            var labels = string.Concat(t.Labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"<span class=\"label\">{E(l.Key)}={E(l.Value)}</span>"));
+            rows.Append(CultureInfo.InvariantCulture, $"<tr id=\"token-{E(t.Id)}\"><td data-label=\"Id\" class=\"mono\">{E(t.Id)}</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td data-label=\"Status\"><span class=\"status {E(status)}\">{E(status)}</span></td>")
+                .Append(CultureInfo.InvariantCulture, $"<td data-label=\"Description\">{E(t.Description)}</td><td data-label=\"Labels\">{labels}</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td data-label=\"Uses\" class=\"num\">{t.Used} / {t.MaxUses}</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td data-label=\"Created\">{E(Time(t.CreatedAt))}</td><td data-label=\"Expires\">{(t.ExpiresAt is { } x ? E(Time(x)) : "never")}</td>")
+                .Append(CultureInfo.InvariantCulture, $"<td>{revoke}</td></tr>");
+        }
+
+        return Layout("Tokens", "<h1>Join tokens</h1>" + notice + shown
+            + "<section aria-labelledby=\"new-h\"><h2 id=\"new-h\">New token</h2>" + problems
+            + $"<form method=\"post\" action=\"/tokens\" id=\"new-token\" class=\"grid-form\">{Token(antiforgery)}"
+            + $"<label>Valid for <input name=\"ttl\" id=\"token-ttl\" value=\"{E(form.Ttl)}\" required aria-describedby=\"ttl-help\"><small id=\"ttl-help\">e.g. 30m, 24h, 7d; 0 never expires</small></label>"
+            + $"<label>Uses <input type=\"number\" name=\"uses\" id=\"token-uses\" min=\"1\" max=\"100000\" value=\"{E(form.Uses)}\" required></label>"
+            + $"<label>Labels <textarea name=\"labels\" id=\"token-labels\" rows=\"3\" placeholder=\"site=ams&#10;role=edge\" aria-describedby=\"labels-help\">{E(form.Labels)}</textarea><small id=\"labels-help\">key=value, one per line; given to every probe that joins with it</small></label>"
+            + $"<label>Description <input name=\"description\" id=\"token-description\" maxlength=\"500\" value=\"{E(form.Description)}\"></label>"
+            + "<p><button type=\"submit\" id=\"create-token\" class=\"primary\">Create token</button></p></form></section>"
+            + "<section aria-labelledby=\"list-h\"><h2 id=\"list-h\">Tokens</h2>"
+            + (tokens.Count == 0 ? "<p class=\"muted\">No tokens yet.</p>" : "")
+            + "<table id=\"tokens\" class=\"cards\"><thead><tr><th>Id</th><th>Status</th><th>Description</th><th>Labels</th><th class=\"num\">Uses</th><th>Created</th><th>Expires</th><th></th></tr></thead>"
+            + $"<tbody>{rows}</tbody></table></section>", antiforgery, "/tokens");
+    }
+
+    // ---- Data ----
+
+    public sealed record DataView(
+        UploadTotals Totals,
+        IReadOnlyList<UploadRecord> Uploads,
+        IngestQueueStats? Ingest,
+        string? IngestError,
+        PipelineView? Pipeline,
+        DatasetSummary? Dataset,
+        string? DatasetError,
+        DateTimeOffset Now);
+
+    public static string Data(DataView view, AntiforgeryTokenSet tokens)
+    {
+        var t = view.Totals;
+        var totals = "<dl class=\"figures\" id=\"upload-totals\">"
+            + Figure("Captures stored", t.Captures.ToString("N0", CultureInfo.InvariantCulture), "captures")
+            + Figure("Bytes stored", Bytes(t.Bytes), "bytes")
+            + Figure("Last 24 h", t.CapturesLastDay.ToString("N0", CultureInfo.InvariantCulture), "last-day")
+            + Figure("Duplicates", t.Duplicates.ToString("N0", CultureInfo.InvariantCulture), "duplicates")
+            + Figure("Probes uploading", t.Probes.ToString("N0", CultureInfo.InvariantCulture), "probes")
+            + Figure("Newest", t.Newest is { } n ? Age(view.Now - n) : "never", "newest")
+            + "</dl>";
+        var uploads = string.Concat(view.Uploads.Select(u =>
+            $"<tr><td data-label=\"Received\">{E(Time(u.ReceivedAt))}</td><td data-label=\"Probe\"><a href=\"/probes/{E(u.ProbeId)}\">{E(u.ProbeId)}</a></td>"
+            + $"<td data-label=\"Capture\" class=\"mono\" title=\"{E(u.Sha256)}\">{E(u.Sha256[..Math.Min(12, u.Sha256.Length)])}</td><td data-label=\"Size\" class=\"num\">{E(Bytes(u.SizeBytes))}</td>"
+            + $"<td data-label=\"Window\">{E(Window(u.WindowStart, u.WindowEnd))}</td><td data-label=\"Note\">{(u.Duplicate ? "duplicate" : "")}</td></tr>"));
+
+        var ingest = view.Ingest is { } q
+            ? "<dl class=\"figures\" id=\"ingest\">" + Figure("Pending", q.Pending.ToString("N0", CultureInfo.InvariantCulture), "pending")
+              + Figure("In flight", q.InFlight.ToString("N0", CultureInfo.InvariantCulture), "in-flight")
+              + Figure("Dead-lettered", q.DeadLettered.ToString("N0", CultureInfo.InvariantCulture), "dead-lettered")
+              + Figure("Oldest pending", q.OldestPendingAge is { } age ? Duration(age) : "none", "oldest") + "</dl>"
+            : view.IngestError is { } error ? $"<p class=\"error\" id=\"ingest\">The ingest queue did not answer: {E(error)}</p>"
+            : "<p class=\"muted\" id=\"ingest\">This server has no ingest queue configured.</p>";
+
+        return Layout("Data", "<h1>Data</h1>"
+            + "<section aria-labelledby=\"uploads-h\"><h2 id=\"uploads-h\">Uploads received</h2>" + totals
+            + (view.Uploads.Count == 0 ? "<p class=\"muted\" id=\"no-uploads\">No captures received yet.</p>" : "")
+            + "<div class=\"scroll\"><table id=\"uploads\" class=\"cards\"><thead><tr><th>Received</th><th>Probe</th><th>Capture</th><th class=\"num\">Size</th><th>Window</th><th></th></tr></thead>"
+            + $"<tbody>{uploads}</tbody></table></div></section>"
+            + "<section aria-labelledby=\"ingest-h\"><h2 id=\"ingest-h\">Ingest queue</h2>" + ingest + "</section>"
+            + Pipeline(view.Pipeline)
+            + Dataset(view.Dataset, view.DatasetError, view.Pipeline), tokens, "/data");
+    }
+
+    private static string Pipeline(PipelineView? pipeline)
+    {
+        if (pipeline is null)
+        {
+            return "<section aria-labelledby=\"pipeline-h\"><h2 id=\"pipeline-h\">Pipeline</h2>"
+                + "<p class=\"muted\" id=\"no-aggregator\">No aggregator data yet: the aggregator has not run against this data directory.</p></section>";
+        }
+
+        var stages = string.Concat(pipeline.Stages.Select(s =>
+            $"<tr id=\"stage-{E(s.Stage)}\"><td data-label=\"Stage\"><b>{E(s.Stage)}</b></td><td data-label=\"Last run\"><span class=\"status {E(s.Last.Status)}\">{E(s.Last.Status)}</span></td>"
+            + $"<td data-label=\"Started\">{E(Time(s.Last.StartedAt))}</td><td data-label=\"Took\" class=\"num\">{(s.Last.Duration is { } d ? E(Duration(d)) : "")}</td>"
+            + I($"<td data-label=\"In / out / rows\" class=\"num\">{s.Last.Inputs:N0} / {s.Last.Outputs:N0} / {s.Last.Rows:N0}</td>")
+            + $"<td data-label=\"Runs\">{E(string.Join(", ", s.RunsByStatus.OrderBy(k => k.Key, StringComparer.Ordinal).Select(k => I($"{k.Value} {k.Key}"))))}</td>"
+            + $"<td data-label=\"Error\" class=\"wrap\">{E(s.Last.Error)}</td></tr>"));
+        var captures = string.Join(", ", pipeline.CapturesByStatus.OrderBy(k => k.Key, StringComparer.Ordinal).Select(k => I($"{k.Value:N0} {E(k.Key)}")));
+        var problems = string.Concat(pipeline.Problems.Select(p =>
+            $"<tr><td data-label=\"Capture\" class=\"mono\" title=\"{E(p.Sha256)}\">{E(p.Sha256[..Math.Min(12, p.Sha256.Length)])}</td><td data-label=\"Probe\">{E(p.ProbeId)}</td>"
+            + $"<td data-label=\"Status\"><span class=\"status {E(p.Status)}\">{E(p.Status)}</span></td><td data-label=\"Attempts\" class=\"num\">{p.Attempts}</td>"
+            + $"<td data-label=\"Reason\" class=\"wrap\">{E(p.Reason)}</td><td data-label=\"Updated\">{E(Time(p.UpdatedAt))}</td></tr>"));
+        var failedRuns = string.Concat(pipeline.RecentRuns.Where(r => r.Status is "failed" or "abandoned").Select(r =>
+            $"<li><b>{E(r.Stage)}</b> {E(Time(r.StartedAt))}: {E(r.Status)} {E(r.Error)}</li>"));
+        return "<section aria-labelledby=\"pipeline-h\"><h2 id=\"pipeline-h\">Pipeline</h2>"
+            + "<div class=\"scroll\"><table id=\"stages\" class=\"cards\"><thead><tr><th>Stage</th><th>Last run</th><th>Started</th><th class=\"num\">Took</th><th class=\"num\">In / out / rows</th><th>Runs</th><th>Error</th></tr></thead>"
+            + $"<tbody>{stages}</tbody></table></div>"
+            + $"<p id=\"capture-states\">Captures: {(captures.Length == 0 ? "none seen yet" : captures)}</p>"
+            + (failedRuns.Length == 0 ? "" : $"<h3>Failed runs</h3><ul id=\"failed-runs\">{failedRuns}</ul>")
+            + "<h3>Errors and quarantined captures</h3>"
+            + (pipeline.Problems.Count == 0 ? "<p class=\"muted\" id=\"no-problems\">None.</p>"
+                : $"<div class=\"scroll\"><table id=\"problems\" class=\"cards\"><thead><tr><th>Capture</th><th>Probe</th><th>Status</th><th class=\"num\">Attempts</th><th>Reason</th><th>Updated</th></tr></thead><tbody>{problems}</tbody></table></div>")
+            + "</section>";
+    }
+
+    private static string Dataset(DatasetSummary? dataset, string? error, PipelineView? pipeline)
+    {
+        var rows = dataset?.RowsPerTable ?? pipeline?.RowsPerTable;
+        var body = new StringBuilder();
+        if (rows is null || rows.Count == 0)
+        {
+            body.Append("<p class=\"muted\" id=\"no-dataset\">No dataset yet: nothing has been parsed into the lake.</p>");
+        }
+        else
+        {
+            body.Append("<div><h3>Rows per table</h3><table id=\"rows-per-table\" class=\"compact\"><tbody>")
+                .Append(string.Concat(rows.OrderBy(r => r.Key, StringComparer.Ordinal).Select(r => I($"<tr><th>{E(r.Key)}</th><td class=\"num\">{r.Value:N0}</td></tr>"))))
+                .Append("</tbody></table></div>");
+        }
+
+        if (dataset is not null)
+        {
+            body.Append(Ranking("top-prefixes", "Top /48 prefixes", dataset.TopPrefixes))
+                .Append(Ranking("iid-classes", "Interface identifier classes", dataset.IidClasses))
+                .Append(Ranking("top-dns", "Top DNS names", dataset.TopDnsNames));
+        }
+        else if (error is not null)
+        {
+            body.Append(CultureInfo.InvariantCulture, $"<p class=\"error\" id=\"dataset-error\">The lake could not be read: {E(error)}</p>");
+        }
+
+        return "<section aria-labelledby=\"dataset-h\"><h2 id=\"dataset-h\">Dataset</h2><div class=\"blocks\">" + body + "</div></section>";
+    }
+
+    private static string Ranking(string id, string title, IReadOnlyList<KeyValuePair<string, long>> items)
+    {
+        if (items.Count == 0)
+            return $"<div><h3>{title}</h3><p class=\"muted\" id=\"{id}\">None.</p></div>";
+        var max = Math.Max(1, items.Max(i => i.Value));
+        return $"<div><h3>{title}</h3><table id=\"{id}\" class=\"compact ranking\"><tbody>"
+            + string.Concat(items.Select(i => I($"<tr><th class=\"mono\">{E(i.Key)}</th><td class=\"num\">{i.Value:N0}</td><td class=\"bar\"><svg viewBox=\"0 0 100 8\" preserveAspectRatio=\"none\" aria-hidden=\"true\"><rect height=\"8\" width=\"{100.0 * i.Value / max:0.#}\"/></svg></td></tr>")))
+            + "</tbody></table></div>";
+    }
+
+    private static string Figure(string label, string value, string id) =>
+        $"<div><dt>{E(label)}</dt><dd id=\"fig-{id}\">{E(value)}</dd></div>";
 
     public static string Message(string title, string text) => Layout(title, $"<h1>{E(title)}</h1><p>{E(text)}</p>");
+
+    // ---- Formatting ----
 
     private static string Badge(ProbeHealth probe)
     {
@@ -96,16 +464,45 @@ internal static class WebPages
         return $"<span class=\"badge {E(probe.State)}\">{E(probe.State)}</span>{reasons}";
     }
 
-    private static string Age(TimeSpan? age)
+    internal static string Place(LocationDto? location)
+    {
+        if (location is null)
+            return "";
+        var name = string.Join(", ", new[] { location.City, location.Country }.Where(s => !string.IsNullOrEmpty(s)));
+        var coordinates = I($"{location.Latitude:0.##}, {location.Longitude:0.##}");
+        return name.Length > 0 ? name : coordinates;
+    }
+
+    internal static string Age(TimeSpan? age)
     {
         if (age is not { } a)
             return "never";
         if (a < TimeSpan.Zero)
             a = TimeSpan.Zero;
-        var text = a.TotalSeconds < 60 ? $"{(int)a.TotalSeconds}s"
-            : a.TotalMinutes < 60 ? $"{(int)a.TotalMinutes}m"
-            : a.TotalHours < 48 ? $"{(int)a.TotalHours}h"
-            : $"{(int)a.TotalDays}d";
-        return text + " ago";
+        return Duration(a) + " ago";
     }
+
+    internal static string Duration(TimeSpan a) =>
+        a.TotalSeconds < 60 ? I($"{(int)a.TotalSeconds}s")
+        : a.TotalMinutes < 60 ? I($"{(int)a.TotalMinutes}m")
+        : a.TotalHours < 48 ? I($"{(int)a.TotalHours}h")
+        : I($"{(int)a.TotalDays}d");
+
+    internal static string Time(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture);
+
+    private static string Window(DateTimeOffset start, DateTimeOffset end) =>
+        start.UtcDateTime.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture) + "–" + end.UtcDateTime.ToString("HH:mm", CultureInfo.InvariantCulture);
+
+    internal static string Rate(double perSecond) =>
+        perSecond >= 1_000_000 ? I($"{perSecond / 1_000_000:0.##} Mpkt/s")
+        : perSecond >= 1_000 ? I($"{perSecond / 1_000:0.##} kpkt/s")
+        : I($"{perSecond:0.#} pkt/s");
+
+    internal static string Percent(double ratio) => I($"{ratio * 100:0.##}%");
+
+    internal static string Bytes(long bytes) =>
+        bytes >= 1L << 30 ? I($"{bytes / (double)(1L << 30):0.##} GiB")
+        : bytes >= 1L << 20 ? I($"{bytes / (double)(1L << 20):0.##} MiB")
+        : bytes >= 1L << 10 ? I($"{bytes / (double)(1L << 10):0.#} KiB")
+        : I($"{bytes} B");
 }

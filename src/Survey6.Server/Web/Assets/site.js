@@ -1,5 +1,7 @@
 "use strict";
-// Confirmation for forms marked data-confirm (no inline scripts: the CSP forbids them).
+// The web UI's only script (the CSP forbids inline scripts and other origins).
+
+// Confirmation for forms marked data-confirm.
 document.addEventListener("submit", function (e) {
   var message = e.target.getAttribute("data-confirm");
   if (message && !window.confirm(message)) {
@@ -7,10 +9,9 @@ document.addEventListener("submit", function (e) {
   }
 });
 
-// Live fleet table: the server sends one JSON message per changed probe.
-(function () {
-  var table = document.getElementById("fleet");
-  if (!table || !window.EventSource) {
+// Live updates: the server sends one JSON message per changed probe ({id, row, counts, state}).
+function survey6Live(onProbe) {
+  if (!window.EventSource) {
     return;
   }
   var source = new EventSource("/events/fleet");
@@ -22,6 +23,60 @@ document.addEventListener("submit", function (e) {
   });
   source.addEventListener("probe", function (e) {
     var message = JSON.parse(e.data);
+    var counts = document.getElementById("counts");
+    if (counts) {
+      counts.innerHTML = message.counts;
+    }
+    onProbe(message);
+  });
+}
+
+// Fleet table: live rows, and the filter applied in place as the operator types.
+(function () {
+  var table = document.getElementById("fleet");
+  if (!table) {
+    return;
+  }
+  var state = document.getElementById("filter-state");
+  var label = document.getElementById("filter-label");
+  var search = document.getElementById("filter-q");
+  var shown = document.getElementById("shown");
+
+  function matches(row) {
+    if (state.value && row.getAttribute("data-state") !== state.value) {
+      return false;
+    }
+    if (label.value && (" " + row.getAttribute("data-labels") + " ").indexOf(" " + label.value + " ") < 0) {
+      return false;
+    }
+    var q = search.value.trim().toLowerCase();
+    return !q || row.getAttribute("data-search").indexOf(q) >= 0;
+  }
+
+  function apply() {
+    var rows = table.tBodies[0].rows;
+    var visible = 0;
+    for (var i = 0; i < rows.length; i++) {
+      var ok = matches(rows[i]);
+      rows[i].hidden = !ok;
+      if (ok) {
+        visible++;
+      }
+    }
+    shown.textContent = visible + " of " + rows.length + " shown";
+  }
+
+  // The server filtered the first rendering; from here on every row is kept and hidden as needed,
+  // so clearing the filter shows everything without a reload.
+  [state, label].forEach(function (el) { el.addEventListener("change", apply); });
+  search.addEventListener("input", apply);
+  document.getElementById("filter").addEventListener("submit", function (e) {
+    e.preventDefault();
+    apply();
+  });
+  apply();
+
+  survey6Live(function (message) {
     var body = table.tBodies[0];
     var row = document.getElementById("probe-" + message.id);
     var template = document.createElement("template");
@@ -34,9 +89,164 @@ document.addEventListener("submit", function (e) {
     } else if (fresh) {
       body.appendChild(fresh);
     }
-    var counts = document.getElementById("counts");
-    if (counts) {
-      counts.innerHTML = message.counts;
+    apply();
+  });
+})();
+
+// Map: country shapes from the bundled TopoJSON, drawn with the equirectangular projection the
+// server places the markers with (x = (lon + 180) / 360 * W, y = (90 - lat) / 180 * H).
+(function () {
+  var svg = document.getElementById("map");
+  if (!svg) {
+    return;
+  }
+  var land = document.getElementById("land");
+  var box = svg.viewBox.baseVal;
+
+  function decodeArcs(topology) {
+    var scale = topology.transform.scale, translate = topology.transform.translate;
+    return topology.arcs.map(function (arc) {
+      var x = 0, y = 0;
+      return arc.map(function (p) {
+        x += p[0];
+        y += p[1];
+        var lon = x * scale[0] + translate[0], lat = y * scale[1] + translate[1];
+        return [(lon + 180) / 360 * box.width, (90 - lat) / 180 * box.height];
+      });
+    });
+  }
+
+  function path(points, shift) {
+    return "M" + points.map(function (p) { return (p[0] + shift).toFixed(1) + "," + p[1].toFixed(1); }).join("L") + "Z";
+  }
+
+  // One ring as path data. A ring that crosses the antimeridian jumps from one edge to the other; it is
+  // unwrapped into one continuous shape and drawn once more a map width over, and the view box clips both.
+  function ring(arcs, indexes) {
+    var points = [];
+    indexes.forEach(function (index, k) {
+      var arc = index < 0 ? arcs[~index].slice().reverse() : arcs[index];
+      // Consecutive arcs share their end points.
+      points = points.concat(k === 0 ? arc : arc.slice(1));
+    });
+    var offset = 0, min = Infinity, max = -Infinity;
+    var unwrapped = points.map(function (p, i) {
+      if (i > 0) {
+        var jump = p[0] - points[i - 1][0];
+        if (jump > box.width / 2) {
+          offset -= box.width;
+        } else if (jump < -box.width / 2) {
+          offset += box.width;
+        }
+      }
+      var x = p[0] + offset;
+      min = Math.min(min, x);
+      max = Math.max(max, x);
+      return [x, p[1]];
+    });
+    var d = path(unwrapped, 0);
+    if (min < 0) {
+      d += path(unwrapped, box.width);
+    }
+    if (max > box.width) {
+      d += path(unwrapped, -box.width);
+    }
+    return d;
+  }
+
+  fetch("/assets/world-110m.json", { credentials: "same-origin" })
+    .then(function (r) { return r.json(); })
+    .then(function (topology) {
+      var arcs = decodeArcs(topology);
+      var ns = "http://www.w3.org/2000/svg";
+      topology.objects.countries.geometries.forEach(function (g) {
+        var polygons = g.type === "Polygon" ? [g.arcs] : g.arcs;
+        var d = polygons.map(function (polygon) {
+          return polygon.map(function (r) { return ring(arcs, r); }).join("");
+        }).join("");
+        var path = document.createElementNS(ns, "path");
+        path.setAttribute("d", d);
+        path.setAttribute("class", "country");
+        var title = document.createElementNS(ns, "title");
+        title.textContent = g.properties.name;
+        path.appendChild(title);
+        land.appendChild(path);
+      });
+      svg.setAttribute("data-drawn", String(topology.objects.countries.geometries.length));
+    });
+
+  survey6Live(function (message) {
+    var marker = document.getElementById("marker-" + message.id);
+    if (marker && message.state) {
+      marker.setAttribute("class", "marker " + message.state);
     }
   });
 })();
+
+// Probe page: reload the live part whenever the probe changes.
+(function () {
+  var live = document.getElementById("live");
+  if (!live) {
+    return;
+  }
+  var id = live.getAttribute("data-probe");
+  var pending = false;
+  var again = false;
+
+  function refresh() {
+    if (pending) {
+      again = true;
+      return;
+    }
+    pending = true;
+    fetch("/probes/" + encodeURIComponent(id) + "/live", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html !== null) {
+          live.innerHTML = html;
+          live.setAttribute("data-refreshed", String(Date.now()));
+        }
+      })
+      .finally(function () {
+        pending = false;
+        if (again) {
+          again = false;
+          refresh();
+        }
+      });
+  }
+
+  survey6Live(function (message) {
+    if (message.id === id) {
+      refresh();
+    }
+  });
+  // Ages ("12s ago") and charts move on even when nothing is reported.
+  window.setInterval(refresh, 30000);
+})();
+
+// Copy buttons: data-copy names the element whose text is copied.
+document.addEventListener("click", function (e) {
+  var button = e.target.closest("[data-copy]");
+  if (!button) {
+    return;
+  }
+  var source = document.getElementById(button.getAttribute("data-copy"));
+  var status = document.getElementById("copy-status");
+  var text = source.textContent;
+  function done(ok) {
+    if (status) {
+      status.textContent = ok ? "Copied." : "Select the command and copy it by hand.";
+    }
+  }
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).then(function () { done(true); }, function () { done(false); });
+  } else {
+    var range = document.createRange();
+    range.selectNodeContents(source);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    done(document.execCommand && document.execCommand("copy"));
+  }
+});

@@ -1,0 +1,119 @@
+using System.Globalization;
+using Microsoft.Extensions.DependencyInjection;
+using Survey6.Ingest;
+using Survey6.Server.Api;
+using Survey6.Server.Control;
+using Survey6.Server.Storage;
+using Survey6.Server.Uploads;
+
+namespace Survey6.Server.Web;
+
+/// <summary>A probe as the fleet page and the map show it: its health, where it is, its newest upload.</summary>
+public sealed record WebProbe(ProbeHealth Health, LocationDto? Location, DateTimeOffset? LastUpload)
+{
+    public string Id => Health.ProbeId;
+}
+
+/// <summary>What the server has received, for the data page.</summary>
+public sealed record UploadTotals(long Captures, long Bytes, long Duplicates, long CapturesLastDay, long Probes, DateTimeOffset? Newest);
+
+/// <summary>
+/// The reads behind the web pages, over state.db and the services the server already has. Nothing
+/// here writes; actions go through <see cref="ProbeCommands"/> and <see cref="TokenStore"/>.
+/// </summary>
+public sealed class WebData(
+    StateDatabase database,
+    ProbeStore probes,
+    ProbeHealthQuery health,
+    EventQueries events,
+    UploadRecords uploads,
+    TimeProvider time,
+    IServiceProvider services)
+{
+    public DateTimeOffset Now => time.GetUtcNow();
+
+    public IReadOnlyList<WebProbe> Fleet()
+    {
+        var locations = probes.List().ToDictionary(p => p.Id, p => Location(p.FactsJson), StringComparer.Ordinal);
+        var lastUploads = LastUploads();
+        return health.List()
+            .Select(h => new WebProbe(h, locations.GetValueOrDefault(h.ProbeId), lastUploads.TryGetValue(h.ProbeId, out var at) ? at : null))
+            .OrderBy(p => p.Health.Hostname, StringComparer.Ordinal).ThenBy(p => p.Id, StringComparer.Ordinal)
+            .ToList();
+    }
+
+    public WebProbe? Probe(string id)
+    {
+        if (health.Get(id) is not { } h)
+            return null;
+        var record = probes.Get(id);
+        var recent = uploads.Recent(1, id);
+        DateTimeOffset? last = recent.Count > 0 ? recent[0].ReceivedAt : null;
+        return new WebProbe(h, record is null ? null : Location(record.FactsJson), last);
+    }
+
+    /// <summary>Per-minute rollups of the last <paramref name="span"/>, oldest first.</summary>
+    public IReadOnlyList<ProbeHistoryMinute> History(string id, TimeSpan span)
+    {
+        var now = Now;
+        return health.History(id, now - span, now.AddMinutes(1));
+    }
+
+    public IReadOnlyList<EventDto> Events(string? probeId, int limit) => events.List(probeId, null, new PageRequest(limit, null)).Items;
+
+    public IReadOnlyList<UploadRecord> Uploads(string? probeId, int limit) => uploads.Recent(limit, probeId);
+
+    public UploadTotals Totals()
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = """
+            SELECT COUNT(*) FILTER (WHERE duplicate = 0), COALESCE(SUM(size_bytes) FILTER (WHERE duplicate = 0), 0),
+                   COUNT(*) FILTER (WHERE duplicate = 1), COUNT(*) FILTER (WHERE duplicate = 0 AND received_at >= $since),
+                   COUNT(DISTINCT probe_id), MAX(received_at)
+            FROM uploads
+            """;
+        command.Parameters.AddWithValue("$since", DbTime.ToText(Now.AddDays(-1)));
+        using var reader = command.ExecuteReader();
+        reader.Read();
+        return new UploadTotals(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4),
+            DbTime.ParseNullable(reader.GetValue(5)));
+    }
+
+    /// <summary>The ingest queue's figures; null when the server has no queue or it cannot be reached.</summary>
+    public async Task<(IngestQueueStats? Stats, string? Error)> IngestAsync(CancellationToken cancellationToken)
+    {
+        if (services.GetService<IIngestQueue>() is not { } queue)
+            return (null, null);
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(3));
+            return (await queue.GetStatsAsync(timeout.Token).ConfigureAwait(false), null);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // A queue that is down must not take the page with it; say so instead.
+            return (null, e.Message);
+        }
+    }
+
+    private Dictionary<string, DateTimeOffset> LastUploads()
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT probe_id, MAX(received_at) FROM uploads GROUP BY probe_id";
+        using var reader = command.ExecuteReader();
+        var last = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+        while (reader.Read())
+            last[reader.GetString(0)] = DbTime.Parse(reader.GetString(1));
+        return last;
+    }
+
+    private static LocationDto? Location(string factsJson) =>
+        StateDbProbeQueries.ParseFacts(factsJson)?.Location is { } l && !(l.Latitude == 0 && l.Longitude == 0 && l.Country.Length == 0)
+            ? new LocationDto(l.Latitude, l.Longitude, l.Country.Length == 0 ? null : l.Country, l.City.Length == 0 ? null : l.City)
+            : null;
+
+    internal static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+}
