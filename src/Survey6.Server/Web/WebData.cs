@@ -111,8 +111,8 @@ public sealed class WebData(
     }
 
     private static LocationDto? Location(string factsJson) =>
-        StateDbProbeQueries.ParseFacts(factsJson)?.Location is { } l && !(l.Latitude == 0 && l.Longitude == 0 && l.Country.Length == 0)
-            ? new LocationDto(l.Latitude, l.Longitude, l.Country.Length == 0 ? null : l.Country, l.City.Length == 0 ? null : l.City)
+        StateDbProbeQueries.ParseFacts(factsJson)?.Location is { } l && (l.HasLatitude || l.Country.Length > 0 || l.City.Length > 0)
+            ? new LocationDto(l.HasLatitude ? l.Latitude : null, l.HasLongitude ? l.Longitude : null, l.Country.Length == 0 ? null : l.Country, l.City.Length == 0 ? null : l.City)
             : null;
 
     internal static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);

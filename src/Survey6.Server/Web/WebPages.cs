@@ -149,18 +149,18 @@ internal static class WebPages
     public static string Map(IReadOnlyList<WebProbe> probes, AntiforgeryTokenSet tokens)
     {
         var markers = new StringBuilder();
-        var placed = probes.Where(p => p.Location is not null).ToList();
+        var placed = probes.Where(HasCoordinates).ToList();
         // Healthy first so that a troubled probe at the same place is drawn on top.
         foreach (var probe in placed.OrderBy(p => p.Health.State == ProbeStates.Healthy ? 0 : 1))
         {
-            var (x, y) = Project(probe.Location!.Latitude, probe.Location.Longitude);
+            var (x, y) = Project(probe.Location!.Latitude!.Value, probe.Location.Longitude!.Value);
             var h = probe.Health;
             markers.Append(I($"<a href=\"/probes/{E(h.ProbeId)}\" class=\"marker-link\"><circle id=\"marker-{E(h.ProbeId)}\" class=\"marker {E(h.State)}\" cx=\"{x:0.#}\" cy=\"{y:0.#}\" r=\"7\">"))
                 .Append(CultureInfo.InvariantCulture, $"<title>{E(h.Hostname)} ({E(h.ProbeId)}): {E(h.State)}, {E(Place(probe.Location))}</title></circle></a>");
         }
 
         var legend = string.Concat(StateOrder.Select(s => $"<span><svg class=\"dot\" viewBox=\"0 0 10 10\" aria-hidden=\"true\"><circle class=\"marker {s}\" cx=\"5\" cy=\"5\" r=\"4\"/></svg>{s}</span>"));
-        var unplaced = probes.Where(p => p.Location is null).ToList();
+        var unplaced = probes.Where(p => !HasCoordinates(p)).ToList();
         var list = unplaced.Count == 0 ? ""
             : $"<p id=\"unplaced\" class=\"muted\">{unplaced.Count} probe(s) without a location: "
               + string.Join(", ", unplaced.Select(p => $"<a href=\"/probes/{E(p.Id)}\">{E(p.Health.Hostname.Length > 0 ? p.Health.Hostname : p.Id)}</a>")) + "</p>";
@@ -464,12 +464,14 @@ internal static class WebPages
         return $"<span class=\"badge {E(probe.State)}\">{E(probe.State)}</span>{reasons}";
     }
 
+    private static bool HasCoordinates(WebProbe probe) => probe.Location is { Latitude: not null, Longitude: not null };
+
     internal static string Place(LocationDto? location)
     {
         if (location is null)
             return "";
         var name = string.Join(", ", new[] { location.City, location.Country }.Where(s => !string.IsNullOrEmpty(s)));
-        var coordinates = I($"{location.Latitude:0.##}, {location.Longitude:0.##}");
+        var coordinates = location.Latitude is null || location.Longitude is null ? "" : I($"{location.Latitude:0.##}, {location.Longitude:0.##}");
         return name.Length > 0 ? name : coordinates;
     }
 
