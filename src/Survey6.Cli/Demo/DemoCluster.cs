@@ -87,6 +87,7 @@ public sealed class DemoCluster : IAsyncDisposable
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
     private readonly DemoClusterOptions _options;
     private readonly List<DemoProbe> _probes = [];
+    private Task _joining = Task.CompletedTask;
 
     private DemoCluster(DemoClusterOptions options, DemoNetwork network)
     {
@@ -113,8 +114,11 @@ public sealed class DemoCluster : IAsyncDisposable
 
     public string CaPin { get; private set; } = "";
 
-    /// <summary>Builds the lab, starts the server, the aggregator and the probes; on failure removes what it made.</summary>
-    public static async Task<DemoCluster> StartAsync(DemoClusterOptions options)
+    /// <summary>
+    /// Builds the lab, starts the server, the aggregator and the probes; on failure or cancellation (checked between
+    /// steps) removes what it made.
+    /// </summary>
+    public static async Task<DemoCluster> StartAsync(DemoClusterOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         System.IO.Directory.CreateDirectory(options.Directory);
@@ -122,12 +126,12 @@ public sealed class DemoCluster : IAsyncDisposable
         try
         {
             cluster.Responders = DemoResponders.Start(cluster.Network.ServerAddress);
-            await cluster.StartServerAsync().ConfigureAwait(false);
+            await cluster.StartServerAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
             cluster.StartAggregator();
-            await cluster.JoinProbesAsync().ConfigureAwait(false);
+            await cluster.JoinProbesAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
             foreach (var probe in cluster._probes)
                 cluster.WriteProbeConfig(probe, options.ProbeSettings?.Invoke(probe) ?? []);
-            await Task.WhenAll(cluster._probes.Select(p => cluster.StartProbeAsync(p))).ConfigureAwait(false);
+            await Task.WhenAll(cluster._probes.Select(p => cluster.StartProbeAsync(p))).WaitAsync(cancellationToken).ConfigureAwait(false);
             return cluster;
         }
         catch
@@ -256,31 +260,32 @@ public sealed class DemoCluster : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        // Probes first (they close their files), then the aggregator, then the server; SIGKILL for laggards.
-        foreach (var probe in _probes)
+        // Every process at once (SIGTERM, then SIGKILL after 10 s), so that cleanup fits in the time a service manager
+        // or System.CommandLine's termination timeout gives; probes close their files on SIGTERM.
+        try
         {
-            if (probe.Daemon is { } daemon)
-            {
-                await daemon.StopAsync(TimeSpan.FromSeconds(20)).ConfigureAwait(false);
-                daemon.Dispose();
-                probe.Daemon = null;
-            }
+            await _joining.ConfigureAwait(false); // join processes are short; let them end rather than orphan them
+        }
+        catch (Exception)
+        {
+            // Reported by StartAsync already.
         }
 
-        foreach (var child in new[] { Aggregator, Server })
-        {
-            if (child is null)
-                continue;
-            await child.StopAsync(TimeSpan.FromSeconds(20)).ConfigureAwait(false);
+        var children = _probes.Select(p => p.Daemon).Append(Aggregator).Append(Server).OfType<ChildProcess>().ToList();
+        await Task.WhenAll(children.Select(c => c.StopAsync(TimeSpan.FromSeconds(10)))).ConfigureAwait(false);
+        foreach (var child in children)
             child.Dispose();
-        }
+        foreach (var probe in _probes)
+            probe.Daemon = null;
 
         if (Responders is not null)
             await Responders.DisposeAsync().ConfigureAwait(false);
         Network.Dispose();
     }
 
-    private async Task JoinProbesAsync()
+    private Task JoinProbesAsync() => _joining = JoinAllAsync();
+
+    private async Task JoinAllAsync()
     {
         // One token for all hosts, printed with the join command an operator would paste on each host.
         var created = await ServerCliAsync("server", "token", "create", "--ttl", "1h", "--uses", Network.Hosts.Count.ToString(CultureInfo.InvariantCulture),

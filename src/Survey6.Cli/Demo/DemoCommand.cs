@@ -58,7 +58,7 @@ public static class DemoCommand
                 ParseSchedule = "0/15 * * * * ?",
                 AggregateSchedule = "10 * * * * ?",
                 Echo = echo,
-            }).ConfigureAwait(false);
+            }, cancellationToken).ConfigureAwait(false);
 
             var password = Convert.ToBase64String(RandomNumberGenerator.GetBytes(15)).Replace('/', 'x').Replace('+', 'y');
             await ChildProcess.RunAsync("admin set-password", ["server", "admin", "set-password", "--data-dir", cluster.ServerDirectory], TimeSpan.FromSeconds(60),
