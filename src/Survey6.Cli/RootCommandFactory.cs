@@ -13,6 +13,7 @@ public static class RootCommandFactory
         root.Subcommands.Add(ProbeCommands.Create());
         root.Subcommands.Add(AggregateCommands.Create());
         root.Subcommands.Add(QueryCommand.Create());
+        root.Subcommands.Add(Demo.DemoCommand.Create());
         return root;
     }
 }

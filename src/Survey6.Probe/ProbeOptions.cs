@@ -22,6 +22,12 @@ public sealed class ProbeOptions
     /// <summary><c>lat,lon[,country[,city]]</c>; empty when unknown.</summary>
     public string Location { get; set; } = "";
 
+    /// <summary>
+    /// For tests only: added to the wall clock the probe reports (heartbeats, file names, manifests) so that the
+    /// server's clock-skew check can be exercised without touching the host's clock. Zero in production.
+    /// </summary>
+    public TimeSpan ClockOffset { get; set; }
+
     /// <summary>The location as survey6 metadata writes it (<c>lat,lon,country,city</c>), or null.</summary>
     internal static string? FormatLocation(string text)
     {

@@ -71,7 +71,9 @@ public static class ProbeDaemonHosting
         services.AddSingleton<Uplink.UploadSchedule>();
         services.AddSingleton<PolicyController>();
 
-        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<TimeProvider>(sp => sp.GetRequiredService<IOptions<ProbeOptions>>().Value.ClockOffset is { Ticks: not 0 } offset
+            ? new OffsetTimeProvider(offset)
+            : TimeProvider.System);
         services.AddSingleton(sp => ProbeIdentity.From(sp.GetRequiredService<IOptions<ProbeOptions>>().Value));
         services.AddSingleton(sp => new ProbeDaemonPaths(sp.GetRequiredService<IOptions<ProbeOptions>>().Value.StateDirectory));
         services.AddSingleton(sp =>

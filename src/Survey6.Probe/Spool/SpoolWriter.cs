@@ -451,6 +451,10 @@ public sealed class SpoolWriter
         MeasureFreeSpace();
         if (_guardState == DiskGuardState.Paused && RoomForAWholeFile())
             Resume();
+        // Without this, a full guard is only lifted by the next frame: on a quiet link the probe would go on
+        // reporting "spool full" (and the server "degraded") long after the disk was freed.
+        else if (_guardState == DiskGuardState.Full && WithinLimits(0))
+            Resume();
     }
 
     private void FlushIfDirty()

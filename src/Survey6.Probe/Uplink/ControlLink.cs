@@ -142,6 +142,7 @@ public sealed class ControlLink : IControlLink
                 KernelDropped = (ulong)Math.Max(0, status.Capture.KernelDropped),
                 InterfaceDropped = (ulong)Math.Max(0, status.Capture.InterfaceDropped),
                 QueueDropped = (ulong)Math.Max(0, status.Capture.QueueDropped),
+                DiskDropped = (ulong)Math.Max(0, status.Capture.DiskDropped),
             },
             Spool = new Contracts.V1.SpoolStatus
             {
@@ -149,6 +150,8 @@ public sealed class ControlLink : IControlLink
                 Bytes = (ulong)Math.Max(0, status.Spool.Bytes),
                 OldestAge = status.Spool.OldestAgeSeconds is { } age ? Duration.FromTimeSpan(TimeSpan.FromSeconds(Math.Max(0, age))) : null,
                 FreeDiskBytes = (ulong)Math.Max(0, status.Spool.FreeDiskBytes),
+                EvictedFiles = (ulong)Math.Max(0, status.Spool.EvictedFiles),
+                EvictedFrames = (ulong)Math.Max(0, status.Spool.EvictedFrames),
             },
             SoftwareVersion = status.Version,
             PolicyVersion = status.Policy?.Version ?? _policies.Version,
