@@ -12,7 +12,7 @@ using Xunit.Abstractions;
 namespace Survey6.EndToEnd.Tests;
 
 /// <summary>
-/// The whole system as an operator runs it: <c>survey6 server run</c>, <c>survey6 aggregate run</c> over its data
+/// The whole system as an operator runs it: <c>survey6 server run</c> with its embedded aggregator over its data
 /// directory, and three <c>survey6 probe run</c> daemons, each inside a network namespace of its own, joined with a
 /// join token and capturing there. Traffic of known composition goes out from every host; the lake must hold
 /// exactly it, under the right probe. Then faults, one at a time, each followed by the same no-loss check and a
@@ -447,7 +447,7 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
             var counts = _lake.Ledger()["captures"]!.AsObject();
             var known = counts.Sum(kv => kv.Value!.GetValue<long>());
             return known == stored;
-        }, Long, "the aggregator to take every stored capture", () => _lake.Ledger().ToJsonString() + "\n" + Tail(_cluster.Aggregator!.Output));
+        }, Long, "the aggregator to take every stored capture", () => _lake.Ledger().ToJsonString() + "\n" + Tail(_cluster.Server!.Output));
     }
 
     private async Task ExpectStatesAsync(Dictionary<string, string> expected)

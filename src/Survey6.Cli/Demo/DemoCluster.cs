@@ -77,8 +77,8 @@ public sealed class DemoProbe(DemoHost host, string directory)
 }
 
 /// <summary>
-/// The whole system on one machine: the C&amp;C (<c>survey6 server run</c>), the aggregator
-/// (<c>survey6 aggregate run</c> over the server's data directory), and one probe per namespace of a
+/// The whole system on one machine: the C&amp;C (<c>survey6 server run</c>, which embeds the aggregator over its
+/// data directory), and one probe per namespace of a
 /// <see cref="DemoNetwork"/>, joined through the real token-and-certificate path and capturing inside its namespace.
 /// Every process is a child of this one and is stopped by its PID.
 /// </summary>
@@ -103,8 +103,6 @@ public sealed class DemoCluster : IAsyncDisposable
 
     public ChildProcess? Server { get; private set; }
 
-    public ChildProcess? Aggregator { get; private set; }
-
     public IReadOnlyList<DemoProbe> Probes => _probes;
 
     /// <summary>The gRPC port probes use; kept across server restarts so that probes find the server again.</summary>
@@ -127,7 +125,6 @@ public sealed class DemoCluster : IAsyncDisposable
         {
             cluster.Responders = DemoResponders.Start(cluster.Network.ServerAddress);
             await cluster.StartServerAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
-            cluster.StartAggregator();
             await cluster.JoinProbesAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
             foreach (var probe in cluster._probes)
                 cluster.WriteProbeConfig(probe, options.ProbeSettings?.Invoke(probe) ?? []);
@@ -149,6 +146,8 @@ public sealed class DemoCluster : IAsyncDisposable
             ["Server__TlsNames__0"] = Network.ServerAddress,
             ["Server__InitialPolicy__HeartbeatInterval"] = _options.HeartbeatInterval.ToString("c", CultureInfo.InvariantCulture),
         };
+        foreach (var (key, value) in AggregatorSettings())
+            environment[key] = value;
         foreach (var (key, value) in _options.ServerSettings)
             environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
         Server = ChildProcess.Start("server", [
@@ -161,24 +160,18 @@ public sealed class DemoCluster : IAsyncDisposable
         HttpUrl = new Uri(Server.Line("http: ")!);
     }
 
-    /// <summary>
-    /// The aggregator over the server's data directory. Today a process of its own (<c>aggregate run</c>); where the
-    /// server embeds it, this is the one place to change.
-    /// </summary>
-    public void StartAggregator()
+    /// <summary>The embedded aggregator's settings: schedules short enough for a demo.</summary>
+    private Dictionary<string, string> AggregatorSettings() => new()
     {
-        Aggregator = ChildProcess.Start("aggregator", ["aggregate", "run", "--data-dir", ServerDirectory], new Dictionary<string, string>
-        {
-            ["Aggregator__Schedules__Parse"] = _options.ParseSchedule,
-            ["Aggregator__Schedules__Aggregate"] = _options.AggregateSchedule,
-            ["Aggregator__Schedules__Cleanup"] = _options.CleanupSchedule,
-            // Aggregate today's partition too: a demo has no closed days.
-            ["Aggregator__IncludeOpenPartitions"] = "true",
-            ["Aggregator__LockWait"] = "00:00:05",
-            ["Aggregator__RetryBackoff"] = "00:00:05",
-            ["Aggregator__MaxRetryBackoff"] = "00:00:30",
-        }, echo: Prefix("aggregator"));
-    }
+        ["Aggregator__Schedules__Parse"] = _options.ParseSchedule,
+        ["Aggregator__Schedules__Aggregate"] = _options.AggregateSchedule,
+        ["Aggregator__Schedules__Cleanup"] = _options.CleanupSchedule,
+        // Aggregate today's partition too: a demo has no closed days.
+        ["Aggregator__IncludeOpenPartitions"] = "true",
+        ["Aggregator__LockWait"] = "00:00:05",
+        ["Aggregator__RetryBackoff"] = "00:00:05",
+        ["Aggregator__MaxRetryBackoff"] = "00:00:30",
+    };
 
     /// <summary>Runs <c>survey6 ARGS</c> against the server's data directory and returns its output.</summary>
     public Task<string> ServerCliAsync(params string[] arguments) =>
@@ -271,7 +264,7 @@ public sealed class DemoCluster : IAsyncDisposable
             // Reported by StartAsync already.
         }
 
-        var children = _probes.Select(p => p.Daemon).Append(Aggregator).Append(Server).OfType<ChildProcess>().ToList();
+        var children = _probes.Select(p => p.Daemon).Append(Server).OfType<ChildProcess>().ToList();
         await Task.WhenAll(children.Select(c => c.StopAsync(TimeSpan.FromSeconds(10)))).ConfigureAwait(false);
         foreach (var child in children)
             child.Dispose();
