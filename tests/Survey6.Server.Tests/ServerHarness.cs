@@ -48,9 +48,10 @@ public sealed class ServerHarness : IAsyncDisposable
 
     public TokenStore Tokens => Get<TokenStore>();
 
-    public ProbeStore Probes => Get<ProbeStore>();
+    // Heartbeats are acknowledged before they are written: direct reads of state.db wait for the writer first.
+    public ProbeStore Probes => Stored(Get<ProbeStore>());
 
-    public EventStore Events => Get<EventStore>();
+    public EventStore Events => Stored(Get<EventStore>());
 
     public ServerCounters Counters => Get<ServerCounters>();
 
@@ -76,6 +77,12 @@ public sealed class ServerHarness : IAsyncDisposable
         var app = ServerApplication.Build(builder);
         await app.StartAsync();
         return new ServerHarness(app, root, time);
+    }
+
+    private T Stored<T>(T store)
+    {
+        Get<Survey6.Server.Control.ProbeHealthTracker>().WaitUntilStored();
+        return store;
     }
 
     public T Get<T>()
@@ -126,6 +133,9 @@ public sealed class ServerHarness : IAsyncDisposable
         using var withKey = certificate.CopyWithPrivateKey(key);
         return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
     }
+
+    /// <summary>A graceful stop (what SIGTERM does); <see cref="DisposeAsync"/> still cleans up.</summary>
+    public Task StopAsync() => _app.StopAsync();
 
     public async ValueTask DisposeAsync()
     {

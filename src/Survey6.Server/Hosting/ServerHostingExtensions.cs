@@ -57,6 +57,7 @@ public static class ServerHostingExtensions
         services.AddSingleton<ServerCounters>();
         services.AddSingleton<RefusalEventThrottle>();
         services.AddSingleton<JoinRateLimiter>();
+        services.AddSingleton<ProbeRevocations>();
         services.AddSingleton<ProbeCertificateValidator>();
         services.AddSurvey6Control();
 
