@@ -15,18 +15,19 @@ namespace Survey6.LoadGen;
 internal static class UploadBench
 {
     public const string Usage = """
-        survey6-loadgen upload [--total 1GiB] [--file-size 256MiB] [--chunk 256KiB] [--frame 1514] [--survey6 PATH] [--work DIR] [--keep]
+        survey6-loadgen upload [--total 1GiB] [--file-size 256MiB] [--chunk 256KiB] [--frame 1514] [--server-data DIR] [--survey6 PATH] [--work DIR] [--keep]
 
         Writes --total bytes of pcap files (--file-size each, frames of --frame bytes, random
         payload), starts `survey6 server run`, joins one probe and uploads the files one after the
-        other. Sizes take KiB, MiB or GiB.
+        other. --server-data puts the server's data directory under DIR instead of the work
+        directory (e.g. /dev/shm, to take the disk out of the measurement). Sizes take KiB, MiB or GiB.
         """;
 
     public static async Task<int> RunAsync(string[] args)
     {
         long total = 1L << 30, fileSize = 256L << 20;
         int chunk = 256 << 10, frame = 1514;
-        string? survey6 = null, workDirectory = null;
+        string? survey6 = null, workDirectory = null, serverData = null;
         bool keep = false;
         try
         {
@@ -40,6 +41,7 @@ internal static class UploadBench
                     case "--chunk": chunk = checked((int)ParseSize(Value())); break;
                     case "--frame": frame = checked((int)ParseSize(Value())); break;
                     case "--survey6": survey6 = Value(); break;
+                    case "--server-data": serverData = Value(); break;
                     case "--work": workDirectory = Value(); break;
                     case "--keep": keep = true; break;
                     default: throw new ArgumentException($"unknown option {args[i]}");
@@ -76,7 +78,7 @@ internal static class UploadBench
             Log($"{files} capture files, {bytes / 1e6:F0} MB in {captures}");
 
             // A fresh server each run, so every upload stores new bytes rather than finding a duplicate.
-            var data = Path.Combine(work, "server-" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture));
+            var data = Path.Combine(serverData ?? work, "survey6-upload-server-" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture));
             server = await ServerUnderTest.StartAsync(survey6 ?? Path.Combine(Repository.Root(), "survey6"), data, 1);
             var token = await server.CreateTokenAsync(1);
             var state = Path.Combine(data, "probe");
@@ -121,6 +123,17 @@ internal static class UploadBench
         finally
         {
             server?.Dispose();
+            if (serverData is not null && server is not null)
+            {
+                try
+                {
+                    Directory.Delete(server.DataDirectory, recursive: true);
+                }
+                catch (IOException)
+                {
+                }
+            }
+
             if (!keep)
             {
                 try
