@@ -14,7 +14,7 @@ internal sealed class HeartbeatWriterService(ProbeHealthTracker tracker) : IHost
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _writer = Task.Run(tracker.RunWriterAsync, CancellationToken.None);
+        _writer = tracker.StartWriter();
         return Task.CompletedTask;
     }
 

@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
@@ -43,13 +42,16 @@ internal sealed class ProbeHealthTracker
     private readonly ProbeConnections _connections;
     private readonly ServerCounters _counters;
     private readonly ILogger<ProbeHealthTracker> _logger;
-    private readonly Channel<PendingHeartbeat> _queue;
-    private readonly Lock _enqueueLock = new();
+    // Guarded by _enqueueLock; the writer waits on it (Monitor) for work.
+    private readonly Queue<PendingHeartbeat> _queue = new();
+    private readonly TaskCompletionSource _writerDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private bool _closed;
+    private bool _hurry; // someone waits: skip the batch delay
+    private readonly object _enqueueLock = new(); // Monitor: also what the writer sleeps on
     private readonly object _storedLock = new(); // Monitor: waiters sleep until the writer pulses
     private long _enqueued;
     private long _stored; // written, dropped by a failed write, or skipped: no longer pending
     private long _dropped;
-    private TaskCompletionSource _hurry = NewSignal();
 
     public ProbeHealthTracker(
         StateDatabase database,
@@ -74,12 +76,6 @@ internal sealed class ProbeHealthTracker
         _counters = counters;
         _logger = logger;
         notifier.BeforeSubscribe = () => WaitUntilStored();
-        _queue = Channel.CreateBounded<PendingHeartbeat>(new BoundedChannelOptions(_control.HeartbeatQueueCapacity)
-        {
-            FullMode = BoundedChannelFullMode.Wait, // TryWrite fails when full: the drop is counted, never silent
-            SingleReader = true,
-            SingleWriter = false,
-        });
     }
 
     private TimeSpan DefaultInterval => _policy.Value.HeartbeatInterval;
@@ -101,9 +97,14 @@ internal sealed class ProbeHealthTracker
         lock (_enqueueLock)
         {
             // Counted under the lock so that the count matches the queue's order (WaitUntilStored relies on it).
-            queued = _queue.Writer.TryWrite(new PendingHeartbeat(probeId, heartbeat, receivedAt));
+            queued = !_closed && _queue.Count < _control.HeartbeatQueueCapacity;
             if (queued)
+            {
+                _queue.Enqueue(new PendingHeartbeat(probeId, heartbeat, receivedAt));
                 _enqueued++;
+                if (_queue.Count == 1)
+                    Monitor.Pulse(_enqueueLock);
+            }
         }
 
         if (!queued)
@@ -120,14 +121,14 @@ internal sealed class ProbeHealthTracker
         var target = Volatile.Read(ref _enqueued);
         if (Volatile.Read(ref _stored) >= target)
             return true;
-        Volatile.Read(ref _hurry).TrySetResult();
+        Hurry();
         var deadline = Environment.TickCount64 + (long)(timeout ?? FlushTimeout).TotalMilliseconds;
         lock (_storedLock)
         {
             while (_stored < target)
             {
                 var left = deadline - Environment.TickCount64;
-                if (left <= 0 || _queue.Reader.Completion.IsCompleted)
+                if (left <= 0 || _writerDone.Task.IsCompleted)
                     return _stored >= target;
                 Monitor.Wait(_storedLock, TimeSpan.FromMilliseconds(Math.Min(left, 200)));
             }
@@ -136,43 +137,83 @@ internal sealed class ProbeHealthTracker
         return true;
     }
 
-    /// <inheritdoc cref="WaitUntilStored"/>
-    public Task<bool> WaitUntilStoredAsync(TimeSpan? timeout = null) => Task.Run(() => WaitUntilStored(timeout));
-
-    /// <summary>The writer: runs until <see cref="CompleteWriting"/>, then stores what is left and returns.</summary>
-    internal async Task RunWriterAsync()
+    /// <summary>
+    /// Starts the writer on its own thread (it must not depend on the thread pool, whose threads may
+    /// be blocked in <see cref="WaitUntilStored"/>); the task completes once <see cref="CompleteWriting"/>
+    /// was called and everything queued is stored.
+    /// </summary>
+    internal Task StartWriter()
     {
-        var reader = _queue.Reader;
-        var batch = new List<PendingHeartbeat>(_control.MaxHeartbeatBatch);
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
-        {
-            // Let a batch gather, unless someone waits for it or the server stops.
-            if (_control.HeartbeatBatchDelay > TimeSpan.Zero && !reader.Completion.IsCompleted)
-            {
-                var hurry = Volatile.Read(ref _hurry).Task;
-                // Real time on purpose: this is about commit cost, not about the probes' clock, and must not wait for a test's fake clock.
-                await Task.WhenAny(Task.Delay(_control.HeartbeatBatchDelay), hurry).ConfigureAwait(false);
-            }
+        var thread = new Thread(WriterLoop) { IsBackground = true, Name = "survey6 heartbeat writer" };
+        thread.Start();
+        return _writerDone.Task;
+    }
 
-            Interlocked.Exchange(ref _hurry, NewSignal());
+    private void WriterLoop()
+    {
+        var batch = new List<PendingHeartbeat>(Math.Min(_control.MaxHeartbeatBatch, 4096));
+        try
+        {
             while (true)
             {
-                batch.Clear();
-                while (batch.Count < _control.MaxHeartbeatBatch && reader.TryRead(out var item))
-                    batch.Add(item);
-                if (batch.Count == 0)
-                    break;
-                StoreBatch(batch);
+                bool closed;
+                lock (_enqueueLock)
+                {
+                    while (_queue.Count == 0 && !_closed)
+                        Monitor.Wait(_enqueueLock);
+                    if (_queue.Count == 0)
+                        return; // closed and drained
+                    closed = _closed;
+                }
+
+                // Let a batch gather, unless someone waits for it or the server stops.
+                lock (_enqueueLock)
+                {
+                    if (!closed && !_hurry && _control.HeartbeatBatchDelay > TimeSpan.Zero)
+                        Monitor.Wait(_enqueueLock, _control.HeartbeatBatchDelay);
+                    _hurry = false;
+                }
+
+                while (true)
+                {
+                    batch.Clear();
+                    lock (_enqueueLock)
+                    {
+                        while (batch.Count < _control.MaxHeartbeatBatch && _queue.TryDequeue(out var item))
+                            batch.Add(item);
+                    }
+
+                    if (batch.Count == 0)
+                        break;
+                    StoreBatch(batch);
+                }
             }
+        }
+        finally
+        {
+            _writerDone.TrySetResult();
+            lock (_storedLock)
+                Monitor.PulseAll(_storedLock);
         }
     }
 
-    /// <summary>Stops taking heartbeats; <see cref="RunWriterAsync"/> stores the queued ones and ends.</summary>
+    /// <summary>Stops taking heartbeats; the writer stores the queued ones and ends.</summary>
     internal void CompleteWriting()
     {
         lock (_enqueueLock)
-            _queue.Writer.TryComplete();
-        Volatile.Read(ref _hurry).TrySetResult();
+        {
+            _closed = true;
+            Monitor.PulseAll(_enqueueLock);
+        }
+    }
+
+    private void Hurry()
+    {
+        lock (_enqueueLock)
+        {
+            _hurry = true;
+            Monitor.PulseAll(_enqueueLock);
+        }
     }
 
     private void StoreBatch(List<PendingHeartbeat> batch)
@@ -231,6 +272,17 @@ internal sealed class ProbeHealthTracker
             ControlLog.HeartbeatWriteFailed(_logger, batch.Count, e);
             changes.Clear();
         }
+        try
+        {
+            // Before the batch counts as stored: whoever waited for it (a new subscriber) must not see its changes afterwards.
+            Publish(changes);
+            // Revoked by another process since the stream opened (the poller will announce it too).
+            foreach (var probeId in revoked.Distinct(StringComparer.Ordinal))
+            {
+                _revocations.ProbeRevoked(probeId);
+                _connections.Close(probeId, ControlService.Revoked);
+            }
+        }
         finally
         {
             lock (_storedLock)
@@ -239,27 +291,18 @@ internal sealed class ProbeHealthTracker
                 Monitor.PulseAll(_storedLock);
             }
         }
-
-        Publish(changes);
-        // Revoked by another process since the stream opened (the poller will announce it too).
-        foreach (var probeId in revoked.Distinct(StringComparer.Ordinal))
-        {
-            _revocations.ProbeRevoked(probeId);
-            _connections.Close(probeId, ControlService.Revoked);
-        }
     }
 
     private void Dropped(string probeId)
     {
         var dropped = Interlocked.Increment(ref _dropped);
         _counters.Increment(ControlCounters.HeartbeatsDropped);
-        if (_queue.Reader.Completion.IsCompleted)
+        if (Volatile.Read(ref _closed))
             ControlLog.HeartbeatAfterStop(_logger, probeId);
         else if ((dropped & (dropped - 1)) == 0) // 1, 2, 4, 8, ...: visible in the log without flooding it
             ControlLog.HeartbeatsDropped(_logger, _control.HeartbeatQueueCapacity, dropped);
     }
 
-    private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Re-evaluates one probe now (after an operator's suspend or resume).</summary>
     public void Reevaluate(string probeId)
