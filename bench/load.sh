@@ -3,6 +3,9 @@
 # stream, against a real `survey6 server run` on loopback.
 #
 #   bench/load.sh [--probes N] [--interval 10s] [--duration 60s] [--server URL --token T --ca-hash PIN] [--work DIR --keep]
+#   bench/load.sh upload [--total 1GiB] [--file-size 256MiB] [--chunk 256KiB] [--server-data DIR] [--work DIR --keep]
+#
+# The second form times one probe uploading captures (docs/performance.md, "C&C upload throughput").
 #
 # Raises the open-file limit first (each probe is one socket in the load generator and one in the
 # server). --work DIR keeps the server data directory and the probe identities there, so a second

@@ -4,6 +4,9 @@ using Survey6.LoadGen;
 using Survey6.Probe.Control;
 using Survey6.Probe.Join;
 
+if (args.Length > 0 && args[0] == "upload")
+    return await UploadBench.RunAsync(args[1..]);
+
 LoadOptions options;
 try
 {
@@ -154,13 +157,4 @@ finally
 static void Log(string message) =>
     Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{DateTime.UtcNow:HH:mm:ss} {message}"));
 
-static string RepositoryRoot()
-{
-    for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-    {
-        if (File.Exists(Path.Combine(directory.FullName, "Survey6.slnx")))
-            return directory.FullName;
-    }
-
-    throw new InvalidOperationException("cannot find the repository root (Survey6.slnx); pass --survey6 PATH");
-}
+static string RepositoryRoot() => Repository.Root();

@@ -12,6 +12,7 @@ namespace Survey6.Server.Storage;
 /// </summary>
 public sealed class UploadSession : IAsyncDisposable
 {
+    private const long WritebackBytes = 8L << 20;
     private readonly CaptureStore _store;
     private readonly IncomingMeta? _meta;
     private FileStream? _part;
@@ -20,6 +21,7 @@ public sealed class UploadSession : IAsyncDisposable
     private StoredCapture? _stored;
     private State _state;
     private int _busy;
+    private long _writebackFrom; // bytes before this offset have had their writeback started
     private int _disposeRequested;
 
     internal UploadSession(CaptureStore store, string probeId, IncomingMeta meta, FileStream part, IncrementalHash hash, long offset, IDisposable lease)
@@ -33,6 +35,7 @@ public sealed class UploadSession : IAsyncDisposable
         Sha256 = meta.Sha256;
         Size = meta.Size;
         Offset = offset;
+        _writebackFrom = offset;
     }
 
     internal UploadSession(CaptureStore store, StoredCapture duplicate)
@@ -98,6 +101,12 @@ public sealed class UploadSession : IAsyncDisposable
             _hash!.AppendData(chunk.Span);
             Offset += chunk.Length;
             _state = State.Open;
+            if (Offset - _writebackFrom >= WritebackBytes)
+            {
+                // Keep the disk busy while the rest arrives; otherwise the whole file waits in the page cache for the final fsync.
+                DurableFile.StartWriteback(_part.SafeFileHandle, _writebackFrom, Offset - _writebackFrom);
+                _writebackFrom = Offset;
+            }
         }
         catch when (_state == State.Failed)
         {

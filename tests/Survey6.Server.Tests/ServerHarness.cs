@@ -49,9 +49,10 @@ public sealed class ServerHarness : IAsyncDisposable
 
     public TokenStore Tokens => Get<TokenStore>();
 
-    public ProbeStore Probes => Get<ProbeStore>();
+    // Heartbeats are acknowledged before they are written: direct reads of state.db wait for the writer first.
+    public ProbeStore Probes => Stored(Get<ProbeStore>());
 
-    public EventStore Events => Get<EventStore>();
+    public EventStore Events => Stored(Get<EventStore>());
 
     public ServerCounters Counters => Get<ServerCounters>();
 
@@ -77,6 +78,12 @@ public sealed class ServerHarness : IAsyncDisposable
         var app = ServerApplication.Build(builder);
         await app.StartAsync();
         return new ServerHarness(app, root, time);
+    }
+
+    private T Stored<T>(T store)
+    {
+        Get<Survey6.Server.Control.ProbeHealthTracker>().WaitUntilStored();
+        return store;
     }
 
     public T Get<T>()
@@ -127,6 +134,9 @@ public sealed class ServerHarness : IAsyncDisposable
         using var withKey = certificate.CopyWithPrivateKey(key);
         return X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
     }
+
+    /// <summary>A graceful stop (what SIGTERM does); <see cref="DisposeAsync"/> still cleans up.</summary>
+    public Task StopAsync() => _app.StopAsync();
 
     /// <summary>Stops the server as a shutdown would, keeping its data directory for a restart on <see cref="Root"/>.</summary>
     public async Task StopKeepingDataAsync()

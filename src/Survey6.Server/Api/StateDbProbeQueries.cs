@@ -2,6 +2,7 @@ using Google.Protobuf;
 using Microsoft.Data.Sqlite;
 using Survey6.Contracts.V1;
 using Survey6.Server.Control;
+using Survey6.Server.Security;
 using Survey6.Server.Storage;
 
 namespace Survey6.Server.Api;
@@ -158,7 +159,7 @@ public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probe
 }
 
 /// <summary><see cref="IProbeCommands"/> over state.db.</summary>
-public sealed class StateDbProbeCommands(StateDatabase database, TimeProvider time) : IProbeCommands
+public sealed class StateDbProbeCommands(StateDatabase database, TimeProvider time, ProbeRevocations revocations) : IProbeCommands
 {
     public ValueTask<ProbeRevokeOutcome> RevokeAsync(string id, string reason, string actor, string remote, CancellationToken cancellationToken)
     {
@@ -197,6 +198,7 @@ public sealed class StateDbProbeCommands(StateDatabase database, TimeProvider ti
         if (!already)
             EventStore.Append(connection, transaction, time, ApiEventKinds.ProbeRevoked, id, remote, recorded);
         transaction.Commit();
+        revocations.ProbeRevoked(id); // refused from the next call on, not after the event poller's next look
         return ValueTask.FromResult(already ? ProbeRevokeOutcome.AlreadyRevoked : ProbeRevokeOutcome.Revoked);
     }
 }

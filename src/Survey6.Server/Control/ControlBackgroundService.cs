@@ -3,6 +3,7 @@ using Grpc.Core;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Survey6.Server.Security;
 using Survey6.Server.Storage;
 
 namespace Survey6.Server.Control;
@@ -23,6 +24,7 @@ internal sealed class ControlBackgroundService(
     ProbeHealthTracker tracker,
     ProbeConnections connections,
     ProbeNotifier notifier,
+    ProbeRevocations revocations,
     StateDatabase database,
     TimeProvider time,
     IOptions<HealthOptions> health,
@@ -70,6 +72,7 @@ internal sealed class ControlBackgroundService(
         }
         else if (change.Kind == ProbeChangeKind.StateChanged && change.State == ProbeStates.Revoked)
         {
+            revocations.ProbeRevoked(change.ProbeId);
             connections.Close(change.ProbeId, ControlService.Revoked);
         }
     }

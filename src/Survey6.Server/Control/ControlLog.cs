@@ -15,6 +15,10 @@ public static class ControlCounters
     /// <summary>Results for unknown, foreign or already answered commands (repeats after a reconnect).</summary>
     public const string ResultsIgnored = "control.results.ignored";
     public const string StreamsClosed = "control.streams.closed";
+    /// <summary>Heartbeats acknowledged but not stored: the write queue was full, the server was stopping, or the write failed.</summary>
+    public const string HeartbeatsDropped = "control.heartbeats.dropped";
+    /// <summary>Transactions the heartbeat writer committed.</summary>
+    public const string HeartbeatBatches = "control.heartbeats.batches";
 }
 
 internal static partial class ControlLog
@@ -51,4 +55,13 @@ internal static partial class ControlLog
 
     [LoggerMessage(110, LogLevel.Error, "Delivering commands to probe {ProbeId} failed; closing its stream so it reconnects")]
     public static partial void DeliveryFailed(ILogger logger, string probeId, Exception exception);
+
+    [LoggerMessage(111, LogLevel.Warning, "Heartbeat write queue full ({Capacity}): {Dropped} heartbeats acknowledged but not stored so far")]
+    public static partial void HeartbeatsDropped(ILogger logger, int capacity, long dropped);
+
+    [LoggerMessage(112, LogLevel.Error, "Writing {Count} heartbeats to state.db failed; they are acknowledged but not stored")]
+    public static partial void HeartbeatWriteFailed(ILogger logger, int count, Exception exception);
+
+    [LoggerMessage(113, LogLevel.Warning, "A heartbeat of probe {ProbeId} arrived while the server was stopping; acknowledged, not stored")]
+    public static partial void HeartbeatAfterStop(ILogger logger, string probeId);
 }

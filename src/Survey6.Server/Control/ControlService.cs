@@ -1,5 +1,6 @@
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Survey6.Contracts.V1;
@@ -22,9 +23,11 @@ internal sealed class ControlService(
     ServerCounters counters,
     TimeProvider time,
     IOptions<ControlOptions> options,
+    IHostApplicationLifetime lifetime,
     ILogger<ControlService> logger) : ControlContract.ControlBase
 {
     internal static readonly Status Revoked = new(StatusCode.PermissionDenied, "probe revoked");
+    internal static readonly Status Stopping = new(StatusCode.Unavailable, "the server is stopping; reconnect");
 
     public override async Task Connect(IAsyncStreamReader<ProbeMessage> requestStream, IServerStreamWriter<ServerMessage> responseStream, ServerCallContext context)
     {
@@ -38,6 +41,8 @@ internal sealed class ControlService(
         ControlLog.Connected(logger, probeId, connection.Remote);
         notifier.Publish(new ProbeChange(ProbeChangeKind.Connected, probeId, connection.Since));
 
+        // Streams never end on their own: without this, a stopping server would wait out its whole shutdown timeout for them.
+        using var stopping = lifetime.ApplicationStopping.Register(static c => ((ProbeConnection)c!).Close(Stopping), connection);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, connection.Closing);
         using var writeLock = new SemaphoreSlim(1, 1);
         var sender = SendCommandsAsync(connection, responseStream, writeLock, stop.Token);

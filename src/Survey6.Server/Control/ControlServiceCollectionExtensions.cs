@@ -13,9 +13,16 @@ public static class ControlServiceCollectionExtensions
         services.AddSingleton<IProbeStateNotifier>(sp => sp.GetRequiredService<ProbeNotifier>());
         services.AddSingleton<ProbeConnections>();
         services.AddSingleton<ProbeHealthTracker>();
-        services.AddSingleton<ProbeHealthQuery>();
+        services.AddSingleton(sp => new ProbeHealthQuery(
+            sp.GetRequiredService<Storage.StateDatabase>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<HealthOptions>>(),
+            sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Options.PolicyOptions>>(), sp.GetRequiredService<ProbeConnections>())
+        {
+            Tracker = sp.GetRequiredService<ProbeHealthTracker>(),
+        });
         services.AddSingleton<ProbeCommands>();
         services.AddHostedService<ControlBackgroundService>();
+        // Registered after the control service so that it stops before it: the evaluator's last round finds the writer still there.
+        services.AddHostedService<HeartbeatWriterService>();
         return services;
     }
 }

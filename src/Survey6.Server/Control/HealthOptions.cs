@@ -62,4 +62,24 @@ public sealed class ControlOptions
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
     public TimeSpan MinHeartbeatSpacing { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
+    /// Heartbeats are acknowledged from memory and written to state.db in batches, one transaction
+    /// each; the writer waits this long after the first heartbeat of a batch for more to arrive.
+    /// Queries and the evaluator do not wait: they have the writer flush first.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:01")]
+    public TimeSpan HeartbeatBatchDelay { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Most heartbeats written in one transaction.</summary>
+    [Range(1, 100_000)]
+    public int MaxHeartbeatBatch { get; set; } = 2000;
+
+    /// <summary>
+    /// Heartbeats waiting to be written, at most; beyond this they are acknowledged but not
+    /// stored (counted as <c>control.heartbeats.dropped</c> and logged). A later heartbeat of the
+    /// same probe carries its counters, so only the rollup's heartbeat count loses one.
+    /// </summary>
+    [Range(100, 10_000_000)]
+    public int HeartbeatQueueCapacity { get; set; } = 100_000;
 }

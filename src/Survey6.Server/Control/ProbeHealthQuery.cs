@@ -55,8 +55,12 @@ public sealed class ProbeHealthQuery(
     IOptions<PolicyOptions> policy,
     ProbeConnections? connections = null)
 {
+    /// <summary>In the server: waits for acknowledged heartbeats still queued for state.db, so reads see them.</summary>
+    internal ProbeHealthTracker? Tracker { get; init; }
+
     public IReadOnlyList<ProbeHealth> List()
     {
+        Tracker?.WaitUntilStored();
         using var connection = database.Open();
         var now = time.GetUtcNow();
         return StatusRows.ReadAll(connection, null, exceptRevoked: false).Select(r => ToHealth(r, now)).ToList();
@@ -64,6 +68,7 @@ public sealed class ProbeHealthQuery(
 
     public ProbeHealth? Get(string probeId)
     {
+        Tracker?.WaitUntilStored();
         using var connection = database.Open();
         return StatusRows.Read(connection, null, probeId) is { } row ? ToHealth(row, time.GetUtcNow()) : null;
     }
@@ -71,6 +76,7 @@ public sealed class ProbeHealthQuery(
     /// <summary>Per-minute rollups in [<paramref name="from"/>, <paramref name="to"/>), oldest first; kept Server:Health:HistoryRetention.</summary>
     public IReadOnlyList<ProbeHistoryMinute> History(string probeId, DateTimeOffset from, DateTimeOffset to)
     {
+        Tracker?.WaitUntilStored();
         using var connection = database.Open();
         return StatusRows.ReadMinutes(connection, probeId, from, to);
     }

@@ -99,9 +99,13 @@ public sealed class ProbeNotifier : IProbeStateNotifier
     /// <summary>In-process reactions (wake a probe's stream, close it, re-evaluate); run synchronously once subscribers have the change.</summary>
     internal Action<ProbeChange>? Reaction { get; set; }
 
+    /// <summary>Runs before a subscription starts: the heartbeat writer catches up, so "from now on" begins after every acknowledged heartbeat.</summary>
+    internal Action? BeforeSubscribe { get; set; }
+
     public ProbeChangeSubscription Subscribe(int capacity = 1024)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        BeforeSubscribe?.Invoke();
         var subscription = new ProbeChangeSubscription(capacity, Unsubscribe);
         lock (_lock)
             _subscribers = [.. _subscribers, subscription];

@@ -27,6 +27,7 @@ public sealed class EnrollmentService(
     ServerPki pki,
     JoinRateLimiter rateLimiter,
     ServerCounters counters,
+    ProbeRevocations revocations,
     IOptions<ServerOptions> serverOptions,
     IOptions<PolicyOptions> policyOptions,
     TimeProvider time,
@@ -128,6 +129,7 @@ public sealed class EnrollmentService(
         var identity = context.GetProbeIdentity();
         var reason = request.Reason.Length > 500 ? request.Reason[..500] : request.Reason;
         probes.Leave(identity.ProbeId, reason, context.RemoteAddress());
+        revocations.ProbeRevoked(identity.ProbeId);
         ServerLog.ProbeLeft(logger, identity.ProbeId, reason);
         return Task.FromResult(new LeaveResponse());
     }

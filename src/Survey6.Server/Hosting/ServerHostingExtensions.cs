@@ -9,6 +9,7 @@ using Survey6.Server.Api;
 using Survey6.Server.Control;
 using Survey6.Server.Diagnostics;
 using Survey6.Server.Enrollment;
+using Survey6.Server.Housekeeping;
 using Survey6.Server.Metrics;
 using Survey6.Server.Options;
 using Survey6.Server.Pki;
@@ -58,8 +59,12 @@ public static class ServerHostingExtensions
         services.AddSingleton<ServerCounters>();
         services.AddSingleton<RefusalEventThrottle>();
         services.AddSingleton<JoinRateLimiter>();
+        services.AddSingleton<ProbeRevocations>();
         services.AddSingleton<ProbeCertificateValidator>();
         services.AddSurvey6Control();
+        services.AddOptions<HousekeepingOptions>().BindConfiguration(HousekeepingOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<StateSweeper>();
+        services.AddHostedService(sp => sp.GetRequiredService<StateSweeper>());
 
         services.AddGrpc(grpc => grpc.Interceptors.Add<ProbeAuthenticationInterceptor>());
         services.AddSingleton<IConfigureOptions<KestrelServerOptions>, KestrelEndpoints>();

@@ -19,9 +19,10 @@ public readonly record struct ProbeAuthentication(ProbeIdentity? Identity, Statu
 /// Accepts a client certificate only if it chains to the server's CA alone (not the system
 /// store), is within its validity at the server's time, is meant for client authentication,
 /// names a probe in its subject, and is a certificate the server issued to that probe and has not
-/// revoked.
+/// revoked. Revocation is looked up through <see cref="ProbeRevocations"/>, which reads state.db
+/// once per certificate, not once per call.
 /// </summary>
-public sealed class ProbeCertificateValidator(ServerPki pki, ProbeStore probes, TimeProvider time)
+public sealed class ProbeCertificateValidator(ServerPki pki, ProbeStore probes, ProbeRevocations revocations, TimeProvider time)
 {
     private static readonly Oid ClientAuthentication = new("1.3.6.1.5.5.7.3.2");
 
@@ -53,10 +54,10 @@ public sealed class ProbeCertificateValidator(ServerPki pki, ProbeStore probes, 
         if (!ProbeIds.IsValid(probeId))
             return ProbeAuthentication.Refuse(StatusCode.PermissionDenied, "certificate subject is not a probe id");
 
-        var issued = probes.FindCertificate(certificate.SerialNumber);
+        var issued = revocations.Find(certificate.SerialNumber, probes.FindCertificate);
         if (issued is null || !string.Equals(issued.ProbeId, probeId, StringComparison.Ordinal))
             return ProbeAuthentication.Refuse(StatusCode.PermissionDenied, "certificate unknown to this server");
-        if (issued.RevokedAt is not null)
+        if (issued.RevokedAt is not null || revocations.IsProbeRevoked(probeId))
             return ProbeAuthentication.Refuse(StatusCode.PermissionDenied, "certificate revoked");
 
         return new ProbeAuthentication(new ProbeIdentity(probeId, issued.Serial, issued.NotAfter), StatusCode.OK, "");

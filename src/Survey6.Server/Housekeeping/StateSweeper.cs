@@ -1,0 +1,88 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Survey6.Server.Control;
+using Survey6.Server.Storage;
+
+namespace Survey6.Server.Housekeeping;
+
+/// <summary>What one sweep deleted.</summary>
+public readonly record struct SweepResult(int Tokens, int Commands);
+
+/// <summary>
+/// Deletes finished join tokens and old command history from state.db after their retention
+/// (<see cref="HousekeepingOptions"/>), at start and every <see cref="HousekeepingOptions.SweepInterval"/>
+/// on the injected clock. Heartbeat rollups have their own retention (<see cref="HealthOptions.HistoryRetention"/>).
+/// </summary>
+public sealed partial class StateSweeper(
+    StateDatabase database,
+    TimeProvider time,
+    IOptions<HousekeepingOptions> options,
+    ILogger<StateSweeper> logger) : BackgroundService
+{
+    /// <summary>One sweep now; each table in its own statement, so a long sweep never holds the write lock for both.</summary>
+    public SweepResult Sweep()
+    {
+        var now = time.GetUtcNow();
+        var settings = options.Value;
+        using var connection = database.Open();
+        int tokens;
+        using (var command = connection.CreateCommand())
+        {
+            // A used-up token stopped being usable at the last join made with it.
+            command.CommandText = """
+                DELETE FROM tokens WHERE MIN(
+                    COALESCE(revoked_at, '9999'),
+                    CASE WHEN expires_at IS NOT NULL AND expires_at <= $now THEN expires_at ELSE '9999' END,
+                    CASE WHEN used >= max_uses THEN COALESCE((SELECT MAX(p.joined_at) FROM probes p WHERE p.token_id = tokens.id), created_at) ELSE '9999' END
+                ) < $cutoff
+                """;
+            command.Parameters.AddWithValue("$now", DbTime.ToText(now));
+            command.Parameters.AddWithValue("$cutoff", DbTime.ToText(now - settings.TokenRetention));
+            tokens = command.ExecuteNonQuery();
+        }
+
+        int commands;
+        using (var command = connection.CreateCommand())
+        {
+            command.CommandText = """
+                DELETE FROM commands WHERE (result_at IS NOT NULL AND result_at < $cutoff)
+                    OR (result_at IS NULL AND issued_at < $cutoff AND probe_id IN (SELECT id FROM probes WHERE state = 'revoked'))
+                """;
+            command.Parameters.AddWithValue("$cutoff", DbTime.ToText(now - settings.CommandRetention));
+            commands = command.ExecuteNonQuery();
+        }
+
+        if (tokens + commands > 0)
+            Swept(logger, tokens, commands);
+        return new SweepResult(tokens, commands);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await Task.Yield();
+        try
+        {
+            await ClockTicker.RunAsync(time, options.Value.SweepInterval, () =>
+            {
+                try
+                {
+                    Sweep();
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    SweepFailed(logger, e);
+                }
+            }, stoppingToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    [LoggerMessage(400, LogLevel.Information, "Housekeeping deleted {Tokens} finished join tokens and {Commands} old commands")]
+    private static partial void Swept(ILogger logger, int tokens, int commands);
+
+    [LoggerMessage(401, LogLevel.Error, "Housekeeping of state.db failed; retrying at the next interval")]
+    private static partial void SweepFailed(ILogger logger, Exception exception);
+}
