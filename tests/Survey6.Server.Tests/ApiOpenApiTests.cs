@@ -26,7 +26,7 @@ public sealed class ApiOpenApiTests : IAsyncLifetime
         Assert.Equal(
             [
                 "/api/v1/events", "/api/v1/probes", "/api/v1/probes/{id}", "/api/v1/probes/{id}/events", "/api/v1/probes/{id}/history",
-                "/api/v1/probes/{id}/minutes", "/api/v1/probes/{id}/revoke", "/api/v1/tokens", "/api/v1/tokens/{id}", "/api/v1/uploads",
+                "/api/v1/probes/{id}/minutes", "/api/v1/probes/{id}/revoke", "/api/v1/repo", "/api/v1/tokens", "/api/v1/tokens/{id}", "/api/v1/uploads",
             ],
             document.Paths.Keys.Order(StringComparer.Ordinal));
         Assert.Equal([HttpMethod.Get, HttpMethod.Post], document.Paths["/api/v1/tokens"].Operations!.Keys.OrderBy(m => m.Method));

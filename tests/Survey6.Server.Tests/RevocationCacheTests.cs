@@ -85,4 +85,27 @@ public sealed class RevocationCacheTests : IAsyncLifetime
         await ProbeChanges.EventuallyAsync(() => _server.Get<ProbeRevocations>().IsProbeRevoked(probeId), "revocation seen by the poller");
         await AssertRevokedAsync(client);
     }
+
+    [Fact]
+    public async Task A_probe_revoked_by_another_process_cannot_upload_before_the_poller_has_seen_it()
+    {
+        var (probeId, client) = await JoinAndCallAsync();
+        var elsewhere = new ProbeCommands(_server.Get<StateDatabase>(), TimeProvider.System, Microsoft.Extensions.Options.Options.Create(new PolicyOptions()), new ProbeNotifier());
+        elsewhere.Revoke(probeId, "from the cli", "cli:test");
+        Assert.False(_server.Get<ProbeRevocations>().IsProbeRevoked(probeId)); // the poller has not run: the clock stands still
+
+        // An upload is a client stream: its certificate is checked against state.db, not memory.
+        using var upload = client.Upload();
+        var e = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            await upload.RequestStream.WriteAsync(new UploadChunk { Header = new Survey6.Contracts.V1.UploadHeader { Sha256 = AnySha, Size = 1 } });
+            await upload.RequestStream.CompleteAsync();
+            await upload.ResponseAsync;
+        });
+        Assert.Equal(StatusCode.PermissionDenied, e.StatusCode);
+        Assert.Contains("certificate revoked", e.Status.Detail, StringComparison.Ordinal);
+        // ... and from then on the cached calls are refused too.
+        Assert.True(_server.Get<ProbeRevocations>().IsProbeRevoked(probeId));
+        await AssertRevokedAsync(client);
+    }
 }

@@ -32,7 +32,8 @@ public sealed class ProbeAuthenticationInterceptor(
     public override async Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(
         IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        await AuthenticateAsync(context).ConfigureAwait(false);
+        // Client streams carry captures: checked against state.db, not the in-memory revocation state.
+        await AuthenticateAsync(context, fresh: true).ConfigureAwait(false);
         return await continuation(requestStream, context).ConfigureAwait(false);
     }
 
@@ -46,11 +47,12 @@ public sealed class ProbeAuthenticationInterceptor(
     public override async Task DuplexStreamingServerHandler<TRequest, TResponse>(
         IAsyncStreamReader<TRequest> requestStream, IServerStreamWriter<TResponse> responseStream, ServerCallContext context, DuplexStreamingServerMethod<TRequest, TResponse> continuation)
     {
-        await AuthenticateAsync(context).ConfigureAwait(false);
+        // A control stream lives long: opened only with a certificate checked against state.db.
+        await AuthenticateAsync(context, fresh: true).ConfigureAwait(false);
         await continuation(requestStream, responseStream, context).ConfigureAwait(false);
     }
 
-    private async Task AuthenticateAsync(ServerCallContext context)
+    private async Task AuthenticateAsync(ServerCallContext context, bool fresh = false)
     {
         var http = context.GetHttpContext();
         if (http.GetEndpoint()?.Metadata.GetMetadata<IAllowAnonymous>() is not null)
@@ -58,7 +60,7 @@ public sealed class ProbeAuthenticationInterceptor(
 
         var certificate = http.Connection.ClientCertificate
             ?? await http.Connection.GetClientCertificateAsync(context.CancellationToken).ConfigureAwait(false);
-        var result = validator.Validate(certificate);
+        var result = validator.Validate(certificate, fresh);
         if (result.Identity is { } identity)
         {
             http.Features.Set(identity);

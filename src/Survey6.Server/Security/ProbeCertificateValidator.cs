@@ -26,7 +26,9 @@ public sealed class ProbeCertificateValidator(ServerPki pki, ProbeStore probes, 
 {
     private static readonly Oid ClientAuthentication = new("1.3.6.1.5.5.7.3.2");
 
-    public ProbeAuthentication Validate(X509Certificate2? certificate)
+    /// <param name="certificate">The client certificate of the call, if any.</param>
+    /// <param name="fresh">Read the revocation state from state.db rather than memory (streams and uploads).</param>
+    public ProbeAuthentication Validate(X509Certificate2? certificate, bool fresh = false)
     {
         if (certificate is null)
             return ProbeAuthentication.Refuse(StatusCode.Unauthenticated, "no client certificate");
@@ -54,7 +56,7 @@ public sealed class ProbeCertificateValidator(ServerPki pki, ProbeStore probes, 
         if (!ProbeIds.IsValid(probeId))
             return ProbeAuthentication.Refuse(StatusCode.PermissionDenied, "certificate subject is not a probe id");
 
-        var issued = revocations.Find(certificate.SerialNumber, probes.FindCertificate);
+        var issued = revocations.Find(certificate.SerialNumber, probes.FindCertificate, fresh);
         if (issued is null || !string.Equals(issued.ProbeId, probeId, StringComparison.Ordinal))
             return ProbeAuthentication.Refuse(StatusCode.PermissionDenied, "certificate unknown to this server");
         if (issued.RevokedAt is not null || revocations.IsProbeRevoked(probeId))

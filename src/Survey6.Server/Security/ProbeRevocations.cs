@@ -8,7 +8,9 @@ namespace Survey6.Server.Security;
 /// valid (so a call costs a chain check, not a query) and probes revoked while this process runs.
 /// Everything that revokes in this process calls <see cref="ProbeRevoked"/> before it returns;
 /// revocations written by another process (the CLI) arrive through the control service's event
-/// poller, within <c>Server:Control:ExternalChangePollInterval</c>.
+/// poller, within <c>Server:Control:ExternalChangePollInterval</c>. Calls that open a control stream
+/// or carry data (<see cref="Find"/> with <c>fresh</c>) always read state.db, so a probe revoked by
+/// the CLI cannot start a stream or deliver a capture in that window.
 /// </summary>
 public sealed class ProbeRevocations
 {
@@ -36,15 +38,23 @@ public sealed class ProbeRevocations
     }
 
     /// <summary>
-    /// The certificate's record: from memory when it was found valid before, otherwise from
-    /// <paramref name="load"/>, remembered only if unrevoked and no revocation ran meanwhile.
+    /// The certificate's record: from memory when it was found valid before (unless
+    /// <paramref name="fresh"/>), otherwise from <paramref name="load"/>, remembered only if unrevoked
+    /// and no revocation ran meanwhile.
     /// </summary>
-    internal ProbeCertificateRecord? Find(string serial, Func<string, ProbeCertificateRecord?> load)
+    internal ProbeCertificateRecord? Find(string serial, Func<string, ProbeCertificateRecord?> load, bool fresh = false)
     {
-        if (_valid.TryGetValue(serial, out var cached))
+        if (!fresh && _valid.TryGetValue(serial, out var cached))
             return cached;
         var generation = Volatile.Read(ref _generation);
         var record = load(serial);
+        if (record is { RevokedAt: not null } && !IsProbeRevoked(record.ProbeId))
+        {
+            // Revoked by another process and not yet seen by the poller: refuse the cached calls too.
+            ProbeRevoked(record.ProbeId);
+            return record;
+        }
+
         if (record is null || record.RevokedAt is not null || IsProbeRevoked(record.ProbeId))
             return record;
         _valid[serial] = record;
