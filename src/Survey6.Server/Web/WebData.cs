@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Survey6.Ingest;
 using Survey6.Server.Api;
 using Survey6.Server.Control;
+using Survey6.Server.Repository;
 using Survey6.Server.Storage;
 using Survey6.Server.Uploads;
 
@@ -31,6 +32,12 @@ public sealed class WebData(
     IServiceProvider services)
 {
     public DateTimeOffset Now => time.GetUtcNow();
+
+    /// <summary>The newest survey6-probe version the server's apt repository serves, if it serves one.</summary>
+    public string? NewestProbeVersion() =>
+        services.GetService<AptRepository>() is { } repository
+            ? AptRepository.Newest(repository.List()).GetValueOrDefault(AptRepositoryHosting.ProbePackage)
+            : null;
 
     public IReadOnlyList<WebProbe> Fleet()
     {

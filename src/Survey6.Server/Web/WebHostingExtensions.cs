@@ -93,7 +93,7 @@ public static partial class WebHostingExtensions
 
         var pages = web.MapGroup("").RequireAuthorization(Policy);
         pages.MapGet("/", (string? state, string? label, string? q, HttpContext context, IAntiforgery antiforgery, WebData data) =>
-            Html(WebPages.Fleet(data.Fleet(), new WebPages.FleetFilter(state, label, q), antiforgery.GetAndStoreTokens(context), data.Now)));
+            Html(WebPages.Fleet(data.Fleet(), new WebPages.FleetFilter(state, label, q), antiforgery.GetAndStoreTokens(context), data.Now, data.NewestProbeVersion())));
         pages.MapGet("/map", (HttpContext context, IAntiforgery antiforgery, WebData data) =>
             Html(WebPages.Map(data.Fleet(), antiforgery.GetAndStoreTokens(context))));
         pages.MapGet("/events/fleet", FleetEventsAsync);
@@ -307,11 +307,12 @@ public static partial class WebHostingExtensions
                 var all = data.Fleet();
                 var counts = WebPages.Counts(all.Select(p => p.Health).ToList());
                 var now = data.Now;
+                var newest = data.NewestProbeVersion();
                 foreach (var id in changed)
                 {
                     var probe = all.FirstOrDefault(p => p.Id == id);
                     var message = JsonSerializer.Serialize(
-                        new FleetEvent(id, probe is null ? "" : WebPages.Row(probe, now), counts, probe?.Health.State ?? ""), EventJson);
+                        new FleetEvent(id, probe is null ? "" : WebPages.Row(probe, now, newest), counts, probe?.Health.State ?? ""), EventJson);
                     await context.Response.WriteAsync($"event: probe\ndata: {message}\n\n", cancellationToken).ConfigureAwait(false);
                 }
 

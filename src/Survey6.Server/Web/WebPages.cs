@@ -133,7 +133,7 @@ internal static class WebPages
             string.Join(' ', probe.Health.Labels.Select(l => l.Key + "=" + l.Value))).ToLowerInvariant();
 
     private static string Version(string version, string? newest) =>
-        newest is not null && version.Length > 0 && version != newest
+        newest is not null && version.Length > 0 && Repository.DebianVersion.Compare(version, newest) < 0
             ? $"{E(version)} <span class=\"outdated\" title=\"newest: {E(newest)}\">update</span>"
             : E(version);
 

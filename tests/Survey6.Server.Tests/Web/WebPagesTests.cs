@@ -308,6 +308,35 @@ public sealed partial class WebPagesTests
     }
 
     [Fact]
+    public async Task Fleet_page_marks_probes_older_than_the_newest_version_the_apt_repository_serves()
+    {
+        await using var ui = await WebUi.StartAsync();
+        var (probeId, certificate) = await JoinAsync(ui, "alpha", null);
+        await using var stream = ProbeStream.Open(ui.Server, certificate);
+        await stream.HeartbeatAsync(ProbeStream.Healthy(ui.Server, received: 1000)); // reports version 0.1.0-test
+        await ui.LoginAsync();
+        var row = ui.Page.Locator($"#probe-{probeId}");
+        await Expect(row).ToContainTextAsync("0.1.0-test");
+        await Expect(row.Locator(".outdated")).ToHaveCountAsync(0);
+
+        // A newer survey6-probe in the server's own apt repository (a real .deb, indexed and signed).
+        var root = Path.Combine(ui.Server.Root, "deb");
+        Directory.CreateDirectory(Path.Combine(root, "DEBIAN"));
+        File.WriteAllText(Path.Combine(root, "DEBIAN", "control"),
+            "Package: survey6-probe\nVersion: 0.2.0\nArchitecture: amd64\nMaintainer: survey6 <survey6@example.org>\nDescription: test package\n");
+        var deb = Path.Combine(ui.Server.Root, "survey6-probe_0.2.0_amd64.deb");
+        using (var build = System.Diagnostics.Process.Start("dpkg-deb", ["--root-owner-group", "--build", root, deb])!)
+        {
+            await build.WaitForExitAsync();
+            Assert.Equal(0, build.ExitCode);
+        }
+
+        ui.Server.Get<Survey6.Server.Repository.AptRepository>().Add(deb);
+        await ui.Page.ReloadAsync();
+        await Expect(row.Locator(".outdated")).ToHaveAttributeAsync("title", "newest: 0.2.0");
+    }
+
+    [Fact]
     public async Task Every_page_reads_well_on_a_laptop_and_a_phone()
     {
         await using var ui = await WebUi.StartAsync();
