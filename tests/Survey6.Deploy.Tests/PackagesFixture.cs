@@ -15,11 +15,11 @@ public sealed class PackagesFixture : IDisposable
         Repository = FindRepository();
         Directory = System.IO.Directory.CreateTempSubdirectory("survey6-deploy-").FullName;
         var build = Path.Combine(Repository, "deploy", "debian", "build");
-        var first = Tool.Run(TimeSpan.FromMinutes(25), Repository, build, "--version", Version, "--out", Directory).Check();
+        var first = Tool.RunIn(TimeSpan.FromMinutes(25), Repository, build, "--version", Version, "--out", Directory).Check();
         Probe = Path.Combine(Directory, $"survey6-probe_{Version}_amd64.deb");
         Server = Path.Combine(Directory, $"survey6-server_{Version}_amd64.deb");
         Assert.Equal([Probe, Server], first.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-        var second = Tool.Run(TimeSpan.FromMinutes(15), Repository, build, "--version", NewerVersion, "--out", Directory, "--only", "probe").Check();
+        var second = Tool.RunIn(TimeSpan.FromMinutes(15), Repository, build, "--version", NewerVersion, "--out", Directory, "--only", "probe").Check();
         NewerProbe = Path.Combine(Directory, $"survey6-probe_{NewerVersion}_amd64.deb");
         Assert.Equal(NewerProbe, second.Stdout.Trim());
     }

@@ -1,10 +1,12 @@
 using System.Diagnostics;
 
-namespace Survey6.Probe.Tests.Support;
+namespace Survey6.Tests;
 
 /// <summary>What a command printed and returned.</summary>
 internal sealed record ToolResult(string Command, int ExitCode, string Stdout, string Stderr)
 {
+    public string Output => Stdout + Stderr;
+
     public ToolResult Check()
     {
         Assert.True(ExitCode == 0, $"{Command} exited {ExitCode}\nstdout:\n{Stdout}\nstderr:\n{Stderr}");
@@ -13,28 +15,36 @@ internal sealed record ToolResult(string Command, int ExitCode, string Stdout, s
 }
 
 /// <summary>
-/// Runs system tools (ip, ping, tshark, mount, systemd-analyze). A missing tool fails the test: CI
-/// installs them (test.sh), and a skipped capture test would prove nothing.
+/// Runs system tools (ip, ping, tshark, mount, systemd-analyze, dpkg-deb, apt-get...) for the tests
+/// of several projects (linked source). A missing tool fails the test: CI installs them (test.sh),
+/// and a skipped test would prove nothing.
 /// </summary>
 internal static class Tool
 {
     // tshark says this on every start as root; it is about the process, not the file.
     private const string RootNotice = "Running as user \"root\" and group \"root\". This could be dangerous.";
 
-    public static ToolResult Run(string tool, params string[] arguments) => Run(TimeSpan.FromSeconds(60), tool, arguments);
+    public static ToolResult Run(string tool, params string[] arguments) => Run(TimeSpan.FromMinutes(2), tool, arguments);
 
-    public static ToolResult Run(TimeSpan timeout, string tool, params string[] arguments)
+    public static ToolResult Run(TimeSpan timeout, string tool, params string[] arguments) => RunIn(timeout, null, tool, arguments);
+
+    /// <summary>Runs <paramref name="tool"/> in <paramref name="workingDirectory"/> (null: this process's), stdin closed.</summary>
+    public static ToolResult RunIn(TimeSpan timeout, string? workingDirectory, string tool, params string[] arguments)
     {
         var start = new ProcessStartInfo(Locate(tool))
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
+            RedirectStandardInput = true,
             UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
         };
         foreach (var a in arguments)
             start.ArgumentList.Add(a);
         start.Environment["LC_ALL"] = "C";
+        start.Environment["DEBIAN_FRONTEND"] = "noninteractive";
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"cannot start {tool}");
+        process.StandardInput.Close();
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (!process.WaitForExit(timeout))
@@ -59,7 +69,7 @@ internal static class Tool
                 return candidate;
         }
 
-        Assert.Fail($"'{tool}' is not installed; the probe tests need iproute2, iputils-ping, tshark and systemd (see test.sh)");
+        Assert.Fail($"'{tool}' is not installed; test.sh installs what the tests need");
         return tool;
     }
 
@@ -97,31 +107,8 @@ internal static class Tool
 
         return uint.MaxValue;
     }
-}
 
-/// <summary>A directory under /tmp removed with everything in it.</summary>
-internal sealed class TempDirectory : IDisposable
-{
-    public TempDirectory(string prefix = "s6probe")
-    {
-        Path = Directory.CreateTempSubdirectory(prefix + "-").FullName;
-    }
-
-    public string Path { get; }
-
-    public string Combine(params string[] parts) => System.IO.Path.Combine([Path, .. parts]);
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Path, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
-    }
+    /// <summary>apt-get waiting for the dpkg lock other installs may hold.</summary>
+    public static ToolResult AptGet(params string[] arguments) =>
+        Run(TimeSpan.FromMinutes(12), "apt-get", ["-o", "DPkg::Lock::Timeout=600", "-y", .. arguments]);
 }
