@@ -16,8 +16,9 @@ public sealed class RedisStreamsIngestQueueTests : IngestQueueContractTests
         _redis = redis;
     }
 
-    // Leases run on the Redis server's clock, so these are real waits: keep them short.
-    protected override TimeSpan ShortLease => TimeSpan.FromSeconds(1);
+    // Leases run on the Redis server's clock, so these are real waits: short enough to wait out, long
+    // enough that killing and reaping a child process on a busy CI machine fits inside one lease.
+    protected override TimeSpan ShortLease => TimeSpan.FromSeconds(3);
 
     protected override TimeSpan RetryDelay => TimeSpan.FromMilliseconds(500);
 
