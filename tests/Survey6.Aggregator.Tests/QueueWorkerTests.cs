@@ -6,6 +6,7 @@ using StackExchange.Redis;
 using Survey6.Aggregator.Ledger;
 using Survey6.Aggregator.Storage;
 using Survey6.Aggregator.Tests.Support;
+using Survey6.Cli.Demo;
 using Survey6.Ingest;
 using Survey6.Ingest.Tests;
 using Survey6.Packets.Capture;
@@ -70,13 +71,13 @@ public sealed class QueueWorkerTests(RedisServerFixture redis, ITestOutputHelper
             ["Aggregator__RowGroupSize"] = "65536",
         };
         var workers = new[] { "w1", "w2" }
-            .Select(name => WorkerProcess.Start(w.Root, environment, "aggregate", "run", "--data-dir", w.DataDirectory, "--worker-name", name))
+            .Select(name => ChildProcess.Start(name, ["aggregate", "run", "--data-dir", w.DataDirectory, "--worker-name", name], environment, workingDirectory: w.Root))
             .ToList();
         try
         {
             var packets = Path.Combine(w.LakeDirectory, LakeLayout.Packets);
             var verified = new HashSet<string>(StringComparer.Ordinal);
-            WorkerProcess? killed = null;
+            ChildProcess? killed = null;
             string? killedSha = null;
             var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(180);
             using var db = w.DuckDb();
@@ -98,7 +99,7 @@ public sealed class QueueWorkerTests(RedisServerFixture redis, ITestOutputHelper
 
                 if (killed is null && FindWriter(w, packets, workers) is var (writer, sha2))
                 {
-                    writer.Kill();
+                    writer.KillNow();
                     killed = writer;
                     killedSha = sha2;
                     output.WriteLine($"killed {writer.Name} (pid {writer.Id}) while it wrote {sha2}");
@@ -177,7 +178,7 @@ public sealed class QueueWorkerTests(RedisServerFixture redis, ITestOutputHelper
             ["Ingest__Redis__Stream"] = "survey6:test:" + Guid.NewGuid().ToString("N")[..12],
         };
         string[] arguments = ["aggregate", "run", "--data-dir", w.DataDirectory, "--worker-name", "same"];
-        using var first = WorkerProcess.Start(w.Root, environment, arguments);
+        using var first = ChildProcess.Start("first", arguments, environment, workingDirectory: w.Root);
         var lockFile = Path.Combine(w.DataDirectory, "aggregator-scheduler-same.db.lock");
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (!File.Exists(lockFile))
@@ -187,8 +188,8 @@ public sealed class QueueWorkerTests(RedisServerFixture redis, ITestOutputHelper
             await Task.Delay(100);
         }
 
-        using var second = WorkerProcess.Start(w.Root, environment, arguments);
-        Assert.True(second.WaitForExit(TimeSpan.FromSeconds(60)), "the second worker kept running");
+        using var second = ChildProcess.Start("second", arguments, environment, workingDirectory: w.Root);
+        Assert.True(await second.WaitForExitAsync(TimeSpan.FromSeconds(60)), "the second worker kept running");
         Assert.Equal(1, second.ExitCode);
         Assert.Contains("Another aggregator daemon uses the scheduler store", second.Output, StringComparison.Ordinal);
         Assert.Contains("--worker-name", second.Output, StringComparison.Ordinal);
@@ -196,7 +197,7 @@ public sealed class QueueWorkerTests(RedisServerFixture redis, ITestOutputHelper
     }
 
     /// <summary>A worker in the middle of writing a packets file, found by its hidden temp file and the run that owns it.</summary>
-    private static (WorkerProcess Worker, string Sha)? FindWriter(Workspace w, string packets, List<WorkerProcess> workers)
+    private static (ChildProcess Worker, string Sha)? FindWriter(Workspace w, string packets, List<ChildProcess> workers)
     {
         if (!Directory.Exists(packets))
             return null;

@@ -3,7 +3,7 @@ using Survey6.Server.Housekeeping;
 
 namespace Survey6.Server.Tests;
 
-/// <summary>Finished join tokens and answered commands leave state.db after their retention; live ones stay.</summary>
+/// <summary>Finished join tokens, answered commands and old heartbeat rollups leave state.db after their retention; live ones stay.</summary>
 public sealed class HousekeepingTests : IAsyncLifetime
 {
     private ServerHarness _server = null!;
@@ -79,6 +79,25 @@ public sealed class HousekeepingTests : IAsyncLifetime
         commands.Revoke(joined.ProbeId, "decommissioned", "test");
         Sweeper.Sweep();
         Assert.Null(commands.Get(pending.Id));
+    }
+
+    [Fact]
+    public async Task Heartbeat_rollups_are_deleted_by_the_same_sweep_after_the_history_retention()
+    {
+        var (joined, certificate) = await _server.JoinAsync(_server.CreateToken());
+        await using (var stream = ProbeStream.Open(_server, certificate))
+            await stream.HeartbeatAsync(ProbeStream.Healthy(_server));
+        var health = _server.Get<ProbeHealthQuery>();
+        var since = _server.Time.GetUtcNow() - TimeSpan.FromHours(1);
+        Assert.NotEmpty(health.History(joined.ProbeId, since, _server.Time.GetUtcNow() + TimeSpan.FromMinutes(1)));
+
+        // Server:Health:HistoryRetention defaults to 7 days.
+        _server.Time.Advance(TimeSpan.FromDays(6));
+        Sweeper.Sweep();
+        Assert.NotEmpty(health.History(joined.ProbeId, since, _server.Time.GetUtcNow()));
+        _server.Time.Advance(TimeSpan.FromDays(1) + TimeSpan.FromMinutes(2));
+        Sweeper.Sweep();
+        Assert.Empty(health.History(joined.ProbeId, since, _server.Time.GetUtcNow()));
     }
 
     [Theory]

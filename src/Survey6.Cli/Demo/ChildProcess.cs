@@ -44,7 +44,7 @@ public sealed partial class ChildProcess : IDisposable
     /// command, so the PID is survey6's own. <paramref name="echo"/> sees every line of output.
     /// </summary>
     public static ChildProcess Start(string name, IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null,
-        string? networkNamespace = null, Action<string>? echo = null, string? standardInput = null)
+        string? networkNamespace = null, Action<string>? echo = null, string? standardInput = null, string? workingDirectory = null)
     {
         ArgumentNullException.ThrowIfNull(arguments);
         var (program, leading) = Survey6Program();
@@ -63,6 +63,7 @@ public sealed partial class ChildProcess : IDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = standardInput is not null,
+            WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
         };
         foreach (var a in command)
             start.ArgumentList.Add(a);

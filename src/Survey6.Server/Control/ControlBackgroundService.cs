@@ -12,8 +12,8 @@ namespace Survey6.Server.Control;
 /// The control slice's background work, on the injected <see cref="TimeProvider"/>:
 /// <list type="bullet">
 /// <item>every <see cref="HealthOptions.EvaluationInterval"/>, re-evaluates every probe, so silent
-/// ones turn offline and then inactive with no message arriving; and sweeps old rollups every
-/// <see cref="HealthOptions.RetentionSweepInterval"/>;</item>
+/// ones turn offline and then inactive with no message arriving (old rollups are the
+/// housekeeping sweep's);</item>
 /// <item>every <see cref="ControlOptions.ExternalChangePollInterval"/>, reads the event rows other
 /// processes wrote (commands issued and revocations from the CLI) and publishes them, which wakes
 /// or closes the probe's stream.</item>
@@ -80,19 +80,11 @@ internal sealed class ControlBackgroundService(
     private async Task EvaluateLoopAsync(CancellationToken cancellationToken)
     {
         await Task.Yield();
-        var nextSweep = time.GetUtcNow();
         await ClockTicker.RunAsync(time, health.Value.EvaluationInterval, () =>
         {
             try
             {
                 tracker.EvaluateAll();
-                var now = time.GetUtcNow();
-                if (now >= nextSweep)
-                {
-                    var deleted = tracker.SweepHistory();
-                    ControlLog.HistorySwept(logger, deleted, now - health.Value.HistoryRetention);
-                    nextSweep = now + health.Value.RetentionSweepInterval;
-                }
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

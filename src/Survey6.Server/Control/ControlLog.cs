@@ -50,8 +50,6 @@ internal static partial class ControlLog
     [LoggerMessage(108, LogLevel.Error, "Looking for commands and revocations in state.db failed; retrying")]
     public static partial void PollFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(109, LogLevel.Debug, "Deleted {Count} heartbeat rollups older than {Cutoff:o}")]
-    public static partial void HistorySwept(ILogger logger, int count, DateTimeOffset cutoff);
 
     [LoggerMessage(110, LogLevel.Error, "Delivering commands to probe {ProbeId} failed; closing its stream so it reconnects")]
     public static partial void DeliveryFailed(ILogger logger, string probeId, Exception exception);

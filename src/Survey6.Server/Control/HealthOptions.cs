@@ -38,10 +38,6 @@ public sealed class HealthOptions
     /// <summary>Per-minute heartbeat rollups older than this are deleted.</summary>
     [Range(typeof(TimeSpan), "01:00:00", "3650.00:00:00")]
     public TimeSpan HistoryRetention { get; set; } = TimeSpan.FromDays(7);
-
-    /// <summary>How often the retention sweep runs.</summary>
-    [Range(typeof(TimeSpan), "00:01:00", "7.00:00:00")]
-    public TimeSpan RetentionSweepInterval { get; set; } = TimeSpan.FromHours(1);
 }
 
 /// <summary>The control stream's own settings; section <c>Server:Control</c>.</summary>

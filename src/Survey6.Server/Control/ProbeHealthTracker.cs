@@ -337,13 +337,6 @@ internal sealed class ProbeHealthTracker
         return changes.Count;
     }
 
-    /// <summary>Deletes rollups older than the retention; returns how many.</summary>
-    public int SweepHistory()
-    {
-        using var connection = _database.Open();
-        return StatusRows.DeleteMinutesBefore(connection, _time.GetUtcNow() - _health.Value.HistoryRetention);
-    }
-
     private string Apply(SqliteConnection connection, SqliteTransaction transaction, ProbeStatusRow row, List<ProbeChange> changes, DateTimeOffset now)
     {
         var (state, reasons) = ProbeHealthRules.Evaluate(row, now, _health.Value, DefaultInterval);

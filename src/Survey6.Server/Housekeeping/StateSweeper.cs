@@ -7,20 +7,22 @@ using Survey6.Server.Storage;
 namespace Survey6.Server.Housekeeping;
 
 /// <summary>What one sweep deleted.</summary>
-public readonly record struct SweepResult(int Tokens, int Commands);
+public readonly record struct SweepResult(int Tokens, int Commands, int HeartbeatMinutes);
 
 /// <summary>
-/// Deletes finished join tokens and old command history from state.db after their retention
-/// (<see cref="HousekeepingOptions"/>), at start and every <see cref="HousekeepingOptions.SweepInterval"/>
-/// on the injected clock. Heartbeat rollups have their own retention (<see cref="HealthOptions.HistoryRetention"/>).
+/// The one retention sweep of state.db: finished join tokens and old command history after their
+/// retention (<see cref="HousekeepingOptions"/>), and per-minute heartbeat rollups after
+/// <see cref="HealthOptions.HistoryRetention"/>; at start and every
+/// <see cref="HousekeepingOptions.SweepInterval"/> on the injected clock.
 /// </summary>
 public sealed partial class StateSweeper(
     StateDatabase database,
     TimeProvider time,
     IOptions<HousekeepingOptions> options,
+    IOptions<HealthOptions> health,
     ILogger<StateSweeper> logger) : BackgroundService
 {
-    /// <summary>One sweep now; each table in its own statement, so a long sweep never holds the write lock for both.</summary>
+    /// <summary>One sweep now; each table in its own statement, so a long sweep never holds the write lock for all.</summary>
     public SweepResult Sweep()
     {
         var now = time.GetUtcNow();
@@ -53,9 +55,10 @@ public sealed partial class StateSweeper(
             commands = command.ExecuteNonQuery();
         }
 
-        if (tokens + commands > 0)
-            Swept(logger, tokens, commands);
-        return new SweepResult(tokens, commands);
+        var minutes = StatusRows.DeleteMinutesBefore(connection, now - health.Value.HistoryRetention);
+        if (tokens + commands + minutes > 0)
+            Swept(logger, tokens, commands, minutes);
+        return new SweepResult(tokens, commands, minutes);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -80,8 +83,8 @@ public sealed partial class StateSweeper(
         }
     }
 
-    [LoggerMessage(400, LogLevel.Information, "Housekeeping deleted {Tokens} finished join tokens and {Commands} old commands")]
-    private static partial void Swept(ILogger logger, int tokens, int commands);
+    [LoggerMessage(400, LogLevel.Information, "Housekeeping deleted {Tokens} finished join tokens, {Commands} old commands and {Minutes} old heartbeat rollups")]
+    private static partial void Swept(ILogger logger, int tokens, int commands, int minutes);
 
     [LoggerMessage(401, LogLevel.Error, "Housekeeping of state.db failed; retrying at the next interval")]
     private static partial void SweepFailed(ILogger logger, Exception exception);
