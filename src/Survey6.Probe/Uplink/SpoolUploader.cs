@@ -147,12 +147,13 @@ public sealed class SpoolUploader : IUploader
         {
             var manifest = Manifest(file);
             var result = await uploader.UploadAsync(file.Path, manifest, cancellationToken: cancellationToken).ConfigureAwait(false);
-            // Only now, with the server's promise that it holds the file durably.
-            spool.Complete(file);
-            _retryAt.Remove(file.Sequence);
+            // Counted at the acknowledgement, before the file leaves the spool, so status never shows a file gone but not uploaded.
             Interlocked.Increment(ref _filesUploaded);
             Interlocked.Add(ref _bytesUploaded, result.BytesSent);
             Interlocked.Exchange(ref _lastSuccessTicks, _time.GetUtcNow().UtcTicks);
+            // Only now, with the server's promise that it holds the file durably.
+            spool.Complete(file);
+            _retryAt.Remove(file.Sequence);
             UplinkLog.FileUploaded(_logger, file.Name, file.Size, result.Ack.Duplicate);
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is CaptureUploadException or IOException or UnauthorizedAccessException or FormatException or System.Text.Json.JsonException)
