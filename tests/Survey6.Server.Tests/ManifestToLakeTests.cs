@@ -96,7 +96,6 @@ public sealed class ManifestToLakeTests : IAsyncLifetime
 
         // A wrong type is refused the same way, naming the field.
         manifest["frames"] = "many";
-        manifest["drops"]!["queue"] = "5";
         await File.WriteAllTextAsync(manifestPath, manifest.ToJsonString());
         (exit, _, error) = await CliAsync("probe", "upload", path, "--manifest", manifestPath, "--attempts", "1", "--state-dir", _state);
         Assert.Equal(1, exit);

@@ -46,6 +46,7 @@ public static class UploadHostingExtensions
 
         services.AddSingleton<UploadRecords>();
         services.AddSingleton<ICaptureStoredSink, IngestingCaptureSink>();
+        services.AddSingleton<IProbeAnnotations, StateDbProbeAnnotations>();
         services.AddSingleton(sp =>
         {
             // The PKI creates the data directory owner-only; it must exist before the store adds its folders to it.
@@ -54,7 +55,8 @@ public static class UploadHostingExtensions
                 sp.GetRequiredService<IOptions<CaptureStoreOptions>>(),
                 sp.GetRequiredService<ICaptureStoredSink>(),
                 sp.GetRequiredService<ILogger<CaptureStore>>(),
-                sp.GetRequiredService<TimeProvider>());
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<IProbeAnnotations>());
         });
         services.AddHostedService<CaptureStoreRecovery>();
         return services;
