@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Survey6.Cli;
+using Survey6.Packets.Capture;
 using Survey6.Probe.Join;
 using static Survey6.Server.Tests.UploadTestSupport;
 
@@ -121,9 +122,9 @@ public sealed class ManifestToLakeTests : IAsyncLifetime
             ["version"] = "0.1.0",
             ["labels"] = new JsonObject { ["site"] = "claimed-by-the-probe" },
             ["location"] = "1,2,FR,Paris",
-            ["capture_start"] = Time(windowStart),
-            ["window_start"] = Time(windowStart),
-            ["window_end"] = Time(windowEnd),
+            ["capture_start"] = PcapngMetadata.FormatTimestamp(windowStart),
+            ["window_start"] = PcapngMetadata.FormatTimestamp(windowStart),
+            ["window_end"] = PcapngMetadata.FormatTimestamp(windowEnd),
             ["first_frame"] = null,
             ["last_frame"] = null,
             ["frames"] = frames,
@@ -140,11 +141,6 @@ public sealed class ManifestToLakeTests : IAsyncLifetime
                 ["received"] = frames + kernel + iface, ["kernel_dropped"] = kernel, ["interface_dropped"] = iface, ["queue_dropped"] = queue, ["disk_dropped"] = disk,
             }),
         }.ToJsonString();
-
-    /// <summary>RFC 3339 UTC with nine fractional digits, as manifests carry times.</summary>
-    internal static string Time(long unixNanoseconds) =>
-        DateTimeOffset.FromUnixTimeSeconds(unixNanoseconds / 1_000_000_000).UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture)
-        + "." + (unixNanoseconds % 1_000_000_000).ToString("D9", CultureInfo.InvariantCulture) + "Z";
 
     /// <summary>Uploads a capture with a probe manifest whose window starts 1.23 s before its first frame; returns its frame count.</summary>
     private async Task<long> UploadWithManifestAsync(int seed, long kernel, long queue, long disk)
@@ -164,7 +160,7 @@ public sealed class ManifestToLakeTests : IAsyncLifetime
 
     private static (long Count, long FirstNanoseconds) Frames(string path)
     {
-        using var reader = Survey6.Packets.Capture.CaptureReader.Open(path);
+        using var reader = CaptureReader.Open(path);
         long count = 0, first = long.MaxValue;
         while (reader.TryRead(out var frame))
         {
@@ -182,17 +178,20 @@ public sealed class ManifestToLakeTests : IAsyncLifetime
         return exit;
     }
 
-    /// <summary>One line of <c>survey6 query --format csv</c> without its header.</summary>
-    private string Query(string sql)
+    /// <summary>The rows of <c>survey6 query --format csv</c> without the header, one line.</summary>
+    private string Query(string sql) => string.Join("\n", QueryRows(_server.DataDirectory, sql));
+
+    /// <summary>The rows of <c>survey6 query --format csv</c> over a data directory's lake, without the header.</summary>
+    internal static List<string> QueryRows(string dataDirectory, string sql)
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        Assert.True(QueryCommand.Run(sql, "csv", null, _server.DataDirectory, output, error) == 0, error.ToString());
-        var lines = output.ToString().ReplaceLineEndings("\n").Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        return string.Join("\n", lines.Skip(1));
+        Assert.True(QueryCommand.Run(sql, "csv", null, dataDirectory, output, error) == 0, error.ToString());
+        return [.. output.ToString().ReplaceLineEndings("\n").Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1)];
     }
 
-    private static async Task<(int ExitCode, string Output, string Error)> CliAsync(params string[] arguments)
+    /// <summary>The <c>survey6</c> command tree in this process: exit code, output, error output.</summary>
+    internal static async Task<(int ExitCode, string Output, string Error)> CliAsync(params string[] arguments)
     {
         using var output = new StringWriter();
         using var error = new StringWriter();

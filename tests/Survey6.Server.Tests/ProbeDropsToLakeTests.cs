@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
-using Survey6.Cli;
 using Survey6.Contracts.Manifests;
 using Survey6.Probe.Daemon;
 using Survey6.Probe.Join;
@@ -161,20 +160,11 @@ public sealed class ProbeDropsToLakeTests(ITestOutputHelper output)
         output.WriteLine($"lake captures ({rows.Count} files): frames, kernel, interface, queue, disk = {lake}; summary frames, dropped = {summary}");
     }
 
-    /// <summary>The rows of <c>survey6 query --format csv</c>, without the header.</summary>
-    private static List<string> Query(ServerHarness server, string sql)
-    {
-        var result = new StringWriter();
-        var error = new StringWriter();
-        Assert.True(QueryCommand.Run(sql, "csv", null, server.DataDirectory, result, error) == 0, error.ToString());
-        return [.. result.ToString().ReplaceLineEndings("\n").Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1)];
-    }
+    private static List<string> Query(ServerHarness server, string sql) => ManifestToLakeTests.QueryRows(server.DataDirectory, sql);
 
     private static async Task CliOkAsync(params string[] arguments)
     {
-        using var output = new StringWriter();
-        using var error = new StringWriter();
-        var exit = await RootCommandFactory.Create().Parse(arguments).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = error });
+        var (exit, output, error) = await ManifestToLakeTests.CliAsync(arguments);
         Assert.True(exit == 0, $"survey6 {string.Join(' ', arguments)} exited {exit}: {error}{output}");
     }
 }
