@@ -16,15 +16,28 @@ public sealed class IngestingCaptureSink(IIngestQueue queue, UploadRecords recor
     public async ValueTask OnStoredAsync(StoredCapture capture, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(capture);
-        // The store writes the manifest before the capture; tolerate its absence rather than refuse to queue.
-        var manifest = File.Exists(capture.ManifestPath)
-            ? StoredCaptureManifest.Parse(await File.ReadAllBytesAsync(capture.ManifestPath, cancellationToken).ConfigureAwait(false))
-            : null;
+        var manifest = await ReadManifestAsync(capture.ManifestPath, cancellationToken).ConfigureAwait(false);
         var receivedAt = manifest?.ReceivedAt ?? time.GetUtcNow();
         await queue.EnqueueAsync(
             new CaptureEnqueued(capture.Sha256, capture.ProbeId, capture.Path, capture.Size, receivedAt, capture.ManifestPath),
             cancellationToken).ConfigureAwait(false);
         records.RecordStored(new UploadRecord(0, capture.Sha256, capture.ProbeId, capture.Size,
             manifest?.WindowStart ?? receivedAt, manifest?.WindowEnd ?? receivedAt, receivedAt, Duplicate: false, capture.Path));
+    }
+
+    /// <summary>
+    /// The manifest for the uploads table. The store writes it before the capture; a missing or unreadable one (a
+    /// person's doing, found by recovery) must not keep the capture out of the queue: the aggregator reports it.
+    /// </summary>
+    private static async Task<StoredCaptureManifest?> ReadManifestAsync(string path, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return StoredCaptureManifest.Parse(await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false));
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or ManifestException)
+        {
+            return null;
+        }
     }
 }
