@@ -52,6 +52,8 @@ public sealed class ManifestToLakeTests : IAsyncLifetime
         await UploadWithManifestAsync(24, kernel: 0, queue: 0, disk: 0);
         Assert.Equal(0, await AggregateOnceAsync());
         Assert.Equal($"{_windowStart},{_windowEnd}", Query("SELECT window_start_ns, window_end_ns FROM captures"));
+        // The manifest claims other labels and another place: the server's record of the probe wins.
+        Assert.Equal("rack=r1;site=lab,DE,Berlin", Query("SELECT labels, location_country, location_city FROM captures"));
     }
 
     [Fact]
