@@ -96,9 +96,27 @@ public static class PacketDissector
     private const int PrefixOptionType = 3;
     private const int PrefixOptionLength = 32;
 
-    /// <summary>Dissects a frame of the given link type. The record is reset first; frame-level fields are left to the caller.</summary>
-    public static void Dissect(ReadOnlySpan<byte> frame, LinkType linkType, ref PacketRecord r)
+    // Teredo (RFC 4380 5.1.1): an optional authentication header (indicator 0x0001, ID-len, AU-len, client
+    // identifier, authentication value, 8-octet nonce, confirmation byte), then an optional 8-octet origin
+    // indication (indicator 0x0000, obfuscated port and address), then the IPv6 packet.
+    private const ushort TeredoAuthenticationIndicator = 0x0001;
+    private const int TeredoIdLengthOffset = 2;
+    private const int TeredoAuthLengthOffset = 3;
+    private const int TeredoAuthenticationFixedLength = 13;
+    private const ushort TeredoOriginIndicator = 0x0000;
+    private const int TeredoOriginIndicationLength = 8;
+
+    // The largest IPv6 payload an IPv4/UDP datagram can carry: tshark refuses a longer one as Teredo.
+    private const int MaxTeredoPayloadLength = ushort.MaxValue - Ipv4MinHeaderLength - UdpHeaderLength - Ipv6HeaderLength;
+
+    /// <summary>Dissects a frame of the given link type with <see cref="DissectorOptions.Default"/>.</summary>
+    public static void Dissect(ReadOnlySpan<byte> frame, LinkType linkType, ref PacketRecord r) =>
+        Dissect(frame, linkType, ref r, DissectorOptions.Default);
+
+    /// <summary>Dissects a frame of the given link type. The caller resets the record first and fills the frame-level fields.</summary>
+    public static void Dissect(ReadOnlySpan<byte> frame, LinkType linkType, ref PacketRecord r, DissectorOptions options)
     {
+        r.Options = options;
         switch (linkType)
         {
             case LinkType.Ethernet:
@@ -810,7 +828,7 @@ public static class PacketDissector
         int payloadEnd = udpLength >= UdpHeaderLength && offset + udpLength < end ? offset + udpLength : end;
         int payload = offset + UdpHeaderLength;
 
-        // Like tshark, try the lower port's protocol first, then the higher one's.
+        // Like tshark, try the lower port's protocol first, then the higher one's, then the heuristics.
         ushort low = Math.Min(sourcePort, destinationPort);
         ushort high = Math.Max(sourcePort, destinationPort);
         if (TryUdpPort(frame, payload, payloadEnd, low, sourcePort, destinationPort, ref r, depth, quoted))
@@ -818,9 +836,21 @@ public static class PacketDissector
             return;
         }
 
-        if (high != low)
+        if (high != low && TryUdpPort(frame, payload, payloadEnd, high, sourcePort, destinationPort, ref r, depth, quoted))
         {
-            TryUdpPort(frame, payload, payloadEnd, high, sourcePort, destinationPort, ref r, depth, quoted);
+            return;
+        }
+
+        if (!quoted && (r.Options & DissectorOptions.TeredoOnAnyPort) != 0)
+        {
+            // tshark gives the heuristic the datagram's length as sent; when the snap length cut the frame,
+            // only the UDP length field still says what that was.
+            bool cut = r.CapturedLength < r.FrameLength;
+            int sentPayloadLength = cut && udpLength >= UdpHeaderLength ? udpLength - UdpHeaderLength : payloadEnd - payload;
+            if (IsTeredo(frame[payload..payloadEnd], sentPayloadLength))
+            {
+                DissectTeredo(frame, payload, payloadEnd, ref r, depth);
+            }
         }
     }
 
@@ -846,27 +876,82 @@ public static class PacketDissector
         }
     }
 
+    /// <summary>
+    /// Whether a UDP payload on a port other than 3544 is Teredo (RFC 4380 5.1.1): tshark's
+    /// <c>teredo.heuristic_teredo</c> test, then Zeek's. tshark's: after an optional authentication header and
+    /// an optional origin indication, at least an IPv6 header's worth of captured bytes, version 6, and a
+    /// payload length that is exactly what the datagram carries after that header. Zeek's, which keeps
+    /// other protocols' datagrams that happen to pass from being taken as IPv6: an address in the Teredo
+    /// prefix, or a bubble (RFC 4380 2.8: no next header, no payload).
+    /// </summary>
+    /// <param name="payload">The captured UDP payload.</param>
+    /// <param name="sentLength">The UDP payload's length as sent (more than <paramref name="payload"/> holds when the capture was cut).</param>
+    private static bool IsTeredo(ReadOnlySpan<byte> payload, int sentLength)
+    {
+        if (payload.Length < Ipv6HeaderLength)
+        {
+            return false;
+        }
+
+        int position = 0;
+        ushort indicator = BinaryPrimitives.ReadUInt16BigEndian(payload);
+        if (indicator == TeredoAuthenticationIndicator)
+        {
+            position = TeredoAuthenticationFixedLength + payload[TeredoIdLengthOffset] + payload[TeredoAuthLengthOffset];
+            if (payload.Length - position < Ipv6HeaderLength)
+            {
+                return false;
+            }
+
+            indicator = BinaryPrimitives.ReadUInt16BigEndian(payload[position..]);
+        }
+
+        if (indicator == TeredoOriginIndicator)
+        {
+            position += TeredoOriginIndicationLength;
+            if (payload.Length - position < Ipv6HeaderLength)
+            {
+                return false;
+            }
+
+            indicator = BinaryPrimitives.ReadUInt16BigEndian(payload[position..]);
+        }
+
+        if (indicator >> 12 != 6)
+        {
+            return false;
+        }
+
+        var header = payload.Slice(position, Ipv6HeaderLength);
+        int payloadLength = BinaryPrimitives.ReadUInt16BigEndian(header[Ipv6PayloadLengthOffset..]);
+        if (payloadLength > MaxTeredoPayloadLength || sentLength - position - Ipv6HeaderLength != payloadLength)
+        {
+            return false;
+        }
+
+        bool bubble = payloadLength == 0 && header[Ipv6NextHeaderOffset] == NoNextHeader;
+        return bubble
+            || BinaryPrimitives.ReadUInt32BigEndian(header[Ipv6SourceOffset..]) == Ipv6AddressClassifier.TeredoPrefix
+            || BinaryPrimitives.ReadUInt32BigEndian(header[Ipv6DestinationOffset..]) == Ipv6AddressClassifier.TeredoPrefix;
+    }
+
     private static bool DissectTeredo(ReadOnlySpan<byte> frame, int offset, int end, ref PacketRecord r, int depth)
     {
-        const ushort AuthenticationIndicator = 0x0001;
-        const ushort OriginIndicator = 0x0000;
-        const int OriginIndicationLength = 8;
-        const int AuthenticationFixedLength = 13; // indicator, id-len, au-len, nonce (8), confirmation
         var data = frame[offset..end];
         int position = 0;
 
-        // RFC 4380 5.1.1: an optional authentication header, then an optional origin indication, then
-        // IPv6. Like tshark, UDP port 3544 is taken as Teredo and whatever follows as IPv6.
+        // Like tshark, UDP port 3544 is taken as Teredo and whatever follows the optional headers as IPv6
+        // (elsewhere IsTeredo has checked the headers first).
         r.Push(Layer.Teredo);
-        if (data.Length >= 2 && BinaryPrimitives.ReadUInt16BigEndian(data) == AuthenticationIndicator)
+        if (data.Length >= 2 && BinaryPrimitives.ReadUInt16BigEndian(data) == TeredoAuthenticationIndicator)
         {
-            if (data.Length < 4)
+            if (data.Length < TeredoAuthLengthOffset + 1)
             {
                 r.Anomalies |= Anomaly.MalformedTunnel;
                 return true;
             }
 
-            position = AuthenticationFixedLength + data[2] + data[3];
+            position = TeredoAuthenticationFixedLength + data[TeredoIdLengthOffset] + data[TeredoAuthLengthOffset];
             if (data.Length < position)
             {
                 r.Anomalies |= Anomaly.MalformedTunnel;
@@ -874,15 +959,15 @@ public static class PacketDissector
             }
         }
 
-        if (data.Length - position >= 2 && BinaryPrimitives.ReadUInt16BigEndian(data[position..]) == OriginIndicator)
+        if (data.Length - position >= 2 && BinaryPrimitives.ReadUInt16BigEndian(data[position..]) == TeredoOriginIndicator)
         {
-            if (data.Length - position < OriginIndicationLength)
+            if (data.Length - position < TeredoOriginIndicationLength)
             {
                 r.Anomalies |= Anomaly.MalformedTunnel;
                 return true;
             }
 
-            position += OriginIndicationLength;
+            position += TeredoOriginIndicationLength;
         }
 
         if (position < data.Length)
