@@ -5,7 +5,25 @@ namespace Survey6.Packets.Dissection;
 // IPv4 and ICMP: the carrier of 6in4 and Teredo, and quotes in ICMP errors.
 public static partial class PacketDissector
 {
+    // The IPv4 header (RFC 791 3.1); options, if any, lie between the destination address and the payload.
     private const int Ipv4MinHeaderLength = 20;
+    private const int Ipv4VersionAndIhlOffset = 0;      // version in the high nibble, header length in 32-bit words in the low
+    private const int Ipv4TotalLengthOffset = 2;        // header and payload, in octets
+    private const int Ipv4FlagsAndFragmentOffset = 6;   // 3 flag bits, then the fragment offset in 8-octet units
+    private const ushort Ipv4FragmentOffsetMask = 0x1FFF;
+    private const int Ipv4ProtocolOffset = 9;
+    private const int Ipv4SourceOffset = 12;
+    private const int Ipv4DestinationOffset = 16;
+
+    // RFC 792: the ICMP messages that quote the invoking datagram's header and first 8 octets after a
+    // 4-octet unused (or type-specific) word, so the quote starts at octet 8.
+    private const int IcmpTypeOffset = 0;
+    private const int IcmpQuoteOffset = 8;
+    private const byte IcmpDestinationUnreachable = 3;
+    private const byte IcmpSourceQuench = 4;
+    private const byte IcmpRedirect = 5;
+    private const byte IcmpTimeExceeded = 11;
+    private const byte IcmpParameterProblem = 12;
 
     private static void DissectIpv4(ReadOnlySpan<byte> frame, int offset, int end, ref PacketRecord r, int depth, Encapsulation via, bool quoted = false)
     {
@@ -23,25 +41,26 @@ public static partial class PacketDissector
             return;
         }
 
-        if (data[0] >> 4 != 4)
+        byte versionAndIhl = data[Ipv4VersionAndIhlOffset];
+        if (versionAndIhl >> 4 != 4)
         {
             r.Anomalies |= Anomaly.BadIpVersion;
             return;
         }
 
-        int headerLength = (data[0] & 0x0F) * 4;
+        int headerLength = (versionAndIhl & 0x0F) * 4;
         if (headerLength < Ipv4MinHeaderLength)
         {
             r.Anomalies |= Anomaly.BadIpv4HeaderLength;
             return;
         }
 
-        byte protocol = data[9];
+        byte protocol = data[Ipv4ProtocolOffset];
         if ((r.Present & FieldPresence.Ipv4Header) == 0)
         {
             r.Present |= FieldPresence.Ipv4Header;
-            r.Ipv4Source = BinaryPrimitives.ReadUInt32BigEndian(data[12..]);
-            r.Ipv4Destination = BinaryPrimitives.ReadUInt32BigEndian(data[16..]);
+            r.Ipv4Source = BinaryPrimitives.ReadUInt32BigEndian(data[Ipv4SourceOffset..]);
+            r.Ipv4Destination = BinaryPrimitives.ReadUInt32BigEndian(data[Ipv4DestinationOffset..]);
             r.Ipv4Protocol = protocol;
         }
 
@@ -51,42 +70,54 @@ public static partial class PacketDissector
             return;
         }
 
-        int totalLength = BinaryPrimitives.ReadUInt16BigEndian(data[2..]);
+        int totalLength = BinaryPrimitives.ReadUInt16BigEndian(data[Ipv4TotalLengthOffset..]);
         if (totalLength >= headerLength && totalLength < data.Length)
         {
             end = offset + totalLength;
         }
 
         // Without reassembly only the first fragment carries the upper-layer header.
-        int fragmentOffset = BinaryPrimitives.ReadUInt16BigEndian(data[6..]) & 0x1FFF;
+        int fragmentOffset = BinaryPrimitives.ReadUInt16BigEndian(data[Ipv4FlagsAndFragmentOffset..]) & Ipv4FragmentOffsetMask;
         if (fragmentOffset != 0)
         {
             return;
         }
 
+        // An IP packet inside IPv4 is a tunnel: 6in4 when this IPv4 is on the link, else whatever carried it.
         var innerVia = via == Encapsulation.Native ? Encapsulation.SixInFour : via;
-        DissectUpperLayer(frame, offset + headerLength, end, protocol, ref r, depth, innerVia, flowOwner: false, quoted, carrierIsIpv6: false);
+        var payload = new IpPayload
+        {
+            Frame = frame,
+            Offset = offset + headerLength,
+            End = end,
+            Protocol = protocol,
+            Depth = depth,
+            Ipv6Via = innerVia,
+            Ipv4Via = innerVia,
+            FlowOwner = false,
+            Quoted = quoted,
+        };
+        DissectUpperLayer(in payload, ref r);
     }
 
     private static void DissectIcmpv4(ReadOnlySpan<byte> frame, int offset, int end, ref PacketRecord r, int depth, bool quoted)
     {
         // ICMP errors quote the invoking IPv4 header and the start of its payload; tshark reports the
         // quoted transport fields as the frame's first occurrence, so survey6 dissects them too.
-        const int QuoteOffset = 8;
         var data = frame[offset..end];
-        if (quoted || data.Length <= QuoteOffset)
+        if (quoted || data.Length <= IcmpQuoteOffset)
         {
             return;
         }
 
-        switch (data[0])
+        switch (data[IcmpTypeOffset])
         {
-            case 3:  // destination unreachable
-            case 4:  // source quench
-            case 5:  // redirect
-            case 11: // time exceeded
-            case 12: // parameter problem
-                DissectIpv4(frame, offset + QuoteOffset, end, ref r, depth + 1, Encapsulation.Other, quoted: true);
+            case IcmpDestinationUnreachable:
+            case IcmpSourceQuench:
+            case IcmpRedirect:
+            case IcmpTimeExceeded:
+            case IcmpParameterProblem:
+                DissectIpv4(frame, offset + IcmpQuoteOffset, end, ref r, depth + 1, Encapsulation.Other, quoted: true);
                 break;
         }
     }

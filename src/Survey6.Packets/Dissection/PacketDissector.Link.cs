@@ -22,16 +22,38 @@ public static partial class PacketDissector
     private const ushort PppIpv4 = 0x0021;
     private const ushort PppIpv6 = 0x0057;
 
-    // Header sizes and offsets.
+    // Ethernet II: destination and source MAC, then the EtherType.
     private const int EthernetHeaderLength = 14;
     private const int EthernetTypeOffset = 12;
+
+    // An 802.1Q/802.1ad tag after the outer EtherType: tag control (priority, DEI, 12-bit VLAN id), then the next EtherType.
     private const int VlanTagLength = 4;
+    private const int VlanTagControlOffset = 0;
+    private const int VlanEtherTypeOffset = 2;
+    private const ushort VlanIdMask = 0x0FFF;
+
+    // Linux cooked captures (LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2): where the EtherType sits.
     private const int SllHeaderLength = 16;
     private const int SllProtocolOffset = 14;
     private const int Sll2HeaderLength = 20;
     private const int Sll2ProtocolOffset = 0;
+
+    // LINKTYPE_NULL and LINKTYPE_LOOP: a 4-octet address family. IPv6's number differs between BSDs.
     private const int LoopbackHeaderLength = 4;
+    private const uint LoopbackFamilyIpv4 = 2;
+    private const uint LoopbackFamilyIpv6NetBsd = 24;  // NetBSD, OpenBSD, BSD/OS
+    private const uint LoopbackFamilyIpv6FreeBsd = 28; // FreeBSD, DragonFly
+    private const uint LoopbackFamilyIpv6Darwin = 30;  // macOS, iOS
+
+    // PPPoE session header (RFC 2516 4): version and type, code, session id, length; then the PPP protocol.
     private const int PppoeHeaderLength = 6;
+
+    // PPP (RFC 1661 2): the protocol field, 2 octets unless compressed to 1 (RFC 1661 6.5); HDLC-like framing
+    // (RFC 1662 3.1) may put address 0xFF and control 0x03 in front.
+    private const int PppProtocolLength = 2;
+    private const byte HdlcAddress = 0xFF;
+    private const byte HdlcControl = 0x03;
+    private const int HdlcHeaderLength = 2;
 
     private static void DissectLoopback(ReadOnlySpan<byte> frame, LinkType linkType, ref PacketRecord r)
     {
@@ -53,12 +75,12 @@ public static partial class PacketDissector
 
         switch (family)
         {
-            case 2:
+            case LoopbackFamilyIpv4:
                 DissectIpv4(frame, LoopbackHeaderLength, frame.Length, ref r, 0, Encapsulation.Native);
                 break;
-            case 24: // NetBSD, OpenBSD, BSD/OS
-            case 28: // FreeBSD, DragonFly
-            case 30: // macOS, iOS
+            case LoopbackFamilyIpv6NetBsd:
+            case LoopbackFamilyIpv6FreeBsd:
+            case LoopbackFamilyIpv6Darwin:
                 DissectIpv6(frame, LoopbackHeaderLength, frame.Length, ref r, 0, Encapsulation.Native, quoted: false);
                 break;
         }
@@ -91,14 +113,14 @@ public static partial class PacketDissector
                     return;
                 case EtherTypePppoeSession:
                     r.Push(Layer.Pppoe);
-                    if (frame.Length - offset < PppoeHeaderLength + 2)
+                    if (frame.Length - offset < PppoeHeaderLength + PppProtocolLength)
                     {
                         r.Anomalies |= Anomaly.TruncatedLinkHeader;
                         return;
                     }
 
                     r.Push(Layer.Ppp);
-                    DispatchPpp(frame, offset + PppoeHeaderLength + 2, BinaryPrimitives.ReadUInt16BigEndian(frame[(offset + PppoeHeaderLength)..]), ref r, depth, via);
+                    DispatchPpp(frame, offset + PppoeHeaderLength + PppProtocolLength, BinaryPrimitives.ReadUInt16BigEndian(frame[(offset + PppoeHeaderLength)..]), ref r, depth, via);
                     return;
                 case EtherTypeVlan:
                 case EtherTypeQinQ:
@@ -118,10 +140,10 @@ public static partial class PacketDissector
 
                     if (r.VlanCount++ == 0)
                     {
-                        r.VlanId = (ushort)(BinaryPrimitives.ReadUInt16BigEndian(frame[offset..]) & 0x0FFF);
+                        r.VlanId = (ushort)(BinaryPrimitives.ReadUInt16BigEndian(frame[(offset + VlanTagControlOffset)..]) & VlanIdMask);
                     }
 
-                    etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[(offset + 2)..]);
+                    etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[(offset + VlanEtherTypeOffset)..]);
                     offset += VlanTagLength;
                     continue;
                 default:
@@ -135,11 +157,10 @@ public static partial class PacketDissector
         r.Push(Layer.Ppp);
         var data = frame[offset..];
 
-        // HDLC-like framing (RFC 1662) prefixes address 0xFF and control 0x03.
-        if (data.Length >= 2 && data[0] == 0xFF && data[1] == 0x03)
+        if (data.Length >= HdlcHeaderLength && data[0] == HdlcAddress && data[1] == HdlcControl)
         {
-            offset += 2;
-            data = data[2..];
+            offset += HdlcHeaderLength;
+            data = data[HdlcHeaderLength..];
         }
 
         if (data.Length < 1)
@@ -155,13 +176,13 @@ public static partial class PacketDissector
             return;
         }
 
-        if (data.Length < 2)
+        if (data.Length < PppProtocolLength)
         {
             r.Anomalies |= Anomaly.TruncatedLinkHeader;
             return;
         }
 
-        DispatchPpp(frame, offset + 2, BinaryPrimitives.ReadUInt16BigEndian(data), ref r, depth, via);
+        DispatchPpp(frame, offset + PppProtocolLength, BinaryPrimitives.ReadUInt16BigEndian(data), ref r, depth, via);
     }
 
     private static void DispatchPpp(ReadOnlySpan<byte> frame, int offset, ushort protocol, ref PacketRecord r, int depth, Encapsulation via)

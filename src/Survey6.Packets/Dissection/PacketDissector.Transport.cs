@@ -12,35 +12,81 @@ public static partial class PacketDissector
     private const ushort PortMdns = 5353;
     private const ushort PortLlmnr = 5355;
 
+    // UDP header (RFC 768): source port, destination port, length (header and data), checksum.
     private const int UdpHeaderLength = 8;
+    private const int UdpLengthOffset = 4;
+
+    // TCP header (RFC 9293 3.1): ports at 0 and 2, then sequence and acknowledgment numbers, then the data
+    // offset (header length in 32-bit words, high nibble) and the 12 bits tshark shows as tcp.flags.
     private const int TcpMinHeaderLength = 20;
     private const int TcpFlagsOffset = 12;
+    private const ushort TcpFlagsMask = 0x0FFF;
     private const int TcpWindowOffset = 14;
 
-    private static void DissectUpperLayer(ReadOnlySpan<byte> frame, int offset, int end, byte protocol, ref PacketRecord r, int depth, Encapsulation tunnelVia, bool flowOwner, bool quoted, bool carrierIsIpv6)
+    // Both TCP and UDP begin with the source port, then the destination port.
+    private const int SourcePortOffset = 0;
+    private const int DestinationPortOffset = 2;
+
+    // DNS over TCP prefixes each message with its length (RFC 1035 4.2.2).
+    private const int DnsTcpLengthPrefix = 2;
+
+    /// <summary>
+    /// The payload of an IP header and how to treat what it holds: everything <see cref="DissectUpperLayer"/>
+    /// needs besides the record. A ref struct passed by reference, so it costs no allocation.
+    /// </summary>
+    private readonly ref struct IpPayload
     {
-        switch (protocol)
+        public ReadOnlySpan<byte> Frame { get; init; }
+
+        /// <summary>Where the payload starts in <see cref="Frame"/>.</summary>
+        public int Offset { get; init; }
+
+        /// <summary>Where it ends: the captured bytes, or less when the IP header's length says so.</summary>
+        public int End { get; init; }
+
+        /// <summary>Protocol or next-header number of the payload.</summary>
+        public byte Protocol { get; init; }
+
+        /// <summary>Nesting depth of the IP header that carries the payload.</summary>
+        public int Depth { get; init; }
+
+        /// <summary>How an IPv6 packet found in the payload travelled.</summary>
+        public Encapsulation Ipv6Via { get; init; }
+
+        /// <summary>How an IPv4 packet found in the payload travelled.</summary>
+        public Encapsulation Ipv4Via { get; init; }
+
+        /// <summary>The carrier is the flow view's IPv6 packet, so the payload's ports are the flow's.</summary>
+        public bool FlowOwner { get; init; }
+
+        /// <summary>The carrier is quoted in an ICMP error: no tunnels or quotes inside it are followed.</summary>
+        public bool Quoted { get; init; }
+    }
+
+    private static void DissectUpperLayer(scoped in IpPayload p, ref PacketRecord r)
+    {
+        switch (p.Protocol)
         {
             case ProtocolIcmp:
-                DissectIcmpv4(frame, offset, end, ref r, depth, quoted);
+                DissectIcmpv4(p.Frame, p.Offset, p.End, ref r, p.Depth, p.Quoted);
                 break;
             case ProtocolTcp:
-                DissectTcp(frame, offset, end, ref r, flowOwner);
+                DissectTcp(p.Frame, p.Offset, p.End, ref r, p.FlowOwner);
                 break;
             case ProtocolUdp:
-                DissectUdp(frame, offset, end, ref r, depth, flowOwner, quoted);
+                DissectUdp(p.Frame, p.Offset, p.End, ref r, p.Depth, p.FlowOwner, p.Quoted);
                 break;
             case ProtocolIcmpv6:
-                DissectIcmpv6(frame, offset, end, ref r, depth, quoted);
+                DissectIcmpv6(p.Frame, p.Offset, p.End, ref r, p.Depth, p.Quoted);
                 break;
             case ProtocolIpv6:
-                DissectIpv6(frame, offset, end, ref r, depth + 1, carrierIsIpv6 ? Encapsulation.Ipv6InIpv6 : tunnelVia, quoted);
+                DissectIpv6(p.Frame, p.Offset, p.End, ref r, p.Depth + 1, p.Ipv6Via, p.Quoted);
                 break;
             case ProtocolIpv4:
-                DissectIpv4(frame, offset, end, ref r, depth + 1, carrierIsIpv6 ? Encapsulation.Other : tunnelVia, quoted);
+                DissectIpv4(p.Frame, p.Offset, p.End, ref r, p.Depth + 1, p.Ipv4Via, p.Quoted);
                 break;
             case ProtocolGre:
-                DissectGre(frame, offset, end, ref r, depth + 1);
+                DissectGre(p.Frame, p.Offset, p.End, ref r, p.Depth + 1);
                 break;
         }
     }
@@ -61,7 +107,7 @@ public static partial class PacketDissector
         }
 
         // tshark reads up to the window field before it shows the flags.
-        if (data.Length < TcpWindowOffset + 2)
+        if (data.Length < TcpWindowOffset + sizeof(ushort))
         {
             return;
         }
@@ -75,7 +121,7 @@ public static partial class PacketDissector
 
         if (first)
         {
-            r.TcpFlags = (ushort)(BinaryPrimitives.ReadUInt16BigEndian(data[TcpFlagsOffset..]) & 0x0FFF);
+            r.TcpFlags = (ushort)(BinaryPrimitives.ReadUInt16BigEndian(data[TcpFlagsOffset..]) & TcpFlagsMask);
             r.Present |= FieldPresence.TcpFlags;
         }
 
@@ -92,8 +138,8 @@ public static partial class PacketDissector
         var kind = DnsReader.Classify(sourcePort, destinationPort);
         if (kind != DnsTransportKind.None && (r.Present & FieldPresence.Dns) == 0)
         {
-            // DNS over TCP: a two-byte length, then the message (no reassembly across segments).
-            int messageOffset = offset + headerLength + 2;
+            // DNS over TCP: the length prefix, then the message (no reassembly across segments).
+            int messageOffset = offset + headerLength + DnsTcpLengthPrefix;
             if (messageOffset > end)
             {
                 return;
@@ -111,14 +157,14 @@ public static partial class PacketDissector
     /// </summary>
     private static bool TryReadPorts(ReadOnlySpan<byte> data, ref PacketRecord r, bool first, bool flowOwner, FieldPresence fields, ref ushort firstSource, ref ushort firstDestination, out ushort sourcePort, out ushort destinationPort)
     {
-        if (data.Length < 4)
+        if (data.Length < DestinationPortOffset + sizeof(ushort))
         {
             sourcePort = destinationPort = 0;
             return false;
         }
 
-        sourcePort = BinaryPrimitives.ReadUInt16BigEndian(data);
-        destinationPort = BinaryPrimitives.ReadUInt16BigEndian(data[2..]);
+        sourcePort = BinaryPrimitives.ReadUInt16BigEndian(data[SourcePortOffset..]);
+        destinationPort = BinaryPrimitives.ReadUInt16BigEndian(data[DestinationPortOffset..]);
         if (first)
         {
             firstSource = sourcePort;
@@ -155,37 +201,30 @@ public static partial class PacketDissector
             return;
         }
 
-        int udpLength = BinaryPrimitives.ReadUInt16BigEndian(data[4..]);
+        int udpLength = BinaryPrimitives.ReadUInt16BigEndian(data[UdpLengthOffset..]);
         int payloadEnd = udpLength >= UdpHeaderLength && offset + udpLength < end ? offset + udpLength : end;
         int payload = offset + UdpHeaderLength;
 
         // Like tshark, try the lower port's protocol first, then the higher one's, then the heuristics.
         ushort low = Math.Min(sourcePort, destinationPort);
         ushort high = Math.Max(sourcePort, destinationPort);
-        if (TryUdpPort(frame, payload, payloadEnd, low, sourcePort, destinationPort, ref r, depth, quoted))
+        if (TryUdpPort(frame, payload, payloadEnd, low, ref r, depth, quoted))
         {
             return;
         }
 
-        if (high != low && TryUdpPort(frame, payload, payloadEnd, high, sourcePort, destinationPort, ref r, depth, quoted))
+        if (high != low && TryUdpPort(frame, payload, payloadEnd, high, ref r, depth, quoted))
         {
             return;
         }
 
-        if (!quoted && (r.Options & DissectorOptions.TeredoOnAnyPort) != 0)
+        if (!quoted)
         {
-            // tshark gives the heuristic the datagram's length as sent; when the snap length cut the frame,
-            // only the UDP length field still says what that was.
-            bool cut = r.CapturedLength < r.FrameLength;
-            int sentPayloadLength = cut && udpLength >= UdpHeaderLength ? udpLength - UdpHeaderLength : payloadEnd - payload;
-            if (IsTeredo(frame[payload..payloadEnd], sentPayloadLength))
-            {
-                DissectTeredo(frame, payload, payloadEnd, ref r, depth);
-            }
+            TryTeredoOnAnyPort(frame, payload, payloadEnd, udpLength, ref r, depth);
         }
     }
 
-    private static bool TryUdpPort(ReadOnlySpan<byte> frame, int payload, int end, ushort port, ushort sourcePort, ushort destinationPort, ref PacketRecord r, int depth, bool quoted)
+    private static bool TryUdpPort(ReadOnlySpan<byte> frame, int payload, int end, ushort port, ref PacketRecord r, int depth, bool quoted)
     {
         switch (port)
         {

@@ -19,6 +19,59 @@ public static partial class PacketDissector
     // The largest IPv6 payload an IPv4/UDP datagram can carry: tshark refuses a longer one as Teredo.
     private const int MaxTeredoPayloadLength = ushort.MaxValue - Ipv4MinHeaderLength - UdpHeaderLength - Ipv6HeaderLength;
 
+    // L2TPv2 header (RFC 2661 3.1): flags and version, then optional length, tunnel and session ids,
+    // optional Ns and Nr, optional offset size and padding.
+    private const ushort L2tpTypeBit = 0x8000;
+    private const ushort L2tpLengthBit = 0x4000;
+    private const ushort L2tpSequenceBit = 0x0800;
+    private const ushort L2tpOffsetBit = 0x0200;
+    private const ushort L2tpVersionMask = 0x000F;
+    private const ushort L2tpVersion2 = 2;
+    private const int L2tpFlagsLength = 2;
+    private const int L2tpLengthFieldLength = 2;
+    private const int L2tpTunnelAndSessionLength = 4;
+    private const int L2tpSequenceLength = 4;
+    private const int L2tpOffsetSizeLength = 2;
+
+    // GRE header (RFC 2784 2, RFC 2890 2; version 1 is PPTP's enhanced GRE, RFC 2637 4.1): flags and
+    // version, protocol type, then optional 4-octet fields in the order checksum, key, sequence, ack.
+    private const ushort GreChecksumBit = 0x8000;
+    private const ushort GreRoutingBit = 0x4000;
+    private const ushort GreKeyBit = 0x2000;
+    private const ushort GreSequenceBit = 0x1000;
+    private const ushort GreAckBit = 0x0080;
+    private const ushort GreVersionMask = 0x0007;
+    private const int GreBaseHeaderLength = 4;
+    private const int GreProtocolOffset = 2;
+    private const int GreOptionalFieldLength = 4;
+
+    // ERSPAN (draft-foschiano-erspan): type II and III headers; a type III header may carry an 8-octet
+    // platform-specific subheader, flagged by the last bit of its header.
+    private const int ErspanTypeTwoHeaderLength = 8;
+    private const int ErspanTypeThreeHeaderLength = 12;
+    private const int ErspanPlatformSubheaderLength = 8;
+    private const byte ErspanTypeThreeSubheaderBit = 0x01;
+
+    /// <summary>
+    /// Teredo on a port other than 3544, when the options ask for it and the payload passes <see cref="IsTeredo"/>.
+    /// </summary>
+    private static void TryTeredoOnAnyPort(ReadOnlySpan<byte> frame, int payload, int payloadEnd, int udpLength, ref PacketRecord r, int depth)
+    {
+        if ((r.Options & DissectorOptions.TeredoOnAnyPort) == 0)
+        {
+            return;
+        }
+
+        // tshark gives the heuristic the datagram's length as sent; when the snap length cut the frame,
+        // only the UDP length field still says what that was.
+        bool cut = r.CapturedLength < r.FrameLength;
+        int sentPayloadLength = cut && udpLength >= UdpHeaderLength ? udpLength - UdpHeaderLength : payloadEnd - payload;
+        if (IsTeredo(frame[payload..payloadEnd], sentPayloadLength))
+        {
+            DissectTeredo(frame, payload, payloadEnd, ref r, depth);
+        }
+    }
+
     /// <summary>
     /// Whether a UDP payload on a port other than 3544 is Teredo (RFC 4380 5.1.1): tshark's
     /// <c>teredo.heuristic_teredo</c> test, then Zeek's. tshark's: after an optional authentication header and
@@ -86,7 +139,7 @@ public static partial class PacketDissector
         // Like tshark, UDP port 3544 is taken as Teredo and whatever follows the optional headers as IPv6
         // (elsewhere IsTeredo has checked the headers first).
         r.Push(Layer.Teredo);
-        if (data.Length >= 2 && BinaryPrimitives.ReadUInt16BigEndian(data) == TeredoAuthenticationIndicator)
+        if (data.Length >= sizeof(ushort) && BinaryPrimitives.ReadUInt16BigEndian(data) == TeredoAuthenticationIndicator)
         {
             if (data.Length < TeredoAuthLengthOffset + 1)
             {
@@ -102,7 +155,7 @@ public static partial class PacketDissector
             }
         }
 
-        if (data.Length - position >= 2 && BinaryPrimitives.ReadUInt16BigEndian(data[position..]) == TeredoOriginIndicator)
+        if (data.Length - position >= sizeof(ushort) && BinaryPrimitives.ReadUInt16BigEndian(data[position..]) == TeredoOriginIndicator)
         {
             if (data.Length - position < TeredoOriginIndicationLength)
             {
@@ -123,35 +176,37 @@ public static partial class PacketDissector
 
     private static bool DissectL2tp(ReadOnlySpan<byte> frame, int offset, int end, ref PacketRecord r, int depth)
     {
-        const ushort TypeBit = 0x8000, LengthBit = 0x4000, SequenceBit = 0x0800, OffsetBit = 0x0200;
         var data = frame[offset..end];
-        if (data.Length < 2)
+        if (data.Length < L2tpFlagsLength)
         {
             return false;
         }
 
         ushort flags = BinaryPrimitives.ReadUInt16BigEndian(data);
-        if ((flags & 0x000F) != 2)
+        if ((flags & L2tpVersionMask) != L2tpVersion2)
         {
             return false;
         }
 
         r.Push(Layer.L2tp);
-        if ((flags & TypeBit) != 0)
+        if ((flags & L2tpTypeBit) != 0)
         {
             return true; // control message: no payload
         }
 
-        int position = 2 + ((flags & LengthBit) != 0 ? 2 : 0) + 4 + ((flags & SequenceBit) != 0 ? 4 : 0);
-        if ((flags & OffsetBit) != 0)
+        int position = L2tpFlagsLength
+            + ((flags & L2tpLengthBit) != 0 ? L2tpLengthFieldLength : 0)
+            + L2tpTunnelAndSessionLength
+            + ((flags & L2tpSequenceBit) != 0 ? L2tpSequenceLength : 0);
+        if ((flags & L2tpOffsetBit) != 0)
         {
-            if (data.Length < position + 2)
+            if (data.Length < position + L2tpOffsetSizeLength)
             {
                 r.Anomalies |= Anomaly.MalformedTunnel;
                 return true;
             }
 
-            position += 2 + BinaryPrimitives.ReadUInt16BigEndian(data[position..]);
+            position += L2tpOffsetSizeLength + BinaryPrimitives.ReadUInt16BigEndian(data[position..]);
         }
 
         if (data.Length < position)
@@ -166,7 +221,6 @@ public static partial class PacketDissector
 
     private static void DissectGre(ReadOnlySpan<byte> frame, int offset, int end, ref PacketRecord r, int depth)
     {
-        const ushort ChecksumBit = 0x8000, RoutingBit = 0x4000, KeyBit = 0x2000, SequenceBit = 0x1000, AckBit = 0x0080;
         if (depth > MaxEncapsulationDepth)
         {
             r.Anomalies |= Anomaly.EncapsulationTooDeep;
@@ -175,25 +229,27 @@ public static partial class PacketDissector
 
         r.Push(Layer.Gre);
         var data = frame[offset..end];
-        if (data.Length < 4)
+        if (data.Length < GreBaseHeaderLength)
         {
             r.Anomalies |= Anomaly.MalformedTunnel;
             return;
         }
 
         ushort flags = BinaryPrimitives.ReadUInt16BigEndian(data);
-        ushort protocol = BinaryPrimitives.ReadUInt16BigEndian(data[2..]);
-        int version = flags & 0x7;
-        if ((flags & RoutingBit) != 0 || version > 1)
+        ushort protocol = BinaryPrimitives.ReadUInt16BigEndian(data[GreProtocolOffset..]);
+        int version = flags & GreVersionMask;
+        if ((flags & GreRoutingBit) != 0 || version > 1)
         {
             return; // source-routed GRE (RFC 1701) and unknown versions are not followed
         }
 
-        int length = 4 + ((flags & ChecksumBit) != 0 ? 4 : 0) + ((flags & KeyBit) != 0 ? 4 : 0) + ((flags & SequenceBit) != 0 ? 4 : 0);
-        if (version == 1 && (flags & AckBit) != 0)
+        int optionalFields = ((flags & GreChecksumBit) != 0 ? 1 : 0) + ((flags & GreKeyBit) != 0 ? 1 : 0) + ((flags & GreSequenceBit) != 0 ? 1 : 0);
+        if (version == 1 && (flags & GreAckBit) != 0)
         {
-            length += 4; // enhanced GRE (PPTP, RFC 2637) acknowledgment number
+            optionalFields++; // enhanced GRE's acknowledgment number
         }
+
+        int length = GreBaseHeaderLength + (optionalFields * GreOptionalFieldLength);
 
         if (data.Length < length)
         {
@@ -219,20 +275,17 @@ public static partial class PacketDissector
                 break;
             case EtherTypeErspanII:
             case EtherTypeErspanIII:
-                DissectErspan(bounded, inner, protocol == EtherTypeErspanIII, (flags & SequenceBit) != 0, ref r, depth);
+                DissectErspan(bounded, inner, protocol == EtherTypeErspanIII, (flags & GreSequenceBit) != 0, ref r, depth);
                 break;
         }
     }
 
     private static void DissectErspan(ReadOnlySpan<byte> frame, int offset, bool typeThree, bool hasHeader, ref PacketRecord r, int depth)
     {
-        const int TypeTwoHeaderLength = 8;
-        const int TypeThreeHeaderLength = 12;
-        const int PlatformSubheaderLength = 8;
         r.Push(Layer.Erspan);
 
         // ERSPAN type I has no header of its own; GRE without a sequence number marks it.
-        int length = !hasHeader ? 0 : typeThree ? TypeThreeHeaderLength : TypeTwoHeaderLength;
+        int length = !hasHeader ? 0 : typeThree ? ErspanTypeThreeHeaderLength : ErspanTypeTwoHeaderLength;
         var data = frame[offset..];
         if (data.Length < length)
         {
@@ -240,9 +293,9 @@ public static partial class PacketDissector
             return;
         }
 
-        if (typeThree && hasHeader && (data[TypeThreeHeaderLength - 1] & 0x01) != 0)
+        if (typeThree && hasHeader && (data[ErspanTypeThreeHeaderLength - 1] & ErspanTypeThreeSubheaderBit) != 0)
         {
-            length += PlatformSubheaderLength;
+            length += ErspanPlatformSubheaderLength;
             if (data.Length < length)
             {
                 r.Anomalies |= Anomaly.MalformedTunnel;
