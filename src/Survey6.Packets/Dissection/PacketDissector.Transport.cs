@@ -93,15 +93,8 @@ public static partial class PacketDissector
 
     private static void DissectTcp(ReadOnlySpan<byte> frame, int offset, int end, ref PacketRecord r, bool flowOwner)
     {
-        r.Push(Layer.Tcp);
         var data = frame[offset..end];
-        bool first = (r.Present & FieldPresence.TcpSourcePort) == 0;
-        if (data.Length < TcpMinHeaderLength)
-        {
-            r.Anomalies |= Anomaly.TruncatedTransportHeader;
-        }
-
-        if (!TryReadPorts(data, ref r, first, flowOwner, FieldPresence.TcpSourcePort | FieldPresence.TcpDestinationPort, ref r.TcpSourcePort, ref r.TcpDestinationPort, out ushort sourcePort, out ushort destinationPort))
+        if (!TryReadPorts(data, Layer.Tcp, TcpMinHeaderLength, ref r, flowOwner, out bool first, out ushort sourcePort, out ushort destinationPort))
         {
             return;
         }
@@ -152,23 +145,44 @@ public static partial class PacketDissector
     }
 
     /// <summary>
-    /// Reads a TCP or UDP port pair. tshark reads both ports before it shows either, so a header cut
-    /// inside the pair reports neither.
+    /// Starts a TCP or UDP header: its layer, a header shorter than <paramref name="minLength"/> flagged, and
+    /// the port pair. tshark reads both ports before it shows either, so a header cut inside the pair reports
+    /// neither. The frame's first header of the kind fills the record's ports (tshark's first occurrence).
     /// </summary>
-    private static bool TryReadPorts(ReadOnlySpan<byte> data, ref PacketRecord r, bool first, bool flowOwner, FieldPresence fields, ref ushort firstSource, ref ushort firstDestination, out ushort sourcePort, out ushort destinationPort)
+    private static bool TryReadPorts(ReadOnlySpan<byte> header, Layer layer, int minLength, ref PacketRecord r, bool flowOwner, out bool first, out ushort sourcePort, out ushort destinationPort)
     {
-        if (data.Length < DestinationPortOffset + sizeof(ushort))
+        r.Push(layer);
+        bool tcp = layer == Layer.Tcp;
+        var fields = tcp
+            ? FieldPresence.TcpSourcePort | FieldPresence.TcpDestinationPort
+            : FieldPresence.UdpSourcePort | FieldPresence.UdpDestinationPort;
+        first = (r.Present & fields) == 0;
+        if (header.Length < minLength)
+        {
+            r.Anomalies |= Anomaly.TruncatedTransportHeader;
+        }
+
+        if (header.Length < DestinationPortOffset + sizeof(ushort))
         {
             sourcePort = destinationPort = 0;
             return false;
         }
 
-        sourcePort = BinaryPrimitives.ReadUInt16BigEndian(data[SourcePortOffset..]);
-        destinationPort = BinaryPrimitives.ReadUInt16BigEndian(data[DestinationPortOffset..]);
+        sourcePort = BinaryPrimitives.ReadUInt16BigEndian(header[SourcePortOffset..]);
+        destinationPort = BinaryPrimitives.ReadUInt16BigEndian(header[DestinationPortOffset..]);
         if (first)
         {
-            firstSource = sourcePort;
-            firstDestination = destinationPort;
+            if (tcp)
+            {
+                r.TcpSourcePort = sourcePort;
+                r.TcpDestinationPort = destinationPort;
+            }
+            else
+            {
+                r.UdpSourcePort = sourcePort;
+                r.UdpDestinationPort = destinationPort;
+            }
+
             r.Present |= fields;
         }
 
@@ -183,15 +197,8 @@ public static partial class PacketDissector
 
     private static void DissectUdp(ReadOnlySpan<byte> frame, int offset, int end, ref PacketRecord r, int depth, bool flowOwner, bool quoted)
     {
-        r.Push(Layer.Udp);
         var data = frame[offset..end];
-        bool first = (r.Present & FieldPresence.UdpSourcePort) == 0;
-        if (data.Length < UdpHeaderLength)
-        {
-            r.Anomalies |= Anomaly.TruncatedTransportHeader;
-        }
-
-        if (!TryReadPorts(data, ref r, first, flowOwner, FieldPresence.UdpSourcePort | FieldPresence.UdpDestinationPort, ref r.UdpSourcePort, ref r.UdpDestinationPort, out ushort sourcePort, out ushort destinationPort))
+        if (!TryReadPorts(data, Layer.Udp, UdpHeaderLength, ref r, flowOwner, out _, out ushort sourcePort, out ushort destinationPort))
         {
             return;
         }
