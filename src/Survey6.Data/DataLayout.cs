@@ -127,11 +127,8 @@ public sealed partial class DataLayout
             Directory.CreateDirectory(Root);
             return;
         }
-        if (!Directory.Exists(Root))
-        {
-            // Missing parents too are created owner-only; an existing parent keeps its mode.
-            Directory.CreateDirectory(Root, SecureFiles.OwnerOnlyDirectory);
-        }
+        // Missing parents too are created owner-only; an existing parent keeps its mode.
+        SecureFiles.CreateOwnerOnlyDirectory(Root);
         var mode = File.GetUnixFileMode(Root);
         if ((mode & SecureFiles.GroupOrOther) == 0)
             return;

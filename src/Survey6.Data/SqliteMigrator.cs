@@ -62,12 +62,14 @@ public static class SqliteMigrator
             // never both find a step missing.
             using var transaction = connection.BeginTransaction();
             var current = CurrentVersion(connection, transaction, steps, adoptVersion, time);
-            if (current >= step.Version)
-                continue;
-            Execute(connection, transaction, step.Sql);
-            Record(connection, transaction, step, time);
+            if (current < step.Version)
+            {
+                Execute(connection, transaction, step.Sql);
+                Record(connection, transaction, step, time);
+                applied++;
+            }
+            // Also when there was nothing to apply: the table, or an adopted file's record, is kept.
             transaction.Commit();
-            applied++;
         }
 
         return applied;

@@ -56,22 +56,15 @@ public sealed class SqliteIngestQueueTests : IngestQueueContractTests
     public async Task A_queue_file_made_before_schema_versions_is_adopted_and_keeps_its_items()
     {
         // What earlier releases left: the same tables, created IF NOT EXISTS, no schema_version, one item waiting.
-        var item = TestItems.Capture(1);
+        var item = TestItems.Capture(1); // odd: no manifest
         Directory.CreateDirectory(Path.GetDirectoryName(DbPath)!);
         using (var connection = new SqliteConnection($"Data Source={DbPath};Pooling=false"))
         {
             connection.Open();
             using var command = connection.CreateCommand();
-            command.CommandText = "PRAGMA journal_mode = WAL;" + IngestMigrations.Steps[0].Sql + """
-                INSERT INTO ingest_queue (sha256, probe_id, stored_path, size_bytes, received_at, manifest_path, enqueued_at, visible_at)
-                VALUES ($sha, $probe, $path, $size, $received, $manifest, 0, 0);
-                """;
-            command.Parameters.AddWithValue("$sha", item.Sha256);
-            command.Parameters.AddWithValue("$probe", item.ProbeId);
-            command.Parameters.AddWithValue("$path", item.StoredPath);
-            command.Parameters.AddWithValue("$size", item.SizeBytes);
-            command.Parameters.AddWithValue("$received", Wire.FormatTime(item.ReceivedAt));
-            command.Parameters.AddWithValue("$manifest", (object?)item.ManifestPath ?? DBNull.Value);
+            command.CommandText = "PRAGMA journal_mode = WAL;" + IngestMigrations.Steps[0].Sql +
+                "INSERT INTO ingest_queue (sha256, probe_id, stored_path, size_bytes, received_at, manifest_path, enqueued_at, visible_at) " +
+                $"VALUES ('{item.Sha256}', '{item.ProbeId}', '{item.StoredPath}', {item.SizeBytes}, '{Wire.FormatTime(item.ReceivedAt)}', NULL, 0, 0)";
             command.ExecuteNonQuery();
         }
 

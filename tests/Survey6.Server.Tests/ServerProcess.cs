@@ -69,7 +69,7 @@ internal sealed class ServerProcess : IDisposable
         server._process.BeginOutputReadLine();
         server._process.BeginErrorReadLine();
 
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var deadline = DateTime.UtcNow.AddSeconds(90); // generous: a busy CI machine starts a .NET host slowly
         while (server.Line("ca-hash: ") is null)
         {
             if (server._process.HasExited || DateTime.UtcNow > deadline)

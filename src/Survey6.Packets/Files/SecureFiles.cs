@@ -21,9 +21,14 @@ public static class SecureFiles
         if (Directory.Exists(path))
             return;
         if (OperatingSystem.IsWindows())
+        {
             Directory.CreateDirectory(path);
-        else
-            Directory.CreateDirectory(path, OwnerOnlyDirectory);
+            return;
+        }
+        // The mode of Directory.CreateDirectory applies to the last folder only: each missing parent is made here.
+        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } parent)
+            CreateOwnerOnlyDirectory(parent);
+        Directory.CreateDirectory(path, OwnerOnlyDirectory);
     }
 
     /// <summary>Creates an empty file owner-only (0600) if there is none, so that a program creating it later (SQLite) does not pick the umask's mode.</summary>
