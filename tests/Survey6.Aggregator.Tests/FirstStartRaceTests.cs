@@ -25,9 +25,11 @@ public sealed class FirstStartRaceTests(ITestOutputHelper output)
             for (int round = 0; round < Rounds; round++)
             {
                 var data = Path.Combine(root, "round-" + round);
-                // --source queue: every process opens the SQLite ingest queue (ingest.db) as well as the ledger.
+                // --source queue: every process opens the SQLite ingest queue (ingest.db) as well as the ledger. The parse
+                // stage alone builds everything a run needs (ledger, queue, lake) without the aggregate stage's DuckDB.
                 var children = Enumerable.Range(0, Processes)
-                    .Select(i => ChildProcess.Start($"round {round} process {i}", ["aggregate", "once", "--data-dir", data, "--source", "queue"], workingDirectory: root))
+                    .Select(i => ChildProcess.Start($"round {round} process {i}",
+                        ["aggregate", "once", "--stage", "parse", "--data-dir", data, "--source", "queue"], workingDirectory: root))
                     .ToList();
                 try
                 {
