@@ -43,7 +43,7 @@ var sha = new string('a', 64);
 var manifest = Path.Combine(work, "bench.manifest.json");
 BenchManifest.Write(manifest, sha, "bench", new DateTimeOffset(2024, 5, 1, 10, 0, 0, TimeSpan.Zero), new DateTimeOffset(2024, 5, 1, 11, 0, 0, TimeSpan.Zero));
 var pending = new PendingCapture(sha, "bench", new DateOnly(2024, 5, 1), capture, manifest);
-var lake = new LakeLayout(Path.Combine(work, "lake"));
+var lake = new LakeLayout(new Survey6.Data.DataLayout(work).Lake);
 if (args.Length > 4 && args[4] == "anonymise")
     return AnonymisationBench.Run(pending, lake, frames, rowGroup, repeats);
 
