@@ -78,6 +78,8 @@ internal static class SpoolContents
 
         var manifestPath = path[..^".pcapng".Length] + ".manifest.json";
         Assert.True(File.Exists(manifestPath), $"{name} has no manifest");
+        // Every manifest the probe writes is a valid one of the contract the server checks uploads against.
+        Survey6.Contracts.Manifests.CaptureManifest.Parse(File.ReadAllBytes(manifestPath));
         using var manifest = JsonDocument.Parse(File.ReadAllText(manifestPath));
         var bytes = File.ReadAllBytes(path);
         return new SpoolCapture(
