@@ -123,39 +123,31 @@ internal static class SpoolContents
             return unknown;
         var ip4 = data[at..];
         var headerLength = (ip4[0] & 0x0F) * 4;
+        if (headerLength < 20 || ip4.Length < headerLength)
+            return unknown;
         if (ip4[9] == 41)
             return Ipv6(unknown, ip4[headerLength..], "6in4");
-        if (ip4[9] == 17 && ip4.Length >= headerLength + 8)
+        var transport = ip4[headerLength..];
+        if (ip4[9] == 17 && transport.Length >= 8)
         {
             // Teredo on its port, or elsewhere an IPv6 packet that exactly fills the datagram (all the tests send).
-            var udp = ip4[headerLength..];
-            var payload = udp[8..];
-            if (BinaryPrimitives.ReadUInt16BigEndian(udp[2..]) == 3544
+            var payload = transport[8..];
+            if (BinaryPrimitives.ReadUInt16BigEndian(transport[2..]) == 3544
                 || (payload.Length >= 40 && payload[0] >> 4 == 6 && BinaryPrimitives.ReadUInt16BigEndian(payload[4..]) + 40 == payload.Length))
                 return Ipv6(unknown, payload, "teredo");
-            return unknown with
-            {
-                Encapsulation = "ipv4",
-                Source = new IPAddress(ip4.Slice(12, 4)),
-                Destination = new IPAddress(ip4.Slice(16, 4)),
-                NextHeader = 17,
-                SourcePort = BinaryPrimitives.ReadUInt16BigEndian(udp),
-                DestinationPort = BinaryPrimitives.ReadUInt16BigEndian(udp[2..]),
-            };
         }
 
-        if (ip4[9] == 6 && ip4.Length >= headerLength + 14)
+        if ((ip4[9] == 17 && transport.Length >= 8) || (ip4[9] == 6 && transport.Length >= 14))
         {
-            var tcp = ip4[headerLength..];
             return unknown with
             {
                 Encapsulation = "ipv4",
                 Source = new IPAddress(ip4.Slice(12, 4)),
                 Destination = new IPAddress(ip4.Slice(16, 4)),
-                NextHeader = 6,
-                SourcePort = BinaryPrimitives.ReadUInt16BigEndian(tcp),
-                DestinationPort = BinaryPrimitives.ReadUInt16BigEndian(tcp[2..]),
-                TcpFlags = tcp[13],
+                NextHeader = ip4[9],
+                SourcePort = BinaryPrimitives.ReadUInt16BigEndian(transport),
+                DestinationPort = BinaryPrimitives.ReadUInt16BigEndian(transport[2..]),
+                TcpFlags = ip4[9] == 6 ? transport[13] : -1,
             };
         }
 
