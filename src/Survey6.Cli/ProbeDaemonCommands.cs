@@ -184,6 +184,14 @@ public static class ProbeDaemonCommands
         output.WriteLine($"probe:      {s.ProbeId}{(s.Joined ? "" : " (not joined)")}, survey6 {s.Version}");
         output.WriteLine($"state:      {s.State}{(s.StateReason is { } why ? " (" + why + ")" : "")} since {s.StateSince:u}");
         output.WriteLine($"capture:    {string.Join(", ", s.Interfaces)}; filter '{s.Filter}'; snaplen {s.SnapLength}");
+        if (s.OwnTraffic is { } own)
+        {
+            var server = Invariant($"{own.Host} port {own.Port}");
+            output.WriteLine(own.LeftOut
+                ? $"own:        traffic with the C&C {server} left out ({(own.Addresses.Count > 0 ? string.Join(", ", own.Addresses) : "not resolved yet")}){(own.Problem is { } problem ? "; last resolution failed: " + problem : "")}"
+                : $"own:        traffic with the C&C {server} is captured (Probe:Capture:ExcludeOwnTraffic is false)");
+        }
+
         output.WriteLine(Invariant($"rate:       {c.FramesPerSecond:0.#} frames/s, {Bytes((long)c.BytesPerSecond)}/s; queue {c.QueueDepth}"));
         output.WriteLine(Invariant($"frames:     {c.Captured} captured, {c.Written} written, {c.PcapReceived} seen by the kernel filter"));
         output.WriteLine(Invariant($"drops:      kernel {c.KernelDropped}, interface {c.InterfaceDropped}, queue {c.QueueDropped}, disk {c.DiskDropped}"));
