@@ -16,6 +16,9 @@ internal sealed class ServerProcess : IDisposable
 
     public Uri GrpcUrl { get; private set; } = null!;
 
+    /// <summary>The operator endpoint, when started with one.</summary>
+    public Uri? HttpUrl { get; private set; }
+
     public string Pin { get; private set; } = "";
 
     public int Id => _process.Id;
@@ -34,7 +37,8 @@ internal sealed class ServerProcess : IDisposable
     /// Starts the server on <paramref name="dataDirectory"/> and waits until it prints where it listens. Without
     /// <paramref name="aggregator"/> it runs with <c>--no-aggregator</c>, so the ingest queue keeps what it was given.
     /// </summary>
-    public static async Task<ServerProcess> StartAsync(string dataDirectory, int port, bool aggregator = false, IReadOnlyDictionary<string, string>? environment = null)
+    public static async Task<ServerProcess> StartAsync(
+        string dataDirectory, int port, bool aggregator = false, IReadOnlyDictionary<string, string>? environment = null, string httpListen = "")
     {
         var start = new ProcessStartInfo(DotnetHost())
         {
@@ -45,7 +49,7 @@ internal sealed class ServerProcess : IDisposable
         foreach (var argument in new[]
                  {
                      Path.Combine(AppContext.BaseDirectory, "survey6.dll"), "server", "run", "--data-dir", dataDirectory,
-                     "--grpc-listen", $"127.0.0.1:{port}", "--http-listen", "",
+                     "--grpc-listen", $"127.0.0.1:{port}", "--http-listen", httpListen,
                  })
         {
             start.ArgumentList.Add(argument);
@@ -74,6 +78,7 @@ internal sealed class ServerProcess : IDisposable
         }
 
         server.GrpcUrl = new Uri(server.Line("grpc: ")!);
+        server.HttpUrl = server.Line("http: ") is { } http && http != "none" ? new Uri(http) : null;
         server.Pin = server.Line("ca-hash: ")!;
         return server;
     }

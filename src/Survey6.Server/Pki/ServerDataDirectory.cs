@@ -18,6 +18,9 @@ public sealed class ServerDataDirectory(string root)
 
     public string StateDatabase => Path.Combine(Root, "state.db");
 
+    /// <summary>The web UI's Data Protection keys (session cookies, antiforgery tokens), owner-only.</summary>
+    public string DataProtectionKeys => Path.Combine(Root, "data-protection");
+
     /// <summary>Creates the data and pki directories owner-only (0700) if missing.</summary>
     public void EnsureCreated()
     {
