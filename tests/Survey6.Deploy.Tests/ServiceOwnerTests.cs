@@ -30,6 +30,8 @@ public sealed partial class ServiceOwnerTests(PackagesFixture packages) : IDispo
         Assert.Contains("survey6 probe join --server ", token.Stdout, StringComparison.Ordinal);
         Tool.Run(survey6, "server", "api-token", "create", "--data-dir", data, "--name", "ops").Check();
         Tool.Run("sh", "-c", $"echo 'a long password 123' | {survey6} server admin set-password --data-dir {data}").Check();
+        // The package lies in a directory only root can read: read as root, written as the repository's owner.
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Path.GetDirectoryName(packages.Probe)!));
         Tool.Run(survey6, "server", "repo", "add", packages.Probe, "--data-dir", data).Check();
         Assert.StartsWith("-----BEGIN PGP PUBLIC KEY BLOCK-----", Tool.Run(survey6, "server", "repo", "key", "--data-dir", data).Check().Stdout, StringComparison.Ordinal);
         foreach (var read in new[] { new[] { "token", "list" }, ["probes"], ["uploads"], ["api-token", "list"], ["repo", "list"] })
