@@ -51,6 +51,8 @@ public static class ProbeDaemonCommands
             var overrides = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
             if (parse.GetValue(stateDir) is { } dir)
                 overrides["Probe:StateDirectory"] = Path.GetFullPath(dir);
+            if (DirectoryOwner.DaemonRefusal(Paths(parse, config, stateDir).Root, parse) is { } refusal)
+                return Fail(parse, "run", refusal);
             try
             {
                 using var host = ProbeDaemonHosting.CreateBuilder(parse.GetValue(config), overrides).Build();
@@ -127,6 +129,8 @@ public static class ProbeDaemonCommands
         ProbeDaemonReply? reply;
         try
         {
+            // Without a daemon the flag is written here: as the state directory's owner, so the daemon can read it.
+            DirectoryOwner.Become(paths.Root, parse);
             reply = await ProbeDaemonClient.SendAsync(paths.SocketPath, command, reason, SocketTimeout, cancellationToken).ConfigureAwait(false);
             if (reply is null)
             {

@@ -18,13 +18,16 @@ public static partial class ServerCommands
             if (password is null || password.Length < WebAdminStore.MinPasswordLength)
                 return Fail(parse, "admin set-password", $"expected a password of at least {WebAdminStore.MinPasswordLength} characters on standard input");
 
-            // May run before the server ever started: it creates the data directory if needed.
-            var directory = new ServerDataDirectory(LoadOptions(parse, dataDir, config).DataDirectory);
-            directory.EnsureCreated();
-            var database = StateDatabase.OpenAndMigrate(directory.StateDatabase);
-            new WebAdminStore(new SettingsStore(database), TimeProvider.System).SetPassword(password);
-            parse.InvocationConfiguration.Output.WriteLine($"password set for user {WebAdminStore.UserName}; a running server uses it for the next login");
-            return 0;
+            return WithState(parse, "admin set-password", () =>
+            {
+                // May run before the server ever started: it creates the data directory if needed.
+                var directory = new ServerDataDirectory(LoadOptions(parse, dataDir, config).DataDirectory);
+                directory.EnsureCreated();
+                var database = StateDatabase.OpenAndMigrate(directory.StateDatabase);
+                new WebAdminStore(new SettingsStore(database), TimeProvider.System).SetPassword(password);
+                parse.InvocationConfiguration.Output.WriteLine($"password set for user {WebAdminStore.UserName}; a running server uses it for the next login");
+                return 0;
+            });
         });
         group.Subcommands.Add(setPassword);
         return group;

@@ -16,6 +16,9 @@ internal sealed class ServerProcess : IDisposable
 
     public Uri GrpcUrl { get; private set; } = null!;
 
+    /// <summary>The operator endpoint, when started with one.</summary>
+    public Uri? HttpUrl { get; private set; }
+
     public string Pin { get; private set; } = "";
 
     public int Id => _process.Id;
@@ -36,7 +39,7 @@ internal sealed class ServerProcess : IDisposable
     /// </summary>
     /// <param name="umask">The file mode mask to start it under (octal, as the shell's <c>umask</c> takes it); null: the test's own.</param>
     public static async Task<ServerProcess> StartAsync(string dataDirectory, int port, bool aggregator = false, IReadOnlyDictionary<string, string>? environment = null,
-        string? umask = null)
+        string? umask = null, string httpListen = "")
     {
         var start = new ProcessStartInfo(umask is null ? DotnetHost() : "/bin/sh")
         {
@@ -53,7 +56,7 @@ internal sealed class ServerProcess : IDisposable
         foreach (var argument in new[]
                  {
                      Path.Combine(AppContext.BaseDirectory, "survey6.dll"), "server", "run", "--data-dir", dataDirectory,
-                     "--grpc-listen", $"127.0.0.1:{port}", "--http-listen", "",
+                     "--grpc-listen", $"127.0.0.1:{port}", "--http-listen", httpListen,
                  })
         {
             start.ArgumentList.Add(argument);
@@ -82,6 +85,7 @@ internal sealed class ServerProcess : IDisposable
         }
 
         server.GrpcUrl = new Uri(server.Line("grpc: ")!);
+        server.HttpUrl = server.Line("http: ") is { } http && http != "none" ? new Uri(http) : null;
         server.Pin = server.Line("ca-hash: ")!;
         return server;
     }

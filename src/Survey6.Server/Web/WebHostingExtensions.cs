@@ -33,6 +33,7 @@ public static partial class WebHostingExtensions
 
     public static IServiceCollection AddSurvey6Web(this IServiceCollection services)
     {
+        services.AddSurvey6DataProtection();
         services.AddSingleton<WebAdminStore>();
         services.AddSingleton<WebData>();
         services.AddSingleton<AggregatorLedgerReader>();
@@ -85,6 +86,10 @@ public static partial class WebHostingExtensions
         web.MapPost("/login", LoginAsync);
         web.MapPost("/logout", async (HttpContext context, IAntiforgery antiforgery) =>
         {
+            // Open to anyone (an expired session just lands on the login page), so no policy reads the cookie here; the
+            // form's token was issued to the logged-in user and only validates against that user.
+            if ((await context.AuthenticateAsync(ApiAuthentication.CookieScheme).ConfigureAwait(false)).Principal is { } user)
+                context.User = user;
             if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
                 return Refused();
             await context.SignOutAsync(ApiAuthentication.CookieScheme).ConfigureAwait(false);
