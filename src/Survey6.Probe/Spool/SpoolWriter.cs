@@ -6,27 +6,14 @@ using Survey6.Probe.Diagnostics;
 
 namespace Survey6.Probe.Spool;
 
-/// <summary>State of the disk guard.</summary>
-public enum DiskGuardState
-{
-    /// <summary>Frames are written.</summary>
-    Ok,
-
-    /// <summary>pause-capture tripped: frames are counted as disk drops until there is room for a whole file.</summary>
-    Paused,
-
-    /// <summary>evict-oldest found nothing left to evict: frames are counted as disk drops, retried every guard interval.</summary>
-    Full,
-}
-
 /// <summary>The file being written, as status shows it.</summary>
 public sealed record OpenSpoolFileInfo(string Name, long Bytes, long Frames, DateTimeOffset OpenedAt);
 
 /// <summary>
 /// The single consumer of the <see cref="CaptureQueue"/>: writes frames into pcapng spool files
 /// (one SHB with the probe's metadata, one IDB per interface of the run, EPBs), rotates them by size
-/// and age, closes each with one ISB per interface holding the counters of its window, and guards
-/// the disk. A file is written as <c>NAME.pcapng.partial</c>, its header fsynced at once; at close
+/// and age, closes each with one ISB per interface holding the counters of its window, and asks the
+/// <see cref="DiskGuard"/> before each frame. A file is written as <c>NAME.pcapng.partial</c>, its header fsynced at once; at close
 /// the ISBs are appended, the file fsynced, renamed and described by its manifest
 /// (<see cref="SpoolDirectory.Publish"/>).
 /// </summary>
@@ -52,7 +39,9 @@ public sealed class SpoolWriter
     // Changed by a new policy while the writer runs (SetRotation).
     private long _rotateAgeTicks;
     private long _rotateSizeBytes;
-    private readonly long _guardTicks;
+    private readonly DiskGuard _guard;
+    // Cached so that the per-frame guard check allocates no delegate.
+    private readonly Action _flushOpenFile;
 
     private CaptureRun? _run;
     private OpenFile? _file;
@@ -60,11 +49,6 @@ public sealed class SpoolWriter
     private long _windowStartNanoseconds;
     private long _nextTick;
 
-    private long _freeAtMeasure = long.MaxValue;
-    private long _writtenSinceMeasure;
-    private volatile DiskGuardState _guardState;
-    private long _blockedUntil;
-    private long _dropsAtTrip;
     private volatile OpenSpoolFileInfo? _current;
     private long _filesClosed;
     // Closed files on their way to the spool (fsync, manifest), in order; see Close.
@@ -81,7 +65,8 @@ public sealed class SpoolWriter
         _logger = logger;
         _rotateAgeTicks = (long)(_options.RotateAge.TotalSeconds * time.TimestampFrequency);
         _rotateSizeBytes = _options.RotateSizeBytes;
-        _guardTicks = (long)(_options.GuardInterval.TotalSeconds * time.TimestampFrequency);
+        _guard = new DiskGuard(spool, _options, time, logger, () => _run?.Totals().DiskDropped ?? 0);
+        _flushOpenFile = FlushIfDirty;
     }
 
     public long RotateSizeBytes => Volatile.Read(ref _rotateSizeBytes);
@@ -113,7 +98,7 @@ public sealed class SpoolWriter
         return null;
     }
 
-    public DiskGuardState GuardState => _guardState;
+    public DiskGuardState GuardState => _guard.State;
 
     /// <summary>The open file, or null between files.</summary>
     public OpenSpoolFileInfo? CurrentFile => _current;
@@ -133,8 +118,8 @@ public sealed class SpoolWriter
         var reader = _queue.Reader;
         Task<bool>? waiting = null;
         Task? tick = null;
-        MeasureFreeSpace();
-        _nextTick = _time.GetTimestamp() + _guardTicks;
+        _guard.Measure();
+        _nextTick = _time.GetTimestamp() + _guard.IntervalTicks;
         try
         {
             while (true)
@@ -240,7 +225,10 @@ public sealed class SpoolWriter
                     Close(CloseReason.Age);
             }
 
-            if (!GuardAllows(block) || (_file is null && !TryOpen()))
+            var verdict = _guard.Check(block, _file?.Writer.BytesWritten ?? 0, _flushOpenFile);
+            if (verdict == DiskGuardVerdict.CloseAndDrop)
+                Close(CloseReason.DiskGuard); // what is written stays a complete, uploadable file
+            if (verdict != DiskGuardVerdict.Write || (_file is null && !TryOpen()))
             {
                 Interlocked.Increment(ref source.Counters.DiskDroppedField);
                 return;
@@ -250,7 +238,7 @@ public sealed class SpoolWriter
             file.Writer.WritePacket(source.Index, item.TimestampNanoseconds, item.Buffer.AsSpan(0, item.Length), item.OriginalLength);
             file.Frames++;
             file.Dirty = true;
-            _writtenSinceMeasure += block;
+            _guard.Written(block);
             Interlocked.Increment(ref source.Counters.WrittenField);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -294,7 +282,7 @@ public sealed class SpoolWriter
             // The header is made durable first: a file cut short by a crash always keeps its interfaces.
             writer.Flush();
             stream.Flush(flushToDisk: true);
-            _writtenSinceMeasure += writer.BytesWritten;
+            _guard.Written(writer.BytesWritten);
             _file = new OpenFile(partial, sequence, opened, _time.GetTimestamp(), stream, writer);
             _current = new OpenSpoolFileInfo(Path.GetFileName(partial), writer.BytesWritten, 0, opened);
             return true;
@@ -349,7 +337,7 @@ public sealed class SpoolWriter
             Release(file);
             TryRecover(file.PartialPath);
             ResetBaseline(run);
-            MeasureFreeSpace();
+            _guard.Measure();
             return;
         }
 
@@ -362,7 +350,7 @@ public sealed class SpoolWriter
         _publishing = previous.ContinueWith(_ => Publish(file, reason), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
         if (reason is not (CloseReason.Size or CloseReason.Age))
             _publishing.GetAwaiter().GetResult();
-        MeasureFreeSpace();
+        _guard.Measure();
     }
 
     private void Publish(OpenFile file, CloseReason reason)
@@ -397,7 +385,7 @@ public sealed class SpoolWriter
         Release(file);
         TryRecover(file.PartialPath);
         ResetBaseline(_run);
-        MeasureFreeSpace();
+        _guard.Measure();
     }
 
     private void TryRecover(string partial)
@@ -444,17 +432,11 @@ public sealed class SpoolWriter
     private void Tick()
     {
         var now = _time.GetTimestamp();
-        _nextTick = now + _guardTicks;
+        _nextTick = now + _guard.IntervalTicks;
         if (_file is { } open && now - open.OpenedTimestamp >= Volatile.Read(ref _rotateAgeTicks))
             Close(CloseReason.Age);
         FlushIfDirty();
-        MeasureFreeSpace();
-        if (_guardState == DiskGuardState.Paused && RoomForAWholeFile())
-            Resume();
-        // Without this, a full guard is only lifted by the next frame: on a quiet link the probe would go on
-        // reporting "spool full" (and the server "degraded") long after the disk was freed.
-        else if (_guardState == DiskGuardState.Full && WithinLimits(0))
-            Resume();
+        _guard.Tick(Volatile.Read(ref _rotateSizeBytes), _file?.Writer.BytesWritten ?? 0);
     }
 
     private void FlushIfDirty()
@@ -471,99 +453,6 @@ public sealed class SpoolWriter
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Abandon(e);
-        }
-    }
-
-    private bool GuardAllows(long block)
-    {
-        switch (_guardState)
-        {
-            case DiskGuardState.Paused:
-                return false;
-            case DiskGuardState.Full when _time.GetTimestamp() < _blockedUntil:
-                return false;
-        }
-
-        if (WithinLimits(block))
-        {
-            if (_guardState == DiskGuardState.Full)
-                Resume();
-            return true;
-        }
-
-        return HandlePressure(block);
-    }
-
-    private bool WithinLimits(long block)
-    {
-        var reserve = SpoolOptions.CloseReserveBytes + block;
-        var current = _file?.Writer.BytesWritten ?? 0;
-        return _spool.ClosedBytes + current + reserve <= _options.MaxSpoolBytes
-            && _freeAtMeasure - _writtenSinceMeasure - reserve >= _options.MinFreeDiskBytes;
-    }
-
-    private bool HandlePressure(long block)
-    {
-        FlushIfDirty();
-        MeasureFreeSpace();
-        if (WithinLimits(block))
-            return true;
-
-        if (_options.DiskPolicy == DiskPolicy.EvictOldest)
-        {
-            while (!WithinLimits(block) && _spool.EvictOldest() is { } evicted)
-            {
-                MeasureFreeSpace();
-                ProbeLog.FileEvicted(_logger, SpoolOptions.PolicyName(_options.DiskPolicy), evicted.Name, evicted.TotalBytes, evicted.Frames, _spool.ClosedBytes, _freeAtMeasure);
-            }
-
-            if (WithinLimits(block))
-                return true;
-            if (_guardState != DiskGuardState.Full)
-            {
-                ProbeLog.DiskFull(_logger, _spool.ClosedBytes + (_file?.Writer.BytesWritten ?? 0), _freeAtMeasure);
-                _dropsAtTrip = TotalDiskDrops();
-            }
-
-            _guardState = DiskGuardState.Full;
-            _blockedUntil = _time.GetTimestamp() + _guardTicks;
-            return false;
-        }
-
-        ProbeLog.DiskPaused(_logger, _spool.ClosedBytes + (_file?.Writer.BytesWritten ?? 0), _options.MaxSpoolBytes, _freeAtMeasure, _options.MinFreeDiskBytes);
-        _dropsAtTrip = TotalDiskDrops();
-        _guardState = DiskGuardState.Paused;
-        // The reserve guarantees room to close it: what is written stays a complete, uploadable file.
-        Close(CloseReason.DiskGuard);
-        return false;
-    }
-
-    private bool RoomForAWholeFile()
-    {
-        var needed = Volatile.Read(ref _rotateSizeBytes) + SpoolOptions.CloseReserveBytes;
-        return _spool.ClosedBytes + needed <= _options.MaxSpoolBytes
-            && _freeAtMeasure - needed >= _options.MinFreeDiskBytes;
-    }
-
-    private void Resume()
-    {
-        _guardState = DiskGuardState.Ok;
-        var dropped = TotalDiskDrops() - _dropsAtTrip;
-        ProbeLog.DiskResumed(_logger, dropped);
-    }
-
-    private long TotalDiskDrops() => _run?.Totals().DiskDropped ?? 0;
-
-    private void MeasureFreeSpace()
-    {
-        try
-        {
-            _freeAtMeasure = _spool.FreeDiskBytes();
-            _writtenSinceMeasure = 0;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
-        {
-            // Keep the previous measure; the next tick tries again.
         }
     }
 
