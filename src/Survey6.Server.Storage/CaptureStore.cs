@@ -291,6 +291,9 @@ public sealed class CaptureStore
         return stored;
     }
 
+    /// <summary>Sessions that hold or wait for one capture in this process.</summary>
+    internal int SessionsFor(string probeId, string sha256) => _locks.Contenders(CaptureKey(probeId, StorageLayout.NormalizeSha(sha256) ?? sha256));
+
     /// <summary>Opens or creates the part file with an exclusive lock, waiting while another process holds it.</summary>
     private async ValueTask<FileStream> OpenPartAsync(string probeId, string sha, CancellationToken cancellationToken)
     {

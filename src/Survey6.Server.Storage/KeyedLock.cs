@@ -32,6 +32,13 @@ internal sealed class KeyedLock
         return acquired ? new Lease(this, key, entry) : null;
     }
 
+    /// <summary>How many hold or wait for <paramref name="key"/>: what a test waits on to know a second caller is queued.</summary>
+    public int Contenders(string key)
+    {
+        lock (_entries)
+            return _entries.TryGetValue(key, out var entry) ? entry.References : 0;
+    }
+
     public async ValueTask<IDisposable> AcquireAsync(string key, CancellationToken cancellationToken) =>
         (await TryAcquireAsync(key, null, cancellationToken).ConfigureAwait(false))!;
 

@@ -30,8 +30,8 @@ public sealed class StageLockTests : IDisposable
     {
         var first = await StageLock.TryAcquireAsync(LockPath, shared: true, TimeSpan.Zero, CancellationToken.None);
         Assert.NotNull(first);
-        var waiting = StageLock.TryAcquireAsync(LockPath, shared: false, TimeSpan.FromSeconds(30), CancellationToken.None);
-        await Task.Delay(500);
+        var waiting = StageLock.TryAcquireAsync(LockPath, shared: false, TimeSpan.FromSeconds(60), CancellationToken.None);
+        await GateTakenAsync(waiting);
         Assert.False(waiting.IsCompleted);
 
         // Without the gate this shared request would succeed and, repeated, starve the exclusive one.
@@ -40,5 +40,30 @@ public sealed class StageLockTests : IDisposable
         first.Dispose();
         using var exclusive = await waiting;
         Assert.NotNull(exclusive);
+    }
+
+    /// <summary>Waits until the waiting exclusive request holds the gate: a shared open of the gate file is then refused.</summary>
+    private async Task GateTakenAsync(Task<StageLock?> waiting)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline && !waiting.IsCompleted)
+        {
+            try
+            {
+                using var probe = new FileStream(LockPath + ".gate", FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            }
+            catch (FileNotFoundException)
+            {
+                // Not created yet.
+            }
+            catch (IOException)
+            {
+                return;
+            }
+
+            await Task.Delay(10);
+        }
+
+        Assert.Fail("the exclusive request never took the gate");
     }
 }

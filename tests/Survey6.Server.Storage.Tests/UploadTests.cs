@@ -188,7 +188,10 @@ public class UploadTests
         await first.WriteAsync(0, data.AsMemory(0, 500));
 
         var second = fixture.Store.BeginAsync(StoreFixture.Probe, header).AsTask();
-        await Task.Delay(100);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (fixture.Store.SessionsFor(StoreFixture.Probe, header.Sha256) < 2 && !second.IsCompleted && DateTime.UtcNow < deadline)
+            await Task.Delay(10);
+        Assert.Equal(2, fixture.Store.SessionsFor(StoreFixture.Probe, header.Sha256)); // the second is queued behind the first
         Assert.False(second.IsCompleted);
 
         // The first connection dies: the waiting session resumes where it stopped.

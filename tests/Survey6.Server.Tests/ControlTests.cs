@@ -240,9 +240,7 @@ public sealed class ControlTests : IAsyncLifetime
         // What the CLI does: its own ProbeCommands over state.db, nobody listening in its process.
         var elsewhere = new ProbeCommands(_server.Get<StateDatabase>(), TimeProvider.System, Microsoft.Extensions.Options.Options.Create(new PolicyOptions()), new ProbeNotifier());
         var issued = elsewhere.UploadNow(probeId, "cli:test");
-        await Task.Delay(100);
-        Assert.False(stream.HasCommand);
-
+        // Nothing in this process was told; only the poll of state.db finds it.
         _server.Time.Advance(TimeSpan.FromSeconds(1)); // Server:Control:ExternalChangePollInterval
         var command = await stream.NextCommandAsync(TimeSpan.FromSeconds(2));
         Assert.Equal((issued.Id, CommandKind.UploadNow), (command.Id, command.Kind));
@@ -277,8 +275,12 @@ public sealed class ControlTests : IAsyncLifetime
             Assert.Equal(policy.Id, again.Id);
             await stream.AnswerAsync(again.Id, ok: false, "filter does not compile");
             await ProbeChanges.EventuallyAsync(() => Commands.Get(policy.Id)!.Status == "failed", "update-policy answered");
-            await Task.Delay(200);
-            Assert.False(stream.HasCommand);
+            // Commands reach a stream in order: had the answered one been sent again, it would come before this one.
+            var marker = Commands.UploadNow(probeId);
+            var after = await stream.NextCommandAsync();
+            Assert.Equal(marker.Id, after.Id);
+            await stream.AnswerAsync(after.Id);
+            await ProbeChanges.EventuallyAsync(() => Commands.Get(marker.Id)!.Status == "ok", "upload-now answered");
         }
 
         Assert.Equal("filter does not compile", Commands.Get(policy.Id)!.ResultMessage);

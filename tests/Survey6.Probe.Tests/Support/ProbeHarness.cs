@@ -70,9 +70,13 @@ internal sealed class ProbeHarness : IAsyncDisposable
         Assert.True(status.State == ProbeStatus.Capturing, $"the probe is {status.State}: {status.StateReason}");
     }
 
-    /// <summary>Polls until <paramref name="condition"/> holds.</summary>
+    /// <summary>
+    /// Polls until <paramref name="condition"/> holds. The deadline is for a stuck test, not a slow machine: it is
+    /// never under <see cref="MinimumWait"/>, so a test written with a tight figure still holds on a busy 2-core host.
+    /// </summary>
     public static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what)
     {
+        timeout = timeout < MinimumWait ? MinimumWait : timeout;
         var deadline = DateTime.UtcNow + timeout;
         while (!condition())
         {
@@ -81,6 +85,9 @@ internal sealed class ProbeHarness : IAsyncDisposable
             await Task.Delay(20);
         }
     }
+
+    /// <summary>The shortest deadline <see cref="WaitUntilAsync"/> gives.</summary>
+    public static readonly TimeSpan MinimumWait = TimeSpan.FromSeconds(60);
 
     /// <summary>Waits until every frame libpcap delivered has reached a file (or was counted as dropped).</summary>
     public Task WaitForQueueDrainedAsync() => WaitUntilAsync(() =>

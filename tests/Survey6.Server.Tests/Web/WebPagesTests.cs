@@ -137,7 +137,7 @@ public sealed partial class WebPagesTests
         // The probe's answer shows up without a reload.
         await ui.Page.EvaluateAsync("() => { window.notReloaded = true; }");
         await stream.AnswerAsync(command.Id, true, "uploaded 3 files");
-        await Expect(ui.Page.Locator("#commands")).ToContainTextAsync("uploaded 3 files", new() { Timeout = 5_000 });
+        await Expect(ui.Page.Locator("#commands")).ToContainTextAsync("uploaded 3 files");
         Assert.True(await ui.Page.EvaluateAsync<bool>("() => window.notReloaded === true"));
 
         await ui.Page.FillAsync("#revoke-reason", "stolen laptop");
@@ -188,7 +188,7 @@ public sealed partial class WebPagesTests
         await ui.Page.EvaluateAsync("() => { window.notReloaded = true; }");
         await using var stream = ProbeStream.Open(ui.Server, certificate);
         await stream.HeartbeatAsync(ProbeStream.Healthy(ui.Server));
-        await Expect(ui.Page.Locator("#marker-" + amsterdam)).ToHaveClassAsync("marker healthy", new() { Timeout = 3_000 });
+        await Expect(ui.Page.Locator("#marker-" + amsterdam)).ToHaveClassAsync("marker healthy");
         Assert.True(await ui.Page.EvaluateAsync<bool>("() => window.notReloaded === true"));
 
         await ui.Page.ClickAsync($"#markers a[href='/probes/{tokyo}']", new() { Force = true });

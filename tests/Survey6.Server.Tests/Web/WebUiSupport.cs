@@ -59,7 +59,9 @@ internal sealed partial class WebUi : IAsyncDisposable
         }
 
         var page = browser.Pages.Count > 0 ? browser.Pages[0] : await browser.NewPageAsync();
-        page.SetDefaultTimeout(10_000);
+        // Deadlines for a stuck page, not a slow machine: every wait ends on a positive signal.
+        page.SetDefaultTimeout(60_000);
+        Assertions.SetDefaultExpectTimeout(60_000);
         return new WebUi(server, playwright, browser, page, profile);
     }
 

@@ -114,8 +114,8 @@ public sealed partial class WebUiTests
         await ui.Page.EvaluateAsync("() => { window.notReloaded = true; }");
         await using var stream = ProbeStream.Open(ui.Server, certificate);
         await stream.HeartbeatAsync(ProbeStream.Healthy(ui.Server));
-        await Expect(badge).ToHaveTextAsync(ProbeStates.Healthy, new() { Timeout = 2_000 });
-        await Expect(ui.Page.Locator($"#probe-{liveId}")).ToContainTextAsync("0.1.0-test", new() { Timeout = 2_000 });
+        await Expect(badge).ToHaveTextAsync(ProbeStates.Healthy);
+        await Expect(ui.Page.Locator($"#probe-{liveId}")).ToContainTextAsync("0.1.0-test");
         await Expect(ui.Page.Locator("[data-count=healthy]")).ToHaveTextAsync("1");
         Assert.True(await ui.Page.EvaluateAsync<bool>("() => window.notReloaded === true"));
     }
@@ -157,10 +157,16 @@ public sealed partial class WebUiTests
         var (probeId, _) = await ui.JoinAsync("keep-me");
         await ui.LoginAsync();
         await ui.Page.GotoAsync(ui.Url("/probes/" + probeId));
-        ui.Page.Dialog += (_, dialog) => _ = dialog.DismissAsync();
+        var dismiss = true;
+        ui.Page.Dialog += (_, dialog) => _ = dismiss ? dialog.DismissAsync() : dialog.AcceptAsync();
         await ui.Page.ClickAsync("#suspend");
-        await Task.Delay(500);
-        Assert.Empty(ui.Server.Get<ProbeCommands>().List(probeId));
+
+        // The page sends in click order: once a confirmed resume is issued, a suspend sent before it would be listed too.
+        dismiss = false;
+        await ui.Page.ClickAsync("#resume");
+        await Expect(ui.Page.Locator("#notice")).ToContainTextAsync("resume issued as ");
+        var issued = Assert.Single(ui.Server.Get<ProbeCommands>().List(probeId));
+        Assert.Equal(ProbeCommandKind.Resume, issued.Kind);
     }
 
     private static FormUrlEncodedContent Form(params (string Key, string Value)[] fields) => WebLogin.Form(fields);
