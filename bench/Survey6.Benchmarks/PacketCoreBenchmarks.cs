@@ -19,7 +19,7 @@ public class PacketCoreBenchmarks
     private LinkType[] _linkTypes = [];
     private byte[] _file = [];
     private PacketRecord _record;
-    private CaptureStatistics _statistics = new();
+    private readonly CaptureStatistics _statistics = new();
     private Ipv6Address[] _addresses = [];
 
     [GlobalSetup]

@@ -36,7 +36,7 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
     private DemoCluster _cluster = null!;
     private Lake _lake = null!;
     private HttpClient _api = null!;
-    private CancellationTokenSource _stopSampler = new();
+    private readonly CancellationTokenSource _stopSampler = new();
     private Task _sampler = Task.CompletedTask;
     private int _phase;
 
