@@ -30,8 +30,8 @@ public sealed class CaptureTests(ITestOutputHelper output)
         lab.Ping(lab.HostAddress, Pings);
         lab.Send("udp", lab.HostAddress, udpPort.ToString(), Datagrams.ToString(), DatagramSize.ToString());
         lab.Send("tcp", lab.HostAddress, tcpPort.ToString(), Connections.ToString(), ConnectionBytes.ToString());
-        Assert.Equal(Connections * ConnectionBytes, await server.WaitAsync(TimeSpan.FromSeconds(20)));
-        await probe.WaitForQueueDrainedAsync();
+        Assert.Equal(Connections * ConnectionBytes, await server.WaitAsync(TimeSpan.FromSeconds(90)));
+        await probe.WaitForQueueDrainedAsync(atLeast: Datagrams);
         await probe.StopAsync();
 
         var files = SpoolContents.Read(probe.Spool.Root);
@@ -106,7 +106,7 @@ public sealed class CaptureTests(ITestOutputHelper output)
         lab.Send("teredo", lab.HostIPv4!, lab.NamespaceAddress, lab.HostAddress, TeredoPackets.ToString(), TeredoPort.ToString());
         lab.InNamespace("ping", "-4", "-n", "-q", "-c", "3", "-i", "0.02", lab.HostIPv4!); // plain IPv4: not for the probe
         lab.Send("udp", lab.HostIPv4!, PlainUdpPort.ToString(), "20", "64");
-        await probe.WaitForQueueDrainedAsync();
+        await probe.WaitForQueueDrainedAsync(atLeast: TeredoPackets);
         await probe.StopAsync();
 
         var frames = SpoolContents.Read(probe.Spool.Root).SelectMany(f => f.Frames).ToList();
@@ -127,7 +127,7 @@ public sealed class CaptureTests(ITestOutputHelper output)
             ("Probe:Capture:PrivacyMode", "true"), ("Probe:Capture:PrivacySnapLength", "96")));
         probe.RequireCapturing();
         lab.Ping(lab.HostAddress, 3, size: 1200);
-        await probe.WaitForQueueDrainedAsync();
+        await probe.WaitForQueueDrainedAsync(atLeast: 6);
         await probe.StopAsync();
 
         var files = SpoolContents.Read(probe.Spool.Root);
@@ -150,7 +150,7 @@ public sealed class CaptureTests(ITestOutputHelper output)
         probe.RequireCapturing();
         first.Ping(first.HostAddress, 3);
         second.Ping(second.HostAddress, 5);
-        await probe.WaitForQueueDrainedAsync();
+        await probe.WaitForQueueDrainedAsync(atLeast: 2 * (3 + 5));
         await probe.StopAsync();
 
         var files = SpoolContents.Read(probe.Spool.Root);
@@ -177,7 +177,7 @@ public sealed class CaptureTests(ITestOutputHelper output)
         await using var probe = await ProbeHarness.StartAsync(ProbeHarness.Settings(state.Path, null));
         probe.RequireCapturing();
         lab.Ping(lab.HostAddress, 4);
-        await probe.WaitForQueueDrainedAsync();
+        await probe.WaitForQueueDrainedAsync(atLeast: 2 * 4);
         await probe.StopAsync();
 
         var files = SpoolContents.Read(probe.Spool.Root);

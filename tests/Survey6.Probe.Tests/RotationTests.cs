@@ -16,7 +16,7 @@ public sealed class RotationTests
             ("Probe:Spool:RotateSizeBytes", RotateSize.ToString())));
         probe.RequireCapturing();
         lab.Ping(lab.HostAddress, Pings, size: PayloadSize);
-        await probe.WaitForQueueDrainedAsync();
+        await probe.WaitForQueueDrainedAsync(atLeast: 2 * Pings);
         await probe.StopAsync();
 
         var files = SpoolContents.Read(probe.Spool.Root);

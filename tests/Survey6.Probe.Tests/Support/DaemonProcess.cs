@@ -56,7 +56,7 @@ internal sealed class DaemonProcess : IDisposable
         process.BeginErrorReadLine();
         try
         {
-            await ProbeHarness.WaitUntilAsync(() => process.HasExited || daemon.TryStatus() is not null, TimeSpan.FromSeconds(30), "the daemon's control socket");
+            await ProbeHarness.WaitUntilAsync(() => process.HasExited || daemon.TryStatus() is not null, TimeSpan.FromSeconds(120), "the daemon's control socket");
             if (process.HasExited)
                 Assert.Fail($"survey6 probe run exited {process.ExitCode}:\n{daemon.Log}");
         }

@@ -89,12 +89,16 @@ internal sealed class ProbeHarness : IAsyncDisposable
     /// <summary>The shortest deadline <see cref="WaitUntilAsync"/> gives.</summary>
     public static readonly TimeSpan MinimumWait = TimeSpan.FromSeconds(60);
 
-    /// <summary>Waits until every frame libpcap delivered has reached a file (or was counted as dropped).</summary>
-    public Task WaitForQueueDrainedAsync() => WaitUntilAsync(() =>
+    /// <summary>
+    /// Waits until libpcap has delivered at least <paramref name="atLeast"/> frames (the traffic a test sent: on a busy
+    /// machine the last frames reach the capture after the sender returns) and every one has reached a file or was
+    /// counted as dropped.
+    /// </summary>
+    public Task WaitForQueueDrainedAsync(long atLeast = 0) => WaitUntilAsync(() =>
     {
         var c = Daemon.GetStatus().Capture;
-        return c.Captured == c.Written + c.QueueDropped + c.DiskDropped;
-    }, TimeSpan.FromSeconds(10), "the queue to drain");
+        return c.Captured >= atLeast && c.Captured == c.Written + c.QueueDropped + c.DiskDropped;
+    }, TimeSpan.FromSeconds(10), $"{atLeast} frames captured and the queue drained");
 
     /// <summary>Stops the host: capture stops, the open file is closed with its final counters.</summary>
     public async Task StopAsync()
