@@ -36,7 +36,7 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
     private readonly SemaphoreSlim _transition = new(1, 1);
     private readonly SemaphoreSlim _wake = new(0);
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private FileStream? _lock;
+    private Survey6.Packets.Files.OwnerLock? _lock;
     private volatile bool _suspended;
     private volatile string? _suspendReason;
     private volatile string? _captureProblem;
