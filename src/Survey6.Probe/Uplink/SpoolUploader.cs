@@ -34,6 +34,7 @@ public sealed class SpoolUploader : IUploader
     private long _filesUploaded;
     private long _bytesUploaded;
     private long _failures;
+    private volatile ErrorNote? _lastError; // one reference, so status reads message and time together
     private long _lastSuccessTicks;
     private volatile bool _uploading;
     private volatile bool _uploadNow;
@@ -60,12 +61,15 @@ public sealed class SpoolUploader : IUploader
         get
         {
             var last = Interlocked.Read(ref _lastSuccessTicks);
+            var error = _lastError;
             return new UploaderSnapshot(
                 Interlocked.Read(ref _filesUploaded),
                 Interlocked.Read(ref _bytesUploaded),
                 Interlocked.Read(ref _failures),
                 last == 0 ? null : new DateTimeOffset(last, TimeSpan.Zero),
-                _uploading);
+                _uploading,
+                error?.Message,
+                error?.At);
         }
     }
 
@@ -152,6 +156,13 @@ public sealed class SpoolUploader : IUploader
             Interlocked.Increment(ref _filesUploaded);
             Interlocked.Add(ref _bytesUploaded, result.BytesSent);
             Interlocked.Exchange(ref _lastSuccessTicks, _time.GetUtcNow().UtcTicks);
+            if (result.FailedAttempts > 0)
+            {
+                // Retried inside the uploader before it succeeded: still failures an operator should see.
+                Interlocked.Add(ref _failures, result.FailedAttempts);
+                _lastError = new ErrorNote(result.LastFailure ?? "failed", _time.GetUtcNow());
+            }
+
             // Only now, with the server's promise that it holds the file durably.
             spool.Complete(file);
             _retryAt.Remove(file.Sequence);
@@ -162,7 +173,8 @@ public sealed class SpoolUploader : IUploader
             // Evicted by the disk guard while it was read: not a failure, it is simply gone.
             if (!spool.ClosedFiles().Any(f => f.Sequence == file.Sequence))
                 return;
-            Interlocked.Increment(ref _failures);
+            Interlocked.Add(ref _failures, e is CaptureUploadException { Attempts: > 0 } failed ? failed.Attempts : 1);
+            _lastError = new ErrorNote(e.Message, _time.GetUtcNow());
             _retryAt[file.Sequence] = _time.GetTimestamp() + (long)(_options.RetryDelay.TotalSeconds * _time.TimestampFrequency);
             UplinkLog.UploadFailed(_logger, file.Name, _options.RetryDelay, e.Message);
         }
@@ -225,4 +237,6 @@ public sealed class SpoolUploader : IUploader
             Interlocked.Add(ref owner._ownBytes, bytes);
         }
     }
+
+    private sealed record ErrorNote(string Message, DateTimeOffset At);
 }
