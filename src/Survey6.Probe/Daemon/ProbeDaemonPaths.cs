@@ -72,7 +72,7 @@ public sealed class ProbeDaemonPaths(string stateDirectory)
         catch (OwnerLockException e)
         {
             var pid = e.OwnerPid is { } owner ? $" (PID {owner})" : "";
-            throw new OwnerLockException($"another probe daemon{pid} is running on {Root}; stop it first (systemctl stop survey6-probe)", e);
+            throw new OwnerLockException($"a probe daemon{pid} is running on {Root}; stop it first (systemctl stop survey6-probe)", e);
         }
     }
 

@@ -24,6 +24,7 @@ public sealed class SpoolUploader : IUploader
     private readonly IUploadRateLimiter _limiter;
     private readonly InterfaceTraffic _traffic;
     private readonly TimeProvider _time;
+    private readonly Diagnostics.RecurringFailure _uploadFailures;
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _logger;
     private readonly IdleWindow _window;
@@ -51,6 +52,7 @@ public sealed class SpoolUploader : IUploader
         _limiter = new CountingLimiter(limiter, this);
         _traffic = traffic;
         _time = time;
+        _uploadFailures = new Diagnostics.RecurringFailure(time, Diagnostics.RecurringFailure.DefaultReminder);
         _loggers = loggers;
         _logger = loggers.CreateLogger<SpoolUploader>();
         _window = new IdleWindow(_options.IdleBytesPerSecond, _options.QuietPeriod, _options.MaxDeferral, time);
@@ -167,6 +169,8 @@ public sealed class SpoolUploader : IUploader
             spool.Complete(file);
             _retryAt.Remove(file.Sequence);
             UplinkLog.FileUploaded(_logger, file.Name, file.Size, result.Ack.Duplicate);
+            if (_uploadFailures.Clear() is > 1 and var failed)
+                UplinkLog.UploadsRecovered(_logger, failed);
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is CaptureUploadException or IOException or UnauthorizedAccessException or ManifestException)
         {
@@ -176,7 +180,12 @@ public sealed class SpoolUploader : IUploader
             Interlocked.Add(ref _failures, e is CaptureUploadException { Attempts: > 0 } failed ? failed.Attempts : 1);
             _lastError = new ErrorNote(e.Message, _time.GetUtcNow());
             _retryAt[file.Sequence] = _time.GetTimestamp() + (long)(_options.RetryDelay.TotalSeconds * _time.TimestampFrequency);
-            UplinkLog.UploadFailed(_logger, file.Name, _options.RetryDelay, e.Message);
+            // Once per kind of failure (a full server refuses every file alike), then a reminder with the count.
+            var occurrence = _uploadFailures.Report(e is CaptureUploadException u ? $"{u.StatusCode}/{u.Rejection}" : e.GetType().Name);
+            if (occurrence.Total == 1)
+                UplinkLog.UploadFailed(_logger, file.Name, _options.RetryDelay, e.Message);
+            else if (occurrence.Log)
+                UplinkLog.UploadsStillFailing(_logger, occurrence.Total, occurrence.Since, occurrence.Unlogged, e.Message);
         }
         finally
         {
