@@ -3,7 +3,7 @@
 For sites that already schedule their pipelines with Airflow instead of the aggregator's own Quartz schedules
 (``survey6 aggregate run``). Each task calls ``survey6 aggregate once --stage STAGE`` on the worker, which must see
 the C&C data folder. The stages take the aggregator's lock on ``DATA/aggregator.lock`` themselves: a task that finds
-another stage running waits up to ``Aggregator:LockWait`` and then exits with status 3, which Airflow retries.
+another stage running waits up to ``Aggregator:LockWait`` and then exits with status 5 (conflict), which Airflow retries.
 
 Settings (environment of the scheduler and workers, or Airflow Variables of the same names):
     SURVEY6_BIN       the survey6 executable (default: survey6 on PATH)

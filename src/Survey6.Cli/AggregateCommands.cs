@@ -13,8 +13,11 @@ namespace Survey6.Cli;
 /// <summary><c>survey6 aggregate ...</c>: turn stored captures into the Parquet lake.</summary>
 public static class AggregateCommands
 {
-    public const int ExitFailed = 1;
-    public const int ExitBusy = 3;
+    /// <summary>A stage failed.</summary>
+    public const int ExitFailed = ExitCodes.Failed;
+
+    /// <summary>Another run held the stage lock for all of <c>Aggregator:LockWait</c>.</summary>
+    public const int ExitBusy = ExitCodes.Conflict;
 
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
@@ -45,7 +48,7 @@ public static class AggregateCommands
             DefaultValueFactory = _ => "auto",
         };
         source.AcceptOnlyFromAmong("auto", "queue", "directory");
-        var command = new Command("once", "Run stages once and exit (status 1 when a stage failed, 3 when another run held the lock)") { stage, dataDir, lake, includeOpen, source };
+        var command = new Command("once", $"Run stages once and exit (status {ExitFailed} when a stage failed, {ExitBusy} when another run held the lock)") { stage, dataDir, lake, includeOpen, source };
         command.SetAction((parse, ct) =>
         {
             AsDataOwner(parse, parse.GetValue(dataDir));
@@ -89,14 +92,23 @@ public static class AggregateCommands
         var command = new Command("status", "Show capture states, quarantined captures, aggregated dates and recent runs from the ledger") { dataDir, json, runs };
         command.SetAction(parse =>
         {
+            if (parse.GetValue(runs) < 1)
+                throw new CliException(ExitCodes.Usage, $"--runs {parse.GetValue(runs)}: expected a count of runs, 1 or more");
             AsDataOwner(parse, parse.GetValue(dataDir));
             return Status(parse.GetValue(dataDir), parse.GetValue(json), parse.GetValue(runs), Console.Out);
         });
         return command;
     }
 
-    /// <summary>Root working on a data folder the C&amp;C's user owns works as that user, so the server can go on writing the lake and ledger.</summary>
-    private static void AsDataOwner(ParseResult parse, string? dataDir) => DirectoryOwner.Become(AggregatorHosting.DataDirectory(dataDir), parse);
+    /// <summary>
+    /// Root working on a data folder the C&amp;C's user owns works as that user, so the server can go on writing the lake and ledger.
+    /// A missing data folder (a mistyped --data-dir, or no ./data where the command runs) is an error, never created.</summary>
+    private static void AsDataOwner(ParseResult parse, string? dataDir)
+    {
+        var directory = Path.GetFullPath(AggregatorHosting.DataDirectory(dataDir));
+        CliPaths.RequireDirectory(directory, dataDir is null ? "the data folder (Aggregator:DataDirectory, else ./data)" : "--data-dir");
+        DirectoryOwner.Become(directory, parse);
+    }
 
     public static async Task<int> OnceAsync(string stage, string? dataDir, string? lakeDir, bool includeOpen, TextWriter output, CancellationToken ct, string source = "auto")
     {

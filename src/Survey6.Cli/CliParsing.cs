@@ -29,6 +29,24 @@ public static partial class CliParsing
         return true;
     }
 
+    /// <summary>
+    /// A count of bytes with an optional binary suffix: 1048576, 512K, 2M, 1G; 0 too (callers that need more say so).
+    /// The one parser of sizes for every option that takes one (--rate, --snaplen, --rotate-size, --upload-max-rate).
+    /// </summary>
+    public static bool TryParseBytes(string text, out long bytes)
+    {
+        bytes = 0;
+        if (string.IsNullOrWhiteSpace(text))
+            return false;
+        text = text.Trim();
+        int shift = char.ToUpperInvariant(text[^1]) switch { 'K' => 10, 'M' => 20, 'G' => 30, _ => 0 };
+        var digits = shift == 0 ? text : text[..^1];
+        if (!long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var value) || value > long.MaxValue >> shift)
+            return false;
+        bytes = value << shift;
+        return true;
+    }
+
     /// <summary>Longest probe name, city or country text the server keeps.</summary>
     public const int MaxNameLength = 128;
 

@@ -10,7 +10,7 @@ namespace Survey6.Cli;
 public static class PcapCommands
 {
     /// <summary>Exit status when a file could not be read to its end.</summary>
-    public const int ExitDamagedInput = 1;
+    public const int ExitDamagedInput = ExitCodes.Failed;
 
     public static Command Create()
     {

@@ -63,17 +63,15 @@ public static class ProbeCommands
                 // Root joining for the service user (`sudo survey6 probe join ...`, as the printed command is often run):
                 // key, certificates and probe.json must belong to the state directory's owner, or the service cannot read them.
                 DirectoryOwner.Become(settings.StateDirectory, parse);
+                // Checked before the token is sent: a state directory that cannot be written must not use up the token.
+                CliPaths.RequireWritableDirectory(settings.StateDirectory, "--state-dir");
                 var result = await ProbeJoinClient.JoinAsync(settings, cancellationToken).ConfigureAwait(false);
                 output.WriteLine($"joined as {result.ProbeId}; certificate valid until {result.CertificateNotAfter:u}; state in {result.StateDirectory}");
                 return 0;
             }
             catch (ProbeJoinException e)
             {
-                return Fail(error, e.Message);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                return Fail(error, e.Message);
+                return Fail(error, e.Message, status: ExitCodes.Failed);
             }
         });
         return command;
@@ -112,19 +110,20 @@ public static class ProbeCommands
             }
             catch (ProbeJoinException e)
             {
-                return Fail(error, e.Message, "leave");
+                return Fail(error, e.Message, "leave", ExitCodes.Failed);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+            catch (InvalidOperationException e)
             {
-                return Fail(error, e.Message, "leave");
+                return Fail(error, e.Message, "leave", ExitCodes.Failed);
             }
         });
         return command;
     }
 
-    private static int Fail(TextWriter error, string message, string command = "join")
+    /// <summary>One line on stderr; by default the status of a mistake in the command line.</summary>
+    private static int Fail(TextWriter error, string message, string command = "join", int status = ExitCodes.Usage)
     {
         error.WriteLine($"survey6 probe {command}: {message}");
-        return 1;
+        return status;
     }
 }

@@ -21,7 +21,7 @@ namespace Survey6.Cli;
 public static class ProbeDaemonCommands
 {
     /// <summary>status: the daemon is not running (LSB "program is not running").</summary>
-    public const int ExitNotRunning = 3;
+    public const int ExitNotRunning = ExitCodes.NotFound;
 
     private static readonly TimeSpan SocketTimeout = TimeSpan.FromSeconds(70);
     private static readonly JsonSerializerOptions Indented = new(ProbeDaemonProtocol.Json) { WriteIndented = true };
@@ -53,17 +53,15 @@ public static class ProbeDaemonCommands
                 overrides["Probe:StateDirectory"] = Path.GetFullPath(dir);
             if (DirectoryOwner.DaemonRefusal(Paths(parse, config, stateDir).Root, parse) is { } refusal)
                 return Fail(parse, "run", refusal);
-            try
-            {
-                using var host = ProbeDaemonHosting.CreateBuilder(parse.GetValue(config), overrides).Build();
-                var daemon = host.Services.GetRequiredService<ProbeDaemon>(); // RunAsync disposes the services
-                await host.RunAsync(cancellationToken).ConfigureAwait(false);
-                return daemon.Failure is { } failure ? Fail(parse, "run", failure) : 0;
-            }
-            catch (Exception e) when (e is OptionsValidationException or IOException or UnauthorizedAccessException or InvalidDataException or FormatException)
-            {
-                return Fail(parse, "run", e.Message);
-            }
+            if (!CaptureRights.Held())
+                throw new CliException(ExitCodes.Permission, CaptureRights.Refusal(DirectoryOwner.CommandLine(parse)));
+            // What fails at start (the lock, the configuration) reaches CliFailure: one line, its exit status.
+            var builder = ProbeDaemonHosting.CreateBuilder(parse.GetValue(config), overrides);
+            OperatorConsoleFormatter.Use(builder.Logging);
+            using var host = builder.Build();
+            var daemon = host.Services.GetRequiredService<ProbeDaemon>(); // RunAsync disposes the services
+            await host.RunAsync(cancellationToken).ConfigureAwait(false);
+            return daemon.Failure is { } failure ? Fail(parse, "run", failure) : 0;
         });
         return command;
     }
@@ -99,16 +97,8 @@ public static class ProbeDaemonCommands
         {
             var paths = Paths(parse, config, stateDir);
             var output = parse.InvocationConfiguration.Output;
-            ProbeDaemonReply? reply;
-            try
-            {
-                reply = await ProbeDaemonClient.SendAsync(paths.SocketPath, "status", null, SocketTimeout, cancellationToken).ConfigureAwait(false);
-            }
-            catch (IOException e)
-            {
-                return Fail(parse, "status", e.Message);
-            }
-
+            CliPaths.RequireDirectory(paths.Root, "the state directory");
+            var reply = await ProbeDaemonClient.SendAsync(paths.SocketPath, "status", null, SocketTimeout, cancellationToken).ConfigureAwait(false);
             if (reply is null)
             {
                 WriteOffline(output, paths, ProbeDaemonHosting.SpoolDirectoryFor(parse.GetValue(config), paths.Root), parse.GetValue(json));
@@ -145,7 +135,7 @@ public static class ProbeDaemonCommands
                 return 0;
             }
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
         {
             return Fail(parse, command, e.Message);
         }
@@ -204,7 +194,11 @@ public static class ProbeDaemonCommands
             output.WriteLine(Invariant($"writing:    {p.CurrentFile} ({Bytes(p.CurrentFileBytes)}, {p.CurrentFileFrames} frames)"));
         output.WriteLine(Invariant($"disk:       {Bytes(p.FreeDiskBytes)} free; policy {p.Policy} (max {Bytes(p.MaxSpoolBytes)}, keep {Bytes(p.MinFreeDiskBytes)} free); guard {p.Guard}; evicted {p.EvictedFiles} files, {Bytes(p.EvictedBytes)}"));
         if (s.Upload is { } u)
-            output.WriteLine(Invariant($"upload:     {u.FilesUploaded} files, {Bytes(u.BytesUploaded)}; {u.Failures} failures{(u.LastSuccess is { } last ? $"; last {last:u}" : "")}"));
+        {
+            output.WriteLine(Invariant($"upload:     {u.FilesUploaded} files, {Bytes(u.BytesUploaded)}; {u.Failures} failed attempts{(u.LastSuccess is { } last ? $"; last success {last:u}" : "")}"));
+            if (u.LastError is { } lastError)
+                output.WriteLine(Invariant($"last error: {u.LastErrorAt:u}: {lastError}"));
+        }
         if (s.Policy is { } policy)
         {
             var from = policy.AppliedAt is { } at ? Invariant($"applied {at:u}{(policy.Proven ? "" : ", not proven healthy yet")}") : "from the join";
@@ -282,6 +276,6 @@ public static class ProbeDaemonCommands
     private static int Fail(ParseResult parse, string command, string message)
     {
         parse.InvocationConfiguration.Error.WriteLine($"survey6 probe {command}: {message}");
-        return 1;
+        return ExitCodes.Failed;
     }
 }

@@ -34,18 +34,20 @@ public static class ProbeUploadCommand
             var error = parse.InvocationConfiguration.Error;
             var path = Path.GetFullPath(parse.GetValue(file)!);
             long bytesPerSecond = 0;
-            if (parse.GetValue(rate) is { } rateText && !TryParseBytes(rateText, out bytesPerSecond))
+            if (parse.GetValue(rate) is { } rateText && (!CliParsing.TryParseBytes(rateText, out bytesPerSecond) || bytesPerSecond == 0))
                 return Fail(error, $"--rate '{rateText}' is not a byte count like 500K, 2M or 1048576");
+            if (parse.GetValue(attempts) < 1)
+                return Fail(error, $"--attempts {parse.GetValue(attempts)}: expected a count of attempts, 1 or more");
             try
             {
                 // The server checks a given manifest against the contract and says what is wrong with it.
                 var description = parse.GetValue(manifest) is { } manifestPath
-                    ? UploadManifest.Given(path, File.ReadAllText(manifestPath))
+                    ? GivenManifest(path, manifestPath)
                     : UploadManifest.FromCapture(path);
                 using var connection = ProbeConnection.Open(new ProbeStateDirectory(parse.GetValue(stateDir)!));
                 var uploader = new CaptureUploader(
                     connection.Channel.CreateCallInvoker(),
-                    Microsoft.Extensions.Options.Options.Create(new CaptureUploaderOptions { MaxAttempts = Math.Max(1, parse.GetValue(attempts)) }),
+                    Microsoft.Extensions.Options.Options.Create(new CaptureUploaderOptions { MaxAttempts = parse.GetValue(attempts) }),
                     bytesPerSecond > 0 ? new TokenBucketRateLimiter(bytesPerSecond) : null,
                     new WarningWriter(error));
                 var result = await uploader.UploadAsync(path, description, cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -57,36 +59,34 @@ public static class ProbeUploadCommand
             }
             catch (CaptureUploadException e)
             {
-                return Fail(error, e.Message + (e.IsTransient ? " (transient: try again later)" : ""));
+                return Fail(error, e.Message + (e.IsTransient ? " (transient: try again later)" : ""), e.IsTransient ? ExitCodes.Unavailable : ExitCodes.Failed);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or CryptographicException
-                                       or Microsoft.Extensions.Options.OptionsValidationException)
+            catch (Exception e) when (e is InvalidOperationException or CryptographicException)
             {
-                return Fail(error, e.Message);
+                return Fail(error, e.Message, ExitCodes.Failed);
             }
         });
         return command;
     }
 
-    /// <summary>A count of bytes with an optional binary suffix: 1048576, 512K, 2M, 1G.</summary>
-    internal static bool TryParseBytes(string text, out long bytes)
+    /// <summary>The manifest file given; a file that is not a manifest is named in the error.</summary>
+    private static UploadManifest GivenManifest(string capture, string manifestPath)
     {
-        bytes = 0;
-        if (string.IsNullOrWhiteSpace(text))
-            return false;
-        text = text.Trim();
-        int shift = char.ToUpperInvariant(text[^1]) switch { 'K' => 10, 'M' => 20, 'G' => 30, _ => 0 };
-        var digits = shift == 0 ? text : text[..^1];
-        if (!long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var value) || value > long.MaxValue >> shift)
-            return false;
-        bytes = value << shift;
-        return bytes > 0;
+        try
+        {
+            return UploadManifest.Given(capture, File.ReadAllText(manifestPath));
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or FormatException or InvalidDataException or ArgumentException)
+        {
+            throw new CliException(ExitCodes.Usage, $"--manifest {manifestPath} is not a capture manifest (docs/protocol.md): {e.Message}");
+        }
     }
 
-    private static int Fail(TextWriter error, string message)
+    /// <summary>One line on stderr; by default the status of a mistake in the command line.</summary>
+    private static int Fail(TextWriter error, string message, int status = ExitCodes.Usage)
     {
         error.WriteLine("survey6 probe upload: " + message);
-        return 1;
+        return status;
     }
 
     /// <summary>Shows the uploader's retries on stderr, so an operator sees why a command takes its time.</summary>

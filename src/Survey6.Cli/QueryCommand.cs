@@ -30,13 +30,22 @@ public static class QueryCommand
 
     public static int Run(string sql, string format, string? lakeDir, string? dataDir, TextWriter output, TextWriter error)
     {
+        ArgumentNullException.ThrowIfNull(error);
+        if (string.IsNullOrWhiteSpace(sql))
+        {
+            error.WriteLine("survey6 query: the SQL is empty; give a query, e.g. survey6 query \"SELECT count(*) FROM captures\"");
+            return ExitCodes.Usage;
+        }
+
         string lakeRoot;
         using (var host = AggregatorHosting.Build(dataDir, lakeDir, includeOpen: false, scheduled: false, LogLevel.Warning))
             lakeRoot = host.Services.GetRequiredService<IOptions<AggregatorOptions>>().Value.Layout.Lake;
 
+        IReadOnlyList<string> queried = [];
         try
         {
-            using var connection = LakeQuery.Open(lakeRoot, out _);
+            using var connection = LakeQuery.Open(lakeRoot, out var views);
+            queried = views;
             using var command = connection.CreateCommand();
             command.CommandText = sql;
             using var reader = command.ExecuteReader();
@@ -56,8 +65,23 @@ public static class QueryCommand
         }
         catch (DbException e)
         {
-            error.WriteLine("survey6: query: " + e.Message);
-            return 1;
+            // A dataset with no files yet has no view: say that, not DuckDB's "did you mean pg_class".
+            var missing = System.Text.RegularExpressions.Regex.Match(e.Message, "Table with name ([A-Za-z0-9_]+) does not exist");
+            if (missing.Success && Survey6.Aggregator.Storage.LakeLayout.AllDatasets.Contains(missing.Groups[1].Value, StringComparer.OrdinalIgnoreCase))
+            {
+                error.WriteLine($"survey6 query: the dataset {missing.Groups[1].Value} has no data yet in {lakeRoot} " +
+                    $"(datasets with data: {(queried.Count == 0 ? "none" : string.Join(", ", queried))}; `survey6 aggregate status` shows what was aggregated)");
+                return ExitCodes.NotFound;
+            }
+
+            if (missing.Success)
+            {
+                error.WriteLine($"survey6 query: no dataset {missing.Groups[1].Value}; the datasets are {string.Join(", ", Survey6.Aggregator.Storage.LakeLayout.AllDatasets)}");
+                return ExitCodes.NotFound;
+            }
+
+            error.WriteLine("survey6 query: " + e.Message.ReplaceLineEndings(" "));
+            return ExitCodes.Usage;
         }
     }
 

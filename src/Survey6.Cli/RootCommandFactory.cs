@@ -14,6 +14,6 @@ public static class RootCommandFactory
         root.Subcommands.Add(AggregateCommands.Create());
         root.Subcommands.Add(QueryCommand.Create());
         root.Subcommands.Add(Demo.DemoCommand.Create());
-        return root;
+        return CliFailure.Attach(root);
     }
 }

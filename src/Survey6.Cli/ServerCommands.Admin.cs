@@ -14,16 +14,16 @@ public static partial class ServerCommands
         var setPassword = new Command("set-password", $"Set the admin password; reads it from standard input (first line, at least {WebAdminStore.MinPasswordLength} characters)");
         setPassword.SetAction(parse =>
         {
+            // On a terminal, say what it waits for; from a pipe, read quietly.
+            if (!Console.IsInputRedirected)
+                parse.InvocationConfiguration.Error.Write($"admin password (at least {WebAdminStore.MinPasswordLength} characters, then Enter): ");
             var password = Console.In.ReadLine()?.TrimEnd('\r');
             if (password is null || password.Length < WebAdminStore.MinPasswordLength)
                 return Fail(parse, "admin set-password", $"expected a password of at least {WebAdminStore.MinPasswordLength} characters on standard input");
 
             return WithState(parse, "admin set-password", () =>
             {
-                // May run before the server ever started: it creates the data directory if needed.
-                var directory = new ServerDataDirectory(LoadOptions(parse, dataDir, config).DataDirectory);
-                directory.EnsureCreated();
-                var database = StateDatabase.OpenAndMigrate(directory.StateDatabase);
+                var database = OpenOrInitialise(parse, dataDir, config);
                 new WebAdminStore(new SettingsStore(database), TimeProvider.System).SetPassword(password);
                 parse.InvocationConfiguration.Output.WriteLine($"password set for user {WebAdminStore.UserName}; a running server uses it for the next login");
                 return 0;

@@ -131,12 +131,15 @@ public static partial class ServerCommands
     {
         try
         {
-            action(new AptRepository(LoadOptions(parse, dataDir, config).DataDirectory));
+            // A mistyped --data-dir must not get a new signing key that no server uses.
+            var directory = LoadOptions(parse, dataDir, config).DataDirectory;
+            CliPaths.RequireDirectory(directory, "the data directory");
+            action(new AptRepository(directory));
             return 0;
         }
-        catch (Exception e) when (e is AptRepositoryException or IOException or UnauthorizedAccessException)
+        catch (AptRepositoryException e)
         {
-            return Fail(parse, command, e.Message);
+            return Fail(parse, command, e.Message, ExitCodes.Failed);
         }
     }
 

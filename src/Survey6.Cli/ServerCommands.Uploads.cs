@@ -18,7 +18,8 @@ public static partial class ServerCommands
         {
             if (parse.GetValue(limit) < 1)
                 return Fail(parse, "uploads", "--limit must be at least 1");
-            var uploads = new UploadRecords(OpenDatabase(parse, dataDir, config), TimeProvider.System).Recent(parse.GetValue(limit), parse.GetValue(probe));
+            var probeId = RequireProbe(parse, dataDir, config, parse.GetValue(probe));
+            var uploads = new UploadRecords(OpenDatabase(parse, dataDir, config), TimeProvider.System).Recent(parse.GetValue(limit), probeId);
             var output = parse.InvocationConfiguration.Output;
             if (parse.GetValue(json))
             {

@@ -61,11 +61,16 @@ public static partial class ServerCommands
                 overrides["Server:GrpcListen"] = grpc;
             if (parse.GetValue(httpListen) is { } http)
                 overrides["Server:HttpListen"] = http;
-            try
             {
                 var options = ServerConfiguration.LoadServerOptions(parse.GetValue(config), overrides);
+                CliPaths.RequireDirectory(options.DataDirectory, "the data directory", mayCreate: true);
                 DirectoryOwner.Become(options.DataDirectory, parse);
+                CheckListen(options.GrpcListen, "--grpc-listen (Server:GrpcListen)");
+                CheckListen(options.HttpListen, "--http-listen (Server:HttpListen)");
+                // One server per data directory, refused before recovery or anything else touches it.
+                using var owner = new Survey6.Data.DataLayout(options.DataDirectory).AcquireServerLock();
                 var builder = ServerApplication.CreateBuilder(parse.GetValue(config), overrides);
+                OperatorConsoleFormatter.Use(builder.Logging);
                 if (!parse.GetValue(noAggregator))
                     AggregatorHosting.AddToServer(builder, options.DataDirectory);
                 await using var app = ServerApplication.Build(builder);
@@ -80,12 +85,39 @@ public static partial class ServerCommands
                 await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
                 return 0;
             }
-            catch (Exception e) when (e is OptionsValidationException or IOException or FormatException or UnauthorizedAccessException)
-            {
-                return Fail(parse, "run", e.Message);
-            }
         });
         return command;
+    }
+
+    /// <summary>
+    /// Binds <paramref name="text"/> for a moment, so that an address this host lacks, a port in use or a privileged
+    /// port is reported with the option that named it, before the server touches its data directory.
+    /// </summary>
+    private static void CheckListen(string? text, string option)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+            return; // none
+        if (!ListenAddress.TryParse(text, out var listen))
+            throw new CliException(ExitCodes.Usage, $"{option} '{text}' is not ADDR:PORT, [IPV6]:PORT, localhost:PORT or *:PORT");
+        var address = listen.Address ?? System.Net.IPAddress.IPv6Any;
+        try
+        {
+            using var socket = new System.Net.Sockets.Socket(address.AddressFamily, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+            if (listen.IsAny)
+                socket.DualMode = true;
+            socket.Bind(new System.Net.IPEndPoint(address, listen.Port));
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            var (status, why) = e.SocketErrorCode switch
+            {
+                System.Net.Sockets.SocketError.AddressAlreadyInUse => (ExitCodes.Conflict, "the port is in use by another program; stop it or choose another port"),
+                System.Net.Sockets.SocketError.AddressNotAvailable => (ExitCodes.Unavailable, "this host has no such address; use one of its own addresses, or *:PORT"),
+                System.Net.Sockets.SocketError.AccessDenied => (ExitCodes.Permission, "ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a port above 1023"),
+                _ => (ExitCodes.Unavailable, e.Message),
+            };
+            throw new CliException(status, $"cannot listen on {listen} ({option}): {why}");
+        }
     }
 
     private static Command CreateToken(Option<string> dataDir, Option<string> config)
@@ -167,7 +199,7 @@ public static partial class ServerCommands
             if (dot > 0)
                 tokenId = tokenId[..dot]; // accept the whole token too
             if (!new TokenStore(OpenDatabase(parse, dataDir, config), TimeProvider.System).Revoke(tokenId))
-                return Fail(parse, "token revoke", $"no token {tokenId}");
+                return Fail(parse, "token revoke", $"no token {tokenId}", ExitCodes.NotFound);
             parse.InvocationConfiguration.Output.WriteLine($"revoked token {tokenId}");
             return 0;
         }));
@@ -188,6 +220,11 @@ public static partial class ServerCommands
             var probes = new ProbeStore(database, TimeProvider.System).List();
             var health = HealthQuery(parse, dataDir, config, database).List().ToDictionary(h => h.ProbeId, StringComparer.Ordinal);
             var output = parse.InvocationConfiguration.Output;
+            // The server's own state first: a full disk makes every probe's uploads fail, however healthy the probe.
+            var disk = Survey6.Server.Metrics.DataDiskState.Read(LoadOptions(parse, dataDir, config).DataDirectory,
+                ServerConfiguration.LoadDiskFloor(parse.GetValue(config), Overrides(parse, dataDir)).MinFreeBytes);
+            if (disk.Reason is { } degraded)
+                parse.InvocationConfiguration.Error.WriteLine($"server: degraded: {degraded}");
             if (parse.GetValue(json))
             {
                 var array = new JsonArray(probes.Select(p => (JsonNode)ProbeJson(p, health[p.Id])).ToArray());
@@ -231,11 +268,7 @@ public static partial class ServerCommands
 
             return WithState(parse, "api-token create", () =>
             {
-                // Like `token create`, this may run before the server ever started: it creates the data directory if needed.
-                var directory = new ServerDataDirectory(LoadOptions(parse, dataDir, config).DataDirectory);
-                directory.EnsureCreated();
-                var database = StateDatabase.OpenAndMigrate(directory.StateDatabase);
-                var created = new ApiTokenStore(database, TimeProvider.System).Create(tokenName, lifetime);
+                var created = new ApiTokenStore(OpenOrInitialise(parse, dataDir, config), TimeProvider.System).Create(tokenName, lifetime);
 
                 var output = parse.InvocationConfiguration.Output;
                 output.WriteLine($"token: {created.Token}");
@@ -285,7 +318,7 @@ public static partial class ServerCommands
             if (ApiToken.TryParse(tokenId, out var fromToken, out _))
                 tokenId = fromToken;
             if (!new ApiTokenStore(OpenDatabase(parse, dataDir, config), TimeProvider.System).Revoke(tokenId))
-                return Fail(parse, "api-token revoke", $"no API token {tokenId}");
+                return Fail(parse, "api-token revoke", $"no API token {tokenId}", ExitCodes.NotFound);
             parse.InvocationConfiguration.Output.WriteLine($"revoked API token {tokenId}");
             return 0;
         }));
@@ -382,7 +415,7 @@ public static partial class ServerCommands
         var list = new Command("commands", "Commands issued, newest first, with their results") { listId, json };
         list.SetAction(parse => WithState(parse, "probe commands", () =>
         {
-            var commands = Commands(parse, dataDir, config).List(parse.GetValue(listId));
+            var commands = Commands(parse, dataDir, config).List(RequireProbe(parse, dataDir, config, parse.GetValue(listId)));
             var output = parse.InvocationConfiguration.Output;
             if (parse.GetValue(json))
             {
@@ -417,11 +450,11 @@ public static partial class ServerCommands
     {
         var id = new Argument<string>("ID") { Description = "Probe id (p-...)" };
         var filter = new Option<string>("--capture-filter") { Description = "BPF expression; \"\" for the built-in IPv6 filter" };
-        var snaplen = new Option<int?>("--snaplen") { Description = "Bytes kept per frame; 0 for whole frames" };
-        var rotateSize = new Option<long?>("--rotate-size") { Description = "Close a spool file at this many bytes" };
+        var snaplen = new Option<string>("--snaplen") { Description = "Bytes kept per frame, e.g. 256 or 64K; 0 for whole frames" };
+        var rotateSize = new Option<string>("--rotate-size") { Description = "Close a spool file at this size, e.g. 64M or 1G" };
         var rotateAge = new Option<string>("--rotate-age") { Description = "Close a spool file at this age: 15m, 1h, ..." };
         var window = new Option<string>("--upload-window") { Description = "Daily upload window in UTC, HH:MM-HH:MM; 00:00-00:00 for any time" };
-        var rate = new Option<long?>("--upload-max-rate") { Description = "Upload bytes per second; 0 for no bound" };
+        var rate = new Option<string>("--upload-max-rate") { Description = "Upload bytes per second, e.g. 500K or 2M; 0 for no bound" };
         var heartbeat = new Option<string>("--heartbeat-interval") { Description = "Heartbeat interval: 10s, 1m, ..." };
         var interfaces = new Option<string>("--interfaces") { Description = "Capture interfaces, comma-separated; \"\" for the probe's own configuration" };
         var command = new Command("update-policy", "Send the probe its policy with these changes, under a new version")
@@ -433,9 +466,9 @@ public static partial class ServerCommands
             var change = new PolicyChange
             {
                 CaptureFilter = parse.GetValue(filter),
-                Snaplen = parse.GetValue(snaplen),
-                RotateSizeBytes = parse.GetValue(rotateSize),
-                UploadMaxBytesPerSecond = parse.GetValue(rate),
+                Snaplen = (int?)Size(parse, snaplen, int.MaxValue),
+                RotateSizeBytes = Size(parse, rotateSize, long.MaxValue),
+                UploadMaxBytesPerSecond = Size(parse, rate, long.MaxValue),
                 Interfaces = parse.GetValue(interfaces) is { } names ? names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries) : null,
             };
             if (parse.GetValue(rotateAge) is { } age)
@@ -468,6 +501,16 @@ public static partial class ServerCommands
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>A size option through the one size parser (<see cref="CliParsing.TryParseBytes"/>); null when not given.</summary>
+    private static long? Size(ParseResult parse, Option<string> option, long max)
+    {
+        if (parse.GetValue(option) is not { } text)
+            return null;
+        if (!CliParsing.TryParseBytes(text, out var bytes) || bytes > max)
+            throw new CliException(ExitCodes.Usage, $"{option.Name} '{text}' is not a size like 256, 64K, 2M or 1G");
+        return bytes;
     }
 
     private static string IssuedBy => "cli:" + Environment.UserName;
@@ -512,9 +555,43 @@ public static partial class ServerCommands
     private static StateDatabase OpenDatabase(ParseResult parse, Option<string> dataDir, Option<string> config)
     {
         var directory = new ServerDataDirectory(LoadOptions(parse, dataDir, config).DataDirectory);
+        CliPaths.RequireDirectory(directory.Root, "the data directory");
         if (!File.Exists(directory.StateDatabase))
-            throw new DirectoryNotFoundException($"no server state in {directory.Root} (run `survey6 server run` or `survey6 server token create` first, or pass --data-dir)");
+        {
+            if (Directory.Exists(directory.Root) && !CliPaths.MayList(directory.Root))
+                throw new CliException(ExitCodes.Permission, $"{Environment.UserName} may not read the data directory {directory.Root}; run as its owner (sudo -u OWNER survey6 ...)");
+            throw new CliException(ExitCodes.NotFound, $"no server state in {directory.Root} (run `survey6 server run` or `survey6 server token create` first, or pass --data-dir)");
+        }
+
+        // SQLite writes beside the database (journal, WAL) even to read: say who may, rather than "unable to open database file".
+        CliPaths.RequireWritable(directory.StateDatabase, "the server state");
+        CliPaths.RequireWritable(directory.Root, "the data directory");
         return StateDatabase.OpenAndMigrate(directory.StateDatabase);
+    }
+
+    /// <summary>
+    /// The state.db of an existing data directory, made when the directory holds none yet (a server never started
+    /// there). The directory itself must exist: only <c>server run</c> and <c>server token create</c> create one.
+    /// </summary>
+    private static StateDatabase OpenOrInitialise(ParseResult parse, Option<string> dataDir, Option<string> config)
+    {
+        var directory = new ServerDataDirectory(LoadOptions(parse, dataDir, config).DataDirectory);
+        CliPaths.RequireDirectory(directory.Root, "the data directory");
+        if (File.Exists(directory.StateDatabase))
+            return OpenDatabase(parse, dataDir, config);
+        CliPaths.RequireWritable(directory.Root, "the data directory");
+        directory.EnsureCreated();
+        return StateDatabase.OpenAndMigrate(directory.StateDatabase);
+    }
+
+    /// <summary>The probe id given, after checking that state.db knows it; null stays null (all probes).</summary>
+    private static string? RequireProbe(ParseResult parse, Option<string> dataDir, Option<string> config, string? probeId)
+    {
+        if (probeId is null)
+            return null;
+        if (new ProbeStore(OpenDatabase(parse, dataDir, config), TimeProvider.System).Get(probeId) is null)
+            throw new CliException(ExitCodes.NotFound, $"no probe {probeId}");
+        return probeId;
     }
 
     private static string FormatLabels(IReadOnlyDictionary<string, string> labels) =>
@@ -529,21 +606,23 @@ public static partial class ServerCommands
             output.WriteLine(string.Join("  ", row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd());
     }
 
+    /// <summary>Runs a command on state.db; what goes wrong reaches <see cref="CliFailure"/> with its exit status.</summary>
     private static int WithState(ParseResult parse, string command, Func<int> action)
     {
         try
         {
             return action();
         }
-        catch (Exception e) when (e is DirectoryNotFoundException or ProbeCommandException or UnauthorizedAccessException)
+        catch (ProbeCommandException e)
         {
-            return Fail(parse, command, e.Message);
+            throw new CliException(e.Message.StartsWith("no probe ", StringComparison.Ordinal) ? ExitCodes.NotFound : ExitCodes.Failed, e.Message);
         }
     }
 
-    private static int Fail(ParseResult parse, string command, string message)
+    /// <summary>One line on stderr; by default the status of a mistake in the command line.</summary>
+    private static int Fail(ParseResult parse, string command, string message, int status = ExitCodes.Usage)
     {
         parse.InvocationConfiguration.Error.WriteLine($"survey6 server {command}: {message}");
-        return 1;
+        return status;
     }
 }

@@ -17,6 +17,7 @@ namespace Survey6.Data;
 ///   lake/                  the Parquet datasets (Aggregator:LakeDirectory moves it)
 ///   aggregator.db          the aggregator's run ledger (SQLite, 0600; Aggregator:LedgerPath moves it)
 ///   aggregator.lock        the stage lock (and aggregator.lock.gate)
+///   server.lock            held by the one `server run` that owns the directory (flock; holds its PID)
 ///   aggregator-scheduler[-WORKER].db   a worker's Quartz job store
 ///   anonymisation.key      the Crypto-PAn key, when anonymisation is on
 ///   apt/, apt-signing/     the probe package repository and its signing key
@@ -45,6 +46,7 @@ public sealed partial class DataLayout
     private const string LakeName = "lake";
     private const string LedgerName = "aggregator.db";
     private const string StageLockName = "aggregator.lock";
+    private const string ServerLockName = "server.lock";
     private const string SchedulerStoreName = "aggregator-scheduler";
     private const string AnonymisationKeyName = "anonymisation.key";
     private const string AptName = "apt";
@@ -100,6 +102,31 @@ public sealed partial class DataLayout
 
     /// <summary>The lock the aggregator's stages take, across processes.</summary>
     public string StageLock => Path.Combine(Root, StageLockName);
+
+    /// <summary>
+    /// The lock the one server running on this directory holds (<see cref="OwnerLock"/>): a second one, with or without
+    /// its aggregator, would recover uploads the first is receiving.
+    /// </summary>
+    public string ServerLock => Path.Combine(Root, ServerLockName);
+
+    /// <summary>
+    /// Takes <see cref="ServerLock"/> (creating the directory owner-only when missing) before anything else is
+    /// touched; refused with the owner's PID when another server runs here.
+    /// </summary>
+    public OwnerLock AcquireServerLock()
+    {
+        if (!Directory.Exists(Root))
+            SecureFiles.CreateOwnerOnlyDirectory(Root);
+        try
+        {
+            return OwnerLock.Acquire(ServerLock);
+        }
+        catch (OwnerLockException e)
+        {
+            var pid = e.OwnerPid is { } owner ? $" (PID {owner})" : "";
+            throw new OwnerLockException($"another survey6 server{pid} runs on the data directory {Root}; stop it first (systemctl stop survey6-server)", e);
+        }
+    }
 
     /// <summary>The Crypto-PAn key created on first use when <c>Aggregator:Anonymisation:KeyPath</c> is not set.</summary>
     public string AnonymisationKey => Path.Combine(Root, AnonymisationKeyName);

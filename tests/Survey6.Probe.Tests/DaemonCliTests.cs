@@ -87,8 +87,9 @@ public sealed class DaemonCliTests
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite, mode);
 
         var second = await DaemonProcess.CliAsync("probe", "run", "--config", config, "--state-dir", state);
-        Assert.Equal(1, second.ExitCode);
-        Assert.Contains("another probe daemon is running", second.Error, StringComparison.Ordinal);
+        Assert.Equal(Survey6.Cli.ExitCodes.Conflict, second.ExitCode);
+        Assert.Contains("a probe daemon (PID ", second.Error, StringComparison.Ordinal);
+        Assert.Contains($") is running on {state}; stop it first", second.Error, StringComparison.Ordinal);
         Assert.Equal("capturing", daemon.Status().State); // the first one is untouched
         daemon.Terminate();
     }

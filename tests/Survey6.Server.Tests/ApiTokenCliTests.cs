@@ -16,6 +16,7 @@ public sealed class ApiTokenCliTests : IDisposable
     [Fact]
     public async Task Create_use_list_and_revoke()
     {
+        Directory.CreateDirectory(DataDirectory); // api-token create makes state in an existing directory, never the directory
         var (status, created, _) = await RunAsync("server", "api-token", "create", "--name", "grafana", "--ttl", "2h", "--data-dir", DataDirectory);
         Assert.Equal(0, status);
         var token = Line(created, "token: ");
@@ -42,10 +43,10 @@ public sealed class ApiTokenCliTests : IDisposable
         Assert.Contains("revoked", (await RunAsync("server", "api-token", "list", "--data-dir", DataDirectory)).Output, StringComparison.Ordinal);
 
         var (missing, _, error) = await RunAsync("server", "api-token", "revoke", "nosuch00", "--data-dir", DataDirectory);
-        Assert.Equal(1, missing);
+        Assert.Equal(ExitCodes.NotFound, missing);
         Assert.Contains("no API token nosuch00", error, StringComparison.Ordinal);
         var (badTtl, _, ttlError) = await RunAsync("server", "api-token", "create", "--ttl", "soon", "--data-dir", DataDirectory);
-        Assert.Equal(1, badTtl);
+        Assert.Equal(ExitCodes.Usage, badTtl);
         Assert.Contains("--ttl 'soon'", ttlError, StringComparison.Ordinal);
     }
 
@@ -53,8 +54,8 @@ public sealed class ApiTokenCliTests : IDisposable
     public async Task Listing_without_server_state_fails_without_creating_it()
     {
         var (status, _, error) = await RunAsync("server", "api-token", "list", "--data-dir", DataDirectory);
-        Assert.Equal(1, status);
-        Assert.Contains("no server state in", error, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.NotFound, status);
+        Assert.Contains($"--data-dir {DataDirectory} does not exist", error, StringComparison.Ordinal);
         Assert.False(Directory.Exists(DataDirectory));
     }
 

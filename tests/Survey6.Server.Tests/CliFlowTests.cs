@@ -62,7 +62,7 @@ public sealed class CliFlowTests : IDisposable
         var tokenId = token.GetProperty("id").GetString()!;
         Assert.Equal(0, (await RunAsync("server", "token", "revoke", tokenId, "--data-dir", dataDir)).Status);
         Assert.Contains("revoked", (await RunAsync("server", "token", "list", "--data-dir", dataDir)).Output, StringComparison.Ordinal);
-        Assert.Equal(1, (await RunWithErrorAsync("server", "token", "revoke", "nosuch", "--data-dir", dataDir)).Status);
+        Assert.Equal(ExitCodes.NotFound, (await RunWithErrorAsync("server", "token", "revoke", "nosuch", "--data-dir", dataDir)).Status);
 
         await stop.CancelAsync();
         Assert.Equal(0, await run);
@@ -160,8 +160,8 @@ public sealed class CliFlowTests : IDisposable
     {
         var missing = Path.Combine(_root, "typo");
         var (status, _, error) = await RunWithErrorAsync("server", "probes", "--data-dir", missing);
-        Assert.Equal(1, status);
-        Assert.StartsWith("survey6 server probes: no server state in " + missing, error, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.NotFound, status);
+        Assert.StartsWith($"survey6 server probes: --data-dir {missing} does not exist", error, StringComparison.Ordinal);
         Assert.False(Directory.Exists(missing));
     }
 

@@ -28,8 +28,8 @@ public sealed class MetricsTests
         var counters = server.Get<ServerCounters>();
         counters.Increment(ServerMetrics.HeartbeatReceived);
         counters.Increment(ServerMetrics.HeartbeatReceived);
-        counters.Increment(ServerMetrics.UploadCompleted);
-        counters.Add(ServerMetrics.UploadBytes, 123_456);
+        counters.Increment(Survey6.Server.Uploads.UploadCounterNames.Stored);
+        counters.Add(Survey6.Server.Uploads.UploadCounterNames.BytesReceived, 123_456);
         counters.Increment("something.new");
 
         var response = await http.GetAsync("/metrics");
@@ -48,6 +48,10 @@ public sealed class MetricsTests
         Assert.Equal(2, Sample(text, "survey6_heartbeats_received_total"));
         Assert.Equal(1, Sample(text, "survey6_uploads_total"));
         Assert.Equal(123_456, Sample(text, "survey6_upload_bytes_total"));
+        Assert.Equal(1, Sample(text, "survey6_upload_outcomes_total{outcome=\"stored\"}"));
+        Assert.Equal(0, Sample(text, "survey6_upload_outcomes_total{outcome=\"failed\"}"));
+        Assert.True(Sample(text, "survey6_data_directory_free_bytes") > 0);
+        Assert.Equal(0, Sample(text, "survey6_server_degraded"));
         Assert.Equal(1, Sample(text, "survey6_server_counter_total{name=\"something.new\"}"));
 
         Assert.Equal(1, Sample(text, "survey6_grpc_calls_total{service=\"survey6.v1.Enrollment\",method=\"Join\",code=\"OK\"}"));
@@ -134,6 +138,54 @@ public sealed class MetricsTests
     }
 
     /// <summary>The value of one series in Prometheus text format; fails if it is not there.</summary>
+    [Fact]
+    public async Task A_data_disk_filled_below_the_floor_shows_in_healthz_metrics_and_server_probes()
+    {
+        const long floor = 8L << 20;
+        using var disk = new Tmpfs("32m");
+        var data = Path.Combine(disk.Path, "data");
+        using var server = await ServerProcess.StartAsync(data, 0,
+            environment: new Dictionary<string, string> { ["Server__Disk__MinFreeBytes"] = floor.ToString(CultureInfo.InvariantCulture) },
+            httpListen: "127.0.0.1:0");
+        using var http = new HttpClient { BaseAddress = server.HttpUrl };
+        Assert.Equal("ok\n", await http.GetStringAsync("/healthz"));
+        var roomy = await http.GetStringAsync("/metrics");
+        Assert.True(Sample(roomy, "survey6_data_directory_free_bytes") > floor);
+        Assert.Equal(floor, Sample(roomy, "survey6_data_directory_floor_bytes"));
+        Assert.Equal(0, Sample(roomy, "survey6_server_degraded"));
+
+        // Fill the file system the data directory is on until less than the floor stays free, as captures would.
+        await using (var filler = File.Create(Path.Combine(disk.Path, "filler")))
+        {
+            var chunk = new byte[1 << 20];
+            while (new DriveInfo(disk.Path).AvailableFreeSpace >= floor / 2)
+                await filler.WriteAsync(chunk);
+            await filler.FlushAsync();
+        }
+
+        var healthz = await http.GetAsync("/healthz");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, healthz.StatusCode);
+        var reason = await healthz.Content.ReadAsStringAsync();
+        Assert.StartsWith("degraded: the data directory " + data + " has ", reason, StringComparison.Ordinal);
+        Assert.Contains("Server:Disk:MinFreeBytes", reason, StringComparison.Ordinal);
+        var full = await http.GetStringAsync("/metrics");
+        Assert.True(Sample(full, "survey6_data_directory_free_bytes") < floor);
+        Assert.Equal(1, Sample(full, "survey6_server_degraded"));
+
+        // server probes, as an operator runs it beside the server, with the server's configuration.
+        var config = Path.Combine(Path.GetTempPath(), $"survey6-floor-{Guid.NewGuid():n}.json");
+        await File.WriteAllTextAsync(config, $"{{\"Server\": {{\"Disk\": {{\"MinFreeBytes\": {floor}}}}}}}");
+        try
+        {
+            var probes = Tool.Run(Tool.Dotnet(), Path.Combine(AppContext.BaseDirectory, "survey6.dll"), "server", "probes", "--data-dir", data, "--config", config).Check();
+            Assert.StartsWith("server: degraded: the data directory " + data, probes.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
     private static double Sample(string text, string series)
     {
         var line = text.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal));

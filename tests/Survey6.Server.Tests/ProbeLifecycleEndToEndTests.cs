@@ -32,11 +32,11 @@ public sealed partial class ProbeLifecycleEndToEndTests(ITestOutputHelper output
         string[] join = ["probe", "join", "--server", server.GrpcUrl.ToString(), "--token", token, "--ca-hash", server.Pki.Authority.Pin, "--state-dir", state];
 
         var (exit, _, error) = await CliAsync([.. join, "--country", "XX"]);
-        Assert.Equal(1, exit);
+        Assert.Equal(Survey6.Cli.ExitCodes.Usage, exit);
         Assert.Contains("--country 'XX' is not an ISO 3166-1 alpha-2 code", error, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(state, "probe.json")));
         (exit, _, error) = await CliAsync([.. join, "--location", "52.52,13.405,FR", "--country", "DE"]);
-        Assert.Equal(1, exit);
+        Assert.Equal(Survey6.Cli.ExitCodes.Usage, exit);
         Assert.Contains("contradicts", error, StringComparison.Ordinal);
 
         (exit, var text, error) = await CliAsync([.. join, "--name", "Roof probe 1", "--country", "de", "--city", "Berlin", "--label", "site=lab"]);
@@ -92,7 +92,7 @@ public sealed partial class ProbeLifecycleEndToEndTests(ITestOutputHelper output
                 await ProbeUplinkEndToEndTests.WaitUntilAsync(() => daemon.TryStatus() is not null, TimeSpan.FromSeconds(20), "the daemon", daemon);
                 var (exit, _, error) = await CliAsync("probe", "leave", "--state-dir", state);
                 Assert.Equal(1, exit);
-                Assert.Contains("a probe daemon is running on", error, StringComparison.Ordinal);
+                Assert.Contains("a probe daemon (PID ", error, StringComparison.Ordinal);
                 daemon.Terminate();
             }
 

@@ -303,8 +303,8 @@ public sealed class UploadServiceTests : IAsyncLifetime
         Assert.Equal(1, junkStatus);
         Assert.Contains("not-a-capture", junkError, StringComparison.Ordinal);
         var (missingStatus, _, missingError) = await CliAsync("probe", "upload", path, "--state-dir", Path.Combine(_server.Root, "nobody"));
-        Assert.Equal(1, missingStatus);
-        Assert.Contains("holds no joined probe", missingError, StringComparison.Ordinal);
+        Assert.Equal(Survey6.Cli.ExitCodes.NotFound, missingStatus);
+        Assert.Contains("does not exist", missingError, StringComparison.Ordinal);
     }
 
     private async Task<Probe.Upload.ProbeConnection> JoinAsync(string name) =>

@@ -26,6 +26,7 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
     private readonly CaptureOptions _capture;
     private readonly SpoolOptions _spoolOptions;
     private readonly TimeProvider _time;
+    private readonly Diagnostics.RecurringFailure _captureStartFailures;
     private readonly ILogger _logger;
     private readonly IUploader? _uploader;
     private readonly IControlLink? _controlLink;
@@ -36,7 +37,7 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
     private readonly SemaphoreSlim _transition = new(1, 1);
     private readonly SemaphoreSlim _wake = new(0);
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private FileStream? _lock;
+    private Survey6.Packets.Files.OwnerLock? _lock;
     private volatile bool _suspended;
     private volatile string? _suspendReason;
     private volatile string? _captureProblem;
@@ -70,6 +71,7 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
         _capture = capture.Value;
         _spoolOptions = spoolOptions.Value;
         _time = time;
+        _captureStartFailures = new Diagnostics.RecurringFailure(time, Diagnostics.RecurringFailure.DefaultReminder);
         _logger = logger;
         _lifetime = lifetime;
         // Optional until the control and upload slices are wired in.
@@ -408,13 +410,20 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
             await _engine.StartAsync(cancellationToken).ConfigureAwait(false);
             _captureProblem = null;
             _stateSince = _time.GetUtcNow();
+            if (_captureStartFailures.Clear() is > 1 and var failed)
+                ProbeLog.CaptureRecovered(_logger, failed);
         }
         catch (CaptureStartException e)
         {
             if (_captureProblem != e.Message)
                 _stateSince = _time.GetUtcNow();
             _captureProblem = e.Message;
-            ProbeLog.CaptureStartFailed(_logger, e.Message, _capture.RetryInterval);
+            // Once per reason, then a reminder with the count: not a warning every retry interval, forever.
+            var occurrence = _captureStartFailures.Report(e.Message);
+            if (occurrence.Total == 1)
+                ProbeLog.CaptureStartFailed(_logger, e.Message, _capture.RetryInterval);
+            else if (occurrence.Log)
+                ProbeLog.CaptureStillFailing(_logger, occurrence.Total, occurrence.Since, occurrence.Unlogged, e.Message);
         }
     }
 

@@ -59,19 +59,20 @@ public sealed class ProbeDaemonPaths(string stateDirectory)
     }
 
     /// <summary>
-    /// An exclusive lock on <c>probe.lock</c> (flock, released by the kernel even after kill -9): two daemons
-    /// on one state directory would repair each other's open files.
+    /// An exclusive lock on <c>probe.lock</c> (<see cref="OwnerLock"/>: released by the kernel even after kill -9):
+    /// two daemons on one state directory would repair each other's open files. Refused with the owner's PID.
     /// </summary>
-    public FileStream AcquireLock()
+    public OwnerLock AcquireLock()
     {
         EnsureRoot();
         try
         {
-            return new FileStream(LockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            return OwnerLock.Acquire(LockPath);
         }
-        catch (IOException e)
+        catch (OwnerLockException e)
         {
-            throw new IOException($"another probe daemon is running on {Root} ({e.Message})", e);
+            var pid = e.OwnerPid is { } owner ? $" (PID {owner})" : "";
+            throw new OwnerLockException($"a probe daemon{pid} is running on {Root}; stop it first (systemctl stop survey6-probe)", e);
         }
     }
 

@@ -152,4 +152,8 @@ public sealed record SpoolStatus
 }
 
 /// <summary>The uploader's counters, as it reports them (<see cref="IUploader.Status"/>).</summary>
-public sealed record UploaderSnapshot(long FilesUploaded, long BytesUploaded, long Failures, DateTimeOffset? LastSuccess, bool Uploading);
+/// <param name="Failures">Upload attempts that failed, retried ones included (an upload that succeeded on its fifth try counts 4).</param>
+/// <param name="LastError">What the last failed attempt got; null when none failed since the start.</param>
+/// <param name="LastErrorAt">When it failed.</param>
+public sealed record UploaderSnapshot(long FilesUploaded, long BytesUploaded, long Failures, DateTimeOffset? LastSuccess, bool Uploading,
+    string? LastError = null, DateTimeOffset? LastErrorAt = null);

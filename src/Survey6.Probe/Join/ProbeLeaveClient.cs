@@ -29,14 +29,14 @@ public static class ProbeLeaveClient
             throw new ProbeJoinException($"{state.Root} holds no joined probe; nothing to leave");
 
         // A running daemon would go on using the identity being removed.
-        FileStream daemonLock;
+        Survey6.Packets.Files.OwnerLock daemonLock;
         try
         {
             daemonLock = new ProbeDaemonPaths(state.Root).AcquireLock();
         }
-        catch (IOException)
+        catch (Survey6.Packets.Files.OwnerLockException e)
         {
-            throw new ProbeJoinException($"a probe daemon is running on {state.Root}; stop it first (systemctl stop survey6-probe)");
+            throw new ProbeJoinException(e.Message);
         }
 
         using (daemonLock)

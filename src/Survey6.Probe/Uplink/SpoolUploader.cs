@@ -24,6 +24,7 @@ public sealed class SpoolUploader : IUploader
     private readonly IUploadRateLimiter _limiter;
     private readonly InterfaceTraffic _traffic;
     private readonly TimeProvider _time;
+    private readonly Diagnostics.RecurringFailure _uploadFailures;
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _logger;
     private readonly IdleWindow _window;
@@ -34,6 +35,7 @@ public sealed class SpoolUploader : IUploader
     private long _filesUploaded;
     private long _bytesUploaded;
     private long _failures;
+    private volatile ErrorNote? _lastError; // one reference, so status reads message and time together
     private long _lastSuccessTicks;
     private volatile bool _uploading;
     private volatile bool _uploadNow;
@@ -50,6 +52,7 @@ public sealed class SpoolUploader : IUploader
         _limiter = new CountingLimiter(limiter, this);
         _traffic = traffic;
         _time = time;
+        _uploadFailures = new Diagnostics.RecurringFailure(time, Diagnostics.RecurringFailure.DefaultReminder);
         _loggers = loggers;
         _logger = loggers.CreateLogger<SpoolUploader>();
         _window = new IdleWindow(_options.IdleBytesPerSecond, _options.QuietPeriod, _options.MaxDeferral, time);
@@ -60,12 +63,15 @@ public sealed class SpoolUploader : IUploader
         get
         {
             var last = Interlocked.Read(ref _lastSuccessTicks);
+            var error = _lastError;
             return new UploaderSnapshot(
                 Interlocked.Read(ref _filesUploaded),
                 Interlocked.Read(ref _bytesUploaded),
                 Interlocked.Read(ref _failures),
                 last == 0 ? null : new DateTimeOffset(last, TimeSpan.Zero),
-                _uploading);
+                _uploading,
+                error?.Message,
+                error?.At);
         }
     }
 
@@ -152,19 +158,34 @@ public sealed class SpoolUploader : IUploader
             Interlocked.Increment(ref _filesUploaded);
             Interlocked.Add(ref _bytesUploaded, result.BytesSent);
             Interlocked.Exchange(ref _lastSuccessTicks, _time.GetUtcNow().UtcTicks);
+            if (result.FailedAttempts > 0)
+            {
+                // Retried inside the uploader before it succeeded: still failures an operator should see.
+                Interlocked.Add(ref _failures, result.FailedAttempts);
+                _lastError = new ErrorNote(result.LastFailure ?? "failed", _time.GetUtcNow());
+            }
+
             // Only now, with the server's promise that it holds the file durably.
             spool.Complete(file);
             _retryAt.Remove(file.Sequence);
             UplinkLog.FileUploaded(_logger, file.Name, file.Size, result.Ack.Duplicate);
+            if (_uploadFailures.Clear() is > 1 and var failed)
+                UplinkLog.UploadsRecovered(_logger, failed);
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is CaptureUploadException or IOException or UnauthorizedAccessException or ManifestException)
         {
             // Evicted by the disk guard while it was read: not a failure, it is simply gone.
             if (!spool.ClosedFiles().Any(f => f.Sequence == file.Sequence))
                 return;
-            Interlocked.Increment(ref _failures);
+            Interlocked.Add(ref _failures, e is CaptureUploadException { Attempts: > 0 } failed ? failed.Attempts : 1);
+            _lastError = new ErrorNote(e.Message, _time.GetUtcNow());
             _retryAt[file.Sequence] = _time.GetTimestamp() + (long)(_options.RetryDelay.TotalSeconds * _time.TimestampFrequency);
-            UplinkLog.UploadFailed(_logger, file.Name, _options.RetryDelay, e.Message);
+            // Once per kind of failure (a full server refuses every file alike), then a reminder with the count.
+            var occurrence = _uploadFailures.Report(e is CaptureUploadException u ? $"{u.StatusCode}/{u.Rejection}" : e.GetType().Name);
+            if (occurrence.Total == 1)
+                UplinkLog.UploadFailed(_logger, file.Name, _options.RetryDelay, e.Message);
+            else if (occurrence.Log)
+                UplinkLog.UploadsStillFailing(_logger, occurrence.Total, occurrence.Since, occurrence.Unlogged, e.Message);
         }
         finally
         {
@@ -225,4 +246,6 @@ public sealed class SpoolUploader : IUploader
             Interlocked.Add(ref owner._ownBytes, bytes);
         }
     }
+
+    private sealed record ErrorNote(string Message, DateTimeOffset At);
 }

@@ -31,6 +31,12 @@ internal static partial class UplinkLog
     [LoggerMessage(EventId = 414, Level = LogLevel.Warning, Message = "Leaving the C&C's new addresses out of the capture failed: {Reason}")]
     public static partial void OwnTrafficRefreshFailed(ILogger logger, string reason);
 
+    [LoggerMessage(EventId = 415, Level = LogLevel.Warning, Message = "Uploads still failing: {Count} attempts failed since {Since:u} ({Unlogged} not logged); the last: {Reason}")]
+    public static partial void UploadsStillFailing(ILogger logger, long count, DateTimeOffset since, long unlogged, string reason);
+
+    [LoggerMessage(EventId = 416, Level = LogLevel.Information, Message = "Uploads succeed again after {Count} failed attempts")]
+    public static partial void UploadsRecovered(ILogger logger, long count);
+
     [LoggerMessage(EventId = 413, Level = LogLevel.Error, Message = "The server refused this probe; the control stream stops: {Reason}")]
     public static partial void ControlRefused(ILogger logger, string reason);
 }

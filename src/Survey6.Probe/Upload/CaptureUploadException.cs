@@ -51,4 +51,6 @@ public sealed class CaptureUploadException : Exception
 /// <param name="ResumedFrom">Where the successful attempt started sending: the bytes the server already held then (the whole size when it had the capture).</param>
 /// <param name="BytesSent">Data bytes sent over all attempts.</param>
 /// <param name="Attempts">Calls made, the successful one included.</param>
-public sealed record CaptureUploadResult(UploadAck Ack, string Path, long Size, long ResumedFrom, long BytesSent, int Attempts);
+/// <param name="FailedAttempts">Calls that failed and were retried (not the ones the server only moved to another offset).</param>
+/// <param name="LastFailure">What the last failed call got, "Unavailable: ..."; null when none failed.</param>
+public sealed record CaptureUploadResult(UploadAck Ack, string Path, long Size, long ResumedFrom, long BytesSent, int Attempts, int FailedAttempts = 0, string? LastFailure = null);

@@ -73,6 +73,8 @@ public sealed class CaptureUploader
         ArgumentNullException.ThrowIfNull(manifest);
         var (sha, size) = await HashAsync(path, cancellationToken).ConfigureAwait(false);
         var state = new UploadState();
+        var failedAttempts = 0;
+        string? lastFailure = null;
         for (int attempt = 1; ; attempt++)
         {
             UploadAck ack;
@@ -108,6 +110,12 @@ public sealed class CaptureUploader
 
                 // The server told us where to continue; asking again costs nothing, waiting would.
                 var delay = e.StatusCode == StatusCode.OutOfRange ? TimeSpan.Zero : Backoff(attempt);
+                if (e.StatusCode != StatusCode.OutOfRange)
+                {
+                    failedAttempts++;
+                    lastFailure = $"{e.StatusCode}: {e.Status.Detail}";
+                }
+
                 UploadLog.Retrying(_logger, path, e.StatusCode, e.Status.Detail, attempt, _options.MaxAttempts, delay);
                 await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
                 continue;
@@ -120,7 +128,7 @@ public sealed class CaptureUploader
             }
 
             UploadLog.Uploaded(_logger, path, sha, size, state.Sent, state.ResumedFrom ?? 0, attempt, ack.Duplicate);
-            return new CaptureUploadResult(ack, path, size, state.ResumedFrom ?? 0, state.Sent, attempt);
+            return new CaptureUploadResult(ack, path, size, state.ResumedFrom ?? 0, state.Sent, attempt, failedAttempts, lastFailure);
         }
     }
 

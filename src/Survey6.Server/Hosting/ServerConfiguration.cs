@@ -33,6 +33,13 @@ public static class ServerConfiguration
         return builder;
     }
 
+    /// <summary>The disk floor (<c>Server:Disk</c>) as the server would see it, for commands that run without it.</summary>
+    public static DiskFloorOptions LoadDiskFloor(string? configFile, IReadOnlyDictionary<string, string?>? overrides)
+    {
+        var configuration = new ConfigurationBuilder().AddEnvironmentVariables().AddServerSources(configFile, overrides).Build();
+        return configuration.GetSection(DiskFloorOptions.SectionName).Get<DiskFloorOptions>() ?? new DiskFloorOptions();
+    }
+
     /// <summary>The <c>Server</c> section as the server would see it, for commands that run without it.</summary>
     public static ServerOptions LoadServerOptions(string? configFile, IReadOnlyDictionary<string, string?>? overrides)
     {

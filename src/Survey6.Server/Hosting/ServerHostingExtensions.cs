@@ -99,7 +99,10 @@ public static class ServerHostingExtensions
         app.MapGrpcService<EnrollmentService>();
         app.MapSurvey6Uploads();
         app.MapGrpcService<ControlService>();
-        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        // Degraded (503, with the reason) while the data directory's disk is below the floor: uploads would fail.
+        app.MapGet("/healthz", (Metrics.DataDiskHealth disk) => disk.Read() is { BelowFloor: true } low
+            ? Results.Text($"degraded: {low.Reason}\n", statusCode: StatusCodes.Status503ServiceUnavailable)
+            : Results.Text("ok\n"));
         // Public: probes fetch it before joining and check it against their pin (docs/protocol.md).
         app.MapGet("/v1/ca.pem", () => Results.Text(pki.Authority.CertificatePem, "application/x-pem-file"));
         app.MapSurvey6Api();

@@ -4,6 +4,7 @@ using Prometheus;
 using Survey6.Ingest;
 using Survey6.Server.Api;
 using Survey6.Server.Diagnostics;
+using Survey6.Server.Uploads;
 
 namespace Survey6.Server.Metrics;
 
@@ -17,18 +18,17 @@ namespace Survey6.Server.Metrics;
 /// <item><term>auth.refused.R</term><description>survey6_call_refusals_total{reason=R} (probe calls refused by the certificate check)</description></item>
 /// <item><term>api.refused.R</term><description>survey6_api_refusals_total{reason=R}</description></item>
 /// <item><term>heartbeat.received</term><description>survey6_heartbeats_received_total</description></item>
-/// <item><term>upload.completed</term><description>survey6_uploads_total</description></item>
-/// <item><term>upload.bytes</term><description>survey6_upload_bytes_total</description></item>
+/// <item><term>upload.stored</term><description>survey6_uploads_total, and survey6_upload_outcomes_total{outcome=stored}</description></item>
+/// <item><term>upload.duplicate, upload.interrupted, upload.failed</term><description>survey6_upload_outcomes_total{outcome}</description></item>
+/// <item><term>upload.bytes_received</term><description>survey6_upload_bytes_total</description></item>
 /// <item><term>upload.rejected.R</term><description>survey6_upload_rejections_total{reason=R}</description></item>
 /// <item><term>anything else</term><description>survey6_server_counter_total{name}</description></item>
 /// </list>
+/// The upload names are <see cref="UploadCounterNames"/>'s, their one owner (the upload service counts with them).
 /// </summary>
 public sealed class ServerMetrics
 {
     public const string HeartbeatReceived = "heartbeat.received";
-    public const string UploadCompleted = "upload.completed";
-    public const string UploadBytes = "upload.bytes";
-    public const string UploadRejectedPrefix = "upload.rejected.";
 
     private static readonly TimeSpan IngestStatsTimeout = TimeSpan.FromSeconds(5);
 
@@ -47,6 +47,10 @@ public sealed class ServerMetrics
     private readonly Counter _uploads;
     private readonly Counter _uploadBytes;
     private readonly Counter _uploadRejections;
+    private readonly Counter _uploadOutcomes;
+    private readonly Gauge _dataFreeBytes;
+    private readonly Gauge _dataFloorBytes;
+    private readonly Gauge _degraded;
     private readonly Counter _otherCounters;
     private readonly Lazy<IngestGauges?> _ingest;
 
@@ -69,6 +73,12 @@ public sealed class ServerMetrics
         _uploads = Factory.CreateCounter("survey6_uploads_total", "Captures stored and acknowledged.");
         _uploadBytes = Factory.CreateCounter("survey6_upload_bytes_total", "Bytes of captures received.");
         _uploadRejections = Factory.CreateCounter("survey6_upload_rejections_total", "Uploads rejected, by reason.", ["reason"]);
+        _uploadOutcomes = Factory.CreateCounter("survey6_upload_outcomes_total", "Upload calls by outcome: stored, duplicate, interrupted, failed.", ["outcome"]);
+        foreach (var outcome in UploadOutcomes.Values)
+            _uploadOutcomes.WithLabels(outcome);
+        _dataFreeBytes = Factory.CreateGauge("survey6_data_directory_free_bytes", "Bytes free on the file system of the data directory.");
+        _dataFloorBytes = Factory.CreateGauge("survey6_data_directory_floor_bytes", "Free bytes the server keeps (Server:Disk:MinFreeBytes); below it the server is degraded.");
+        _degraded = Factory.CreateGauge("survey6_server_degraded", "1 while the server is degraded (see /healthz for the reason), else 0.");
         _otherCounters = Factory.CreateCounter("survey6_server_counter_total", "Other server counters, by their internal name.", ["name"]);
         GrpcCalls = Factory.CreateCounter("survey6_grpc_calls_total", "gRPC calls finished, by service, method and status code.", ["service", "method", "code"]);
         GrpcCallDuration = Factory.CreateHistogram("survey6_grpc_call_duration_seconds", "Duration of gRPC calls (a stream's whole life).",
@@ -85,6 +95,15 @@ public sealed class ServerMetrics
         Registry.AddBeforeCollectCallback(CollectAsync);
     }
 
+    /// <summary>Upload counters that are an outcome of a call, and the label each gets.</summary>
+    private static readonly Dictionary<string, string> UploadOutcomes = new(StringComparer.Ordinal)
+    {
+        [UploadCounterNames.Stored] = "stored",
+        [UploadCounterNames.Duplicate] = "duplicate",
+        [UploadCounterNames.Interrupted] = "interrupted",
+        [UploadCounterNames.Failed] = "failed",
+    };
+
     public CollectorRegistry Registry { get; }
 
     public IMetricFactory Factory { get; }
@@ -98,6 +117,20 @@ public sealed class ServerMetrics
     private async Task CollectAsync(CancellationToken cancellationToken)
     {
         BridgeCounters();
+        try
+        {
+            if (_services.GetService<DataDiskHealth>()?.Read() is { } disk)
+            {
+                _dataFreeBytes.Set(disk.FreeBytes);
+                _dataFloorBytes.Set(disk.FloorBytes);
+                _degraded.Set(disk.BelowFloor ? 1 : 0);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            MetricsLog.CollectFailed(_logger, "data directory free space", e);
+        }
+
         try
         {
             foreach (var (state, count) in await _probes.CountByStateAsync(cancellationToken).ConfigureAwait(false))
@@ -116,23 +149,26 @@ public sealed class ServerMetrics
     {
         foreach (var (name, value) in _counters.Snapshot())
         {
+            if (UploadOutcomes.TryGetValue(name, out var outcome))
+                _uploadOutcomes.WithLabels(outcome).IncTo(value);
             var counter = name switch
             {
                 "join.accepted" => _joinsAccepted,
                 HeartbeatReceived => _heartbeats,
-                UploadCompleted => _uploads,
-                UploadBytes => _uploadBytes,
+                UploadCounterNames.Stored => _uploads,
+                UploadCounterNames.BytesReceived => _uploadBytes,
                 _ when name.StartsWith(ServerCounters.JoinRefusedPrefix, StringComparison.Ordinal) =>
                     _joinRefusals.WithLabels(name[ServerCounters.JoinRefusedPrefix.Length..]),
                 _ when name.StartsWith(ServerCounters.AuthenticationRefusedPrefix, StringComparison.Ordinal) =>
                     _callRefusals.WithLabels(name[ServerCounters.AuthenticationRefusedPrefix.Length..]),
                 _ when name.StartsWith(ApiAuthorizationResultHandler.RefusedCounterPrefix, StringComparison.Ordinal) =>
                     _apiRefusals.WithLabels(name[ApiAuthorizationResultHandler.RefusedCounterPrefix.Length..]),
-                _ when name.StartsWith(UploadRejectedPrefix, StringComparison.Ordinal) =>
-                    _uploadRejections.WithLabels(name[UploadRejectedPrefix.Length..]),
+                _ when name.StartsWith(UploadCounterNames.RejectedPrefix, StringComparison.Ordinal) =>
+                    _uploadRejections.WithLabels(name[UploadCounterNames.RejectedPrefix.Length..]),
+                UploadCounterNames.Duplicate or UploadCounterNames.Interrupted or UploadCounterNames.Failed => null,
                 _ => (ICounter)_otherCounters.WithLabels(name),
             };
-            counter.IncTo(value);
+            counter?.IncTo(value);
         }
     }
 

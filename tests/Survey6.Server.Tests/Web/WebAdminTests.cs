@@ -18,7 +18,8 @@ public sealed class WebAdminTests
             Assert.Null(server.Get<WebAdminStore>().EnsurePassword()); // already there: not replaced
         }
 
-        var dataDir = Path.Combine(root, "server");
+        // An existing directory where no server ran yet: set-password makes its state there (a missing one is refused).
+        var dataDir = Directory.CreateDirectory(Path.Combine(root, "server")).FullName;
         var output = new StringWriter();
         var previousIn = Console.In;
         Console.SetIn(new StringReader("a new password 123\n"));

@@ -1,0 +1,38 @@
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using Survey6.Data;
+using Survey6.Server.Options;
+
+namespace Survey6.Server.Metrics;
+
+/// <summary>The data directory's free space against the floor (<see cref="DiskFloorOptions"/>), read when asked.</summary>
+public sealed record DataDiskState(string Directory, long FreeBytes, long FloorBytes)
+{
+    public bool BelowFloor => FreeBytes < FloorBytes;
+
+    /// <summary>Why the server is degraded, or null: "DATA has 1.2 MiB free, below the floor of 256 MiB (Server:Disk:MinFreeBytes)".</summary>
+    public string? Reason => BelowFloor
+        ? $"the data directory {Directory} has {Bytes(FreeBytes)} free, below the floor of {Bytes(FloorBytes)} ({DiskFloorOptions.SectionName}:{nameof(DiskFloorOptions.MinFreeBytes)}); uploads may fail"
+        : null;
+
+    /// <summary>Reads the free bytes of the file system holding <paramref name="directory"/>.</summary>
+    public static DataDiskState Read(string directory, long floorBytes) =>
+        new(directory, new DriveInfo(directory).AvailableFreeSpace, floorBytes);
+
+    private static string Bytes(long bytes) => bytes >= 1L << 30 ? $"{bytes / (double)(1L << 30):0.#} GiB"
+        : bytes >= 1L << 20 ? $"{bytes / (double)(1L << 20):0.#} MiB"
+        : bytes >= 1L << 10 ? $"{bytes / 1024.0:0.#} KiB"
+        : $"{bytes} B";
+}
+
+/// <summary>The server's own health, as /healthz, gRPC health and /metrics report it.</summary>
+public sealed class DataDiskHealth(DataLayout layout, IOptions<DiskFloorOptions> options) : IHealthCheck
+{
+    public DataDiskState Read() => DataDiskState.Read(layout.Root, options.Value.MinFreeBytes);
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var state = Read();
+        return Task.FromResult(state.BelowFloor ? HealthCheckResult.Degraded(state.Reason) : HealthCheckResult.Healthy());
+    }
+}
