@@ -18,6 +18,9 @@ internal sealed class ServerProcess : IDisposable
 
     public string Pin { get; private set; } = "";
 
+    /// <summary>The operator endpoint, when started with <c>httpListen</c>.</summary>
+    public Uri? HttpUrl { get; private set; }
+
     public int Id => _process.Id;
 
     /// <summary>What the server printed so far (stdout and stderr), for failure messages.</summary>
@@ -33,8 +36,10 @@ internal sealed class ServerProcess : IDisposable
     /// <summary>
     /// Starts the server on <paramref name="dataDirectory"/> and waits until it prints where it listens. Without
     /// <paramref name="aggregator"/> it runs with <c>--no-aggregator</c>, so the ingest queue keeps what it was given.
+    /// Without <paramref name="httpListen"/> (<c>ADDR:PORT</c>) there is no operator endpoint.
     /// </summary>
-    public static async Task<ServerProcess> StartAsync(string dataDirectory, int port, bool aggregator = false, IReadOnlyDictionary<string, string>? environment = null)
+    public static async Task<ServerProcess> StartAsync(
+        string dataDirectory, int port, bool aggregator = false, IReadOnlyDictionary<string, string>? environment = null, string httpListen = "")
     {
         var start = new ProcessStartInfo(DotnetHost())
         {
@@ -45,7 +50,7 @@ internal sealed class ServerProcess : IDisposable
         foreach (var argument in new[]
                  {
                      Path.Combine(AppContext.BaseDirectory, "survey6.dll"), "server", "run", "--data-dir", dataDirectory,
-                     "--grpc-listen", $"127.0.0.1:{port}", "--http-listen", "",
+                     "--grpc-listen", $"127.0.0.1:{port}", "--http-listen", httpListen,
                  })
         {
             start.ArgumentList.Add(argument);
@@ -75,7 +80,44 @@ internal sealed class ServerProcess : IDisposable
 
         server.GrpcUrl = new Uri(server.Line("grpc: ")!);
         server.Pin = server.Line("ca-hash: ")!;
+        server.HttpUrl = server.Line("http: ") is { } http && http != "none" ? new Uri(http) : null;
         return server;
+    }
+
+    /// <summary>
+    /// Runs <c>survey6 ARGS</c> as its own process (what an operator's shell does), with
+    /// <paramref name="standardInput"/> on its standard input; returns its exit code and output.
+    /// </summary>
+    public static async Task<(int Status, string Output)> RunCliAsync(string? standardInput, params string[] arguments)
+    {
+        var start = new ProcessStartInfo(DotnetHost())
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "survey6.dll"));
+        foreach (var argument in arguments)
+            start.ArgumentList.Add(argument);
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start survey6");
+        if (standardInput is not null)
+            await process.StandardInput.WriteAsync(standardInput);
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"survey6 {string.Join(' ', arguments)} did not finish within 2 minutes");
+        }
+
+        return (process.ExitCode, await stdout + await stderr);
     }
 
     /// <summary>SIGKILL: no shutdown, no flush, no cleanup of any kind.</summary>

@@ -26,6 +26,7 @@ public sealed class EnrollmentService(
     EventStore events,
     ServerPki pki,
     JoinRateLimiter rateLimiter,
+    RenewalRateLimiter renewalLimiter,
     ServerCounters counters,
     ProbeRevocations revocations,
     IOptions<ServerOptions> serverOptions,
@@ -107,11 +108,25 @@ public sealed class EnrollmentService(
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(context);
         var identity = context.GetProbeIdentity();
+        var remote = context.RemoteAddress();
+        if (!renewalLimiter.TryAcquire(identity.ProbeId, out var firstRefusal))
+        {
+            var limit = renewalLimiter.Limit;
+            throw RefuseRenewal(identity.ProbeId, remote, "rate-limited", StatusCode.ResourceExhausted,
+                $"renewal refused: rate-limited: at most {limit.PermitLimit} renewals per probe within {limit.Window}; try again later", firstRefusal);
+        }
+
         var publicKey = ReadSigningRequest(request.CsrDer)
             ?? throw new RpcException(new Status(StatusCode.InvalidArgument, "csr_der is not a PKCS#10 request with a valid signature and a supported key"));
         using var certificate = Issue(identity.ProbeId, publicKey);
         var notAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero);
-        probes.RecordRenewal(identity.ProbeId, certificate.SerialNumber, notAfter, context.RemoteAddress());
+        if (!probes.RecordRenewal(identity.ProbeId, certificate.SerialNumber, notAfter, remote))
+        {
+            // Revoked after this call was authenticated (or by another process): the certificate was never recorded or sent.
+            revocations.ProbeRevoked(identity.ProbeId);
+            throw RefuseRenewal(identity.ProbeId, remote, "revoked", StatusCode.PermissionDenied, "client certificate refused: certificate revoked", recordEvent: true);
+        }
+
         ServerLog.CertificateRenewed(logger, identity.ProbeId, certificate.SerialNumber);
         var response = new RenewResponse
         {
@@ -191,6 +206,18 @@ public sealed class EnrollmentService(
         }
 
         return null;
+    }
+
+    private RpcException RefuseRenewal(string probeId, string remote, string reason, StatusCode code, string message, bool recordEvent)
+    {
+        counters.Increment(ServerCounters.RenewRefusedPrefix + reason);
+        if (recordEvent)
+        {
+            ServerLog.RenewalRefused(logger, probeId, remote, reason);
+            events.Append(EventKinds.AuthenticationRefused, probeId, remote, "/survey6.v1.Enrollment/RenewCertificate: renewal " + reason);
+        }
+
+        return new RpcException(new Status(code, message), new Metadata { { RefusalTrailer, reason } });
     }
 
     private RpcException Refuse(string remote, TokenRefusal refusal) =>
