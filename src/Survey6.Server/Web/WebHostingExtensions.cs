@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -28,6 +29,9 @@ public static partial class WebHostingExtensions
 {
     public const string Policy = "web";
     public const string AdminRole = "admin";
+
+    /// <summary>The largest form body a page may post (the token form with 64 labels fits).</summary>
+    public const long MaxFormBytes = 64 << 10;
 
     private static readonly JsonSerializerOptions EventJson = new(JsonSerializerDefaults.Web);
 
@@ -76,7 +80,20 @@ public static partial class WebHostingExtensions
             headers.XFrameOptions = "DENY";
             headers["Referrer-Policy"] = "no-referrer";
             headers.CacheControl = "no-store";
-            return await next(context).ConfigureAwait(false);
+            // Forms are small: a bigger body is refused before anything (antiforgery included) reads it.
+            var request = context.HttpContext.Request;
+            if (request.ContentLength > MaxFormBytes)
+                return Html(WebPages.Message("Refused", $"The form is larger than {MaxFormBytes / 1024} KiB."), StatusCodes.Status413PayloadTooLarge);
+            if (context.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+                limit.MaxRequestBodySize = MaxFormBytes;
+            try
+            {
+                return await next(context).ConfigureAwait(false);
+            }
+            catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+            {
+                return Html(WebPages.Message("Refused", $"The form is larger than {MaxFormBytes / 1024} KiB."), StatusCodes.Status413PayloadTooLarge);
+            }
         });
 
         web.MapGet("/assets/{name}", (string name) => Asset(name));
@@ -126,7 +143,9 @@ public static partial class WebHostingExtensions
             return Refused();
         var form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
         string? user = form["username"], password = form["password"], returnUrl = form["returnUrl"];
-        switch (admin.Login(user, password))
+        if (WebAdminStore.CheckLengths(user, password) is { } problem)
+            return Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), null, "Refused: " + problem + "."), StatusCodes.Status400BadRequest);
+        switch (admin.Login(user, password, ProbeCallContextExtensions.RemoteIp(context)))
         {
             case WebLoginResult.Ok:
                 var identity = new ClaimsIdentity(
