@@ -46,6 +46,7 @@ public static partial class WebHostingExtensions
             o.Cookie.Name = "survey6.af";
             o.Cookie.SameSite = SameSiteMode.Strict;
             o.FormFieldName = "__af";
+            o.HeaderName = ApiAuthentication.AntiforgeryHeader; // for cookie-authenticated API writes; forms still use the field
         });
         services.AddAuthentication().AddCookie(ApiAuthentication.CookieScheme, o =>
         {
