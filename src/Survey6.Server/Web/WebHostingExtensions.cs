@@ -95,6 +95,11 @@ public static partial class WebHostingExtensions
             {
                 return Html(WebPages.Message("Refused", $"The form is larger than {MaxFormBytes / 1024} KiB."), StatusCodes.Status413PayloadTooLarge);
             }
+            catch (Exception e) when (e is AntiforgeryValidationException or InvalidDataException)
+            {
+                // A form ASP.NET will not parse (a null character, say): refused like a forged one, not a 500.
+                return Html(WebPages.Message("Refused", "This form could not be read."), StatusCodes.Status400BadRequest);
+            }
         });
 
         web.MapGet("/assets/{name}", (string name) => Asset(name));
@@ -153,14 +158,30 @@ public static partial class WebHostingExtensions
                     [new Claim(ClaimTypes.Name, user!), new Claim(ClaimTypes.Role, AdminRole)],
                     ApiAuthentication.CookieScheme);
                 await context.SignInAsync(ApiAuthentication.CookieScheme, new ClaimsPrincipal(identity)).ConfigureAwait(false);
-                // Only local paths: never an open redirect.
-                var target = returnUrl is { Length: > 0 } r && r.StartsWith('/') && !r.StartsWith("//", StringComparison.Ordinal) && !r.StartsWith("/\\", StringComparison.Ordinal) ? r : "/";
-                return Results.Redirect(target, preserveMethod: false);
+                return Results.Redirect(IsLocalPath(returnUrl) ? returnUrl! : "/", preserveMethod: false);
             case WebLoginResult.LockedOut:
                 return Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), returnUrl, "Too many failed logins: this account is locked for a few minutes."), StatusCodes.Status429TooManyRequests);
             default:
                 return Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), returnUrl, "Wrong user name or password."), StatusCodes.Status401Unauthorized);
         }
+    }
+
+    /// <summary>
+    /// A path of this site, safe to redirect to: starts with one slash, and holds printable ASCII only, without
+    /// backslashes. Browsers drop tabs and newlines from URLs and read a backslash as a slash, so <c>/\t/evil</c> or
+    /// <c>/\\evil</c> would leave the site; a control character would also break the Location header.
+    /// </summary>
+    internal static bool IsLocalPath(string? url)
+    {
+        if (string.IsNullOrEmpty(url) || url[0] != '/' || url.StartsWith("//", StringComparison.Ordinal))
+            return false;
+        foreach (var c in url)
+        {
+            if (c is < '!' or > '~' or '\\')
+                return false;
+        }
+
+        return true;
     }
 
     private static async Task<IResult> CommandAsync(HttpContext context, IAntiforgery antiforgery, string id, string what, Func<string, ProbeCommandInfo> issue)
