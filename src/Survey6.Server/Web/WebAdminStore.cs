@@ -27,6 +27,16 @@ public sealed class WebAdminStore(SettingsStore settings, TimeProvider time)
 {
     public const string UserName = "admin";
     public const string SettingKey = "web_admin_password";
+
+    /// <summary>
+    /// Settings key of the session stamp: every session cookie carries the stamp current at its login, and is
+    /// accepted only while the stamp is unchanged. A password change and a logout replace it, ending every session
+    /// (there is one account), also in a server that another process changed the password under.
+    /// </summary>
+    public const string SessionStampKey = "web_session_stamp";
+
+    /// <summary>The session cookie's claim holding the stamp.</summary>
+    public const string SessionStampClaim = "survey6:session_stamp";
     public const int MaxFailures = 5;
     public const int MinPasswordLength = 8;
 
@@ -67,10 +77,23 @@ public sealed class WebAdminStore(SettingsStore settings, TimeProvider time)
         ArgumentNullException.ThrowIfNull(password);
         if (password.Length < MinPasswordLength)
             throw new ArgumentException($"the password must have at least {MinPasswordLength} characters", nameof(password));
-        settings.Set(SettingKey, Hash(password));
+        settings.Set((SettingKey, Hash(password)), (SessionStampKey, NewStamp()));
         lock (_lock)
             _failures.Clear();
     }
+
+    /// <summary>The stamp a new session carries.</summary>
+    public string CurrentSessionStamp() => settings.GetOrAdd(SessionStampKey, NewStamp()); // added on a state.db from before stamps
+
+    /// <summary>True while <paramref name="stamp"/> (a session's) is the current one: one state.db read.</summary>
+    public bool IsSessionCurrent(string? stamp) =>
+        !string.IsNullOrEmpty(stamp) && settings.Get(SessionStampKey) is { } current
+        && CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(stamp), Encoding.ASCII.GetBytes(current));
+
+    /// <summary>Ends every session: a logout, or a password change.</summary>
+    public void EndAllSessions() => settings.Set(SessionStampKey, NewStamp());
+
+    private static string NewStamp() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
 
     /// <summary>Creates a random password if none is stored yet; returns it (the only time it exists in clear), or null.</summary>
     public string? EnsurePassword()

@@ -58,6 +58,16 @@ public static partial class WebHostingExtensions
             o.LogoutPath = "/logout";
             o.ExpireTimeSpan = TimeSpan.FromHours(8);
             o.SlidingExpiration = true;
+            o.Events.OnValidatePrincipal = async context =>
+            {
+                // A password change or a logout (in any process) ends every session issued before it.
+                var admin = context.HttpContext.RequestServices.GetRequiredService<WebAdminStore>();
+                if (!admin.IsSessionCurrent(context.Principal?.FindFirst(WebAdminStore.SessionStampClaim)?.Value))
+                {
+                    context.RejectPrincipal();
+                    await context.HttpContext.SignOutAsync(ApiAuthentication.CookieScheme).ConfigureAwait(false);
+                }
+            };
         });
         services.AddAuthorizationBuilder().AddPolicy(Policy, p => p.AddAuthenticationSchemes(ApiAuthentication.CookieScheme).RequireAuthenticatedUser());
         return services;
@@ -106,15 +116,16 @@ public static partial class WebHostingExtensions
         web.MapGet("/login", (HttpContext context, IAntiforgery antiforgery, string? returnUrl) =>
             Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), returnUrl, null)));
         web.MapPost("/login", LoginAsync);
-        web.MapPost("/logout", async (HttpContext context, IAntiforgery antiforgery) =>
+        var pages = web.MapGroup("").RequireAuthorization(Policy);
+        // Authenticated like the pages: the form's antiforgery token is bound to the logged-in user.
+        pages.MapPost("/logout", async (HttpContext context, IAntiforgery antiforgery, WebAdminStore admin) =>
         {
             if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
                 return Refused();
+            admin.EndAllSessions(); // a copy of the cookie must not outlive the logout
             await context.SignOutAsync(ApiAuthentication.CookieScheme).ConfigureAwait(false);
             return Results.Redirect("/login", preserveMethod: false);
         });
-
-        var pages = web.MapGroup("").RequireAuthorization(Policy);
         pages.MapGet("/", (string? state, string? label, string? q, HttpContext context, IAntiforgery antiforgery, WebData data) =>
             Html(WebPages.Fleet(data.Fleet(), new WebPages.FleetFilter(state, label, q), antiforgery.GetAndStoreTokens(context), data.Now, data.NewestProbeVersion())));
         pages.MapGet("/map", (HttpContext context, IAntiforgery antiforgery, WebData data) =>
@@ -155,7 +166,7 @@ public static partial class WebHostingExtensions
         {
             case WebLoginResult.Ok:
                 var identity = new ClaimsIdentity(
-                    [new Claim(ClaimTypes.Name, user!), new Claim(ClaimTypes.Role, AdminRole)],
+                    [new Claim(ClaimTypes.Name, user!), new Claim(ClaimTypes.Role, AdminRole), new Claim(WebAdminStore.SessionStampClaim, admin.CurrentSessionStamp())],
                     ApiAuthentication.CookieScheme);
                 await context.SignInAsync(ApiAuthentication.CookieScheme, new ClaimsPrincipal(identity)).ConfigureAwait(false);
                 return Results.Redirect(IsLocalPath(returnUrl) ? returnUrl! : "/", preserveMethod: false);
