@@ -23,7 +23,13 @@ public static partial class ServerCommands
             directory.EnsureCreated();
             var database = StateDatabase.OpenAndMigrate(directory.StateDatabase);
             new WebAdminStore(new SettingsStore(database), TimeProvider.System).SetPassword(password);
-            parse.InvocationConfiguration.Output.WriteLine($"password set for user {WebAdminStore.UserName}; a running server uses it for the next login");
+            var output = parse.InvocationConfiguration.Output;
+            output.WriteLine($"password set for user {WebAdminStore.UserName}; a running server uses it for the next login and has ended every session");
+            if (File.Exists(directory.AdminPasswordFile))
+            {
+                File.Delete(directory.AdminPasswordFile); // the first start's password, no longer valid
+                output.WriteLine($"removed {directory.AdminPasswordFile}");
+            }
             return 0;
         });
         group.Subcommands.Add(setPassword);

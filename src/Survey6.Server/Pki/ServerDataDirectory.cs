@@ -18,6 +18,9 @@ public sealed class ServerDataDirectory(string root)
 
     public string StateDatabase => Path.Combine(Root, "state.db");
 
+    /// <summary>The web UI's first admin password, written owner-only by the first start; removed when one is set.</summary>
+    public string AdminPasswordFile => Path.Combine(Root, "web-admin-password");
+
     /// <summary>Creates the data and pki directories owner-only (0700) if missing.</summary>
     public void EnsureCreated()
     {

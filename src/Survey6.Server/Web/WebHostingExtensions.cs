@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Survey6.Contracts;
 using Survey6.Server.Api;
 using Survey6.Server.Control;
 using Survey6.Server.Enrollment;
@@ -79,8 +80,11 @@ public static partial class WebHostingExtensions
         var admin = app.Services.GetRequiredService<WebAdminStore>();
         if (admin.EnsurePassword() is { } password)
         {
+            // Never to the log (journald keeps it, and more people read logs than the data directory): an owner-only file.
+            var file = app.Services.GetRequiredService<ServerPki>().Directory.AdminPasswordFile;
+            SecureFiles.WriteAtomically(file, password + "\n", SecureFiles.OwnerOnlyFile);
             var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Survey6.Server.Web");
-            WebLog.AdminPasswordCreated(logger, WebAdminStore.UserName, password);
+            WebLog.AdminPasswordCreated(logger, WebAdminStore.UserName, file);
         }
 
         var web = app.MapGroup("").WithMetadata(OperatorEndpointMetadata.Instance).ExcludeFromDescription().AddEndpointFilter(async (context, next) =>
@@ -400,7 +404,7 @@ public static partial class WebHostingExtensions
 
     private static partial class WebLog
     {
-        [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Web UI: no admin password was set; created one for user '{User}': {Password} (shown once; change it with `survey6 server admin set-password`)")]
-        public static partial void AdminPasswordCreated(ILogger logger, string user, string password);
+        [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Web UI: no admin password was set; created one for user '{User}' and wrote it to {Path} (owner-only). Read it there, or set your own with `survey6 server admin set-password`, which removes the file")]
+        public static partial void AdminPasswordCreated(ILogger logger, string user, string path);
     }
 }
