@@ -44,7 +44,7 @@ var sha = new string('a', 64);
 var manifest = Path.Combine(work, "bench.manifest.json");
 File.WriteAllText(manifest, """{"probe_id": "bench", "window_start": "2024-05-01T10:00:00Z", "window_end": "2024-05-01T11:00:00Z", "probe_manifest": {"labels": {"site": "bench"}, "drops": {"if_dropped": 0, "os_dropped": 0}}}""");
 var pending = new PendingCapture(sha, "bench", new DateOnly(2024, 5, 1), capture, manifest);
-var lake = new LakeLayout(Path.Combine(work, "lake"));
+var lake = new LakeLayout(new Survey6.Data.DataLayout(work).Lake);
 if (args.Length > 4 && args[4] == "anonymise")
     return AnonymisationBench.Run(pending, lake, frames, rowGroup, repeats);
 

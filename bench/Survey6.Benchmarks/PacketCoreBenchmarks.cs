@@ -127,7 +127,7 @@ public class PacketCoreBenchmarks
             _record.FrameNumber = i + 1;
             _record.FrameLength = (uint)frames[i].Length;
             _record.CapturedLength = (uint)frames[i].Length;
-            PacketDissector.Dissect(frames[i], _linkTypes[i], ref _record);
+            PacketDissector.Dissect(frames[i], _linkTypes[i], ref _record, TsharkFieldWriter.Options);
             TsharkFieldWriter.WriteRow(writer, _record);
         }
     }

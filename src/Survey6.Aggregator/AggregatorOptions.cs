@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Quartz;
+using Survey6.Data;
 
 namespace Survey6.Aggregator;
 
@@ -11,10 +12,10 @@ public sealed class AggregatorOptions
     /// <summary>The C&amp;C data folder: stored captures under <c>captures/</c>, the ledger beside them.</summary>
     public string DataDirectory { get; set; } = "data";
 
-    /// <summary>Root of the Parquet datasets; defaults to <c>DATA/lake</c>.</summary>
+    /// <summary>Root of the Parquet datasets; defaults to <c>DATA/lake</c> (<see cref="DataLayout.LakeDirectorySetting"/>).</summary>
     public string? LakeDirectory { get; set; }
 
-    /// <summary>SQLite run ledger; defaults to <c>DATA/aggregator.db</c>.</summary>
+    /// <summary>SQLite run ledger; defaults to <c>DATA/aggregator.db</c> (<see cref="DataLayout.LedgerPathSetting"/>).</summary>
     public string? LedgerPath { get; set; }
 
     /// <summary>SQLite job store of the scheduler; defaults to <c>DATA/aggregator-scheduler.db</c>.</summary>
@@ -66,6 +67,15 @@ public sealed class AggregatorOptions
     /// <summary>How long a scheduled stage waits for another stage to finish before it skips this turn.</summary>
     public TimeSpan LockWait { get; set; } = TimeSpan.FromMinutes(30);
 
+    /// <summary>
+    /// Wait before a scheduled stage whose start failed (its ledger or queue could not be opened) tries again; doubled
+    /// after every further failure. A stage is never left dead while the process runs.
+    /// </summary>
+    public TimeSpan StartRetryBackoff { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Longest wait between tries to start a stage.</summary>
+    public TimeSpan MaxStartRetryBackoff { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>Cron expressions (Quartz syntax, with seconds) per stage.</summary>
     public AggregatorSchedules Schedules { get; set; } = new();
 
@@ -81,12 +91,10 @@ public sealed class AggregatorOptions
     /// <summary>Prefix-preserving anonymisation of the addresses in every output (off by default).</summary>
     public AnonymisationOptions Anonymisation { get; set; } = new();
 
-    public string ResolvedLakeDirectory => Path.GetFullPath(LakeDirectory ?? Path.Combine(DataDirectory, "lake"));
+    /// <summary>Where everything is: the data directory's layout, with the lake and the ledger where these options put them.</summary>
+    public DataLayout Layout => new(DataDirectory, LakeDirectory, LedgerPath);
 
-    public string ResolvedLedgerPath => Path.GetFullPath(LedgerPath ?? Path.Combine(DataDirectory, "aggregator.db"));
-
-    public string ResolvedSchedulerStorePath => Path.GetFullPath(SchedulerStorePath ?? Path.Combine(DataDirectory,
-        string.IsNullOrWhiteSpace(WorkerName) ? "aggregator-scheduler.db" : $"aggregator-scheduler-{WorkerName}.db"));
+    public string ResolvedSchedulerStorePath => SchedulerStorePath is { } configured ? Path.GetFullPath(configured) : Layout.SchedulerStore(WorkerName);
 }
 
 /// <summary>Where the parse stage takes captures from.</summary>
@@ -144,6 +152,8 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
             failures.Add("RetryBackoff must not be negative nor exceed MaxRetryBackoff.");
         if (options.PartitionGrace < TimeSpan.Zero)
             failures.Add("PartitionGrace must not be negative.");
+        if (options.StartRetryBackoff <= TimeSpan.Zero || options.MaxStartRetryBackoff < options.StartRetryBackoff)
+            failures.Add("StartRetryBackoff must be positive and not exceed MaxStartRetryBackoff.");
         if (options.LockWait < TimeSpan.Zero)
             failures.Add("LockWait must not be negative.");
         if (options.CaptureRetention is { } retention && retention <= TimeSpan.Zero)

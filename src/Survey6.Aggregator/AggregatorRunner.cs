@@ -6,6 +6,7 @@ using Survey6.Aggregator.Cleanup;
 using Survey6.Aggregator.Ledger;
 using Survey6.Aggregator.Parse;
 using Survey6.Aggregator.Sources;
+using Survey6.Packets.Files;
 
 namespace Survey6.Aggregator;
 
@@ -19,12 +20,12 @@ public sealed class AggregatorRunner(
     IOptions<AggregatorOptions> options,
     ILogger<AggregatorRunner> logger)
 {
-    private readonly AggregatorOptions _options = options.Value;
+    private readonly AggregatorOptions _options = WithLake(options.Value);
 
     /// <summary>The run id of a report for a run that was not needed (nothing queued).</summary>
     public const string NoRun = "none";
 
-    public string LockPath => Path.Combine(Path.GetFullPath(_options.DataDirectory), "aggregator.lock");
+    public string LockPath => _options.Layout.StageLock;
 
     /// <summary>Runs one stage; null when another stage held the lock for longer than <paramref name="wait"/>.</summary>
     public async Task<StageReport?> RunAsync(AggregatorStage stage, TimeSpan wait, CancellationToken ct)
@@ -83,6 +84,16 @@ public sealed class AggregatorRunner(
             Log.StageFinished(logger, name, runId, status, watch.ElapsedMilliseconds, run.Inputs, run.Outputs, run.Rows);
         }
         return new StageReport(runId, stage, status, run.Inputs, run.Outputs, run.Rows, watch.Elapsed, error);
+    }
+
+    /// <summary>
+    /// Makes the lake's folder, owner-only like the data directory it usually sits in (it holds captured packets),
+    /// before any stage writes below it with the process's umask.
+    /// </summary>
+    private static AggregatorOptions WithLake(AggregatorOptions options)
+    {
+        SecureFiles.CreateOwnerOnlyDirectory(options.Layout.Lake);
+        return options;
     }
 
     /// <summary>cleanup (leftovers, due retries), parse, then aggregate, so that one call brings the lake up to date.</summary>

@@ -35,6 +35,7 @@ public static class AggregatorServiceCollectionExtensions
         services.TryAddSingleton<AggregateStage>();
         services.TryAddSingleton<CleanupStage>();
         services.TryAddSingleton<AggregatorRunner>();
+        services.TryAddSingleton<StageStarter>();
         return services;
     }
 
@@ -49,13 +50,10 @@ public static class AggregatorServiceCollectionExtensions
         services.AddOptions<IngestOptions>().PostConfigure<IOptions<AggregatorOptions>>((ingest, aggregator) =>
         {
             if (ingest.Kind == IngestQueueKind.Sqlite && string.IsNullOrWhiteSpace(ingest.Sqlite.Path))
-                ingest.Sqlite.Path = Path.Combine(Path.GetFullPath(aggregator.Value.DataDirectory), DefaultIngestDatabase);
+                ingest.Sqlite.Path = aggregator.Value.Layout.IngestDatabase;
         });
         return services;
     }
-
-    /// <summary>The C&amp;C's ingest queue file in its data folder (the same name the server uses).</summary>
-    public const string DefaultIngestDatabase = "ingest.db";
 
     /// <summary>
     /// Quartz with a persistent SQLite job store (<c>DATA/aggregator-scheduler.db</c>) and one cron trigger per stage
@@ -70,8 +68,8 @@ public static class AggregatorServiceCollectionExtensions
         if (options.WorkerName is { } worker && !AggregatorOptionsValidator.IsValidWorkerName(worker))
             throw new OptionsValidationException(Options.DefaultName, typeof(AggregatorOptions), [AggregatorOptionsValidator.WorkerNameError(worker)]);
         var store = options.ResolvedSchedulerStorePath;
-        Directory.CreateDirectory(Path.GetDirectoryName(store)!);
-        // Before Quartz's own hosted service: hosted services start in registration order.
+        // Before Quartz's own hosted service: hosted services start in registration order. It also makes the store's
+        // folder and file (nothing is created here, at registration: the C&C makes its data directory owner-only first).
         services.AddHostedService(_ => new SchedulerStoreGuard(store));
 
         services.AddQuartz("survey6-aggregator", q =>

@@ -16,6 +16,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Stage {Stage} skipped: another stage holds the lock {LockPath}")]
     public static partial void StageLocked(ILogger logger, string stage, string lockPath);
 
+    [LoggerMessage(EventId = 5, Level = LogLevel.Error, Message = "Stage {Stage} could not start (attempt {Attempt}); trying again in {Delay}")]
+    public static partial void StageStartFailed(ILogger logger, Exception exception, string stage, int attempt, TimeSpan delay);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "Stage {Stage} started on attempt {Attempt}")]
+    public static partial void StageStartRecovered(ILogger logger, string stage, int attempt);
+
     [LoggerMessage(EventId = 10, Level = LogLevel.Information, Message = "Parsed capture {Sha256} of probe {ProbeId}: {Frames} frames in {DurationMs} ms")]
     public static partial void CaptureParsed(ILogger logger, string sha256, string probeId, long frames, long durationMs);
 

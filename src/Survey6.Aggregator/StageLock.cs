@@ -1,3 +1,5 @@
+using Survey6.Packets.Files;
+
 namespace Survey6.Aggregator;
 
 /// <summary>
@@ -23,7 +25,7 @@ public sealed class StageLock : IDisposable
     public static async Task<StageLock?> TryAcquireAsync(string path, bool shared, TimeSpan wait, CancellationToken ct)
     {
         path = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        SecureFiles.CreateOwnerOnlyDirectory(Path.GetDirectoryName(path)!);
         var deadline = DateTime.UtcNow + wait;
         var gatePath = path + ".gate";
         if (!shared)
@@ -51,9 +53,15 @@ public sealed class StageLock : IDisposable
         {
             try
             {
-                return shared
-                    ? new FileStream(path, FileMode.OpenOrCreate, FileAccess.Read, FileShare.ReadWrite)
-                    : new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+                var options = new FileStreamOptions
+                {
+                    Mode = FileMode.OpenOrCreate,
+                    Access = shared ? FileAccess.Read : FileAccess.ReadWrite,
+                    Share = shared ? FileShare.ReadWrite : FileShare.None,
+                };
+                if (!OperatingSystem.IsWindows())
+                    options.UnixCreateMode = SecureFiles.OwnerOnlyFile;
+                return new FileStream(path, options);
             }
             catch (IOException) when (DateTime.UtcNow < deadline)
             {

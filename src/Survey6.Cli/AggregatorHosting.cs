@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Survey6.Aggregator;
+using Survey6.Data;
 
 namespace Survey6.Cli;
 
@@ -64,7 +65,7 @@ internal static class AggregatorHosting
         if (string.Equals(configuration["Ingest:Kind"], "redis", StringComparison.OrdinalIgnoreCase))
             return CaptureSourceKind.Queue;
         var data = dataDir ?? configuration[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.DataDirectory)}"] ?? new AggregatorOptions().DataDirectory;
-        var sqlite = configuration["Ingest:Sqlite:Path"] ?? Path.Combine(data, AggregatorServiceCollectionExtensions.DefaultIngestDatabase);
+        var sqlite = configuration["Ingest:Sqlite:Path"] ?? new DataLayout(data).IngestDatabase;
         return File.Exists(sqlite) ? CaptureSourceKind.Queue : CaptureSourceKind.Directory;
     }
 

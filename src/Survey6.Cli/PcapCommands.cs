@@ -33,7 +33,7 @@ public static class PcapCommands
         var file = new Argument<string>("FILE") { Description = "Capture file (pcap or pcapng)" };
         var format = new Option<string>("--format")
         {
-            Description = "tshark: the same output as tshark -T fields with survey6's reference fields; tsv or jsonl: survey6's full record",
+            Description = "tshark: the same output as tshark -T fields with its default preferences (Teredo on port 3544 only) for survey6's reference fields; tsv or jsonl: survey6's full record (Teredo on any port)",
             DefaultValueFactory = _ => "tsv",
         };
         format.AcceptOnlyFromAmong("tshark", "tsv", "jsonl");
@@ -88,7 +88,7 @@ public static class PcapCommands
             {
                 case "tshark":
                     TsharkFieldWriter.WriteHeader(lines);
-                    return ReadAll(reader, path, error, ref record, (in PacketRecord r) => TsharkFieldWriter.WriteRow(lines, r), null, lines);
+                    return ReadAll(reader, path, error, ref record, (in PacketRecord r) => TsharkFieldWriter.WriteRow(lines, r), null, lines, TsharkFieldWriter.Options);
                 case "jsonl":
                     using (var jsonl = new JsonLinesRecordWriter(lines))
                     {
@@ -121,14 +121,14 @@ public static class PcapCommands
     }
 
     /// <summary>Feeds every frame of a file to the sink; reports damage as one line on stderr after the records before it.</summary>
-    private static int ReadAll(CaptureReader reader, string path, TextWriter error, ref PacketRecord record, RecordSink sink, CaptureStatistics? statistics, Utf8LineWriter? flushBeforeError = null)
+    private static int ReadAll(CaptureReader reader, string path, TextWriter error, ref PacketRecord record, RecordSink sink, CaptureStatistics? statistics, Utf8LineWriter? flushBeforeError = null, DissectorOptions options = DissectorOptions.Default)
     {
         long number = 0;
         try
         {
             while (reader.TryRead(out var frame))
             {
-                FrameDissection.Dissect(frame, ++number, ref record);
+                FrameDissection.Dissect(frame, ++number, ref record, options);
                 sink(record);
             }
         }

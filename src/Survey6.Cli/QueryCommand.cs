@@ -32,7 +32,7 @@ public static class QueryCommand
     {
         string lakeRoot;
         using (var host = AggregatorHosting.Build(dataDir, lakeDir, includeOpen: false, scheduled: false, LogLevel.Warning))
-            lakeRoot = host.Services.GetRequiredService<IOptions<AggregatorOptions>>().Value.ResolvedLakeDirectory;
+            lakeRoot = host.Services.GetRequiredService<IOptions<AggregatorOptions>>().Value.Layout.Lake;
 
         try
         {

@@ -2,6 +2,8 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Survey6.Data;
+using Survey6.Packets.Files;
 
 namespace Survey6.Ingest;
 
@@ -47,7 +49,8 @@ public sealed class SqliteIngestQueue : IIngestQueue, IDisposable
             DefaultTimeout = (int)Math.Ceiling(o.Sqlite.BusyTimeout.TotalSeconds),
         }.ToString();
 
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
+        // Usually the C&C's data directory: if missing, it is made owner-only, as the C&C would.
+        SecureFiles.CreateOwnerOnlyDirectory(System.IO.Path.GetDirectoryName(Path)!);
         CreateSchema();
     }
 
@@ -375,54 +378,6 @@ public sealed class SqliteIngestQueue : IIngestQueue, IDisposable
         }
     }
 
-    private void CreateSchema()
-    {
-        using var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        using (var wal = connection.CreateCommand())
-        {
-            // WAL lets readers (stats) run beside the writer and is remembered by the file.
-            wal.CommandText = $"PRAGMA busy_timeout = {_busyTimeoutMs}; PRAGMA journal_mode = WAL;";
-            wal.ExecuteNonQuery();
-        }
-        using var tx = connection.BeginTransaction(deferred: false);
-        using var create = connection.CreateCommand();
-        create.Transaction = tx;
-        create.CommandText = """
-            CREATE TABLE IF NOT EXISTS ingest_queue (
-                seq           INTEGER PRIMARY KEY AUTOINCREMENT,
-                sha256        TEXT    NOT NULL UNIQUE,
-                probe_id      TEXT    NOT NULL,
-                stored_path   TEXT    NOT NULL,
-                size_bytes    INTEGER NOT NULL,
-                received_at   TEXT    NOT NULL,
-                manifest_path TEXT,
-                enqueued_at   INTEGER NOT NULL,
-                -- pending: when it may be claimed (now, or after a retry delay);
-                -- leased: when the lease expires. Either way claimable once visible_at <= now.
-                visible_at    INTEGER NOT NULL,
-                attempts      INTEGER NOT NULL DEFAULT 0,
-                delivery_id   TEXT,
-                consumer      TEXT,
-                last_error    TEXT
-            ) STRICT;
-            CREATE INDEX IF NOT EXISTS ingest_queue_visible ON ingest_queue (visible_at, seq);
-            CREATE TABLE IF NOT EXISTS ingest_dead (
-                id            INTEGER PRIMARY KEY AUTOINCREMENT,
-                sha256        TEXT    NOT NULL,
-                probe_id      TEXT    NOT NULL,
-                stored_path   TEXT    NOT NULL,
-                size_bytes    INTEGER NOT NULL,
-                received_at   TEXT    NOT NULL,
-                manifest_path TEXT,
-                enqueued_at   INTEGER NOT NULL,
-                attempts      INTEGER NOT NULL,
-                reason        TEXT    NOT NULL,
-                dead_at       INTEGER NOT NULL
-            ) STRICT;
-            CREATE INDEX IF NOT EXISTS ingest_dead_sha ON ingest_dead (sha256);
-            """;
-        create.ExecuteNonQuery();
-        tx.Commit();
-    }
+    private void CreateSchema() =>
+        SqliteMigrator.Migrate(Path, _connectionString, IngestMigrations.Steps, IngestMigrations.AdoptUnversioned, _time);
 }

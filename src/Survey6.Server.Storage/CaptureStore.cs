@@ -6,6 +6,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Win32.SafeHandles;
 
+using Survey6.Packets.Files;
+
 namespace Survey6.Server.Storage;
 
 /// <summary>
@@ -50,6 +52,9 @@ public sealed class CaptureStore
         Sink = sink;
         Logger = logger ?? NullLogger<CaptureStore>.Instance;
         Time = timeProvider ?? TimeProvider.System;
+        // The data directory itself is owner-only when the store is the first to make it; its folders for captures
+        // are 0750 so that an aggregator worker of the service's group may read them.
+        SecureFiles.CreateOwnerOnlyDirectory(Layout.Root);
         DurableFile.CreateDirectory(Layout.Captures);
         DurableFile.CreateDirectory(Layout.Incoming);
     }

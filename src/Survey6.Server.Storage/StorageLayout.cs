@@ -1,10 +1,11 @@
 using System.Globalization;
+using Survey6.Data;
 
 namespace Survey6.Server.Storage;
 
 /// <summary>
-/// Names on disk. Stored: <c>DATA/captures/PROBE/YYYY-MM-DD/SHA.{pcapng,manifest.json,queued}</c>; in progress:
-/// <c>DATA/incoming/PROBE/SHA.{part,meta}</c>. Every other name under these folders is ignored.
+/// Names on disk below the folders <see cref="DataLayout"/> names. Stored: <c>DATA/captures/PROBE/YYYY-MM-DD/SHA.{pcapng,manifest.json,queued}</c>;
+/// in progress: <c>DATA/incoming/PROBE/SHA.{part,meta}</c>. Every other name under these folders is ignored.
 /// </summary>
 internal sealed class StorageLayout
 {
@@ -20,9 +21,10 @@ internal sealed class StorageLayout
 
     public StorageLayout(string dataDirectory)
     {
-        Root = Path.GetFullPath(dataDirectory);
-        Captures = Path.Combine(Root, "captures");
-        Incoming = Path.Combine(Root, "incoming");
+        var layout = new DataLayout(dataDirectory);
+        Root = layout.Root;
+        Captures = layout.Captures;
+        Incoming = layout.Incoming;
     }
 
     public string Root { get; }

@@ -237,7 +237,7 @@ public class AggregateTests
         var (packetsName, packetsBytes) = clean.First(kv => kv.Key.StartsWith("packets", StringComparison.Ordinal));
         var packetsPath = Path.Combine(w.LakeDirectory, packetsName);
         Directory.CreateDirectory(Path.GetDirectoryName(packetsPath)!);
-        var halfFile = AtomicFiles.TempPathFor(packetsPath, "crashedrun");
+        var halfFile = LakeLayout.TempPathFor(packetsPath, "crashedrun");
         File.WriteAllBytes(halfFile, packetsBytes[..(packetsBytes.Length / 2)]);
         var halfPartition = Path.Combine(w.Lake.Staging, "aggregate", "crashedrun", "date=2024-05-01", "flows");
         Directory.CreateDirectory(halfPartition);

@@ -184,7 +184,7 @@ public class AnonymisationTests
             string id;
             using (var a = AnonymisationKey.FromOptions(options)!)
                 id = a.KeyId;
-            var path = Path.Combine(folder, AnonymisationKey.DefaultFileName);
+            var path = new Survey6.Data.DataLayout(folder).AnonymisationKey;
             Assert.Equal(32, new FileInfo(path).Length);
             if (!OperatingSystem.IsWindows())
                 Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(path));

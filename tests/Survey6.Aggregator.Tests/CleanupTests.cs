@@ -69,7 +69,7 @@ public class CleanupTests
 
         string Temp(string run, TimeSpan age)
         {
-            var path = AtomicFiles.TempPathFor(packets, run);
+            var path = LakeLayout.TempPathFor(packets, run);
             File.WriteAllBytes(path, [1, 2, 3]);
             File.SetLastWriteTimeUtc(path, now - age);
             return path;

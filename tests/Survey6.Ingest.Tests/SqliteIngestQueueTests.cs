@@ -53,6 +53,42 @@ public sealed class SqliteIngestQueueTests : IngestQueueContractTests
     }
 
     [Fact]
+    public async Task A_queue_file_made_before_schema_versions_is_adopted_and_keeps_its_items()
+    {
+        // What earlier releases left: the same tables, created IF NOT EXISTS, no schema_version, one item waiting.
+        var item = TestItems.Capture(1); // odd: no manifest
+        Directory.CreateDirectory(Path.GetDirectoryName(DbPath)!);
+        using (var connection = new SqliteConnection($"Data Source={DbPath};Pooling=false"))
+        {
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA journal_mode = WAL;" + IngestMigrations.Steps[0].Sql +
+                "INSERT INTO ingest_queue (sha256, probe_id, stored_path, size_bytes, received_at, manifest_path, enqueued_at, visible_at) " +
+                $"VALUES ('{item.Sha256}', '{item.ProbeId}', '{item.StoredPath}', {item.SizeBytes}, '{Wire.FormatTime(item.ReceivedAt)}', NULL, 0, 0)";
+            command.ExecuteNonQuery();
+        }
+
+        using var queue = new SqliteIngestQueue(Options(LongLease, 5), _time);
+        var lease = await queue.TryDequeueAsync("c1", CancellationToken.None);
+
+        Assert.Equal(item, lease?.Item);
+        using var check = new SqliteConnection($"Data Source={DbPath};Mode=ReadOnly;Pooling=false");
+        check.Open();
+        using var version = check.CreateCommand();
+        version.CommandText = "SELECT group_concat(version) FROM schema_version";
+        Assert.Equal("1", version.ExecuteScalar());
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public void A_new_queue_file_and_its_missing_folder_are_owner_only()
+    {
+        using var queue = new SqliteIngestQueue(Options(LongLease, 5), _time);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(DbPath));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Path.GetDirectoryName(DbPath)!));
+    }
+
+    [Fact]
     public async Task Processes_claiming_from_one_file_at_once_never_get_the_same_item()
     {
         const int Items = 150;

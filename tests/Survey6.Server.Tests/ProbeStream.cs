@@ -12,7 +12,8 @@ namespace Survey6.Server.Tests;
 /// <summary>A probe's control stream driven by hand: heartbeats with chosen contents, commands as they arrive.</summary>
 internal sealed class ProbeStream : IAsyncDisposable
 {
-    public static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
+    /// <summary>How long to wait for something that must happen; generous, since a loaded 2-core machine can stall a process for seconds.</summary>
+    public static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
 
     private readonly GrpcChannel _channel;
     private readonly AsyncDuplexStreamingCall<ProbeMessage, ServerMessage> _call;

@@ -38,15 +38,22 @@ internal sealed class ServerProcess : IDisposable
     /// <paramref name="aggregator"/> it runs with <c>--no-aggregator</c>, so the ingest queue keeps what it was given.
     /// Without <paramref name="httpListen"/> (<c>ADDR:PORT</c>) there is no operator endpoint.
     /// </summary>
-    public static async Task<ServerProcess> StartAsync(
-        string dataDirectory, int port, bool aggregator = false, IReadOnlyDictionary<string, string>? environment = null, string httpListen = "")
+    /// <param name="umask">The file mode mask to start it under (octal, as the shell's <c>umask</c> takes it); null: the test's own.</param>
+    public static async Task<ServerProcess> StartAsync(string dataDirectory, int port, bool aggregator = false, IReadOnlyDictionary<string, string>? environment = null,
+        string? umask = null, string httpListen = "")
     {
-        var start = new ProcessStartInfo(DotnetHost())
+        var start = new ProcessStartInfo(umask is null ? DotnetHost() : "/bin/sh")
         {
             UseShellExecute = false,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
+        if (umask is not null)
+        {
+            // The shell sets the mask and execs the server, as a login shell would before an operator types the command.
+            foreach (var argument in new[] { "-c", $"umask {umask} && exec \"$0\" \"$@\"", DotnetHost() })
+                start.ArgumentList.Add(argument);
+        }
         foreach (var argument in new[]
                  {
                      Path.Combine(AppContext.BaseDirectory, "survey6.dll"), "server", "run", "--data-dir", dataDirectory,
@@ -66,7 +73,7 @@ internal sealed class ServerProcess : IDisposable
         server._process.BeginOutputReadLine();
         server._process.BeginErrorReadLine();
 
-        var deadline = DateTime.UtcNow.AddSeconds(30);
+        var deadline = DateTime.UtcNow.AddSeconds(90); // generous: a busy CI machine starts a .NET host slowly
         while (server.Line("ca-hash: ") is null)
         {
             if (server._process.HasExited || DateTime.UtcNow > deadline)

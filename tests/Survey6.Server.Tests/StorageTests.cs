@@ -33,6 +33,30 @@ public sealed class StorageTests : IDisposable
     }
 
     [Fact]
+    public void A_state_db_migrated_by_the_earlier_code_is_recognised_and_keeps_its_rows()
+    {
+        // The earlier Migrator: schema_version created outside the steps, each step and its row in one transaction,
+        // applied_at in DbTime's format. Then a token, as a server would have stored one.
+        var path = Path.Combine(_root, "state.db");
+        using (var connection = new SqliteConnection($"Data Source={path};Pooling=false"))
+        {
+            connection.Open();
+            Execute(connection, "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);");
+            foreach (var step in Migrator.Steps)
+                Execute(connection, $"BEGIN IMMEDIATE; {step.Sql} INSERT INTO schema_version VALUES ({step.Version}, '{step.Name}', '2025-01-01T00:00:00.000Z'); COMMIT;");
+        }
+        var token = new TokenStore(new StateDatabase(path), TimeProvider.System).Create(TimeSpan.FromHours(1), 1, new Dictionary<string, string>(), "before the upgrade");
+
+        var database = StateDatabase.OpenAndMigrate(path);
+
+        Assert.Equal(0, Migrator.Migrate(database));
+        using var check = database.Open();
+        Assert.Equal(Migrator.LatestVersion, Migrator.CurrentVersion(check));
+        Assert.Equal(Migrator.Steps.Count, Convert.ToInt32(Scalar(check, "SELECT COUNT(*) FROM schema_version")));
+        Assert.Equal("before the upgrade", Assert.Single(new TokenStore(database, TimeProvider.System).List(), t => t.Id == token.Info.Id).Description);
+    }
+
+    [Fact]
     public void Migration_steps_are_numbered_from_one_without_gaps()
     {
         Assert.Equal(Enumerable.Range(1, Migrator.Steps.Count), Migrator.Steps.Select(s => s.Version));
@@ -94,5 +118,12 @@ public sealed class StorageTests : IDisposable
         using var command = connection.CreateCommand();
         command.CommandText = sql;
         return command.ExecuteScalar();
+    }
+
+    private static void Execute(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
     }
 }

@@ -133,12 +133,12 @@ public sealed class UploadServiceTests : IAsyncLifetime
         e = await Refused(probe, WholeUpload(junk));
         AssertRefusal(e, StatusCode.InvalidArgument, "not-a-capture", "not a readable pcap or pcapng file");
 
-        e = await Refused(probe, new UploadChunk { Header = Header(sha, data.Length) }, Data(0, data.AsSpan(0, 1000)), Data(2000, data.AsSpan(2000, 1000)));
+        e = await Refused(probe, new UploadChunk { Header = Header(sha, data.Length) }, UploadTestSupport.Data(0, data.AsSpan(0, 1000)), UploadTestSupport.Data(2000, data.AsSpan(2000, 1000)));
         AssertRefusal(e, StatusCode.OutOfRange, "chunk-sequence", "chunk starts at 2000, the held bytes end at 1000");
         Assert.Equal("1000", e.Trailers.GetValue(UploadStatusCodes.ExpectedOffsetTrailer));
         Assert.Equal(1000ul, (await Status(probe, sha)).BytesHeld); // kept for resuming
 
-        e = await Refused(probe, new UploadChunk { Header = Header(sha, data.Length) }, Data(1000, data.AsSpan(1000, 1000)), Trailer(new string('0', 64)));
+        e = await Refused(probe, new UploadChunk { Header = Header(sha, data.Length) }, UploadTestSupport.Data(1000, data.AsSpan(1000, 1000)), Trailer(new string('0', 64)));
         AssertRefusal(e, StatusCode.FailedPrecondition, "size-mismatch", "completed with 2000 of");
 
         e = await Refused(probe, new UploadChunk { Header = Header("not-a-sha", 10) });
@@ -149,9 +149,9 @@ public sealed class UploadServiceTests : IAsyncLifetime
         e = await Refused(probe, new UploadChunk { Header = Header(sha, data.Length, "[1,2]") });
         AssertRefusal(e, StatusCode.InvalidArgument, "invalid-header", "manifest is a JSON Array, not an object");
 
-        e = await Refused(probe, Data(0, data.AsSpan(0, 10)));
+        e = await Refused(probe, UploadTestSupport.Data(0, data.AsSpan(0, 10)));
         AssertRefusal(e, StatusCode.InvalidArgument, "protocol", "the first message must be the header");
-        e = await Refused(probe, new UploadChunk { Header = Header(sha, data.Length) }, Data(2000, data.AsSpan(2000, 10)));
+        e = await Refused(probe, new UploadChunk { Header = Header(sha, data.Length) }, UploadTestSupport.Data(2000, data.AsSpan(2000, 10)));
         AssertRefusal(e, StatusCode.InvalidArgument, "protocol", "ended without a trailer");
         e = await Refused(probe, new UploadChunk { Header = Header(sha, data.Length) }, new UploadChunk { Header = Header(sha, data.Length) });
         AssertRefusal(e, StatusCode.InvalidArgument, "protocol", "a second header");
@@ -183,7 +183,7 @@ public sealed class UploadServiceTests : IAsyncLifetime
         using var probe = await JoinAsync("a");
         var data = Capture(6, 200 << 10);
         var sha = Sha(data);
-        await Refused(probe, new UploadChunk { Header = Header(sha, data.Length) }, Data(0, data.AsSpan(0, 50_000)));
+        await Refused(probe, new UploadChunk { Header = Header(sha, data.Length) }, UploadTestSupport.Data(0, data.AsSpan(0, 50_000)));
         // As a power loss might leave it: the held bytes are not what was sent.
         var part = Path.Combine(Data, "incoming", probe.ProbeId, sha + ".part");
         var bytes = await File.ReadAllBytesAsync(part);
@@ -206,7 +206,7 @@ public sealed class UploadServiceTests : IAsyncLifetime
         var sha = Sha(data);
 
         // A leaves a partial upload; B cannot see it, and B's upload of the same bytes is B's, stored under B.
-        await Refused(a, new UploadChunk { Header = Header(sha, data.Length) }, Data(0, data.AsSpan(0, 70_000)));
+        await Refused(a, new UploadChunk { Header = Header(sha, data.Length) }, UploadTestSupport.Data(0, data.AsSpan(0, 70_000)));
         Assert.Equal(70_000ul, (await Status(a, sha)).BytesHeld);
         Assert.Equal(0ul, (await Status(b, sha)).BytesHeld);
         var ack = await RawUploadAsync(b, WholeUpload(data, manifest: $$"""{"probe_id":"{{a.ProbeId}}"}"""));

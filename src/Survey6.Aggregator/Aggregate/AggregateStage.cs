@@ -8,6 +8,7 @@ using Microsoft.Extensions.Options;
 using Survey6.Aggregator.Anonymisation;
 using Survey6.Aggregator.Ledger;
 using Survey6.Aggregator.Storage;
+using Survey6.Packets.Files;
 
 namespace Survey6.Aggregator.Aggregate;
 
@@ -24,7 +25,7 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
     public Task RunAsync(StageRun run, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(run);
-        var lake = new LakeLayout(_options.ResolvedLakeDirectory);
+        var lake = new LakeLayout(_options.Layout.Lake);
         // Leftovers of a crashed build are never read, but they take space; this run starts clean.
         var staging = Path.Combine(lake.Staging, "aggregate");
         if (Directory.Exists(staging))
@@ -150,7 +151,7 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
                 using (var handle = File.OpenHandle(data, FileMode.Open, FileAccess.ReadWrite))
                     RandomAccess.FlushToDisk(handle);
                 var target = lake.DatePartition(dataset, date);
-                AtomicFiles.ReplaceDirectory(folder, target);
+                DurableFiles.ReplaceDirectory(folder, target);
                 run.Output(Path.Combine(target, LakeLayout.PartitionFile), rows[dataset]);
             }
         }

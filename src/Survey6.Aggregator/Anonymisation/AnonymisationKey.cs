@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Survey6.Packets.Files;
 
 namespace Survey6.Aggregator.Anonymisation;
 
@@ -9,8 +10,6 @@ namespace Survey6.Aggregator.Anonymisation;
 /// </summary>
 public static class AnonymisationKey
 {
-    public const string DefaultFileName = "anonymisation.key";
-
     /// <summary>The anonymiser the options ask for, or null when anonymisation is off.</summary>
     public static PrefixPreservingAnonymiser? FromOptions(AggregatorOptions options)
     {
@@ -20,7 +19,7 @@ public static class AnonymisationKey
             return null;
         var key = anonymisation.KeyPath is { } given
             ? Read(Path.GetFullPath(given))
-            : LoadOrCreate(Path.GetFullPath(Path.Combine(options.DataDirectory, DefaultFileName)));
+            : LoadOrCreate(options.Layout.AnonymisationKey);
         try
         {
             return new PrefixPreservingAnonymiser(key);
@@ -37,32 +36,13 @@ public static class AnonymisationKey
         ArgumentNullException.ThrowIfNull(path);
         if (File.Exists(path))
             return Read(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var temp = Path.Combine(Path.GetDirectoryName(path)!, "." + Path.GetFileName(path) + "." + Guid.NewGuid().ToString("N") + ".tmp");
+        SecureFiles.CreateOwnerOnlyDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var key = RandomNumberGenerator.GetBytes(PrefixPreservingAnonymiser.KeyLength);
-        try
-        {
-            var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
-            if (!OperatingSystem.IsWindows())
-                create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-            using (var stream = new FileStream(temp, create))
-            {
-                stream.Write(key);
-                stream.Flush(flushToDisk: true);
-            }
-            // Without overwrite, so that of two processes creating the key at once both end up with the winner's.
-            File.Move(temp, path, overwrite: false);
+        // Never over an existing key, so that of two processes creating the key at once both end up with the winner's.
+        if (DurableFiles.CreateAtomically(path, key, SecureFiles.OwnerOnlyFile))
             return key;
-        }
-        catch (IOException) when (File.Exists(path))
-        {
-            CryptographicOperations.ZeroMemory(key);
-            return Read(path);
-        }
-        finally
-        {
-            File.Delete(temp);
-        }
+        CryptographicOperations.ZeroMemory(key);
+        return Read(path);
     }
 
     private static byte[] Read(string path)

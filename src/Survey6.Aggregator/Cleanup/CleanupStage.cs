@@ -28,7 +28,7 @@ public sealed class CleanupStage(ParseStage parse, RunLedger ledger, IOptions<Ag
     public async Task RunAsync(StageRun run, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(run);
-        var lake = new LakeLayout(_options.ResolvedLakeDirectory);
+        var lake = new LakeLayout(_options.Layout.Lake);
         var now = time.GetUtcNow();
         var (files, folders) = RemoveLeftovers(lake, now - _options.TempFileMaxAge);
         int abandoned = ledger.AbandonRunningRuns(run.RunId);

@@ -1,15 +1,17 @@
+using Microsoft.Data.Sqlite;
+using Survey6.Data;
+
 namespace Survey6.Aggregator.Ledger;
 
 /// <summary>
-/// Schema of the run ledger, one script per version (PRAGMA user_version). Scripts are append-only: a released
-/// one is never edited, a change is a new script.
+/// Schema of the run ledger, applied by the shared <see cref="SqliteMigrator"/>. Steps are append-only: a released
+/// one is never edited, a change is a new step.
 /// </summary>
 internal static class LedgerMigrations
 {
-    public static readonly IReadOnlyList<string> Scripts =
+    public static readonly IReadOnlyList<SqliteMigration> Steps =
     [
-        // 1: runs, their files, per-capture state, per-date aggregate state.
-        """
+        new(1, "runs, their files, per-capture state, per-date aggregate state", """
         CREATE TABLE runs (
             run_id       TEXT PRIMARY KEY,
             stage        TEXT NOT NULL,
@@ -60,6 +62,18 @@ internal static class LedgerMigrations
             built_at     TEXT NOT NULL,
             run_id       TEXT NOT NULL
         );
-        """,
+        """),
     ];
+
+    /// <summary>
+    /// Ledgers made before the shared scheme counted their steps in <c>PRAGMA user_version</c> (each step and the
+    /// count in one transaction), so that count is the version they have.
+    /// </summary>
+    public static int AdoptUserVersion(SqliteConnection connection, SqliteTransaction transaction)
+    {
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "PRAGMA user_version";
+        return Convert.ToInt32(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+    }
 }

@@ -2,6 +2,8 @@ using System.Globalization;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using Survey6.Aggregator.Sources;
+using Survey6.Data;
+using Survey6.Packets.Files;
 
 namespace Survey6.Aggregator.Ledger;
 
@@ -36,7 +38,7 @@ public sealed class RunLedger
     private readonly TimeProvider _time;
 
     public RunLedger(IOptions<AggregatorOptions> options, TimeProvider time)
-        : this(options.Value.ResolvedLedgerPath, time)
+        : this(options.Value.Layout.Ledger, time)
     {
     }
 
@@ -44,9 +46,10 @@ public sealed class RunLedger
     {
         Path = System.IO.Path.GetFullPath(path);
         _time = time;
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
+        // Its folder is usually the data directory: if missing, it is made owner-only, as the C&C would.
+        SecureFiles.CreateOwnerOnlyDirectory(System.IO.Path.GetDirectoryName(Path)!);
         _connectionString = new SqliteConnectionStringBuilder { DataSource = Path, Pooling = true, DefaultTimeout = 30 }.ToString();
-        Migrate();
+        SqliteMigrator.Migrate(Path, _connectionString, LedgerMigrations.Steps, LedgerMigrations.AdoptUserVersion, _time);
     }
 
     public string Path { get; }
@@ -56,7 +59,7 @@ public sealed class RunLedger
         get
         {
             using var c = Open();
-            return (int)Scalar<long>(c, "PRAGMA user_version");
+            return SqliteMigrator.CurrentVersion(c);
         }
     }
 
@@ -242,27 +245,6 @@ public sealed class RunLedger
     }
 
     // --- plumbing ---
-
-    private void Migrate()
-    {
-        using var c = Open();
-        // WAL lets status readers and the CLI look while a stage writes; it is a property of the file, set once.
-        Execute(c, "PRAGMA journal_mode = WAL");
-        var version = (int)Scalar<long>(c, "PRAGMA user_version");
-        for (int v = version; v < LedgerMigrations.Scripts.Count; v++)
-        {
-            using var tx = c.BeginTransaction();
-            using (var cmd = c.CreateCommand())
-            {
-                cmd.Transaction = tx;
-                cmd.CommandText = LedgerMigrations.Scripts[v];
-                cmd.ExecuteNonQuery();
-                cmd.CommandText = $"PRAGMA user_version = {v + 1}";
-                cmd.ExecuteNonQuery();
-            }
-            tx.Commit();
-        }
-    }
 
     private SqliteConnection Open()
     {

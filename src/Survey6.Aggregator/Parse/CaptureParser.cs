@@ -5,6 +5,7 @@ using Survey6.Aggregator.Sources;
 using Survey6.Aggregator.Storage;
 using Survey6.Packets.Capture;
 using Survey6.Packets.Dissection;
+using Survey6.Packets.Files;
 
 namespace Survey6.Aggregator.Parse;
 
@@ -72,7 +73,7 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
 
             var packetsPath = lake.PerCaptureFile(LakeLayout.Packets, capture.Date, probeId, capture.Sha256);
             Directory.CreateDirectory(Path.GetDirectoryName(packetsPath)!);
-            var packetsTemp = AtomicFiles.TempPathFor(packetsPath, runId);
+            var packetsTemp = LakeLayout.TempPathFor(packetsPath, runId);
             var pump = new FramePump();
             try
             {
@@ -93,7 +94,7 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
                     }
                     writer.Complete();
                 }
-                AtomicFiles.Publish(packetsTemp, packetsPath);
+                DurableFiles.Publish(packetsTemp, packetsPath);
             }
             catch
             {
@@ -136,14 +137,14 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
             };
             var capturesPath = lake.PerCaptureFile(LakeLayout.Captures, capture.Date, probeId, capture.Sha256);
             Directory.CreateDirectory(Path.GetDirectoryName(capturesPath)!);
-            var capturesTemp = AtomicFiles.TempPathFor(capturesPath, runId);
+            var capturesTemp = LakeLayout.TempPathFor(capturesPath, runId);
             try
             {
                 await using (var stream = new FileStream(capturesTemp, FileMode.Create, FileAccess.Write, FileShare.None))
                 {
                     await row.WriteAsync(stream, ct).ConfigureAwait(false);
                 }
-                AtomicFiles.Publish(capturesTemp, capturesPath);
+                DurableFiles.Publish(capturesTemp, capturesPath);
             }
             catch
             {

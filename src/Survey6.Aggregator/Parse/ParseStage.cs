@@ -43,7 +43,7 @@ public sealed class ParseStage(
 
     public async Task RunAsync(StageRun run, CancellationToken ct)
     {
-        var lake = new LakeLayout(_options.ResolvedLakeDirectory);
+        var lake = new LakeLayout(_options.Layout.Lake);
         _ = Anonymiser;
         int taken = 0;
         await foreach (var capture in source.ListAsync(ct).ConfigureAwait(false))

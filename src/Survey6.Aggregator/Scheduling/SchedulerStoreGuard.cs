@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Hosting;
+using Survey6.Packets.Files;
 
 namespace Survey6.Aggregator.Scheduling;
 
@@ -15,9 +16,15 @@ public sealed class SchedulerStoreGuard(string storePath) : IHostedService, IDis
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
+        // Usually the data directory: if missing, it is made owner-only, as the C&C would; the store is created
+        // owner-only before Quartz opens it.
+        SecureFiles.CreateOwnerOnlyDirectory(Path.GetDirectoryName(Path.GetFullPath(storePath))!);
         try
         {
-            _lock = new FileStream(LockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
+            if (!OperatingSystem.IsWindows())
+                options.UnixCreateMode = SecureFiles.OwnerOnlyFile;
+            _lock = new FileStream(LockPath, options);
         }
         catch (IOException e)
         {
@@ -25,6 +32,7 @@ public sealed class SchedulerStoreGuard(string storePath) : IHostedService, IDis
                 $"Another aggregator daemon uses the scheduler store {storePath} (its lock {LockPath} is held). " +
                 "Workers sharing a data folder need distinct names: --worker-name or Aggregator:WorkerName.", e);
         }
+        SecureFiles.CreateOwnerOnlyFile(storePath);
         return Task.CompletedTask;
     }
 

@@ -18,7 +18,7 @@ public sealed class DirectoryCaptureSource(IOptions<AggregatorOptions> options, 
     public async IAsyncEnumerable<PendingCapture> ListAsync([EnumeratorCancellation] CancellationToken ct)
     {
         var known = ledger.KnownCaptures();
-        var root = Path.Combine(Path.GetFullPath(options.Value.DataDirectory), "captures");
+        var root = options.Value.Layout.Captures;
         foreach (var capture in Scan(root))
         {
             ct.ThrowIfCancellationRequested();

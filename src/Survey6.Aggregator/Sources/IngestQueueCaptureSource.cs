@@ -95,7 +95,7 @@ public sealed class IngestQueueCaptureSource : ICaptureSource
         var date = DateOnly.TryParseExact(folder, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var d)
             ? d
             : DateOnly.FromDateTime(item.ReceivedAt.UtcDateTime);
-        var local = Path.Combine(Path.GetFullPath(_options.DataDirectory), "captures", item.ProbeId,
+        var local = Path.Combine(_options.Layout.Captures, item.ProbeId,
             date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), item.Sha256 + DirectoryCaptureSource.CaptureSuffix);
         var capturePath = File.Exists(local) || !File.Exists(item.StoredPath) ? local : item.StoredPath;
         string? manifest = null;

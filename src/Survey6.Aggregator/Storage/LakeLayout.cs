@@ -66,6 +66,10 @@ public sealed class LakeLayout(string root)
             && DateOnly.TryParseExact(name.AsSpan(5), DateFormat, CultureInfo.InvariantCulture, DateTimeStyles.None, out date);
     }
 
+    /// <summary>A hidden temp name beside <paramref name="target"/>, unique per writer so crashed writers never collide.</summary>
+    public static string TempPathFor(string target, string runId) =>
+        Path.Combine(Path.GetDirectoryName(target)!, "." + Path.GetFileName(target) + "." + runId + TempSuffix);
+
     /// <summary>True for names of work in progress: hidden temp files and anything under the staging folder.</summary>
     public static bool IsTempName(string fileName) => fileName.StartsWith('.') && fileName.EndsWith(TempSuffix, StringComparison.Ordinal);
 }

@@ -20,6 +20,12 @@ public static class Ipv6AddressClassifier
     private const uint IsatapMask = 0xFDFF_FFFF;
     private const uint IsatapValue = 0x0000_5EFE;
 
+    /// <summary>The Teredo prefix 2001::/32 as the address's top 32 bits (RFC 4380 2.6).</summary>
+    public const uint TeredoPrefix = 0x2001_0000;
+
+    // The experimental Teredo prefix used before RFC 4380; addr6 still reports it as Teredo.
+    private const uint ExperimentalTeredoPrefix = 0x3FFE_831F;
+
     public static Ipv6AddressInfo Classify(Ipv6Address a)
     {
         ulong hi = a.High, lo = a.Low;
@@ -87,7 +93,7 @@ public static class Ipv6AddressClassifier
             return ClassifyIid(Ipv6AddressType.SixToFour, lo, (uint)(hi >> 16), true);
         }
 
-        if (top32 == 0x2001_0000 || top32 == 0x3FFE_831F)
+        if (top32 == TeredoPrefix || top32 == ExperimentalTeredoPrefix)
         {
             var client = ~(uint)lo;
             return new Ipv6AddressInfo

@@ -1,58 +1,19 @@
 using System.Buffers.Binary;
+using static Survey6.Packets.Capture.PcapngFormat;
 
 namespace Survey6.Packets.Capture;
 
 // pcapng format. Offsets are from the start of the block (type at 0, total length at 4, body at 8).
 public sealed partial class CaptureReader
 {
-
-
-    private const int BlockTypeOffset = 0;
-    private const int BlockTotalLengthOffset = 4;
-
-    private const int ShbByteOrderMagicOffset = 8;
-    private const int ShbVersionMajorOffset = 12;
-    private const int ShbVersionMinorOffset = 14;
-    private const int ShbSectionLengthOffset = 16;
-    private const int ShbOptionsOffset = 24;
-    private const int ShbMinLength = ShbOptionsOffset + PcapngFormat.BlockTrailerLength;
-
-    private const int IdbLinkTypeOffset = 8;
-    private const int IdbSnapLengthOffset = 12;
-    private const int IdbOptionsOffset = 16;
-    private const int IdbMinLength = IdbOptionsOffset + PcapngFormat.BlockTrailerLength;
-
-    private const int EpbInterfaceIdOffset = 8;
-    private const int EpbTimestampHighOffset = 12;
-    private const int EpbTimestampLowOffset = 16;
-    private const int EpbCapturedLengthOffset = 20;
-    private const int EpbOriginalLengthOffset = 24;
-    private const int EpbDataOffset = 28;
-    private const int EpbMinLength = EpbDataOffset + PcapngFormat.BlockTrailerLength;
-
-    // Obsolete Packet Block: like the EPB but with a 16-bit interface id followed by a 16-bit drop count.
-    private const int PbInterfaceIdOffset = 8;
-    private const int PbTimestampHighOffset = 12;
-    private const int PbTimestampLowOffset = 16;
-    private const int PbCapturedLengthOffset = 20;
-    private const int PbOriginalLengthOffset = 24;
-    private const int PbDataOffset = 28;
-    private const int PbMinLength = PbDataOffset + PcapngFormat.BlockTrailerLength;
-
-    private const int SpbOriginalLengthOffset = 8;
-    private const int SpbDataOffset = 12;
-    private const int SpbMinLength = SpbDataOffset + PcapngFormat.BlockTrailerLength;
-
-    private const int IsbInterfaceIdOffset = 8;
-    private const int IsbTimestampHighOffset = 12;
-    private const int IsbTimestampLowOffset = 16;
-    private const int IsbOptionsOffset = 20;
-    private const int IsbMinLength = IsbOptionsOffset + PcapngFormat.BlockTrailerLength;
-
-    private const int CbEnterpriseNumberOffset = 8;
-    private const int CbDataOffset = 12;
-    private const int CbMinLength = CbDataOffset + PcapngFormat.BlockTrailerLength;
-
+    // Field offsets are PcapngFormat's (ShbOffset, EpbOffset, ...). The smallest legal block of each kind: its fixed fields and the trailer.
+    private const int ShbMinLength = ShbOffset.Options + PcapngFormat.BlockTrailerLength;
+    private const int IdbMinLength = IdbOffset.Options + PcapngFormat.BlockTrailerLength;
+    private const int EpbMinLength = EpbOffset.Data + PcapngFormat.BlockTrailerLength;
+    private const int PbMinLength = PbOffset.Data + PcapngFormat.BlockTrailerLength;
+    private const int SpbMinLength = SpbOffset.Data + PcapngFormat.BlockTrailerLength;
+    private const int IsbMinLength = IsbOffset.Options + PcapngFormat.BlockTrailerLength;
+    private const int CbMinLength = CbOffset.Data + PcapngFormat.BlockTrailerLength;
 
     private const byte DefaultTimestampResolution = 6;
     private const ulong NanosecondsPerSecond = 1_000_000_000;
@@ -102,7 +63,7 @@ public sealed partial class CaptureReader
 
             var header = Unread(PcapngFormat.BlockHeaderLength);
             // The SHB type reads the same in both byte orders, so it is recognised before its byte order is known.
-            uint type = ReadUInt32(header[BlockTypeOffset..]);
+            uint type = ReadUInt32(header[BlockOffset.Type..]);
             if (type == PcapngFormat.BlockType.SectionHeader)
             {
                 if (!ReadSectionHeader(offset))
@@ -110,7 +71,7 @@ public sealed partial class CaptureReader
                 continue;
             }
 
-            uint totalLength = ReadUInt32(header[BlockTotalLengthOffset..]);
+            uint totalLength = ReadUInt32(header[BlockOffset.TotalLength..]);
             bool yieldsFrame = type is PcapngFormat.BlockType.EnhancedPacket or PcapngFormat.BlockType.SimplePacket or PcapngFormat.BlockType.Packet
                 or PcapngFormat.BlockType.CustomCopyable or PcapngFormat.BlockType.CustomNoCopy;
             if (yieldsFrame && metadataOnly)
@@ -153,13 +114,13 @@ public sealed partial class CaptureReader
 
     private bool ReadSectionHeader(long offset)
     {
-        if (!Ensure(ShbVersionMajorOffset))
+        if (!Ensure(ShbOffset.MajorVersion))
             return Fail(offset, $"file cut short in the middle of a Section Header Block (needs {ShbMinLength} bytes, {Available} present)");
 
-        var start = Unread(ShbVersionMajorOffset);
+        var start = Unread(ShbOffset.MajorVersion);
         bool bigEndian;
         // Compare in file byte order: 1A 2B 3C 4D means big-endian.
-        uint magic = BinaryPrimitives.ReadUInt32BigEndian(start[ShbByteOrderMagicOffset..]);
+        uint magic = BinaryPrimitives.ReadUInt32BigEndian(start[ShbOffset.ByteOrderMagic..]);
         if (magic == PcapngFormat.ByteOrderMagic)
             bigEndian = true;
         else if (magic == PcapngFormat.ByteOrderMagicSwapped)
@@ -170,7 +131,7 @@ public sealed partial class CaptureReader
             return Fail(offset, $"Section Header Block has an unknown byte-order magic 0x{magic:x8}");
 
         _bigEndian = bigEndian;
-        uint totalLength = ReadUInt32(start[BlockTotalLengthOffset..]);
+        uint totalLength = ReadUInt32(start[BlockOffset.TotalLength..]);
         if (!CheckBlockLength(offset, PcapngFormat.BlockType.SectionHeader, totalLength))
             return false;
         int length = (int)totalLength;
@@ -182,14 +143,14 @@ public sealed partial class CaptureReader
         if (trailer != totalLength)
             return Fail(offset, $"Section Header Block has a trailing length {trailer} that differs from its leading length {totalLength}");
 
-        ushort major = ReadUInt16(block[ShbVersionMajorOffset..]);
-        ushort minor = ReadUInt16(block[ShbVersionMinorOffset..]);
+        ushort major = ReadUInt16(block[ShbOffset.MajorVersion..]);
+        ushort minor = ReadUInt16(block[ShbOffset.MinorVersion..]);
         // A different major version may lay blocks out differently; tshark stops there too.
         if (major != PcapngFormat.MajorVersion)
             return Fail(offset, $"unsupported pcapng version {major}.{minor} (only major version {PcapngFormat.MajorVersion} is readable)");
 
-        long sectionLength = (long)ReadUInt64(block[ShbSectionLengthOffset..]);
-        var options = ParseOptions(block[ShbOptionsOffset..(length - PcapngFormat.BlockTrailerLength)]);
+        long sectionLength = (long)ReadUInt64(block[ShbOffset.SectionLength..]);
+        var options = ParseOptions(block[ShbOffset.Options..(length - PcapngFormat.BlockTrailerLength)]);
         _sectionIndex++;
         _section = new CaptureSection(_sectionIndex, offset, bigEndian, major, minor, sectionLength, options);
         _interfaceCount = 0;
@@ -247,19 +208,19 @@ public sealed partial class CaptureReader
     private bool ReadEnhancedPacket(ReadOnlySpan<byte> block, long offset, out CaptureFrame frame)
     {
         frame = default;
-        uint interfaceId = ReadUInt32(block[EpbInterfaceIdOffset..]);
+        uint interfaceId = ReadUInt32(block[EpbOffset.InterfaceId..]);
         if (interfaceId >= (uint)_interfaceCount)
             return Fail(offset, UnknownInterfaceMessage("an Enhanced Packet Block", interfaceId));
-        uint capturedLength = ReadUInt32(block[EpbCapturedLengthOffset..]);
+        uint capturedLength = ReadUInt32(block[EpbOffset.CapturedLength..]);
         if (capturedLength > (uint)(block.Length - EpbMinLength))
             return Fail(offset, $"Enhanced Packet Block of {block.Length} bytes is too small for {capturedLength} captured bytes");
 
         ref readonly var state = ref _interfaces[interfaceId];
-        ulong timestamp = ((ulong)ReadUInt32(block[EpbTimestampHighOffset..]) << 32) | ReadUInt32(block[EpbTimestampLowOffset..]);
-        frame.Data = block.Slice(EpbDataOffset, (int)capturedLength);
+        ulong timestamp = ((ulong)ReadUInt32(block[EpbOffset.TimestampHigh..]) << 32) | ReadUInt32(block[EpbOffset.TimestampLow..]);
+        frame.Data = block.Slice(EpbOffset.Data, (int)capturedLength);
         frame.TimestampNanoseconds = ToNanoseconds(in state, timestamp);
         frame.HasTimestamp = true;
-        frame.OriginalLength = ReadUInt32(block[EpbOriginalLengthOffset..]);
+        frame.OriginalLength = ReadUInt32(block[EpbOffset.OriginalLength..]);
         frame.LinkType = state.LinkType;
         frame.InterfaceId = (int)interfaceId;
         frame.SectionIndex = _sectionIndex;
@@ -271,19 +232,19 @@ public sealed partial class CaptureReader
     private bool ReadObsoletePacket(ReadOnlySpan<byte> block, long offset, out CaptureFrame frame)
     {
         frame = default;
-        uint interfaceId = ReadUInt16(block[PbInterfaceIdOffset..]);
+        uint interfaceId = ReadUInt16(block[PbOffset.InterfaceId..]);
         if (interfaceId >= (uint)_interfaceCount)
             return Fail(offset, UnknownInterfaceMessage("a Packet Block", interfaceId));
-        uint capturedLength = ReadUInt32(block[PbCapturedLengthOffset..]);
+        uint capturedLength = ReadUInt32(block[PbOffset.CapturedLength..]);
         if (capturedLength > (uint)(block.Length - PbMinLength))
             return Fail(offset, $"Packet Block of {block.Length} bytes is too small for {capturedLength} captured bytes");
 
         ref readonly var state = ref _interfaces[interfaceId];
-        ulong timestamp = ((ulong)ReadUInt32(block[PbTimestampHighOffset..]) << 32) | ReadUInt32(block[PbTimestampLowOffset..]);
-        frame.Data = block.Slice(PbDataOffset, (int)capturedLength);
+        ulong timestamp = ((ulong)ReadUInt32(block[PbOffset.TimestampHigh..]) << 32) | ReadUInt32(block[PbOffset.TimestampLow..]);
+        frame.Data = block.Slice(PbOffset.Data, (int)capturedLength);
         frame.TimestampNanoseconds = ToNanoseconds(in state, timestamp);
         frame.HasTimestamp = true;
-        frame.OriginalLength = ReadUInt32(block[PbOriginalLengthOffset..]);
+        frame.OriginalLength = ReadUInt32(block[PbOffset.OriginalLength..]);
         frame.LinkType = state.LinkType;
         frame.InterfaceId = (int)interfaceId;
         frame.SectionIndex = _sectionIndex;
@@ -300,7 +261,7 @@ public sealed partial class CaptureReader
             return Fail(offset, "Simple Packet Block appears before any Interface Description Block in its section");
 
         ref readonly var state = ref _interfaces[0];
-        uint originalLength = ReadUInt32(block[SpbOriginalLengthOffset..]);
+        uint originalLength = ReadUInt32(block[SpbOffset.OriginalLength..]);
         // No captured-length field: it is the original length cut to the snaplen (0 = unlimited) and to the block.
         uint capturedLength = originalLength;
         if (state.SnapLength != 0 && capturedLength > state.SnapLength)
@@ -309,7 +270,7 @@ public sealed partial class CaptureReader
         if (capturedLength > room)
             capturedLength = room;
 
-        frame.Data = block.Slice(SpbDataOffset, (int)capturedLength);
+        frame.Data = block.Slice(SpbOffset.Data, (int)capturedLength);
         frame.HasTimestamp = false;
         frame.OriginalLength = originalLength;
         frame.LinkType = state.LinkType;
@@ -326,22 +287,22 @@ public sealed partial class CaptureReader
         // tshark reports a custom block's length as everything after the enterprise number (data, options and
         // padding alike): total length - 16. Data covers exactly that so Data.Length matches its frame.cap_len.
         int payloadLength = block.Length - CbMinLength;
-        frame.Data = block.Slice(CbDataOffset, payloadLength);
+        frame.Data = block.Slice(CbOffset.Data, payloadLength);
         frame.HasTimestamp = false;
         frame.OriginalLength = (uint)payloadLength;
         frame.InterfaceId = -1;
         frame.SectionIndex = _sectionIndex;
         frame.FileOffset = offset;
         frame.Kind = FrameKind.Custom;
-        frame.EnterpriseNumber = ReadUInt32(block[CbEnterpriseNumberOffset..]);
+        frame.EnterpriseNumber = ReadUInt32(block[CbOffset.PrivateEnterpriseNumber..]);
         return true;
     }
 
     private bool ReadInterfaceDescription(ReadOnlySpan<byte> block, long offset)
     {
-        var linkType = (LinkType)ReadUInt16(block[IdbLinkTypeOffset..]);
-        uint snapLength = ReadUInt32(block[IdbSnapLengthOffset..]);
-        var options = ParseOptions(block[IdbOptionsOffset..^PcapngFormat.BlockTrailerLength]);
+        var linkType = (LinkType)ReadUInt16(block[IdbOffset.LinkType..]);
+        uint snapLength = ReadUInt32(block[IdbOffset.SnapLength..]);
+        var options = ParseOptions(block[IdbOffset.Options..^PcapngFormat.BlockTrailerLength]);
 
         // Like Wireshark, the first occurrence of a single-valued option wins.
         byte resolution = DefaultTimestampResolution;
@@ -389,11 +350,11 @@ public sealed partial class CaptureReader
 
     private bool ReadInterfaceStatistics(ReadOnlySpan<byte> block, long offset)
     {
-        uint interfaceId = ReadUInt32(block[IsbInterfaceIdOffset..]);
+        uint interfaceId = ReadUInt32(block[IsbOffset.InterfaceId..]);
         // Statistics for an undeclared interface are kept (they hurt nobody); their times are read as microseconds.
         var state = interfaceId < (uint)_interfaceCount ? _interfaces[interfaceId] : MicrosecondInterface;
-        ulong timestamp = ((ulong)ReadUInt32(block[IsbTimestampHighOffset..]) << 32) | ReadUInt32(block[IsbTimestampLowOffset..]);
-        var options = ParseOptions(block[IsbOptionsOffset..^PcapngFormat.BlockTrailerLength]);
+        ulong timestamp = ((ulong)ReadUInt32(block[IsbOffset.TimestampHigh..]) << 32) | ReadUInt32(block[IsbOffset.TimestampLow..]);
+        var options = ParseOptions(block[IsbOffset.Options..^PcapngFormat.BlockTrailerLength]);
 
         long? startTime = null, endTime = null;
         foreach (var option in options)
@@ -401,7 +362,7 @@ public sealed partial class CaptureReader
             if (option.Value.Length != 8)
                 continue;
             // Option timestamps are two 32-bit words (high, low) in section byte order, like the block's own.
-            ulong value = ((ulong)ReadUInt32(option.Value) << 32) | ReadUInt32(option.Value.AsSpan(4));
+            ulong value = ((ulong)ReadUInt32(option.Value) << 32) | ReadUInt32(option.Value.AsSpan(TimestampLowWordOffset));
             if (option.Code == PcapngFormat.IsbOption.StartTime && startTime is null)
                 startTime = ToNanoseconds(in state, value);
             else if (option.Code == PcapngFormat.IsbOption.EndTime && endTime is null)
@@ -430,11 +391,11 @@ public sealed partial class CaptureReader
         int position = 0;
         while (region.Length - position >= PcapngFormat.OptionHeaderLength)
         {
-            ushort code = ReadUInt16(region[position..]);
-            ushort valueLength = ReadUInt16(region[(position + 2)..]);
+            ushort code = ReadUInt16(region[(position + OptionOffset.Code)..]);
+            ushort valueLength = ReadUInt16(region[(position + OptionOffset.Length)..]);
             if (code == PcapngFormat.Option.EndOfOptions)
                 break;
-            position += PcapngFormat.OptionHeaderLength;
+            position += OptionOffset.Value;
             if (valueLength > region.Length - position)
                 break;
             options.Add(new CaptureOption(code, region.Slice(position, valueLength).ToArray()));

@@ -69,23 +69,110 @@ public static class PcapngFormat
         public const uint CustomNoCopy = 0x40000BAD;
     }
 
+    // Where each field starts, counted from the block's first byte, so that the reader and the writer share
+    // one layout. Timestamps are two 32-bit words in the section's byte order, high word first.
+
+    /// <summary>A timestamp's low 32-bit word follows its high word, in blocks and in the ISB time options.</summary>
+    public const int TimestampLowWordOffset = 4;
+
+    /// <summary>Fields of one option, counted from the option's first byte (section 3.5).</summary>
+    public static class OptionOffset
+    {
+        public const int Code = 0;
+        public const int Length = 2;
+        public const int Value = OptionHeaderLength;
+    }
+
+    /// <summary>Fields every block starts with (section 3.1).</summary>
+    public static class BlockOffset
+    {
+        public const int Type = 0;
+        public const int TotalLength = 4;
+        public const int Body = BlockHeaderLength;
+    }
+
+    /// <summary>Section Header Block fields (section 4.1).</summary>
+    public static class ShbOffset
+    {
+        public const int ByteOrderMagic = 8;
+        public const int MajorVersion = 12;
+        public const int MinorVersion = 14;
+        public const int SectionLength = 16;
+        public const int Options = 24;
+    }
+
+    /// <summary>Interface Description Block fields (section 4.2).</summary>
+    public static class IdbOffset
+    {
+        public const int LinkType = 8;
+        public const int Reserved = 10;
+        public const int SnapLength = 12;
+        public const int Options = 16;
+    }
+
+    /// <summary>Enhanced Packet Block fields (section 4.3); the packet data is padded to <see cref="Alignment"/>, then options follow.</summary>
+    public static class EpbOffset
+    {
+        public const int InterfaceId = 8;
+        public const int TimestampHigh = 12;
+        public const int TimestampLow = TimestampHigh + TimestampLowWordOffset;
+        public const int CapturedLength = 20;
+        public const int OriginalLength = 24;
+        public const int Data = 28;
+    }
+
+    /// <summary>Obsolete Packet Block fields (appendix A): an EPB with a 16-bit interface id and a 16-bit drop count.</summary>
+    public static class PbOffset
+    {
+        public const int InterfaceId = 8;
+        public const int DropCount = 10;
+        public const int TimestampHigh = 12;
+        public const int TimestampLow = TimestampHigh + TimestampLowWordOffset;
+        public const int CapturedLength = 20;
+        public const int OriginalLength = 24;
+        public const int Data = 28;
+    }
+
+    /// <summary>Simple Packet Block fields (section 4.4).</summary>
+    public static class SpbOffset
+    {
+        public const int OriginalLength = 8;
+        public const int Data = 12;
+    }
+
+    /// <summary>Interface Statistics Block fields (section 4.6).</summary>
+    public static class IsbOffset
+    {
+        public const int InterfaceId = 8;
+        public const int TimestampHigh = 12;
+        public const int TimestampLow = TimestampHigh + TimestampLowWordOffset;
+        public const int Options = 20;
+    }
+
+    /// <summary>Custom Block fields (section 4.8).</summary>
+    public static class CbOffset
+    {
+        public const int PrivateEnterpriseNumber = 8;
+        public const int Data = 12;
+    }
+
     /// <summary>Fixed body lengths (excluding the 8-byte header, options and the trailer).</summary>
     public static class FixedBodyLength
     {
         /// <summary>Byte-order magic (4), major (2), minor (2), section length (8).</summary>
-        public const int SectionHeader = 16;
+        public const int SectionHeader = ShbOffset.Options - BlockOffset.Body;
 
         /// <summary>Link type (2), reserved (2), snap length (4).</summary>
-        public const int InterfaceDescription = 8;
+        public const int InterfaceDescription = IdbOffset.Options - BlockOffset.Body;
 
         /// <summary>Interface id (4), timestamp high (4), timestamp low (4), captured length (4), original length (4).</summary>
-        public const int EnhancedPacket = 20;
+        public const int EnhancedPacket = EpbOffset.Data - BlockOffset.Body;
 
         /// <summary>Interface id (4), timestamp high (4), timestamp low (4).</summary>
-        public const int InterfaceStatistics = 12;
+        public const int InterfaceStatistics = IsbOffset.Options - BlockOffset.Body;
 
         /// <summary>Original length (4).</summary>
-        public const int SimplePacket = 4;
+        public const int SimplePacket = SpbOffset.Data - BlockOffset.Body;
     }
 
     /// <summary>Option codes valid in every block.</summary>

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Text;
+using static Survey6.Packets.Capture.PcapngFormat;
 
 namespace Survey6.Packets.Capture;
 
@@ -19,7 +20,7 @@ public sealed class PcapngWriter : IDisposable, IAsyncDisposable
     private const int MinimumBufferSize = 256;
 
     // EPB header through the original length field: type, length, interface, ts high, ts low, caplen, origlen.
-    private const int EpbHeaderLength = PcapngFormat.BlockHeaderLength + PcapngFormat.FixedBodyLength.EnhancedPacket;
+    private const int EpbHeaderLength = EpbOffset.Data;
 
     // Largest captured length we accept, so that block length arithmetic stays in int and the u32 field.
     private const int MaximumCapturedLength = int.MaxValue - 1024;
@@ -67,12 +68,12 @@ public sealed class PcapngWriter : IDisposable, IAsyncDisposable
         _leaveOpen = leaveOpen;
         _buffer = ArrayPool<byte>.Shared.Rent(bufferSize);
 
-        Span<byte> body = stackalloc byte[PcapngFormat.FixedBodyLength.SectionHeader];
-        BinaryPrimitives.WriteUInt32LittleEndian(body, PcapngFormat.ByteOrderMagic);
-        BinaryPrimitives.WriteUInt16LittleEndian(body[4..], PcapngFormat.MajorVersion);
-        BinaryPrimitives.WriteUInt16LittleEndian(body[6..], PcapngFormat.MinorVersion);
-        BinaryPrimitives.WriteInt64LittleEndian(body[8..], PcapngFormat.SectionLengthUnspecified);
-        WriteBlock(PcapngFormat.BlockType.SectionHeader, body, options);
+        Span<byte> head = stackalloc byte[ShbOffset.Options];
+        BinaryPrimitives.WriteUInt32LittleEndian(head[ShbOffset.ByteOrderMagic..], PcapngFormat.ByteOrderMagic);
+        BinaryPrimitives.WriteUInt16LittleEndian(head[ShbOffset.MajorVersion..], PcapngFormat.MajorVersion);
+        BinaryPrimitives.WriteUInt16LittleEndian(head[ShbOffset.MinorVersion..], PcapngFormat.MinorVersion);
+        BinaryPrimitives.WriteInt64LittleEndian(head[ShbOffset.SectionLength..], PcapngFormat.SectionLengthUnspecified);
+        WriteBlock(PcapngFormat.BlockType.SectionHeader, head, options);
     }
 
     /// <summary>Interfaces added so far; valid ids are 0 .. InterfaceCount - 1.</summary>
@@ -102,11 +103,11 @@ public sealed class PcapngWriter : IDisposable, IAsyncDisposable
 
         options.AddString(PcapngFormat.IdbOption.Os, info.Os);
 
-        Span<byte> body = stackalloc byte[PcapngFormat.FixedBodyLength.InterfaceDescription];
-        BinaryPrimitives.WriteUInt16LittleEndian(body, (ushort)info.LinkType);
-        BinaryPrimitives.WriteUInt16LittleEndian(body[2..], 0);
-        BinaryPrimitives.WriteUInt32LittleEndian(body[4..], info.SnapLength);
-        WriteBlock(PcapngFormat.BlockType.InterfaceDescription, body, options);
+        Span<byte> head = stackalloc byte[IdbOffset.Options];
+        BinaryPrimitives.WriteUInt16LittleEndian(head[IdbOffset.LinkType..], (ushort)info.LinkType);
+        BinaryPrimitives.WriteUInt16LittleEndian(head[IdbOffset.Reserved..], 0);
+        BinaryPrimitives.WriteUInt32LittleEndian(head[IdbOffset.SnapLength..], info.SnapLength);
+        WriteBlock(PcapngFormat.BlockType.InterfaceDescription, head, options);
 
         _snapLengths.Add(info.SnapLength);
         return _snapLengths.Count - 1;
@@ -146,10 +147,10 @@ public sealed class PcapngWriter : IDisposable, IAsyncDisposable
         options.AddUInt64(PcapngFormat.IsbOption.OsDropped, stats.OsDropped);
         options.AddUInt64(PcapngFormat.IsbOption.UserDelivered, stats.UserDelivered);
 
-        Span<byte> body = stackalloc byte[PcapngFormat.FixedBodyLength.InterfaceStatistics];
-        BinaryPrimitives.WriteUInt32LittleEndian(body, (uint)interfaceId);
-        WriteTimestamp(body[4..], timestampNanoseconds);
-        WriteBlock(PcapngFormat.BlockType.InterfaceStatistics, body, options);
+        Span<byte> head = stackalloc byte[IsbOffset.Options];
+        BinaryPrimitives.WriteUInt32LittleEndian(head[IsbOffset.InterfaceId..], (uint)interfaceId);
+        WriteTimestamp(head[IsbOffset.TimestampHigh..], timestampNanoseconds);
+        WriteBlock(PcapngFormat.BlockType.InterfaceStatistics, head, options);
     }
 
     /// <summary>Hands buffered blocks to the stream and flushes it. Durable storage (fsync) is the caller's call.</summary>
@@ -279,12 +280,12 @@ public sealed class PcapngWriter : IDisposable, IAsyncDisposable
 
     private static void WriteEpbHeader(Span<byte> b, int total, int interfaceId, long timestampNanoseconds, int capturedLength, uint originalLength)
     {
-        BinaryPrimitives.WriteUInt32LittleEndian(b, PcapngFormat.BlockType.EnhancedPacket);
-        BinaryPrimitives.WriteUInt32LittleEndian(b[4..], (uint)total);
-        BinaryPrimitives.WriteUInt32LittleEndian(b[8..], (uint)interfaceId);
-        WriteTimestamp(b[12..], timestampNanoseconds);
-        BinaryPrimitives.WriteUInt32LittleEndian(b[20..], (uint)capturedLength);
-        BinaryPrimitives.WriteUInt32LittleEndian(b[24..], originalLength);
+        BinaryPrimitives.WriteUInt32LittleEndian(b[BlockOffset.Type..], PcapngFormat.BlockType.EnhancedPacket);
+        BinaryPrimitives.WriteUInt32LittleEndian(b[BlockOffset.TotalLength..], (uint)total);
+        BinaryPrimitives.WriteUInt32LittleEndian(b[EpbOffset.InterfaceId..], (uint)interfaceId);
+        WriteTimestamp(b[EpbOffset.TimestampHigh..], timestampNanoseconds);
+        BinaryPrimitives.WriteUInt32LittleEndian(b[EpbOffset.CapturedLength..], (uint)capturedLength);
+        BinaryPrimitives.WriteUInt32LittleEndian(b[EpbOffset.OriginalLength..], originalLength);
     }
 
     private static void WriteEpbTail(Span<byte> b, int total, uint flags, bool hasFlags, ulong dropCount, bool hasDropCount)
@@ -314,9 +315,9 @@ public sealed class PcapngWriter : IDisposable, IAsyncDisposable
 
     private static int WriteOptionHeader(Span<byte> b, ushort code, ushort length)
     {
-        BinaryPrimitives.WriteUInt16LittleEndian(b, code);
-        BinaryPrimitives.WriteUInt16LittleEndian(b[2..], length);
-        return PcapngFormat.OptionHeaderLength;
+        BinaryPrimitives.WriteUInt16LittleEndian(b[OptionOffset.Code..], code);
+        BinaryPrimitives.WriteUInt16LittleEndian(b[OptionOffset.Length..], length);
+        return OptionOffset.Value;
     }
 
     // pcapng timestamps are two host-order 32-bit words, high first, not one 64-bit integer.
@@ -324,18 +325,19 @@ public sealed class PcapngWriter : IDisposable, IAsyncDisposable
     {
         var ts = (ulong)timestampNanoseconds;
         BinaryPrimitives.WriteUInt32LittleEndian(b, (uint)(ts >> 32));
-        BinaryPrimitives.WriteUInt32LittleEndian(b[4..], (uint)ts);
+        BinaryPrimitives.WriteUInt32LittleEndian(b[TimestampLowWordOffset..], (uint)ts);
     }
 
-    // For the rare blocks (SHB, IDB, ISB): build the whole block, then copy it out.
-    private void WriteBlock(uint blockType, ReadOnlySpan<byte> fixedBody, OptionList options)
+    // For the rare blocks (SHB, IDB, ISB): build the whole block, then copy it out. head holds the block up to
+    // its options with the fixed fields filled in; the type and the lengths are written here.
+    private void WriteBlock(uint blockType, ReadOnlySpan<byte> head, OptionList options)
     {
-        var total = PcapngFormat.BlockHeaderLength + fixedBody.Length + options.EncodedLength + PcapngFormat.BlockTrailerLength;
+        var total = head.Length + options.EncodedLength + PcapngFormat.BlockTrailerLength;
         var block = new byte[total];
-        BinaryPrimitives.WriteUInt32LittleEndian(block, blockType);
-        BinaryPrimitives.WriteUInt32LittleEndian(block.AsSpan(4), (uint)total);
-        fixedBody.CopyTo(block.AsSpan(PcapngFormat.BlockHeaderLength));
-        options.Encode(block.AsSpan(PcapngFormat.BlockHeaderLength + fixedBody.Length));
+        head[BlockOffset.Body..].CopyTo(block.AsSpan(BlockOffset.Body));
+        BinaryPrimitives.WriteUInt32LittleEndian(block.AsSpan(BlockOffset.Type), blockType);
+        BinaryPrimitives.WriteUInt32LittleEndian(block.AsSpan(BlockOffset.TotalLength), (uint)total);
+        options.Encode(block.AsSpan(head.Length));
         BinaryPrimitives.WriteUInt32LittleEndian(block.AsSpan(total - PcapngFormat.BlockTrailerLength), (uint)total);
         WriteRaw(block);
     }

@@ -5,7 +5,7 @@ namespace Survey6.Packets.Dissection;
 /// <summary>Turns one frame read from a capture file into a <see cref="PacketRecord"/>.</summary>
 public static class FrameDissection
 {
-    public static void Dissect(scoped in CaptureFrame frame, long frameNumber, ref PacketRecord r)
+    public static void Dissect(scoped in CaptureFrame frame, long frameNumber, ref PacketRecord r, DissectorOptions options = DissectorOptions.Default)
     {
         r.Reset();
         r.FrameNumber = frameNumber;
@@ -18,7 +18,7 @@ public static class FrameDissection
         r.InterfaceId = frame.InterfaceId;
         if (frame.Kind == FrameKind.Packet)
         {
-            PacketDissector.Dissect(frame.Data, frame.LinkType, ref r);
+            PacketDissector.Dissect(frame.Data, frame.LinkType, ref r, options);
         }
     }
 }

@@ -93,7 +93,7 @@ public enum Encapsulation : byte
     None = 0,         // no IPv6
     Native,           // IPv6 directly on the link
     SixInFour,        // IPv4 protocol 41
-    Teredo,           // IPv4/UDP 3544
+    Teredo,           // IPv4/UDP: port 3544, or any port with DissectorOptions.TeredoOnAnyPort
     Ipv6InIpv6,       // IPv6 next header 41 (outer IPv6 carries inner IPv6)
     Gre,              // inside GRE (PPTP, ERSPAN, plain)
     L2tp,             // inside L2TPv2 over UDP
@@ -143,6 +143,9 @@ public struct PacketRecord
     public LinkType LinkType;
     public FrameKind Kind;
     public int InterfaceId;
+
+    /// <summary>The options the frame is dissected with (set by <c>PacketDissector.Dissect</c>), so every layer can see them.</summary>
+    internal DissectorOptions Options;
 
     public FieldPresence Present;
     public Anomaly Anomalies;

@@ -8,6 +8,12 @@ namespace Survey6.Packets.Text;
 /// </summary>
 public static class TsharkFieldWriter
 {
+    /// <summary>
+    /// Dissect with these to print what tshark prints with its default preferences: Teredo only on port 3544
+    /// (tshark's Teredo heuristic is off unless <c>-o teredo.heuristic_teredo:TRUE</c>).
+    /// </summary>
+    public const DissectorOptions Options = DissectorOptions.None;
+
     public static readonly string[] Fields =
     [
         "frame.number", "frame.time_epoch", "frame.len", "frame.cap_len",

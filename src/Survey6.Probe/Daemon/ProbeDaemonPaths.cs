@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Survey6.Packets.Files;
 
 namespace Survey6.Probe.Daemon;
 
@@ -47,22 +48,14 @@ public sealed class ProbeDaemonPaths(string stateDirectory)
     public void WriteSuspended(SuspendedFlag flag)
     {
         EnsureRoot();
-        var temporary = SuspendedPath + ".tmp";
-        using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            JsonSerializer.Serialize(stream, flag);
-            stream.Flush(flushToDisk: true);
-        }
-
-        File.Move(temporary, SuspendedPath, overwrite: true);
-        Spool.NativeFile.SyncDirectory(Root);
+        DurableFiles.WriteAtomically(SuspendedPath, JsonSerializer.SerializeToUtf8Bytes(flag));
     }
 
     public void ClearSuspended()
     {
         File.Delete(SuspendedPath);
         if (Directory.Exists(Root))
-            Spool.NativeFile.SyncDirectory(Root);
+            DurableFiles.SyncDirectory(Root);
     }
 
     /// <summary>

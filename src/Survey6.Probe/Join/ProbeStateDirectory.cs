@@ -1,4 +1,4 @@
-using Survey6.Contracts;
+using Survey6.Packets.Files;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -68,7 +68,7 @@ public sealed class ProbeStateDirectory(string path)
         SecureFiles.WriteAtomically(PendingCertificatePath, certificate.ExportCertificatePem(), SecureFiles.PublicFile);
         File.Move(PendingKeyPath, KeyPath, overwrite: true);
         File.Move(PendingCertificatePath, CertificatePath, overwrite: true);
-        Spool.NativeFile.SyncDirectory(Root);
+        DurableFiles.SyncDirectory(Root);
         var json = JsonNode.Parse(File.ReadAllText(ProbeJsonPath))?.AsObject() ?? [];
         json["not_after"] = certificate.NotAfter.ToUniversalTime().ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
         SecureFiles.WriteAtomically(ProbeJsonPath, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n", SecureFiles.OwnerOnlyFile);
@@ -105,7 +105,7 @@ public sealed class ProbeStateDirectory(string path)
         }
 
         if (Directory.Exists(Root))
-            Spool.NativeFile.SyncDirectory(Root);
+            DurableFiles.SyncDirectory(Root);
         return removed;
     }
 

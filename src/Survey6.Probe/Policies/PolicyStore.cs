@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Google.Protobuf;
-using Survey6.Contracts;
+using Survey6.Packets.Files;
 using Survey6.Contracts.V1;
 using Survey6.Probe.Join;
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Survey6.Probe.Capture;
+using Survey6.Packets.Files;
 using Survey6.Probe.Diagnostics;
 
 namespace Survey6.Probe.Spool;
@@ -214,7 +215,7 @@ public sealed class SpoolDirectory
     {
         var path = partialPath[..^SpoolFileName.PartialSuffix.Length];
         File.Move(partialPath, path);
-        NativeFile.SyncDirectory(Root);
+        DurableFiles.SyncDirectory(Root);
         var manifestPath = SpoolFileName.ManifestFor(path);
         var manifest = CaptureManifest.Build(path, sequence, reason);
         WriteManifest(manifest, manifestPath);
@@ -293,15 +294,7 @@ public sealed class SpoolDirectory
 
     private void WriteManifest(CaptureManifest manifest, string manifestPath)
     {
-        var temporary = manifestPath + ".tmp";
-        using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            stream.Write(System.Text.Encoding.UTF8.GetBytes(manifest.ToJson()));
-            stream.Flush(flushToDisk: true);
-        }
-
-        File.Move(temporary, manifestPath, overwrite: true);
-        NativeFile.SyncDirectory(Root);
+        DurableFiles.WriteAtomically(manifestPath, System.Text.Encoding.UTF8.GetBytes(manifest.ToJson()));
     }
 
     private long ReadSequence()
@@ -338,15 +331,6 @@ public sealed class SpoolDirectory
         }
     }
 
-    private void SafeSyncDirectory()
-    {
-        try
-        {
-            NativeFile.SyncDirectory(Root);
-        }
-        catch (IOException)
-        {
-            // The deletion happened; losing it in a power cut only means uploading the file again.
-        }
-    }
+    // The deletion happened; losing it in a power cut only means uploading the file again.
+    private void SafeSyncDirectory() => DurableFiles.TrySyncDirectory(Root);
 }

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
-using Microsoft.Extensions.Options;
-using Survey6.Server.Options;
+using Survey6.Data;
 
 namespace Survey6.Server.Api;
 
@@ -11,7 +10,7 @@ namespace Survey6.Server.Api;
 /// stored capture has a manifest saying what the server vouches for. It reads every manifest per
 /// call, which is fine for a stand-in; the upload service's table replaces it.
 /// </summary>
-public sealed class CaptureDirectoryUploadQueries(IOptions<ServerOptions> options) : IUploadQueries
+public sealed class CaptureDirectoryUploadQueries(DataLayout layout) : IUploadQueries
 {
     private const string ManifestSuffix = ".manifest.json";
 
@@ -38,7 +37,7 @@ public sealed class CaptureDirectoryUploadQueries(IOptions<ServerOptions> option
 
     private IEnumerable<UploadDto> Scan(string? probeId, CancellationToken cancellationToken)
     {
-        var captures = Path.Combine(Path.GetFullPath(options.Value.DataDirectory), "captures");
+        var captures = layout.Captures;
         if (!Directory.Exists(captures))
             yield break;
         // A probe id names a folder here: anything that could step outside captures/ matches nothing.

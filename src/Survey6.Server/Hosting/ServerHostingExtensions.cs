@@ -1,10 +1,12 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Survey6.Data;
 using Survey6.Server.Api;
 using Survey6.Server.Control;
 using Survey6.Server.Diagnostics;
@@ -51,6 +53,14 @@ public static class ServerHostingExtensions
         services.AddOptions<PolicyOptions>().BindConfiguration(PolicyOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
 
         services.TryAddSingleton(TimeProvider.System);
+        // Everyone asks the layout; whoever asks first (the PKI, the ingest queue, a page) finds the data directory owner-only.
+        services.TryAddSingleton(sp =>
+        {
+            var configuration = sp.GetService<IConfiguration>();
+            var layout = DataLayout.ForServer(sp.GetRequiredService<IOptions<ServerOptions>>().Value.DataDirectory, key => configuration?[key]);
+            layout.EnsureOwnerOnly(sp.GetRequiredService<ILoggerFactory>().CreateLogger<DataLayout>());
+            return layout;
+        });
         services.AddSingleton<ServerPki>();
         services.AddSingleton(sp => StateDatabase.OpenAndMigrate(sp.GetRequiredService<ServerPki>().Directory.StateDatabase));
         services.AddSingleton<TokenStore>();
@@ -80,7 +90,8 @@ public static class ServerHostingExtensions
     public static WebApplication MapSurvey6Server(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        // Create the data directory, CA and database now, so a bad path fails the start, not the first join.
+        // The data directory owner-only, then the CA and database, now: a bad path or mode fails the start, not the first join.
+        app.Services.GetRequiredService<DataLayout>();
         var pki = app.Services.GetRequiredService<ServerPki>();
         app.Services.GetRequiredService<StateDatabase>();
 

@@ -1,12 +1,17 @@
-using Survey6.Contracts;
+using Microsoft.Extensions.Logging;
+using Survey6.Data;
+using Survey6.Packets.Files;
+
 namespace Survey6.Server.Pki;
 
-/// <summary>Where the server keeps its state under the data directory.</summary>
+/// <summary>The server's own files under the data directory (<see cref="DataLayout"/>): its state database and, in <c>pki/</c>, its CA and TLS certificate.</summary>
 public sealed class ServerDataDirectory(string root)
 {
-    public string Root { get; } = Path.GetFullPath(root);
+    public DataLayout Layout { get; } = new(root);
 
-    public string PkiDirectory => Path.Combine(Root, "pki");
+    public string Root => Layout.Root;
+
+    public string PkiDirectory => Layout.Pki;
 
     public string CaCertificate => Path.Combine(PkiDirectory, "ca.pem");
 
@@ -16,15 +21,18 @@ public sealed class ServerDataDirectory(string root)
 
     public string ServerKey => Path.Combine(PkiDirectory, "server-key.pem");
 
-    public string StateDatabase => Path.Combine(Root, "state.db");
+    public string StateDatabase => Layout.StateDatabase;
 
-    /// <summary>The web UI's first admin password, written owner-only by the first start; removed when one is set.</summary>
-    public string AdminPasswordFile => Path.Combine(Root, "web-admin-password");
+    /// <inheritdoc cref="DataLayout.AdminPasswordFile"/>
+    public string AdminPasswordFile => Layout.AdminPasswordFile;
 
-    /// <summary>Creates the data and pki directories owner-only (0700) if missing.</summary>
-    public void EnsureCreated()
+    /// <summary>
+    /// Makes the data directory owner-only (created 0700, or an open one tightened, or a clear refusal:
+    /// <see cref="DataLayout.EnsureOwnerOnly"/>) and creates <c>pki/</c> owner-only if missing.
+    /// </summary>
+    public void EnsureCreated(ILogger? logger = null)
     {
-        SecureFiles.CreateOwnerOnlyDirectory(Root);
+        Layout.EnsureOwnerOnly(logger);
         SecureFiles.CreateOwnerOnlyDirectory(PkiDirectory);
     }
 }

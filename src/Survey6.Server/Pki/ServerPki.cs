@@ -1,4 +1,4 @@
-using Survey6.Contracts;
+using Survey6.Packets.Files;
 using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -23,7 +23,8 @@ public sealed class ServerPki : IDisposable
         var settings = options.Value;
         var log = (ILogger?)logger ?? NullLogger.Instance;
         Directory = new ServerDataDirectory(settings.DataDirectory);
-        Directory.EnsureCreated();
+        // First, before anything else puts a file in it: the data directory is owner-only.
+        Directory.EnsureCreated(log);
         var now = time.GetUtcNow();
         Authority = LoadOrCreateAuthority(settings, now, log);
         ServerCertificate = LoadOrIssueServerCertificate(settings, now, log);

@@ -3,7 +3,8 @@ using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
-using Survey6.Contracts;
+using Survey6.Data;
+using Survey6.Packets.Files;
 
 namespace Survey6.Server.Repository;
 
@@ -31,9 +32,9 @@ public sealed partial class AptRepository(string dataDirectory)
 
     private static readonly TimeSpan ToolTimeout = TimeSpan.FromMinutes(2);
 
-    public string Root { get; } = Path.Combine(Path.GetFullPath(dataDirectory), "apt");
+    public string Root { get; } = new DataLayout(dataDirectory).Apt;
 
-    public string SigningHome { get; } = Path.Combine(Path.GetFullPath(dataDirectory), "apt-signing");
+    public string SigningHome { get; } = new DataLayout(dataDirectory).AptSigning;
 
     public string PoolDirectory => Path.Combine(Root, "pool", Component);
 

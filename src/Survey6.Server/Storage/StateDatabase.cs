@@ -1,4 +1,3 @@
-using Survey6.Contracts;
 using Microsoft.Data.Sqlite;
 using Survey6.Server.Pki;
 
@@ -28,17 +27,11 @@ public sealed class StateDatabase
 
     public string Path { get; }
 
+    internal string ConnectionString => _connectionString;
+
     /// <summary>Creates the file owner-only if missing, switches it to WAL and applies pending migrations.</summary>
     public static StateDatabase OpenAndMigrate(string path)
     {
-        if (!File.Exists(path))
-        {
-            using var _ = new FileStream(path, new FileStreamOptions
-            {
-                Mode = FileMode.OpenOrCreate, Access = FileAccess.Write, UnixCreateMode = SecureFiles.OwnerOnlyFile,
-            });
-        }
-
         var database = new StateDatabase(path);
         Migrator.Migrate(database);
         return database;

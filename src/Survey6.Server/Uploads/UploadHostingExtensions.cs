@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Survey6.Data;
 using Survey6.Ingest;
 using Survey6.Server.Options;
 using Survey6.Server.Pki;
@@ -20,9 +21,6 @@ public static class UploadHostingExtensions
 {
     public const string SectionName = "Server:Uploads";
 
-    /// <summary>The ingest queue's file when <c>Ingest:Sqlite:Path</c> is not set, relative to the data directory.</summary>
-    public const string DefaultIngestDatabase = "ingest.db";
-
     public static IServiceCollection AddSurvey6Uploads(this IServiceCollection services, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(services);
@@ -38,18 +36,19 @@ public static class UploadHostingExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<CaptureStoreOptions>, CaptureStoreOptionsValidator>());
 
         services.AddSurvey6IngestQueue(configuration);
-        services.AddOptions<IngestOptions>().PostConfigure<IOptions<ServerOptions>>((options, server) =>
+        // Through the layout, so the data directory is owner-only before the queue puts its file in it.
+        services.AddOptions<IngestOptions>().PostConfigure<DataLayout>((options, layout) =>
         {
             if (options.Kind == IngestQueueKind.Sqlite && string.IsNullOrWhiteSpace(options.Sqlite.Path))
-                options.Sqlite.Path = Path.Combine(Path.GetFullPath(server.Value.DataDirectory), DefaultIngestDatabase);
+                options.Sqlite.Path = layout.IngestDatabase;
         });
 
         services.AddSingleton<UploadRecords>();
         services.AddSingleton<ICaptureStoredSink, IngestingCaptureSink>();
         services.AddSingleton(sp =>
         {
-            // The PKI creates the data directory owner-only; it must exist before the store adds its folders to it.
-            sp.GetRequiredService<ServerPki>();
+            // The data directory is owner-only before the store adds its folders to it.
+            sp.GetRequiredService<DataLayout>();
             return new CaptureStore(
                 sp.GetRequiredService<IOptions<CaptureStoreOptions>>(),
                 sp.GetRequiredService<ICaptureStoredSink>(),

@@ -1,8 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
-using Microsoft.Extensions.Options;
-using Survey6.Server.Options;
+using Survey6.Data;
 
 namespace Survey6.Server.Web;
 
@@ -23,15 +22,13 @@ public sealed record PipelineView(
     int Partitions);
 
 /// <summary>
-/// Reads the aggregator's SQLite run ledger (<c>DATA/aggregator.db</c>, docs/datasets.md) read-only.
-/// The aggregator may run in another process; the ledger is its record, so the server reads the
-/// file rather than asking a service. Null when there is no ledger yet.
+/// Reads the aggregator's SQLite run ledger (<c>DATA/aggregator.db</c> or <c>Aggregator:LedgerPath</c>,
+/// docs/datasets.md) read-only. The aggregator may run in another process; the ledger is its record, so the
+/// server reads the file rather than asking a service. Null when there is no ledger yet.
 /// </summary>
-public sealed class AggregatorLedgerReader(IOptions<ServerOptions> options)
+public sealed class AggregatorLedgerReader(DataLayout layout)
 {
-    public const string FileName = "aggregator.db";
-
-    public string LedgerPath => Path.Combine(Path.GetFullPath(options.Value.DataDirectory), FileName);
+    public string LedgerPath => layout.Ledger;
 
     public PipelineView? Read(int recentRuns = 20, int problems = 20)
     {

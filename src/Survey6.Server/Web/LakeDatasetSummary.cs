@@ -1,19 +1,18 @@
 using System.Data.Common;
 using System.Globalization;
-using Microsoft.Extensions.Options;
 using Survey6.Aggregator.Query;
 using Survey6.Aggregator.Storage;
-using Survey6.Server.Options;
+using Survey6.Data;
 
 namespace Survey6.Server.Web;
 
 /// <summary>
-/// <see cref="IDatasetSummarySource"/> over the Parquet lake in <c>DATA/lake</c> (the aggregator's default
-/// beside the C&amp;C data), read with the aggregator's own DuckDB views. The aggregate datasets are used
+/// <see cref="IDatasetSummarySource"/> over the Parquet lake (<c>DATA/lake</c>, or <c>Aggregator:LakeDirectory</c>:
+/// <see cref="DataLayout.Lake"/>), read with the aggregator's own DuckDB views. The aggregate datasets are used
 /// when they exist; before the first aggregate run the figures come from the packets dataset. A result
 /// is kept for <see cref="CacheFor"/> so that reloading the page does not rescan the lake.
 /// </summary>
-public sealed class LakeDatasetSummary(IOptions<ServerOptions> options, TimeProvider time) : IDatasetSummarySource, IDisposable
+public sealed class LakeDatasetSummary(DataLayout layout, TimeProvider time) : IDatasetSummarySource, IDisposable
 {
     public static readonly TimeSpan CacheFor = TimeSpan.FromMinutes(2);
     private const int Top = 10;
@@ -21,7 +20,7 @@ public sealed class LakeDatasetSummary(IOptions<ServerOptions> options, TimeProv
     private readonly SemaphoreSlim _gate = new(1, 1);
     private (DateTimeOffset At, DatasetSummary? Summary)? _cached;
 
-    public string LakeDirectory => Path.Combine(Path.GetFullPath(options.Value.DataDirectory), "lake");
+    public string LakeDirectory => layout.Lake;
 
     public async ValueTask<DatasetSummary?> GetAsync(CancellationToken cancellationToken)
     {

@@ -10,7 +10,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Survey6.Contracts;
+using Survey6.Packets.Files;
 using Survey6.Server.Api;
 using Survey6.Server.Control;
 using Survey6.Server.Enrollment;

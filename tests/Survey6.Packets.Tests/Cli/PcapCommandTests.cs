@@ -25,11 +25,29 @@ public class PcapCommandTests
         using var json = JsonDocument.Parse(output);
         var root = json.RootElement;
         Assert.Equal(78, root.GetProperty("frames").GetInt64());
-        Assert.Equal(4, root.GetProperty("ipv6_frames").GetInt64());
-        Assert.Equal(74, root.GetProperty("frames_without_ipv6").GetInt64());
-        Assert.Equal(4, root.GetProperty("encapsulation").GetProperty("teredo").GetInt64());
+        Assert.Equal(29, root.GetProperty("ipv6_frames").GetInt64()); // Teredo on any port: 4 on 3544, 25 between client and relay
+        Assert.Equal(49, root.GetProperty("frames_without_ipv6").GetInt64());
+        Assert.Equal(29, root.GetProperty("encapsulation").GetProperty("teredo").GetInt64());
         Assert.True(root.GetProperty("icmpv6_type").GetProperty("router-advertisement(134)").GetInt64() >= 1);
         Assert.True(root.GetProperty("dns").GetProperty("messages").GetInt64() > 0);
+    }
+
+    [Fact]
+    public void Records_find_teredo_on_any_port_but_the_tshark_format_keeps_tshark_defaults()
+    {
+        var path = TestData.Capture("zeek/tunnels/Teredo.pcap");
+        var (status, jsonl, _) = Run((o, e) => PcapCommands.Records(path, "jsonl", o, e));
+        Assert.Equal(0, status);
+        var teredo = jsonl.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => JsonDocument.Parse(line).RootElement)
+            .Where(record => record.TryGetProperty("encapsulation", out var e) && e.GetString() == "teredo")
+            .ToList();
+        Assert.Equal(29, teredo.Count);
+        Assert.Contains(teredo, record => record.GetProperty("flow_src").GetString() == "2001:0:4137:9e50:8000:f12a:b9c8:2815");
+
+        var (_, tshark, _) = Run((o, e) => PcapCommands.Records(path, "tshark", o, e));
+        var ipv6Rows = tshark.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1).Count(row => row.Split('\t')[4].Length > 0);
+        Assert.Equal(4, ipv6Rows);
     }
 
     [Fact]

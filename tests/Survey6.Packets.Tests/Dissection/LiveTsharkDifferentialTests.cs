@@ -1,5 +1,6 @@
 using System.Text;
 using Survey6.Cli;
+using Survey6.Packets.Dissection;
 using Survey6.Packets.Tests.Capture;
 using Survey6.Packets.Text;
 using static Survey6.Packets.Tests.Dissection.FrameBuilder;
@@ -68,6 +69,55 @@ public class LiveTsharkDifferentialTests
         }
     }
 
+    /// <summary>
+    /// Teredo between a client and a relay on ports other than 3544, with and without the authentication and
+    /// origin-indication headers, and frames the check must refuse, each cut at every byte: the same as tshark
+    /// with <c>-o teredo.heuristic_teredo:TRUE</c>. Every packet here has a Teredo address or is a bubble, where
+    /// survey6's stricter check and tshark's agree.
+    /// </summary>
+    [Fact]
+    public void Every_cut_of_teredo_on_other_ports_matches_tshark_with_its_teredo_heuristic_on()
+    {
+        var client = TeredoHeuristicTests.TeredoClient;
+        var linkLocal = Survey6.Packets.Addresses.Ipv6Address.Parse("fe80::708d:fe83:4114:a512");
+        var origin = TeredoHeuristicTests.OriginIndication;
+        var packets = new List<byte[]>
+        {
+            TeredoHeuristicTests.OverUdp(Ipv6(6, Tcp(1286, 80, 0x018, [1, 2, 3]), source: client), 3797, 32900),
+            TeredoHeuristicTests.OverUdp([.. origin, .. Ipv6(58, Icmpv6(129, 0, [0, 1, 0, 1]), source: Destination, destination: client)], 32900, 3797),
+            TeredoHeuristicTests.OverUdp([.. TeredoHeuristicTests.Authentication(3, 4), .. Ipv6(17, Udp(4000, 53, DnsQuery("relay.example", 28)), source: client)], 3797, 32900),
+            TeredoHeuristicTests.OverUdp([.. TeredoHeuristicTests.Authentication(0, 0), .. origin, .. Ipv6(59, [], source: client, destination: linkLocal)], 3797, 32900),
+            TeredoHeuristicTests.OverUdp(Ipv6(59, [], source: linkLocal, destination: linkLocal), 32900, 3797),
+            TeredoHeuristicTests.OverUdp([.. Ipv6(59, [], source: client), 0], 3797, 32900), // one byte too many: refused
+            TeredoHeuristicTests.OverUdp(Ipv6(6, Tcp(1286, 80, 0x002), source: client, payloadLength: 19), 3797, 32900), // refused
+        };
+        var frames = new List<(byte[] Data, int OriginalLength)>();
+        foreach (var frame in packets)
+        {
+            for (int cut = 14; cut <= frame.Length; cut++)
+            {
+                frames.Add((frame[..cut], frame.Length));
+            }
+        }
+
+        var path = Path.Combine(Path.GetTempPath(), $"survey6-teredo-{Guid.NewGuid():N}.pcap");
+        try
+        {
+            WritePcap(path, frames);
+            var rows = AssertSameAsTshark(path, frames.Count, ["-o", "teredo.heuristic_teredo:TRUE"], DissectorOptions.TeredoOnAnyPort);
+
+            // Both sides decapsulate each cut of the first five packets that holds the Teredo headers and a whole
+            // IPv6 header (Ethernet, IPv4, UDP and IPv6 make 82 bytes), and no cut of the last two.
+            int[] teredoHeaders = [0, 8, 13 + 3 + 4, 13 + 8, 0];
+            int expected = teredoHeaders.Select((headers, i) => packets[i].Length - (82 + headers) + 1).Sum();
+            Assert.Equal(expected, rows.Skip(1).Count(row => row.Split('\t')[4].Length > 0));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Fact]
     public void The_shipped_sample_matches_tshark()
     {
@@ -75,10 +125,11 @@ public class LiveTsharkDifferentialTests
         AssertSameAsTshark(sample, 3000);
     }
 
-    private static void AssertSameAsTshark(string path, int expectedRows)
+    private static string[] AssertSameAsTshark(string path, int expectedRows, string[]? preferences = null, DissectorOptions? options = null)
     {
         var arguments = new List<string> { "-r", path };
         arguments.AddRange(NoReassembly);
+        arguments.AddRange(preferences ?? []);
         arguments.AddRange(["-T", "fields", "-E", "header=y", "-E", "separator=/t", "-E", "occurrence=f"]);
         foreach (var field in TsharkFieldWriter.Fields)
         {
@@ -87,15 +138,25 @@ public class LiveTsharkDifferentialTests
 
         var tshark = ExternalTool.Run("tshark", [.. arguments]);
         Assert.Equal(0, tshark.ExitCode);
-        using var output = new MemoryStream();
-        Assert.Equal(0, PcapCommands.Records(path, "tshark", output, TextWriter.Null));
-        var ours = Encoding.UTF8.GetString(output.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        string[] ours;
+        if (options is { } chosen)
+        {
+            ours = TsharkRows.Of(path, chosen);
+        }
+        else
+        {
+            using var output = new MemoryStream();
+            Assert.Equal(0, PcapCommands.Records(path, "tshark", output, TextWriter.Null));
+            ours = Encoding.UTF8.GetString(output.ToArray()).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        }
+
         var theirs = tshark.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(expectedRows + 1, theirs.Length);
         Assert.Equal(theirs.Length, ours.Length);
         var differences = Enumerable.Range(0, ours.Length).Where(i => ours[i] != theirs[i])
             .Select(i => $"tshark: {theirs[i]}\nsurvey6: {ours[i]}").Take(10).ToList();
         Assert.True(differences.Count == 0, string.Join("\n\n", differences));
+        return ours;
     }
 
     private static void WritePcap(string path, List<(byte[] Data, int OriginalLength)> frames)

@@ -8,13 +8,14 @@ namespace Survey6.Packets.Tests.Dissection;
 
 public class PacketDissectorTests
 {
-    private static PacketRecord Dissect(byte[] frame, LinkType linkType = LinkType.Ethernet)
+    /// <summary>Dissects a frame that was <paramref name="originalLength"/> long on the wire (by default, all of it was captured).</summary>
+    internal static PacketRecord Dissect(byte[] frame, LinkType linkType = LinkType.Ethernet, DissectorOptions options = DissectorOptions.Default, int? originalLength = null)
     {
         var r = new PacketRecord();
         r.Reset();
-        r.FrameLength = (uint)frame.Length;
+        r.FrameLength = (uint)(originalLength ?? frame.Length);
         r.CapturedLength = (uint)frame.Length;
-        PacketDissector.Dissect(frame, linkType, ref r);
+        PacketDissector.Dissect(frame, linkType, ref r, options);
         return r;
     }
 
