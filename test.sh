@@ -5,7 +5,7 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 
-packages=(tshark tcpdump libpcap0.8 libpcap-dev iproute2 iputils-ping python3-dpkt redis-server systemd mount chromium apt-utils gpg gpg-agent adduser init-system-helpers libssl3)
+packages=(tshark tcpdump libpcap0.8 libpcap-dev iproute2 iputils-ping python3-dpkt redis-server systemd mount chromium apt-utils gpg gpg-agent adduser init-system-helpers libssl3 debootstrap systemd-container)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -31,9 +31,8 @@ internal static class LakeBuilder
             var probe = string.Create(CultureInfo.InvariantCulture, $"bench-{i - 1:D2}");
             var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(capture)));
             var manifest = capture + ".manifest.json";
-            File.WriteAllText(manifest, string.Concat(
-                "{\"probe_id\": \"", probe, "\", \"window_start\": \"", args[1], "T00:00:00Z\", \"window_end\": \"", args[1],
-                "T01:00:00Z\", \"probe_manifest\": {\"labels\": {\"site\": \"bench\"}, \"drops\": {\"if_dropped\": 0, \"os_dropped\": 0}}}"));
+            var midnight = new DateTimeOffset(date.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
+            BenchManifest.Write(manifest, sha, probe, midnight, midnight.AddHours(1));
             long cpu0 = ThreadCpu.Nanoseconds();
             // Blocking, as in Program.cs: the packets file is written before ParseAsync's first await, on this
             // thread, so this thread's CPU time is the parse's; an await here could resume on another thread.

@@ -40,9 +40,8 @@ if (!File.Exists(capture))
 Console.WriteLine($"capture: {new FileInfo(capture).Length / 1e6:F1} MB, {frames} frames, row group {rowGroup}");
 
 var sha = new string('a', 64);
-// As in production, the manifest carries the drop counters, so the parser need not scan the file for them.
 var manifest = Path.Combine(work, "bench.manifest.json");
-File.WriteAllText(manifest, """{"probe_id": "bench", "window_start": "2024-05-01T10:00:00Z", "window_end": "2024-05-01T11:00:00Z", "probe_manifest": {"labels": {"site": "bench"}, "drops": {"if_dropped": 0, "os_dropped": 0}}}""");
+BenchManifest.Write(manifest, sha, "bench", new DateTimeOffset(2024, 5, 1, 10, 0, 0, TimeSpan.Zero), new DateTimeOffset(2024, 5, 1, 11, 0, 0, TimeSpan.Zero));
 var pending = new PendingCapture(sha, "bench", new DateOnly(2024, 5, 1), capture, manifest);
 var lake = new LakeLayout(new Survey6.Data.DataLayout(work).Lake);
 if (args.Length > 4 && args[4] == "anonymise")

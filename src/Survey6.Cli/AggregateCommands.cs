@@ -46,7 +46,11 @@ public static class AggregateCommands
         };
         source.AcceptOnlyFromAmong("auto", "queue", "directory");
         var command = new Command("once", "Run stages once and exit (status 1 when a stage failed, 3 when another run held the lock)") { stage, dataDir, lake, includeOpen, source };
-        command.SetAction((parse, ct) => OnceAsync(parse.GetValue(stage)!, parse.GetValue(dataDir), parse.GetValue(lake), parse.GetValue(includeOpen), Console.Out, ct, parse.GetValue(source)!));
+        command.SetAction((parse, ct) =>
+        {
+            AsDataOwner(parse, parse.GetValue(dataDir));
+            return OnceAsync(parse.GetValue(stage)!, parse.GetValue(dataDir), parse.GetValue(lake), parse.GetValue(includeOpen), Console.Out, ct, parse.GetValue(source)!);
+        });
         return command;
     }
 
@@ -61,6 +65,7 @@ public static class AggregateCommands
         command.SetAction(async (parse, ct) =>
         {
             var kind = Enum.Parse<CaptureSourceKind>(parse.GetValue(source)!, ignoreCase: true);
+            AsDataOwner(parse, parse.GetValue(dataDir));
             try
             {
                 using var host = AggregatorHosting.Build(parse.GetValue(dataDir), parse.GetValue(lake), includeOpen: false, scheduled: true, LogLevel.Information, kind, parse.GetValue(worker));
@@ -82,9 +87,16 @@ public static class AggregateCommands
         var json = new Option<bool>("--json") { Description = "Print JSON" };
         var runs = new Option<int>("--runs") { Description = "How many recent runs to list", DefaultValueFactory = _ => 10 };
         var command = new Command("status", "Show capture states, quarantined captures, aggregated dates and recent runs from the ledger") { dataDir, json, runs };
-        command.SetAction(parse => Status(parse.GetValue(dataDir), parse.GetValue(json), parse.GetValue(runs), Console.Out));
+        command.SetAction(parse =>
+        {
+            AsDataOwner(parse, parse.GetValue(dataDir));
+            return Status(parse.GetValue(dataDir), parse.GetValue(json), parse.GetValue(runs), Console.Out);
+        });
         return command;
     }
+
+    /// <summary>Root working on a data folder the C&amp;C's user owns works as that user, so the server can go on writing the lake and ledger.</summary>
+    private static void AsDataOwner(ParseResult parse, string? dataDir) => DirectoryOwner.Become(AggregatorHosting.DataDirectory(dataDir), parse);
 
     public static async Task<int> OnceAsync(string stage, string? dataDir, string? lakeDir, bool includeOpen, TextWriter output, CancellationToken ct, string source = "auto")
     {

@@ -57,17 +57,25 @@ internal static class AggregatorHosting
     /// </summary>
     public static CaptureSourceKind ResolveAuto(string? dataDir)
     {
-        var configuration = new ConfigurationBuilder()
-            .SetBasePath(Directory.GetCurrentDirectory())
-            .AddJsonFile("appsettings.json", optional: true)
-            .AddEnvironmentVariables()
-            .Build();
+        var configuration = FileConfiguration();
         if (string.Equals(configuration["Ingest:Kind"], "redis", StringComparison.OrdinalIgnoreCase))
             return CaptureSourceKind.Queue;
-        var data = dataDir ?? configuration[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.DataDirectory)}"] ?? new AggregatorOptions().DataDirectory;
+        var data = DataDirectory(dataDir, configuration);
         var sqlite = configuration["Ingest:Sqlite:Path"] ?? new DataLayout(data).IngestDatabase;
         return File.Exists(sqlite) ? CaptureSourceKind.Queue : CaptureSourceKind.Directory;
     }
+
+    /// <summary>The data folder a command works on: <c>--data-dir</c>, else <c>Aggregator:DataDirectory</c>, else <c>./data</c>.</summary>
+    public static string DataDirectory(string? dataDir) => DataDirectory(dataDir, FileConfiguration());
+
+    private static string DataDirectory(string? dataDir, IConfiguration configuration) =>
+        dataDir ?? configuration[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.DataDirectory)}"] ?? new AggregatorOptions().DataDirectory;
+
+    private static IConfigurationRoot FileConfiguration() => new ConfigurationBuilder()
+        .SetBasePath(Directory.GetCurrentDirectory())
+        .AddJsonFile("appsettings.json", optional: true)
+        .AddEnvironmentVariables()
+        .Build();
 
     private static CaptureSourceKind SourceOf(ConfigurationManager configuration) =>
         Enum.TryParse<CaptureSourceKind>(configuration[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.Source)}"], ignoreCase: true, out var kind)

@@ -60,6 +60,9 @@ public static class ProbeCommands
             };
             try
             {
+                // Root joining for the service user (`sudo survey6 probe join ...`, as the printed command is often run):
+                // key, certificates and probe.json must belong to the state directory's owner, or the service cannot read them.
+                DirectoryOwner.Become(settings.StateDirectory, parse);
                 var result = await ProbeJoinClient.JoinAsync(settings, cancellationToken).ConfigureAwait(false);
                 output.WriteLine($"joined as {result.ProbeId}; certificate valid until {result.CertificateNotAfter:u}; state in {result.StateDirectory}");
                 return 0;

@@ -51,6 +51,8 @@ public static class ProbeDaemonCommands
             var overrides = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
             if (parse.GetValue(stateDir) is { } dir)
                 overrides["Probe:StateDirectory"] = Path.GetFullPath(dir);
+            if (DirectoryOwner.DaemonRefusal(Paths(parse, config, stateDir).Root, parse) is { } refusal)
+                return Fail(parse, "run", refusal);
             try
             {
                 using var host = ProbeDaemonHosting.CreateBuilder(parse.GetValue(config), overrides).Build();
@@ -127,6 +129,8 @@ public static class ProbeDaemonCommands
         ProbeDaemonReply? reply;
         try
         {
+            // Without a daemon the flag is written here: as the state directory's owner, so the daemon can read it.
+            DirectoryOwner.Become(paths.Root, parse);
             reply = await ProbeDaemonClient.SendAsync(paths.SocketPath, command, reason, SocketTimeout, cancellationToken).ConfigureAwait(false);
             if (reply is null)
             {
@@ -184,6 +188,14 @@ public static class ProbeDaemonCommands
         output.WriteLine($"probe:      {s.ProbeId}{(s.Joined ? "" : " (not joined)")}, survey6 {s.Version}");
         output.WriteLine($"state:      {s.State}{(s.StateReason is { } why ? " (" + why + ")" : "")} since {s.StateSince:u}");
         output.WriteLine($"capture:    {string.Join(", ", s.Interfaces)}; filter '{s.Filter}'; snaplen {s.SnapLength}");
+        if (s.OwnTraffic is { } own)
+        {
+            var server = Invariant($"{own.Host} port {own.Port}");
+            output.WriteLine(own.LeftOut
+                ? $"own:        traffic with the C&C {server} left out ({(own.Addresses.Count > 0 ? string.Join(", ", own.Addresses) : "not resolved yet")}){(own.Problem is { } problem ? "; last resolution failed: " + problem : "")}"
+                : $"own:        traffic with the C&C {server} is captured (Probe:Capture:ExcludeOwnTraffic is false)");
+        }
+
         output.WriteLine(Invariant($"rate:       {c.FramesPerSecond:0.#} frames/s, {Bytes((long)c.BytesPerSecond)}/s; queue {c.QueueDepth}"));
         output.WriteLine(Invariant($"frames:     {c.Captured} captured, {c.Written} written, {c.PcapReceived} seen by the kernel filter"));
         output.WriteLine(Invariant($"drops:      kernel {c.KernelDropped}, interface {c.InterfaceDropped}, queue {c.QueueDropped}, disk {c.DiskDropped}"));

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Security.Cryptography;
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Survey6.Probe.Join;
 using Survey6.Probe.Upload;
@@ -22,7 +21,7 @@ public static class ProbeUploadCommand
             Description = "The joined probe's state directory",
             DefaultValueFactory = _ => JoinSettings.DefaultStateDirectory,
         };
-        var manifest = new Option<string>("--manifest") { Description = "JSON file sent as the capture's manifest (default: none)" };
+        var manifest = new Option<string>("--manifest") { Description = "A capture manifest (docs/protocol.md) to send with it (default: one built by reading FILE)" };
         var rate = new Option<string>("--rate") { Description = "Bytes per second at most, e.g. 500K or 2M (default: no limit)" };
         var attempts = new Option<int>("--attempts") { Description = "Attempts before giving up on transient failures", DefaultValueFactory = _ => 8 };
         var command = new Command("upload", "Upload one capture to the server this probe joined; prints the acknowledgement. Does not delete the file")
@@ -39,10 +38,10 @@ public static class ProbeUploadCommand
                 return Fail(error, $"--rate '{rateText}' is not a byte count like 500K, 2M or 1048576");
             try
             {
-                var json = parse.GetValue(manifest) is { } manifestPath ? File.ReadAllText(manifestPath) : "";
-                if (json.Length > 0)
-                    JsonDocument.Parse(json).Dispose(); // a readable error here beats the server's refusal
-                var description = UploadManifest.FromCapture(path, json);
+                // The server checks a given manifest against the contract and says what is wrong with it.
+                var description = parse.GetValue(manifest) is { } manifestPath
+                    ? UploadManifest.Given(path, File.ReadAllText(manifestPath))
+                    : UploadManifest.FromCapture(path);
                 using var connection = ProbeConnection.Open(new ProbeStateDirectory(parse.GetValue(stateDir)!));
                 var uploader = new CaptureUploader(
                     connection.Channel.CreateCallInvoker(),
@@ -60,7 +59,7 @@ public static class ProbeUploadCommand
             {
                 return Fail(error, e.Message + (e.IsTransient ? " (transient: try again later)" : ""));
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or JsonException or CryptographicException
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or CryptographicException
                                        or Microsoft.Extensions.Options.OptionsValidationException)
             {
                 return Fail(error, e.Message);

@@ -18,19 +18,22 @@ public static partial class ServerCommands
             if (password is null || password.Length < WebAdminStore.MinPasswordLength)
                 return Fail(parse, "admin set-password", $"expected a password of at least {WebAdminStore.MinPasswordLength} characters on standard input");
 
-            // May run before the server ever started: it creates the data directory if needed.
-            var directory = new ServerDataDirectory(LoadOptions(parse, dataDir, config).DataDirectory);
-            directory.EnsureCreated();
-            var database = StateDatabase.OpenAndMigrate(directory.StateDatabase);
-            new WebAdminStore(new SettingsStore(database), TimeProvider.System).SetPassword(password);
-            var output = parse.InvocationConfiguration.Output;
-            output.WriteLine($"password set for user {WebAdminStore.UserName}; a running server uses it for the next login and has ended every session");
-            if (File.Exists(directory.AdminPasswordFile))
+            return WithState(parse, "admin set-password", () =>
             {
-                File.Delete(directory.AdminPasswordFile); // the first start's password, no longer valid
-                output.WriteLine($"removed {directory.AdminPasswordFile}");
-            }
-            return 0;
+                // May run before the server ever started: it creates the data directory if needed.
+                var directory = new ServerDataDirectory(LoadOptions(parse, dataDir, config).DataDirectory);
+                directory.EnsureCreated();
+                var database = StateDatabase.OpenAndMigrate(directory.StateDatabase);
+                new WebAdminStore(new SettingsStore(database), TimeProvider.System).SetPassword(password);
+                var output = parse.InvocationConfiguration.Output;
+                output.WriteLine($"password set for user {WebAdminStore.UserName}; a running server uses it for the next login and has ended every session");
+                if (File.Exists(directory.AdminPasswordFile))
+                {
+                    File.Delete(directory.AdminPasswordFile); // the first start's password, no longer valid
+                    output.WriteLine($"removed {directory.AdminPasswordFile}");
+                }
+                return 0;
+            });
         });
         group.Subcommands.Add(setPassword);
         return group;

@@ -19,11 +19,17 @@ public static partial class ServerCommands
 
         var file = new Argument<string>("FILE.deb") { Description = "A Debian package, e.g. from deploy/debian/build" };
         var add = new Command("add", "Copy a package into the repository and rebuild the signed index (the signing key is made on first use)") { file };
-        add.SetAction(parse => Repo(parse, "repo add", dataDir, config, repository =>
+        add.SetAction(parse =>
         {
-            var package = repository.Add(parse.GetValue(file)!);
-            parse.InvocationConfiguration.Output.WriteLine($"serving {package.Name} {package.Version} ({package.Architecture}) as {AptRepository.UrlPrefix}/{package.Filename}");
-        }));
+            // Opened with the caller's rights before the command becomes the repository's owner (DirectoryOwner):
+            // `sudo survey6 server repo add ./x.deb` may name a file only root can read.
+            using var input = PackageInput.Open(parse.GetValue(file)!);
+            return Repo(parse, "repo add", dataDir, config, repository =>
+            {
+                var package = repository.Add(input.ReadablePath());
+                parse.InvocationConfiguration.Output.WriteLine($"serving {package.Name} {package.Version} ({package.Architecture}) as {AptRepository.UrlPrefix}/{package.Filename}");
+            });
+        });
         group.Subcommands.Add(add);
 
         var json = new Option<bool>("--json") { Description = "JSON, as GET /api/v1/repo answers" };
@@ -59,6 +65,66 @@ public static partial class ServerCommands
         }));
         group.Subcommands.Add(source);
         return group;
+    }
+
+    /// <summary>
+    /// A package file given on the command line, held open from before a switch of user; if the user the command
+    /// runs as now cannot read it, a private copy (same file name, in a temporary directory) stands in for it.
+    /// </summary>
+    private sealed class PackageInput : IDisposable
+    {
+        private readonly string _path;
+        private readonly FileStream? _stream;
+        private string? _copyDirectory;
+
+        private PackageInput(string path, FileStream? stream)
+        {
+            _path = path;
+            _stream = stream;
+        }
+
+        public static PackageInput Open(string path)
+        {
+            try
+            {
+                return new PackageInput(path, File.OpenRead(path));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return new PackageInput(path, null); // missing or unreadable: AptRepository.Add says which
+            }
+        }
+
+        public string ReadablePath()
+        {
+            if (_stream is null || CanRead(_path))
+                return _path;
+            _copyDirectory = Directory.CreateTempSubdirectory("survey6-repo-add-").FullName;
+            var copy = Path.Combine(_copyDirectory, Path.GetFileName(_path));
+            using (var target = File.Create(copy))
+                _stream.CopyTo(target);
+            return copy;
+        }
+
+        public void Dispose()
+        {
+            _stream?.Dispose();
+            if (_copyDirectory is not null)
+                Directory.Delete(_copyDirectory, recursive: true);
+        }
+
+        private static bool CanRead(string path)
+        {
+            try
+            {
+                using var _ = File.OpenRead(path);
+                return true;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false;
+            }
+        }
     }
 
     private static int Repo(ParseResult parse, string command, Option<string> dataDir, Option<string> config, Action<AptRepository> action)

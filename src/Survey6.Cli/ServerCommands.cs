@@ -63,9 +63,11 @@ public static partial class ServerCommands
                 overrides["Server:HttpListen"] = http;
             try
             {
+                var options = ServerConfiguration.LoadServerOptions(parse.GetValue(config), overrides);
+                DirectoryOwner.Become(options.DataDirectory, parse);
                 var builder = ServerApplication.CreateBuilder(parse.GetValue(config), overrides);
                 if (!parse.GetValue(noAggregator))
-                    AggregatorHosting.AddToServer(builder, ServerConfiguration.LoadServerOptions(parse.GetValue(config), overrides).DataDirectory);
+                    AggregatorHosting.AddToServer(builder, options.DataDirectory);
                 await using var app = ServerApplication.Build(builder);
                 await app.StartAsync(cancellationToken).ConfigureAwait(false);
                 var endpoints = ServerEndpoints.From(app.Services);
@@ -104,20 +106,23 @@ public static partial class ServerCommands
             if (!CliParsing.TryParseLabels(parse.GetValue(labels), out var labelMap, out var labelError))
                 return Fail(parse, "token create", labelError!);
 
-            var options = LoadOptions(parse, dataDir, config);
-            using var pki = new ServerPki(Microsoft.Extensions.Options.Options.Create(options), TimeProvider.System);
-            var database = StateDatabase.OpenAndMigrate(pki.Directory.StateDatabase);
-            var created = new TokenStore(database, TimeProvider.System).Create(lifetime, parse.GetValue(uses), labelMap, parse.GetValue(description)!);
-            var url = new SettingsStore(database).Get(SettingsStore.ServerUrl)
-                ?? ServerEndpoints.Advertise(options, ListenAddress.TryParse(options.GrpcListen, out var listen) ? listen.Port : 7443).ToString().TrimEnd('/');
+            return WithState(parse, "token create", () =>
+            {
+                var options = LoadOptions(parse, dataDir, config);
+                using var pki = new ServerPki(Microsoft.Extensions.Options.Options.Create(options), TimeProvider.System);
+                var database = StateDatabase.OpenAndMigrate(pki.Directory.StateDatabase);
+                var created = new TokenStore(database, TimeProvider.System).Create(lifetime, parse.GetValue(uses), labelMap, parse.GetValue(description)!);
+                var url = new SettingsStore(database).Get(SettingsStore.ServerUrl)
+                    ?? ServerEndpoints.Advertise(options, ListenAddress.TryParse(options.GrpcListen, out var listen) ? listen.Port : 7443).ToString().TrimEnd('/');
 
-            var output = parse.InvocationConfiguration.Output;
-            output.WriteLine($"token: {created.Token}");
-            output.WriteLine($"expires: {(created.Info.ExpiresAt is { } e ? e.ToString("u") : "never")}");
-            output.WriteLine($"uses: {created.Info.MaxUses}");
-            output.WriteLine("join a probe with:");
-            output.WriteLine(JoinCommand.Format(url, created.Token, pki.Authority.Pin));
-            return 0;
+                var output = parse.InvocationConfiguration.Output;
+                output.WriteLine($"token: {created.Token}");
+                output.WriteLine($"expires: {(created.Info.ExpiresAt is { } e ? e.ToString("u") : "never")}");
+                output.WriteLine($"uses: {created.Info.MaxUses}");
+                output.WriteLine("join a probe with:");
+                output.WriteLine(JoinCommand.Format(url, created.Token, pki.Authority.Pin));
+                return 0;
+            });
         });
 
         var json = new Option<bool>("--json") { Description = "JSON instead of a table" };
@@ -224,18 +229,21 @@ public static partial class ServerCommands
             if (tokenName.Length > ApiTokenStore.MaxNameLength)
                 return Fail(parse, "api-token create", $"--name is longer than {ApiTokenStore.MaxNameLength} characters");
 
-            // Like `token create`, this may run before the server ever started: it creates the data directory if needed.
-            var directory = new ServerDataDirectory(LoadOptions(parse, dataDir, config).DataDirectory);
-            directory.EnsureCreated();
-            var database = StateDatabase.OpenAndMigrate(directory.StateDatabase);
-            var created = new ApiTokenStore(database, TimeProvider.System).Create(tokenName, lifetime);
+            return WithState(parse, "api-token create", () =>
+            {
+                // Like `token create`, this may run before the server ever started: it creates the data directory if needed.
+                var directory = new ServerDataDirectory(LoadOptions(parse, dataDir, config).DataDirectory);
+                directory.EnsureCreated();
+                var database = StateDatabase.OpenAndMigrate(directory.StateDatabase);
+                var created = new ApiTokenStore(database, TimeProvider.System).Create(tokenName, lifetime);
 
-            var output = parse.InvocationConfiguration.Output;
-            output.WriteLine($"token: {created.Token}");
-            output.WriteLine($"id: {created.Info.Id}");
-            output.WriteLine($"expires: {(created.Info.ExpiresAt is { } e ? e.ToString("u") : "never")}");
-            output.WriteLine("use it as: Authorization: Bearer " + created.Token);
-            return 0;
+                var output = parse.InvocationConfiguration.Output;
+                output.WriteLine($"token: {created.Token}");
+                output.WriteLine($"id: {created.Info.Id}");
+                output.WriteLine($"expires: {(created.Info.ExpiresAt is { } e ? e.ToString("u") : "never")}");
+                output.WriteLine("use it as: Authorization: Bearer " + created.Token);
+                return 0;
+            });
         });
 
         var json = new Option<bool>("--json") { Description = "JSON instead of a table" };
@@ -489,8 +497,16 @@ public static partial class ServerCommands
         return overrides;
     }
 
-    private static ServerOptions LoadOptions(ParseResult parse, Option<string> dataDir, Option<string> config) =>
-        ServerConfiguration.LoadServerOptions(parse.GetValue(config), Overrides(parse, dataDir));
+    /// <summary>
+    /// The server's options. Every command that works on the data directory gets it here, so this is where root becomes
+    /// the directory's owner (<see cref="DirectoryOwner"/>): the files the command makes belong to the service user.
+    /// </summary>
+    private static ServerOptions LoadOptions(ParseResult parse, Option<string> dataDir, Option<string> config)
+    {
+        var options = ServerConfiguration.LoadServerOptions(parse.GetValue(config), Overrides(parse, dataDir));
+        DirectoryOwner.Become(options.DataDirectory, parse);
+        return options;
+    }
 
     /// <summary>The existing state.db; a mistyped --data-dir must not quietly create an empty server.</summary>
     private static StateDatabase OpenDatabase(ParseResult parse, Option<string> dataDir, Option<string> config)
@@ -519,7 +535,7 @@ public static partial class ServerCommands
         {
             return action();
         }
-        catch (Exception e) when (e is DirectoryNotFoundException or ProbeCommandException)
+        catch (Exception e) when (e is DirectoryNotFoundException or ProbeCommandException or UnauthorizedAccessException)
         {
             return Fail(parse, command, e.Message);
         }

@@ -21,6 +21,7 @@ namespace Survey6.Data;
 ///   aggregator-scheduler[-WORKER].db   a worker's Quartz job store
 ///   anonymisation.key      the Crypto-PAn key, when anonymisation is on
 ///   apt/, apt-signing/     the probe package repository and its signing key
+///   data-protection/       the web UI's Data Protection key ring
 /// </code>
 /// </summary>
 public sealed partial class DataLayout
@@ -50,6 +51,7 @@ public sealed partial class DataLayout
     private const string AnonymisationKeyName = "anonymisation.key";
     private const string AptName = "apt";
     private const string AptSigningName = "apt-signing";
+    private const string DataProtectionName = "data-protection";
 
     /// <param name="root">The data directory.</param>
     /// <param name="lakeDirectory">Where the lake is when not <c>DATA/lake</c> (<see cref="LakeDirectorySetting"/>).</param>
@@ -112,6 +114,9 @@ public sealed partial class DataLayout
 
     /// <summary>The GnuPG home holding the repository's signing key.</summary>
     public string AptSigning => Path.Combine(Root, AptSigningName);
+
+    /// <summary>The web UI's Data Protection key ring (session cookies, antiforgery tokens), owner-only.</summary>
+    public string DataProtectionKeys => Path.Combine(Root, DataProtectionName);
 
     /// <summary>A worker's Quartz job store: <c>aggregator-scheduler.db</c>, or <c>aggregator-scheduler-NAME.db</c> for a named worker.</summary>
     public string SchedulerStore(string? workerName) =>

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Microsoft.Win32.SafeHandles;
-
+using Survey6.Contracts;
 using Survey6.Packets.Files;
 
 namespace Survey6.Server.Storage;
@@ -33,7 +33,13 @@ public sealed class CaptureStore
 
     /// <summary>Opens (creating if needed) the store in <see cref="CaptureStoreOptions.DataDirectory"/>.</summary>
     /// <exception cref="OptionsValidationException">The options are invalid.</exception>
-    public CaptureStore(IOptions<CaptureStoreOptions> options, ICaptureStoredSink sink, ILogger<CaptureStore>? logger = null, TimeProvider? timeProvider = null)
+    /// <param name="options">Limits and the data directory.</param>
+    /// <param name="sink">Takes each capture once it is durable (the ingest queue).</param>
+    /// <param name="logger">Logs uploads, refusals and recovery.</param>
+    /// <param name="timeProvider">The clock of <c>received_at</c> and abandoned uploads.</param>
+    /// <param name="probes">What the server knows of each probe, stamped into every stored manifest; none without it.</param>
+    public CaptureStore(IOptions<CaptureStoreOptions> options, ICaptureStoredSink sink, ILogger<CaptureStore>? logger = null, TimeProvider? timeProvider = null,
+        IProbeAnnotations? probes = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(sink);
@@ -52,6 +58,7 @@ public sealed class CaptureStore
         Sink = sink;
         Logger = logger ?? NullLogger<CaptureStore>.Instance;
         Time = timeProvider ?? TimeProvider.System;
+        Probes = probes;
         // The data directory itself is owner-only when the store is the first to make it; its folders for captures
         // are 0750 so that an aggregator worker of the service's group may read them.
         SecureFiles.CreateOwnerOnlyDirectory(Layout.Root);
@@ -69,6 +76,8 @@ public sealed class CaptureStore
     internal ILogger Logger { get; }
 
     internal TimeProvider Time { get; }
+
+    internal IProbeAnnotations? Probes { get; }
 
     internal KeyedLock Locks => _locks;
 
@@ -434,7 +443,7 @@ public sealed class CaptureStore
             throw Reject(probeId, sha, UploadRejection.InvalidHeader, $"declared size {header.Size} is negative");
         if (header.WindowEnd < header.WindowStart)
             throw Reject(probeId, sha, UploadRejection.InvalidHeader, $"capture window ends ({header.WindowEnd:O}) before it starts ({header.WindowStart:O})");
-        if (StoreFiles.CheckProbeManifest(header.ManifestJson, _maxManifestBytes) is { } problem)
+        if (StoreFiles.CheckProbeManifest(header.ManifestJson, _maxManifestBytes, sha, header.Size) is { } problem)
             throw Reject(probeId, sha, UploadRejection.InvalidHeader, problem);
     }
 

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Survey6.Contracts;
 
 namespace Survey6.Server.Storage;
 

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Survey6.Contracts.Manifests;
 
 namespace Survey6.Server.Storage;
 
@@ -34,55 +35,37 @@ internal static class StoreFiles
     }
 
     /// <summary>
-    /// The server's manifest: what the server vouches for (name, probe from its certificate, size, format, when it
-    /// arrived) with the probe's own manifest nested as <c>probe_manifest</c>, so no probe field can override them.
+    /// The server's manifest (<see cref="StoredCaptureManifest"/>): what the server vouches for (name, probe from its
+    /// certificate, its labels and location, size, format, when it arrived) with the probe's own manifest kept whole
+    /// beside them, so no probe field can override them.
     /// </summary>
     public static byte[] FormatManifest(
-        string probeId, string sha, long size, string format, IncomingMeta meta, DateTimeOffset receivedAt)
-    {
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
-        {
-            writer.WriteStartObject();
-            writer.WriteString("sha256", sha);
-            writer.WriteString("probe_id", probeId);
-            writer.WriteNumber("size", size);
-            writer.WriteString("format", format);
-            writer.WriteString("window_start", meta.WindowStart.ToUniversalTime());
-            writer.WriteString("window_end", meta.WindowEnd.ToUniversalTime());
-            writer.WriteString("received_at", receivedAt.ToUniversalTime());
-            writer.WritePropertyName("probe_manifest");
-            if (string.IsNullOrWhiteSpace(meta.ManifestJson))
-            {
-                writer.WriteNullValue();
-            }
-            else
-            {
-                using var document = JsonDocument.Parse(meta.ManifestJson);
-                document.RootElement.WriteTo(writer);
-            }
-            writer.WriteEndObject();
-        }
-        buffer.WriteByte((byte)'\n');
-        return buffer.ToArray();
-    }
+        string probeId, string sha, long size, string format, IncomingMeta meta, DateTimeOffset receivedAt, ProbeAnnotation? probe) =>
+        StoredCaptureManifest.Create(sha, probeId, size, format, Nanoseconds(meta.WindowStart), Nanoseconds(meta.WindowEnd), Nanoseconds(receivedAt),
+            probe?.Labels ?? new Dictionary<string, string>(), probe?.Location, meta.ManifestJson).ToUtf8Json();
 
-    /// <summary>Null when the probe's manifest is acceptable, else why not.</summary>
-    public static string? CheckProbeManifest(string? manifestJson, long maxBytes)
+    /// <summary>Null when the probe's manifest is acceptable (a valid capture manifest of this capture, or none), else why not.</summary>
+    public static string? CheckProbeManifest(string? manifestJson, long maxBytes, string sha, long size)
     {
         if (string.IsNullOrWhiteSpace(manifestJson))
             return null;
         int bytes = Encoding.UTF8.GetByteCount(manifestJson);
         if (bytes > maxBytes)
             return $"manifest of {bytes} bytes exceeds the limit of {maxBytes}";
+        CaptureManifest manifest;
         try
         {
-            using var document = JsonDocument.Parse(manifestJson);
-            return document.RootElement.ValueKind == JsonValueKind.Object ? null : $"manifest is a JSON {document.RootElement.ValueKind}, not an object";
+            manifest = CaptureManifest.Parse(manifestJson);
         }
-        catch (JsonException e)
+        catch (ManifestException e)
         {
-            return $"manifest is not valid JSON: {e.Message}";
+            return e.Message;
         }
+
+        if (!string.Equals(manifest.Sha256, sha, StringComparison.OrdinalIgnoreCase))
+            return $"the manifest describes the file {manifest.Sha256}, not this upload ({sha})";
+        return manifest.Size != size ? $"the manifest describes a file of {manifest.Size} bytes, the upload declares {size}" : null;
     }
+
+    private static long Nanoseconds(DateTimeOffset time) => (time.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
 }

@@ -1,35 +1,6 @@
+using Survey6.Contracts;
+
 namespace Survey6.Server.Storage;
-
-/// <summary>Why the store refused an upload. Values are stable: transports map them to their own error codes.</summary>
-public enum UploadRejection
-{
-    /// <summary>A SHA-256 (header or trailer) is not 64 hexadecimal digits.</summary>
-    InvalidSha = 1,
-
-    /// <summary>The header is malformed: negative size, window end before its start, manifest not a JSON object or too long.</summary>
-    InvalidHeader = 2,
-
-    /// <summary>The declared size exceeds <see cref="CaptureStoreOptions.MaxCaptureBytes"/>.</summary>
-    TooLarge = 3,
-
-    /// <summary>Storing the capture would take the probe past <see cref="CaptureStoreOptions.ProbeQuotaBytes"/>.</summary>
-    QuotaExceeded = 4,
-
-    /// <summary>
-    /// A chunk does not start where the held bytes end (<see cref="UploadRejectedException.ExpectedOffset"/> says where),
-    /// or another session is uploading the same capture.
-    /// </summary>
-    ChunkSequence = 5,
-
-    /// <summary>A chunk would run past the declared size, the upload was completed short of it, or a duplicate's size differs.</summary>
-    SizeMismatch = 6,
-
-    /// <summary>The bytes received do not hash to the declared SHA-256 (or the trailer disagrees). The partial upload is deleted.</summary>
-    DigestMismatch = 7,
-
-    /// <summary>The content is not a readable pcap or pcapng file (see <see cref="UploadRejectedException.ContentOffset"/>). The partial upload is deleted.</summary>
-    NotACapture = 8,
-}
 
 /// <summary>An upload the store refuses, with a machine-readable reason.</summary>
 public sealed class UploadRejectedException : Exception

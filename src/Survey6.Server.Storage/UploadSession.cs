@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Survey6.Contracts;
 using Survey6.Packets.Capture;
 
 namespace Survey6.Server.Storage;
@@ -196,7 +197,7 @@ public sealed class UploadSession : IAsyncDisposable
         // a manifest without a capture, which recovery removes and the next attempt rewrites.
         var dateDirectory = layout.DateDirectory(ProbeId, _meta!.WindowStart);
         DurableFile.CreateDirectory(dateDirectory);
-        var manifest = StoreFiles.FormatManifest(ProbeId, Sha256, Size, format, _meta, _store.Time.GetUtcNow());
+        var manifest = StoreFiles.FormatManifest(ProbeId, Sha256, Size, format, _meta, _store.Time.GetUtcNow(), _store.Probes?.Find(ProbeId));
         DurableFile.WriteAtomically(StorageLayout.ManifestPath(dateDirectory, Sha256), manifest);
         _store.Step(CommitStep.ManifestWritten);
 

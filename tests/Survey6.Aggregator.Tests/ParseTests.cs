@@ -149,7 +149,7 @@ public class ParseTests(CorpusFixture corpus)
         Assert.Equal("Munich", row[5]);
         Assert.Equal(CaptureFile.At(10, 0, 0), row[6]);
         Assert.Equal(CaptureFile.At(11, 0, 0), row[7]);
-        Assert.Equal(5L, row[8]);
+        Assert.Equal(2L, row[8]);
         Assert.Equal(1L, row[9]);
         Assert.Equal(new DateOnly(2024, 5, 1), row[10]);
         Assert.Equal("probe-a", row[11]);
@@ -159,6 +159,8 @@ public class ParseTests(CorpusFixture corpus)
         Assert.Equal(parsed.Count, Workspace.Scalar<long>(db, $"SELECT count(DISTINCT capture_sha256) FROM read_parquet({Workspace.Q(captures)})"));
         Assert.Equal(parsed.Sum(c => c.Frames!.Value), Workspace.Scalar<long>(db, $"SELECT sum(frames)::BIGINT FROM read_parquet({Workspace.Q(captures)})"));
         Assert.Equal(parsed.Count, Workspace.Scalar<long>(db, $"SELECT count(*) FROM read_parquet({Workspace.Q(captures)}) WHERE interface = 'eth0' AND filter = 'ip6 or proto 41' AND drop_source = 'manifest'"));
+        // Every drop kind has its own column, as the probe's manifest counted it.
+        Assert.Equal(parsed.Count, Workspace.Scalar<long>(db, $"SELECT count(*) FROM read_parquet({Workspace.Q(captures)}) WHERE (kernel_dropped, interface_dropped, queue_dropped, disk_dropped) = (1, 2, 2, 1)"));
     }
 }
 
@@ -275,8 +277,22 @@ public class ParseBehaviourTests
         Assert.Equal((RunLedger.Parsed, 2, 4L), (state.Status, state.Attempts, state.Frames));
     }
 
+    /// <summary>The server's manifest as servers wrote it before version 2: no labels or location of its own, the probe's manifest (or anything) nested.</summary>
+    private static string ManifestBeforeVersion2(string sha, string probeManifest) => $$"""
+        {
+          "sha256": "{{sha}}",
+          "probe_id": "probe-a",
+          "size": 1234,
+          "format": "pcapng",
+          "window_start": "2024-05-01T10:00:00+00:00",
+          "window_end": "2024-05-01T10:05:00.1234567+00:00",
+          "received_at": "2024-05-01T10:06:03.52+00:00",
+          "probe_manifest": {{probeManifest}}
+        }
+        """;
+
     [Fact]
-    public async Task Without_drop_counters_in_the_manifest_they_come_from_the_capture_statistics()
+    public async Task Without_a_probe_manifest_drops_come_from_the_capture_statistics_and_the_rest_from_its_metadata()
     {
         using var w = new Workspace();
         var bytes = new CaptureFile()
@@ -284,19 +300,96 @@ public class ParseBehaviourTests
             .Metadata("labels", "site=attic")
             .Metadata("location", "52.5,13.4,DE,Berlin")
             .Add(CaptureFile.At(10, 0, 0), FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(58, FrameBuilder.Icmpv6(128, 0, new byte[8]))))
-            .Statistics(new PcapngInterfaceStatistics { InterfaceReceived = 100, InterfaceDropped = 7, OsDropped = 2 })
+            .Statistics(new PcapngInterfaceStatistics { InterfaceReceived = 100, InterfaceDropped = 7, OsDropped = 2, Comment = PcapngMetadata.FormatDrops(3, 4) })
             .ToArray();
         var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
-        w.Store(bytes, manifestJson: $$"""{"sha256": "{{sha}}", "probe_id": "probe-a", "window_start": "2024-05-01T10:00:00.123456789Z", "probe_manifest": null}""");
+        // `probe upload FILE` stored no probe manifest before it built one.
+        w.Store(bytes, manifestJson: ManifestBeforeVersion2(sha, "null"));
         await w.RunAsync(AggregatorStage.Parse);
 
         using var db = w.DuckDb();
         var file = w.Lake.PerCaptureFile(LakeLayout.Packets, new DateOnly(2024, 5, 1), "probe-a", sha);
         var row = Workspace.Rows(db, $"SELECT probe_id, labels, location_city, location_lat, if_dropped, os_dropped, window_start_ns FROM read_parquet({Workspace.Q(file)})").Single();
         // The folder (the certificate's probe id) wins over what the file claims; the rest comes from the file's metadata.
-        Assert.Equal(["probe-a", "site=attic", "Berlin", 52.5, 7L, 2L, CaptureFile.At(10, 0, 0, 123_456_789)], row);
+        Assert.Equal(["probe-a", "site=attic", "Berlin", 52.5, 7L, 2L, CaptureFile.At(10, 0, 0)], row);
         var captures = w.Lake.PerCaptureFile(LakeLayout.Captures, new DateOnly(2024, 5, 1), "probe-a", sha);
-        Assert.Equal(["isb", 100L], Workspace.Rows(db, $"SELECT drop_source, if_received FROM read_parquet({Workspace.Q(captures)})").Single());
+        Assert.Equal(["isb", 100L, 2L, 7L, 3L, 4L], Workspace.Rows(db,
+            $"SELECT drop_source, if_received, kernel_dropped, interface_dropped, queue_dropped, disk_dropped FROM read_parquet({Workspace.Q(captures)})").Single());
+    }
+
+    [Fact]
+    public async Task A_capture_stored_before_version_2_is_read_with_its_probe_manifests_drops_window_labels_and_location()
+    {
+        using var w = new Workspace();
+        var bytes = new CaptureFile()
+            .Add(CaptureFile.At(10, 0, 1), FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(58, FrameBuilder.Icmpv6(128, 0, new byte[8]))))
+            .Statistics(new PcapngInterfaceStatistics { InterfaceReceived = 1, InterfaceDropped = 0, OsDropped = 0 })
+            .ToArray();
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
+        // Exactly what `probe run` wrote beside its files and servers stored until now.
+        var probeManifest = $$"""
+            {
+              "manifest_version": 1, "file": "20240501T100000Z-000042.pcapng", "sha256": "{{sha}}", "size": {{bytes.Length}}, "sequence": 42,
+              "probe_id": "p-abcdefghijkl", "hostname": "probe1", "version": "0.1.0",
+              "labels": { "site": "fra", "rack": "r7" }, "location": "50.11,8.68,DE,Frankfurt am Main",
+              "capture_start": "2024-05-01T09:00:00.000000000Z",
+              "window_start": "2024-05-01T09:59:58.000000001Z", "window_end": "2024-05-01T10:04:59.999999999Z",
+              "first_frame": "2024-05-01T10:00:01.000000000Z", "last_frame": "2024-05-01T10:00:01.000000000Z",
+              "frames": 1, "interface": "eth0", "filter": "ip6 or (ip proto 41) or (udp port 3544)", "snaplen": 262144,
+              "received": 12,
+              "drops": { "kernel": 3, "interface": 1, "queue": 5, "disk": 7 },
+              "close_reason": "age", "repaired": false,
+              "interfaces": [ { "id": 0, "name": "eth0", "link_type": 1, "snaplen": 262144, "filter": "ip6", "frames": 1,
+                                "received": 12, "kernel_dropped": 3, "interface_dropped": 1, "queue_dropped": 5, "disk_dropped": 7 } ]
+            }
+            """;
+        w.Store(bytes, manifestJson: ManifestBeforeVersion2(sha, probeManifest));
+        await w.RunAsync(AggregatorStage.Parse);
+        await w.RunAsync(AggregatorStage.Aggregate);
+
+        using var db = w.DuckDb();
+        var captures = w.Lake.PerCaptureFile(LakeLayout.Captures, new DateOnly(2024, 5, 1), "probe-a", sha);
+        Assert.Equal(["probe-a", "probe1", "rack=r7;site=fra", 50.11, 8.68, "DE", "Frankfurt am Main", CaptureFile.At(9, 59, 58, 1), CaptureFile.At(10, 4, 59, 999_999_999),
+                CaptureFile.At(10, 6, 3, 520_000_000), "eth0", 1L, 12L, 3L, 1L, 5L, 7L, "manifest"],
+            Workspace.Rows(db, $"""
+                SELECT probe_id, hostname, labels, location_lat, location_lon, location_country, location_city, window_start_ns, window_end_ns,
+                    received_at_ns, interface, manifest_frames, if_received, kernel_dropped, interface_dropped, queue_dropped, disk_dropped, drop_source
+                FROM read_parquet({Workspace.Q(captures)})
+                """).Single());
+        var summary = Workspace.Q(Path.Combine(w.Lake.Dataset(LakeLayout.Summary), "*", "*.parquet"));
+        Assert.Equal([1L, 16L, 1.0 / 17], Workspace.Rows(db, $"SELECT frames, dropped, completeness FROM read_parquet({summary})").Single());
+    }
+
+    [Fact]
+    public async Task Captures_rows_written_before_each_drop_kind_had_a_column_still_count_in_the_summary()
+    {
+        using var w = new Workspace();
+        byte[] Capture(int second) => new CaptureFile().Add(CaptureFile.At(10, 0, second), FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(59, []))).ToArray();
+        var old = w.Store(Capture(0));
+        w.Store(Capture(1));
+        var oldAlone = w.Store(Capture(2), date: "2024-05-02");
+        await w.RunAsync(AggregatorStage.Parse);
+        using var db = w.DuckDb();
+
+        // Rewrite captures rows as the parse stage wrote them before: the interface and kernel drops as if_dropped and
+        // os_dropped, queue and disk drops not at all, and a probe_dropped column.
+        foreach (var (sha, date) in new[] { (old, new DateOnly(2024, 5, 1)), (oldAlone, new DateOnly(2024, 5, 2)) })
+        {
+            var path = w.Lake.PerCaptureFile(LakeLayout.Captures, date, "probe-a", sha);
+            Workspace.Rows(db, $"""
+                COPY (SELECT * EXCLUDE (kernel_dropped, interface_dropped, queue_dropped, disk_dropped),
+                        interface_dropped AS if_dropped, kernel_dropped AS os_dropped, CAST(NULL AS BIGINT) AS probe_dropped
+                      FROM read_parquet({Workspace.Q(path)})) TO {Workspace.Q(path + ".old")} (FORMAT parquet)
+                """);
+            File.Move(path + ".old", path, overwrite: true);
+        }
+
+        await w.RunAsync(AggregatorStage.Aggregate);
+        var summary = Workspace.Q(Path.Combine(w.Lake.Dataset(LakeLayout.Summary), "*", "*.parquet"));
+        // Old rows count what they have (kernel 1 + interface 2), new ones every kind (6): with new rows on 1 May, alone on 2 May.
+        Assert.Equal(
+            [[new DateOnly(2024, 5, 1), 2L, 3L + 6L], [new DateOnly(2024, 5, 2), 1L, 3L]],
+            Workspace.Rows(db, $"SELECT date, CAST(sum(frames) AS BIGINT), CAST(sum(dropped) AS BIGINT) FROM read_parquet({summary}, hive_partitioning = true) GROUP BY date ORDER BY date"));
     }
 
     [Fact]

@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using Survey6.Deploy.Tests.Support;
 
 namespace Survey6.Deploy.Tests;
 
@@ -23,7 +23,8 @@ public sealed class AptRepositoryTests(PackagesFixture packages) : IDisposable
         Tool.Run("dpkg-deb", "-x", packages.Server, root).Check();
         var survey6 = Path.Combine(root, "usr", "lib", "survey6-server", "survey6");
         var data = Path.Combine(_work, "data");
-        using var server = ServerProcess.Start(survey6, data);
+        using var server = BackgroundProcess.Start(survey6, "server", "run", "--data-dir", data, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0");
+        var httpUrl = new Uri(await server.LineAsync("http: ", TimeSpan.FromSeconds(90)));
         try
         {
             Tool.Run(survey6, "server", "repo", "add", packages.Probe, "--data-dir", data).Check();
@@ -31,8 +32,8 @@ public sealed class AptRepositoryTests(PackagesFixture packages) : IDisposable
             var key = Path.Combine(_work, "survey6.asc");
             File.WriteAllText(key, Tool.Run(survey6, "server", "repo", "key", "--data-dir", data).Check().Stdout);
             Assert.StartsWith("-----BEGIN PGP PUBLIC KEY BLOCK-----", File.ReadAllText(key), StringComparison.Ordinal);
-            var source = Tool.Run(survey6, "server", "repo", "source", "--data-dir", data, "--url", server.HttpUrl.ToString(), "--key-path", key).Check().Stdout.Trim();
-            Assert.Equal($"deb [signed-by={key}] {server.HttpUrl.ToString().TrimEnd('/')}/apt survey6 main", source);
+            var source = Tool.Run(survey6, "server", "repo", "source", "--data-dir", data, "--url", httpUrl.ToString(), "--key-path", key).Check().Stdout.Trim();
+            Assert.Equal($"deb [signed-by={key}] {httpUrl.ToString().TrimEnd('/')}/apt survey6 main", source);
             File.WriteAllText(Path.Combine(_work, "sources.list"), source + "\n");
 
             // A signed index, verified: no warning of any kind.
@@ -64,7 +65,7 @@ public sealed class AptRepositoryTests(PackagesFixture packages) : IDisposable
             Assert.Equal(PackagesFixture.NewerVersion, InstalledVersion());
             Assert.Equal(PackagesFixture.NewerVersion, Tool.Run("/usr/lib/survey6-probe/survey6", "--version").Check().Stdout.Trim());
 
-            await AssertHttpSurface(survey6, data, server.HttpUrl);
+            await AssertHttpSurface(survey6, data, httpUrl);
         }
         finally
         {
@@ -154,53 +155,5 @@ public sealed class AptRepositoryTests(PackagesFixture packages) : IDisposable
         foreach (var sub in new[] { "sources.list.d", "lists/partial", "lists-fresh/partial", "cache/archives/partial" })
             Directory.CreateDirectory(Path.Combine(dir, sub));
         return dir;
-    }
-
-    /// <summary>`survey6 server run` on loopback with ports chosen by the kernel; killed on dispose.</summary>
-    private sealed class ServerProcess : IDisposable
-    {
-        private readonly Process _process;
-
-        private ServerProcess(Process process, Uri httpUrl)
-        {
-            _process = process;
-            HttpUrl = httpUrl;
-        }
-
-        public Uri HttpUrl { get; }
-
-        public static ServerProcess Start(string survey6, string data)
-        {
-            var start = new ProcessStartInfo(survey6) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in new[] { "server", "run", "--data-dir", data, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0" })
-                start.ArgumentList.Add(a);
-            var process = Process.Start(start) ?? throw new InvalidOperationException("cannot start " + survey6);
-            process.ErrorDataReceived += (_, _) => { };
-            process.BeginErrorReadLine();
-            var deadline = Stopwatch.StartNew();
-            while (deadline.Elapsed < TimeSpan.FromSeconds(90))
-            {
-                var line = process.StandardOutput.ReadLine();
-                if (line is null)
-                    break;
-                if (line.StartsWith("http: ", StringComparison.Ordinal))
-                {
-                    process.StandardOutput.BaseStream.CopyToAsync(Stream.Null); // keep the pipe drained
-                    return new ServerProcess(process, new Uri(line["http: ".Length..].Trim()));
-                }
-            }
-
-            process.Kill(entireProcessTree: true);
-            process.Dispose();
-            throw new InvalidOperationException("survey6 server run did not print its HTTP address");
-        }
-
-        public void Dispose()
-        {
-            if (!_process.HasExited)
-                _process.Kill(entireProcessTree: true);
-            _process.WaitForExit();
-            _process.Dispose();
-        }
     }
 }

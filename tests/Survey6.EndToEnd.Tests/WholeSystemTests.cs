@@ -16,10 +16,16 @@ namespace Survey6.EndToEnd.Tests;
 /// directory, and three <c>survey6 probe run</c> daemons, each inside a network namespace of its own, joined with a
 /// join token and capturing there. Traffic of known composition goes out from every host; the lake must hold
 /// exactly it, under the right probe. Then faults, one at a time, each followed by the same no-loss check and a
-/// look at the states the server reports.
+/// look at the states the server reports. The probes run the product's capture filter: they leave their own uploads
+/// out by themselves, and what the kernel sends on its own (neighbour discovery, MLD) is captured, so every count here
+/// picks the test's packets out of what was captured.
 /// </summary>
+[Collection(Collection)]
 public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
 {
+    /// <summary>The lab's tests run one at a time: each starts a server and probes on a busy machine.</summary>
+    public const string Collection = "survey6 lab";
+
     private static readonly TimeSpan Long = TimeSpan.FromSeconds(90);
     private readonly StringBuilder _log = new();
     private readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -192,31 +198,46 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
         var diskDropped = full.Capture.DiskDropped - before.Capture.DiskDropped;
         var writtenWhileFull = full.Capture.Written - before.Capture.Written;
         Assert.True(diskDropped >= 1, "no frame dropped with a full disk: " + StatusText(p2));
-        Assert.Equal(sentWhileFull, diskDropped + writtenWhileFull);
+        // Every datagram sent while full was written or dropped; beyond them the count holds only what the kernel sent on
+        // its own meanwhile (neighbour discovery), which the lake shows below where it was written.
+        Assert.True(diskDropped + writtenWhileFull >= sentWhileFull, $"sent {sentWhileFull} while full, but only {diskDropped} dropped and {writtenWhileFull} written");
         Assert.Equal(full.Capture.Captured, full.Capture.Written + full.Capture.QueueDropped + full.Capture.DiskDropped);
         await _cluster.StartServerAsync();
         await ExpectStatesAsync(new() { [p1.ProbeId] = "healthy", [p2.ProbeId] = "degraded", [p3.ProbeId] = "healthy" });
         var low = await ApiProbeAsync(p2.ProbeId);
         Append("probe 2 as the API shows it with a full disk: " + low["state_reasons"]?.ToJsonString());
         Assert.Contains("disk", low["state_reasons"]!.ToJsonString(), StringComparison.OrdinalIgnoreCase);
-        // The heartbeat carries the evictions and the disk drops, so the operator sees them, not only the probe.
+        // The heartbeat carries the evictions and the disk drops, so the operator sees them, not only the probe. The
+        // kernel's own packets go on arriving while the disk is full (more drops, more evictions), so the heartbeat must
+        // report at least what the probe counted above and at most what it counts now.
         JsonNode? heartbeat = null;
         await Poll.UntilAsync(async () =>
         {
             heartbeat = JsonNode.Parse(await _cluster.ServerCliAsync("server", "probes", "--json"))!.AsArray().Single(n => (string?)n!["id"] == p2.ProbeId)!["heartbeat"];
-            return heartbeat?["spool"]?["evictedFrames"] is not null && heartbeat["capture"]?["diskDropped"] is not null;
-        }, Long, "probe 2's heartbeat reporting evictions and disk drops", () => heartbeat?.ToJsonString() ?? "no heartbeat");
-        Assert.Equal(full.Spool.EvictedFrames, long.Parse((string)heartbeat!["spool"]!["evictedFrames"]!, CultureInfo.InvariantCulture));
-        Assert.Equal(full.Capture.DiskDropped, long.Parse((string)heartbeat["capture"]!["diskDropped"]!, CultureInfo.InvariantCulture));
+            var now = await p2.TryStatusAsync();
+            if (heartbeat?["spool"]?["evictedFrames"] is not { } evicted || heartbeat["capture"]?["diskDropped"] is not { } dropped || now is null)
+                return false;
+            var (reportedEvicted, reportedDropped) = (long.Parse((string)evicted!, CultureInfo.InvariantCulture), long.Parse((string)dropped!, CultureInfo.InvariantCulture));
+            return reportedEvicted >= full.Spool.EvictedFrames && reportedEvicted <= now.Spool.EvictedFrames
+                && reportedDropped >= full.Capture.DiskDropped && reportedDropped <= now.Capture.DiskDropped;
+        }, Long, "probe 2's heartbeat reporting its evictions and disk drops", () => heartbeat?.ToJsonString() ?? "no heartbeat");
         File.Delete(filler);
         await Poll.UntilAsync(async () => await p2.TryStatusAsync() is { State: "capturing" }, Long, "probe 2 capturing again after the disk was freed", () => StatusText(p2));
+        var freed = (await p2.TryStatusAsync())!;
         await ExpectStatesAsync(new() { [p1.ProbeId] = "healthy", [p2.ProbeId] = "healthy", [p3.ProbeId] = "healthy" });
         var afterDisk = await SendBatchAsync(p2);
         await QuiesceAsync();
         await ExpectInLakeAsync(evictable with { Udp = 0, EchoRequests = 0, EchoReplies = 0, DnsQueries = 0, DnsAnswers = 0 }); // evicted, and counted as such
-        // Written while full, minus any of those the guard evicted after the batch's file (a file closed by age meanwhile).
-        var evictedLater = full.Spool.EvictedFrames - before.Spool.EvictedFrames - evictableFrames;
-        Assert.Equal(writtenWhileFull - evictedLater, _lake.Scalar($"SELECT count(*) FROM packets WHERE flow_protocol = 17 AND flow_payload_len = {8 + 333} AND src = '{Address(p2)}'"));
+        // Written while full: in the lake, but for any the guard evicted after the batch's file, until the disk was freed
+        // (files closed by age meanwhile; they and the batch's file may hold a few of the kernel's packets too, so this is
+        // a bound). Besides the datagrams, only the kernel's own packets of that time.
+        var evictedLater = freed.Spool.EvictedFrames - before.Spool.EvictedFrames - evictableFrames;
+        var whileFull = $"probe_id = '{p2.ProbeId}' AND time_epoch_ns BETWEEN {Nanoseconds(before.Now)} AND {Nanoseconds(full.Now)}";
+        var datagrams = _lake.Scalar($"SELECT count(*) FROM packets WHERE flow_protocol = 17 AND flow_payload_len = {8 + 333} AND src = '{Address(p2)}'");
+        var kernelWhileFull = _lake.Scalar($"SELECT count(*) FROM packets WHERE {whileFull} AND {KernelOwn}");
+        Assert.Equal(0, _lake.Scalar($"SELECT count(*) FROM packets WHERE {whileFull} AND NOT {KernelOwn} AND NOT coalesce(flow_protocol = 17 AND flow_payload_len = {8 + 333}, false)"));
+        Assert.InRange(datagrams + kernelWhileFull, writtenWhileFull - evictedLater, writtenWhileFull);
+        Assert.True(diskDropped + writtenWhileFull - sentWhileFull >= kernelWhileFull, $"{kernelWhileFull} of the kernel's packets in the lake, {diskDropped + writtenWhileFull - sentWhileFull} counted");
         await ExpectInLakeAsync(afterDisk);
         await CheckNothingLostAsync();
         Phase("disk full: eviction and drops counted by the probe, low disk reported by the server, healthy after");
@@ -373,7 +394,31 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
     /// lake once; every file that left a probe's spool is on the server unless the disk guard evicted it; and per
     /// probe, lake + spool + open file + evicted = written.
     /// </summary>
+    /// <remarks>
+    /// The probes capture what the kernel sends on its own (neighbour discovery, MLD) at any time, so a file can close,
+    /// travel to the server and into the lake while the accounting reads its parts one after the other. It must hold
+    /// in a moment when nothing moves: a failed look waits for quiet and looks again, and the last failure stands once
+    /// the time is up. A loss never adds up, however often it is looked at.
+    /// </remarks>
     private async Task CheckNothingLostAsync()
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                await CheckNothingLostOnceAsync();
+                return;
+            }
+            catch (Xunit.Sdk.XunitException e) when (clock.Elapsed < Long)
+            {
+                Append("the accounting did not add up in this look, quiescing and looking again: " + e.Message);
+                await QuiesceAsync();
+            }
+        }
+    }
+
+    private async Task CheckNothingLostOnceAsync()
     {
         var uploads = JsonNode.Parse(await _cluster.ServerCliAsync("server", "uploads", "--json", "--limit", "100000"))!.AsArray().Select(n => n!.AsObject()).ToList();
         var captures = Path.Combine(_cluster.ServerDirectory, "captures");
@@ -391,6 +436,10 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(storedBySha.Count, uploads.Where(u => !(bool)u["duplicate"]!).Select(u => (string)u["sha256"]!).Distinct().Count());
         foreach (var file in stored)
             Assert.Equal(Path.GetFileNameWithoutExtension(file), Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file))));
+
+        // The probes' own traffic with the C&C never reaches the lake: they leave it out of their capture.
+        var server = IPAddress.Parse(_cluster.Network.ServerAddress).ToString();
+        Assert.Equal(0, _lake.Scalar($"SELECT count(*) FROM packets WHERE flow_protocol = 6 AND ((flow_src = '{server}' AND flow_src_port = {_cluster.GrpcPort}) OR (flow_dst = '{server}' AND flow_dst_port = {_cluster.GrpcPort}))"));
 
         // Parsed once, every frame once.
         var ledger = _lake.Ledger();
@@ -580,7 +629,12 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
         return false;
     }
 
+    /// <summary>What the kernel sends on its own, in the lake: MLD (130-132, 143), router and neighbour discovery (133-137).</summary>
+    private const string KernelOwn = "coalesce(icmpv6_type BETWEEN 130 AND 137 OR icmpv6_type = 143, false)";
+
     private static string Address(DemoProbe probe) => IPAddress.Parse(probe.Host.Address).ToString();
+
+    private static long Nanoseconds(DateTimeOffset time) => (time.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
 
     private string StatusText(DemoProbe probe) =>
         System.Text.Json.JsonSerializer.Serialize(probe.TryStatusAsync().GetAwaiter().GetResult());

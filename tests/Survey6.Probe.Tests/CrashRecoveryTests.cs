@@ -52,7 +52,7 @@ public sealed class CrashRecoveryTests
         Assert.Equal(intact, isb.FileOffset); // cut exactly where the torn block began
         Assert.Equal((ulong)repaired.Frames.Count, isb.UserDelivered);
         Assert.Null(isb.InterfaceReceived); // a crash loses the window's counters: unknown, not zero
-        Assert.Contains("cut at offset", CaptureManifest.CommentValue(isb, CaptureManifest.RepairedCommentKey), StringComparison.Ordinal);
+        Assert.Contains("cut at offset", PcapngMetadata.CommentValue(isb, PcapngMetadata.Repaired), StringComparison.Ordinal);
         Assert.Equal("p-test", repaired.Metadata[PcapngMetadata.ProbeId]);
         CaptureTests.AssertTsharkReads(repaired.Path, repaired.Frames.Count);
     }
@@ -164,7 +164,7 @@ public sealed class CrashRecoveryTests
                 UserDelivered = (ulong)frames,
                 OsDropped = 0,
                 InterfaceDropped = 0,
-                Comment = CaptureManifest.DropsComment(0, 0),
+                Comment = PcapngMetadata.FormatDrops(0, 0),
             });
         }
 

@@ -21,7 +21,7 @@ public sealed class DiskGuardTests
     [Fact]
     public async Task EvictOldestDeletesOldFilesCountsThemAndNeverFillsTheDisk()
     {
-        using var disk = new Tmpfs();
+        using var disk = new Tmpfs("2m");
         await using var pipeline = await SyntheticPipeline.StartAsync(disk.Path, DiskPolicy.EvictOldest);
         var minFree = await pipeline.OfferAsync(Frames, FramePadding);
         await pipeline.StopAsync();
@@ -47,7 +47,7 @@ public sealed class DiskGuardTests
     [Fact]
     public async Task PauseCaptureKeepsEveryFileCountsWhatItDiscardsAndResumesWhenUploadsFreeSpace()
     {
-        using var disk = new Tmpfs();
+        using var disk = new Tmpfs("2m");
         await using var pipeline = await SyntheticPipeline.StartAsync(disk.Path, DiskPolicy.PauseCapture);
         var minFree = await pipeline.OfferAsync(Frames, FramePadding);
         await ProbeHarness.WaitUntilAsync(() => pipeline.Writer.GuardState == DiskGuardState.Paused, TimeSpan.FromSeconds(5), "the guard to pause");
@@ -154,33 +154,5 @@ public sealed class DiskGuardTests
         }
 
         public async ValueTask DisposeAsync() => await StopAsync();
-    }
-
-    /// <summary>A 2 MiB tmpfs mounted for one test and unmounted after it, whatever happens.</summary>
-    private sealed class Tmpfs : IDisposable
-    {
-        private readonly TempDirectory _mountPoint = new("s6tmpfs");
-
-        public Tmpfs()
-        {
-            Tool.RequireRoot();
-            try
-            {
-                Tool.Run("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", _mountPoint.Path).Check();
-            }
-            catch
-            {
-                _mountPoint.Dispose();
-                throw;
-            }
-        }
-
-        public string Path => _mountPoint.Path;
-
-        public void Dispose()
-        {
-            Tool.Run("umount", _mountPoint.Path);
-            _mountPoint.Dispose();
-        }
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Survey6.Contracts.V1;
+using Survey6.Probe.Capture;
 using Survey6.Probe.Daemon;
 using Survey6.Probe.Tests.Support;
 
@@ -69,7 +70,7 @@ public sealed class LivePolicyTests
         // Every frame queued when the policy arrived went to the old file, with the old filter in its IDB.
         Assert.Equal(Pings + 1, old.Frames.Count(f => f.IsEchoRequest(lab.NamespaceAddress, lab.HostAddress)));
         Assert.Equal(Pings + 1, old.Frames.Count(f => f.IsEchoReply(lab.HostAddress, lab.NamespaceAddress)));
-        Assert.Equal("ip6 or (ip proto 41) or (udp port 3544)", old.Filters[0]);
+        Assert.Equal(CaptureOptions.DefaultFilter, old.Filters[0]);
         var after = files.Where(f => f != old && f.Frames.Count > 0).ToList();
         Assert.NotEmpty(after);
         Assert.All(after, f => Assert.Equal(("icmp6 and ip6[40] == 128", 96u), (f.Filters[0], f.SnapLengths[0])));

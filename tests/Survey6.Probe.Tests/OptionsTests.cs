@@ -20,6 +20,7 @@ public sealed class OptionsTests
     [InlineData("Probe:Upload:QuietPeriod", "-00:00:01", "Probe:Upload:QuietPeriod")]
     [InlineData("Probe:Upload:SampleInterval", "00:00:00.001", "Probe:Upload:SampleInterval")]
     [InlineData("Probe:Upload:MaxBytesPerSecond", "-1", "Probe:Upload:MaxBytesPerSecond")]
+    [InlineData("Probe:Capture:OwnTrafficResolveInterval", "00:00:01", "Probe:Capture:OwnTrafficResolveInterval")]
     public async Task InvalidSettingsFailTheStart(string key, string value, string message)
     {
         using var state = new TempDirectory();
@@ -44,7 +45,13 @@ public sealed class OptionsTests
         var capture = new Capture.CaptureOptions();
         var spool = new SpoolOptions();
         Assert.Equal(["any"], capture.EffectiveInterfaces);
-        Assert.Equal("ip6 or (ip proto 41) or (udp port 3544)", capture.EffectiveFilter);
+        Assert.Equal(
+            "ip6 or (ip proto 41) or (udp port 3544) or (ip and udp and ((udp[8] & 0xf0 = 0x60 and udp[12:2] + 48 = udp[4:2])"
+            + " or (udp[8:2] = 0 and udp[16] & 0xf0 = 0x60 and udp[20:2] + 56 = udp[4:2])"
+            + " or (udp[8:2] = 1 and (udp[21 + udp[10] + udp[11]] & 0xf0 = 0x60 or udp[21 + udp[10] + udp[11]:2] = 0))))",
+            capture.EffectiveFilter);
+        Assert.True(capture.ExcludeOwnTraffic);
+        Assert.Equal(TimeSpan.FromMinutes(5), capture.OwnTrafficResolveInterval);
         Assert.Equal(262144, capture.EffectiveSnapLength);
         Assert.Equal(128, new Capture.CaptureOptions { PrivacyMode = true }.EffectiveSnapLength);
         Assert.Equal(64L << 20, spool.RotateSizeBytes);

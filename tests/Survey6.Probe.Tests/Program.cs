@@ -9,10 +9,10 @@ namespace Survey6.Probe.Tests;
 /// Traffic sender run inside a test's network namespace (<c>ip netns exec NS dotnet Survey6.Probe.Tests.dll ...</c>);
 /// the test runner never calls it. Prints <c>SENT n</c> when done.
 /// <list type="bullet">
-/// <item><c>udp DST6 PORT COUNT SIZE</c>: datagrams.</item>
-/// <item><c>tcp DST6 PORT COUNT SIZE</c>: connections, each sending SIZE bytes and closing.</item>
+/// <item><c>udp DST PORT COUNT SIZE</c>: datagrams (to an IPv6 or IPv4 address).</item>
+/// <item><c>tcp DST PORT COUNT SIZE</c>: connections (to an IPv6 or IPv4 address), each sending SIZE bytes and closing.</item>
 /// <item><c>6in4 DST4 SRC6 DST6 COUNT</c>: ICMPv6 echo requests in IPv4 protocol 41, sent through a raw socket.</item>
-/// <item><c>teredo DST4 SRC6 DST6 COUNT</c>: ICMPv6 echo requests in UDP to port 3544.</item>
+/// <item><c>teredo DST4 SRC6 DST6 COUNT [PORT]</c>: ICMPv6 echo requests in UDP to port 3544, or to PORT.</item>
 /// </list>
 /// </summary>
 public static class Program
@@ -33,7 +33,7 @@ public static class Program
                 var destination = new IPEndPoint(IPAddress.Parse(args[1]), int.Parse(args[2], CultureInfo.InvariantCulture));
                 count = int.Parse(args[3], CultureInfo.InvariantCulture);
                 var payload = new byte[int.Parse(args[4], CultureInfo.InvariantCulture)];
-                using var socket = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp);
+                using var socket = new Socket(destination.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
                 for (var i = 0; i < count; i++)
                 {
                     payload[0] = (byte)i;
@@ -51,7 +51,7 @@ public static class Program
                 var payload = new byte[int.Parse(args[4], CultureInfo.InvariantCulture)];
                 for (var i = 0; i < count; i++)
                 {
-                    using var client = new TcpClient(AddressFamily.InterNetworkV6);
+                    using var client = new TcpClient(destination.AddressFamily);
                     await client.ConnectAsync(destination);
                     var stream = client.GetStream();
                     await stream.WriteAsync(payload);
@@ -78,7 +78,7 @@ public static class Program
                 using var socket = sixInFour
                     ? new Socket(AddressFamily.InterNetwork, SocketType.Raw, ProtocolType.Raw)
                     : new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-                var endpoint = new IPEndPoint(destination, sixInFour ? 0 : 3544);
+                var endpoint = new IPEndPoint(destination, sixInFour ? 0 : args.Length > 5 ? int.Parse(args[5], CultureInfo.InvariantCulture) : 3544);
                 for (var i = 0; i < count; i++)
                 {
                     var inner = EchoRequest(source6, destination6, (ushort)(i + 1));

@@ -42,9 +42,9 @@ public sealed class QueueDropTests
 
     private static long QueueDrops(SpoolCapture file)
     {
-        var comment = Survey6.Probe.Spool.CaptureManifest.CommentValue(Assert.Single(file.Statistics), "drops");
-        Assert.NotNull(comment);
-        var queue = comment.Split(';').Single(p => p.StartsWith("queue=", StringComparison.Ordinal));
-        return long.Parse(queue["queue=".Length..]);
+        var drops = Survey6.Packets.Capture.PcapngMetadata.ParseDrops(
+            Survey6.Packets.Capture.PcapngMetadata.CommentValue(Assert.Single(file.Statistics), Survey6.Packets.Capture.PcapngMetadata.Drops));
+        Assert.NotNull(drops);
+        return drops.Value.Queue;
     }
 }

@@ -21,7 +21,7 @@ var store = new CaptureStore(
     CaptureStoredSink.FromDelegate((_, _) => ValueTask.CompletedTask));
 var header = new UploadHeader(
     Convert.ToHexStringLower(SHA256.HashData(bytes)), bytes.Length,
-    new DateTimeOffset(2025, 3, 14, 12, 0, 0, TimeSpan.Zero), new DateTimeOffset(2025, 3, 14, 12, 5, 0, TimeSpan.Zero), "{}");
+    new DateTimeOffset(2025, 3, 14, 12, 0, 0, TimeSpan.Zero), new DateTimeOffset(2025, 3, 14, 12, 5, 0, TimeSpan.Zero), "");
 
 switch (mode)
 {

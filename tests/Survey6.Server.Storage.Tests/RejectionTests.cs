@@ -19,7 +19,7 @@ public class RejectionTests
         var data = TestCaptures.Pcapng(10);
         var other = TestCaptures.Pcapng(11);
         // Declares the other file's SHA: the bytes cannot match it.
-        var header = TestCaptures.Header(data) with { Sha256 = TestCaptures.Sha(other) };
+        var header = TestCaptures.Header(data, manifest: "") with { Sha256 = TestCaptures.Sha(other) };
 
         await using var session = await fixture.Store.BeginAsync(StoreFixture.Probe, header);
         await session.WriteAsync(0, data);
@@ -81,7 +81,7 @@ public class RejectionTests
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(15);
         await TestCaptures.UploadAsync(fixture.Store, data);
-        await Rejected(() => fixture.Store.BeginAsync(StoreFixture.Probe, TestCaptures.Header(data) with { Size = data.Length + 1 }).AsTask(),
+        await Rejected(() => fixture.Store.BeginAsync(StoreFixture.Probe, TestCaptures.Header(data, manifest: "") with { Size = data.Length + 1 }).AsTask(),
             UploadRejection.SizeMismatch);
     }
 
@@ -222,14 +222,34 @@ public class RejectionTests
     }
 
     [Theory]
-    [InlineData("[1,2]")]
-    [InlineData("{\"unterminated\":")]
-    [InlineData("42")]
-    public async Task ManifestMustBeAJsonObject(string manifest)
+    [InlineData("[1,2]", "the manifest is not a survey6 capture manifest (version 1): it is not a JSON object")]
+    [InlineData("{\"unterminated\":", "the manifest is not a survey6 capture manifest (version 1): field 'unterminated': Expected depth to be zero at the end of the JSON payload. There is an open JSON object or array that should be closed")]
+    [InlineData("42", "the manifest is not a survey6 capture manifest (version 1): it is not a JSON object")]
+    [InlineData("{\"interfaces\":[\"eth0\"],\"packets\":40}", "the manifest is not a survey6 capture manifest (version 1): field 'interfaces[0]' is not an object")]
+    public async Task ManifestMustBeACaptureManifest(string manifest, string reason)
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(20);
-        await Rejected(() => fixture.Store.BeginAsync(StoreFixture.Probe, TestCaptures.Header(data, manifest)).AsTask(), UploadRejection.InvalidHeader);
+        var e = await Rejected(() => fixture.Store.BeginAsync(StoreFixture.Probe, TestCaptures.Header(data, manifest)).AsTask(), UploadRejection.InvalidHeader);
+        Assert.True(e.Message == reason, e.Message);
+        Assert.Empty(fixture.FilesUnder("incoming"));
+    }
+
+    [Fact]
+    public async Task ManifestMustDescribeTheCaptureBeingUploaded()
+    {
+        using var fixture = new StoreFixture();
+        var data = TestCaptures.Pcapng(22);
+        var other = TestCaptures.Pcapng(23);
+        var e = await Rejected(() => fixture.Store.BeginAsync(StoreFixture.Probe, TestCaptures.Header(data, TestCaptures.Manifest(other))).AsTask(), UploadRejection.InvalidHeader);
+        Assert.Equal($"the manifest describes the file {TestCaptures.Sha(other)}, not this upload ({TestCaptures.Sha(data)})", e.Message);
+
+        var wrongSize = System.Text.Json.Nodes.JsonNode.Parse(TestCaptures.Manifest(data))!;
+        wrongSize["size"] = data.Length + 1;
+        e = await Rejected(() => fixture.Store.BeginAsync(StoreFixture.Probe, TestCaptures.Header(data, wrongSize.ToJsonString())).AsTask(), UploadRejection.InvalidHeader);
+        Assert.Equal($"the manifest describes a file of {data.Length + 1} bytes, the upload declares {data.Length}", e.Message);
+        Assert.Empty(fixture.FilesUnder("incoming"));
+        Assert.Empty(fixture.StoredFiles());
     }
 
     [Fact]

@@ -58,7 +58,7 @@ public class ResumeTests
         using var fixture = new StoreFixture();
         var data = Captures[1];
         var header = TestCaptures.Header(data);
-        await using (var wrong = await fixture.Store.BeginAsync(StoreFixture.Probe, header with { Size = data.Length + 100 }))
+        await using (var wrong = await fixture.Store.BeginAsync(StoreFixture.Probe, header with { Size = data.Length + 100, ManifestJson = "" }))
             await wrong.WriteAsync(0, data.AsMemory(0, 2000));
 
         await using var session = await fixture.Store.BeginAsync(StoreFixture.Probe, header);

@@ -55,7 +55,18 @@ internal sealed class StoreFixture : IDisposable
         }
     }
 
-    private CaptureStore Open() => new(Microsoft.Extensions.Options.Options.Create(Options()), Sink);
+    /// <summary>What the server knows of probes, as state.db would say it.</summary>
+    public Dictionary<string, ProbeAnnotation> Probes { get; } = new(StringComparer.Ordinal)
+    {
+        [Probe] = new(new Dictionary<string, string> { ["site"] = "lab", ["rack"] = "r1" }, new ProbeLocation(52.52, 13.405, "DE", "Berlin")),
+    };
+
+    private CaptureStore Open() => new(Microsoft.Extensions.Options.Options.Create(Options()), Sink, probes: new Annotations(Probes));
+
+    private sealed class Annotations(Dictionary<string, ProbeAnnotation> probes) : IProbeAnnotations
+    {
+        public ProbeAnnotation? Find(string probeId) => probes.GetValueOrDefault(probeId);
+    }
 }
 
 /// <summary>Records sink calls; can be told to fail.</summary>
@@ -112,8 +123,24 @@ internal static class TestCaptures
 
     public static string Sha(ReadOnlySpan<byte> data) => Convert.ToHexStringLower(SHA256.HashData(data));
 
-    public static UploadHeader Header(byte[] data, string manifest = """{"interfaces":["eth0"],"packets":40}""") =>
-        new(Sha(data), data.Length, WindowStart, WindowStart.AddMinutes(10), manifest);
+    public static UploadHeader Header(byte[] data, string? manifest = null) =>
+        new(Sha(data), data.Length, WindowStart, WindowStart.AddMinutes(10), manifest ?? Manifest(data));
+
+    /// <summary>A probe manifest describing <paramref name="data"/> (<see cref="Pcapng"/>'s 40 frames, drops as given).</summary>
+    public static string Manifest(byte[] data, long queueDropped = 0) => new CaptureManifest
+    {
+        ManifestVersion = CaptureManifest.CurrentVersion,
+        File = "test.pcapng",
+        Sha256 = Sha(data),
+        Size = data.Length,
+        ProbeId = "whatever-the-probe-claims",
+        Labels = new Dictionary<string, string> { ["site"] = "claimed" },
+        WindowStartNs = WindowStart.ToUnixTimeMilliseconds() * 1_000_000,
+        WindowEndNs = WindowStart.AddMinutes(10).ToUnixTimeMilliseconds() * 1_000_000,
+        Frames = 40,
+        Drops = new ManifestDrops { Kernel = 0, Interface = 0, Queue = queueDropped, Disk = 0 },
+        Interfaces = [new ManifestInterface { Id = 0, Name = "eth0", Frames = 40 }],
+    }.ToJson();
 
     /// <summary>Begins, sends everything from the session's offset in chunks of the given sizes (cycled), completes.</summary>
     public static async Task<StoredCapture> UploadAsync(CaptureStore store, byte[] data, IReadOnlyList<int>? chunks = null, string probe = StoreFixture.Probe)

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using CsCheck;
 
 namespace Survey6.Server.Storage.Tests;
@@ -35,13 +36,19 @@ public class UploadTests
 
         using var manifest = JsonDocument.Parse(await File.ReadAllBytesAsync(stored.ManifestPath));
         var root = manifest.RootElement;
+        Assert.Equal(2, root.GetProperty("server_manifest_version").GetInt32());
         Assert.Equal(stored.Sha256, root.GetProperty("sha256").GetString());
         Assert.Equal(StoreFixture.Probe, root.GetProperty("probe_id").GetString());
         Assert.Equal(data.Length, root.GetProperty("size").GetInt64());
         Assert.Equal("pcapng", root.GetProperty("format").GetString());
         Assert.Equal(TestCaptures.WindowStart, root.GetProperty("window_start").GetDateTimeOffset());
         Assert.Equal(TestCaptures.WindowStart.AddMinutes(10), root.GetProperty("window_end").GetDateTimeOffset());
-        Assert.Equal(40, root.GetProperty("probe_manifest").GetProperty("packets").GetInt32());
+        // What the server knows of the probe, not what its manifest claims; the probe's manifest is kept whole beside it.
+        Assert.Equal(["rack=r1", "site=lab"], root.GetProperty("labels").EnumerateObject().Select(p => p.Name + "=" + p.Value.GetString()));
+        Assert.Equal("Berlin", root.GetProperty("location").GetProperty("city").GetString());
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse(TestCaptures.Manifest(data)), JsonNode.Parse(root.GetProperty("probe_manifest").GetRawText())));
+        var read = StoredCaptureManifest.Load(stored.ManifestPath);
+        Assert.Equal(("whatever-the-probe-claims", "claimed"), (read.ProbeManifest!.ProbeId, read.ProbeManifest.Labels["site"]));
     }
 
     [Fact]

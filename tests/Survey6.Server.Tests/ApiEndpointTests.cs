@@ -224,7 +224,7 @@ public sealed class ApiEndpointTests : IAsyncLifetime
         {
             var probe = i < 3 ? "p-aaaaaaaaaaaa" : "p-bbbbbbbbbbbb";
             var data = Captures.Pcapng(i, probe);
-            var header = new UploadHeader(Captures.Sha(data), data.Length, Captures.Window, Captures.Window.AddMinutes(10), """{"packets":10}""");
+            var header = new UploadHeader(Captures.Sha(data), data.Length, Captures.Window, Captures.Window.AddMinutes(10), "");
             await using (var upload = await store.BeginAsync(probe, header))
             {
                 await upload.WriteAsync(0, data);

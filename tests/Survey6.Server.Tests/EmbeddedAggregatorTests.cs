@@ -40,7 +40,7 @@ public sealed class EmbeddedAggregatorTests(ITestOutputHelper output) : IDisposa
             {
                 var bytes = Capture(seed, size);
                 var path = Write(Path.Combine(_root, "spool"), bytes);
-                await Uploader(probe).UploadAsync(path, Manifest());
+                await Uploader(probe).UploadAsync(path, Manifest(path));
                 expected[Sha(bytes)] = CountFrames(path);
             }
 

@@ -138,7 +138,10 @@ public sealed partial class ProbeLifecycleEndToEndTests(ITestOutputHelper output
             Assert.True(commands.Get(good.Id)!.Ok, commands.Get(good.Id)!.ResultMessage);
             await ProbeUplinkEndToEndTests.WaitUntilAsync(() => health.Get(probeId)?.PolicyVersion == good.Policy!.Version, TimeSpan.FromSeconds(10), "heartbeats with the new policy version", daemon);
             var status = daemon.TryStatus()!;
-            Assert.Equal(("icmp6", 128, good.Policy!.Version), (status.Filter, status.SnapLength, status.Policy!.Version));
+            Assert.Equal(("icmp6", 128, good.Policy!.Version), (status.Policy!.Filter, status.SnapLength, status.Policy.Version));
+            // What libpcap applies: the policy's filter without the probe's own traffic with this server.
+            var own = Survey6.Probe.Capture.OwnTrafficFilter.Expression([System.Net.IPAddress.Parse(server.GrpcUrl.Host)], server.GrpcUrl.Port);
+            Assert.Equal(Survey6.Probe.Capture.OwnTrafficFilter.Compose("icmp6", own), status.Filter);
             Assert.Equal(ProbeStatus.Capturing, status.State);
             daemon.Terminate();
         }

@@ -16,10 +16,10 @@ internal sealed class ServerProcess : IDisposable
 
     public Uri GrpcUrl { get; private set; } = null!;
 
-    public string Pin { get; private set; } = "";
-
-    /// <summary>The operator endpoint, when started with <c>httpListen</c>.</summary>
+    /// <summary>The operator endpoint, when started with one.</summary>
     public Uri? HttpUrl { get; private set; }
+
+    public string Pin { get; private set; } = "";
 
     public int Id => _process.Id;
 
@@ -86,8 +86,8 @@ internal sealed class ServerProcess : IDisposable
         }
 
         server.GrpcUrl = new Uri(server.Line("grpc: ")!);
-        server.Pin = server.Line("ca-hash: ")!;
         server.HttpUrl = server.Line("http: ") is { } http && http != "none" ? new Uri(http) : null;
+        server.Pin = server.Line("ca-hash: ")!;
         return server;
     }
 

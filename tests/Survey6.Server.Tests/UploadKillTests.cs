@@ -45,7 +45,7 @@ public sealed class UploadKillTests(ITestOutputHelper output) : IDisposable
             var sent = new long[files.Count];
             var uploads = files.Select((file, i) => Task.Run(() =>
                 Uploader(file.Probe, options, new TokenBucketRateLimiter(1_500_000, 64 << 10))
-                    .UploadAsync(file.Path, Manifest(), new Progress(sent, i)))).ToArray();
+                    .UploadAsync(file.Path, Manifest(file.Path), new Progress(sent, i)))).ToArray();
 
             // Kill once some captures are acknowledged while others are part-way through.
             var deadline = DateTime.UtcNow.AddSeconds(30);

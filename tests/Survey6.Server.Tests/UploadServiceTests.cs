@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text.Json;
 using Grpc.Core;
+using Survey6.Contracts;
 using Survey6.Contracts.V1;
 using Survey6.Ingest;
 using Survey6.Probe.Upload;
@@ -35,7 +36,7 @@ public sealed class UploadServiceTests : IAsyncLifetime
         var sha = Sha(data);
         var path = Write(Path.Combine(_server.Root, "spool"), data);
 
-        var result = await Uploader(probe).UploadAsync(path, Manifest("""{"interface":"eth0","probe_id":"someone-else"}"""));
+        var result = await Uploader(probe).UploadAsync(path, Manifest(path, claimedProbeId: "someone-else"));
         Assert.Equal(sha, result.Ack.Sha256);
         Assert.Equal((ulong)data.Length, result.Ack.StoredBytes);
         Assert.False(result.Ack.Duplicate);
@@ -65,7 +66,7 @@ public sealed class UploadServiceTests : IAsyncLifetime
         Assert.True(again.Duplicate);
         Assert.Equal(sha, again.Sha256);
         // One that asks is told the server has it and sends nothing.
-        var asked = await Uploader(probe).UploadAsync(path, Manifest());
+        var asked = await Uploader(probe).UploadAsync(path, Manifest(path));
         Assert.True(asked.Ack.Duplicate);
         Assert.Equal(0, asked.BytesSent);
 
@@ -95,14 +96,14 @@ public sealed class UploadServiceTests : IAsyncLifetime
             var at = random.Next(1, data.Length);
             using var cancel = new CancellationTokenSource();
             var progress = new Cutter(at, cancel);
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => uploader.UploadAsync(path, Manifest(), progress, cancel.Token));
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => uploader.UploadAsync(path, Manifest(path), progress, cancel.Token));
             var status = await new UploadClient(probe.Channel).GetUploadStatusAsync(new UploadStatusRequest { Sha256 = Sha(data) });
             Assert.False(status.Complete);
             Assert.InRange((long)status.BytesHeld, 0, data.Length);
             sent = Math.Max(sent, (long)status.BytesHeld);
         }
 
-        var result = await uploader.UploadAsync(path, Manifest());
+        var result = await uploader.UploadAsync(path, Manifest(path));
         Assert.False(result.Ack.Duplicate);
         Assert.True(result.ResumedFrom > 0, "the last attempt resumed from what the cut ones left");
         Assert.True(result.BytesSent < data.Length, $"sent {result.BytesSent} of {data.Length} bytes after the cuts");
@@ -135,7 +136,7 @@ public sealed class UploadServiceTests : IAsyncLifetime
 
         e = await Refused(probe, new UploadChunk { Header = Header(sha, data.Length) }, UploadTestSupport.Data(0, data.AsSpan(0, 1000)), UploadTestSupport.Data(2000, data.AsSpan(2000, 1000)));
         AssertRefusal(e, StatusCode.OutOfRange, "chunk-sequence", "chunk starts at 2000, the held bytes end at 1000");
-        Assert.Equal("1000", e.Trailers.GetValue(UploadStatusCodes.ExpectedOffsetTrailer));
+        Assert.Equal("1000", e.Trailers.GetValue(UploadRejections.ExpectedOffsetTrailer));
         Assert.Equal(1000ul, (await Status(probe, sha)).BytesHeld); // kept for resuming
 
         e = await Refused(probe, new UploadChunk { Header = Header(sha, data.Length) }, UploadTestSupport.Data(1000, data.AsSpan(1000, 1000)), Trailer(new string('0', 64)));
@@ -147,7 +148,7 @@ public sealed class UploadServiceTests : IAsyncLifetime
         AssertRefusal(statusError, StatusCode.InvalidArgument, "invalid-sha", "not 64 hexadecimal digits");
 
         e = await Refused(probe, new UploadChunk { Header = Header(sha, data.Length, "[1,2]") });
-        AssertRefusal(e, StatusCode.InvalidArgument, "invalid-header", "manifest is a JSON Array, not an object");
+        AssertRefusal(e, StatusCode.InvalidArgument, "invalid-header", "the manifest is not a survey6 capture manifest (version 1): it is not a JSON object");
 
         e = await Refused(probe, UploadTestSupport.Data(0, data.AsSpan(0, 10)));
         AssertRefusal(e, StatusCode.InvalidArgument, "protocol", "the first message must be the header");
@@ -158,7 +159,7 @@ public sealed class UploadServiceTests : IAsyncLifetime
 
         // The uploader reports a refusal as final, after one attempt, and keeps the file.
         var junkPath = Write(Path.Combine(_server.Root, "spool"), junk);
-        var failure = await Assert.ThrowsAsync<CaptureUploadException>(() => Uploader(probe).UploadAsync(junkPath, Manifest()));
+        var failure = await Assert.ThrowsAsync<CaptureUploadException>(() => Uploader(probe).UploadAsync(junkPath, WithoutManifest()));
         Assert.Equal("not-a-capture", failure.Rejection);
         Assert.False(failure.IsTransient);
         Assert.Equal(1, failure.Attempts);
@@ -172,9 +173,37 @@ public sealed class UploadServiceTests : IAsyncLifetime
 
         // After all that, the capture still uploads, resuming from the 2010 bytes held.
         var path = Write(Path.Combine(_server.Root, "spool"), data);
-        var result = await Uploader(probe).UploadAsync(path, Manifest());
+        var result = await Uploader(probe).UploadAsync(path, Manifest(path));
         Assert.Equal(2010, result.ResumedFrom);
         Assert.Equal(data, await File.ReadAllBytesAsync(Assert.Single(StoredCopies(Data, sha))));
+    }
+
+    [Fact]
+    public async Task A_manifest_that_breaks_the_contract_is_refused_with_the_reason_the_probe_reports_and_nothing_is_kept()
+    {
+        using var probe = await JoinAsync("a");
+        var data = Capture(9, 100 << 10);
+        var path = Write(Path.Combine(_server.Root, "spool"), data);
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(ManifestJson(path))!.AsObject();
+        manifest.Remove("frames");
+
+        var failure = await Assert.ThrowsAsync<CaptureUploadException>(() =>
+            Uploader(probe).UploadAsync(path, new UploadManifest(BaseTime, BaseTime.AddMinutes(10), manifest.ToJsonString())));
+        Assert.Equal(
+            $"the server refused {path}: upload refused: invalid-header: the manifest is not a survey6 capture manifest (version 1): missing required field 'frames'",
+            failure.Message);
+        Assert.Equal((UploadRejections.InvalidHeader, StatusCode.InvalidArgument, false, 1), (failure.Rejection, failure.StatusCode, failure.IsTransient, failure.Attempts));
+
+        // A manifest of another file is refused the same way.
+        var other = Write(Path.Combine(_server.Root, "other"), Capture(10, 1000));
+        failure = await Assert.ThrowsAsync<CaptureUploadException>(() => Uploader(probe).UploadAsync(path, Manifest(other)));
+        Assert.EndsWith($"invalid-header: the manifest describes the file {Sha(await File.ReadAllBytesAsync(other))}, not this upload ({Sha(data)})", failure.Message, StringComparison.Ordinal);
+
+        Assert.True(File.Exists(path));
+        Assert.Empty(StoredCopies(Data, Sha(data)));
+        Assert.Empty(Directory.GetFiles(Path.Combine(Data, "incoming"), "*", SearchOption.AllDirectories));
+        Assert.Empty(UploadRows(Data));
+        Assert.Equal(2, _server.Counters.Get(UploadCounterNames.RejectedPrefix + UploadRejections.InvalidHeader));
     }
 
     [Fact]
@@ -190,7 +219,7 @@ public sealed class UploadServiceTests : IAsyncLifetime
         bytes[1234] ^= 0xFF;
         await File.WriteAllBytesAsync(part, bytes);
 
-        var result = await Uploader(probe).UploadAsync(Write(Path.Combine(_server.Root, "spool"), data), Manifest());
+        var result = await Uploader(probe).UploadAsync(Write(Path.Combine(_server.Root, "spool"), data), WithoutManifest());
         Assert.Equal(2, result.Attempts);
         Assert.Equal(0, result.ResumedFrom);
         Assert.Equal(data, await File.ReadAllBytesAsync(Assert.Single(StoredCopies(Data, sha))));
@@ -209,7 +238,7 @@ public sealed class UploadServiceTests : IAsyncLifetime
         await Refused(a, new UploadChunk { Header = Header(sha, data.Length) }, UploadTestSupport.Data(0, data.AsSpan(0, 70_000)));
         Assert.Equal(70_000ul, (await Status(a, sha)).BytesHeld);
         Assert.Equal(0ul, (await Status(b, sha)).BytesHeld);
-        var ack = await RawUploadAsync(b, WholeUpload(data, manifest: $$"""{"probe_id":"{{a.ProbeId}}"}"""));
+        var ack = await RawUploadAsync(b, WholeUpload(data, manifest: ManifestJson(Write(Path.Combine(_server.Root, "spool"), data), claimedProbeId: a.ProbeId)));
         Assert.False(ack.Duplicate);
         Assert.Equal(Path.Combine(Data, "captures", b.ProbeId, "2025-03-14", sha + ".pcapng"), Assert.Single(StoredCopies(Data, sha)));
         Assert.Equal(70_000ul, (await Status(a, sha)).BytesHeld);
@@ -305,7 +334,7 @@ public sealed class UploadServiceTests : IAsyncLifetime
     private static void AssertRefusal(RpcException e, StatusCode code, string rejection, string detail)
     {
         Assert.Equal(code, e.StatusCode);
-        Assert.Equal(rejection, e.Trailers.GetValue(UploadStatusCodes.RejectionTrailer));
+        Assert.Equal(rejection, e.Trailers.GetValue(UploadRejections.Trailer));
         Assert.StartsWith($"upload refused: {rejection}: ", e.Status.Detail, StringComparison.Ordinal);
         Assert.Contains(detail, e.Status.Detail, StringComparison.Ordinal);
     }

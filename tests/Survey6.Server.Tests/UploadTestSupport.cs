@@ -6,6 +6,7 @@ using Microsoft.Data.Sqlite;
 using Survey6.Contracts.V1;
 using Survey6.Packets.Capture;
 using Survey6.Probe.Join;
+using Survey6.Probe.Spool;
 using Survey6.Probe.Upload;
 using UploadClient = Survey6.Contracts.V1.Upload.UploadClient;
 
@@ -71,7 +72,19 @@ internal static class UploadTestSupport
             StallTimeout = TimeSpan.FromSeconds(20),
         }), limiter);
 
-    public static UploadManifest Manifest(string json = """{"interface":"eth0"}""") => new(BaseTime, BaseTime.AddMinutes(10), json);
+    /// <summary>The file's own manifest as the probe builds it, declared with a window from <see cref="BaseTime"/>; the file may claim another probe id.</summary>
+    public static UploadManifest Manifest(string path, string? claimedProbeId = null) =>
+        new(BaseTime, BaseTime.AddMinutes(10), ManifestJson(path, claimedProbeId));
+
+    /// <summary>The manifest JSON the probe builds for the file at <paramref name="path"/>.</summary>
+    public static string ManifestJson(string path, string? claimedProbeId = null)
+    {
+        var manifest = CaptureManifestBuilder.Build(path);
+        return (claimedProbeId is null ? manifest : manifest with { ProbeId = claimedProbeId }).ToJson();
+    }
+
+    /// <summary>A declaration without a manifest, as older probes sent for files the spool did not write.</summary>
+    public static UploadManifest WithoutManifest() => new(BaseTime, BaseTime.AddMinutes(10));
 
     public static UploadHeader Header(string sha, long size, string manifest = "") => new()
     {

@@ -151,16 +151,35 @@ internal static class AggregateSql
         """;
 
     /// <summary>
-    /// Per probe and hour. Drops are counted per capture, so each capture's drops are spread over its hours in
-    /// proportion to its frames (a capture without frames puts them in its window's first hour). Coverage is the
-    /// share of the hour inside some capture window of the probe.
+    /// Per probe and hour. <c>dropped</c> is every kind a capture counts (kernel + interface + queue + disk); drops are
+    /// counted per capture, so each capture's drops are spread over its hours in proportion to its frames, rounded so
+    /// that the hours add up to the capture's count exactly (a capture without frames puts them in its window's first
+    /// hour). <c>completeness</c> = frames / (frames + dropped). Coverage is the share of the hour inside some capture
+    /// window of the probe.
     /// </summary>
     public static string Summary(string capturesGlob) => $"""
-        WITH caps AS (
+        WITH capture_files AS (
+            SELECT * FROM read_parquet({Quote(capturesGlob)}, hive_partitioning = true, union_by_name = true)
+            -- Rows parsed before each drop kind had its own column lack some names (if_dropped and os_dropped were
+            -- the interface and kernel counts): an empty row of every name lets old and new files be read together.
+            UNION ALL BY NAME
+            SELECT CAST(NULL AS VARCHAR) AS capture_sha256,
+                CAST(NULL AS BIGINT) AS kernel_dropped, CAST(NULL AS BIGINT) AS interface_dropped,
+                CAST(NULL AS BIGINT) AS queue_dropped, CAST(NULL AS BIGINT) AS disk_dropped,
+                CAST(NULL AS BIGINT) AS os_dropped, CAST(NULL AS BIGINT) AS if_dropped
+            WHERE false
+        ),
+        kinds AS (
             SELECT capture_sha256, probe_id, window_start_ns, window_end_ns,
-                coalesce(if_dropped, 0) + coalesce(os_dropped, 0) + coalesce(probe_dropped, 0) AS dropped,
-                if_dropped IS NOT NULL OR os_dropped IS NOT NULL OR probe_dropped IS NOT NULL AS has_drops
-            FROM read_parquet({Quote(capturesGlob)}, hive_partitioning = true)
+                coalesce(kernel_dropped, os_dropped) AS kernel, coalesce(interface_dropped, if_dropped) AS interface,
+                queue_dropped AS queue, disk_dropped AS disk
+            FROM capture_files
+        ),
+        caps AS (
+            SELECT capture_sha256, probe_id, window_start_ns, window_end_ns,
+                coalesce(kernel, 0) + coalesce(interface, 0) + coalesce(queue, 0) + coalesce(disk, 0) AS dropped,
+                kernel IS NOT NULL OR interface IS NOT NULL OR queue IS NOT NULL OR disk IS NOT NULL AS has_drops
+            FROM kinds
         ),
         per_capture AS (
             SELECT probe_id, capture_sha256, t_ns // {NsPerHour} AS h,
@@ -182,12 +201,17 @@ internal static class AggregateSql
             GROUP BY probe_id, capture_sha256, h
         ),
         shared AS (
+            -- An hour gets the capture's drops up to its end minus those up to its start, each rounded down:
+            -- proportional to frames, in whole frames, and adding up to the capture's count.
             SELECT pc.*, c.has_drops,
-                CAST(coalesce(c.dropped, 0) AS DOUBLE) * pc.frames / sum(pc.frames) OVER (PARTITION BY pc.capture_sha256) AS dropped
+                (coalesce(c.dropped, 0) * sum(pc.frames) OVER upto) // sum(pc.frames) OVER whole
+                    - (coalesce(c.dropped, 0) * (sum(pc.frames) OVER upto - pc.frames)) // sum(pc.frames) OVER whole AS dropped
             FROM per_capture pc LEFT JOIN caps c USING (capture_sha256)
+            WINDOW whole AS (PARTITION BY pc.capture_sha256),
+                upto AS (PARTITION BY pc.capture_sha256 ORDER BY pc.h ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
         ),
         empty AS (
-            SELECT probe_id, capture_sha256, window_start_ns // {NsPerHour} AS h, CAST(dropped AS DOUBLE) AS dropped, has_drops
+            SELECT probe_id, capture_sha256, window_start_ns // {NsPerHour} AS h, dropped, has_drops
             FROM caps
             WHERE window_start_ns IS NOT NULL AND capture_sha256 NOT IN (SELECT capture_sha256 FROM per_capture)
         ),
@@ -236,7 +260,7 @@ internal static class AggregateSql
             CAST(t.icmpv6_packets AS BIGINT) AS icmpv6_packets, CAST(t.other_packets AS BIGINT) AS other_packets,
             CAST(t.dns_messages AS BIGINT) AS dns_messages,
             CAST(t.malformed_packets AS BIGINT) AS malformed_packets, CAST(t.truncated_packets AS BIGINT) AS truncated_packets,
-            CASE WHEN t.has_drops THEN CAST(round(t.dropped) AS BIGINT) END AS dropped,
+            CASE WHEN t.has_drops THEN CAST(t.dropped AS BIGINT) END AS dropped,
             CASE WHEN t.has_drops THEN CAST(t.frames AS DOUBLE) / nullif(t.frames + t.dropped, 0) END AS completeness,
             least(1.0, coalesce(cv.covered_ns, 0) / {NsPerHour}.0) AS coverage
         FROM totals t LEFT JOIN coverage cv ON cv.probe_id = t.probe_id AND cv.h = t.h

@@ -1,8 +1,7 @@
-using System.Text.Json;
 using Survey6.Aggregator.Anonymisation;
-using Survey6.Aggregator.Manifests;
 using Survey6.Aggregator.Sources;
 using Survey6.Aggregator.Storage;
+using Survey6.Contracts.Manifests;
 using Survey6.Packets.Capture;
 using Survey6.Packets.Dissection;
 using Survey6.Packets.Files;
@@ -51,24 +50,32 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
             if (reader.Error is { } early)
                 return Unreadable(early, manifestProblem);
 
-            manifest = manifest.WithSectionMetadata(reader.Section);
             // The folder is named after the certificate's probe id; what the file or manifest claims never overrides it.
             var probeId = capture.ProbeId;
+            var path = capture.CapturePath;
+            CaptureDescription described;
+            try
+            {
+                described = CaptureDescription.From(manifest, reader.Section, () => IsbCounters.Read(path));
+            }
+            catch (IOException e)
+            {
+                return new ParseResult(ParseStatus.Failed, 0, null, null, "cannot read its statistics: " + e.Message, manifestProblem);
+            }
 
-            var drops = ResolveDrops(capture.CapturePath, manifest);
             var metadata = new PacketFileMetadata
             {
                 Sha256 = capture.Sha256,
                 ProbeId = probeId,
-                Labels = manifest.LabelsText,
-                Latitude = manifest.Latitude,
-                Longitude = manifest.Longitude,
-                Country = manifest.Country,
-                City = manifest.City,
-                WindowStartNs = manifest.WindowStartNs,
-                WindowEndNs = manifest.WindowEndNs,
-                InterfaceDropped = drops.InterfaceDropped,
-                OsDropped = drops.OsDropped,
+                Labels = described.Labels,
+                Latitude = described.Location?.Latitude,
+                Longitude = described.Location?.Longitude,
+                Country = described.Location?.Country,
+                City = described.Location?.City,
+                WindowStartNs = described.WindowStartNs,
+                WindowEndNs = described.WindowEndNs,
+                InterfaceDropped = described.InterfaceDropped,
+                OsDropped = described.KernelDropped,
             };
 
             var packetsPath = lake.PerCaptureFile(LakeLayout.Packets, capture.Date, probeId, capture.Sha256);
@@ -115,24 +122,25 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
                 BytesOnWire = pump.BytesOnWire,
                 FirstTimeNs = pump.FirstTimestamp <= pump.LastTimestamp ? pump.FirstTimestamp : null,
                 LastTimeNs = pump.FirstTimestamp <= pump.LastTimestamp ? pump.LastTimestamp : null,
-                WindowStartNs = manifest.WindowStartNs,
-                WindowEndNs = manifest.WindowEndNs,
-                ReceivedAtNs = manifest.ReceivedAtNs,
-                Hostname = manifest.Hostname,
-                Labels = manifest.LabelsText,
-                Latitude = manifest.Latitude,
-                Longitude = manifest.Longitude,
-                Country = manifest.Country,
-                City = manifest.City,
-                Interface = manifest.Interface ?? FirstInterface(reader)?.Name,
-                Filter = manifest.Filter ?? FirstInterface(reader)?.Filter,
+                WindowStartNs = described.WindowStartNs,
+                WindowEndNs = described.WindowEndNs,
+                ReceivedAtNs = described.ReceivedAtNs,
+                Hostname = described.Hostname,
+                Labels = described.Labels,
+                Latitude = described.Location?.Latitude,
+                Longitude = described.Location?.Longitude,
+                Country = described.Location?.Country,
+                City = described.Location?.City,
+                Interface = described.Interface ?? FirstInterface(reader)?.Name,
+                Filter = described.Filter ?? FirstInterface(reader)?.Filter,
                 LinkTypes = pump.LinkTypes(),
-                ManifestFrames = manifest.Frames,
-                InterfaceReceived = drops.InterfaceReceived,
-                InterfaceDropped = drops.InterfaceDropped,
-                OsDropped = drops.OsDropped,
-                ProbeDropped = manifest.ProbeDropped,
-                DropSource = drops.Source,
+                ManifestFrames = described.ManifestFrames,
+                InterfaceReceived = described.Received,
+                KernelDropped = described.KernelDropped,
+                InterfaceDropped = described.InterfaceDropped,
+                QueueDropped = described.QueueDropped,
+                DiskDropped = described.DiskDropped,
+                DropSource = described.DropSource,
                 AnonymisationKeyId = anonymiser?.KeyId,
             };
             var capturesPath = lake.PerCaptureFile(LakeLayout.Captures, capture.Date, probeId, capture.Sha256);
@@ -158,68 +166,26 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
     private static ParseResult Unreadable(CaptureError error, string? manifestProblem) =>
         new(ParseStatus.Unreadable, 0, null, null, $"unreadable capture at offset {error.Offset}: {error.Message}", manifestProblem);
 
-    private static (CaptureManifest Manifest, string? Problem) LoadManifest(string? path)
+    /// <summary>
+    /// The stored manifest. One that cannot be read does not keep the capture out of the lake: it is parsed with what
+    /// the file itself says, and the problem is recorded with the run.
+    /// </summary>
+    private static (StoredCaptureManifest? Manifest, string? Problem) LoadManifest(string? path)
     {
         if (path is null)
-            return (CaptureManifest.Empty, "no manifest");
+            return (null, "no manifest");
         try
         {
-            return (CaptureManifest.Load(path), null);
+            var manifest = StoredCaptureManifest.Load(path);
+            return (manifest, manifest.ProbeManifestProblem is { } problem ? "probe manifest ignored: " + problem : null);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ManifestException)
         {
-            return (CaptureManifest.Empty, "manifest ignored: " + e.Message);
+            return (null, "manifest ignored: " + e.Message);
         }
     }
 
     private static CaptureInterface? FirstInterface(CaptureReader reader) => reader.Interfaces.Count > 0 ? reader.Interfaces[0] : null;
-
-    private sealed record Drops(long? InterfaceReceived, long? InterfaceDropped, long? OsDropped, string? Source);
-
-    /// <summary>
-    /// Drop counters come from the manifest. When it has none, from the capture's own Interface Statistics Blocks:
-    /// the last block of each interface (counters are cumulative), summed. Those sit at the end of the file, and
-    /// every packets row carries the counters, so the file is scanned for them first; only then.
-    /// </summary>
-    private static Drops ResolveDrops(string path, CaptureManifest manifest)
-    {
-        if (manifest.InterfaceDropped is not null || manifest.OsDropped is not null)
-            return new Drops(null, manifest.InterfaceDropped, manifest.OsDropped, "manifest");
-        try
-        {
-            using var scan = CaptureReader.Open(path);
-            if (scan.Format != CaptureFileFormat.Pcapng)
-                return new Drops(null, null, null, null);
-            while (scan.TryRead(out _))
-            {
-            }
-            var last = new Dictionary<(int, int), InterfaceStatistics>();
-            foreach (var isb in scan.Statistics)
-                last[(isb.SectionIndex, isb.InterfaceId)] = isb;
-            if (last.Count == 0)
-                return new Drops(null, null, null, null);
-            return new Drops(
-                Sum(last.Values.Select(s => s.InterfaceReceived)),
-                Sum(last.Values.Select(s => s.InterfaceDropped)),
-                Sum(last.Values.Select(s => s.OsDropped)),
-                "isb");
-        }
-        catch (IOException)
-        {
-            return new Drops(null, null, null, null);
-        }
-
-        static long? Sum(IEnumerable<ulong?> values)
-        {
-            long? total = null;
-            foreach (var v in values)
-            {
-                if (v is { } x)
-                    total = (total ?? 0) + (long)Math.Min(x, long.MaxValue / 4);
-            }
-            return total;
-        }
-    }
 
     private static void TryDelete(string path)
     {

@@ -31,9 +31,10 @@ public sealed record CaptureRow
     public string? LinkTypes { get; init; }
     public long? ManifestFrames { get; init; }
     public long? InterfaceReceived { get; init; }
+    public long? KernelDropped { get; init; }
     public long? InterfaceDropped { get; init; }
-    public long? OsDropped { get; init; }
-    public long? ProbeDropped { get; init; }
+    public long? QueueDropped { get; init; }
+    public long? DiskDropped { get; init; }
     public string? DropSource { get; init; }
 
     /// <summary>Not a column: the key of the anonymised packets file beside it, recorded in the file's metadata.</summary>
@@ -51,7 +52,8 @@ public sealed record CaptureRow
             Str("hostname", Hostname), Str("labels", Labels), Double("location_lat", Latitude), Double("location_lon", Longitude),
             Str("location_country", Country), Str("location_city", City), Str("interface", Interface), Str("filter", Filter),
             Str("link_types", LinkTypes), Long("manifest_frames", ManifestFrames), Long("if_received", InterfaceReceived),
-            Long("if_dropped", InterfaceDropped), Long("os_dropped", OsDropped), Long("probe_dropped", ProbeDropped), Str("drop_source", DropSource),
+            Long("kernel_dropped", KernelDropped), Long("interface_dropped", InterfaceDropped), Long("queue_dropped", QueueDropped),
+            Long("disk_dropped", DiskDropped), Str("drop_source", DropSource),
         };
         var schema = new ParquetSchema(columns.Select(c => (Field)c.Field));
         var options = new ParquetOptions { CompressionMethod = CompressionMethod.Zstd, CompressionLevel = System.IO.Compression.CompressionLevel.Fastest };

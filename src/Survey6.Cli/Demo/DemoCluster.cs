@@ -27,6 +27,13 @@ public sealed class DemoClusterOptions
     /// <summary>More server settings (configuration keys, <c>Server:Health:MaxClockSkew</c>).</summary>
     public IReadOnlyDictionary<string, string> ServerSettings { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>
+    /// True (the default): probes also get settings that make a lab quick (immediate delivery, statistics and retries every
+    /// second, uploads without waiting for an idle link, a small free-disk reserve). False: the product's defaults apart
+    /// from the capture interface and <see cref="RotateAge"/>, as a probe installed by hand runs.
+    /// </summary>
+    public bool QuickProbes { get; init; } = true;
+
     /// <summary>More probe settings per probe (configuration paths such as <c>Probe:Spool:Directory</c>).</summary>
     public Func<DemoProbe, (string Path, JsonNode Value)[]>? ProbeSettings { get; init; }
 
@@ -182,33 +189,28 @@ public sealed class DemoCluster : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(probe);
         ArgumentNullException.ThrowIfNull(extra);
-        // Only the lab's own traffic: not the probe's uploads and control stream (TCP to the server's port), not
-        // neighbour discovery or multicast listener reports (ICMPv6 130 and up, hop-by-hop headers) that the kernel
-        // sends on its own; so every captured packet is one the traffic generator can account for.
-        var filter = $"ip6 and not tcp port {GrpcPort} and not ip6[6] == 0 and not (ip6[6] == 58 and ip6[40] >= 130)";
-        var root = new JsonObject
+        // The product's capture filter: the probe leaves its own uploads and control stream out by itself, and what the
+        // kernel sends on its own (neighbour discovery, MLD) is captured as on any host.
+        var capture = new JsonObject { ["Interfaces"] = new JsonArray(probe.Host.InnerLink) };
+        var spool = new JsonObject { ["RotateAge"] = _options.RotateAge.ToString("c", CultureInfo.InvariantCulture) };
+        var probeSection = new JsonObject
         {
-            ["Probe"] = new JsonObject
-            {
-                ["Labels"] = new JsonObject { ["host"] = probe.Host.Index.ToString(CultureInfo.InvariantCulture), ["lab"] = Network.Id },
-                ["Location"] = "52.37,4.89,NL,Amsterdam",
-                ["Capture"] = new JsonObject
-                {
-                    ["Interfaces"] = new JsonArray(probe.Host.InnerLink),
-                    ["Filter"] = filter,
-                    ["ImmediateMode"] = true,
-                    ["StatisticsInterval"] = "00:00:01",
-                    ["RetryInterval"] = "00:00:01",
-                },
-                ["Spool"] = new JsonObject
-                {
-                    ["RotateAge"] = _options.RotateAge.ToString("c", CultureInfo.InvariantCulture),
-                    ["MinFreeDiskBytes"] = 1 << 20,
-                    ["GuardInterval"] = "00:00:00.200",
-                },
-                ["Upload"] = new JsonObject { ["IdleBytesPerSecond"] = 0, ["RetryDelay"] = "00:00:01" },
-            },
+            ["Labels"] = new JsonObject { ["host"] = probe.Host.Index.ToString(CultureInfo.InvariantCulture), ["lab"] = Network.Id },
+            ["Location"] = "52.37,4.89,NL,Amsterdam",
+            ["Capture"] = capture,
+            ["Spool"] = spool,
         };
+        if (_options.QuickProbes)
+        {
+            capture["ImmediateMode"] = true;
+            capture["StatisticsInterval"] = "00:00:01";
+            capture["RetryInterval"] = "00:00:01";
+            spool["MinFreeDiskBytes"] = 1 << 20;
+            spool["GuardInterval"] = "00:00:00.200";
+            probeSection["Upload"] = new JsonObject { ["IdleBytesPerSecond"] = 0, ["RetryDelay"] = "00:00:01" };
+        }
+
+        var root = new JsonObject { ["Probe"] = probeSection };
         foreach (var (path, value) in extra)
         {
             var parts = path.Split(':');

@@ -37,6 +37,17 @@ public static class PcapngMetadata
     /// <summary>When the capture (not this file) started, RFC 3339 UTC with nanoseconds (see <see cref="FormatTimestamp"/>).</summary>
     public const string CaptureStart = "capture_start";
 
+    /// <summary>
+    /// ISB comment: drops in the statistics' window that pcapng has no option for, <c>queue=N;disk=N</c>
+    /// (see <see cref="FormatDrops"/>).
+    /// </summary>
+    public const string Drops = "drops";
+
+    /// <summary>ISB comment on the statistics a crash repair adds: where the file was cut and what was discarded.</summary>
+    public const string Repaired = "repaired";
+
+    private static readonly string[] TimestampFormats = ["yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK", "yyyy-MM-dd'T'HH:mm:ssK"];
+
     /// <summary>The comment text for one entry.</summary>
     public static string FormatComment(string key, string value)
     {
@@ -133,5 +144,147 @@ public static class PcapngMetadata
 
         var t = DateTimeOffset.FromUnixTimeSeconds(seconds).UtcDateTime;
         return string.Create(CultureInfo.InvariantCulture, $"{t:yyyy-MM-dd'T'HH:mm:ss}.{ns:D9}Z");
+    }
+    /// <summary>
+    /// RFC 3339 (as <see cref="FormatTimestamp"/> writes it, or with 0 to 9 fractional digits and any offset) to
+    /// nanoseconds since the Unix epoch.
+    /// </summary>
+    public static bool TryParseTimestamp(string? text, out long unixNanoseconds)
+    {
+        unixNanoseconds = 0;
+        if (text is null)
+        {
+            return false;
+        }
+
+        // DateTimeOffset holds 7 fractional digits: parse without digits 8 and 9, then add them back.
+        long extra = 0;
+        var dot = text.IndexOf('.', StringComparison.Ordinal);
+        if (dot > 0)
+        {
+            var end = dot + 1;
+            while (end < text.Length && char.IsAsciiDigit(text[end]))
+            {
+                end++;
+            }
+
+            var digits = end - dot - 1;
+            if (digits is 0 or > 9)
+            {
+                return false;
+            }
+
+            if (digits > 7)
+            {
+                extra = long.Parse(text.AsSpan(dot + 8, digits - 7), CultureInfo.InvariantCulture) * (digits == 8 ? 10 : 1);
+                text = string.Concat(text.AsSpan(0, dot + 8), text.AsSpan(end));
+            }
+        }
+
+        if (!DateTimeOffset.TryParseExact(text, TimestampFormats, CultureInfo.InvariantCulture,
+                DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var time))
+        {
+            return false;
+        }
+
+        unixNanoseconds = ((time.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100) + extra;
+        return true;
+    }
+
+    /// <summary>The ISB comment <c>survey6.drops=queue=N;disk=N</c>.</summary>
+    public static string FormatDrops(long queueDropped, long diskDropped) =>
+        FormatComment(Drops, string.Create(CultureInfo.InvariantCulture, $"queue={queueDropped};disk={diskDropped}"));
+
+    /// <summary>The queue and disk drops of a <see cref="Drops"/> value; null when it is not in that form.</summary>
+    public static (long Queue, long Disk)? ParseDrops(string? value)
+    {
+        long? queue = null, disk = null;
+        foreach (var pair in (value ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var equals = pair.IndexOf('=', StringComparison.Ordinal);
+            if (equals <= 0 || !long.TryParse(pair.AsSpan(equals + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+            {
+                return null;
+            }
+
+            switch (pair[..equals])
+            {
+                case "queue":
+                    queue = n;
+                    break;
+                case "disk":
+                    disk = n;
+                    break;
+            }
+        }
+
+        return queue is { } q && disk is { } d ? (q, d) : null;
+    }
+
+    /// <summary>The value of the first <c>survey6.KEY=VALUE</c> comment on a statistics block, or null.</summary>
+    public static string? CommentValue(InterfaceStatistics statistics, string key)
+    {
+        ArgumentNullException.ThrowIfNull(statistics);
+        foreach (var option in statistics.Options)
+        {
+            if (option.Code == CaptureOption.Comment && TryParseComment(option.AsString(), out var k, out var v) && k == key)
+            {
+                return v;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Labels from <c>k=v;k=v</c> (<see cref="FormatLabels"/>), sorted by key; entries without a key are skipped.</summary>
+    public static SortedDictionary<string, string> ParseLabels(string? text)
+    {
+        var labels = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var entry in (text ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var equals = entry.IndexOf('=', StringComparison.Ordinal);
+            if (equals > 0)
+            {
+                labels[entry[..equals]] = entry[(equals + 1)..];
+            }
+        }
+
+        return labels;
+    }
+
+    /// <summary>
+    /// Splits <c>lat,lon,country,city</c> (<see cref="FormatLocation"/>); empty fields are null. False when a
+    /// latitude or longitude is present but not a number.
+    /// </summary>
+    public static bool TryParseLocation(string? text, out double? latitude, out double? longitude, out string? country, out string? city)
+    {
+        latitude = longitude = null;
+        country = city = null;
+        var parts = (text ?? "").Split(',', 4, StringSplitOptions.TrimEntries);
+        if (!TryParseDegrees(parts[0], out latitude) || (parts.Length > 1 && !TryParseDegrees(parts[1], out longitude)))
+        {
+            return false;
+        }
+
+        country = parts.Length > 2 && parts[2].Length > 0 ? parts[2] : null;
+        city = parts.Length > 3 && parts[3].Length > 0 ? parts[3] : null;
+        return true;
+
+        static bool TryParseDegrees(string part, out double? value)
+        {
+            value = null;
+            if (part.Length == 0)
+            {
+                return true;
+            }
+
+            if (!double.TryParse(part, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) || !double.IsFinite(d))
+            {
+                return false;
+            }
+
+            value = d;
+            return true;
+        }
     }
 }

@@ -37,6 +37,7 @@ public sealed class CaptureEngine : IDisposable
     private readonly CaptureQueue _queue;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly OwnTraffic? _ownTraffic;
     private readonly Lock _gate = new();
     private readonly List<LiveInterface> _devices = [];
     private CaptureRun? _run;
@@ -47,7 +48,12 @@ public sealed class CaptureEngine : IDisposable
     private CaptureRate _rate;
     private CaptureSettings _settings;
 
-    public CaptureEngine(IOptions<CaptureOptions> options, CaptureQueue queue, TimeProvider time, ILogger<CaptureEngine> logger)
+    /// <param name="options">The configuration.</param>
+    /// <param name="queue">Where frames go.</param>
+    /// <param name="time">The clock.</param>
+    /// <param name="logger">Where capture events go.</param>
+    /// <param name="ownTraffic">The probe's traffic with its C&amp;C, taken out of every filter; null: nothing is taken out.</param>
+    public CaptureEngine(IOptions<CaptureOptions> options, CaptureQueue queue, TimeProvider time, ILogger<CaptureEngine> logger, OwnTraffic? ownTraffic = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
@@ -55,7 +61,11 @@ public sealed class CaptureEngine : IDisposable
         _queue = queue;
         _time = time;
         _logger = logger;
+        _ownTraffic = ownTraffic;
     }
+
+    /// <summary>The filter libpcap gets for <paramref name="filter"/> in force: the probe's own traffic taken out.</summary>
+    public string AppliedFilter(string filter) => _ownTraffic?.Apply(filter) ?? filter;
 
     /// <summary>Interfaces, filter and snap length of the next run (a running one keeps what it opened with).</summary>
     public CaptureSettings Settings
@@ -65,8 +75,8 @@ public sealed class CaptureEngine : IDisposable
     }
 
     /// <summary>
-    /// Opens every interface of <paramref name="settings"/> with libpcap and sets the filter on it (so it is compiled
-    /// for that interface's link type), then closes them again. Nothing is captured.
+    /// Opens every interface of <paramref name="settings"/> with libpcap and sets the filter on it, with the probe's own
+    /// traffic taken out (so it is compiled for that interface's link type), then closes them again. Nothing is captured.
     /// </summary>
     /// <exception cref="CaptureStartException">An interface is missing, cannot be opened, or the filter does not compile for it.</exception>
     public void Validate(CaptureSettings settings)
@@ -157,7 +167,7 @@ public sealed class CaptureEngine : IDisposable
         if (_logger.IsEnabled(LogLevel.Information))
         {
             var names = string.Join(", ", run.Interfaces.Select(i => $"{i.Name} ({i.LinkType})"));
-            ProbeLog.CaptureStarted(_logger, run.Id, names, settings.Filter, settings.SnapLength);
+            ProbeLog.CaptureStarted(_logger, run.Id, names, run.Interfaces.Count > 0 ? run.Interfaces[0].Filter : settings.Filter, settings.SnapLength);
         }
         return run;
     }
@@ -301,22 +311,39 @@ public sealed class CaptureEngine : IDisposable
         }
 
         var linkType = (LinkType)(ushort)device.LinkType;
+        var filter = AppliedFilter(settings.Filter);
         try
         {
             // pcap_compile on the open handle: the filter is checked against this interface's link type.
-            device.Filter = settings.Filter;
+            device.Filter = filter;
         }
         catch (Exception e) when (e is PcapException or PlatformNotSupportedException or DeviceNotReadyException)
         {
+            var problem = $"filter '{settings.Filter}' does not compile on '{device.Name}' (link type {linkType}): {e.Message}";
+            if (filter != settings.Filter && Compiles(device, settings.Filter))
+                problem = $"filter '{settings.Filter}' with the probe's own traffic left out ('{filter}') does not compile on '{device.Name}' (link type {linkType}): {e.Message}; Probe:Capture:ExcludeOwnTraffic false captures without leaving it out";
             device.Close();
-            throw new CaptureStartException($"filter '{settings.Filter}' does not compile on '{device.Name}' (link type {linkType}): {e.Message}", e);
+            throw new CaptureStartException(problem, e);
         }
 
-        var iface = new ProbeInterface(index, device.Name, linkType, settings.SnapLength, settings.Filter)
+        var iface = new ProbeInterface(index, device.Name, linkType, settings.SnapLength, filter)
         {
             Description = string.IsNullOrWhiteSpace(device.Description) ? null : device.Description,
         };
         return new LiveInterface(device, iface);
+    }
+
+    private static bool Compiles(LibPcapLiveDevice device, string filter)
+    {
+        try
+        {
+            device.Filter = filter;
+            return true;
+        }
+        catch (Exception e) when (e is PcapException or PlatformNotSupportedException or DeviceNotReadyException)
+        {
+            return false;
+        }
     }
 
     private void OnPacket(ProbeInterface iface, PacketCapture e)

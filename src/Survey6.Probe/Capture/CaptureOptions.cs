@@ -7,8 +7,16 @@ public sealed class CaptureOptions
 {
     public const string SectionName = "Probe:Capture";
 
-    /// <summary>IPv6, IPv6 in IPv4 (6in4, protocol 41) and Teredo (UDP 3544).</summary>
-    public const string DefaultFilter = "ip6 or (ip proto 41) or (udp port 3544)";
+    /// <summary>
+    /// IPv6, IPv6 in IPv4 (6in4, protocol 41), Teredo on its port (UDP 3544) and Teredo on any other port: IPv4 UDP
+    /// whose payload is an IPv6 header whose payload length fills the datagram, or that after an origin indication
+    /// (0x0000, RFC 4380 section 5.1.1), or a Teredo authentication header (0x0001) followed by an origin indication
+    /// or an IPv6 header. A cheap pre-filter: the packet core's Teredo heuristic decides what is IPv6.
+    /// </summary>
+    public const string DefaultFilter = "ip6 or (ip proto 41) or (udp port 3544) or (ip and udp and ("
+        + "(udp[8] & 0xf0 = 0x60 and udp[12:2] + 48 = udp[4:2])"
+        + " or (udp[8:2] = 0 and udp[16] & 0xf0 = 0x60 and udp[20:2] + 56 = udp[4:2])"
+        + " or (udp[8:2] = 1 and (udp[21 + udp[10] + udp[11]] & 0xf0 = 0x60 or udp[21 + udp[10] + udp[11]:2] = 0))))";
 
     /// <summary>libpcap's own default: whole frames, jumbo and loopback included.</summary>
     public const int FullSnapLength = 262144;
@@ -50,6 +58,15 @@ public sealed class CaptureOptions
 
     /// <summary>Wait before retrying an interface that could not be opened or failed while capturing.</summary>
     public TimeSpan RetryInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// Leave the probe's own traffic with its C&amp;C (every address the server's host resolves to, at the server's
+    /// port) out of whatever filter is in force, so that uploads and heartbeats are not captured and uploaded again.
+    /// </summary>
+    public bool ExcludeOwnTraffic { get; set; } = true;
+
+    /// <summary>How often the C&amp;C's host name is resolved again (also before every control stream connection).</summary>
+    public TimeSpan OwnTrafficResolveInterval { get; set; } = TimeSpan.FromMinutes(5);
 
     public IReadOnlyList<string> EffectiveInterfaces => Interfaces.Length == 0 ? ["any"] : Interfaces;
 
@@ -107,6 +124,8 @@ internal sealed class CaptureOptionsValidator : IValidateOptions<CaptureOptions>
             errors.Add("Probe:Capture:StatisticsInterval must be 100 ms..10 min");
         if (options.RetryInterval < TimeSpan.FromMilliseconds(100) || options.RetryInterval > TimeSpan.FromHours(1))
             errors.Add("Probe:Capture:RetryInterval must be 100 ms..1 h");
+        if (options.OwnTrafficResolveInterval < TimeSpan.FromSeconds(10) || options.OwnTrafficResolveInterval > TimeSpan.FromDays(1))
+            errors.Add("Probe:Capture:OwnTrafficResolveInterval must be 10 s..1 day");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 

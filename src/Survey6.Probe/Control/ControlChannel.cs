@@ -33,6 +33,12 @@ public sealed record ControlChannelOptions(Uri Server, X509Certificate2 ClientCe
     /// <summary>Told why a stream ended and how long until the next attempt; for the daemon's log.</summary>
     public Action<Exception, TimeSpan>? Disconnected { get; init; }
 
+    /// <summary>
+    /// Awaited before every attempt to open the stream: the daemon resolves the server's host again there, so that a
+    /// server that moved is left out of the capture before the probe talks to it.
+    /// </summary>
+    public Func<CancellationToken, Task>? Connecting { get; init; }
+
     /// <summary>Reads a joined probe's state directory: server URL, certificate and key, pinned CA, heartbeat interval of its policy.</summary>
     public static ControlChannelOptions FromStateDirectory(string path)
     {
@@ -169,6 +175,8 @@ public sealed class ControlChannel : IDisposable
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            if (_options.Connecting is { } connecting)
+                await connecting(cancellationToken).ConfigureAwait(false);
             Exception error;
             try
             {

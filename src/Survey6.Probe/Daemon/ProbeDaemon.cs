@@ -31,6 +31,7 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
     private readonly IControlLink? _controlLink;
     private readonly IProbeTask[] _tasks;
     private readonly PolicyController _policy;
+    private readonly OwnTraffic? _ownTraffic;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly SemaphoreSlim _transition = new(1, 1);
     private readonly SemaphoreSlim _wake = new(0);
@@ -75,6 +76,7 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
         _uploader = services.GetService<IUploader>();
         _controlLink = services.GetService<IControlLink>();
         _tasks = [.. services.GetServices<IProbeTask>()];
+        _ownTraffic = services.GetService<OwnTraffic>();
         _policy = policy;
         _stateSince = time.GetUtcNow();
     }
@@ -130,6 +132,13 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
 
         try
         {
+            if (_ownTraffic is not null)
+            {
+                // Before the first capture, so that the first file already leaves the C&C's traffic out.
+                _ownTraffic.Changed = RestartForOwnTrafficAsync;
+                await _ownTraffic.RefreshAsync(stoppingToken).ConfigureAwait(false);
+            }
+
             while (!stoppingToken.IsCancellationRequested)
             {
                 await _transition.WaitAsync(stoppingToken).ConfigureAwait(false);
@@ -288,6 +297,26 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
         }
     }
 
+    /// <summary>
+    /// The C&amp;C's addresses changed: a running capture restarts with the new filter (the old file closes with
+    /// <c>close_reason: policy</c>, as for a new policy); otherwise the next start takes it.
+    /// </summary>
+    private async Task RestartForOwnTrafficAsync(CancellationToken cancellationToken)
+    {
+        await _transition.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_suspended || _stopping || _engine.CurrentRun is null)
+                return;
+            await _engine.StopAsync(CloseReason.Policy, cancellationToken).ConfigureAwait(false);
+            await TryStartCaptureAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _transition.Release();
+        }
+    }
+
     /// <summary>Tells the policy controller once a second whether the probe works, so a new policy can prove itself.</summary>
     private async Task WatchHealthAsync(CancellationToken cancellationToken)
     {
@@ -330,7 +359,9 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
             Now = now,
             Version = _identity.Version,
             Interfaces = run?.Interfaces.Select(i => i.Name).ToList() ?? [.. _engine.Settings.Interfaces],
-            Filter = run is { Interfaces.Count: > 0 } ? run.Interfaces[0].Filter : _engine.Settings.Filter,
+            // What libpcap applies (the probe's own traffic taken out), as the files' IDBs say.
+            Filter = run is { Interfaces.Count: > 0 } ? run.Interfaces[0].Filter : _engine.AppliedFilter(_engine.Settings.Filter),
+            OwnTraffic = _ownTraffic?.Status(),
             SnapLength = run is { Interfaces.Count: > 0 } ? run.Interfaces[0].SnapLength : _engine.Settings.SnapLength,
             Capture = new CaptureStatus
             {

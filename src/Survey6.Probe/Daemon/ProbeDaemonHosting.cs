@@ -107,6 +107,10 @@ public static class ProbeDaemonHosting
         services.AddSingleton(sp => new TokenBucketRateLimiter(sp.GetRequiredService<IOptions<UploadOptions>>().Value.MaxBytesPerSecond, 0, sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton(sp => new InterfaceTraffic(sp.GetRequiredService<IOptions<CaptureOptions>>().Value.Interfaces, sp.GetRequiredService<TimeProvider>()));
         var state = new ProbeStateDirectory(stateDirectory);
+        // Always there (the capture engine asks for it); it leaves something out only for a joined probe.
+        services.AddSingleton(sp => OwnTraffic.For(state, sp.GetRequiredService<IOptions<CaptureOptions>>().Value, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<OwnTraffic>>()));
+        if (state.IsJoined)
+            services.AddSingleton<IProbeTask>(sp => sp.GetRequiredService<OwnTraffic>());
         services.AddOptions<CertificateOptions>().BindConfiguration(CertificateOptions.SectionName).ValidateOnStart();
         services.AddSingleton<IValidateOptions<CertificateOptions>, CertificateOptionsValidator>();
         if (state.IsJoined && File.Exists(state.CertificatePath) && File.Exists(state.KeyPath))

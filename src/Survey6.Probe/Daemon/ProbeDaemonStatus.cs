@@ -26,9 +26,13 @@ public sealed record ProbeStatus
 
     public IReadOnlyList<string> Interfaces { get; init; } = [];
 
+    /// <summary>The filter libpcap applies: the one in force (<see cref="PolicyStatus.Filter"/>) with the probe's own traffic taken out.</summary>
     public string Filter { get; init; } = "";
 
     public int SnapLength { get; init; }
+
+    /// <summary>The probe's traffic with its C&amp;C and whether the capture leaves it out; null when not joined.</summary>
+    public Capture.OwnTrafficStatus? OwnTraffic { get; init; }
 
     public CaptureStatus Capture { get; init; } = new();
 
@@ -56,6 +60,7 @@ public sealed record PolicyStatus
 
     public IReadOnlyList<string> Interfaces { get; init; } = [];
 
+    /// <summary>The filter in force (configuration or policy), before the probe's own traffic is taken out.</summary>
     public string Filter { get; init; } = "";
 
     public int SnapLength { get; init; }

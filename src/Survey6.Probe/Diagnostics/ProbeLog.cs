@@ -27,6 +27,18 @@ internal static partial class ProbeLog
     [LoggerMessage(EventId = 106, Level = LogLevel.Warning, Message = "pcap_stats on {Interface} failed: {Reason}")]
     public static partial void StatisticsFailed(ILogger logger, string @interface, string reason);
 
+    [LoggerMessage(EventId = 107, Level = LogLevel.Information, Message = "The capture leaves out the probe's own traffic with its C&C {Host} port {Port}: {Addresses}")]
+    public static partial void OwnTrafficLeftOut(ILogger logger, string host, int port, string addresses);
+
+    [LoggerMessage(EventId = 108, Level = LogLevel.Warning, Message = "Cannot resolve the C&C host {Host} ({Reason}); the {Known} addresses known stay left out of the capture")]
+    public static partial void OwnTrafficResolveFailed(ILogger logger, string host, string reason, int known);
+
+    [LoggerMessage(EventId = 109, Level = LogLevel.Warning, Message = "The C&C host {Host} resolves to {Count} addresses; only the first {Max} are left out of the capture")]
+    public static partial void OwnTrafficTooManyAddresses(ILogger logger, string host, int count, int max);
+
+    [LoggerMessage(EventId = 110, Level = LogLevel.Warning, Message = "Probe:Capture:ExcludeOwnTraffic is off: the probe's uploads and heartbeats to {Server} are captured, and uploaded again")]
+    public static partial void OwnTrafficCaptured(ILogger logger, Uri server);
+
     [LoggerMessage(EventId = 200, Level = LogLevel.Information, Message = "Spool file {File} closed ({Reason}): {Frames} frames, {Bytes} bytes")]
     public static partial void FileClosed(ILogger logger, string file, string reason, long frames, long bytes);
 

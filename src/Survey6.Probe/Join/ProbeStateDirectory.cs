@@ -118,6 +118,19 @@ public sealed class ProbeStateDirectory(string path)
         return json?["probe_id"]?.GetValue<string>();
     }
 
+    /// <summary>The C&amp;C's URL recorded by the join (probe.json <c>server</c>), or null when not joined.</summary>
+    /// <exception cref="InvalidOperationException">probe.json names no server or an unusable one.</exception>
+    public Uri? ReadServer()
+    {
+        if (!IsJoined)
+            return null;
+        var url = JsonNode.Parse(File.ReadAllText(ProbeJsonPath))?["server"]?.GetValue<string>()
+            ?? throw new InvalidOperationException($"{ProbeJsonPath} names no server");
+        return Uri.TryCreate(url, UriKind.Absolute, out var server)
+            ? server
+            : throw new InvalidOperationException($"{ProbeJsonPath} names server '{url}', which is not an absolute URL");
+    }
+
     public void Write(ECDsa key, X509Certificate2 certificate, X509Certificate2 ca, Uri server, string pin, JoinResponse response)
     {
         ArgumentNullException.ThrowIfNull(key);

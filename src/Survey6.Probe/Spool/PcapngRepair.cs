@@ -74,7 +74,7 @@ public static class PcapngRepair
 
         var now = ProbeIdentity.UnixNanoseconds(DateTimeOffset.UtcNow);
         var note = PcapngMetadata.FormatComment(
-            Spool.CaptureManifest.RepairedCommentKey,
+            PcapngMetadata.Repaired,
             string.Create(CultureInfo.InvariantCulture,
                 $"cut at offset {goodLength}, {length - goodLength} bytes of a torn block discarded; window counters lost in a crash"));
         var tail = EncodeStatistics(interfaces, Enumerable.Range(0, interfaces.Count).Select(id => (id, now, new PcapngInterfaceStatistics

@@ -1,7 +1,8 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
-using Survey6.Probe.Capture;
+using Survey6.Contracts.Manifests;
 using Survey6.Packets.Files;
+using Survey6.Probe.Capture;
 using Survey6.Probe.Diagnostics;
 
 namespace Survey6.Probe.Spool;
@@ -157,16 +158,18 @@ public sealed class SpoolDirectory
             if (!SpoolFileName.TryParse(System.IO.Path.GetFileName(path), out var start, out var sequence))
                 continue;
             var manifestPath = SpoolFileName.ManifestFor(path);
-            if (!File.Exists(manifestPath))
+            var loaded = File.Exists(manifestPath) ? TryLoad(path, manifestPath, start, sequence) : null;
+            if (loaded is null)
             {
-                // Renamed, then the process died before the manifest was written.
-                WriteManifest(CaptureManifest.Build(path, sequence, CloseReason.Unknown), manifestPath);
+                // Renamed, then the process died before the manifest was written (or a person damaged it).
+                WriteManifest(CaptureManifestBuilder.Build(path, sequence, CloseReason.Unknown), manifestPath);
                 var name = System.IO.Path.GetFileName(path);
                 ProbeLog.ManifestRebuilt(_logger, name);
                 rebuilt++;
+                loaded = TryLoad(path, manifestPath, start, sequence)!;
             }
 
-            Add(Load(path, manifestPath, start, sequence));
+            Add(loaded);
         }
 
         WriteSequence(_lastSequence);
@@ -217,15 +220,14 @@ public sealed class SpoolDirectory
         File.Move(partialPath, path);
         DurableFiles.SyncDirectory(Root);
         var manifestPath = SpoolFileName.ManifestFor(path);
-        var manifest = CaptureManifest.Build(path, sequence, reason);
+        var manifest = CaptureManifestBuilder.Build(path, sequence, reason);
         WriteManifest(manifest, manifestPath);
         if (!SpoolFileName.TryParse(System.IO.Path.GetFileName(path), out var start, out _))
             throw new ArgumentException($"{path} is not a spool file name", nameof(partialPath));
         var file = new SpoolFile(path, manifestPath, sequence, start, manifest.Size, new FileInfo(manifestPath).Length, manifest.Sha256,
-            manifest.Frames, manifest.FirstFrameNanoseconds, manifest.LastFrameNanoseconds);
+            manifest.Frames, manifest.FirstFrameNs, manifest.LastFrameNs);
         Add(file);
-        var closedAs = CaptureManifest.ReasonName(manifest.CloseReason);
-        ProbeLog.FileClosed(_logger, file.Name, closedAs, manifest.Frames, manifest.Size);
+        ProbeLog.FileClosed(_logger, file.Name, manifest.CloseReason ?? "", manifest.Frames, manifest.Size);
         FileClosed?.Invoke(file);
         return file;
     }
@@ -285,16 +287,26 @@ public sealed class SpoolDirectory
         }
     }
 
-    private static SpoolFile Load(string path, string manifestPath, DateTimeOffset start, long sequence)
+    /// <summary>The spool file with what its manifest says; null when the manifest is not a valid one.</summary>
+    private static SpoolFile? TryLoad(string path, string manifestPath, DateTimeOffset start, long sequence)
     {
-        var json = File.ReadAllText(manifestPath);
-        var (sha, frames, first, last) = CaptureManifest.ReadSummary(json);
-        return new SpoolFile(path, manifestPath, sequence, start, new FileInfo(path).Length, new FileInfo(manifestPath).Length, sha, frames, first, last);
+        CaptureManifest manifest;
+        try
+        {
+            manifest = CaptureManifest.Parse(File.ReadAllBytes(manifestPath));
+        }
+        catch (ManifestException)
+        {
+            return null;
+        }
+
+        return new SpoolFile(path, manifestPath, sequence, start, new FileInfo(path).Length, new FileInfo(manifestPath).Length,
+            manifest.Sha256, manifest.Frames, manifest.FirstFrameNs, manifest.LastFrameNs);
     }
 
     private void WriteManifest(CaptureManifest manifest, string manifestPath)
     {
-        DurableFiles.WriteAtomically(manifestPath, System.Text.Encoding.UTF8.GetBytes(manifest.ToJson()));
+        DurableFiles.WriteAtomically(manifestPath, manifest.ToUtf8Json());
     }
 
     private long ReadSequence()

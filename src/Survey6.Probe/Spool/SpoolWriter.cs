@@ -334,7 +334,7 @@ public sealed class SpoolWriter
                     InterfaceDropped = (ulong)window.InterfaceDropped,
                     OsDropped = (ulong)window.KernelDropped,
                     UserDelivered = (ulong)window.Written,
-                    Comment = CaptureManifest.DropsComment(window.QueueDropped, window.DiskDropped),
+                    Comment = PcapngMetadata.FormatDrops(window.QueueDropped, window.DiskDropped),
                 });
                 next[i.Index] = current;
             }

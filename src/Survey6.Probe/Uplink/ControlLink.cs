@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Google.Protobuf.WellKnownTypes;
 using Microsoft.Extensions.Logging;
 using Survey6.Contracts.V1;
+using Survey6.Probe.Capture;
 using Survey6.Probe.Control;
 using Survey6.Probe.Daemon;
 using Survey6.Probe.Join;
@@ -21,14 +22,16 @@ public sealed class ControlLink : IControlLink
     private readonly PolicyController _policies;
     private readonly ProbeCredentials _credentials;
     private readonly InterfaceTraffic _traffic;
+    private readonly OwnTraffic? _ownTraffic;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
     private TimeSpan _lastCpu;
     private long _lastCpuTimestamp;
 
-    public ControlLink(ProbeDaemonPaths paths, PolicyController policies, ProbeCredentials credentials, InterfaceTraffic traffic, TimeProvider time, ILogger<ControlLink> logger)
+    public ControlLink(ProbeDaemonPaths paths, PolicyController policies, ProbeCredentials credentials, InterfaceTraffic traffic, TimeProvider time, ILogger<ControlLink> logger, OwnTraffic? ownTraffic = null)
     {
+        _ownTraffic = ownTraffic;
         ArgumentNullException.ThrowIfNull(paths);
         _state = new ProbeStateDirectory(paths.Root);
         _policies = policies;
@@ -46,6 +49,7 @@ public sealed class ControlLink : IControlLink
             Time = _time,
             Disconnected = (e, delay) => UplinkLog.ControlDisconnected(_logger, e.Message, delay),
             ClientCertificateSource = () => _credentials.Current,
+            Connecting = RefreshOwnTrafficAsync,
         };
         if (_policies.HeartbeatInterval is { } interval)
             options = options with { HeartbeatInterval = interval };
@@ -69,6 +73,22 @@ public sealed class ControlLink : IControlLink
             _policies.HeartbeatIntervalChanged -= OnInterval;
             await stop.CancelAsync().ConfigureAwait(false);
             await commands.ContinueWith(static _ => { }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Before each connection: the server's host resolved again, so the capture leaves out where it now is.</summary>
+    private async Task RefreshOwnTrafficAsync(CancellationToken cancellationToken)
+    {
+        if (_ownTraffic is null)
+            return;
+        try
+        {
+            await _ownTraffic.RefreshAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // A capture restart that failed is the daemon's to report and retry; the control stream goes on.
+            UplinkLog.OwnTrafficRefreshFailed(_logger, e.Message);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Survey6.Contracts.Manifests;
 using Survey6.Probe.Daemon;
 using Survey6.Probe.Join;
 using Survey6.Probe.Spool;
@@ -156,7 +157,7 @@ public sealed class SpoolUploader : IUploader
             _retryAt.Remove(file.Sequence);
             UplinkLog.FileUploaded(_logger, file.Name, file.Size, result.Ack.Duplicate);
         }
-        catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is CaptureUploadException or IOException or UnauthorizedAccessException or FormatException or System.Text.Json.JsonException)
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && e is CaptureUploadException or IOException or UnauthorizedAccessException or ManifestException)
         {
             // Evicted by the disk guard while it was read: not a failure, it is simply gone.
             if (!spool.ClosedFiles().Any(f => f.Sequence == file.Sequence))
@@ -175,13 +176,8 @@ public sealed class SpoolUploader : IUploader
     private static UploadManifest Manifest(SpoolFile file)
     {
         var json = file.ReadManifestJson();
-        var (start, end) = CaptureManifest.ReadWindow(json);
-        var from = start is { } s ? FromNanoseconds(s) : file.StartedAt;
-        var to = end is { } e ? FromNanoseconds(e) : from;
-        return new UploadManifest(from, to < from ? from : to, json);
+        return UploadManifest.For(CaptureManifest.Parse(json), json, file.StartedAt);
     }
-
-    private static DateTimeOffset FromNanoseconds(long nanoseconds) => DateTimeOffset.UnixEpoch.AddTicks(nanoseconds / 100);
 
     private async Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {

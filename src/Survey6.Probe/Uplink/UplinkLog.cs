@@ -28,6 +28,9 @@ internal static partial class UplinkLog
     [LoggerMessage(EventId = 412, Level = LogLevel.Information, Message = "Command {CommandId} ({Kind}): ok {Ok}, {Result}")]
     public static partial void CommandExecuted(ILogger logger, string commandId, Survey6.Contracts.V1.CommandKind kind, bool ok, string result);
 
+    [LoggerMessage(EventId = 414, Level = LogLevel.Warning, Message = "Leaving the C&C's new addresses out of the capture failed: {Reason}")]
+    public static partial void OwnTrafficRefreshFailed(ILogger logger, string reason);
+
     [LoggerMessage(EventId = 413, Level = LogLevel.Error, Message = "The server refused this probe; the control stream stops: {Reason}")]
     public static partial void ControlRefused(ILogger logger, string reason);
 }

@@ -36,7 +36,7 @@ public sealed class CaptureUploadException : Exception
     /// <summary>The gRPC status of the last attempt.</summary>
     public StatusCode StatusCode { get; } = StatusCode.Unknown;
 
-    /// <summary>The server's <c>survey6-rejection</c> trailer (too-large, not-a-capture, ...), if it refused the upload.</summary>
+    /// <summary>The server's <see cref="Contracts.UploadRejections.Trailer"/> trailer (too-large, not-a-capture, ...), if it refused the upload.</summary>
     public string? Rejection { get; }
 
     public bool IsTransient { get; }

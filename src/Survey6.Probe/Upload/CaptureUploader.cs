@@ -7,6 +7,7 @@ using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Survey6.Contracts;
 using Survey6.Contracts.V1;
 
 namespace Survey6.Probe.Upload;
@@ -25,11 +26,6 @@ namespace Survey6.Probe.Upload;
 /// </summary>
 public sealed class CaptureUploader
 {
-    /// <summary>The server's trailer naming a refusal (see the server's UploadStatusCodes).</summary>
-    public const string RejectionTrailer = "survey6-rejection";
-
-    private const string DigestMismatch = "digest-mismatch";
-
     private readonly Contracts.V1.Upload.UploadClient _client;
     private readonly CaptureUploaderOptions _options;
     private readonly IUploadRateLimiter? _rateLimiter;
@@ -90,8 +86,8 @@ public sealed class CaptureUploader
             }
             catch (RpcException e)
             {
-                var rejection = e.Trailers.GetValue(RejectionTrailer);
-                if (rejection == DigestMismatch && !state.Restarted)
+                var rejection = e.Trailers.GetValue(UploadRejections.Trailer);
+                if (rejection == UploadRejections.DigestMismatch && !state.Restarted)
                 {
                     // The server's partial copy was damaged (e.g. by a power loss) and is gone; if our file is still
                     // what we hashed, sending it whole once more is the cure.

@@ -1,5 +1,5 @@
 using System.Globalization;
-using System.Text.Json;
+using Survey6.Contracts.Manifests;
 using Survey6.Data;
 
 namespace Survey6.Server.Api;
@@ -68,24 +68,20 @@ public sealed class CaptureDirectoryUploadQueries(DataLayout layout) : IUploadQu
             return null;
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllBytes(manifestPath));
-            var root = document.RootElement;
+            var manifest = StoredCaptureManifest.Load(manifestPath);
             return new UploadDto(
-                root.GetProperty("sha256").GetString() ?? sha,
-                root.GetProperty("probe_id").GetString() ?? "",
-                root.GetProperty("size").GetInt64(),
-                root.TryGetProperty("format", out var format) ? format.GetString() : null,
-                Time(root, "window_start"),
-                Time(root, "window_end"),
-                Time(root, "received_at") ?? File.GetLastWriteTimeUtc(manifestPath),
+                manifest.Sha256,
+                manifest.ProbeId,
+                manifest.Size,
+                manifest.Format,
+                manifest.WindowStart,
+                manifest.WindowEnd,
+                manifest.ReceivedAt ?? File.GetLastWriteTimeUtc(manifestPath),
                 File.Exists(Path.Combine(directory, sha + ".queued")) ? "queued" : "stored");
         }
-        catch (Exception e) when (e is IOException or JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        catch (Exception e) when (e is IOException or ManifestException)
         {
             return null;
         }
     }
-
-    private static DateTimeOffset? Time(JsonElement root, string name) =>
-        root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetDateTimeOffset().ToUniversalTime() : null;
 }

@@ -110,7 +110,7 @@ public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probe
         LastHeartbeat = health?.LastHeartbeatAt,
         Hostname = probe.Hostname,
         Labels = probe.Labels,
-        Location = facts?.Location is { } l ? new LocationDto(l.HasLatitude ? l.Latitude : null, l.HasLongitude ? l.Longitude : null, NullIfEmpty(l.Country), NullIfEmpty(l.City)) : null,
+        Location = Location(facts),
         Version = NullIfEmpty(facts?.SoftwareVersion),
         CertNotAfter = probe.CertificateNotAfter,
         CertSerial = probe.CertificateSerial,
@@ -137,6 +137,11 @@ public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probe
 
         return certificates;
     }
+
+    /// <summary>The location a probe gave at join, as the API and <c>server probes --json</c> show it.</summary>
+    internal static LocationDto? Location(HostFacts? facts) => facts?.Location is { } l
+        ? new LocationDto(l.HasLatitude ? l.Latitude : null, l.HasLongitude ? l.Longitude : null, NullIfEmpty(l.Country), NullIfEmpty(l.City))
+        : null;
 
     /// <summary>The facts stored at join (protobuf JSON); null if unreadable, which only a hand-edited database would cause.</summary>
     internal static HostFacts? ParseFacts(string json)

@@ -26,6 +26,9 @@ public sealed class ServerDataDirectory(string root)
     /// <inheritdoc cref="DataLayout.AdminPasswordFile"/>
     public string AdminPasswordFile => Layout.AdminPasswordFile;
 
+    /// <summary>The web UI's Data Protection keys (session cookies, antiforgery tokens), owner-only.</summary>
+    public string DataProtectionKeys => Layout.DataProtectionKeys;
+
     /// <summary>
     /// Makes the data directory owner-only (created 0700, or an open one tightened, or a clear refusal:
     /// <see cref="DataLayout.EnsureOwnerOnly"/>) and creates <c>pki/</c> owner-only if missing.

@@ -1,4 +1,4 @@
-using System.Text.Json;
+using Survey6.Contracts.Manifests;
 using Survey6.Ingest;
 using Survey6.Server.Storage;
 
@@ -17,27 +17,27 @@ public sealed class IngestingCaptureSink(IIngestQueue queue, UploadRecords recor
     {
         ArgumentNullException.ThrowIfNull(capture);
         var manifest = await ReadManifestAsync(capture.ManifestPath, cancellationToken).ConfigureAwait(false);
-        var receivedAt = manifest.ReceivedAt ?? time.GetUtcNow();
+        var receivedAt = manifest?.ReceivedAt ?? time.GetUtcNow();
         await queue.EnqueueAsync(
             new CaptureEnqueued(capture.Sha256, capture.ProbeId, capture.Path, capture.Size, receivedAt, capture.ManifestPath),
             cancellationToken).ConfigureAwait(false);
         records.RecordStored(new UploadRecord(0, capture.Sha256, capture.ProbeId, capture.Size,
-            manifest.WindowStart ?? receivedAt, manifest.WindowEnd ?? receivedAt, receivedAt, Duplicate: false, capture.Path));
+            manifest?.WindowStart ?? receivedAt, manifest?.WindowEnd ?? receivedAt, receivedAt, Duplicate: false, capture.Path));
     }
 
-    /// <summary>The window and receipt time the store wrote into the server manifest; missing fields stay null.</summary>
-    private static async Task<(DateTimeOffset? WindowStart, DateTimeOffset? WindowEnd, DateTimeOffset? ReceivedAt)> ReadManifestAsync(
-        string path, CancellationToken cancellationToken)
+    /// <summary>
+    /// The manifest for the uploads table. The store writes it before the capture; a missing or unreadable one (a
+    /// person's doing, found by recovery) must not keep the capture out of the queue: the aggregator reports it.
+    /// </summary>
+    private static async Task<StoredCaptureManifest?> ReadManifestAsync(string path, CancellationToken cancellationToken)
     {
-        // The store always writes the manifest before the capture; tolerate its absence rather than refuse to queue.
-        if (!File.Exists(path))
-            return (null, null, null);
-        await using var stream = File.OpenRead(path);
-        using var document = await JsonDocument.ParseAsync(stream, cancellationToken: cancellationToken).ConfigureAwait(false);
-        var root = document.RootElement;
-        return (Time(root, "window_start"), Time(root, "window_end"), Time(root, "received_at"));
-
-        static DateTimeOffset? Time(JsonElement root, string name) =>
-            root.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String && value.TryGetDateTimeOffset(out var t) ? t : null;
+        try
+        {
+            return StoredCaptureManifest.Parse(await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false));
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or ManifestException)
+        {
+            return null;
+        }
     }
 }

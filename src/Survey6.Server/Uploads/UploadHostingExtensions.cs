@@ -45,6 +45,7 @@ public static class UploadHostingExtensions
 
         services.AddSingleton<UploadRecords>();
         services.AddSingleton<ICaptureStoredSink, IngestingCaptureSink>();
+        services.AddSingleton<IProbeAnnotations, StateDbProbeAnnotations>();
         services.AddSingleton(sp =>
         {
             // The data directory is owner-only before the store adds its folders to it.
@@ -53,7 +54,8 @@ public static class UploadHostingExtensions
                 sp.GetRequiredService<IOptions<CaptureStoreOptions>>(),
                 sp.GetRequiredService<ICaptureStoredSink>(),
                 sp.GetRequiredService<ILogger<CaptureStore>>(),
-                sp.GetRequiredService<TimeProvider>());
+                sp.GetRequiredService<TimeProvider>(),
+                sp.GetRequiredService<IProbeAnnotations>());
         });
         services.AddHostedService<CaptureStoreRecovery>();
         return services;

@@ -1,6 +1,7 @@
 using Grpc.Core;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Survey6.Contracts;
 using Survey6.Contracts.V1;
 using Survey6.Server.Diagnostics;
 using Survey6.Server.Security;
@@ -55,7 +56,7 @@ public sealed class UploadService(
         }
         catch (ProtocolViolationException e)
         {
-            counters.Increment(UploadCounterNames.RejectedPrefix + UploadStatusCodes.Protocol);
+            counters.Increment(UploadCounterNames.RejectedPrefix + UploadRejections.Protocol);
             UploadLog.ProtocolViolation(logger, call.ProbeId, call.Remote, e.Message);
             throw UploadStatusCodes.ProtocolViolation(e.Message);
         }
@@ -157,7 +158,7 @@ public sealed class UploadService(
     private RpcException Refused(UploadRejectedException rejection)
     {
         var refused = UploadStatusCodes.ToRpcException(rejection);
-        counters.Increment(UploadCounterNames.RejectedPrefix + refused.Trailers.GetValue(UploadStatusCodes.RejectionTrailer));
+        counters.Increment(UploadCounterNames.RejectedPrefix + refused.Trailers.GetValue(UploadRejections.Trailer));
         return refused;
     }
 

@@ -1,57 +1,33 @@
 using System.Globalization;
 using Grpc.Core;
+using Survey6.Contracts;
 using Survey6.Server.Storage;
 
 namespace Survey6.Server.Uploads;
 
 /// <summary>
 /// How a refused upload is reported over gRPC (docs/protocol.md, "Upload errors"): a status code a client can act
-/// on, a detail for people, and trailers for programs.
+/// on, a detail for people, and trailers for programs (their names and values: <see cref="UploadRejections"/>).
 /// </summary>
 public static class UploadStatusCodes
 {
-    /// <summary>Trailer naming the refusal: invalid-sha, too-large, chunk-sequence, busy, digest-mismatch, protocol, ...</summary>
-    public const string RejectionTrailer = "survey6-rejection";
-
-    /// <summary>Trailer with the offset the next chunk must start at, when the server knows it.</summary>
-    public const string ExpectedOffsetTrailer = "survey6-expected-offset";
-
-    /// <summary>The request stream broke the header, data, trailer order.</summary>
-    public const string Protocol = "protocol";
-
-    /// <summary>Another upload of the same capture holds it (a ChunkSequence rejection without an expected offset).</summary>
-    public const string Busy = "busy";
-
-    /// <summary>The trailer value for <paramref name="rejection"/>.</summary>
-    public static string Name(UploadRejection rejection) => rejection switch
-    {
-        UploadRejection.InvalidSha => "invalid-sha",
-        UploadRejection.InvalidHeader => "invalid-header",
-        UploadRejection.TooLarge => "too-large",
-        UploadRejection.QuotaExceeded => "quota-exceeded",
-        UploadRejection.ChunkSequence => "chunk-sequence",
-        UploadRejection.SizeMismatch => "size-mismatch",
-        UploadRejection.DigestMismatch => "digest-mismatch",
-        UploadRejection.NotACapture => "not-a-capture",
-        _ => "rejected",
-    };
-
     /// <summary>The status for a store rejection, with its name (and expected offset, if any) in trailers.</summary>
     public static RpcException ToRpcException(UploadRejectedException rejection)
     {
         ArgumentNullException.ThrowIfNull(rejection);
         var busy = rejection.Rejection == UploadRejection.ChunkSequence && rejection.ExpectedOffset is null;
-        var name = busy ? Busy : Name(rejection.Rejection);
+        var name = busy ? UploadRejections.Busy : UploadRejections.Name(rejection.Rejection);
         var code = busy ? StatusCode.Aborted : Code(rejection.Rejection);
-        var trailers = new Metadata { { RejectionTrailer, name } };
+        var trailers = new Metadata { { UploadRejections.Trailer, name } };
         if (rejection.ExpectedOffset is { } expected)
-            trailers.Add(ExpectedOffsetTrailer, expected.ToString(CultureInfo.InvariantCulture));
+            trailers.Add(UploadRejections.ExpectedOffsetTrailer, expected.ToString(CultureInfo.InvariantCulture));
         return new RpcException(new Status(code, $"upload refused: {name}: {rejection.Message}"), trailers);
     }
 
     /// <summary>A request stream that is not header, data..., trailer.</summary>
     public static RpcException ProtocolViolation(string detail) =>
-        new(new Status(StatusCode.InvalidArgument, $"upload refused: {Protocol}: {detail}"), new Metadata { { RejectionTrailer, Protocol } });
+        new(new Status(StatusCode.InvalidArgument, $"upload refused: {UploadRejections.Protocol}: {detail}"),
+            new Metadata { { UploadRejections.Trailer, UploadRejections.Protocol } });
 
     /// <summary>
     /// The code for each rejection. Retrying the same bytes cannot help with InvalidArgument; FailedPrecondition means

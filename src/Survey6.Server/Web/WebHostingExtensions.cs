@@ -38,6 +38,7 @@ public static partial class WebHostingExtensions
 
     public static IServiceCollection AddSurvey6Web(this IServiceCollection services)
     {
+        services.AddSurvey6DataProtection();
         services.AddSingleton<WebAdminStore>();
         services.AddSingleton<WebData>();
         services.AddSingleton<AggregatorLedgerReader>();
@@ -124,6 +125,10 @@ public static partial class WebHostingExtensions
         // Authenticated like the pages: the form's antiforgery token is bound to the logged-in user.
         pages.MapPost("/logout", async (HttpContext context, IAntiforgery antiforgery, WebAdminStore admin) =>
         {
+            // Open to anyone (an expired session just lands on the login page), so no policy reads the cookie here; the
+            // form's token was issued to the logged-in user and only validates against that user.
+            if ((await context.AuthenticateAsync(ApiAuthentication.CookieScheme).ConfigureAwait(false)).Principal is { } user)
+                context.User = user;
             if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
                 return Refused();
             admin.EndAllSessions(); // a copy of the cookie must not outlive the logout

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using System.Text;
 using DuckDB.NET.Data;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -6,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Survey6.Aggregator.Ledger;
 using Survey6.Aggregator.Storage;
+using Survey6.Contracts.Manifests;
 
 namespace Survey6.Aggregator.Tests.Support;
 
@@ -67,19 +69,35 @@ public sealed class Workspace : IDisposable
     public string CapturePath(string sha, string probe = "probe-a", string date = "2024-05-01") =>
         Path.Combine(DataDirectory, "captures", probe, date, sha + ".pcapng");
 
-    /// <summary>A server manifest with the probe's manifest nested, as the C&amp;C writes them.</summary>
-    public static string Manifest(string sha, string probe, string date, string? probeManifest = null) => $$"""
+    /// <summary>
+    /// The server's manifest as the C&amp;C writes it: labels and location from its record of the probe, the probe's
+    /// manifest beside them with a window of 10:00 to 11:00 and 6 drops of every kind (kernel 1, interface 2, queue 2, disk 1).
+    /// </summary>
+    public static string Manifest(string sha, string probe, string date, string? probeManifest = null)
+    {
+        var day = DateOnly.ParseExact(date, "yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+        long At(int hour) => new DateTimeOffset(day.ToDateTime(new TimeOnly(hour, 0)), TimeSpan.Zero).ToUnixTimeMilliseconds() * 1_000_000;
+        probeManifest ??= new CaptureManifest
         {
-          "sha256": "{{sha}}",
-          "probe_id": "{{probe}}",
-          "size": 0,
-          "format": "pcapng",
-          "window_start": "{{date}}T10:00:00+00:00",
-          "window_end": "{{date}}T11:00:00+00:00",
-          "received_at": "{{date}}T11:05:00+00:00",
-          "probe_manifest": {{probeManifest ?? """{"labels": {"site": "lab", "rack": "r1"}, "location": {"lat": 48.1, "lon": 11.5, "country": "DE", "city": "Munich"}, "drops": {"if_dropped": 5, "os_dropped": 1}, "interface": "eth0", "filter": "ip6 or proto 41"}"""}}
-        }
-        """;
+            ManifestVersion = CaptureManifest.CurrentVersion,
+            File = "20240501T100000Z-000001.pcapng",
+            Sha256 = sha,
+            Size = 0,
+            Sequence = 1,
+            ProbeId = "what-the-file-claims",
+            Labels = new Dictionary<string, string> { ["site"] = "the-probe-claims" },
+            WindowStartNs = At(10),
+            WindowEndNs = At(11),
+            Frames = 0,
+            Interface = "eth0",
+            Filter = "ip6 or proto 41",
+            Drops = new ManifestDrops { Kernel = 1, Interface = 2, Queue = 2, Disk = 1 },
+            Interfaces = [new ManifestInterface { Id = 0, Name = "eth0", Frames = 0, KernelDropped = 1, InterfaceDropped = 2, QueueDropped = 2, DiskDropped = 1 }],
+            CloseReason = "size",
+        }.ToJson();
+        return Encoding.UTF8.GetString(StoredCaptureManifest.Create(sha, probe, 0, "pcapng", At(10), At(11), At(11) + 300_000_000_000,
+            new Dictionary<string, string> { ["site"] = "lab", ["rack"] = "r1" }, new ProbeLocation(48.1, 11.5, "DE", "Munich"), probeManifest).ToUtf8Json());
+    }
 
     public async Task<StageReport> RunAsync(AggregatorStage stage)
     {

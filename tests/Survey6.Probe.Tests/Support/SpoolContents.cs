@@ -78,6 +78,8 @@ internal static class SpoolContents
 
         var manifestPath = path[..^".pcapng".Length] + ".manifest.json";
         Assert.True(File.Exists(manifestPath), $"{name} has no manifest");
+        // Every manifest the probe writes is a valid one of the contract the server checks uploads against.
+        Survey6.Contracts.Manifests.CaptureManifest.Parse(File.ReadAllBytes(manifestPath));
         using var manifest = JsonDocument.Parse(File.ReadAllText(manifestPath));
         var bytes = File.ReadAllBytes(path);
         return new SpoolCapture(
@@ -93,7 +95,7 @@ internal static class SpoolContents
             bytes.Length);
     }
 
-    /// <summary>Enough of Ethernet, IPv4 (6in4, Teredo) and IPv6 to recognise the test's own traffic.</summary>
+    /// <summary>Enough of Ethernet, IPv4 (TCP, 6in4, Teredo) and IPv6 to recognise the test's own traffic.</summary>
     public static FrameInfo Classify(string file, ReadOnlySpan<byte> data, LinkType linkType, long timestamp, uint originalLength)
     {
         var unknown = new FrameInfo(file, 0, timestamp, data.Length, originalLength, "other", null, null, -1, -1, -1, -1, -1, -1);
@@ -123,10 +125,34 @@ internal static class SpoolContents
             return unknown;
         var ip4 = data[at..];
         var headerLength = (ip4[0] & 0x0F) * 4;
+        if (headerLength < 20 || ip4.Length < headerLength)
+            return unknown;
         if (ip4[9] == 41)
             return Ipv6(unknown, ip4[headerLength..], "6in4");
-        if (ip4[9] == 17 && ip4.Length >= headerLength + 8 && BinaryPrimitives.ReadUInt16BigEndian(ip4[(headerLength + 2)..]) == 3544)
-            return Ipv6(unknown, ip4[(headerLength + 8)..], "teredo");
+        var transport = ip4[headerLength..];
+        if (ip4[9] == 17 && transport.Length >= 8)
+        {
+            // Teredo on its port, or elsewhere an IPv6 packet that exactly fills the datagram (all the tests send).
+            var payload = transport[8..];
+            if (BinaryPrimitives.ReadUInt16BigEndian(transport[2..]) == 3544
+                || (payload.Length >= 40 && payload[0] >> 4 == 6 && BinaryPrimitives.ReadUInt16BigEndian(payload[4..]) + 40 == payload.Length))
+                return Ipv6(unknown, payload, "teredo");
+        }
+
+        if ((ip4[9] == 17 && transport.Length >= 8) || (ip4[9] == 6 && transport.Length >= 14))
+        {
+            return unknown with
+            {
+                Encapsulation = "ipv4",
+                Source = new IPAddress(ip4.Slice(12, 4)),
+                Destination = new IPAddress(ip4.Slice(16, 4)),
+                NextHeader = ip4[9],
+                SourcePort = BinaryPrimitives.ReadUInt16BigEndian(transport),
+                DestinationPort = BinaryPrimitives.ReadUInt16BigEndian(transport[2..]),
+                TcpFlags = ip4[9] == 6 ? transport[13] : -1,
+            };
+        }
+
         return unknown;
     }
 

@@ -248,7 +248,7 @@ public sealed partial class WebPagesTests
         var token = ui.Server.CreateToken();
         using (var connection = await UploadTestSupport.JoinAsync(ui.Server.GrpcUrl, token, ui.Server.Pki.Authority.Pin, Path.Combine(ui.Server.Root, "dns-probe")))
         {
-            var result = await UploadTestSupport.Uploader(connection).UploadAsync(capture, UploadTestSupport.Manifest());
+            var result = await UploadTestSupport.Uploader(connection).UploadAsync(capture, UploadTestSupport.Manifest(capture));
             Assert.NotNull(result);
         }
 
@@ -478,7 +478,7 @@ public sealed partial class WebPagesTests
         {
             var data = UploadTestSupport.Capture(seed: 40 + i);
             var path = UploadTestSupport.Write(Path.Combine(ui.Server.Root, name + "-spool"), data);
-            await uploader.UploadAsync(path, UploadTestSupport.Manifest());
+            await uploader.UploadAsync(path, UploadTestSupport.Manifest(path));
             shas.Add(UploadTestSupport.Sha(data));
         }
 

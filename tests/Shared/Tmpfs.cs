@@ -1,0 +1,35 @@
+namespace Survey6.Tests;
+
+/// <summary>A tmpfs of a given size mounted for one test and unmounted after it, whatever happens (needs root).</summary>
+internal sealed class Tmpfs : IDisposable
+{
+    /// <param name="size">As mount takes it: <c>2m</c>, <c>16m</c>.</param>
+    public Tmpfs(string size)
+    {
+        Tool.RequireRoot();
+        Path = Directory.CreateTempSubdirectory("s6tmpfs-").FullName;
+        try
+        {
+            Tool.Run("mount", "-t", "tmpfs", "-o", $"size={size},mode=0700", "tmpfs", Path).Check();
+        }
+        catch
+        {
+            Directory.Delete(Path);
+            throw;
+        }
+    }
+
+    public string Path { get; }
+
+    public void Dispose()
+    {
+        Tool.Run("umount", Path);
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
