@@ -25,7 +25,13 @@ public static partial class ServerCommands
             {
                 var database = OpenOrInitialise(parse, dataDir, config);
                 new WebAdminStore(new SettingsStore(database), TimeProvider.System).SetPassword(password);
-                parse.InvocationConfiguration.Output.WriteLine($"password set for user {WebAdminStore.UserName}; a running server uses it for the next login");
+                var output = parse.InvocationConfiguration.Output;
+                output.WriteLine($"password set for user {WebAdminStore.UserName}; a running server uses it for the next login and has ended every session");
+                if (File.Exists(directory.AdminPasswordFile))
+                {
+                    File.Delete(directory.AdminPasswordFile); // the first start's password, no longer valid
+                    output.WriteLine($"removed {directory.AdminPasswordFile}");
+                }
                 return 0;
             });
         });

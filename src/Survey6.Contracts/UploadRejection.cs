@@ -29,6 +29,12 @@ public enum UploadRejection
 
     /// <summary>The content is not a readable pcap or pcapng file. The partial upload is deleted.</summary>
     NotACapture = 8,
+
+    /// <summary>The probe already has as many partial uploads as it may keep, every one of them in progress; retry later.</summary>
+    PartialUploadLimit = 9,
+
+    /// <summary>The server's disk is at its free-space floor; retry later. Nothing of this upload was kept.</summary>
+    ServerDiskLow = 10,
 }
 
 /// <summary>The names and trailers by which the server tells a probe why it refused an upload; the probe acts on them.</summary>
@@ -48,6 +54,8 @@ public static class UploadRejections
     public const string SizeMismatch = "size-mismatch";
     public const string DigestMismatch = "digest-mismatch";
     public const string NotACapture = "not-a-capture";
+    public const string PartialUploadLimit = "partial-upload-limit";
+    public const string ServerDiskLow = "server-disk-low";
 
     /// <summary>The request stream broke the header, data, trailer order.</summary>
     public const string Protocol = "protocol";
@@ -66,6 +74,8 @@ public static class UploadRejections
         UploadRejection.SizeMismatch => SizeMismatch,
         UploadRejection.DigestMismatch => DigestMismatch,
         UploadRejection.NotACapture => NotACapture,
+        UploadRejection.PartialUploadLimit => PartialUploadLimit,
+        UploadRejection.ServerDiskLow => ServerDiskLow,
         _ => "rejected",
     };
 }

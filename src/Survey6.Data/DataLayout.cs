@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Survey6.Packets.Files;
 
@@ -11,6 +12,7 @@ namespace Survey6.Data;
 /// DATA/                    0700, created or tightened by <see cref="EnsureOwnerOnly"/>
 ///   pki/                   CA and TLS keys (0600) and certificates
 ///   state.db               probes, certificates, tokens, health, commands (SQLite, 0600)
+///   web-admin-password     the web UI's first admin password (0600), until one is set
 ///   incoming/PROBE/        uploads in progress (SHA.part, SHA.meta)
 ///   captures/PROBE/DATE/   stored captures (SHA.pcapng, SHA.manifest.json, SHA.queued), 0750/0640
 ///   ingest.db              the embedded ingest queue (SQLite, 0600)
@@ -38,8 +40,19 @@ public sealed partial class DataLayout
     /// <inheritdoc cref="AggregatorDataDirectorySetting"/>
     public const string LedgerPathSetting = "Aggregator:LedgerPath";
 
+    /// <summary>A stored capture's file: <c>captures/PROBE/DATE/SHA.pcapng</c>.</summary>
+    public const string CaptureSuffix = ".pcapng";
+
+    /// <summary>The server's manifest beside a stored capture: <c>SHA.manifest.json</c>.</summary>
+    public const string CaptureManifestSuffix = ".manifest.json";
+
+    /// <summary>Longest probe id, which names folders.</summary>
+    public const int MaxProbeIdLength = 128;
+
+    private const string DateFolderFormat = "yyyy-MM-dd";
     private const string PkiName = "pki";
     private const string StateDatabaseName = "state.db";
+    private const string AdminPasswordName = "web-admin-password";
     private const string CapturesName = "captures";
     private const string IncomingName = "incoming";
     private const string IngestDatabaseName = "ingest.db";
@@ -85,8 +98,58 @@ public sealed partial class DataLayout
 
     public string StateDatabase => Path.Combine(Root, StateDatabaseName);
 
+    /// <summary>The web UI's first admin password, written owner-only by the first start; removed when one is set.</summary>
+    public string AdminPasswordFile => Path.Combine(Root, AdminPasswordName);
+
     /// <summary>Stored captures: <c>captures/PROBE/YYYY-MM-DD/SHA.*</c>.</summary>
     public string Captures => Path.Combine(Root, CapturesName);
+
+    /// <summary>
+    /// The folder of a probe's captures whose window starts on <paramref name="date"/> (UTC):
+    /// <c>captures/PROBE/YYYY-MM-DD</c>. The only way from a probe id and a date to a path: every reader derives it here.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="probeId"/> is not a valid probe id (<see cref="IsValidProbeId"/>).</exception>
+    public string CaptureDirectory(string probeId, DateOnly date)
+    {
+        if (!IsValidProbeId(probeId))
+            throw new ArgumentException($"'{probeId}' is not a valid probe id (1-{MaxProbeIdLength} of A-Z a-z 0-9 . _ -, not starting with a dot).", nameof(probeId));
+        return Path.Combine(Captures, probeId, date.ToString(DateFolderFormat, CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>A stored capture: <c>captures/PROBE/YYYY-MM-DD/SHA.pcapng</c>.</summary>
+    /// <exception cref="ArgumentException">The probe id or the SHA-256 (<see cref="IsSha256"/>) is not valid.</exception>
+    public string CapturePath(string probeId, DateOnly date, string sha256) => Path.Combine(CaptureDirectory(probeId, date), RequireSha256(sha256) + CaptureSuffix);
+
+    /// <summary>The server's manifest beside a stored capture: <c>captures/PROBE/YYYY-MM-DD/SHA.manifest.json</c>.</summary>
+    /// <exception cref="ArgumentException">The probe id or the SHA-256 (<see cref="IsSha256"/>) is not valid.</exception>
+    public string CaptureManifestPath(string probeId, DateOnly date, string sha256) =>
+        Path.Combine(CaptureDirectory(probeId, date), RequireSha256(sha256) + CaptureManifestSuffix);
+
+    /// <summary>The date a folder under <c>captures/PROBE/</c> stands for; false for foreign names.</summary>
+    public static bool TryParseDateFolder(string? name, out DateOnly date) =>
+        DateOnly.TryParseExact(name, DateFolderFormat, CultureInfo.InvariantCulture, DateTimeStyles.None, out date);
+
+    /// <summary>
+    /// Probe ids become folder names, so only a conservative set is allowed: 1-128 of <c>[A-Za-z0-9._-]</c>, not
+    /// starting with a dot (rules out <c>.</c>, <c>..</c> and hidden names).
+    /// </summary>
+    public static bool IsValidProbeId(string? probeId)
+    {
+        if (string.IsNullOrEmpty(probeId) || probeId.Length > MaxProbeIdLength || probeId[0] == '.')
+            return false;
+        foreach (var c in probeId)
+        {
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
+                return false;
+        }
+        return true;
+    }
+
+    /// <summary>64 lower-case hex digits, as stored files are named.</summary>
+    public static bool IsSha256(string? sha256) => sha256 is { Length: 64 } && sha256.All(c => char.IsAsciiDigit(c) || c is >= 'a' and <= 'f');
+
+    private static string RequireSha256(string sha256) =>
+        IsSha256(sha256) ? sha256 : throw new ArgumentException($"'{sha256}' is not a SHA-256 of 64 lower-case hex digits.", nameof(sha256));
 
     /// <summary>Uploads in progress: <c>incoming/PROBE/SHA.{part,meta}</c>.</summary>
     public string Incoming => Path.Combine(Root, IncomingName);

@@ -29,6 +29,10 @@ public sealed class CaptureStore
     private readonly long _maxManifestBytes;
     private readonly TimeSpan _sessionWaitTimeout;
     private readonly TimeSpan _abandonedUploadAge;
+    private readonly int _maxPartialUploads;
+    private readonly long _minFreeDiskBytes;
+    private readonly TimeSpan _maxWindowAhead;
+    private readonly TimeSpan _maxWindowAge;
     private readonly KeyedLock _locks = new();
 
     /// <summary>Opens (creating if needed) the store in <see cref="CaptureStoreOptions.DataDirectory"/>.</summary>
@@ -54,6 +58,10 @@ public sealed class CaptureStore
         _maxManifestBytes = value.MaxManifestBytes;
         _sessionWaitTimeout = value.SessionWaitTimeout;
         _abandonedUploadAge = value.AbandonedUploadAge;
+        _maxPartialUploads = value.MaxPartialUploadsPerProbe;
+        _minFreeDiskBytes = value.MinFreeDiskBytes;
+        _maxWindowAhead = value.MaxWindowAhead;
+        _maxWindowAge = value.MaxWindowAge;
         Layout = new StorageLayout(value.DataDirectory);
         Sink = sink;
         Logger = logger ?? NullLogger<CaptureStore>.Instance;
@@ -68,6 +76,9 @@ public sealed class CaptureStore
 
     /// <summary>Absolute path of the data directory.</summary>
     public string DataDirectory => Layout.Root;
+
+    /// <summary>Whether the data directory's file system has less free space than <see cref="CaptureStoreOptions.MinFreeDiskBytes"/>.</summary>
+    public bool IsBelowFreeDiskFloor => _minFreeDiskBytes > 0 && FreeDiskBytes() < _minFreeDiskBytes;
 
     internal StorageLayout Layout { get; }
 
@@ -96,7 +107,8 @@ public sealed class CaptureStore
     /// (<see cref="UploadSession.IsDuplicate"/>; that capture has then been handed to the sink, so it can be acknowledged at once).
     /// A second session for the same capture waits up to <see cref="CaptureStoreOptions.SessionWaitTimeout"/> for the first to end.
     /// </summary>
-    /// <exception cref="UploadRejectedException">InvalidSha, InvalidHeader, TooLarge, QuotaExceeded, ChunkSequence (busy), SizeMismatch (duplicate of another size).</exception>
+    /// <exception cref="UploadRejectedException">InvalidSha, InvalidHeader, TooLarge, QuotaExceeded, ChunkSequence (busy), SizeMismatch (duplicate of another size),
+    /// ServerDiskLow, PartialUploadLimit.</exception>
     /// <exception cref="ArgumentException"><paramref name="probeId"/> is not a valid probe id.</exception>
     public async ValueTask<UploadSession> BeginAsync(string probeId, UploadHeader header, CancellationToken cancellationToken = default)
     {
@@ -122,11 +134,12 @@ public sealed class CaptureStore
             // Checked after the duplicate test: a capture already held is acknowledged even if the limit has since dropped.
             if (header.Size > _maxCaptureBytes)
                 throw Reject(probeId, sha, UploadRejection.TooLarge, $"declared size {header.Size} exceeds the limit of {_maxCaptureBytes} bytes");
+            CheckFreeDisk(probeId, sha, header.Size);
             part = await OpenPartAsync(probeId, sha, cancellationToken).ConfigureAwait(false);
-            var (meta, offset) = await ReservePartAsync(probeId, sha, header, part.SafeFileHandle, cancellationToken).ConfigureAwait(false);
+            var (meta, offset, evicted) = await ReservePartAsync(probeId, sha, header, part.SafeFileHandle, cancellationToken).ConfigureAwait(false);
             hash = await HashHeldBytesAsync(part.SafeFileHandle, offset, cancellationToken).ConfigureAwait(false);
             Log.Began(Logger, sha, probeId, offset, header.Size);
-            return new UploadSession(this, probeId, meta, part, hash, offset, lease);
+            return new UploadSession(this, probeId, meta, part, hash, offset, lease) { EvictedPartialUploads = evicted };
         }
         catch
         {
@@ -199,6 +212,22 @@ public sealed class CaptureStore
             }
         }
 
+        var swept = await ExpireAbandonedAsync(cancellationToken).ConfigureAwait(false);
+        abandoned += swept.Abandoned;
+        leftovers += swept.Leftovers;
+        busy += swept.Busy;
+
+        Log.Recovered(Logger, requeued, abandoned, leftovers, busy);
+        return new RecoveryReport(requeued, abandoned, leftovers, busy);
+    }
+
+    /// <summary>
+    /// Deletes partial uploads untouched for <see cref="CaptureStoreOptions.AbandonedUploadAge"/>, and what completed or
+    /// interrupted uploads left in <c>incoming/</c>. Safe while uploads run: captures held by a session are skipped.
+    /// </summary>
+    public async ValueTask<SweepReport> ExpireAbandonedAsync(CancellationToken cancellationToken = default)
+    {
+        int abandoned = 0, leftovers = 0, busy = 0;
         var now = Time.GetUtcNow();
         foreach (var incoming in StorageLayout.ProbeDirectories(Layout.Incoming).ToList())
         {
@@ -230,9 +259,7 @@ public sealed class CaptureStore
                 }
             }
         }
-
-        Log.Recovered(Logger, requeued, abandoned, leftovers, busy);
-        return new RecoveryReport(requeued, abandoned, leftovers, busy);
+        return new SweepReport(abandoned, leftovers, busy);
     }
 
     internal static string CaptureKey(string probeId, string sha) => probeId + "/" + sha;
@@ -319,7 +346,7 @@ public sealed class CaptureStore
     /// Decides where the upload resumes and reserves its declared size against the quota by writing the meta file.
     /// Runs under the probe's lock, so concurrent uploads of one probe each see the others' reservations.
     /// </summary>
-    private async ValueTask<(IncomingMeta Meta, long Offset)> ReservePartAsync(
+    private async ValueTask<(IncomingMeta Meta, long Offset, int Evicted)> ReservePartAsync(
         string probeId, string sha, UploadHeader header, SafeFileHandle handle, CancellationToken cancellationToken)
     {
         using var probeLease = await _locks.AcquireAsync(ProbeKey(probeId), cancellationToken).ConfigureAwait(false);
@@ -333,6 +360,9 @@ public sealed class CaptureStore
             RandomAccess.SetLength(handle, 0);
             held = 0;
         }
+
+        // A new partial upload: the probe's others make room, idle longest first, so that no probe fills incoming/.
+        int evicted = previous is null && held == 0 ? await MakeRoomForPartialAsync(probeId, sha, cancellationToken).ConfigureAwait(false) : 0;
 
         long used = ProbeUsage(probeId, sha);
         if (used + header.Size > _probeQuotaBytes)
@@ -350,8 +380,59 @@ public sealed class CaptureStore
             previous?.Began ?? Time.GetUtcNow());
         if (meta != previous)
             DurableFile.WriteAtomically(metaPath, StoreFiles.SerializeMeta(meta));
-        return (meta, held);
+        return (meta, held, evicted);
     }
+
+    /// <summary>
+    /// Deletes the probe's idle partial uploads, least recently written first, until a new one fits within
+    /// <see cref="CaptureStoreOptions.MaxPartialUploadsPerProbe"/>; refuses the new one when the others are all in
+    /// progress. Runs under the probe's lock; the count is bounded by the cap, so listing the folder stays cheap.
+    /// </summary>
+    private async ValueTask<int> MakeRoomForPartialAsync(string probeId, string sha, CancellationToken cancellationToken)
+    {
+        var others = Directory.EnumerateFiles(Layout.ProbeIncoming(probeId))
+            .Select(f => (Sha: StorageLayout.ShaOfFileName(Path.GetFileName(f)), Written: File.GetLastWriteTimeUtc(f)))
+            .Where(f => f.Sha is not null && f.Sha != sha)
+            .GroupBy(f => f.Sha!, StringComparer.Ordinal)
+            .Select(g => (Sha: g.Key, Written: g.Max(f => f.Written)))
+            .OrderBy(f => f.Written)
+            .ToList();
+        int evicted = 0;
+        for (int i = 0; i < others.Count && others.Count - evicted >= _maxPartialUploads; i++)
+        {
+            using var lease = await _locks.TryAcquireAsync(CaptureKey(probeId, others[i].Sha), TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+            if (lease is null)
+                continue; // being uploaded now: not idle
+            Delete(Layout.PartPath(probeId, others[i].Sha));
+            Delete(Layout.MetaPath(probeId, others[i].Sha));
+            Log.Evicted(Logger, others[i].Sha, probeId, new DateTimeOffset(others[i].Written), _maxPartialUploads);
+            evicted++;
+        }
+        if (others.Count - evicted >= _maxPartialUploads)
+        {
+            Delete(Layout.PartPath(probeId, sha));
+            throw Reject(probeId, sha, UploadRejection.PartialUploadLimit,
+                $"the probe has {others.Count - evicted} partial uploads in progress, its limit is {_maxPartialUploads}; retry when one ends");
+        }
+        return evicted;
+    }
+
+    /// <summary>Refuses an upload that would take the file system below <see cref="CaptureStoreOptions.MinFreeDiskBytes"/>.</summary>
+    private void CheckFreeDisk(string probeId, string sha, long size)
+    {
+        if (_minFreeDiskBytes == 0)
+            return;
+        var part = new FileInfo(Layout.PartPath(probeId, sha));
+        long needed = size - (part.Exists ? Math.Min(part.Length, size) : 0);
+        long free = FreeDiskBytes();
+        if (free - needed < _minFreeDiskBytes)
+        {
+            throw Reject(probeId, sha, UploadRejection.ServerDiskLow,
+                $"the server's disk has {free} bytes free; {needed} more would pass its free-disk floor of {_minFreeDiskBytes} bytes; retry later");
+        }
+    }
+
+    private long FreeDiskBytes() => new DriveInfo(Layout.Root).AvailableFreeSpace;
 
     /// <summary>A resumed upload's hash must cover the bytes already held: read them once.</summary>
     private static async ValueTask<IncrementalHash> HashHeldBytesAsync(SafeFileHandle handle, long length, CancellationToken cancellationToken)
@@ -446,6 +527,18 @@ public sealed class CaptureStore
             throw Reject(probeId, sha, UploadRejection.InvalidHeader, $"declared size {header.Size} is negative");
         if (header.WindowEnd < header.WindowStart)
             throw Reject(probeId, sha, UploadRejection.InvalidHeader, $"capture window ends ({header.WindowEnd:O}) before it starts ({header.WindowStart:O})");
+        // The window names the capture's date folder and the lake's partitions: a probe's wild clock must not spread them.
+        var now = Time.GetUtcNow();
+        if (header.WindowEnd > now + _maxWindowAhead)
+        {
+            throw Reject(probeId, sha, UploadRejection.InvalidHeader,
+                $"capture window ends at {header.WindowEnd:O}, more than {_maxWindowAhead} after the server's clock ({now:O})");
+        }
+        if (header.WindowStart < now - _maxWindowAge)
+        {
+            throw Reject(probeId, sha, UploadRejection.InvalidHeader,
+                $"capture window starts at {header.WindowStart:O}, more than {_maxWindowAge} before the server's clock ({now:O})");
+        }
         if (StoreFiles.CheckProbeManifest(header.ManifestJson, _maxManifestBytes, sha, header.Size) is { } problem)
             throw Reject(probeId, sha, UploadRejection.InvalidHeader, problem);
     }

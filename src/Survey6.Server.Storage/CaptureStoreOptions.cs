@@ -23,8 +23,33 @@ public sealed class CaptureStoreOptions
     /// </summary>
     public TimeSpan SessionWaitTimeout { get; set; } = TimeSpan.FromSeconds(15);
 
-    /// <summary>A partial upload untouched for this long is deleted by <see cref="CaptureStore.RecoverAsync"/>.</summary>
+    /// <summary>
+    /// A partial upload untouched for this long is deleted, at start (<see cref="CaptureStore.RecoverAsync"/>) and
+    /// every <see cref="AbandonedUploadSweepInterval"/> while the server runs (<see cref="CaptureStore.ExpireAbandonedAsync"/>).
+    /// </summary>
     public TimeSpan AbandonedUploadAge { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often the running server looks for partial uploads older than <see cref="AbandonedUploadAge"/>.</summary>
+    public TimeSpan AbandonedUploadSweepInterval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// Partial uploads one probe may keep in <c>incoming/</c>. A new upload beyond it deletes the probe's partial upload
+    /// that was idle longest; when all are in progress it is refused (<c>partial-upload-limit</c>). A probe sends one
+    /// capture at a time, so a few cover its interrupted ones.
+    /// </summary>
+    public int MaxPartialUploadsPerProbe { get; set; } = 16;
+
+    /// <summary>
+    /// Free bytes the data directory's file system keeps: an upload that would leave less is refused
+    /// (<c>server-disk-low</c>, a transient refusal: the probe keeps its file and retries). 0 turns the floor off.
+    /// </summary>
+    public long MinFreeDiskBytes { get; set; } = 1L << 30;
+
+    /// <summary>How far after the server's clock a capture window may start: the probe's clock may be somewhat ahead.</summary>
+    public TimeSpan MaxWindowAhead { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>How far before the server's clock a capture window may start: a probe offline for long still uploads its spool.</summary>
+    public TimeSpan MaxWindowAge { get; set; } = TimeSpan.FromDays(5 * 365);
 }
 
 /// <summary>Rejects settings the store cannot work with.</summary>
@@ -52,6 +77,16 @@ public sealed class CaptureStoreOptionsValidator : IValidateOptions<CaptureStore
             failures.Add($"SessionWaitTimeout must be between 0 and {SessionWaitLimit} (is {options.SessionWaitTimeout}).");
         if (options.AbandonedUploadAge <= TimeSpan.Zero)
             failures.Add($"AbandonedUploadAge must be positive (is {options.AbandonedUploadAge}).");
+        if (options.AbandonedUploadSweepInterval <= TimeSpan.Zero)
+            failures.Add($"AbandonedUploadSweepInterval must be positive (is {options.AbandonedUploadSweepInterval}).");
+        if (options.MaxPartialUploadsPerProbe < 1)
+            failures.Add($"MaxPartialUploadsPerProbe must be at least 1 (is {options.MaxPartialUploadsPerProbe}).");
+        if (options.MinFreeDiskBytes < 0)
+            failures.Add($"MinFreeDiskBytes must not be negative (is {options.MinFreeDiskBytes}).");
+        if (options.MaxWindowAhead <= TimeSpan.Zero)
+            failures.Add($"MaxWindowAhead must be positive (is {options.MaxWindowAhead}).");
+        if (options.MaxWindowAge <= TimeSpan.Zero)
+            failures.Add($"MaxWindowAge must be positive (is {options.MaxWindowAge}).");
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 }

@@ -28,7 +28,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 7, Level = LogLevel.Information, Message = "Recovery offered stored capture {Sha256} from probe {ProbeId} to the queue again")]
     public static partial void Requeued(ILogger logger, string sha256, string probeId);
 
-    [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "Recovery deleted the partial upload {Sha256} from probe {ProbeId}, untouched since {LastWrite}")]
+    [LoggerMessage(EventId = 8, Level = LogLevel.Information, Message = "Deleted the partial upload {Sha256} from probe {ProbeId}, untouched since {LastWrite}")]
     public static partial void Abandoned(ILogger logger, string sha256, string probeId, DateTimeOffset lastWrite);
 
     [LoggerMessage(EventId = 9, Level = LogLevel.Warning, Message = "Stored capture {Sha256} from probe {ProbeId} has no manifest")]
@@ -37,4 +37,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 10, Level = LogLevel.Information,
         Message = "Recovery done: {Requeued} requeued, {Abandoned} abandoned uploads deleted, {Leftovers} leftovers removed, {Busy} busy")]
     public static partial void Recovered(ILogger logger, int requeued, int abandoned, int leftovers, int busy);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Warning,
+        Message = "Deleted the partial upload {Sha256} from probe {ProbeId}, idle since {LastWrite}, to keep the probe within {Limit} partial uploads")]
+    public static partial void Evicted(ILogger logger, string sha256, string probeId, DateTimeOffset lastWrite, int limit);
 }

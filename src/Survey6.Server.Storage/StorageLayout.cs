@@ -1,4 +1,3 @@
-using System.Globalization;
 using Survey6.Data;
 
 namespace Survey6.Server.Storage;
@@ -9,19 +8,19 @@ namespace Survey6.Server.Storage;
 /// </summary>
 internal sealed class StorageLayout
 {
-    public const string CaptureSuffix = ".pcapng";
-    public const string ManifestSuffix = ".manifest.json";
+    public const string CaptureSuffix = DataLayout.CaptureSuffix;
+    public const string ManifestSuffix = DataLayout.CaptureManifestSuffix;
     public const string QueuedSuffix = ".queued";
     public const string PartSuffix = ".part";
     public const string MetaSuffix = ".meta";
     public const string TempSuffix = ".tmp";
     public const int ShaLength = 64;
-    public const int MaxProbeIdLength = 128;
-    private const string DateFormat = "yyyy-MM-dd";
+    public const int MaxProbeIdLength = DataLayout.MaxProbeIdLength;
+    private readonly DataLayout _layout;
 
     public StorageLayout(string dataDirectory)
     {
-        var layout = new DataLayout(dataDirectory);
+        var layout = _layout = new DataLayout(dataDirectory);
         Root = layout.Root;
         Captures = layout.Captures;
         Incoming = layout.Incoming;
@@ -38,7 +37,7 @@ internal sealed class StorageLayout
     public string ProbeIncoming(string probeId) => Path.Combine(Incoming, probeId);
 
     public string DateDirectory(string probeId, DateTimeOffset windowStart) =>
-        Path.Combine(ProbeCaptures(probeId), windowStart.UtcDateTime.ToString(DateFormat, CultureInfo.InvariantCulture));
+        _layout.CaptureDirectory(probeId, DateOnly.FromDateTime(windowStart.UtcDateTime));
 
     public string PartPath(string probeId, string sha) => Path.Combine(ProbeIncoming(probeId), sha + PartSuffix);
 
@@ -67,28 +66,15 @@ internal sealed class StorageLayout
         if (!Directory.Exists(probeDirectory))
             return [];
         return Directory.EnumerateDirectories(probeDirectory)
-            .Where(d => DateOnly.TryParseExact(Path.GetFileName(d), DateFormat, CultureInfo.InvariantCulture, DateTimeStyles.None, out _));
+            .Where(d => DataLayout.TryParseDateFolder(Path.GetFileName(d), out _));
     }
 
     /// <summary>Probe folders under <paramref name="parent"/> whose names are valid probe ids.</summary>
     public static IEnumerable<string> ProbeDirectories(string parent) =>
         Directory.Exists(parent) ? Directory.EnumerateDirectories(parent).Where(d => IsValidProbeId(Path.GetFileName(d))) : [];
 
-    /// <summary>
-    /// Probe ids become folder names, so only a conservative set is allowed: 1-128 of <c>[A-Za-z0-9._-]</c>, not
-    /// starting with a dot (rules out <c>.</c>, <c>..</c> and hidden names).
-    /// </summary>
-    public static bool IsValidProbeId(string? probeId)
-    {
-        if (string.IsNullOrEmpty(probeId) || probeId.Length > MaxProbeIdLength || probeId[0] == '.')
-            return false;
-        foreach (var c in probeId)
-        {
-            if (!(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
-                return false;
-        }
-        return true;
-    }
+    /// <inheritdoc cref="DataLayout.IsValidProbeId"/>
+    public static bool IsValidProbeId(string? probeId) => DataLayout.IsValidProbeId(probeId);
 
     /// <summary>Lower-case form of a 64-digit hex SHA-256, or null when it is not one.</summary>
     public static string? NormalizeSha(string? sha)

@@ -28,3 +28,6 @@ public readonly record struct HeldBytes(long Bytes, bool Complete);
 /// <param name="RemovedLeftovers">Files of interrupted steps removed: temporary files, manifests without a capture, incoming files of stored captures.</param>
 /// <param name="SkippedBusy">Captures skipped because an upload session held them.</param>
 public sealed record RecoveryReport(int Requeued, int AbandonedUploads, int RemovedLeftovers, int SkippedBusy);
+
+/// <summary>What one sweep of <c>incoming/</c> deleted (<see cref="CaptureStore.ExpireAbandonedAsync"/>).</summary>
+public sealed record SweepReport(int Abandoned, int Leftovers, int Busy);

@@ -74,6 +74,9 @@ public sealed class UploadSession : IAsyncDisposable
     /// <summary>True when the capture was already stored (and handed to the sink): nothing to send, acknowledge at once.</summary>
     public bool IsDuplicate { get; }
 
+    /// <summary>Idle partial uploads of the probe deleted to make room for this one (<see cref="CaptureStoreOptions.MaxPartialUploadsPerProbe"/>).</summary>
+    public int EvictedPartialUploads { get; internal init; }
+
     /// <summary>The stored capture once complete; for a duplicate, from the start.</summary>
     public StoredCapture? Stored => _stored;
 

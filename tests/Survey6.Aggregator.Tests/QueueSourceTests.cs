@@ -144,4 +144,59 @@ public sealed class QueueSourceTests
         Assert.Equal(new DateOnly(2024, 5, 2), pending.Date);
         Assert.StartsWith(Environment.MachineName + ":", source.Consumer, StringComparison.Ordinal);
     }
+
+    /// <summary>
+    /// Whoever can write to the queue (Redis without a password, say) forges an item naming a file outside the data
+    /// directory. Parsed, it would later be deleted by the retention cleanup; it must instead be refused, untouched.
+    /// </summary>
+    [Theory]
+    [InlineData("outside")]
+    [InlineData("dot-dot")]
+    [InlineData("probe-traversal")]
+    [InlineData("same-shape-elsewhere")]
+    public async Task A_forged_queue_item_naming_a_file_outside_the_store_is_refused_and_the_file_survives(string forgery)
+    {
+        using var w = new Workspace(
+            new Dictionary<string, string?> { ["Aggregator:Source"] = "Queue", ["Aggregator:CaptureRetention"] = "1.00:00:00" },
+            (services, configuration) => services.AddSurvey6AggregatorQueue(configuration));
+        var content = AggregateTests.First();
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(content));
+        var victimDirectory = Path.Combine(w.Root, "victim", "captures", "probe-a", "2024-05-01");
+        Directory.CreateDirectory(victimDirectory);
+        var (probe, path, victim) = forgery switch
+        {
+            "outside" => ("probe-a", Path.Combine(victimDirectory, "precious.pcapng"), Path.Combine(victimDirectory, "precious.pcapng")),
+            "dot-dot" => ("probe-a", Path.Combine(w.DataDirectory, "captures", "probe-a", "2024-05-01", "..", "..", "..", "..", "victim", "captures", "probe-a", "2024-05-01", sha + ".pcapng"),
+                Path.Combine(victimDirectory, sha + ".pcapng")),
+            "probe-traversal" => ("../../victim/captures/probe-a", Path.Combine(victimDirectory, sha + ".pcapng"), Path.Combine(victimDirectory, sha + ".pcapng")),
+            // The shape of a capture stored under another mount point: accepted, but only DATA's own copy is read.
+            _ => ("probe-a", Path.Combine(victimDirectory, sha + ".pcapng"), Path.Combine(victimDirectory, sha + ".pcapng")),
+        };
+        await File.WriteAllBytesAsync(victim, content);
+        var queue = w.Services.GetRequiredService<IIngestQueue>();
+        Assert.True(await queue.EnqueueAsync(new CaptureEnqueued(sha, probe, path, content.Length, w.Time.GetUtcNow(), null), CancellationToken.None));
+
+        await w.RunAsync(AggregatorStage.Parse);
+        w.Time.Now += TimeSpan.FromDays(3);
+        await w.RunAsync(AggregatorStage.Cleanup);
+
+        Assert.True(File.Exists(victim), "the file the forged item named was deleted");
+        Assert.Equal(content, await File.ReadAllBytesAsync(victim));
+        var state = w.Ledger.GetCapture(sha);
+        Assert.NotNull(state);
+        Assert.NotEqual(RunLedger.Parsed, state.Status);
+        Assert.DoesNotContain(w.Root + Path.DirectorySeparatorChar + "victim", state.CapturePath, StringComparison.Ordinal);
+        if (forgery == "same-shape-elsewhere")
+        {
+            // Read from DATA only, where there is no such capture: it fails there, and the named file is never opened.
+            Assert.Equal(RunLedger.Failed, state.Status);
+            Assert.Equal(w.CapturePath(sha), state.CapturePath);
+        }
+        else
+        {
+            Assert.Equal(RunLedger.Quarantined, state.Status);
+            Assert.StartsWith("refused queue item:", state.Reason, StringComparison.Ordinal);
+        }
+        Assert.Equal(new IngestQueueStats(0, 0, 0, null), await StatsAsync(w));
+    }
 }

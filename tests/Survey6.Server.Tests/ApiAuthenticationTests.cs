@@ -146,6 +146,8 @@ public sealed class ApiAuthenticationTests : IAsyncLifetime
 
         await WebLogin.LoginAsync(client, "correct horse battery");
         await client.GetOkAsync("/api/v1/probes");
+        // Writes carry a page's antiforgery token (CrossSiteRequestTests shows why).
+        client.DefaultRequestHeaders.Add(ApiAuthentication.AntiforgeryHeader, await WebLogin.TokenAsync(client, "/tokens"));
         var created = await client.SendJsonAsync(HttpMethod.Post, "/api/v1/tokens", "{}");
         Assert.Equal(HttpStatusCode.Created, created.Status);
         Assert.Contains(server.Events.Recent(10), e => e.Kind == ApiEventKinds.JoinTokenCreated && e.Detail.EndsWith("by user admin", StringComparison.Ordinal));

@@ -130,6 +130,37 @@ public sealed class JoinTests : IAsyncLifetime
         Assert.Equal(StatusCode.InvalidArgument, e.StatusCode);
     }
 
+    [Fact]
+    public async Task A_csr_asking_for_another_name_more_names_and_a_ca_certificate_gets_none_of_them()
+    {
+        var (victim, _) = await _server.JoinAsync(_server.CreateToken());
+        var token = _server.CreateToken();
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN={victim.ProbeId}, O=survey6", key, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddDnsName("server.example");
+        names.AddDnsName(victim.ProbeId);
+        request.CertificateExtensions.Add(names.Build());
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+
+        var response = await _server.Enrollment().JoinAsync(new JoinRequest
+        {
+            Token = token,
+            CsrDer = ByteString.CopyFrom(request.CreateSigningRequest()),
+            Facts = new HostFacts { Hostname = "attacker" },
+        });
+        using var issued = X509CertificateLoader.LoadCertificate(response.CertificateDer.Span);
+
+        Assert.NotEqual(victim.ProbeId, response.ProbeId);
+        Assert.Equal($"CN={response.ProbeId}", issued.Subject);
+        Assert.DoesNotContain(issued.Extensions.OfType<X509SubjectAlternativeNameExtension>().SelectMany(e => e.EnumerateDnsNames()), n => n != response.ProbeId);
+        Assert.False(issued.Extensions.OfType<X509BasicConstraintsExtension>().Single().CertificateAuthority);
+        Assert.Equal(X509KeyUsageFlags.DigitalSignature, issued.Extensions.OfType<X509KeyUsageExtension>().Single().KeyUsages);
+        // Only the key is taken from the request.
+        Assert.Equal(key.ExportSubjectPublicKeyInfo(), issued.PublicKey.ExportSubjectPublicKeyInfo());
+    }
+
     private async Task AssertRefusedAsync(string token, string reason)
     {
         var before = _server.Counters.Get(ServerCounters.JoinRefusedPrefix + reason);

@@ -95,6 +95,25 @@ public sealed class MetricsTests
     }
 
     [Fact]
+    public async Task Metrics_are_open_by_default_and_name_no_probe_host_or_token()
+    {
+        await using var server = await ServerHarness.StartAsync();
+        var token = server.CreateToken();
+        var (joined, certificate) = await server.JoinAsync(token, new HostFacts { Hostname = "secret-host-name" });
+        await using (var stream = ProbeStream.Open(server, certificate))
+            await stream.HeartbeatAsync(ProbeStream.Healthy(server));
+        var apiToken = server.CreateApiToken(name: "scraper-name");
+
+        using var anonymous = server.Http();
+        var response = await anonymous.GetAsync("/metrics");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode); // Server:Metrics:RequireToken is off by default
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.Equal(1, Sample(text, "survey6_joins_accepted_total"));
+        foreach (var identifier in new[] { joined.ProbeId, "secret-host-name", token[..6], apiToken.Split('_')[1], certificate.SerialNumber })
+            Assert.DoesNotContain(identifier, text, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
     public async Task Metrics_can_require_an_api_token()
     {
         await using var server = await ServerHarness.StartAsync(new Dictionary<string, string?> { ["Server:Metrics:RequireToken"] = "true" });

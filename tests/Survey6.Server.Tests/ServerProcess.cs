@@ -36,6 +36,7 @@ internal sealed class ServerProcess : IDisposable
     /// <summary>
     /// Starts the server on <paramref name="dataDirectory"/> and waits until it prints where it listens. Without
     /// <paramref name="aggregator"/> it runs with <c>--no-aggregator</c>, so the ingest queue keeps what it was given.
+    /// Without <paramref name="httpListen"/> (<c>ADDR:PORT</c>) there is no operator endpoint.
     /// </summary>
     /// <param name="umask">The file mode mask to start it under (octal, as the shell's <c>umask</c> takes it); null: the test's own.</param>
     public static async Task<ServerProcess> StartAsync(string dataDirectory, int port, bool aggregator = false, IReadOnlyDictionary<string, string>? environment = null,
@@ -88,6 +89,42 @@ internal sealed class ServerProcess : IDisposable
         server.HttpUrl = server.Line("http: ") is { } http && http != "none" ? new Uri(http) : null;
         server.Pin = server.Line("ca-hash: ")!;
         return server;
+    }
+
+    /// <summary>
+    /// Runs <c>survey6 ARGS</c> as its own process (what an operator's shell does), with
+    /// <paramref name="standardInput"/> on its standard input; returns its exit code and output.
+    /// </summary>
+    public static async Task<(int Status, string Output)> RunCliAsync(string? standardInput, params string[] arguments)
+    {
+        var start = new ProcessStartInfo(DotnetHost())
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "survey6.dll"));
+        foreach (var argument in arguments)
+            start.ArgumentList.Add(argument);
+        using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start survey6");
+        if (standardInput is not null)
+            await process.StandardInput.WriteAsync(standardInput);
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"survey6 {string.Join(' ', arguments)} did not finish within 2 minutes");
+        }
+
+        return (process.ExitCode, await stdout + await stderr);
     }
 
     /// <summary>SIGKILL: no shutdown, no flush, no cleanup of any kind.</summary>

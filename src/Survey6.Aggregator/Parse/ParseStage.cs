@@ -57,6 +57,13 @@ public sealed class ParseStage(
                 await source.CompleteAsync(capture, CaptureOutcome.Parsed, null, ct).ConfigureAwait(false);
                 continue;
             }
+            if (capture.Refusal is { } refusal)
+            {
+                ledger.RecordCapture(capture, RunLedger.Quarantined, (previous?.Attempts ?? 0) + 1, refusal, null, null, null, run.RunId);
+                Log.CaptureQuarantined(logger, capture.Sha256, capture.ProbeId, refusal);
+                await source.CompleteAsync(capture, CaptureOutcome.Quarantined, refusal, ct).ConfigureAwait(false);
+                continue;
+            }
             var outcome = await ProcessAsync(lake, capture, (previous?.Attempts ?? 0) + 1, run, ct).ConfigureAwait(false);
             await source.CompleteAsync(capture, outcome.Outcome, outcome.Reason, ct).ConfigureAwait(false);
         }

@@ -1,7 +1,7 @@
-using System.Globalization;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Options;
 using Survey6.Aggregator.Ledger;
+using Survey6.Data;
 
 namespace Survey6.Aggregator.Sources;
 
@@ -12,8 +12,8 @@ namespace Survey6.Aggregator.Sources;
 /// </summary>
 public sealed class DirectoryCaptureSource(IOptions<AggregatorOptions> options, RunLedger ledger) : ICaptureSource
 {
-    public const string CaptureSuffix = ".pcapng";
-    public const string ManifestSuffix = ".manifest.json";
+    public const string CaptureSuffix = DataLayout.CaptureSuffix;
+    public const string ManifestSuffix = DataLayout.CaptureManifestSuffix;
 
     public async IAsyncEnumerable<PendingCapture> ListAsync([EnumeratorCancellation] CancellationToken ct)
     {
@@ -43,7 +43,7 @@ public sealed class DirectoryCaptureSource(IOptions<AggregatorOptions> options, 
                 continue;
             foreach (var dateDir in Directory.EnumerateDirectories(probeDir))
             {
-                if (!DateOnly.TryParseExact(Path.GetFileName(dateDir), "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date))
+                if (!DataLayout.TryParseDateFolder(Path.GetFileName(dateDir), out var date))
                     continue;
                 foreach (var manifest in Directory.EnumerateFiles(dateDir, "*" + ManifestSuffix))
                 {
@@ -69,9 +69,8 @@ public sealed class DirectoryCaptureSource(IOptions<AggregatorOptions> options, 
     }
 
     /// <summary>64 lower-case hex digits, as the C&amp;C names stored files.</summary>
-    public static bool IsSha256(string s) => s.Length == 64 && s.All(c => char.IsAsciiDigit(c) || c is >= 'a' and <= 'f');
+    public static bool IsSha256(string s) => DataLayout.IsSha256(s);
 
     /// <summary>The C&amp;C's rule for probe folder names: 1-128 of [A-Za-z0-9._-], not starting with a dot.</summary>
-    public static bool IsValidProbeId(string probe) =>
-        probe.Length is > 0 and <= 128 && probe[0] != '.' && probe.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
+    public static bool IsValidProbeId(string probe) => DataLayout.IsValidProbeId(probe);
 }

@@ -12,6 +12,12 @@ namespace Survey6.Aggregator.Sources;
 public sealed record PendingCapture(string Sha256, string ProbeId, DateOnly Date, string CapturePath, string? ManifestPath)
 {
     public object? Receipt { get; init; }
+
+    /// <summary>
+    /// Why the source will not have this capture parsed (a queue item naming a file other than the capture's place in
+    /// the data directory); the parse stage records it quarantined with this reason and touches no file.
+    /// </summary>
+    public string? Refusal { get; init; }
 }
 
 /// <summary>How processing a capture ended, as reported back to its source.</summary>

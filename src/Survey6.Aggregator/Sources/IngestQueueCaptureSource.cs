@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Survey6.Data;
 using Survey6.Ingest;
 
 namespace Survey6.Aggregator.Sources;
@@ -85,27 +86,55 @@ public sealed class IngestQueueCaptureSource : ICaptureSource
     }
 
     /// <summary>
-    /// Where this worker finds the capture. The queue names the file as the C&amp;C stored it; a worker that mounts the
-    /// store elsewhere finds it at the same place under its own <c>DATA/captures</c>.
+    /// Where this worker finds the capture: always the place the data directory's layout gives its probe id, date and
+    /// SHA-256 (<see cref="Survey6.Data.DataLayout.CapturePath"/>), never the path the item names, since whoever can
+    /// write to the queue could name any file (and the cleanup stage deletes parsed captures). The item must name the
+    /// same capture, <c>captures/PROBE/DATE/SHA.pcapng</c> under the C&amp;C's data directory (which a worker on another
+    /// host may mount elsewhere); anything else comes back with <see cref="PendingCapture.Refusal"/> saying why.
     /// </summary>
     public PendingCapture ToPending(CaptureEnqueued item)
     {
         ArgumentNullException.ThrowIfNull(item);
-        var folder = Path.GetFileName(Path.GetDirectoryName(item.StoredPath)) ?? "";
-        var date = DateOnly.TryParseExact(folder, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var d)
-            ? d
-            : DateOnly.FromDateTime(item.ReceivedAt.UtcDateTime);
-        var local = Path.Combine(_options.Layout.Captures, item.ProbeId,
-            date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture), item.Sha256 + DirectoryCaptureSource.CaptureSuffix);
-        var capturePath = File.Exists(local) || !File.Exists(item.StoredPath) ? local : item.StoredPath;
-        string? manifest = null;
-        if (item.ManifestPath is { } m)
+        var layout = _options.Layout;
+        var storedPath = item.StoredPath ?? "";
+        var dateFolder = Path.GetFileName(Path.GetDirectoryName(storedPath));
+        var date = DataLayout.TryParseDateFolder(dateFolder, out var d) ? d : DateOnly.FromDateTime(item.ReceivedAt.UtcDateTime);
+        if (!DataLayout.IsValidProbeId(item.ProbeId) || !DataLayout.IsSha256(item.Sha256))
         {
-            var localManifest = Path.Combine(Path.GetDirectoryName(capturePath)!, Path.GetFileName(m));
-            manifest = File.Exists(localManifest) || !File.Exists(m) ? localManifest : m;
+            return new PendingCapture(Bounded(item.Sha256), Bounded(item.ProbeId), date, "", null)
+            {
+                Refusal = $"refused queue item: probe id '{Bounded(item.ProbeId)}' or SHA-256 '{Bounded(item.Sha256)}' cannot name a stored capture; no file was read",
+            };
         }
-        return new PendingCapture(item.Sha256, item.ProbeId, date, capturePath, manifest);
+
+        var capturePath = layout.CapturePath(item.ProbeId, date, item.Sha256);
+        var manifestPath = layout.CaptureManifestPath(item.ProbeId, date, item.Sha256);
+        var expected = Path.GetRelativePath(layout.Root, capturePath);
+        if (!NamesSameCapture(storedPath, expected) || (item.ManifestPath is { } m && Path.GetFileName(m) != Path.GetFileName(manifestPath)))
+        {
+            return new PendingCapture(item.Sha256, item.ProbeId, date, capturePath, null)
+            {
+                Refusal = $"refused queue item: it names '{Bounded(storedPath)}' (manifest '{Bounded(item.ManifestPath)}'), " +
+                    $"but probe {item.ProbeId}'s capture {item.Sha256} is stored as DATA/{expected}; no file was read or deleted",
+            };
+        }
+        return new PendingCapture(item.Sha256, item.ProbeId, date, capturePath, item.ManifestPath is null ? null : manifestPath);
     }
+
+    /// <summary>Whether <paramref name="storedPath"/> is an absolute path ending in <paramref name="relative"/>, segment by segment, with no <c>..</c> or <c>.</c>.</summary>
+    private static bool NamesSameCapture(string storedPath, string relative)
+    {
+        if (!Path.IsPathFullyQualified(storedPath))
+            return false;
+        var segments = storedPath.Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries);
+        if (segments.Any(s => s is "." or ".."))
+            return false;
+        var wanted = relative.Split(Path.DirectorySeparatorChar);
+        return segments.Length >= wanted.Length && segments.AsSpan(segments.Length - wanted.Length).SequenceEqual(wanted, StringComparer.Ordinal);
+    }
+
+    /// <summary>Whatever a queue item carries, cut short for a log line or a ledger row.</summary>
+    private static string Bounded(string? value) => value is null ? "" : value.Length <= 200 ? value : value[..200] + "...";
 
     /// <summary>One lease, renewed in the background until it is acked or released.</summary>
     private sealed class LeaseKeeper : IDisposable

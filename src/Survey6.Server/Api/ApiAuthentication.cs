@@ -23,6 +23,13 @@ public static class ApiAuthentication
     /// <summary>The authorization policy every /api/v1 endpoint (and /metrics when it requires a token) uses.</summary>
     public const string Policy = "Survey6Api";
 
+    /// <summary>
+    /// The request header that carries the web UI's antiforgery token: a write (POST, PUT, PATCH, DELETE) to /api/v1
+    /// authenticated by the session cookie alone needs it. A cross-site page cannot set it on a request the browser
+    /// sends with the cookie, nor read the token.
+    /// </summary>
+    public const string AntiforgeryHeader = "X-Survey6-Antiforgery";
+
     /// <summary>Claim holding the API token's id, for audit records.</summary>
     public const string TokenIdClaim = "survey6:api_token_id";
 

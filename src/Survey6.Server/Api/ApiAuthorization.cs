@@ -1,7 +1,9 @@
+using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Authorization.Policy;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
@@ -54,10 +56,58 @@ internal sealed class ApiAuthorizationResultHandler(
 
     private readonly AuthorizationMiddlewareResultHandler _default = new();
 
-    public Task HandleAsync(RequestDelegate next, HttpContext context, AuthorizationPolicy policy, PolicyAuthorizationResult authorizeResult)
+    public async Task HandleAsync(RequestDelegate next, HttpContext context, AuthorizationPolicy policy, PolicyAuthorizationResult authorizeResult)
     {
-        if (authorizeResult.Succeeded || context.GetEndpoint()?.Metadata.GetMetadata<ApiEndpointMetadata>() is null)
-            return _default.HandleAsync(next, context, policy, authorizeResult);
+        var isApi = context.GetEndpoint()?.Metadata.GetMetadata<ApiEndpointMetadata>() is not null;
+        if (authorizeResult.Succeeded && isApi && NeedsAntiforgery(context) && !await HasAntiforgeryAsync(context).ConfigureAwait(false))
+        {
+            counters.Increment(RefusedCounterPrefix + "csrf");
+            var remote = ProbeCallContextExtensions.RemoteAddress(context);
+            if (throttle.ShouldRecord(remote, "api:csrf"))
+            {
+                ApiLog.Refused(logger, context.Request.Path, remote, "csrf");
+                events.Append(ApiEventKinds.ApiRefused, null, remote, $"{context.Request.Method} {context.Request.Path}: cookie session without antiforgery token");
+            }
+
+            await ApiProblems.Write(context, StatusCodes.Status403Forbidden,
+                $"a write with the web session cookie needs the antiforgery token of a web UI page in the {ApiAuthentication.AntiforgeryHeader} header; scripts use a bearer API token")
+                .ConfigureAwait(false);
+            return;
+        }
+
+        if (authorizeResult.Succeeded || !isApi)
+        {
+            await _default.HandleAsync(next, context, policy, authorizeResult).ConfigureAwait(false);
+            return;
+        }
+
+        await RefuseAsync(context, authorizeResult).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// An unsafe method authenticated by the session cookie alone. A browser sends the cookie with requests other
+    /// sites make (another port or a sibling subdomain is the same site for SameSite), so such a write must prove
+    /// it came from a page of ours. A bearer token is never sent by a browser on its own, so it proves that already.
+    /// </summary>
+    private static bool NeedsAntiforgery(HttpContext context)
+    {
+        var method = context.Request.Method;
+        if (HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsTrace(method))
+            return false;
+        return !context.User.Identities.Any(i => i.IsAuthenticated && i.AuthenticationType == ApiAuthentication.Scheme);
+    }
+
+    private static async Task<bool> HasAntiforgeryAsync(HttpContext context)
+    {
+        // Only the header counts here: a form field could come from a cross-site form post.
+        if (string.IsNullOrEmpty(context.Request.Headers[ApiAuthentication.AntiforgeryHeader]))
+            return false;
+        var antiforgery = context.RequestServices.GetService<IAntiforgery>();
+        return antiforgery is not null && await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false);
+    }
+
+    private Task RefuseAsync(HttpContext context, PolicyAuthorizationResult authorizeResult)
+    {
 
         if (authorizeResult.Forbidden)
             return ApiProblems.Write(context, StatusCodes.Status403Forbidden, "this caller may not use this endpoint");

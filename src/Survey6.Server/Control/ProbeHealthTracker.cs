@@ -91,7 +91,7 @@ internal sealed class ProbeHealthTracker
     {
         if (_revocations.IsProbeRevoked(probeId))
             return new HeartbeatOutcome(true, null);
-        Sanitise(heartbeat);
+        Enrollment.HostFactLimits.Cut(heartbeat); // bounds what a probe can make the server store
         _counters.Increment(ControlCounters.Heartbeats);
         bool queued;
         lock (_enqueueLock)
@@ -418,17 +418,4 @@ internal sealed class ProbeHealthTracker
             return null;
         return duration.ToTimeSpan();
     }
-
-    /// <summary>Bounds what a probe can make the server store.</summary>
-    private static void Sanitise(Heartbeat heartbeat)
-    {
-        heartbeat.StateReason = Truncate(heartbeat.StateReason, 500);
-        heartbeat.SoftwareVersion = Truncate(heartbeat.SoftwareVersion, 100);
-        while (heartbeat.Interfaces.Count > 64)
-            heartbeat.Interfaces.RemoveAt(heartbeat.Interfaces.Count - 1);
-        foreach (var nic in heartbeat.Interfaces)
-            nic.Name = Truncate(nic.Name, 64);
-    }
-
-    private static string Truncate(string text, int length) => text.Length > length ? text[..length] : text;
 }

@@ -11,6 +11,7 @@ public sealed class ServerCounters
     public const string JoinAccepted = "join.accepted";
     public const string JoinRefusedPrefix = "join.refused.";
     public const string AuthenticationRefusedPrefix = "auth.refused.";
+    public const string RenewRefusedPrefix = "renew.refused.";
 
     private readonly ConcurrentDictionary<string, long> _counts = new(StringComparer.Ordinal);
 

@@ -28,6 +28,9 @@ internal static partial class ServerLog
     [LoggerMessage(8, LogLevel.Information, "Probe {ProbeId} left: {Reason}")]
     public static partial void ProbeLeft(ILogger logger, string probeId, string reason);
 
+    [LoggerMessage(10, LogLevel.Warning, "Certificate renewal of probe {ProbeId} from {Remote} refused: {Reason}")]
+    public static partial void RenewalRefused(ILogger logger, string probeId, string remote, string reason);
+
     [LoggerMessage(9, LogLevel.Information, "Listening for probes on {GrpcUrl}; operator endpoint {HttpUrl}; CA pin {Pin}")]
     public static partial void Listening(ILogger logger, string grpcUrl, string httpUrl, string pin);
 }

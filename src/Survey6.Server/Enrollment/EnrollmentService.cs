@@ -26,6 +26,7 @@ public sealed class EnrollmentService(
     EventStore events,
     ServerPki pki,
     JoinRateLimiter rateLimiter,
+    RenewalRateLimiter renewalLimiter,
     ServerCounters counters,
     ProbeRevocations revocations,
     IOptions<ServerOptions> serverOptions,
@@ -35,11 +36,6 @@ public sealed class EnrollmentService(
 {
     /// <summary>Trailer naming why a join was refused (malformed, unknown, expired, ...), for programs.</summary>
     public const string RefusalTrailer = "survey6-refusal";
-
-    private const int MaxLabels = 64;
-    private const int MaxLabelKeyLength = 63;
-    private const int MaxLabelValueLength = 256;
-    private const int MaxPlaceLength = 128;
 
     [AllowAnonymous] // the join token authenticates this call; the probe has no certificate yet
     public override Task<JoinResponse> Join(JoinRequest request, ServerCallContext context)
@@ -59,8 +55,8 @@ public sealed class EnrollmentService(
         var publicKey = ReadSigningRequest(request.CsrDer)
             ?? throw Refuse(remote, "bad-csr", StatusCode.InvalidArgument, "join refused: bad-csr: csr_der is not a PKCS#10 request with a valid signature and an ECDSA P-256/P-384 or RSA >= 2048 key");
         var facts = request.Facts ?? new HostFacts();
-        if ((CheckLabels(facts.Labels) ?? CheckPlace(facts)) is { } labelProblem)
-            throw Refuse(remote, "bad-facts", StatusCode.InvalidArgument, "join refused: bad-facts: " + labelProblem);
+        if (HostFactLimits.CheckAndCut(facts) is { } factsProblem)
+            throw Refuse(remote, "bad-facts", StatusCode.InvalidArgument, "join refused: bad-facts: " + factsProblem);
 
         using var connection = database.Open();
         using var transaction = connection.BeginTransaction();
@@ -107,11 +103,25 @@ public sealed class EnrollmentService(
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(context);
         var identity = context.GetProbeIdentity();
+        var remote = context.RemoteAddress();
+        if (!renewalLimiter.TryAcquire(identity.ProbeId, out var firstRefusal))
+        {
+            var limit = renewalLimiter.Limit;
+            throw RefuseRenewal(identity.ProbeId, remote, "rate-limited", StatusCode.ResourceExhausted,
+                $"renewal refused: rate-limited: at most {limit.PermitLimit} renewals per probe within {limit.Window}; try again later", firstRefusal);
+        }
+
         var publicKey = ReadSigningRequest(request.CsrDer)
             ?? throw new RpcException(new Status(StatusCode.InvalidArgument, "csr_der is not a PKCS#10 request with a valid signature and a supported key"));
         using var certificate = Issue(identity.ProbeId, publicKey);
         var notAfter = new DateTimeOffset(certificate.NotAfter.ToUniversalTime(), TimeSpan.Zero);
-        probes.RecordRenewal(identity.ProbeId, certificate.SerialNumber, notAfter, context.RemoteAddress());
+        if (!probes.RecordRenewal(identity.ProbeId, certificate.SerialNumber, notAfter, remote))
+        {
+            // Revoked after this call was authenticated (or by another process): the certificate was never recorded or sent.
+            revocations.ProbeRevoked(identity.ProbeId);
+            throw RefuseRenewal(identity.ProbeId, remote, "revoked", StatusCode.PermissionDenied, "client certificate refused: certificate revoked", recordEvent: true);
+        }
+
         ServerLog.CertificateRenewed(logger, identity.ProbeId, certificate.SerialNumber);
         var response = new RenewResponse
         {
@@ -164,33 +174,16 @@ public sealed class EnrollmentService(
         }
     }
 
-    /// <summary>Name, country and city as <c>probe join</c> checks them, for clients that do not.</summary>
-    private static string? CheckPlace(HostFacts facts)
+    private RpcException RefuseRenewal(string probeId, string remote, string reason, StatusCode code, string message, bool recordEvent)
     {
-        if (facts.Name.Length > MaxPlaceLength)
-            return $"name longer than {MaxPlaceLength} characters";
-        if (facts.Location is not { } location)
-            return null;
-        if (location.Country.Length > 0 && !Survey6.Contracts.CountryCodes.IsAssigned(location.Country))
-            return $"country '{location.Country}' is not an ISO 3166-1 alpha-2 code";
-        if (location.City.Length > MaxPlaceLength)
-            return $"city longer than {MaxPlaceLength} characters";
-        if ((location.HasLatitude && location.Latitude is < -90 or > 90 or double.NaN) || (location.HasLongitude && location.Longitude is < -180 or > 180 or double.NaN))
-            return "latitude must be -90..90 and longitude -180..180";
-        return null;
-    }
-
-    private static string? CheckLabels(Google.Protobuf.Collections.MapField<string, string> labels)
-    {
-        if (labels.Count > MaxLabels)
-            return $"more than {MaxLabels} labels";
-        foreach (var (key, value) in labels)
+        counters.Increment(ServerCounters.RenewRefusedPrefix + reason);
+        if (recordEvent)
         {
-            if (key.Length is 0 or > MaxLabelKeyLength || value.Length > MaxLabelValueLength)
-                return $"label keys must be 1-{MaxLabelKeyLength} characters and values at most {MaxLabelValueLength}";
+            ServerLog.RenewalRefused(logger, probeId, remote, reason);
+            events.Append(EventKinds.AuthenticationRefused, probeId, remote, "/survey6.v1.Enrollment/RenewCertificate: renewal " + reason);
         }
 
-        return null;
+        return new RpcException(new Status(code, message), new Metadata { { RefusalTrailer, reason } });
     }
 
     private RpcException Refuse(string remote, TokenRefusal refusal) =>

@@ -7,48 +7,19 @@ namespace Survey6.Server.Enrollment;
 /// <summary>
 /// Sliding-window limit on join attempts per source, so join tokens cannot be guessed at speed.
 /// IPv6 sources are keyed by their /64: one host usually has a whole /64 to pick addresses from.
-/// Time comes from <see cref="TimeProvider"/> so tests can move it.
 /// </summary>
 public sealed class JoinRateLimiter(IOptions<JoinRateLimitOptions> options, TimeProvider time)
 {
-    private const int SweepThreshold = 10_000;
-    private readonly Dictionary<string, Source> _sources = new(StringComparer.Ordinal);
-    private readonly Lock _lock = new();
+    private readonly SlidingWindowLimiter _limiter = new(time);
 
     /// <summary>
     /// Counts an attempt from <paramref name="remote"/>; false when the source has used up its
-    /// window. <paramref name="firstRefusal"/> is true for one refusal per source and window, so a
-    /// flood is recorded as one event, not thousands of database writes.
+    /// window. <paramref name="firstRefusal"/> is true for one refusal per source and window.
     /// </summary>
-    public bool TryAcquire(IPAddress? remote, out bool firstRefusal)
-    {
-        firstRefusal = false;
-        var limit = options.Value;
-        var now = time.GetTimestamp();
-        var window = (long)(limit.Window.TotalSeconds * time.TimestampFrequency);
-        var key = SourceKey(remote);
-        lock (_lock)
-        {
-            if (_sources.Count > SweepThreshold)
-                Sweep(now, window);
-            if (!_sources.TryGetValue(key, out var source))
-                _sources[key] = source = new Source();
-            var attempts = source.Attempts;
-            while (attempts.Count > 0 && now - attempts.Peek() >= window)
-                attempts.Dequeue();
-            if (attempts.Count >= limit.PermitLimit)
-            {
-                firstRefusal = source.ReportedRefusalAt is not { } reported || now - reported >= window;
-                if (firstRefusal)
-                    source.ReportedRefusalAt = now;
-                return false;
-            }
+    public bool TryAcquire(IPAddress? remote, out bool firstRefusal) =>
+        _limiter.TryAcquire(SourceKey(remote), options.Value.PermitLimit, options.Value.Window, out firstRefusal);
 
-            attempts.Enqueue(now);
-            return true;
-        }
-    }
-
+    /// <summary>The key a source is counted under: the IPv4 address, or the IPv6 /64.</summary>
     internal static string SourceKey(IPAddress? remote)
     {
         if (remote is null)
@@ -65,21 +36,16 @@ public sealed class JoinRateLimiter(IOptions<JoinRateLimitOptions> options, Time
 
         return remote.ToString();
     }
+}
 
-    // Drops sources idle for a whole window so scanners cannot grow the table without bound.
-    private void Sweep(long now, long window)
-    {
-        foreach (var (key, source) in _sources.ToList())
-        {
-            if (source.Attempts.Count == 0 || now - source.Attempts.Last() >= window)
-                _sources.Remove(key);
-        }
-    }
+/// <summary>Sliding-window limit on certificate renewals per probe (<see cref="RenewalRateLimitOptions"/>).</summary>
+public sealed class RenewalRateLimiter(IOptions<RenewalRateLimitOptions> options, TimeProvider time)
+{
+    private readonly SlidingWindowLimiter _limiter = new(time);
 
-    private sealed class Source
-    {
-        public Queue<long> Attempts { get; } = new();
+    public RenewalRateLimitOptions Limit => options.Value;
 
-        public long? ReportedRefusalAt { get; set; }
-    }
+    /// <summary>Counts a renewal of <paramref name="probeId"/>; false when it has used up its window.</summary>
+    public bool TryAcquire(string probeId, out bool firstRefusal) =>
+        _limiter.TryAcquire(probeId, options.Value.PermitLimit, options.Value.Window, out firstRefusal);
 }

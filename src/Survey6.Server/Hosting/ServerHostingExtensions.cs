@@ -49,6 +49,7 @@ public static class ServerHostingExtensions
             .Validate(o => string.IsNullOrWhiteSpace(o.HttpListen) || ListenAddress.TryParse(o.HttpListen, out _), "Server:HttpListen must be ADDR:PORT, [IPV6]:PORT, localhost:PORT, *:PORT or empty")
             .ValidateOnStart();
         services.AddOptions<JoinRateLimitOptions>().BindConfiguration(JoinRateLimitOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<RenewalRateLimitOptions>().BindConfiguration(RenewalRateLimitOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<PolicyOptions>().BindConfiguration(PolicyOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
 
         services.TryAddSingleton(TimeProvider.System);
@@ -69,7 +70,8 @@ public static class ServerHostingExtensions
         services.AddSingleton<ServerCounters>();
         services.AddSingleton<RefusalEventThrottle>();
         services.AddSingleton<JoinRateLimiter>();
-        services.AddSingleton<ProbeRevocations>();
+        services.AddSingleton<RenewalRateLimiter>();
+        services.AddSingleton(sp => ProbeRevocations.Load(sp.GetRequiredService<ProbeStore>()));
         services.AddSingleton<ProbeCertificateValidator>();
         services.AddSurvey6Control();
         services.AddOptions<HousekeepingOptions>().BindConfiguration(HousekeepingOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();

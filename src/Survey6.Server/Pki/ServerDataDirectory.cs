@@ -23,6 +23,9 @@ public sealed class ServerDataDirectory(string root)
 
     public string StateDatabase => Layout.StateDatabase;
 
+    /// <inheritdoc cref="DataLayout.AdminPasswordFile"/>
+    public string AdminPasswordFile => Layout.AdminPasswordFile;
+
     /// <summary>The web UI's Data Protection keys (session cookies, antiforgery tokens), owner-only.</summary>
     public string DataProtectionKeys => Layout.DataProtectionKeys;
 

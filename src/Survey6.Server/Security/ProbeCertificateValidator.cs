@@ -19,8 +19,8 @@ public readonly record struct ProbeAuthentication(ProbeIdentity? Identity, Statu
 /// Accepts a client certificate only if it chains to the server's CA alone (not the system
 /// store), is within its validity at the server's time, is meant for client authentication,
 /// names a probe in its subject, and is a certificate the server issued to that probe and has not
-/// revoked. Revocation is looked up through <see cref="ProbeRevocations"/>, which reads state.db
-/// once per certificate, not once per call.
+/// revoked, of a probe that is not revoked. Revocation is looked up through <see cref="ProbeRevocations"/>,
+/// which reads state.db once per certificate, not once per call.
 /// </summary>
 public sealed class ProbeCertificateValidator(ServerPki pki, ProbeStore probes, ProbeRevocations revocations, TimeProvider time)
 {
@@ -59,7 +59,7 @@ public sealed class ProbeCertificateValidator(ServerPki pki, ProbeStore probes, 
         var issued = revocations.Find(certificate.SerialNumber, probes.FindCertificate, fresh);
         if (issued is null || !string.Equals(issued.ProbeId, probeId, StringComparison.Ordinal))
             return ProbeAuthentication.Refuse(StatusCode.PermissionDenied, "certificate unknown to this server");
-        if (issued.RevokedAt is not null || revocations.IsProbeRevoked(probeId))
+        if (issued.RevokedAt is not null || issued.ProbeRevoked || revocations.IsProbeRevoked(probeId))
             return ProbeAuthentication.Refuse(StatusCode.PermissionDenied, "certificate revoked");
 
         return new ProbeAuthentication(new ProbeIdentity(probeId, issued.Serial, issued.NotAfter), StatusCode.OK, "");

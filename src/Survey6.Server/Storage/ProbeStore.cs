@@ -17,8 +17,11 @@ public sealed record ProbeRecord(
     DateTimeOffset? LeftAt,
     string? LeaveReason);
 
-/// <summary>A certificate issued to a probe.</summary>
-public sealed record ProbeCertificateRecord(string Serial, string ProbeId, DateTimeOffset IssuedAt, DateTimeOffset NotAfter, DateTimeOffset? RevokedAt);
+/// <summary>
+/// A certificate issued to a probe. <see cref="ProbeRevoked"/>: its probe is revoked (or gone), which refuses the
+/// certificate whatever <see cref="RevokedAt"/> says.
+/// </summary>
+public sealed record ProbeCertificateRecord(string Serial, string ProbeId, DateTimeOffset IssuedAt, DateTimeOffset NotAfter, DateTimeOffset? RevokedAt, bool ProbeRevoked = false);
 
 /// <summary>The design's probe states; Control's health evaluator moves probes between all but pending and revoked.</summary>
 public static class ProbeStates
@@ -60,25 +63,56 @@ public sealed class ProbeStore(StateDatabase database, TimeProvider time)
         return reader.Read() ? Read(reader) : null;
     }
 
+    /// <summary>The certificate with its probe's state, in one indexed read (the authentication path's only query).</summary>
     public ProbeCertificateRecord? FindCertificate(string serial)
     {
         using var connection = database.Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT serial, probe_id, issued_at, not_after, revoked_at FROM certificates WHERE serial = $serial";
+        command.CommandText = """
+            SELECT c.serial, c.probe_id, c.issued_at, c.not_after, c.revoked_at, p.state
+            FROM certificates c LEFT JOIN probes p ON p.id = c.probe_id WHERE c.serial = $serial
+            """;
         command.Parameters.AddWithValue("$serial", serial);
         using var reader = command.ExecuteReader();
         if (!reader.Read())
             return null;
         return new ProbeCertificateRecord(
             reader.GetString(0), reader.GetString(1), DbTime.Parse(reader.GetString(2)), DbTime.Parse(reader.GetString(3)),
-            DbTime.ParseNullable(reader.GetValue(4)));
+            DbTime.ParseNullable(reader.GetValue(4)), ProbeRevoked: reader.IsDBNull(5) || reader.GetString(5) == ProbeStates.Revoked);
     }
 
-    /// <summary>Records a renewed certificate as the probe's current one; older ones stay valid until they expire.</summary>
-    public void RecordRenewal(string probeId, string serial, DateTimeOffset notAfter, string remote)
+    /// <summary>Ids of every revoked probe (revoked or left), for the in-memory revocation set at start.</summary>
+    public IReadOnlyList<string> RevokedProbeIds()
     {
         using var connection = database.Open();
-        using var transaction = connection.BeginTransaction();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id FROM probes WHERE state = $state";
+        command.Parameters.AddWithValue("$state", ProbeStates.Revoked);
+        using var reader = command.ExecuteReader();
+        var ids = new List<string>();
+        while (reader.Read())
+            ids.Add(reader.GetString(0));
+        return ids;
+    }
+
+    /// <summary>
+    /// Records a renewed certificate as the probe's current one; older ones stay valid until they expire. False, and
+    /// nothing recorded, when the probe is revoked (or gone): the check and the insert share one write transaction, so a
+    /// revocation committed first is always seen and one committed later revokes this certificate too.
+    /// </summary>
+    public bool RecordRenewal(string probeId, string serial, DateTimeOffset notAfter, string remote)
+    {
+        using var connection = database.Open();
+        using var transaction = connection.BeginTransaction(); // BEGIN IMMEDIATE: the write lock is held from the state read on
+        using (var state = connection.CreateCommand())
+        {
+            state.Transaction = transaction;
+            state.CommandText = "SELECT state FROM probes WHERE id = $id";
+            state.Parameters.AddWithValue("$id", probeId);
+            if (state.ExecuteScalar() is not string current || current == ProbeStates.Revoked)
+                return false; // disposing rolls back
+        }
+
         AddCertificate(connection, transaction, serial, probeId, notAfter);
         using (var update = connection.CreateCommand())
         {
@@ -92,6 +126,7 @@ public sealed class ProbeStore(StateDatabase database, TimeProvider time)
 
         EventStore.Append(connection, transaction, time, EventKinds.CertificateRenewed, probeId, remote, "serial " + serial);
         transaction.Commit();
+        return true;
     }
 
     /// <summary>Marks the probe as having left (state revoked) and revokes every certificate it holds.</summary>

@@ -15,13 +15,38 @@ public sealed class SettingsStore(StateDatabase database)
         return command.ExecuteScalar() as string;
     }
 
-    public void Set(string key, string value)
+    public void Set(string key, string value) => Set((key, value));
+
+    /// <summary>The key's value; <paramref name="value"/> is stored first if the key has none (the first writer wins).</summary>
+    public string GetOrAdd(string key, string value)
     {
         using var connection = database.Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "INSERT INTO settings (key, value) VALUES ($key, $value) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+        command.CommandText = """
+            INSERT INTO settings (key, value) VALUES ($key, $value) ON CONFLICT(key) DO NOTHING;
+            SELECT value FROM settings WHERE key = $key;
+            """;
         command.Parameters.AddWithValue("$key", key);
         command.Parameters.AddWithValue("$value", value);
-        command.ExecuteNonQuery();
+        return (string)command.ExecuteScalar()!;
+    }
+
+    /// <summary>Sets every pair in one transaction: a reader sees all of them or none.</summary>
+    public void Set(params (string Key, string Value)[] pairs)
+    {
+        ArgumentNullException.ThrowIfNull(pairs);
+        using var connection = database.Open();
+        using var transaction = connection.BeginTransaction();
+        foreach (var (key, value) in pairs)
+        {
+            using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = "INSERT INTO settings (key, value) VALUES ($key, $value) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+            command.Parameters.AddWithValue("$key", key);
+            command.Parameters.AddWithValue("$value", value);
+            command.ExecuteNonQuery();
+        }
+
+        transaction.Commit();
     }
 }

@@ -26,4 +26,13 @@ public static class UploadCounterNames
 
     /// <summary>GetUploadStatus calls answered.</summary>
     public const string StatusQueries = "upload.status_queries";
+
+    /// <summary>Idle partial uploads deleted to keep a probe within <c>MaxPartialUploadsPerProbe</c>.</summary>
+    public const string PartialUploadsEvicted = "upload.partial_evicted";
+
+    /// <summary>Sweeps for partial uploads untouched for <c>AbandonedUploadAge</c>, while the server runs.</summary>
+    public const string AbandonedSweeps = "upload.abandoned_sweeps";
+
+    /// <summary>Partial uploads those sweeps deleted.</summary>
+    public const string AbandonedDeleted = "upload.abandoned_deleted";
 }

@@ -58,6 +58,7 @@ public static class UploadHostingExtensions
                 sp.GetRequiredService<IProbeAnnotations>());
         });
         services.AddHostedService<CaptureStoreRecovery>();
+        services.AddHostedService<AbandonedUploadSweeper>();
         return services;
     }
 

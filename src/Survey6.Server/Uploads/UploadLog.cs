@@ -18,4 +18,7 @@ internal static partial class UploadLog
 
     [LoggerMessage(104, LogLevel.Information, "Upload store ready in {DataDirectory}: {Requeued} captures queued again, {Abandoned} abandoned uploads and {Leftovers} leftovers removed")]
     public static partial void Recovered(ILogger logger, string dataDirectory, int requeued, int abandoned, int leftovers);
+
+    [LoggerMessage(105, LogLevel.Warning, "Sweeping abandoned partial uploads in {DataDirectory} failed; the next sweep tries again")]
+    public static partial void SweepFailed(ILogger logger, Exception exception, string dataDirectory);
 }

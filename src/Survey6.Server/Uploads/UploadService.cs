@@ -88,6 +88,7 @@ public sealed class UploadService(
         call.Sha256 = header.Sha256;
 
         await using var session = await store.BeginAsync(call.ProbeId, header, cancellationToken).ConfigureAwait(false);
+        counters.Add(UploadCounterNames.PartialUploadsEvicted, session.EvictedPartialUploads);
         var resumedAt = session.Offset;
         while (await NextAsync(requests, cancellationToken).ConfigureAwait(false))
         {

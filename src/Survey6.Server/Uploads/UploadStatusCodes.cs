@@ -32,7 +32,8 @@ public static class UploadStatusCodes
     /// <summary>
     /// The code for each rejection. Retrying the same bytes cannot help with InvalidArgument; FailedPrecondition means
     /// the server's copy and the claim disagree (for digest-mismatch the held bytes are gone: send the whole file again);
-    /// OutOfRange carries the offset to continue from; ResourceExhausted lasts until an operator acts.
+    /// OutOfRange carries the offset to continue from; ResourceExhausted lasts until an operator acts; Unavailable
+    /// passes on its own (the probe's other uploads finish, or the disk gets space), so the probe retries.
     /// </summary>
     public static StatusCode Code(UploadRejection rejection) => rejection switch
     {
@@ -40,6 +41,7 @@ public static class UploadStatusCodes
         UploadRejection.TooLarge or UploadRejection.QuotaExceeded => StatusCode.ResourceExhausted,
         UploadRejection.ChunkSequence => StatusCode.OutOfRange,
         UploadRejection.SizeMismatch or UploadRejection.DigestMismatch => StatusCode.FailedPrecondition,
+        UploadRejection.PartialUploadLimit or UploadRejection.ServerDiskLow => StatusCode.Unavailable,
         _ => StatusCode.InvalidArgument,
     };
 }

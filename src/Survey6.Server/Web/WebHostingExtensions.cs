@@ -6,9 +6,11 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Survey6.Packets.Files;
 using Survey6.Server.Api;
 using Survey6.Server.Control;
 using Survey6.Server.Enrollment;
@@ -29,6 +31,9 @@ public static partial class WebHostingExtensions
     public const string Policy = "web";
     public const string AdminRole = "admin";
 
+    /// <summary>The largest form body a page may post (the token form with 64 labels fits).</summary>
+    public const long MaxFormBytes = 64 << 10;
+
     private static readonly JsonSerializerOptions EventJson = new(JsonSerializerDefaults.Web);
 
     public static IServiceCollection AddSurvey6Web(this IServiceCollection services)
@@ -43,6 +48,7 @@ public static partial class WebHostingExtensions
             o.Cookie.Name = "survey6.af";
             o.Cookie.SameSite = SameSiteMode.Strict;
             o.FormFieldName = "__af";
+            o.HeaderName = ApiAuthentication.AntiforgeryHeader; // for cookie-authenticated API writes; forms still use the field
         });
         services.AddAuthentication().AddCookie(ApiAuthentication.CookieScheme, o =>
         {
@@ -54,6 +60,16 @@ public static partial class WebHostingExtensions
             o.LogoutPath = "/logout";
             o.ExpireTimeSpan = TimeSpan.FromHours(8);
             o.SlidingExpiration = true;
+            o.Events.OnValidatePrincipal = async context =>
+            {
+                // A password change or a logout (in any process) ends every session issued before it.
+                var admin = context.HttpContext.RequestServices.GetRequiredService<WebAdminStore>();
+                if (!admin.IsSessionCurrent(context.Principal?.FindFirst(WebAdminStore.SessionStampClaim)?.Value))
+                {
+                    context.RejectPrincipal();
+                    await context.HttpContext.SignOutAsync(ApiAuthentication.CookieScheme).ConfigureAwait(false);
+                }
+            };
         });
         services.AddAuthorizationBuilder().AddPolicy(Policy, p => p.AddAuthenticationSchemes(ApiAuthentication.CookieScheme).RequireAuthenticatedUser());
         return services;
@@ -65,8 +81,11 @@ public static partial class WebHostingExtensions
         var admin = app.Services.GetRequiredService<WebAdminStore>();
         if (admin.EnsurePassword() is { } password)
         {
+            // Never to the log (journald keeps it, and more people read logs than the data directory): an owner-only file.
+            var file = app.Services.GetRequiredService<ServerPki>().Directory.AdminPasswordFile;
+            SecureFiles.WriteAtomically(file, password + "\n", SecureFiles.OwnerOnlyFile);
             var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Survey6.Server.Web");
-            WebLog.AdminPasswordCreated(logger, WebAdminStore.UserName, password);
+            WebLog.AdminPasswordCreated(logger, WebAdminStore.UserName, file);
         }
 
         var web = app.MapGroup("").WithMetadata(OperatorEndpointMetadata.Instance).ExcludeFromDescription().AddEndpointFilter(async (context, next) =>
@@ -77,14 +96,34 @@ public static partial class WebHostingExtensions
             headers.XFrameOptions = "DENY";
             headers["Referrer-Policy"] = "no-referrer";
             headers.CacheControl = "no-store";
-            return await next(context).ConfigureAwait(false);
+            // Forms are small: a bigger body is refused before anything (antiforgery included) reads it.
+            var request = context.HttpContext.Request;
+            if (request.ContentLength > MaxFormBytes)
+                return Html(WebPages.Message("Refused", $"The form is larger than {MaxFormBytes / 1024} KiB."), StatusCodes.Status413PayloadTooLarge);
+            if (context.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+                limit.MaxRequestBodySize = MaxFormBytes;
+            try
+            {
+                return await next(context).ConfigureAwait(false);
+            }
+            catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+            {
+                return Html(WebPages.Message("Refused", $"The form is larger than {MaxFormBytes / 1024} KiB."), StatusCodes.Status413PayloadTooLarge);
+            }
+            catch (Exception e) when (e is AntiforgeryValidationException or InvalidDataException)
+            {
+                // A form ASP.NET will not parse (a null character, say): refused like a forged one, not a 500.
+                return Html(WebPages.Message("Refused", "This form could not be read."), StatusCodes.Status400BadRequest);
+            }
         });
 
         web.MapGet("/assets/{name}", (string name) => Asset(name));
         web.MapGet("/login", (HttpContext context, IAntiforgery antiforgery, string? returnUrl) =>
             Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), returnUrl, null)));
         web.MapPost("/login", LoginAsync);
-        web.MapPost("/logout", async (HttpContext context, IAntiforgery antiforgery) =>
+        var pages = web.MapGroup("").RequireAuthorization(Policy);
+        // Authenticated like the pages: the form's antiforgery token is bound to the logged-in user.
+        pages.MapPost("/logout", async (HttpContext context, IAntiforgery antiforgery, WebAdminStore admin) =>
         {
             // Open to anyone (an expired session just lands on the login page), so no policy reads the cookie here; the
             // form's token was issued to the logged-in user and only validates against that user.
@@ -92,11 +131,10 @@ public static partial class WebHostingExtensions
                 context.User = user;
             if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
                 return Refused();
+            admin.EndAllSessions(); // a copy of the cookie must not outlive the logout
             await context.SignOutAsync(ApiAuthentication.CookieScheme).ConfigureAwait(false);
             return Results.Redirect("/login", preserveMethod: false);
         });
-
-        var pages = web.MapGroup("").RequireAuthorization(Policy);
         pages.MapGet("/", (string? state, string? label, string? q, HttpContext context, IAntiforgery antiforgery, WebData data) =>
             Html(WebPages.Fleet(data.Fleet(), new WebPages.FleetFilter(state, label, q), antiforgery.GetAndStoreTokens(context), data.Now, data.NewestProbeVersion())));
         pages.MapGet("/map", (HttpContext context, IAntiforgery antiforgery, WebData data) =>
@@ -131,21 +169,39 @@ public static partial class WebHostingExtensions
             return Refused();
         var form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
         string? user = form["username"], password = form["password"], returnUrl = form["returnUrl"];
-        switch (admin.Login(user, password))
+        if (WebAdminStore.CheckLengths(user, password) is { } problem)
+            return Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), null, "Refused: " + problem + "."), StatusCodes.Status400BadRequest);
+        switch (admin.Login(user, password, ProbeCallContextExtensions.RemoteIp(context)))
         {
             case WebLoginResult.Ok:
                 var identity = new ClaimsIdentity(
-                    [new Claim(ClaimTypes.Name, user!), new Claim(ClaimTypes.Role, AdminRole)],
+                    [new Claim(ClaimTypes.Name, user!), new Claim(ClaimTypes.Role, AdminRole), new Claim(WebAdminStore.SessionStampClaim, admin.CurrentSessionStamp())],
                     ApiAuthentication.CookieScheme);
                 await context.SignInAsync(ApiAuthentication.CookieScheme, new ClaimsPrincipal(identity)).ConfigureAwait(false);
-                // Only local paths: never an open redirect.
-                var target = returnUrl is { Length: > 0 } r && r.StartsWith('/') && !r.StartsWith("//", StringComparison.Ordinal) && !r.StartsWith("/\\", StringComparison.Ordinal) ? r : "/";
-                return Results.Redirect(target, preserveMethod: false);
+                return Results.Redirect(IsLocalPath(returnUrl) ? returnUrl! : "/", preserveMethod: false);
             case WebLoginResult.LockedOut:
                 return Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), returnUrl, "Too many failed logins: this account is locked for a few minutes."), StatusCodes.Status429TooManyRequests);
             default:
                 return Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), returnUrl, "Wrong user name or password."), StatusCodes.Status401Unauthorized);
         }
+    }
+
+    /// <summary>
+    /// A path of this site, safe to redirect to: starts with one slash, and holds printable ASCII only, without
+    /// backslashes. Browsers drop tabs and newlines from URLs and read a backslash as a slash, so <c>/\t/evil</c> or
+    /// <c>/\\evil</c> would leave the site; a control character would also break the Location header.
+    /// </summary>
+    internal static bool IsLocalPath(string? url)
+    {
+        if (string.IsNullOrEmpty(url) || url[0] != '/' || url.StartsWith("//", StringComparison.Ordinal))
+            return false;
+        foreach (var c in url)
+        {
+            if (c is < '!' or > '~' or '\\')
+                return false;
+        }
+
+        return true;
     }
 
     private static async Task<IResult> CommandAsync(HttpContext context, IAntiforgery antiforgery, string id, string what, Func<string, ProbeCommandInfo> issue)
@@ -353,7 +409,7 @@ public static partial class WebHostingExtensions
 
     private static partial class WebLog
     {
-        [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Web UI: no admin password was set; created one for user '{User}': {Password} (shown once; change it with `survey6 server admin set-password`)")]
-        public static partial void AdminPasswordCreated(ILogger logger, string user, string password);
+        [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Web UI: no admin password was set; created one for user '{User}' and wrote it to {Path} (owner-only). Read it there, or set your own with `survey6 server admin set-password`, which removes the file")]
+        public static partial void AdminPasswordCreated(ILogger logger, string user, string path);
     }
 }
