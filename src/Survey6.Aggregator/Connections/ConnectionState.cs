@@ -60,9 +60,9 @@ public sealed class ConnectionState
     /// <summary>When the close became complete (a RST, or a FIN whose peer had closed or never spoke), else MinValue.</summary>
     internal long CompletedNs { get; private set; } = long.MinValue;
 
-    internal Endpoint Orig => OrigIsA ? _a : _b;
+    internal ref Endpoint Orig => ref OrigIsA ? ref _a : ref _b;
 
-    internal Endpoint Resp => OrigIsA ? _b : _a;
+    internal ref Endpoint Resp => ref OrigIsA ? ref _b : ref _a;
 
     public string History => new(_history, 0, _historyLength);
 
@@ -91,8 +91,8 @@ public sealed class ConnectionState
             return false;
         }
 
-        var orig = Orig;
-        var resp = Resp;
+        ref var orig = ref Orig;
+        ref var resp = ref Resp;
         bool attempt = orig.State is TcpEndpointState.SynSent or TcpEndpointState.SynAckSent && resp.State == TcpEndpointState.Inactive;
         if (attempt && AttemptStartNs != long.MinValue && t > AttemptStartNs + (options.TcpAttemptDelay.Ticks * 100))
         {
@@ -112,7 +112,7 @@ public sealed class ConnectionState
     /// <summary>Counts <paramref name="e"/> and moves the state on, by the connection's protocol's rules.</summary>
     internal void Apply(in ConnectionEvent e)
     {
-        var sender = e.FromA ? _a : _b;
+        ref var sender = ref e.FromA ? ref _a : ref _b;
         bool isOrig = e.FromA == OrigIsA;
         sender.Packets++;
         sender.IpBytes += e.IpBytes;
@@ -121,7 +121,7 @@ public sealed class ConnectionState
         switch (Key.Protocol)
         {
             case ConnectionKey.Tcp:
-                ApplyTcp(e, sender, e.FromA ? _b : _a, isOrig);
+                ApplyTcp(e, ref sender, ref e.FromA ? ref _b : ref _a, isOrig);
                 break;
             case ConnectionKey.Udp:
                 sender.DataBytes += e.DataLength;
@@ -135,7 +135,7 @@ public sealed class ConnectionState
         }
     }
 
-    private void ApplyTcp(in ConnectionEvent e, Endpoint ep, Endpoint peer, bool isOrig)
+    private void ApplyTcp(in ConnectionEvent e, ref Endpoint ep, ref Endpoint peer, bool isOrig)
     {
         ushort flags = e.TcpFlags;
         bool syn = (flags & Syn) != 0;
@@ -146,10 +146,10 @@ public sealed class ConnectionState
         long segLen = len + (syn ? 1 : 0) + (fin ? 1 : 0) - (rst ? len : 0);
 
         long baseSeq = ep.SeqKnown ? Endpoint.Unwrap(e.Sequence, ep.LastSeq) : e.Sequence;
-        InitEndpoint(ep, syn, baseSeq, baseSeq + segLen);
+        InitEndpoint(ref ep, syn, baseSeq, baseSeq + segLen);
         long relSeq = baseSeq - ep.Start;
 
-        UpdateHistory(ep, isOrig, syn, fin, rst, ack, relSeq, len);
+        UpdateHistory(ref ep, isOrig, syn, fin, rst, ack, relSeq, len);
 
         // Zero windows are news unless they come with or after a RST, or after the peer's FIN.
         if (e.Window == 0 && !rst && peer.State != TcpEndpointState.Closed && ep.State != TcpEndpointState.Reset)
@@ -194,8 +194,8 @@ public sealed class ConnectionState
             ep.Saw(baseSeq, baseSeq + segLen);
         }
 
-        UpdateLastSeq(ep, isOrig, syn, fin, rst, baseSeq + segLen, len);
-        UpdateStateMachine(e.TimestampNs, ep, peer, isOrig, syn, fin, rst, ack, baseSeq, len);
+        UpdateLastSeq(ref ep, isOrig, syn, fin, rst, baseSeq + segLen, len);
+        UpdateStateMachine(e.TimestampNs, ref ep, ref peer, isOrig, syn, fin, rst, ack, baseSeq, len);
 
         // A content gap: the peer acknowledges sequence space of ours we never saw (a RST's or FIN's ack is not trusted).
         if (ack && !rst && !fin && !peerWasInactive && peer.State != TcpEndpointState.Inactive)
@@ -209,7 +209,7 @@ public sealed class ConnectionState
         }
     }
 
-    private static void InitEndpoint(Endpoint ep, bool syn, long baseSeq, long end)
+    private static void InitEndpoint(ref Endpoint ep, bool syn, long baseSeq, long end)
     {
         switch (ep.State)
         {
@@ -249,7 +249,7 @@ public sealed class ConnectionState
         }
     }
 
-    private void UpdateHistory(Endpoint ep, bool isOrig, bool syn, bool fin, bool rst, bool ack, long relSeq, long len)
+    private void UpdateHistory(ref Endpoint ep, bool isOrig, bool syn, bool fin, bool rst, bool ack, long relSeq, long len)
     {
         int bits = (syn ? 1 : 0) + (fin ? 1 : 0) + (rst ? 1 : 0);
         if (bits > 1)
@@ -307,7 +307,7 @@ public sealed class ConnectionState
         }
     }
 
-    private void UpdateLastSeq(Endpoint ep, bool isOrig, bool syn, bool fin, bool rst, long end, long len)
+    private void UpdateLastSeq(ref Endpoint ep, bool isOrig, bool syn, bool fin, bool rst, long end, long len)
     {
         long deltaLast = end - ep.LastSeq;
         if ((syn || rst) && Math.Abs(deltaLast) > Endpoint.TooLargeSeqDelta)
@@ -333,13 +333,13 @@ public sealed class ConnectionState
         }
     }
 
-    private void UpdateStateMachine(long t, Endpoint ep, Endpoint peer, bool isOrig, bool syn, bool fin, bool rst, bool ack, long baseSeq, long len)
+    private void UpdateStateMachine(long t, ref Endpoint ep, ref Endpoint peer, bool isOrig, bool syn, bool fin, bool rst, bool ack, long baseSeq, long len)
     {
         bool close = false;
         switch (ep.State)
         {
             case TcpEndpointState.Inactive:
-                close = UpdateInactive(t, ep, peer, isOrig, syn, fin, rst, ack, baseSeq, len);
+                close = UpdateInactive(t, ref ep, ref peer, isOrig, syn, fin, rst, ack, baseSeq, len);
                 break;
             case TcpEndpointState.SynSent or TcpEndpointState.SynAckSent:
                 if (fin)
@@ -401,7 +401,7 @@ public sealed class ConnectionState
         }
     }
 
-    private bool UpdateInactive(long t, Endpoint ep, Endpoint peer, bool isOrig, bool syn, bool fin, bool rst, bool ack, long baseSeq, long len)
+    private bool UpdateInactive(long t, ref Endpoint ep, ref Endpoint peer, bool isOrig, bool syn, bool fin, bool rst, bool ack, long baseSeq, long len)
     {
         bool close = false;
         if (syn)
@@ -511,8 +511,8 @@ public sealed class ConnectionState
     {
         get
         {
-            var orig = Orig;
-            var resp = Resp;
+            ref var orig = ref Orig;
+            ref var resp = ref Resp;
             switch (Key.Protocol)
             {
                 case ConnectionKey.Tcp:
@@ -527,7 +527,7 @@ public sealed class ConnectionState
         }
     }
 
-    private string TcpConnState(Endpoint orig, Endpoint resp)
+    private string TcpConnState(in Endpoint orig, in Endpoint resp)
     {
         var os = orig.State;
         var rs = resp.State;
@@ -622,8 +622,6 @@ public sealed class ConnectionState
     internal ConnectionState Clone()
     {
         var copy = (ConnectionState)MemberwiseClone();
-        copy._a = _a.Clone();
-        copy._b = _b.Clone();
         copy._history = (char[])_history.Clone();
         return copy;
     }

@@ -37,11 +37,11 @@ public sealed class ConnectionStitcher
     private void StitchKey(string probe, ConnectionKey key, IEnumerable<ConnectionFragment> group, List<(ConnectionState, string)> output)
     {
         long idleTimeout = _options.IdleTimeoutNs(key.Protocol);
-        var replayed = new HashSet<string>(StringComparer.Ordinal);
+        HashSet<string>? replayed = null;
         ConnectionState? current = null;
         foreach (var fragment in group.OrderBy(f => f.FirstTimestampNs).ThenBy(f => f.Covered))
         {
-            if (fragment.Covered && replayed.Contains(fragment.Source))
+            if (fragment.Covered && replayed is not null && replayed.Contains(fragment.Source))
             {
                 continue;
             }
@@ -59,7 +59,7 @@ public sealed class ConnectionStitcher
                 }
 
                 current = timeline.Current;
-                replayed.Add(fragment.Source);
+                (replayed ??= new HashSet<string>(StringComparer.Ordinal)).Add(fragment.Source);
                 continue;
             }
 

@@ -5,9 +5,9 @@ namespace Survey6.Aggregator.Connections;
 /// timing out, a new SYN after a close) and that connection's state. The tracker and the stitcher's replay share it, so
 /// a replay cannot drift from what the tracker does.
 /// </summary>
-internal sealed class ConnectionTimeline(ConnectionKey key, ConnectionOptions options, ConnectionState? current = null)
+internal struct ConnectionTimeline(ConnectionKey key, ConnectionOptions options, ConnectionState? current = null)
 {
-    public ConnectionState? Current { get; private set; } = current;
+    public ConnectionState? Current { readonly get; private set; } = current;
 
     /// <summary>Adds <paramref name="e"/>; returns the connection it ended (an idle gap when <paramref name="idle"/>), if any.</summary>
     public ConnectionState? Add(in ConnectionEvent e, out bool idle)

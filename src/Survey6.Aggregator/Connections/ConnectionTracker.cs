@@ -121,12 +121,15 @@ public sealed class ConnectionTracker
 
     private sealed class Entry(ConnectionTimeline timeline, bool headOpen)
     {
-        public ConnectionTimeline Timeline { get; } = timeline;
+        // A field, not a property: the timeline is a struct updated in place.
+        public ConnectionTimeline Timeline = timeline;
 
         /// <summary>The key's packets since its first, while it may still continue an earlier capture's connection.</summary>
         public List<ConnectionEvent>? Events { get; set; } = headOpen ? [] : null;
 
         /// <summary>Connections of the key ended for state reasons while <see cref="Events"/> is kept.</summary>
-        public List<ConnectionState> Chain { get; } = [];
+        public List<ConnectionState> Chain => _chain ??= [];
+
+        private List<ConnectionState>? _chain;
     }
 }

@@ -16,7 +16,7 @@ public enum TcpEndpointState : byte
 /// One side of a connection: its packet and byte counts and, for TCP, Zeek's endpoint bookkeeping. Sequence numbers are
 /// kept unwrapped (64-bit, each new one read as the 32-bit value nearest the last), so sizes over 4 GiB stay right.
 /// </summary>
-internal sealed class Endpoint
+internal struct Endpoint
 {
     // Zeek ignores sequence and acknowledgement jumps this large (TOO_LARGE_SEQ_DELTA).
     internal const long TooLargeSeqDelta = 1 << 20;
@@ -34,16 +34,23 @@ internal sealed class Endpoint
     public long HistLastRst;
     public uint FinCount;
     public uint RetransmitCount;
-    public uint RetransmitThreshold = 1;
+    public uint RetransmitThreshold;
     public uint ZeroWindowCount;
-    public uint ZeroWindowThreshold = 1;
+    public uint ZeroWindowThreshold;
     public uint GapCount;
-    public uint GapThreshold = 1;
+    public uint GapThreshold;
     public bool DidClose;
     public long Packets;
     public long IpBytes;
     public long DataBytes;
     public long MissedBytes;
+
+    public Endpoint()
+    {
+        RetransmitThreshold = 1;
+        ZeroWindowThreshold = 1;
+        GapThreshold = 1;
+    }
 
     public void SetState(TcpEndpointState state)
     {
@@ -107,7 +114,7 @@ internal sealed class Endpoint
     }
 
     /// <summary>Zeek's <c>TCP_Endpoint::Size</c>: the sequence space sent or acknowledged, less the SYN and FIN octets.</summary>
-    public long Size(Endpoint peer)
+    public readonly long Size(in Endpoint peer)
     {
         if (!SeqKnown)
         {
@@ -136,9 +143,7 @@ internal sealed class Endpoint
         return size;
     }
 
-    public Endpoint Clone() => (Endpoint)MemberwiseClone();
-
-    public void Write(BinaryWriter w)
+    public readonly void Write(BinaryWriter w)
     {
         w.Write((byte)State);
         w.Write((byte)PrevState);

@@ -238,3 +238,38 @@ public class ConnStateTests
         return script;
     }
 }
+
+/// <summary>The tracker's hot path: packets of connections it already knows allocate nothing.</summary>
+public class ConnectionTrackerAllocationTests
+{
+    [Fact]
+    public void Packets_of_known_connections_do_not_allocate()
+    {
+        var script = new TcpScript().C("S").S("SA").C("A");
+        for (int i = 0; i < 60_000; i++)
+        {
+            script.C("PA", 100).S("A");
+        }
+
+        var packets = script.Packets.ToArray();
+        var tracker = new ConnectionTracker("probe", "capture", long.MinValue / 2);
+
+        // The first half warms the code up (the JIT may allocate once as it recompiles the loop).
+        AddRange(tracker, packets, 0, packets.Length / 2);
+        Assert.Equal(0, AddRange(tracker, packets, packets.Length / 2, packets.Length));
+        var c = Assert.Single(new ConnectionStitcher().Stitch(tracker.Drain()));
+        Assert.Equal(60_002, c.OrigPkts);
+        Assert.Equal("ShADa", c.History);
+    }
+
+    private static long AddRange(ConnectionTracker tracker, ConnectionPacket[] packets, int from, int to)
+    {
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = from; i < to; i++)
+        {
+            tracker.Add(packets[i]);
+        }
+
+        return GC.GetAllocatedBytesForCurrentThread() - before;
+    }
+}
