@@ -342,18 +342,7 @@ public sealed class ConnectionState
                 close = UpdateInactive(t, ref ep, ref peer, isOrig, syn, fin, rst, ack, baseSeq, len);
                 break;
             case TcpEndpointState.SynSent or TcpEndpointState.SynAckSent:
-                if (fin)
-                {
-                    ep.SetState(TcpEndpointState.Closed);
-                    close = true;
-                }
-
-                if (rst)
-                {
-                    ep.SetState(TcpEndpointState.Reset);
-                    close = true;
-                }
-
+                close = CloseOnFinOrRst(ref ep, fin, rst);
                 break;
             case TcpEndpointState.Established or TcpEndpointState.Partial:
                 if (syn && ep.State == TcpEndpointState.Partial && peer.State == TcpEndpointState.Inactive && !ack)
@@ -433,18 +422,7 @@ public sealed class ConnectionState
             }
         }
 
-        if (fin)
-        {
-            ep.SetState(TcpEndpointState.Closed);
-            close = true;
-        }
-
-        if (rst)
-        {
-            ep.SetState(TcpEndpointState.Reset);
-            close = true;
-        }
-
+        close |= CloseOnFinOrRst(ref ep, fin, rst);
         if (ep.State == TcpEndpointState.Inactive)
         {
             if (!isOrig && len == 0 && Orig.State == TcpEndpointState.SynSent)
@@ -462,6 +440,22 @@ public sealed class ConnectionState
         }
 
         return close;
+    }
+
+    /// <summary>Before the handshake completes, a FIN closes the side and a RST resets it (a RST wins).</summary>
+    private static bool CloseOnFinOrRst(ref Endpoint ep, bool fin, bool rst)
+    {
+        if (fin)
+        {
+            ep.SetState(TcpEndpointState.Closed);
+        }
+
+        if (rst)
+        {
+            ep.SetState(TcpEndpointState.Reset);
+        }
+
+        return fin || rst;
     }
 
     /// <summary>Zeek's <c>CheckHistory</c>: adds the letter the first time; true when it had been seen before.</summary>
