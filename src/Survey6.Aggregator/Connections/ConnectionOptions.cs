@@ -7,6 +7,9 @@ namespace Survey6.Aggregator.Connections;
 /// </summary>
 public sealed class ConnectionOptions
 {
+    /// <summary>The configuration section these settings bind from.</summary>
+    public const string SectionName = "Connections";
+
     public TimeSpan TcpIdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
     public TimeSpan UdpIdleTimeout { get; set; } = TimeSpan.FromMinutes(1);
