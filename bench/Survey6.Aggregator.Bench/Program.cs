@@ -9,8 +9,11 @@ using Survey6.Packets.Dissection;
 // Parse-stage throughput: read + dissect + columnar fill + Parquet (zstd) on one thread.
 // Usage: Survey6.Aggregator.Bench [frames=2000000] [rowGroupSize=1048576] [repeats=3] [synthetic|flows|corpus] [anonymise]
 //        Survey6.Aggregator.Bench lake LAKE DATE CAPTURE...   (parse each capture as its own probe into LAKE, for bench/aggregate.sh)
+//        Survey6.Aggregator.Bench connections CAPTURE|FRAMES [repeats=3]   (connection tracking alone, see ConnectionsBench)
 if (args.Length > 0 && args[0] == "lake")
     return LakeBuilder.Run(args[1..]);
+if (args.Length > 1 && args[0] == "connections")
+    return ConnectionsBench.Run(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3);
 
 int frames = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 2_000_000;
 int rowGroup = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1 << 20;

@@ -40,7 +40,10 @@ public static partial class PacketDissector
     private const int PrefixOptionPrefixLengthOffset = 2;
     private const int PrefixOptionPrefixOffset = 16;
 
-    private static void DissectIcmpv6(ReadOnlySpan<byte> frame, int offset, int end, ref PacketRecord r, int depth, bool quoted)
+    // Zeek counts an ICMP message's octets after the first 8: type, code, checksum and the message's first word.
+    private const int Icmpv6CountedHeaderLength = 8;
+
+    private static void DissectIcmpv6(ReadOnlySpan<byte> frame, int offset, int end, ref PacketRecord r, int depth, bool flowOwner, bool quoted)
     {
         r.Push(Layer.Icmpv6);
         var data = frame[offset..end];
@@ -56,6 +59,14 @@ public static partial class PacketDissector
         }
 
         byte type = data[Icmpv6TypeOffset];
+        if (flowOwner && data.Length > Icmpv6CodeOffset)
+        {
+            r.FlowIcmpv6Type = type;
+            r.FlowIcmpv6Code = data[Icmpv6CodeOffset];
+            r.FlowDataLength = FlowDataAfter(r, offset, Icmpv6CountedHeaderLength);
+            r.Present |= FieldPresence.FlowIcmpv6;
+        }
+
         if (first)
         {
             r.Icmpv6Type = type;
@@ -80,6 +91,11 @@ public static partial class PacketDissector
             case Icmpv6MessageType.ParameterProblem:
                 if (data.Length > Icmpv6ErrorQuoteOffset)
                 {
+                    if (flowOwner)
+                    {
+                        r.Present |= FieldPresence.FlowQuote;
+                    }
+
                     DissectIpv6(frame, offset + Icmpv6ErrorQuoteOffset, end, ref r, depth + 1, Encapsulation.Other, quoted: true);
                 }
                 else if (data.Length < Icmpv6ErrorQuoteOffset)

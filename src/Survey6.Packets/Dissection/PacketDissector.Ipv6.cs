@@ -82,7 +82,7 @@ public static partial class PacketDissector
         bool flowOwner = !quoted;
         if (flowOwner)
         {
-            StartFlow(header, ref r);
+            StartFlow(header, offset, ref r);
         }
 
         DissectExtensionChain(frame, offset + Ipv6HeaderLength, end, header[Ipv6NextHeaderOffset], ref r, depth, flowOwner, quoted, recordChain: first);
@@ -201,15 +201,40 @@ public static partial class PacketDissector
         return end;
     }
 
-    /// <summary>This packet is the flow view's (so far): its addresses, and ports only once a transport header says so.</summary>
-    private static void StartFlow(ReadOnlySpan<byte> header, ref PacketRecord r)
+    /// <summary>
+    /// This packet is the flow view's (so far): its addresses, and ports and transport details only once a transport
+    /// header says so. A tunnel's inner packet replaces its carrier here, so whatever the carrier's transport left
+    /// (Teredo's UDP, say) is cleared.
+    /// </summary>
+    private static void StartFlow(ReadOnlySpan<byte> header, int offset, ref PacketRecord r)
     {
-        r.Present |= FieldPresence.Flow;
+        r.Present = (r.Present & ~FlowTransportFields) | FieldPresence.Flow;
         r.FlowSource = Ipv6Address.Read(header[Ipv6SourceOffset..]);
         r.FlowDestination = Ipv6Address.Read(header[Ipv6DestinationOffset..]);
         r.FlowSourcePort = 0;
         r.FlowDestinationPort = 0;
         r.FlowPayloadBytes = BinaryPrimitives.ReadUInt16BigEndian(header[Ipv6PayloadLengthOffset..]);
+        r.FlowPayloadOffset = offset + Ipv6HeaderLength;
+        r.FlowTcpFlags = 0;
+        r.FlowTcpSequence = 0;
+        r.FlowTcpAcknowledgement = 0;
+        r.FlowTcpWindow = 0;
+        r.FlowIcmpv6Type = 0;
+        r.FlowIcmpv6Code = 0;
+        r.FlowDataLength = 0;
+    }
+
+    private const FieldPresence FlowTransportFields =
+        FieldPresence.FlowTcp | FieldPresence.FlowUdp | FieldPresence.FlowIcmpv6 | FieldPresence.FlowDns | FieldPresence.FlowQuote;
+
+    /// <summary>
+    /// Octets of the flow packet's payload from <paramref name="offset"/> on, less <paramref name="headerLength"/>, by the
+    /// IPv6 payload length (not the captured bytes, so a snap length does not shrink it); never negative.
+    /// </summary>
+    private static uint FlowDataAfter(in PacketRecord r, int offset, int headerLength)
+    {
+        long length = (long)r.FlowPayloadBytes - (offset - r.FlowPayloadOffset) - headerLength;
+        return length > 0 ? (uint)length : 0;
     }
 
     /// <summary>Follows the extension headers from <paramref name="position"/> to the upper layer, which it dissects.</summary>

@@ -19,6 +19,8 @@ public static partial class PacketDissector
     // TCP header (RFC 9293 3.1): ports at 0 and 2, then sequence and acknowledgment numbers, then the data
     // offset (header length in 32-bit words, high nibble) and the 12 bits tshark shows as tcp.flags.
     private const int TcpMinHeaderLength = 20;
+    private const int TcpSequenceOffset = 4;
+    private const int TcpAcknowledgementOffset = 8;
     private const int TcpFlagsOffset = 12;
     private const ushort TcpFlagsMask = 0x0FFF;
     private const int TcpWindowOffset = 14;
@@ -77,7 +79,7 @@ public static partial class PacketDissector
                 DissectUdp(p.Frame, p.Offset, p.End, ref r, p.Depth, p.FlowOwner, p.Quoted);
                 break;
             case ProtocolIcmpv6:
-                DissectIcmpv6(p.Frame, p.Offset, p.End, ref r, p.Depth, p.Quoted);
+                DissectIcmpv6(p.Frame, p.Offset, p.End, ref r, p.Depth, p.FlowOwner, p.Quoted);
                 break;
             case ProtocolIpv6:
                 DissectIpv6(p.Frame, p.Offset, p.End, ref r, p.Depth + 1, p.Ipv6Via, p.Quoted);
@@ -112,10 +114,21 @@ public static partial class PacketDissector
             return;
         }
 
+        ushort flags = (ushort)(BinaryPrimitives.ReadUInt16BigEndian(data[TcpFlagsOffset..]) & TcpFlagsMask);
         if (first)
         {
-            r.TcpFlags = (ushort)(BinaryPrimitives.ReadUInt16BigEndian(data[TcpFlagsOffset..]) & TcpFlagsMask);
+            r.TcpFlags = flags;
             r.Present |= FieldPresence.TcpFlags;
+        }
+
+        if (flowOwner)
+        {
+            r.FlowTcpFlags = flags;
+            r.FlowTcpSequence = BinaryPrimitives.ReadUInt32BigEndian(data[TcpSequenceOffset..]);
+            r.FlowTcpAcknowledgement = BinaryPrimitives.ReadUInt32BigEndian(data[TcpAcknowledgementOffset..]);
+            r.FlowTcpWindow = BinaryPrimitives.ReadUInt16BigEndian(data[TcpWindowOffset..]);
+            r.FlowDataLength = FlowDataAfter(r, offset, headerLength);
+            r.Present |= FieldPresence.FlowTcp;
         }
 
         if (data.Length <= headerLength)
@@ -140,7 +153,7 @@ public static partial class PacketDissector
 
             int declared = BinaryPrimitives.ReadUInt16BigEndian(frame[(offset + headerLength)..]);
             int messageEnd = Math.Min(end, messageOffset + declared);
-            ReadDns(frame, messageOffset, messageEnd, kind, ref r);
+            ReadDns(frame, messageOffset, messageEnd, kind, ref r, flowOwner);
         }
     }
 
@@ -211,16 +224,22 @@ public static partial class PacketDissector
         int udpLength = BinaryPrimitives.ReadUInt16BigEndian(data[UdpLengthOffset..]);
         int payloadEnd = udpLength >= UdpHeaderLength && offset + udpLength < end ? offset + udpLength : end;
         int payload = offset + UdpHeaderLength;
+        if (flowOwner)
+        {
+            // Zeek counts a datagram's data by the UDP length field, whatever the IP header says.
+            r.FlowDataLength = udpLength > UdpHeaderLength ? (uint)(udpLength - UdpHeaderLength) : 0;
+            r.Present |= FieldPresence.FlowUdp;
+        }
 
         // Like tshark, try the lower port's protocol first, then the higher one's, then the heuristics.
         ushort low = Math.Min(sourcePort, destinationPort);
         ushort high = Math.Max(sourcePort, destinationPort);
-        if (TryUdpPort(frame, payload, payloadEnd, low, ref r, depth, quoted))
+        if (TryUdpPort(frame, payload, payloadEnd, low, ref r, depth, flowOwner, quoted))
         {
             return;
         }
 
-        if (high != low && TryUdpPort(frame, payload, payloadEnd, high, ref r, depth, quoted))
+        if (high != low && TryUdpPort(frame, payload, payloadEnd, high, ref r, depth, flowOwner, quoted))
         {
             return;
         }
@@ -231,7 +250,7 @@ public static partial class PacketDissector
         }
     }
 
-    private static bool TryUdpPort(ReadOnlySpan<byte> frame, int payload, int end, ushort port, ref PacketRecord r, int depth, bool quoted)
+    private static bool TryUdpPort(ReadOnlySpan<byte> frame, int payload, int end, ushort port, ref PacketRecord r, int depth, bool flowOwner, bool quoted)
     {
         switch (port)
         {
@@ -240,7 +259,7 @@ public static partial class PacketDissector
             case PortLlmnr:
                 if ((r.Present & FieldPresence.Dns) == 0)
                 {
-                    ReadDns(frame, payload, end, DnsReader.Classify(port, port), ref r);
+                    ReadDns(frame, payload, end, DnsReader.Classify(port, port), ref r, flowOwner);
                 }
 
                 return true;
@@ -253,7 +272,7 @@ public static partial class PacketDissector
         }
     }
 
-    private static void ReadDns(ReadOnlySpan<byte> frame, int offset, int end, DnsTransportKind kind, ref PacketRecord r)
+    private static void ReadDns(ReadOnlySpan<byte> frame, int offset, int end, DnsTransportKind kind, ref PacketRecord r, bool flowOwner)
     {
         if (offset >= end)
         {
@@ -266,6 +285,11 @@ public static partial class PacketDissector
         r.DnsOffset = offset;
         r.DnsLength = end - offset;
         DnsReader.Read(frame[offset..end], ref r.Dns);
+        if (flowOwner && r.Dns.HeaderComplete)
+        {
+            r.Present |= FieldPresence.FlowDns;
+        }
+
         var status = r.Dns.Status;
         if ((status & DnsStatus.Truncated) != 0)
         {

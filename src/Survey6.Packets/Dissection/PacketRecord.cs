@@ -34,6 +34,11 @@ public enum FieldPresence : uint
     NdTarget = 1 << 22,
     RouterAdvertisement = 1 << 23,
     Flow = 1 << 24,             // a non-quoted IPv6 header with its upper layer: the flow fields are meaningful
+    FlowTcp = 1 << 25,          // the flow packet's TCP header through the window field: FlowTcp* and FlowDataLength
+    FlowUdp = 1 << 26,          // the flow packet's whole UDP header: FlowDataLength
+    FlowIcmpv6 = 1 << 27,       // the flow packet's ICMPv6 type and code: FlowIcmpv6*, and FlowDataLength
+    FlowDns = 1 << 28,          // the flow packet's own transport carried a DNS message whose header was read
+    FlowQuote = 1 << 29,        // the flow packet is an ICMPv6 error and the packet it quotes was dissected
 }
 
 /// <summary>Why dissection stopped early or what was odd about the frame. Several may be set.</summary>
@@ -208,6 +213,25 @@ public struct PacketRecord
     public ushort FlowSourcePort;
     public ushort FlowDestinationPort;
     public uint FlowPayloadBytes;      // IPv6 payload length of that packet as on the wire
+
+    // That packet's own transport header (never one quoted inside it): what connection tracking reads.
+    public ushort FlowTcpFlags;        // 12 bits, as tcp_flags
+    public uint FlowTcpSequence;
+    public uint FlowTcpAcknowledgement;
+    public ushort FlowTcpWindow;       // as on the wire, unscaled
+    public byte FlowIcmpv6Type;
+    public byte FlowIcmpv6Code;
+
+    /// <summary>
+    /// Transport payload octets of the flow packet as its headers declare them (not as captured): TCP segment data
+    /// (IPv6 payload length less extension and TCP headers, tshark's <c>tcp.len</c>), UDP data (UDP length less 8),
+    /// ICMPv6 octets after the 8-octet header (type, code, checksum and the message's first word, as Zeek counts them).
+    /// For the first fragment of a fragmented packet, that fragment's share (fragments are not reassembled).
+    /// </summary>
+    public uint FlowDataLength;
+
+    /// <summary>Where the flow packet's IPv6 payload starts in the frame, to turn declared lengths into data lengths.</summary>
+    internal int FlowPayloadOffset;
 
     // DNS message location (absolute offset in the frame) and its parsed content.
     public DnsTransportKind DnsTransport;

@@ -24,6 +24,8 @@ public static class RecordFields
         "ipv4_src", "ipv4_dst", "src", "dst", "next_header", "hop_limit", "flow_label", "traffic_class", "payload_length",
         "ext_chain", "frag_offset", "frag_more", "frag_id", "routing_type", "segments_left", "mobility_type", "ah_spi", "esp_spi",
         "flow_src", "flow_dst", "flow_protocol", "flow_src_port", "flow_dst_port",
+        "flow_tcp_flags", "flow_tcp_seq", "flow_tcp_ack", "flow_tcp_window", "flow_icmpv6_type", "flow_icmpv6_code", "flow_data_len",
+        "flow_dns", "flow_quote",
         "src_type", "src_iid", "dst_type", "dst_iid", "tcp_flags", "icmpv6_type", "icmpv6_code", "nd_target", "ra_prefixes",
         "dns_transport", "dns_response", "dns_qname", "dns_qtype", "dns_rcode", "dns_aaaa", "anomalies",
     ];
@@ -71,6 +73,18 @@ public static class RecordFields
         bool ports = flow && r.FlowProtocol is PacketDissector.ProtocolTcp or PacketDissector.ProtocolUdp && (r.FlowSourcePort | r.FlowDestinationPort) != 0;
         sink.Number("flow_src_port", r.FlowSourcePort, ports);
         sink.Number("flow_dst_port", r.FlowDestinationPort, ports);
+        bool tcp = flow && (p & FieldPresence.FlowTcp) != 0;
+        sink.Number("flow_tcp_flags", r.FlowTcpFlags, tcp);
+        sink.Number("flow_tcp_seq", r.FlowTcpSequence, tcp);
+        sink.Number("flow_tcp_ack", r.FlowTcpAcknowledgement, tcp);
+        sink.Number("flow_tcp_window", r.FlowTcpWindow, tcp);
+        bool icmpv6 = flow && (p & FieldPresence.FlowIcmpv6) != 0;
+        sink.Number("flow_icmpv6_type", r.FlowIcmpv6Type, icmpv6);
+        sink.Number("flow_icmpv6_code", r.FlowIcmpv6Code, icmpv6);
+        bool udp = flow && (p & FieldPresence.FlowUdp) != 0;
+        sink.Number("flow_data_len", r.FlowDataLength, tcp || udp || icmpv6);
+        sink.Boolean("flow_dns", (p & FieldPresence.FlowDns) != 0, tcp || udp);
+        sink.Boolean("flow_quote", (p & FieldPresence.FlowQuote) != 0, icmpv6);
         var source = flow ? Ipv6AddressClassifier.Classify(r.FlowSource) : default;
         var destination = flow ? Ipv6AddressClassifier.Classify(r.FlowDestination) : default;
         sink.Text("src_type", flow ? Ipv6AddressClassifier.TypeName(source.Type) : default, flow);

@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
 using Survey6.Packets.Addresses;
+using Survey6.Packets.Capture;
+using Survey6.Packets.Dissection;
 
 namespace Survey6.Packets.Tests.Dissection;
 
@@ -141,5 +143,25 @@ internal static class FrameBuilder
         }
 
         bytes.Add(0);
+    }
+
+    /// <summary>Bytes the dissector allocates over <paramref name="iterations"/> frames (taken in turn), after a warm-up.</summary>
+    public static long AllocatedWhileDissecting(byte[][] frames, int iterations = 100_000, int warmUp = 200)
+    {
+        var r = new PacketRecord();
+        for (int i = 0; i < warmUp; i++)
+        {
+            r.Reset();
+            PacketDissector.Dissect(frames[i % frames.Length], LinkType.Ethernet, ref r);
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < iterations; i++)
+        {
+            r.Reset();
+            PacketDissector.Dissect(frames[i % frames.Length], LinkType.Ethernet, ref r);
+        }
+
+        return GC.GetAllocatedBytesForCurrentThread() - before;
     }
 }

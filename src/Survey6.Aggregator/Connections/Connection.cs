@@ -1,0 +1,115 @@
+using System.IO.Hashing;
+using Survey6.Packets.Addresses;
+using Survey6.Packets.Dissection;
+
+namespace Survey6.Aggregator.Connections;
+
+/// <summary>
+/// One row of the <c>connections</c> dataset: Zeek's <c>conn.log</c> fields (docs/datasets.md says how each relates to
+/// Zeek's) plus survey6's probe, encapsulation and address classes. Times are nanoseconds since the Unix epoch.
+/// </summary>
+public sealed record Connection
+{
+    public required string Uid { get; init; }
+    public required long TsNs { get; init; }
+    public required string OrigH { get; init; }
+    public required ushort OrigP { get; init; }
+    public required string RespH { get; init; }
+    public required ushort RespP { get; init; }
+    public required string Proto { get; init; }
+    public string? Service { get; init; }
+
+    /// <summary>Last time less first, in nanoseconds; null when zero, as Zeek leaves it (and the byte counts) unset then.</summary>
+    public long? DurationNs { get; init; }
+    public long? OrigBytes { get; init; }
+    public long? RespBytes { get; init; }
+    public required string ConnState { get; init; }
+    public required long MissedBytes { get; init; }
+    public string? History { get; init; }
+    public required long OrigPkts { get; init; }
+    public required long OrigIpBytes { get; init; }
+    public required long RespPkts { get; init; }
+    public required long RespIpBytes { get; init; }
+    public required string ProbeId { get; init; }
+    public required string Encapsulation { get; init; }
+    public required string OrigType { get; init; }
+    public string? OrigIid { get; init; }
+    public required string RespType { get; init; }
+    public string? RespIid { get; init; }
+
+    internal static Connection From(ConnectionState s, string probeId)
+    {
+        var key = s.Key;
+        bool origIsA = s.OrigIsA;
+        var origH = origIsA ? key.AddressA : key.AddressB;
+        var respH = origIsA ? key.AddressB : key.AddressA;
+        var origInfo = Ipv6AddressClassifier.Classify(origH);
+        var respInfo = Ipv6AddressClassifier.Classify(respH);
+        long duration = s.LastTimestampNs - s.FirstTimestampNs;
+        string history = s.History;
+        return new Connection
+        {
+            Uid = MakeUid(probeId, key, s.FirstTimestampNs),
+            TsNs = s.FirstTimestampNs,
+            OrigH = origH.ToString(),
+            OrigP = origIsA ? key.PortA : key.PortB,
+            RespH = respH.ToString(),
+            RespP = origIsA ? key.PortB : key.PortA,
+            Proto = key.ProtocolName,
+            Service = s.Dns ? "dns" : null,
+            DurationNs = duration > 0 ? duration : null,
+            OrigBytes = duration > 0 ? s.OrigBytes : null,
+            RespBytes = duration > 0 ? s.RespBytes : null,
+            ConnState = s.ConnState,
+            MissedBytes = s.MissedBytes,
+            History = history.Length > 0 ? history : null,
+            OrigPkts = s.OrigPackets,
+            OrigIpBytes = s.OrigIpBytes,
+            RespPkts = s.RespPackets,
+            RespIpBytes = s.RespIpBytes,
+            ProbeId = probeId,
+            Encapsulation = ProtocolNames.Encapsulation(key.Encapsulation),
+            OrigType = Ipv6AddressClassifier.TypeName(origInfo.Type),
+            OrigIid = origInfo.IidClass == IidClass.None ? null : Ipv6AddressClassifier.IidName(origInfo.IidClass),
+            RespType = Ipv6AddressClassifier.TypeName(respInfo.Type),
+            RespIid = respInfo.IidClass == IidClass.None ? null : Ipv6AddressClassifier.IidName(respInfo.IidClass),
+        };
+    }
+
+    private const string Base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+    /// <summary>
+    /// Zeek-like uid ('C' and base62), but deterministic: a hash of the probe, the key and the first packet's time, so
+    /// parsing again, or stitching in another order, gives the same uid.
+    /// </summary>
+    internal static string MakeUid(string probeId, ConnectionKey key, long firstTimestampNs)
+    {
+        var hash = new XxHash128();
+        hash.Append(System.Text.Encoding.UTF8.GetBytes(probeId));
+        Span<byte> buffer = stackalloc byte[2 * Ipv6Address.Length + 16];
+        key.AddressA.Write(buffer);
+        key.AddressB.Write(buffer[Ipv6Address.Length..]);
+        var rest = buffer[(2 * Ipv6Address.Length)..];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(rest, key.PortA);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(rest[2..], key.PortB);
+        rest[4] = key.Protocol;
+        rest[5] = (byte)key.Encapsulation;
+        rest[6] = key.OneWay ? (byte)1 : (byte)0;
+        rest[7] = 0;
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(rest[8..], firstTimestampNs);
+        hash.Append(buffer);
+        var digest = hash.GetCurrentHashAsUInt128();
+
+        // 96 bits, as Zeek's uids carry: 17 base62 digits.
+        var value = digest >> 32;
+        Span<char> text = stackalloc char[18];
+        text[0] = 'C';
+        for (int i = 17; i >= 1; i--)
+        {
+            text[i] = Base62[(int)(value % 62)];
+            value /= 62;
+        }
+
+        return new string(text);
+    }
+}

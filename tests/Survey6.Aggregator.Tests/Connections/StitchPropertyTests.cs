@@ -1,0 +1,152 @@
+using Survey6.Aggregator.Connections;
+using Survey6.Packets.Addresses;
+using Survey6.Packets.Dissection;
+
+namespace Survey6.Aggregator.Tests.Connections;
+
+/// <summary>
+/// The stitch property: a packet sequence split at random points into captures, each tracked alone, its fragments
+/// stored as bytes, shuffled and stitched, gives exactly the connections of one tracker over the whole sequence.
+/// </summary>
+public class StitchPropertyTests
+{
+    // Short timeouts so that random gaps exercise idle splits, lingering closes and unanswered SYNs.
+    private static readonly ConnectionOptions Options = new()
+    {
+        TcpIdleTimeout = TimeSpan.FromSeconds(10),
+        UdpIdleTimeout = TimeSpan.FromSeconds(5),
+        IcmpIdleTimeout = TimeSpan.FromSeconds(5),
+        TcpCloseDelay = TimeSpan.FromSeconds(1),
+        TcpAttemptDelay = TimeSpan.FromSeconds(2),
+    };
+
+    private static readonly long[] Steps = [1_000_000, 300_000_000, 1_500_000_000, 3_000_000_000, 6_000_000_000, 12_000_000_000];
+    private static readonly string[] TcpFlags = ["S", "SA", "A", "A", "PA", "PA", "PA", "FA", "F", "R", "RA", "SF", "FR", "S"];
+
+    [Fact]
+    public void Stitched_fragments_equal_the_unsplit_result()
+    {
+        int compared = 0;
+        int joined = 0;
+        for (int seed = 1; seed <= 400; seed++)
+        {
+            var random = new Random(seed);
+            var packets = Generate(random, random.Next(5, 120));
+            var whole = Track([packets], shuffle: null);
+
+            var cuts = Enumerable.Range(0, random.Next(1, 5)).Select(_ => random.Next(1, packets.Count)).Distinct().Order().ToList();
+            var pieces = new List<List<ConnectionPacket>>();
+            int from = 0;
+            foreach (int cut in cuts.Append(packets.Count))
+            {
+                pieces.Add(packets.GetRange(from, cut - from));
+                from = cut;
+            }
+
+            var stitched = Track(pieces, shuffle: random);
+            Assert.True(whole.SequenceEqual(stitched), $"seed {seed}: unsplit\n{string.Join('\n', whole)}\nstitched\n{string.Join('\n', stitched)}");
+            compared += whole.Count;
+            joined += whole.Count(c => c.OrigPkts + c.RespPkts > 1);
+        }
+
+        Assert.True(compared > 2000 && joined > 500, $"only {compared} connections, {joined} of several packets");
+    }
+
+    private static List<Connection> Track(List<List<ConnectionPacket>> pieces, Random? shuffle)
+    {
+        var fragments = new List<ConnectionFragment>();
+        for (int i = 0; i < pieces.Count; i++)
+        {
+            if (pieces[i].Count == 0)
+            {
+                continue;
+            }
+
+            var tracker = new ConnectionTracker("probe", $"capture-{i}", pieces[i][0].TimestampNs, Options);
+            foreach (var p in pieces[i])
+            {
+                tracker.Add(p);
+            }
+
+            // Through bytes, as the pipeline stores them between runs.
+            fragments.AddRange(tracker.Drain().Select(f => ConnectionFragment.FromBytes(f.ToBytes())));
+        }
+
+        if (shuffle is not null)
+        {
+            shuffle.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(fragments));
+        }
+
+        return [.. new ConnectionStitcher(Options).Stitch(fragments)];
+    }
+
+    private static List<ConnectionPacket> Generate(Random random, int count)
+    {
+        var hosts = new[] { Ipv6Address.Parse("2001:db8::1"), Ipv6Address.Parse("2001:db8::2"), Ipv6Address.Parse("fe80::1") };
+        var seq = new uint[2, 2];
+        seq[0, 0] = (uint)random.NextInt64(0, 1L << 32);
+        seq[0, 1] = (uint)random.NextInt64(0, 1L << 32);
+        seq[1, 0] = 0xFFFF_FFF0;
+        seq[1, 1] = 100;
+        long t = 1_700_000_000_000_000_000 + random.NextInt64(0, 1_000_000_000);
+        var packets = new List<ConnectionPacket>(count);
+        for (int i = 0; i < count; i++)
+        {
+            t += Steps[random.Next(Steps.Length)] / (random.Next(3) + 1);
+            bool forward = random.Next(3) != 0;
+            var a = hosts[0];
+            var b = hosts[random.Next(1, 3)];
+            var (src, dst) = forward ? (a, b) : (b, a);
+            switch (random.Next(6))
+            {
+                case < 4:
+                {
+                    int conn = random.Next(2);
+                    int side = forward ? 0 : 1;
+                    string flags = TcpFlags[random.Next(TcpFlags.Length)];
+                    ushort bits = 0;
+                    foreach (char f in flags)
+                    {
+                        bits |= f switch { 'F' => (ushort)0x01, 'S' => (ushort)0x02, 'R' => (ushort)0x04, 'P' => (ushort)0x08, _ => (ushort)0x10 };
+                    }
+
+                    uint data = flags == "PA" ? (uint)random.Next(0, 1400) : 0;
+                    uint s = seq[conn, side];
+                    if (random.Next(8) == 0)
+                    {
+                        s -= (uint)random.Next(0, 3000); // a retransmission, or older
+                    }
+                    else if (random.Next(10) == 0)
+                    {
+                        s += (uint)random.Next(1, 5000); // a segment the monitor missed
+                    }
+
+                    seq[conn, side] = s + data + ((bits & 0x03) != 0 ? 1u : 0);
+                    uint ack = (bits & 0x10) != 0 ? seq[conn, 1 - side] + (uint)(random.Next(4) == 0 ? random.Next(0, 2000) : 0) : 0;
+                    ushort window = (ushort)(random.Next(6) == 0 ? 0 : 65000);
+                    ushort clientPort = (ushort)(40000 + conn);
+                    packets.Add(new ConnectionPacket(t, src, dst, ConnectionKey.Tcp, forward ? clientPort : (ushort)443, forward ? (ushort)443 : clientPort,
+                        bits, s, ack, window, data, 60 + data, Encapsulation.Native, Dns: false));
+                    break;
+                }
+
+                case 4:
+                {
+                    uint data = (uint)random.Next(0, 600);
+                    packets.Add(new ConnectionPacket(t, src, dst, ConnectionKey.Udp, forward ? (ushort)5353 : (ushort)53, forward ? (ushort)53 : (ushort)5353,
+                        0, 0, 0, 0, data, 48 + data, Encapsulation.Native, Dns: random.Next(2) == 0));
+                    break;
+                }
+
+                default:
+                {
+                    byte type = random.Next(3) switch { 0 => (byte)128, 1 => (byte)129, _ => (byte)1 };
+                    packets.Add(new ConnectionPacket(t, src, dst, ConnectionKey.Icmpv6, type, 0, 0, 0, 0, 0, 56, 104, Encapsulation.Native, Dns: false));
+                    break;
+                }
+            }
+        }
+
+        return packets;
+    }
+}
