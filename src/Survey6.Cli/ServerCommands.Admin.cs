@@ -24,6 +24,7 @@ public static partial class ServerCommands
             return WithState(parse, "admin set-password", () =>
             {
                 var database = OpenOrInitialise(parse, dataDir, config);
+                var directory = new ServerDataDirectory(LoadOptions(parse, dataDir, config).DataDirectory);
                 new WebAdminStore(new SettingsStore(database), TimeProvider.System).SetPassword(password);
                 var output = parse.InvocationConfiguration.Output;
                 output.WriteLine($"password set for user {WebAdminStore.UserName}; a running server uses it for the next login and has ended every session");
