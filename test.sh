@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Runs every survey6 test. Installs missing Debian prerequisites first (needs root or sudo).
+# Tiers (docs/testing.md): the unit tier runs first; a failure there stops the run before the slow tiers
+# (capture, browser, packages, systemd). ./test.sh --fast runs the unit tier only. Other arguments go to dotnet test.
 # Last line: "N passed, N failed, N skipped", counted from the test results.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
+
+fast=0
+args=()
+for a in "$@"; do
+    if [[ $a == --fast ]]; then fast=1; else args+=("$a"); fi
+done
 
 packages=(tshark tcpdump libpcap0.8 libpcap-dev iproute2 iputils-ping python3-dpkt redis-server systemd mount chromium apt-utils gpg gpg-agent adduser init-system-helpers libssl3 debootstrap systemd-container)
 missing=()
@@ -22,8 +30,14 @@ fi
 results="$root/.build/test-results"
 rm -rf "$results"
 mkdir -p "$results"
-dotnet test "$root/Survey6.slnx" -c Release --logger "trx" --results-directory "$results" "$@"
+dotnet test "$root/Survey6.slnx" -c Release --logger "trx" --results-directory "$results" --filter "Category=unit" "${args[@]}"
 status=$?
+if ((status == 0 && fast == 0)); then
+    dotnet test "$root/Survey6.slnx" -c Release --no-build --logger "trx" --results-directory "$results" --filter "Category!=unit" "${args[@]}"
+    status=$?
+elif ((status != 0 && fast == 0)); then
+    echo "test.sh: the unit tier failed; the slow tiers were not run"
+fi
 
 passed=0; failed=0; skipped=0
 shopt -s nullglob

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
 using Survey6.Deploy.Tests.Support;
+using Survey6.Testing;
 
 namespace Survey6.Deploy.Tests;
 
@@ -11,6 +12,7 @@ namespace Survey6.Deploy.Tests;
 /// lists and keyring — verifies the signature, installs survey6-probe from it and later upgrades it.
 /// </summary>
 [Collection(PackagesCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Packages)]
 public sealed class AptRepositoryTests(PackagesFixture packages) : IDisposable
 {
     private readonly string _work = MakeWorkDirectory();

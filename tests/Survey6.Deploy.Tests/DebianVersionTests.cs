@@ -1,8 +1,10 @@
 using Survey6.Server.Repository;
+using Survey6.Testing;
 
 namespace Survey6.Deploy.Tests;
 
 /// <summary>DebianVersion orders versions exactly as dpkg --compare-versions does.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class DebianVersionTests
 {
     public static TheoryData<string, string> Pairs => new()

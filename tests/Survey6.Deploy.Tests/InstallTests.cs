@@ -1,3 +1,4 @@
+using Survey6.Testing;
 namespace Survey6.Deploy.Tests;
 
 /// <summary>
@@ -6,6 +7,7 @@ namespace Survey6.Deploy.Tests;
 /// Runs where systemd is not PID 1 too: the maintainer scripts must cope.
 /// </summary>
 [Collection(PackagesCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Packages)]
 public sealed class InstallTests(PackagesFixture packages)
 {
     [Fact]

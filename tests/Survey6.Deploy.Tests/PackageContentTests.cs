@@ -1,7 +1,9 @@
+using Survey6.Testing;
 namespace Survey6.Deploy.Tests;
 
 /// <summary>What the built packages hold, as dpkg-deb reads them.</summary>
 [Collection(PackagesCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Packages)]
 public sealed class PackageContentTests(PackagesFixture packages)
 {
     // Server and aggregator assemblies and their dependencies: none may reach a capture host.

@@ -2,6 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using Survey6.Deploy.Tests.Support;
+using Survey6.Testing;
 
 namespace Survey6.Deploy.Tests;
 
@@ -11,6 +12,7 @@ namespace Survey6.Deploy.Tests;
 /// one to run instead. The packaged programs, with a throwaway system user in the role of <c>survey6</c>.
 /// </summary>
 [Collection(PackagesCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Packages)]
 public sealed partial class ServiceOwnerTests(PackagesFixture packages) : IDisposable
 {
     private const UnixFileMode OwnerOnlyFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;

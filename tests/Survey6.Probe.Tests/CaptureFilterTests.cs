@@ -6,6 +6,7 @@ using SharpPcap.LibPcap;
 using Survey6.Aggregator.Tests.Support;
 using Survey6.Packets.Capture;
 using Survey6.Probe.Capture;
+using Survey6.Testing;
 
 namespace Survey6.Probe.Tests;
 
@@ -14,6 +15,7 @@ namespace Survey6.Probe.Tests;
 /// the shared Teredo capture: what the own-traffic expression takes out, in every direction and tunnel; that the
 /// composed filters compile for every link type a probe meets; and which UDP the widened default filter lets through.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class CaptureFilterTests
 {
     private const int Port = 17943;

@@ -4,6 +4,7 @@ using Survey6.Packets.Capture;
 using Survey6.Probe.Capture;
 using Survey6.Probe.Tests.Support;
 using Xunit.Abstractions;
+using Survey6.Testing;
 
 namespace Survey6.Probe.Tests;
 
@@ -11,6 +12,7 @@ namespace Survey6.Probe.Tests;
 /// Real capture: traffic sent from a test's network namespace crosses a veth pair and is captured by
 /// the probe on the host end; the spool files are read back with the packet core's reader.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Capture)]
 public sealed class CaptureTests(ITestOutputHelper output)
 {
     [Fact]

@@ -3,10 +3,12 @@ using Survey6.Packets.Capture;
 using Survey6.Probe.Capture;
 using Survey6.Probe.Spool;
 using Survey6.Probe.Tests.Support;
+using Survey6.Testing;
 
 namespace Survey6.Probe.Tests;
 
 /// <summary>A file left open by a crash is cut to its last complete block, closed, published and kept.</summary>
+[Trait(TestCategory.Name, TestCategory.Capture)]
 public sealed class CrashRecoveryTests
 {
     [Fact]

@@ -1,10 +1,12 @@
 using System.Globalization;
 using System.Text.Json;
 using Survey6.Probe.Tests.Support;
+using Survey6.Testing;
 
 namespace Survey6.Probe.Tests;
 
 /// <summary><c>survey6 probe suspend|resume|status</c> against a daemon running as its own process.</summary>
+[Trait(TestCategory.Name, TestCategory.Capture)]
 public sealed class DaemonCliTests
 {
     [Fact]

@@ -4,6 +4,7 @@ using Survey6.Packets.Capture;
 using Survey6.Probe.Capture;
 using Survey6.Probe.Spool;
 using Survey6.Probe.Tests.Support;
+using Survey6.Testing;
 
 namespace Survey6.Probe.Tests;
 
@@ -12,6 +13,7 @@ namespace Survey6.Probe.Tests;
 /// space, with either policy, and every frame is either in a file, in an evicted file, or counted
 /// as a disk drop.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Capture)]
 public sealed class DiskGuardTests
 {
     private const long MinFree = 512 << 10;

@@ -1,9 +1,11 @@
 using Microsoft.Extensions.Time.Testing;
 using Survey6.Probe.Uplink;
+using Survey6.Testing;
 
 namespace Survey6.Probe.Tests;
 
 /// <summary>The upload gate on a fake clock, one sample a second as the uploader feeds it.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class IdleWindowTests
 {
     private const long Idle = 100_000;

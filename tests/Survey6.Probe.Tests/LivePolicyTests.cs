@@ -3,6 +3,7 @@ using Survey6.Contracts.V1;
 using Survey6.Probe.Capture;
 using Survey6.Probe.Daemon;
 using Survey6.Probe.Tests.Support;
+using Survey6.Testing;
 
 namespace Survey6.Probe.Tests;
 
@@ -11,6 +12,7 @@ namespace Survey6.Probe.Tests;
 /// new files with the new IDBs), rejected with libpcap's reason when they cannot work, persisted across restarts;
 /// and a probe killed again and again after a policy change falls back to its last known-good policy.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Capture)]
 public sealed class LivePolicyTests
 {
     [Fact]

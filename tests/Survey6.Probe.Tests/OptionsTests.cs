@@ -4,10 +4,12 @@ using Microsoft.Extensions.Options;
 using Survey6.Probe.Daemon;
 using Survey6.Probe.Spool;
 using Survey6.Probe.Tests.Support;
+using Survey6.Testing;
 
 namespace Survey6.Probe.Tests;
 
 /// <summary>Bad settings stop the daemon at start with a message that names them.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class OptionsTests
 {
     [Theory]

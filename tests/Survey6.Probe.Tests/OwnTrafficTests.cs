@@ -8,6 +8,7 @@ using Survey6.Contracts.V1;
 using Survey6.Probe.Capture;
 using Survey6.Probe.Daemon;
 using Survey6.Probe.Tests.Support;
+using Survey6.Testing;
 
 namespace Survey6.Probe.Tests;
 
@@ -17,6 +18,7 @@ namespace Survey6.Probe.Tests;
 /// IDBs and manifests show the filter libpcap applies. Live on a veth: a C&amp;C endpoint named in probe.json (no server
 /// needed for what the capture does), TCP to it and to another port of the same host.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Capture)]
 public sealed class OwnTrafficTests
 {
     private static readonly IPAddress A = IPAddress.Parse("2001:db8:5e::1");

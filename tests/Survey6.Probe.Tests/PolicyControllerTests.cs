@@ -12,6 +12,7 @@ using Survey6.Probe.Spool;
 using Survey6.Probe.Tests.Support;
 using Survey6.Probe.Upload;
 using Survey6.Probe.Uplink;
+using Survey6.Testing;
 
 namespace Survey6.Probe.Tests;
 
@@ -19,6 +20,7 @@ namespace Survey6.Probe.Tests;
 /// UPDATE_POLICY without capture: rotation, heartbeat and rate cap apply at once; a policy the probe cannot use is
 /// rejected whole and the previous one stays; the crash-loop decision falls back to the last known-good policy.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class PolicyControllerTests : IDisposable
 {
     private readonly TempDirectory _dir = new();

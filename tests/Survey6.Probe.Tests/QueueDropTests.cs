@@ -1,8 +1,10 @@
 using Survey6.Probe.Tests.Support;
+using Survey6.Testing;
 
 namespace Survey6.Probe.Tests;
 
 /// <summary>When the spool writer falls behind, frames that find the queue full are dropped and counted, never lost silently.</summary>
+[Trait(TestCategory.Name, TestCategory.Capture)]
 public sealed class QueueDropTests
 {
     [Fact]

@@ -1,9 +1,11 @@
 using Microsoft.Extensions.Time.Testing;
 using Survey6.Probe.Diagnostics;
+using Survey6.Testing;
 
 namespace Survey6.Probe.Tests;
 
 /// <summary>A failure that repeats every few seconds is logged once, then with its count, not once per attempt.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class RecurringFailureTests
 {
     [Fact]

@@ -4,10 +4,12 @@ using System.Text.Json.Nodes;
 using Survey6.Probe.Join;
 using Survey6.Probe.Tests.Support;
 using Survey6.Probe.Uplink;
+using Survey6.Testing;
 
 namespace Survey6.Probe.Tests;
 
 /// <summary>A renewed key and certificate are stored so that the pair on disk always matches, whatever moment a crash hits.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class RenewalStorageTests
 {
     [Fact]

@@ -1,9 +1,11 @@
 using Survey6.Probe.Spool;
 using Survey6.Probe.Tests.Support;
+using Survey6.Testing;
 
 namespace Survey6.Probe.Tests;
 
 /// <summary>Spool files are closed by size and by age, and no frame is lost or doubled across files.</summary>
+[Trait(TestCategory.Name, TestCategory.Capture)]
 public sealed class RotationTests
 {
     [Fact]

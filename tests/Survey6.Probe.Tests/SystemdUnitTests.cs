@@ -1,8 +1,10 @@
 using Survey6.Probe.Tests.Support;
+using Survey6.Testing;
 
 namespace Survey6.Probe.Tests;
 
 /// <summary>deploy/systemd/survey6-probe.service as systemd itself reads it.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class SystemdUnitTests
 {
     private static readonly string Unit = Path.Combine(AppContext.BaseDirectory, "deploy", "survey6-probe.service");

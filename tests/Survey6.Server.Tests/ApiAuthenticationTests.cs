@@ -9,9 +9,11 @@ using Survey6.Server.Api;
 
 using Survey6.Server.Tests.Web;
 using Survey6.Server.Web;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class ApiAuthenticationTests : IAsyncLifetime
 {
     private static readonly (HttpMethod Method, string Path)[] Endpoints =

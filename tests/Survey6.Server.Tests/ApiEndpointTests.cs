@@ -7,9 +7,11 @@ using Survey6.Probe.Join;
 using Survey6.Server.Api;
 using Survey6.Server.Storage;
 using UploadHeader = Survey6.Server.Storage.UploadHeader;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class ApiEndpointTests : IAsyncLifetime
 {
     private ServerHarness _server = null!;

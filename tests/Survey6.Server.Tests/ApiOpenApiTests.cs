@@ -1,9 +1,11 @@
 using System.Text.Json;
 using Microsoft.OpenApi;
 using Microsoft.OpenApi.Reader;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class ApiOpenApiTests : IAsyncLifetime
 {
     private ServerHarness _server = null!;

@@ -1,10 +1,12 @@
 using System.Net;
 using System.Text.Json;
 using Survey6.Cli;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
 /// <summary><c>survey6 server api-token</c> against a running server on the same data directory.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class ApiTokenCliTests : IDisposable
 {
     private readonly string _root = TempDirectory.Create();

@@ -4,10 +4,12 @@ using Google.Protobuf;
 using Grpc.Core;
 using Survey6.Contracts.V1;
 using Survey6.Server.Storage;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
 /// <summary>Every RPC but Join needs a certificate from this server's CA that it has not revoked.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class AuthenticationTests : IAsyncLifetime
 {
     private ServerHarness _server = null!;

@@ -4,10 +4,12 @@ using System.Text.Json;
 using Survey6.Cli;
 using Survey6.Contracts.V1;
 using Survey6.Probe.Control;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
 /// <summary>The commands an operator types, run in-process through the real command tree.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class CliFlowTests : IDisposable
 {
     private readonly string _root = TempDirectory.Create();

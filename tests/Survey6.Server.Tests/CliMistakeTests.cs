@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
 using Survey6.Cli;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
@@ -11,6 +12,7 @@ namespace Survey6.Server.Tests;
 /// on stderr that says what is wrong, no stack trace, and the exit status docs/operations.md documents. New commands
 /// join the table. Permission cases run as <c>nobody</c> (the tests run as root, as CI does).
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Capture)]
 public sealed class CliMistakeTests : IDisposable
 {
     private const string Nobody = "nobody";

@@ -5,10 +5,12 @@ using Survey6.Probe.Control;
 using Survey6.Probe.Join;
 using Survey6.Server.Control;
 using Survey6.Server.Storage;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
 /// <summary>The probe's ControlChannel against a real server, with a probe joined through the real join path.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class ControlChannelTests : IAsyncLifetime
 {
     private ServerHarness _server = null!;

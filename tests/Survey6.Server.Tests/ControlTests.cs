@@ -7,10 +7,12 @@ using Survey6.Contracts.V1;
 using Survey6.Server.Control;
 using Survey6.Server.Options;
 using Survey6.Server.Storage;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
 /// <summary>The control stream against a real server: heartbeats, derived health, commands, revocation.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class ControlTests : IAsyncLifetime
 {
     private ServerHarness _server = null!;

@@ -1,4 +1,5 @@
 using Xunit.Abstractions;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
@@ -8,6 +9,7 @@ namespace Survey6.Server.Tests;
 /// ingest queue and the ledger, because the aggregator and the queue made the directory before the server's
 /// owner-only set-up. The data directory must be owner-only whoever makes it first.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class DataDirectoryModeTests(ITestOutputHelper output) : IDisposable
 {
     private const UnixFileMode OwnerOnlyDirectory = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;

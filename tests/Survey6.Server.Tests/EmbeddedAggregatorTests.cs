@@ -6,6 +6,7 @@ using Survey6.Probe.Upload;
 using Survey6.Server.Storage;
 using Xunit.Abstractions;
 using static Survey6.Server.Tests.UploadTestSupport;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
@@ -13,6 +14,7 @@ namespace Survey6.Server.Tests;
 /// <c>survey6 server run</c> with its embedded aggregator: captures uploaded by a joined probe through the real
 /// protocol are queued, taken off the queue by the server's own parse stage and land in the lake, queryable at once.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class EmbeddedAggregatorTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string _root = TempDirectory.Create();

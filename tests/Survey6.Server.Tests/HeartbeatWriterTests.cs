@@ -1,9 +1,11 @@
 using Survey6.Server.Control;
 using Survey6.Server.Storage;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
 /// <summary>Heartbeats are acknowledged from memory and written in batches: nothing acknowledged is lost or invisible.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class HeartbeatWriterTests
 {
     // The longest batch delay allowed, so an acknowledged heartbeat is still queued when the test looks.

@@ -6,6 +6,7 @@ using Survey6.Server.Enrollment;
 using Survey6.Server.Storage;
 using Survey6.Server.Tests.Web;
 using Survey6.Server.Web;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
@@ -13,6 +14,7 @@ namespace Survey6.Server.Tests;
 /// Everything a probe says about itself is stored and shown to operators, so every string and list it sends is
 /// bounded: at join (refused, or cut, field by field) and in heartbeats (cut).
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class HostFactsLimitTests : IAsyncLifetime
 {
     private const int Megabyte = 1 << 20;

@@ -1,9 +1,11 @@
 using Survey6.Server.Control;
 using Survey6.Server.Housekeeping;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
 /// <summary>Finished join tokens, answered commands and old heartbeat rollups leave state.db after their retention; live ones stay.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class HousekeepingTests : IAsyncLifetime
 {
     private ServerHarness _server = null!;

@@ -7,9 +7,11 @@ using Survey6.Contracts.V1;
 using Survey6.Server.Diagnostics;
 using Survey6.Server.Enrollment;
 using Survey6.Server.Storage;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class JoinTests : IAsyncLifetime
 {
     private ServerHarness _server = null!;

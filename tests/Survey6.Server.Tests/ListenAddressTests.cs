@@ -1,9 +1,11 @@
 using System.Net;
 using Survey6.Server.Hosting;
 using Survey6.Server.Options;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class ListenAddressTests
 {
     [Theory]

@@ -4,6 +4,7 @@ using Survey6.Cli;
 using Survey6.Packets.Capture;
 using Survey6.Probe.Join;
 using static Survey6.Server.Tests.UploadTestSupport;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
@@ -12,6 +13,7 @@ namespace Survey6.Server.Tests;
 /// labels and a place uploads with <c>survey6 probe upload</c>, <c>survey6 aggregate once</c> builds the lake and
 /// <c>survey6 query</c> reads it.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class ManifestToLakeTests : IAsyncLifetime
 {
     private ServerHarness _server = null!;

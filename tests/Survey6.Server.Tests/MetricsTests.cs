@@ -7,9 +7,11 @@ using Survey6.Contracts.V1;
 using Survey6.Ingest;
 using Survey6.Server.Diagnostics;
 using Survey6.Server.Metrics;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
+[Trait(TestCategory.Name, TestCategory.Capture)]
 public sealed class MetricsTests
 {
     [Fact]

@@ -5,9 +5,11 @@ using Microsoft.Extensions.Time.Testing;
 using Survey6.Contracts;
 using Survey6.Server.Options;
 using Survey6.Server.Pki;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class PkiTests : IDisposable
 {
     private const UnixFileMode OwnerReadWrite = UnixFileMode.UserRead | UnixFileMode.UserWrite;

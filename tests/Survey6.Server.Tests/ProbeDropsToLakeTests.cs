@@ -7,6 +7,7 @@ using Survey6.Probe.Join;
 using Xunit.Abstractions;
 using Daemon = Survey6.Server.Tests.ProbeUplinkEndToEndTests.Daemon;
 using Lab = Survey6.Server.Tests.ProbeUplinkEndToEndTests.Lab;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
@@ -17,6 +18,7 @@ namespace Survey6.Server.Tests;
 /// The probe captures whatever crosses the link (neighbour discovery too): the assertions count every frame, not only
 /// the echoes the test sends.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Capture)]
 public sealed class ProbeDropsToLakeTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(60);

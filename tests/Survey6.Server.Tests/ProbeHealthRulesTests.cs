@@ -2,10 +2,12 @@ using Google.Protobuf.WellKnownTypes;
 using Survey6.Contracts.V1;
 using Survey6.Server.Control;
 using Survey6.Server.Storage;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
 /// <summary>The health rules on their own: precedence between states, thresholds, figures from counters.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class ProbeHealthRulesTests
 {
     private static readonly DateTimeOffset Now = new(2025, 6, 1, 12, 0, 0, TimeSpan.Zero);

@@ -4,9 +4,11 @@ using System.Text.Json;
 using Survey6.Contracts;
 using Survey6.Contracts.V1;
 using Survey6.Probe.Join;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class ProbeJoinTests : IAsyncLifetime
 {
     private ServerHarness _server = null!;

@@ -14,6 +14,7 @@ using Survey6.Server.Storage;
 using Xunit.Abstractions;
 using Daemon = Survey6.Server.Tests.ProbeUplinkEndToEndTests.Daemon;
 using Lab = Survey6.Server.Tests.ProbeUplinkEndToEndTests.Lab;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
@@ -21,6 +22,7 @@ namespace Survey6.Server.Tests;
 /// A probe's life against a real server: join with a name and place, leave, certificate renewal by the running daemon,
 /// and the server going away and coming back while the probe captures.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Capture)]
 public sealed partial class ProbeLifecycleEndToEndTests(ITestOutputHelper output)
 {
     [Fact]

@@ -9,6 +9,7 @@ using Survey6.Probe.Join;
 using Survey6.Server.Control;
 using Survey6.Server.Storage;
 using Xunit.Abstractions;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
@@ -16,6 +17,7 @@ namespace Survey6.Server.Tests;
 /// The whole path: a real server (TLS, real clock), a real join, <c>survey6 probe run</c> as its own process
 /// capturing on a veth whose peer sits in a namespace of this test, heartbeats, uploads, a server command.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Capture)]
 public sealed class ProbeUplinkEndToEndTests(ITestOutputHelper output)
 {
     [Fact]

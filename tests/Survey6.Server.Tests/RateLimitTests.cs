@@ -2,9 +2,11 @@ using Grpc.Core;
 using Survey6.Server.Diagnostics;
 using Survey6.Server.Enrollment;
 using Survey6.Server.Storage;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class RateLimitTests
 {
     [Fact]

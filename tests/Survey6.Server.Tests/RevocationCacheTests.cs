@@ -7,10 +7,12 @@ using Survey6.Server.Options;
 using Survey6.Server.Security;
 using Survey6.Server.Storage;
 using UploadClient = Survey6.Contracts.V1.Upload.UploadClient;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
 /// <summary>Certificates found valid are remembered, and every revocation makes the very next call fail.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class RevocationCacheTests : IAsyncLifetime
 {
     private static readonly string AnySha = new('a', 64);

@@ -15,6 +15,7 @@ using Xunit.Abstractions;
 using ControlClient = Survey6.Contracts.V1.Control.ControlClient;
 using EnrollmentClient = Survey6.Contracts.V1.Enrollment.EnrollmentClient;
 using UploadClient = Survey6.Contracts.V1.Upload.UploadClient;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
@@ -22,6 +23,7 @@ namespace Survey6.Server.Tests;
 /// The attack of a probe that keeps renewing its certificate while it is being revoked: no certificate issued in
 /// that race may work, not even after the server restarts and has forgotten what it held in memory.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class RevocationRestartTests(ITestOutputHelper output) : IDisposable
 {
     private const int InFlight = 16;

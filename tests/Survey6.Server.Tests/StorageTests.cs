@@ -2,9 +2,11 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Time.Testing;
 using Survey6.Server.Enrollment;
 using Survey6.Server.Storage;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class StorageTests : IDisposable
 {
     private readonly string _root = TempDirectory.Create();

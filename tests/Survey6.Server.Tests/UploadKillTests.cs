@@ -2,6 +2,7 @@ using Survey6.Probe.Upload;
 using Survey6.Server.Storage;
 using Xunit.Abstractions;
 using static Survey6.Server.Tests.UploadTestSupport;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
@@ -9,6 +10,7 @@ namespace Survey6.Server.Tests;
 /// The guarantee end to end: a server SIGKILLed in the middle of concurrent uploads and restarted on the same data
 /// directory loses no acknowledged capture, stores and queues nothing twice, and lets every interrupted upload finish.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class UploadKillTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string _root = TempDirectory.Create();

@@ -8,6 +8,7 @@ using Survey6.Server.Storage;
 using Survey6.Server.Uploads;
 using Xunit.Abstractions;
 using static Survey6.Server.Tests.UploadTestSupport;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
@@ -15,6 +16,7 @@ namespace Survey6.Server.Tests;
 /// What a probe's certificate lets it do to the server's disk: partial uploads by the thousand, captures dated
 /// anywhere in time, uploads into a full disk. Each is bounded, and each refusal tells the probe why.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Capture)]
 public sealed class UploadLimitTests(ITestOutputHelper output)
 {
     [Fact]

@@ -4,9 +4,11 @@ using Survey6.Probe.Upload;
 using Survey6.Server.Storage;
 using Survey6.Server.Uploads;
 using static Survey6.Server.Tests.UploadTestSupport;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class UploadRecoveryTests
 {
     [Fact]

@@ -9,10 +9,12 @@ using Survey6.Probe.Upload;
 using Survey6.Server.Uploads;
 using static Survey6.Server.Tests.UploadTestSupport;
 using UploadClient = Survey6.Contracts.V1.Upload.UploadClient;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
 
 /// <summary>The Upload service on a real server (127.0.0.1, TLS), with probes joined through the real join path.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class UploadServiceTests : IAsyncLifetime
 {
     private const long MaxCaptureBytes = 4 << 20;

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Survey6.Deploy.Tests.Support;
 using Xunit.Abstractions;
+using Survey6.Testing;
 
 namespace Survey6.Deploy.Tests.Systemd;
 
@@ -12,6 +13,7 @@ namespace Survey6.Deploy.Tests.Systemd;
 /// </summary>
 [Collection(PackagesCollection.Name)]
 [Trait("Category", "systemd")]
+[Trait(TestCategory.Name, TestCategory.Systemd)]
 public sealed partial class SystemdTierTests : IClassFixture<SystemdCluster>
 {
     // UDP datagrams from the C&C host to closed ports on the probe host, one port per datagram: a port in the lake

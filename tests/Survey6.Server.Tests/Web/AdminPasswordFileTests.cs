@@ -1,9 +1,11 @@
 using System.Net;
 using Xunit.Abstractions;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests.Web;
 
 /// <summary>The admin password a first start creates goes to an owner-only file, never to the log.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class AdminPasswordFileTests(ITestOutputHelper output) : IDisposable
 {
     private readonly string _root = TempDirectory.Create();

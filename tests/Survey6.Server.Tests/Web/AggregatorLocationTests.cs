@@ -1,9 +1,11 @@
 using Survey6.Aggregator.Ledger;
 using Survey6.Server.Web;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests.Web;
 
 /// <summary>The data page reads the lake and the ledger where the aggregator writes them, not only at their defaults under DATA.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class AggregatorLocationTests
 {
     [Fact]

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Survey6.Server.Api;
 using Survey6.Server.Storage;
 using static Microsoft.Playwright.Assertions;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests.Web;
 
@@ -14,6 +15,7 @@ namespace Survey6.Server.Tests.Web;
 /// Cross-site request forgery against the API through the web UI's session cookie: a page on another port of the
 /// same host counts as the same site, so SameSite=Strict sends the cookie along.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Browser)]
 public sealed class CrossSiteRequestTests
 {
     [Fact]

@@ -1,6 +1,7 @@
 using System.Net;
 using Survey6.Server.Storage;
 using Survey6.Server.Web;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests.Web;
 
@@ -8,6 +9,7 @@ namespace Survey6.Server.Tests.Web;
 /// The web UI's Data Protection keys outlive the server process: a restart logs nobody out and voids no form
 /// (the Log out form of a page loaded before it still works).
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class DataProtectionKeyTests
 {
     private const string Password = "a long password for the restart test";

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using Survey6.Server.Web;
 using Xunit.Abstractions;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests.Web;
 
@@ -15,6 +16,7 @@ public sealed class HeapMeasurementCollection
 
 /// <summary>What an unauthenticated client can do to the login form: grow the server's memory, or guess in bulk.</summary>
 [Collection(HeapMeasurementCollection.Name)]
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class LoginAbuseTests(ITestOutputHelper output)
 {
     private const string Password = "correct horse battery";

@@ -1,4 +1,5 @@
 using Survey6.Contracts.V1;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests.Web;
 
@@ -6,6 +7,7 @@ namespace Survey6.Server.Tests.Web;
 /// A probe host controls what it reports about itself (host name, labels, OS, kernel, interfaces, place). Each of
 /// those strings reaches the admin's pages as text, never as markup.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class ProbeTextEscapingTests
 {
     private const string Markup = "<img src=x onerror=alert(1)>";

@@ -1,9 +1,11 @@
 using System.Net;
 using Survey6.Server.Web;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests.Web;
 
 /// <summary>After login the server redirects to <c>returnUrl</c>: only to a path of its own, never to another site.</summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class ReturnUrlTests
 {
     private const string Password = "correct horse battery";

@@ -1,5 +1,6 @@
 using System.Net;
 using Xunit.Abstractions;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests.Web;
 
@@ -7,6 +8,7 @@ namespace Survey6.Server.Tests.Web;
 /// A session cookie someone copied stops working when the admin changes the password (with the CLI, in another
 /// process) or logs out: on the pages and on /api/v1. Against a real server process.
 /// </summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class SessionEndTests(ITestOutputHelper output) : IDisposable
 {
     private const string Password = "correct horse battery";

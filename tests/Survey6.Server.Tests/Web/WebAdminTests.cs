@@ -1,9 +1,11 @@
 using Survey6.Cli;
 using Survey6.Server.Storage;
 using Survey6.Server.Web;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests.Web;
 
+[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class WebAdminTests
 {
     [Fact]

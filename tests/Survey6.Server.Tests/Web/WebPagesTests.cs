@@ -10,10 +10,12 @@ using Location = Survey6.Contracts.V1.Location;
 using Survey6.Server.Control;
 using Survey6.Server.Storage;
 using static Microsoft.Playwright.Assertions;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests.Web;
 
 /// <summary>The map, probe, tokens and data pages against a real server, with probes that really joined and uploaded.</summary>
+[Trait(TestCategory.Name, TestCategory.Browser)]
 public sealed partial class WebPagesTests
 {
     [Fact]

@@ -6,9 +6,11 @@ using Survey6.Server.Control;
 using Survey6.Server.Storage;
 using Survey6.Server.Web;
 using static Microsoft.Playwright.Assertions;
+using Survey6.Testing;
 
 namespace Survey6.Server.Tests.Web;
 
+[Trait(TestCategory.Name, TestCategory.Browser)]
 public sealed partial class WebUiTests
 {
     [Fact]
