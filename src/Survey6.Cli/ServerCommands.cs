@@ -399,13 +399,18 @@ public static partial class ServerCommands
         probe.Subcommands.Add(CreateUpdatePolicy(dataDir, config));
 
         var revokeId = new Argument<string>("ID") { Description = "Probe id (p-...)" };
-        var reason = new Option<string>("--reason") { Description = "Kept with the probe's record", DefaultValueFactory = _ => "revoked by the operator" };
+        var reason = new Option<string>("--reason") { Description = "Kept with the probe's record, after who revoked it" };
         var revoke = new Command("revoke", "Revoke a probe: its certificates are refused from now on and its control stream is closed") { revokeId, reason };
         revoke.SetAction(parse => WithState(parse, "probe revoke", () =>
         {
             var probeId = parse.GetValue(revokeId)!;
-            Commands(parse, dataDir, config).Revoke(probeId, parse.GetValue(reason)!, IssuedBy);
-            parse.InvocationConfiguration.Output.WriteLine($"revoked {probeId}: its certificates are refused and a running server closes its stream");
+            var revoker = new ProbeRevoker(OpenDatabase(parse, dataDir, config), TimeProvider.System, new ProbeNotifier());
+            var outcome = revoker.Revoke(probeId, parse.GetValue(reason) ?? "", IssuedBy);
+            if (outcome == ProbeRevokeOutcome.NotFound)
+                throw new CliException(ExitCodes.NotFound, $"no probe {probeId}");
+            parse.InvocationConfiguration.Output.WriteLine(outcome == ProbeRevokeOutcome.AlreadyRevoked
+                ? $"{probeId} was already revoked; any certificate it still held is refused now"
+                : $"revoked {probeId}: its certificates are refused and a running server closes its stream");
             return 0;
         }));
         probe.Subcommands.Add(revoke);

@@ -180,7 +180,7 @@ public sealed class ApiEndpointTests : IAsyncLifetime
 
         // Again: still 200, nothing new recorded.
         Assert.Equal(HttpStatusCode.OK, (await _api.SendJsonAsync(HttpMethod.Post, $"/api/v1/probes/{joined.ProbeId}/revoke")).Status);
-        Assert.Single(_server.Events.Recent(50, ApiEventKinds.ProbeRevoked));
+        Assert.Single(_server.Events.Recent(50, EventKinds.ProbeRevoked));
     }
 
     [Fact]

@@ -79,7 +79,7 @@ public sealed class ControlChannelTests : IAsyncLifetime
         Assert.True(await next.WaitAsync(ProbeStream.Wait));
         Assert.Equal(resume.Id, received.Current.Id); // not the repeated upload-now
 
-        commands.Revoke(joined.ProbeId, "test");
+        _server.Get<ProbeRevoker>().Revoke(joined.ProbeId, "test", "test");
         var refused = await Assert.ThrowsAsync<ControlChannelRefusedException>(() => running.WaitAsync(ProbeStream.Wait));
         Assert.Contains("revoked", refused.Message, StringComparison.Ordinal);
     }

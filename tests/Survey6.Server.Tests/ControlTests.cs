@@ -302,7 +302,7 @@ public sealed class ControlTests : IAsyncLifetime
         await stream.HeartbeatAsync(ProbeStream.Healthy(_server));
         using var changes = _server.Get<IProbeStateNotifier>().Subscribe();
 
-        Commands.Revoke(probeId, "stolen", "test");
+        _server.Get<ProbeRevoker>().Revoke(probeId, "stolen", "test");
         var closed = await stream.Ended.WaitAsync(ProbeStream.Wait);
         Assert.Equal(StatusCode.PermissionDenied, closed!.StatusCode);
         Assert.Equal("probe revoked", closed.Status.Detail);
@@ -311,9 +311,9 @@ public sealed class ControlTests : IAsyncLifetime
 
         var health = Health.Get(probeId)!;
         Assert.Equal((ProbeStates.Revoked, false), (health.State, health.Connected));
-        Assert.Equal(new HealthReason(HealthReasonCodes.Revoked, "stolen"), Assert.Single(health.Reasons));
+        Assert.Equal(new HealthReason(HealthReasonCodes.Revoked, "revoked by test: stolen"), Assert.Single(health.Reasons));
         Assert.NotNull(_server.Probes.FindCertificate(certificate.SerialNumber)!.RevokedAt);
-        Assert.Contains(_server.Events.Recent(10, EventKinds.ProbeRevoked), e => e.ProbeId == probeId && e.Detail == "stolen (by test)");
+        Assert.Contains(_server.Events.Recent(10, EventKinds.ProbeRevoked), e => e.ProbeId == probeId && e.Detail == "revoked by test: stolen");
         Assert.Throws<ProbeCommandException>(() => Commands.Suspend(probeId));
 
         await using var again = ProbeStream.Open(_server, certificate);
@@ -329,8 +329,8 @@ public sealed class ControlTests : IAsyncLifetime
         await using var stream = ProbeStream.Open(_server, certificate);
         await stream.HeartbeatAsync(ProbeStream.Healthy(_server));
 
-        var elsewhere = new ProbeCommands(_server.Get<StateDatabase>(), TimeProvider.System, Microsoft.Extensions.Options.Options.Create(new PolicyOptions()), new ProbeNotifier());
-        elsewhere.Revoke(probeId, "decommissioned");
+        var elsewhere = new ProbeRevoker(_server.Get<StateDatabase>(), TimeProvider.System, new ProbeNotifier());
+        elsewhere.Revoke(probeId, "decommissioned", "cli:test");
         _server.Time.Advance(TimeSpan.FromSeconds(1));
         var closed = await stream.Ended.WaitAsync(ProbeStream.Wait);
         Assert.Equal(StatusCode.PermissionDenied, closed!.StatusCode);

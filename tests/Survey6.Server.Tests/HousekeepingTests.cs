@@ -78,7 +78,7 @@ public sealed class HousekeepingTests : IAsyncLifetime
         Assert.NotNull(commands.Get(pending.Id));
 
         // Once the probe is revoked, its unanswered commands can never be delivered: they go after the retention too.
-        commands.Revoke(joined.ProbeId, "decommissioned", "test");
+        _server.Get<ProbeRevoker>().Revoke(joined.ProbeId, "decommissioned", "test");
         Sweeper.Sweep();
         Assert.Null(commands.Get(pending.Id));
     }

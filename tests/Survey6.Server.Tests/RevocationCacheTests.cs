@@ -52,7 +52,7 @@ public sealed class RevocationCacheTests : IAsyncLifetime
     public async Task A_probe_revoked_by_the_operator_in_the_server_is_refused_on_its_next_call()
     {
         var (probeId, client) = await JoinAndCallAsync();
-        _server.Get<ProbeCommands>().Revoke(probeId, "stolen", "test");
+        _server.Get<ProbeRevoker>().Revoke(probeId, "stolen", "test");
         await AssertRevokedAsync(client);
         Assert.Equal(0, _server.Get<ProbeRevocations>().CachedCertificates);
     }
@@ -81,7 +81,7 @@ public sealed class RevocationCacheTests : IAsyncLifetime
     {
         var (probeId, client) = await JoinAndCallAsync();
         // What `survey6 server probe revoke` does: state.db only, nothing in this process is told.
-        var elsewhere = new ProbeCommands(_server.Get<StateDatabase>(), TimeProvider.System, Microsoft.Extensions.Options.Options.Create(new PolicyOptions()), new ProbeNotifier());
+        var elsewhere = new ProbeRevoker(_server.Get<StateDatabase>(), TimeProvider.System, new ProbeNotifier());
         elsewhere.Revoke(probeId, "from the cli", "cli:test");
         _server.Time.Advance(TimeSpan.FromSeconds(1)); // Server:Control:ExternalChangePollInterval
         await ProbeChanges.EventuallyAsync(() => _server.Get<ProbeRevocations>().IsProbeRevoked(probeId), "revocation seen by the poller");
@@ -92,7 +92,7 @@ public sealed class RevocationCacheTests : IAsyncLifetime
     public async Task A_probe_revoked_by_another_process_cannot_upload_before_the_poller_has_seen_it()
     {
         var (probeId, client) = await JoinAndCallAsync();
-        var elsewhere = new ProbeCommands(_server.Get<StateDatabase>(), TimeProvider.System, Microsoft.Extensions.Options.Options.Create(new PolicyOptions()), new ProbeNotifier());
+        var elsewhere = new ProbeRevoker(_server.Get<StateDatabase>(), TimeProvider.System, new ProbeNotifier());
         elsewhere.Revoke(probeId, "from the cli", "cli:test");
         Assert.False(_server.Get<ProbeRevocations>().IsProbeRevoked(probeId)); // the poller has not run: the clock stands still
 

@@ -96,7 +96,7 @@ public sealed class RevocationRestartTests(ITestOutputHelper output) : IDisposab
         try
         {
             var (joined, certificate) = await server.JoinAsync(server.CreateToken());
-            server.Get<Survey6.Server.Control.ProbeCommands>().Revoke(joined.ProbeId, "stolen", "test");
+            server.Get<Survey6.Server.Control.ProbeRevoker>().Revoke(joined.ProbeId, "stolen", "test");
             // What the race left behind before: a certificate of a revoked probe whose own row says nothing.
             using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = Path.Combine(server.DataDirectory, "state.db"), Pooling = false }.ToString()))
             {

@@ -25,7 +25,4 @@ public static class ApiEventKinds
 
     public const string JoinTokenCreated = "join_token_created";
     public const string JoinTokenRevoked = "join_token_revoked";
-
-    /// <summary>An operator revoked a probe: its state became revoked and its certificates stopped working.</summary>
-    public const string ProbeRevoked = "probe_revoked";
 }

@@ -73,7 +73,7 @@ public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probe
         command.Parameters.AddWithValue("$probe", id);
         command.Parameters.AddWithValue("$joined", EventKinds.ProbeJoined);
         command.Parameters.AddWithValue("$left", EventKinds.ProbeLeft);
-        command.Parameters.AddWithValue("$revoked", ApiEventKinds.ProbeRevoked);
+        command.Parameters.AddWithValue("$revoked", EventKinds.ProbeRevoked);
         command.Parameters.AddWithValue("$before", (object?)before ?? DBNull.Value);
         command.Parameters.AddWithValue("$limit", page.Limit + 1);
         using var reader = command.ExecuteReader();
@@ -163,49 +163,11 @@ public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probe
     private static string? NullIfEmpty(string? text) => string.IsNullOrEmpty(text) ? null : text;
 }
 
-/// <summary><see cref="IProbeCommands"/> over state.db.</summary>
-public sealed class StateDbProbeCommands(StateDatabase database, TimeProvider time, ProbeRevocations revocations) : IProbeCommands
+/// <summary><see cref="IProbeCommands"/> over state.db, through the one <see cref="ProbeRevoker"/>.</summary>
+public sealed class StateDbProbeCommands(ProbeRevoker revoker) : IProbeCommands
 {
-    public ValueTask<ProbeRevokeOutcome> RevokeAsync(string id, string reason, string actor, string remote, CancellationToken cancellationToken)
-    {
-        var now = DbTime.ToText(time.GetUtcNow());
-        using var connection = database.Open();
-        using var transaction = connection.BeginTransaction();
-        string? state;
-        using (var select = connection.CreateCommand())
-        {
-            select.Transaction = transaction;
-            select.CommandText = "SELECT state FROM probes WHERE id = $id";
-            select.Parameters.AddWithValue("$id", id);
-            state = select.ExecuteScalar() as string;
-        }
-
-        if (state is null)
-            return ValueTask.FromResult(ProbeRevokeOutcome.NotFound);
-
-        // Certificates are revoked even if the probe already is: a renewal racing a revocation must not survive it.
-        var recorded = $"revoked by {actor}" + (reason.Length == 0 ? "" : ": " + reason);
-        using (var update = connection.CreateCommand())
-        {
-            update.Transaction = transaction;
-            update.CommandText = """
-                UPDATE probes SET state = $state, left_at = COALESCE(left_at, $now), leave_reason = COALESCE(leave_reason, $reason) WHERE id = $id;
-                UPDATE certificates SET revoked_at = $now WHERE probe_id = $id AND revoked_at IS NULL;
-                """;
-            update.Parameters.AddWithValue("$state", ProbeStates.Revoked);
-            update.Parameters.AddWithValue("$now", now);
-            update.Parameters.AddWithValue("$reason", recorded);
-            update.Parameters.AddWithValue("$id", id);
-            update.ExecuteNonQuery();
-        }
-
-        var already = state == ProbeStates.Revoked;
-        if (!already)
-            EventStore.Append(connection, transaction, time, ApiEventKinds.ProbeRevoked, id, remote, recorded);
-        transaction.Commit();
-        revocations.ProbeRevoked(id); // refused from the next call on, not after the event poller's next look
-        return ValueTask.FromResult(already ? ProbeRevokeOutcome.AlreadyRevoked : ProbeRevokeOutcome.Revoked);
-    }
+    public ValueTask<ProbeRevokeOutcome> RevokeAsync(string id, string reason, string actor, string remote, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(revoker.Revoke(id, reason, actor, remote));
 }
 
 /// <summary>The events table, newest first, keyset-paged by id.</summary>

@@ -20,6 +20,9 @@ public static class ControlServiceCollectionExtensions
             Tracker = sp.GetRequiredService<ProbeHealthTracker>(),
         });
         services.AddSingleton<ProbeCommands>();
+        services.AddSingleton(sp => new ProbeRevoker(
+            sp.GetRequiredService<Storage.StateDatabase>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ProbeNotifier>(),
+            sp.GetService<Security.ProbeRevocations>()));
         services.AddHostedService<ControlBackgroundService>();
         // Registered after the control service so that it stops before it: the evaluator's last round finds the writer still there.
         services.AddHostedService<HeartbeatWriterService>();

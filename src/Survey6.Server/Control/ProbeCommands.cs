@@ -150,61 +150,6 @@ public sealed class ProbeCommands(StateDatabase database, TimeProvider time, IOp
         return ReadAll(command).FirstOrDefault();
     }
 
-    /// <summary>
-    /// Revokes the probe: state revoked, every certificate it holds refused from now on (the
-    /// authentication interceptor checks), and its control stream closed. Joining again needs a
-    /// new token. Revoking twice keeps the first revocation.
-    /// </summary>
-    public void Revoke(string probeId, string reason, string issuedBy = "")
-    {
-        ArgumentNullException.ThrowIfNull(reason);
-        var now = time.GetUtcNow();
-        string previous;
-        long eventId;
-        using (var connection = database.Open())
-        using (var transaction = connection.BeginTransaction())
-        {
-            previous = StateOf(connection, transaction, probeId);
-            if (previous == ProbeStates.Revoked)
-                return;
-            using (var update = connection.CreateCommand())
-            {
-                update.Transaction = transaction;
-                update.CommandText = """
-                    UPDATE probes SET state = $state, left_at = $now, leave_reason = $reason WHERE id = $id;
-                    UPDATE certificates SET revoked_at = $now WHERE probe_id = $id AND revoked_at IS NULL;
-                    """;
-                update.Parameters.AddWithValue("$state", ProbeStates.Revoked);
-                update.Parameters.AddWithValue("$now", DbTime.ToText(now));
-                update.Parameters.AddWithValue("$reason", reason);
-                update.Parameters.AddWithValue("$id", probeId);
-                update.ExecuteNonQuery();
-            }
-
-            StatusRows.Ensure(connection, transaction, probeId);
-            using (var since = connection.CreateCommand())
-            {
-                since.Transaction = transaction;
-                since.CommandText = "UPDATE probe_status SET state_since = $now WHERE probe_id = $id";
-                since.Parameters.AddWithValue("$now", DbTime.ToText(now));
-                since.Parameters.AddWithValue("$id", probeId);
-                since.ExecuteNonQuery();
-            }
-
-            eventId = AppendEvent(connection, transaction, EventKinds.ProbeRevoked, probeId, By(reason, issuedBy));
-            notifier.Claim(eventId);
-            transaction.Commit();
-        }
-
-        notifier.Publish(new ProbeChange(ProbeChangeKind.StateChanged, probeId, now)
-        {
-            State = ProbeStates.Revoked,
-            PreviousState = previous,
-            Reasons = [new HealthReason(HealthReasonCodes.Revoked, reason.Length > 0 ? reason : "revoked")],
-            EventId = eventId,
-        });
-    }
-
     private ProbeCommandInfo Issue(string probeId, ProbeCommandKind kind, PolicyChange? change, string issuedBy)
     {
         ArgumentNullException.ThrowIfNull(probeId);

@@ -15,6 +15,7 @@ public static class EventKinds
     public const string ProbeLeft = "probe_left";
     public const string ProbeStateChanged = "probe_state_changed";
     public const string CommandIssued = "command_issued";
+    /// <summary>An operator revoked a probe (web UI, API or CLI): its state became revoked and its certificates stopped working.</summary>
     public const string ProbeRevoked = "probe_revoked";
 }
 

@@ -222,7 +222,7 @@ public static partial class WebHostingExtensions
     private static WebPages.ProbeLive Live(WebData data, ProbeCommands commands, string id) =>
         new(data.Now, data.History(id, TimeSpan.FromHours(24)), commands.List(id, 20), data.Events(id, 30), data.Uploads(id, 20));
 
-    private static async Task<IResult> RevokeProbeAsync(string id, HttpContext context, IAntiforgery antiforgery, ProbeCommands commands, WebData data, ILoggerFactory loggers)
+    private static async Task<IResult> RevokeProbeAsync(string id, HttpContext context, IAntiforgery antiforgery, ProbeRevoker revoker, WebData data, ILoggerFactory loggers)
     {
         if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
             return Refused();
@@ -233,7 +233,7 @@ public static partial class WebHostingExtensions
         if (reason.Length > 500)
             return Html(WebPages.Message("Refused", "The reason may have at most 500 characters."), StatusCodes.Status400BadRequest);
         var actor = "web:" + (context.User.Identity?.Name ?? "?");
-        commands.Revoke(id, reason, actor);
+        revoker.Revoke(id, reason, actor, context.Connection.RemoteIpAddress?.ToString());
         ApiLog.ProbeRevoked(loggers.CreateLogger("Survey6.Server.Web"), id, actor, reason);
         return Results.Redirect($"/probes/{Uri.EscapeDataString(id)}?done={Uri.EscapeDataString("revoked")}", preserveMethod: false);
     }
