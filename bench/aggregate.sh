@@ -87,7 +87,7 @@ timed_run() {
 
 if (( incremental )); then
     # Hold the last capture back, aggregate the others from nothing, then bring it back and aggregate again.
-    last="probe=bench-$(printf '%02d' $((captures - 1)))"
+    last="$(basename "$(ls -d "$lake/packets/date=$date"/probe=* | sort | tail -1)")"
     held="$work/held"
     rm -rf "$held"; mkdir -p "$held/packets" "$held/captures"
     clear_outputs

@@ -203,4 +203,15 @@ public class IncrementalTests
         var summary = Path.Combine(w.Lake.DatePartition(LakeLayout.Summary, new DateOnly(2024, 5, 1)), LakeLayout.PartitionFile);
         Assert.Equal([3L, 6L, 2L, 4L], Workspace.Rows(db, $"SELECT captures, frames, duplicates, packets FROM read_parquet({Workspace.Q(summary)})").Single());
     }
+
+    [Fact]
+    public async Task Rebuilding_a_date_without_packets_fails_and_says_so()
+    {
+        using var w = await AggregateTests.BuildAsync();
+        var report = await w.Runner.RebuildAsync(new DateOnly(2024, 5, 9), TimeSpan.FromSeconds(30), CancellationToken.None);
+        Assert.NotNull(report);
+        Assert.Equal("failed", report.Status);
+        Assert.Equal("InvalidOperationException: No packets for 2024-05-09: nothing to rebuild.", report.Error);
+        Assert.True(File.Exists(Path.Combine(w.Lake.DatePartition(LakeLayout.Flows, new DateOnly(2024, 5, 1)), LakeLayout.PartitionFile)));
+    }
 }

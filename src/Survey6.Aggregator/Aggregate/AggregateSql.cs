@@ -49,12 +49,21 @@ internal static class AggregateSql
                         AND e.cap_len = src.cap_len AND e.frame_len = src.frame_len
                         {(fromNs is { } f && toNs is { } t ? $"AND e.time_epoch_ns BETWEEN {f} AND {t}" : "")})
               """;
+        // Repeats inside one capture are rare: a narrow GROUP BY finds them, instead of a window over every column.
         return $"""
             CREATE OR REPLACE TEMP TABLE pk AS
-            WITH src AS (
-                SELECT *,
-                    row_number() OVER (PARTITION BY time_epoch_ns, frame_hash, cap_len, frame_len ORDER BY frame) AS copy_in_capture
+            WITH repeats AS (
+                SELECT time_epoch_ns, frame_hash, cap_len, frame_len, min(frame) AS kept
                 FROM read_parquet({Quote(packetsFile)}, hive_partitioning = false)
+                WHERE time_epoch_ns IS NOT NULL
+                GROUP BY time_epoch_ns, frame_hash, cap_len, frame_len
+                HAVING count(*) > 1
+            ),
+            src AS (
+                SELECT p.*, r.kept
+                FROM read_parquet({Quote(packetsFile)}, hive_partitioning = false) p
+                LEFT JOIN repeats r ON r.time_epoch_ns = p.time_epoch_ns AND r.frame_hash IS NOT DISTINCT FROM p.frame_hash
+                    AND r.cap_len = p.cap_len AND r.frame_len = p.frame_len
             )
             SELECT
                 probe_id, capture_sha256, frame, interface_id, frame_len, cap_len, encapsulation,
@@ -63,7 +72,7 @@ internal static class AggregateSql
                 dns_transport, dns_response, dns_qname, dns_qtype, dns_rcode, dns_aaaa,
                 malformed, truncated,
                 coalesce(time_epoch_ns, window_start_ns) AS t_ns,
-                time_epoch_ns IS NOT NULL AND (copy_in_capture > 1 OR {earlier}) AS duplicate
+                time_epoch_ns IS NOT NULL AND (coalesce(frame <> kept, false) OR {earlier}) AS duplicate
             FROM src
             """;
     }
