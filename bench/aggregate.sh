@@ -2,16 +2,19 @@
 # Aggregate-stage time: CaptureGen captures -> packets Parquet (CaptureParser, one probe per capture) -> timed
 # `survey6 aggregate once --stage aggregate` over all of them.
 #
-#   bench/aggregate.sh [--captures 10] [--packets 1000000] [--runs 2] [--work DIR]
+#   bench/aggregate.sh [--captures 10] [--packets 1000000] [--runs 2] [--work DIR] [--incremental]
 #
 # The captures and the lake are kept in --work (default $TMPDIR/survey6-aggregate-bench) for reruns: generating
-# 10 M packets takes minutes. Each timed run starts from an empty ledger and no aggregate outputs, so it rebuilds
-# every dataset. Writes bench/out/aggregate.md (and prints it); docs/performance.md explains the figures.
+# 10 M packets takes minutes. Each timed run starts from an empty ledger, no partials and no aggregate outputs, so
+# it builds every dataset. With --incremental, the first run is over all captures but the last, and the second
+# adds the last one (a late capture for a day already aggregated). Writes bench/out/aggregate.md (and prints it);
+# docs/performance.md explains the figures.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 captures=10
 packets=1000000
 runs=2
+incremental=0
 work="${TMPDIR:-/tmp}/survey6-aggregate-bench"
 survey6="${SURVEY6:-$root/survey6}"
 while [[ $# -gt 0 ]]; do
@@ -20,7 +23,8 @@ while [[ $# -gt 0 ]]; do
         --packets) packets="$2"; shift 2 ;;
         --runs) runs="$2"; shift 2 ;;
         --work) work="$2"; shift 2 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        --incremental) incremental=1; shift ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
         *) echo "aggregate.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -61,18 +65,44 @@ packets_bytes="$(du -cb "$lake"/packets | tail -1 | cut -f1)"
 
 results="$work/runs.tsv"
 : >"$results"
-for r in $(seq "$runs"); do
+
+# From nothing: no ledger, no partials, no datasets (the captures and packets stay).
+clear_outputs() {
     rm -f "$data"/aggregator.db* "$data"/aggregator-scheduler.db*
+    rm -rf "$lake/.partials"
     for d in "$lake"/*/; do
         case "$(basename "$d")" in packets|captures|.staging) ;; *) rm -rf "$d" ;; esac
     done
+}
+
+# One timed `aggregate once --stage aggregate`, appended to $results with its label.
+timed_run() {
     sync
-    l0="$(cut -d' ' -f1 /proc/loadavg)"
+    local l0; l0="$(cut -d' ' -f1 /proc/loadavg)"
     /usr/bin/time -f '%e\t%U\t%S\t%M' -o "$work/time.txt" "$survey6" aggregate once --stage aggregate --data-dir "$data" --lake "$lake" >"$work/aggregate.log" 2>&1 \
         || { cat "$work/aggregate.log" >&2; exit 1; }
-    printf '%s\t%s\t%s\t%s\n' "$r" "$(cat "$work/time.txt")" "$l0" "$(cut -d' ' -f1 /proc/loadavg)" >>"$results"
-    echo "aggregate.sh: run $r: $(tail -1 "$results")" >&2
-done
+    printf '%s\t%s\t%s\t%s\n' "$1" "$(cat "$work/time.txt")" "$l0" "$(cut -d' ' -f1 /proc/loadavg)" >>"$results"
+    echo "aggregate.sh: $1: $(tail -1 "$results") ($(grep -o '[0-9]* inputs' "$work/aggregate.log" | head -1))" >&2
+}
+
+if (( incremental )); then
+    # Hold the last capture back, aggregate the others from nothing, then bring it back and aggregate again.
+    last="$(basename "$(ls -d "$lake/packets/date=$date"/probe=* | sort | tail -1)")"
+    held="$work/held"
+    rm -rf "$held"; mkdir -p "$held/packets" "$held/captures"
+    clear_outputs
+    mv "$lake/packets/date=$date/$last" "$held/packets/"
+    mv "$lake/captures/date=$date/$last" "$held/captures/"
+    timed_run "first: $((captures - 1)) captures"
+    mv "$held/packets/$last" "$lake/packets/date=$date/"
+    mv "$held/captures/$last" "$lake/captures/date=$date/"
+    timed_run "then +1 capture"
+else
+    for r in $(seq "$runs"); do
+        clear_outputs
+        timed_run "$r"
+    done
+fi
 
 {
     echo "# Aggregate stage over $(printf "%'d" "$packet_rows" 2>/dev/null || echo "$packet_rows") packets"
@@ -83,8 +113,14 @@ done
     echo "| run | wall (s) | user CPU (s) | system CPU (s) | peak RSS (MiB) | packets/s (wall) | load (1 min) before → after |"
     echo "| ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     while IFS=$'\t' read -r run wall user sys rss l0 l1; do
-        echo "| $run | $wall | $user | $sys | $((rss / 1024)) | $(awk -v n="$packet_rows" -v w="$wall" 'BEGIN {printf "%.0f", n / w}') | $l0 → $l1 |"
+        pps="$(awk -v n="$packet_rows" -v w="$wall" 'BEGIN {printf "%.0f", n / w}')"
+        (( incremental )) && pps="-" # the runs read different amounts
+        echo "| $run | $wall | $user | $sys | $((rss / 1024)) | $pps | $l0 → $l1 |"
     done <"$results"
+    if (( incremental )); then
+        echo
+        awk -F'\t' 'NR == 1 {c1 = $3 + $4} NR == 2 {c2 = $3 + $4} END {printf "CPU of the run that added one capture: %.1f s against %.1f s for the first run: %.0f %%.\n", c2, c1, 100 * c2 / c1}' "$results"
+    fi
     echo
     echo "Rows written by the last run (from the ledger):"
     echo

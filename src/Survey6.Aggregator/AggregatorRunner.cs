@@ -28,7 +28,12 @@ public sealed class AggregatorRunner(
     public string LockPath => _options.Layout.StageLock;
 
     /// <summary>Runs one stage; null when another stage held the lock for longer than <paramref name="wait"/>.</summary>
-    public async Task<StageReport?> RunAsync(AggregatorStage stage, TimeSpan wait, CancellationToken ct)
+    public Task<StageReport?> RunAsync(AggregatorStage stage, TimeSpan wait, CancellationToken ct) => RunAsync(stage, rebuild: null, wait, ct);
+
+    /// <summary>Rebuilds one date's datasets from its packets (<c>aggregate rebuild --date D</c>); null when the lock was held.</summary>
+    public Task<StageReport?> RebuildAsync(DateOnly date, TimeSpan wait, CancellationToken ct) => RunAsync(AggregatorStage.Aggregate, date, wait, ct);
+
+    private async Task<StageReport?> RunAsync(AggregatorStage stage, DateOnly? rebuild, TimeSpan wait, CancellationToken ct)
     {
         var name = stage.ToString().ToLowerInvariant();
         // A queue-fed parse every few seconds would fill the ledger with empty runs; with nothing queued, do nothing.
@@ -57,7 +62,7 @@ public sealed class AggregatorRunner(
                     await parse.RunAsync(run, ct).ConfigureAwait(false);
                     break;
                 case AggregatorStage.Aggregate:
-                    await aggregate.RunAsync(run, ct).ConfigureAwait(false);
+                    await aggregate.RunAsync(run, rebuild, ct).ConfigureAwait(false);
                     break;
                 case AggregatorStage.Cleanup:
                     await cleanup.RunAsync(run, ct).ConfigureAwait(false);

@@ -34,7 +34,7 @@ internal static partial class Log
     [LoggerMessage(EventId = 13, Level = LogLevel.Warning, Message = "Capture {Sha256} of probe {ProbeId}: {Problem}")]
     public static partial void ManifestProblem(ILogger logger, string sha256, string probeId, string problem);
 
-    [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Aggregated {Date}: {Inputs} packets files, {Rows} rows")]
+    [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Aggregated {Date}: {Inputs} new or changed captures read, {Rows} rows")]
     public static partial void PartitionBuilt(ILogger logger, string date, int inputs, long rows);
 
     [LoggerMessage(EventId = 21, Level = LogLevel.Debug, Message = "Partition {Date} is up to date")]

@@ -27,6 +27,7 @@ public static class AggregateCommands
         aggregate.Subcommands.Add(CreateOnce());
         aggregate.Subcommands.Add(CreateRun());
         aggregate.Subcommands.Add(CreateStatus());
+        aggregate.Subcommands.Add(CreateRebuild());
         return aggregate;
     }
 
@@ -80,6 +81,31 @@ public static class AggregateCommands
                 Console.Error.WriteLine("survey6 aggregate run: " + e.Message);
                 return ExitFailed;
             }
+        });
+        return command;
+    }
+
+    private static Command CreateRebuild()
+    {
+        var date = new Option<DateOnly>("--date") { Description = "The date (UTC, yyyy-MM-dd) whose datasets are rebuilt from its packets", Required = true };
+        var dataDir = DataDirOption();
+        var lake = LakeOption();
+        var command = new Command("rebuild", "Rebuild one date's datasets from its packets files, recomputing every partial aggregate (status 1 on failure, 3 when another run held the lock)") { date, dataDir, lake };
+        command.SetAction(async (parse, ct) =>
+        {
+            AsDataOwner(parse, parse.GetValue(dataDir));
+            using var host = AggregatorHosting.Build(parse.GetValue(dataDir), parse.GetValue(lake), includeOpen: false, scheduled: false, LogLevel.Information, CaptureSourceKind.Directory);
+            var runner = host.Services.GetRequiredService<AggregatorRunner>();
+            var wait = host.Services.GetRequiredService<IOptions<AggregatorOptions>>().Value.LockWait;
+            var report = await runner.RebuildAsync(parse.GetValue(date), wait, ct).ConfigureAwait(false);
+            if (report is null)
+            {
+                Console.Out.WriteLine("another aggregator run holds the lock; nothing done");
+                return ExitBusy;
+            }
+            Console.Out.WriteLine($"rebuild: {report.Status} (run {report.RunId}, {report.Duration.TotalSeconds:F1} s): " +
+                $"{report.Inputs} inputs, {report.Outputs} outputs, {report.Rows} rows{(report.Error is null ? "" : ", error: " + report.Error)}");
+            return report.Succeeded ? 0 : ExitFailed;
         });
         return command;
     }

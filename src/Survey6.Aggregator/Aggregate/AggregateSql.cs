@@ -1,48 +1,191 @@
 namespace Survey6.Aggregator.Aggregate;
 
 /// <summary>
-/// The SQL of the aggregate stage, one statement per dataset, all reading the temp table <c>pk</c> (one date's
-/// packets after the clean step). Every output is ordered by its key, so a rebuild writes the same rows in the same
-/// order. Schemas: docs/datasets.md.
+/// The SQL of the aggregate stage, in two halves (docs/datasets.md, "Incremental design"):
+/// <list type="bullet">
+/// <item>per capture: <see cref="CapturePackets"/> loads one capture's packets into the temp table <c>pk</c> with
+/// the duplicate flag, then one partial query per dataset aggregates it into mergeable columns (counts and sums,
+/// min/max, bit-or, distinct sets as lists);</item>
+/// <item>per date: the merge queries read every current partial of the date and give the datasets' final rows.</item>
+/// </list>
+/// Every output is ordered by its key, so a rebuild writes the same rows in the same order. Schemas: docs/datasets.md.
 /// </summary>
 internal static class AggregateSql
 {
     private const string NsPerHour = "3600000000000";
 
+    /// <summary>Bumped whenever a partial's columns or meaning change, so that older partials are recomputed.</summary>
+    public const int PartialFormat = 1;
+
+    /// <summary>Partial files per capture, one per dataset family; prefixes derive from the merged addresses.</summary>
+    public const string FlowsPartial = "flows";
+    public const string AddressesPartial = "addresses";
+    public const string DnsPartial = "dns";
+    public const string Icmpv6Partial = "icmpv6";
+    public const string RoutersPartial = "icmpv6_routers";
+    public const string SummaryPartial = "summary";
+
+    public static readonly IReadOnlyList<string> Partials = [FlowsPartial, AddressesPartial, DnsPartial, Icmpv6Partial, RoutersPartial, SummaryPartial];
+
     public static string Quote(string path) => "'" + path.Replace("'", "''", StringComparison.Ordinal) + "'";
 
-    /// <summary>
-    /// The clean step. Exact duplicates (same probe, timestamp, lengths and content hash: a frame seen twice, e.g.
-    /// by two overlapping captures) are flagged, the first in capture order kept. Frames without a timestamp are
-    /// never duplicates. <c>t_ns</c> places them at their capture's window start.
-    /// </summary>
-    public static string Clean(string packetsGlob) => $"""
-        CREATE OR REPLACE TEMP TABLE pk AS
-        SELECT
-            probe_id, capture_sha256, frame, interface_id, frame_len, cap_len, encapsulation,
-            flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, flow_payload_len,
-            src_type, src_iid, dst_type, dst_iid, tcp_flags, icmpv6_type, icmpv6_code, ra_prefixes,
-            dns_transport, dns_response, dns_qname, dns_qtype, dns_rcode, dns_aaaa,
-            malformed, truncated,
-            coalesce(time_epoch_ns, window_start_ns) AS t_ns,
-            time_epoch_ns IS NOT NULL
-                AND row_number() OVER (PARTITION BY probe_id, time_epoch_ns, frame_hash, cap_len, frame_len ORDER BY capture_sha256, frame) > 1
-                AS duplicate
-        FROM read_parquet({Quote(packetsGlob)}, hive_partitioning = true)
-        """;
+    private static string ReadPartial(string glob) => $"read_parquet({Quote(glob)}, hive_partitioning = false)";
 
-    public static string Flows => """
+    /// <summary>
+    /// One capture's packets, cleaned. A frame is an exact duplicate when an identical frame (same probe, timestamp,
+    /// lengths and content hash) comes before it in the order (capture SHA-256, frame number): earlier in the same
+    /// capture, or anywhere in an overlapping capture of the same probe with a smaller SHA-256
+    /// (<paramref name="earlierCaptures"/>; only their frames inside this capture's time span are read). So which
+    /// copy is kept does not depend on arrival order. Frames without a timestamp are never duplicates. <c>t_ns</c>
+    /// places them at their capture's window start.
+    /// </summary>
+    public static string CapturePackets(string packetsFile, IReadOnlyList<string> earlierCaptures, long? fromNs, long? toNs)
+    {
+        var earlier = earlierCaptures.Count == 0
+            ? "false"
+            : $"""
+              EXISTS (SELECT 1 FROM read_parquet([{string.Join(", ", earlierCaptures.Select(Quote))}], hive_partitioning = false) e
+                      WHERE e.time_epoch_ns = src.time_epoch_ns AND e.frame_hash IS NOT DISTINCT FROM src.frame_hash
+                        AND e.cap_len = src.cap_len AND e.frame_len = src.frame_len
+                        {(fromNs is { } f && toNs is { } t ? $"AND e.time_epoch_ns BETWEEN {f} AND {t}" : "")})
+              """;
+        // Repeats inside one capture are rare: a narrow GROUP BY finds them, instead of a window over every column.
+        return $"""
+            CREATE OR REPLACE TEMP TABLE pk AS
+            WITH repeats AS (
+                SELECT time_epoch_ns, frame_hash, cap_len, frame_len, min(frame) AS kept
+                FROM read_parquet({Quote(packetsFile)}, hive_partitioning = false)
+                WHERE time_epoch_ns IS NOT NULL
+                GROUP BY time_epoch_ns, frame_hash, cap_len, frame_len
+                HAVING count(*) > 1
+            ),
+            src AS (
+                SELECT p.*, r.kept
+                FROM read_parquet({Quote(packetsFile)}, hive_partitioning = false) p
+                LEFT JOIN repeats r ON r.time_epoch_ns = p.time_epoch_ns AND r.frame_hash IS NOT DISTINCT FROM p.frame_hash
+                    AND r.cap_len = p.cap_len AND r.frame_len = p.frame_len
+            )
+            SELECT
+                probe_id, capture_sha256, frame, interface_id, frame_len, cap_len, encapsulation,
+                flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, flow_payload_len,
+                src_type, src_iid, dst_type, dst_iid, tcp_flags, icmpv6_type, icmpv6_code, ra_prefixes,
+                dns_transport, dns_response, dns_qname, dns_qtype, dns_rcode, dns_aaaa,
+                malformed, truncated,
+                coalesce(time_epoch_ns, window_start_ns) AS t_ns,
+                time_epoch_ns IS NOT NULL AND (coalesce(frame <> kept, false) OR {earlier}) AS duplicate
+            FROM src
+            """;
+    }
+
+    /// <summary>The partial of <paramref name="name"/> over <c>pk</c>.</summary>
+    public static string Partial(string name) => name switch
+    {
+        FlowsPartial => """
+            SELECT
+                probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation,
+                min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns,
+                count(*) AS packets,
+                CAST(sum(frame_len) AS BIGINT) AS bytes,
+                CAST(sum(flow_payload_len) AS BIGINT) AS payload_bytes,
+                CAST(bit_or(tcp_flags) AS USMALLINT) AS tcp_flags,
+                count(*) FILTER (WHERE malformed) AS malformed_packets
+            FROM pk
+            WHERE NOT duplicate AND flow_src IS NOT NULL
+            GROUP BY probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation
+            """,
+        // Type and IID class are functions of the address, so min() only picks the one value deterministically.
+        AddressesPartial => """
+            WITH seen AS (
+                SELECT flow_src AS address, src_type AS type, src_iid AS iid_class, probe_id, t_ns, 1 AS as_src, 0 AS as_dst
+                FROM pk WHERE NOT duplicate AND flow_src IS NOT NULL
+                UNION ALL
+                SELECT flow_dst, dst_type, dst_iid, probe_id, t_ns, 0, 1
+                FROM pk WHERE NOT duplicate AND flow_dst IS NOT NULL
+            )
+            SELECT address, min(type) AS type, min(iid_class) AS iid_class,
+                min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns,
+                CAST(sum(as_src) AS BIGINT) AS packets_as_src, CAST(sum(as_dst) AS BIGINT) AS packets_as_dst,
+                min(probe_id) AS probe_id
+            FROM seen GROUP BY address
+            """,
+        // Clients ask, servers answer: a query's client is its source, a response's its destination.
+        DnsPartial => """
+            SELECT
+                dns_transport AS transport, dns_qname AS qname, dns_qtype AS qtype, dns_rcode AS rcode,
+                count(*) AS messages,
+                count(*) FILTER (WHERE dns_response = false) AS queries,
+                count(*) FILTER (WHERE dns_response) AS responses,
+                list_distinct(list(CASE WHEN dns_response THEN flow_dst WHEN NOT dns_response THEN flow_src END)) AS clients,
+                list_distinct(list(CASE WHEN dns_response THEN flow_src WHEN NOT dns_response THEN flow_dst END)) AS servers,
+                min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns,
+                CAST(sum(len(dns_aaaa)) AS BIGINT) AS aaaa_records,
+                list_distinct(flatten(list(dns_aaaa) FILTER (WHERE dns_aaaa IS NOT NULL))) AS aaaa,
+                min(probe_id) AS probe_id
+            FROM pk
+            WHERE NOT duplicate AND dns_transport IS NOT NULL
+            GROUP BY dns_transport, dns_qname, dns_qtype, dns_rcode
+            """,
+        Icmpv6Partial => """
+            SELECT probe_id, icmpv6_type AS type, icmpv6_code AS code,
+                count(*) AS packets,
+                list_distinct(list(flow_src)) AS sources, list_distinct(list(flow_dst)) AS destinations,
+                min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns
+            FROM pk
+            WHERE NOT duplicate AND icmpv6_type IS NOT NULL
+            GROUP BY probe_id, icmpv6_type, icmpv6_code
+            """,
+        // Routers are the sources of Router Advertisements (ICMPv6 type 134).
+        RoutersPartial => """
+            WITH ra AS (
+                SELECT probe_id, flow_src AS router, t_ns, ra_prefixes FROM pk
+                WHERE NOT duplicate AND icmpv6_type = 134 AND flow_src IS NOT NULL
+            ),
+            agg AS (
+                SELECT probe_id, router, count(*) AS advertisements, min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns
+                FROM ra GROUP BY probe_id, router
+            ),
+            px AS (
+                SELECT probe_id, router, list_distinct(list(prefix)) AS prefixes
+                FROM (SELECT probe_id, router, unnest(ra_prefixes) AS prefix FROM ra WHERE ra_prefixes IS NOT NULL)
+                GROUP BY probe_id, router
+            )
+            SELECT agg.probe_id, agg.router, agg.advertisements, px.prefixes, agg.first_seen_ns, agg.last_seen_ns
+            FROM agg LEFT JOIN px USING (probe_id, router)
+            """,
+        SummaryPartial => $"""
+            SELECT probe_id, capture_sha256, t_ns // {NsPerHour} AS h,
+                count(*) AS frames,
+                count(*) FILTER (WHERE duplicate) AS duplicates,
+                count(*) FILTER (WHERE NOT duplicate AND interface_id >= 0) AS packets,
+                CAST(coalesce(sum(frame_len) FILTER (WHERE NOT duplicate AND interface_id >= 0), 0) AS BIGINT) AS bytes,
+                count(*) FILTER (WHERE NOT duplicate AND encapsulation IS NOT NULL) AS ipv6_packets,
+                count(*) FILTER (WHERE NOT duplicate AND encapsulation IS NOT NULL AND encapsulation <> 'native') AS tunnelled_packets,
+                count(*) FILTER (WHERE NOT duplicate AND interface_id >= 0 AND encapsulation IS NULL) AS non_ipv6_packets,
+                count(*) FILTER (WHERE NOT duplicate AND flow_protocol = 6) AS tcp_packets,
+                count(*) FILTER (WHERE NOT duplicate AND flow_protocol = 17) AS udp_packets,
+                count(*) FILTER (WHERE NOT duplicate AND flow_protocol = 58) AS icmpv6_packets,
+                count(*) FILTER (WHERE NOT duplicate AND flow_protocol NOT IN (6, 17, 58)) AS other_packets,
+                count(*) FILTER (WHERE NOT duplicate AND dns_transport IS NOT NULL) AS dns_messages,
+                count(*) FILTER (WHERE NOT duplicate AND malformed) AS malformed_packets,
+                count(*) FILTER (WHERE NOT duplicate AND truncated) AS truncated_packets
+            FROM pk WHERE t_ns IS NOT NULL
+            GROUP BY probe_id, capture_sha256, h
+            """,
+        _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown partial"),
+    };
+
+    /// <summary>A flow's captures are those with at least one of its (non-duplicate) packets: one partial row each.</summary>
+    public static string Flows(string partials) => $"""
         SELECT
             probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation,
-            min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns,
-            count(*) AS packets,
-            CAST(sum(frame_len) AS BIGINT) AS bytes,
-            CAST(sum(flow_payload_len) AS BIGINT) AS payload_bytes,
+            min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns,
+            CAST(sum(packets) AS BIGINT) AS packets,
+            CAST(sum(bytes) AS BIGINT) AS bytes,
+            CAST(sum(payload_bytes) AS BIGINT) AS payload_bytes,
             CAST(bit_or(tcp_flags) AS USMALLINT) AS tcp_flags,
-            count(*) FILTER (WHERE malformed) AS malformed_packets,
-            count(DISTINCT capture_sha256) AS captures
-        FROM pk
-        WHERE NOT duplicate AND flow_src IS NOT NULL
+            CAST(sum(malformed_packets) AS BIGINT) AS malformed_packets,
+            count(*) AS captures
+        FROM {ReadPartial(partials)}
         GROUP BY probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation
         ORDER BY probe_id, flow_src, flow_dst, flow_protocol, flow_src_port NULLS FIRST, flow_dst_port NULLS FIRST, encapsulation
         """;
@@ -51,21 +194,14 @@ internal static class AggregateSql
     /// Distinct flow-view addresses with what is derived from them; the prefixes dataset reads it too. Anonymised
     /// addresses embed nothing true (their interface identifiers are scrambled), so the embedded IPv4 and MAC are NULL.
     /// </summary>
-    public static string AddressTable(bool anonymised) => $$"""
+    public static string AddressTable(string partials, bool anonymised) => $$"""
         CREATE OR REPLACE TEMP TABLE addr AS
-        WITH seen AS (
-            SELECT flow_src AS address, src_type AS type, src_iid AS iid_class, probe_id, t_ns, 1 AS as_src, 0 AS as_dst
-            FROM pk WHERE NOT duplicate AND flow_src IS NOT NULL
-            UNION ALL
-            SELECT flow_dst, dst_type, dst_iid, probe_id, t_ns, 0, 1
-            FROM pk WHERE NOT duplicate AND flow_dst IS NOT NULL
-        ),
-        agg AS (
-            SELECT address, any_value(type) AS type, any_value(iid_class) AS iid_class,
-                min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns,
-                CAST(sum(as_src) AS BIGINT) AS packets_as_src, CAST(sum(as_dst) AS BIGINT) AS packets_as_dst,
+        WITH agg AS (
+            SELECT address, min(type) AS type, min(iid_class) AS iid_class,
+                min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns,
+                CAST(sum(packets_as_src) AS BIGINT) AS packets_as_src, CAST(sum(packets_as_dst) AS BIGINT) AS packets_as_dst,
                 list_sort(list_distinct(list(probe_id))) AS probes
-            FROM seen GROUP BY address
+            FROM {{ReadPartial(partials)}} GROUP BY address
         )
         SELECT address,
             ipv6_prefix(address, 32) AS prefix32, ipv6_prefix(address, 48) AS prefix48, ipv6_prefix(address, 64) AS prefix64,
@@ -100,64 +236,52 @@ internal static class AggregateSql
         ORDER BY prefix_len, prefix
         """;
 
-    /// <summary>Clients ask, servers answer: a query's client is its source, a response's its destination.</summary>
-    public static string Dns => """
+    public static string Dns(string partials) => $"""
         SELECT
-            dns_transport AS transport, dns_qname AS qname, dns_qtype AS qtype, dns_rcode AS rcode,
-            count(*) AS messages,
-            count(*) FILTER (WHERE dns_response = false) AS queries,
-            count(*) FILTER (WHERE dns_response) AS responses,
-            count(DISTINCT CASE WHEN dns_response THEN flow_dst WHEN NOT dns_response THEN flow_src END) AS clients,
-            count(DISTINCT CASE WHEN dns_response THEN flow_src WHEN NOT dns_response THEN flow_dst END) AS servers,
-            min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns,
-            coalesce(CAST(sum(len(dns_aaaa)) AS BIGINT), 0) AS aaaa_records,
-            coalesce(list_sort(list_distinct(flatten(list(dns_aaaa) FILTER (WHERE dns_aaaa IS NOT NULL)))), []) AS aaaa,
+            transport, qname, qtype, rcode,
+            CAST(sum(messages) AS BIGINT) AS messages,
+            CAST(sum(queries) AS BIGINT) AS queries,
+            CAST(sum(responses) AS BIGINT) AS responses,
+            CAST(len(list_distinct(flatten(list(clients)))) AS BIGINT) AS clients,
+            CAST(len(list_distinct(flatten(list(servers)))) AS BIGINT) AS servers,
+            min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns,
+            coalesce(CAST(sum(aaaa_records) AS BIGINT), 0) AS aaaa_records,
+            coalesce(list_sort(list_distinct(flatten(list(aaaa) FILTER (WHERE aaaa IS NOT NULL)))), []) AS aaaa,
             list_sort(list_distinct(list(probe_id))) AS probes
-        FROM pk
-        WHERE NOT duplicate AND dns_transport IS NOT NULL
-        GROUP BY dns_transport, dns_qname, dns_qtype, dns_rcode
+        FROM {ReadPartial(partials)}
+        GROUP BY transport, qname, qtype, rcode
         ORDER BY transport, qname NULLS FIRST, qtype NULLS FIRST, rcode NULLS FIRST
         """;
 
-    public static string Icmpv6 => $"""
-        SELECT probe_id, icmpv6_type AS type, icmpv6_code AS code, {Ipv6Functions.Icmpv6TypeNameSql("icmpv6_type")} AS type_name,
-            count(*) AS packets,
-            count(DISTINCT flow_src) AS sources, count(DISTINCT flow_dst) AS destinations,
-            min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns
-        FROM pk
-        WHERE NOT duplicate AND icmpv6_type IS NOT NULL
-        GROUP BY probe_id, icmpv6_type, icmpv6_code
+    public static string Icmpv6(string partials) => $"""
+        SELECT probe_id, type, code, {Ipv6Functions.Icmpv6TypeNameSql("type")} AS type_name,
+            CAST(sum(packets) AS BIGINT) AS packets,
+            CAST(len(list_distinct(flatten(list(sources)))) AS BIGINT) AS sources,
+            CAST(len(list_distinct(flatten(list(destinations)))) AS BIGINT) AS destinations,
+            min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns
+        FROM {ReadPartial(partials)}
+        GROUP BY probe_id, type, code
         ORDER BY probe_id, type, code NULLS FIRST
         """;
 
-    /// <summary>Routers are the sources of Router Advertisements (ICMPv6 type 134).</summary>
-    public static string Icmpv6Routers => """
-        WITH ra AS (
-            SELECT probe_id, flow_src AS router, t_ns, ra_prefixes FROM pk
-            WHERE NOT duplicate AND icmpv6_type = 134 AND flow_src IS NOT NULL
-        ),
-        agg AS (
-            SELECT probe_id, router, count(*) AS advertisements, min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns
-            FROM ra GROUP BY probe_id, router
-        ),
-        px AS (
-            SELECT probe_id, router, list_sort(list_distinct(list(prefix))) AS prefixes
-            FROM (SELECT probe_id, router, unnest(ra_prefixes) AS prefix FROM ra WHERE ra_prefixes IS NOT NULL)
-            GROUP BY probe_id, router
-        )
-        SELECT agg.probe_id, agg.router, agg.advertisements, coalesce(px.prefixes, []) AS prefixes, agg.first_seen_ns, agg.last_seen_ns
-        FROM agg LEFT JOIN px USING (probe_id, router)
+    public static string Icmpv6Routers(string partials) => $"""
+        SELECT probe_id, router, CAST(sum(advertisements) AS BIGINT) AS advertisements,
+            coalesce(list_sort(list_distinct(flatten(list(prefixes) FILTER (WHERE prefixes IS NOT NULL)))), []) AS prefixes,
+            min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns
+        FROM {ReadPartial(partials)}
+        GROUP BY probe_id, router
         ORDER BY probe_id, router
         """;
 
     /// <summary>
-    /// Per probe and hour. <c>dropped</c> is every kind a capture counts (kernel + interface + queue + disk); drops are
-    /// counted per capture, so each capture's drops are spread over its hours in proportion to its frames, rounded so
-    /// that the hours add up to the capture's count exactly (a capture without frames puts them in its window's first
-    /// hour). <c>completeness</c> = frames / (frames + dropped). Coverage is the share of the hour inside some capture
+    /// Per probe and hour, from the per-capture-hour partials and the date's captures rows. <c>dropped</c> is every
+    /// kind a capture counts (kernel + interface + queue + disk); drops are counted per capture, so each capture's
+    /// drops are spread over its hours in proportion to its frames, rounded so that the hours add up to the
+    /// capture's count exactly (a capture without frames puts them in its window's first hour).
+    /// <c>completeness</c> = frames / (frames + dropped). Coverage is the share of the hour inside some capture
     /// window of the probe.
     /// </summary>
-    public static string Summary(string capturesGlob) => $"""
+    public static string Summary(string capturesGlob, string partials) => $"""
         WITH capture_files AS (
             SELECT * FROM read_parquet({Quote(capturesGlob)}, hive_partitioning = true, union_by_name = true)
             -- Rows parsed before each drop kind had its own column lack some names (if_dropped and os_dropped were
@@ -182,23 +306,7 @@ internal static class AggregateSql
             FROM kinds
         ),
         per_capture AS (
-            SELECT probe_id, capture_sha256, t_ns // {NsPerHour} AS h,
-                count(*) AS frames,
-                count(*) FILTER (WHERE duplicate) AS duplicates,
-                count(*) FILTER (WHERE NOT duplicate AND interface_id >= 0) AS packets,
-                coalesce(sum(frame_len) FILTER (WHERE NOT duplicate AND interface_id >= 0), 0) AS bytes,
-                count(*) FILTER (WHERE NOT duplicate AND encapsulation IS NOT NULL) AS ipv6_packets,
-                count(*) FILTER (WHERE NOT duplicate AND encapsulation IS NOT NULL AND encapsulation <> 'native') AS tunnelled_packets,
-                count(*) FILTER (WHERE NOT duplicate AND interface_id >= 0 AND encapsulation IS NULL) AS non_ipv6_packets,
-                count(*) FILTER (WHERE NOT duplicate AND flow_protocol = 6) AS tcp_packets,
-                count(*) FILTER (WHERE NOT duplicate AND flow_protocol = 17) AS udp_packets,
-                count(*) FILTER (WHERE NOT duplicate AND flow_protocol = 58) AS icmpv6_packets,
-                count(*) FILTER (WHERE NOT duplicate AND flow_protocol NOT IN (6, 17, 58)) AS other_packets,
-                count(*) FILTER (WHERE NOT duplicate AND dns_transport IS NOT NULL) AS dns_messages,
-                count(*) FILTER (WHERE NOT duplicate AND malformed) AS malformed_packets,
-                count(*) FILTER (WHERE NOT duplicate AND truncated) AS truncated_packets
-            FROM pk WHERE t_ns IS NOT NULL
-            GROUP BY probe_id, capture_sha256, h
+            SELECT * FROM {ReadPartial(partials)}
         ),
         shared AS (
             -- An hour gets the capture's drops up to its end minus those up to its start, each rounded down:

@@ -13,16 +13,23 @@ using Survey6.Packets.Files;
 namespace Survey6.Aggregator.Aggregate;
 
 /// <summary>
-/// Stage <c>aggregate</c>: for each closed date whose packets changed since it was last built, runs the clean step
-/// and every dataset query in DuckDB over that date's packets files, writes each dataset's partition into
-/// <c>LAKE/.staging</c>, then swaps it into place. A partition is thus replaced whole or not at all, and a
-/// rebuild from the same packets gives the same rows.
+/// Stage <c>aggregate</c>: for each closed date whose captures changed since it was last built, computes the partial
+/// aggregates of the captures that are new (or whose duplicate check changed because an overlapping capture arrived),
+/// then merges every current partial of the date into each dataset's partition, written into <c>LAKE/.staging</c>
+/// and swapped into place. A partition is thus replaced whole or not at all, a run reads only new packets, and
+/// incremental runs and a rebuild from the same packets give the same rows (docs/datasets.md, "Incremental design").
 /// </summary>
 public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions> options, TimeProvider time, ILogger<AggregateStage> logger)
 {
     private readonly AggregatorOptions _options = options.Value;
 
-    public Task RunAsync(StageRun run, CancellationToken ct)
+    public Task RunAsync(StageRun run, CancellationToken ct) => RunAsync(run, rebuild: null, ct);
+
+    /// <summary>
+    /// With <paramref name="rebuild"/>, only that date, from its packets: its partials are dropped and recomputed and
+    /// its datasets written even when nothing changed (and even when it is not closed yet).
+    /// </summary>
+    public Task RunAsync(StageRun run, DateOnly? rebuild, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(run);
         var lake = new LakeLayout(_options.Layout.Lake);
@@ -35,11 +42,14 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
             keyId = anonymiser?.KeyId;
         var mismatched = new List<string>();
 
-        foreach (var date in lake.PacketDates())
+        var dates = rebuild is { } only ? (lake.PacketDates().Contains(only) ? [only] : []) : lake.PacketDates();
+        if (rebuild is { } missing && dates.Count == 0)
+            throw new InvalidOperationException($"No packets for {missing.ToString(LakeLayout.DateFormat, CultureInfo.InvariantCulture)}: nothing to rebuild.");
+        foreach (var date in dates)
         {
             ct.ThrowIfCancellationRequested();
             var dateText = date.ToString(LakeLayout.DateFormat, CultureInfo.InvariantCulture);
-            if (!_options.IncludeOpenPartitions && !IsClosed(date))
+            if (rebuild is null && !_options.IncludeOpenPartitions && !IsClosed(date))
             {
                 Log.PartitionOpen(logger, dateText);
                 continue;
@@ -47,9 +57,10 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
             var inputs = PacketFiles(lake, date);
             if (inputs.Count == 0)
                 continue;
-            var fingerprint = Fingerprint(lake, inputs);
+            var plan = PartialPlan.For(inputs, CaptureSpans(lake, date));
+            var fingerprint = Fingerprint(plan);
             var state = ledger.GetPartition(date);
-            if (state is not null && state.Fingerprint == fingerprint
+            if (rebuild is null && state is not null && state.Fingerprint == fingerprint
                 && LakeLayout.AggregateDatasets.All(d => File.Exists(Path.Combine(lake.DatePartition(d, date), LakeLayout.PartitionFile))))
             {
                 Log.PartitionUnchanged(logger, dateText);
@@ -62,16 +73,90 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
                 mismatched.Add(dateText + ": " + problem);
                 continue;
             }
-            var rows = Build(lake, date, keyId, run, ct);
-            foreach (var input in inputs)
-                run.Input(input);
+            if (rebuild is not null && Directory.Exists(lake.PartialsPartition(date)))
+                Directory.Delete(lake.PartialsPartition(date), recursive: true);
+            int computed = UpdatePartials(lake, date, plan, KeyValues(keyId), run, ct);
+            var rows = Merge(lake, date, keyId, run, ct);
             ledger.SetPartition(date, fingerprint, inputs.Count, JsonSerializer.Serialize(rows), run.RunId);
             long total = rows.Values.Sum();
-            Log.PartitionBuilt(logger, dateText, inputs.Count, total);
+            Log.PartitionBuilt(logger, dateText, computed, total);
         }
         if (mismatched.Count > 0)
             throw new InvalidOperationException("Not aggregated, packets files disagree with Aggregator:Anonymisation (to re-parse, remove the lake and the ledger): " + string.Join("; ", mismatched));
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Computes the partials the plan names that do not exist yet, each from its capture's packets alone (plus the
+    /// duplicate keys of the earlier overlapping captures), and removes partials the plan no longer names. Returns
+    /// how many captures were read.
+    /// </summary>
+    private int UpdatePartials(LakeLayout lake, DateOnly date, IReadOnlyList<PlannedPartial> plan, string keyValues, StageRun run, CancellationToken ct)
+    {
+        var partition = lake.PartialsPartition(date);
+        var wanted = new HashSet<string>(plan.Select(p => Path.Combine(partition, p.Probe, p.Name)), StringComparer.Ordinal);
+        int computed = 0;
+        DuckDBConnection? connection = null;
+        try
+        {
+            foreach (var item in plan)
+            {
+                ct.ThrowIfCancellationRequested();
+                var target = Path.Combine(partition, item.Probe, item.Name);
+                if (Directory.Exists(target))
+                    continue;
+                connection ??= OpenDuckDb(lake, _options);
+                var staged = Path.Combine(lake.Staging, "aggregate", run.RunId, "partials", item.Probe, item.Name);
+                Directory.CreateDirectory(staged);
+                Execute(connection, AggregateSql.CapturePackets(item.PacketsFile, item.EarlierFiles, item.FromNs, item.ToNs), ct);
+                foreach (var name in AggregateSql.Partials)
+                {
+                    var file = Path.Combine(staged, name + ".parquet");
+                    Execute(connection, $"COPY ({AggregateSql.Partial(name)}) TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})", ct);
+                    Flush(file);
+                }
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                Directory.Move(staged, target);
+                DurableFiles.TrySyncDirectory(Path.GetDirectoryName(target)!);
+                run.Input(item.PacketsFile);
+                computed++;
+            }
+        }
+        finally
+        {
+            connection?.Dispose();
+        }
+        if (Directory.Exists(partition))
+        {
+            // Partials of captures that are gone, or whose duplicate check changed: they would be counted twice.
+            foreach (var probe in Directory.EnumerateDirectories(partition))
+            {
+                foreach (var stale in Directory.EnumerateDirectories(probe).Where(d => !wanted.Contains(d)).ToList())
+                    Directory.Delete(stale, recursive: true);
+            }
+        }
+        return computed;
+    }
+
+    /// <summary>The first and last frame time of each capture of the date, from its captures row.</summary>
+    private Dictionary<string, CaptureSpan> CaptureSpans(LakeLayout lake, DateOnly date)
+    {
+        var spans = new Dictionary<string, CaptureSpan>(StringComparer.Ordinal);
+        var folder = lake.DatePartition(LakeLayout.Captures, date);
+        if (!Directory.Exists(folder) || !Directory.EnumerateFiles(folder, "*.parquet", SearchOption.AllDirectories).Any())
+            return spans;
+        var glob = Path.Combine(folder, "*", "*.parquet");
+        using var connection = new DuckDBConnection("DataSource=:memory:");
+        connection.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT capture_sha256, first_time_ns, last_time_ns FROM read_parquet({AggregateSql.Quote(glob)}, hive_partitioning = false, union_by_name = true)";
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            spans[reader.GetString(0)] = new CaptureSpan(
+                reader.IsDBNull(1) ? null : reader.GetInt64(1), reader.IsDBNull(2) ? null : reader.GetInt64(2));
+        }
+        return spans;
     }
 
     /// <summary>A date is closed once the grace period after its end has passed.</summary>
@@ -110,31 +195,31 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
         return problems.Count == 0 ? null : string.Join(", ", problems) + (keyId is null ? " while anonymisation is off" : " while the key is " + keyId);
     }
 
-    private SortedDictionary<string, long> Build(LakeLayout lake, DateOnly date, string? keyId, StageRun run, CancellationToken ct)
+    private SortedDictionary<string, long> Merge(LakeLayout lake, DateOnly date, string? keyId, StageRun run, CancellationToken ct)
     {
         var staged = Path.Combine(lake.Staging, "aggregate", run.RunId, LakeLayout.DatePart(date));
         Directory.CreateDirectory(staged);
         var rows = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        string Partials(string name) => Path.Combine(lake.PartialsPartition(date), "*", "*", name + ".parquet");
         try
         {
             using (var connection = OpenDuckDb(lake, _options))
             {
-                Execute(connection, AggregateSql.Clean(Path.Combine(lake.DatePartition(LakeLayout.Packets, date), "*", "*.parquet")), ct);
-                Execute(connection, AggregateSql.AddressTable(keyId is not null), ct);
-                var keyValues = keyId is null ? "" : $", KV_METADATA {{{AggregateSql.Quote(AnonymisationMetadata.KeyIdKey)}: {AggregateSql.Quote(keyId)}}}";
+                Execute(connection, AggregateSql.AddressTable(Partials(AggregateSql.AddressesPartial), keyId is not null), ct);
+                var keyValues = KeyValues(keyId);
                 var capturesGlob = Path.Combine(lake.DatePartition(LakeLayout.Captures, date), "*", "*.parquet");
                 foreach (var dataset in LakeLayout.AggregateDatasets)
                 {
                     ct.ThrowIfCancellationRequested();
                     var query = dataset switch
                     {
-                        LakeLayout.Flows => AggregateSql.Flows,
+                        LakeLayout.Flows => AggregateSql.Flows(Partials(AggregateSql.FlowsPartial)),
                         LakeLayout.Addresses => AggregateSql.Addresses,
                         LakeLayout.Prefixes => AggregateSql.Prefixes,
-                        LakeLayout.Dns => AggregateSql.Dns,
-                        LakeLayout.Icmpv6 => AggregateSql.Icmpv6,
-                        LakeLayout.Icmpv6Routers => AggregateSql.Icmpv6Routers,
-                        LakeLayout.Summary => AggregateSql.Summary(capturesGlob),
+                        LakeLayout.Dns => AggregateSql.Dns(Partials(AggregateSql.DnsPartial)),
+                        LakeLayout.Icmpv6 => AggregateSql.Icmpv6(Partials(AggregateSql.Icmpv6Partial)),
+                        LakeLayout.Icmpv6Routers => AggregateSql.Icmpv6Routers(Partials(AggregateSql.RoutersPartial)),
+                        LakeLayout.Summary => AggregateSql.Summary(capturesGlob, Partials(AggregateSql.SummaryPartial)),
                         _ => throw new InvalidOperationException("unknown dataset " + dataset),
                     };
                     var folder = Path.Combine(staged, dataset);
@@ -147,9 +232,7 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
             foreach (var dataset in LakeLayout.AggregateDatasets)
             {
                 var folder = Path.Combine(staged, dataset);
-                var data = Path.Combine(folder, LakeLayout.PartitionFile);
-                using (var handle = File.OpenHandle(data, FileMode.Open, FileAccess.ReadWrite))
-                    RandomAccess.FlushToDisk(handle);
+                Flush(Path.Combine(folder, LakeLayout.PartitionFile));
                 var target = lake.DatePartition(dataset, date);
                 DurableFiles.ReplaceDirectory(folder, target);
                 run.Output(Path.Combine(target, LakeLayout.PartitionFile), rows[dataset]);
@@ -162,6 +245,16 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
                 Directory.Delete(runFolder, recursive: true);
         }
         return rows;
+    }
+
+    /// <summary>The COPY option that records the anonymisation key in a file's metadata, as the packets files do.</summary>
+    private static string KeyValues(string? keyId) =>
+        keyId is null ? "" : $", KV_METADATA {{{AggregateSql.Quote(AnonymisationMetadata.KeyIdKey)}: {AggregateSql.Quote(keyId)}}}";
+
+    private static void Flush(string file)
+    {
+        using var handle = File.OpenHandle(file, FileMode.Open, FileAccess.ReadWrite);
+        RandomAccess.FlushToDisk(handle);
     }
 
     /// <summary>A DuckDB connection set up for the lake: thread and memory limits, spilling into staging, the address functions.</summary>
@@ -201,12 +294,15 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
         return files;
     }
 
-    /// <summary>Names and sizes of a date's packets files: packets files are named by capture, so this changes exactly when the inputs do.</summary>
-    private static string Fingerprint(LakeLayout lake, IReadOnlyList<string> files)
+    /// <summary>
+    /// The names of the date's current partials: they change exactly when a capture arrives or leaves, or when a
+    /// capture's duplicate check changes.
+    /// </summary>
+    private static string Fingerprint(IReadOnlyList<PlannedPartial> plan)
     {
         var text = new StringBuilder();
-        foreach (var file in files)
-            text.Append(Path.GetRelativePath(lake.Root, file)).Append('\t').Append(new FileInfo(file).Length.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        foreach (var item in plan)
+            text.Append(item.Probe).Append('/').Append(item.Name).Append('\n');
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
     }
 }

@@ -6,7 +6,7 @@ namespace Survey6.Aggregator.Storage;
 /// Names in the lake. Datasets are Hive-partitioned: <c>LAKE/packets/date=D/probe=P/SHA.parquet</c>,
 /// <c>LAKE/captures/date=D/probe=P/SHA.parquet</c>, <c>LAKE/&lt;aggregate&gt;/date=D/data.parquet</c>.
 /// Work in progress lives under names readers never match: hidden <c>.*.tmp</c> files beside their target, and
-/// <c>LAKE/.staging/</c> for whole partitions.
+/// <c>LAKE/.staging/</c> for whole partitions; per-capture partial aggregates under <c>LAKE/.partials/</c>.
 /// </summary>
 public sealed class LakeLayout(string root)
 {
@@ -33,6 +33,14 @@ public sealed class LakeLayout(string root)
     public string Root { get; } = Path.GetFullPath(root);
 
     public string Staging => Path.Combine(Root, ".staging");
+
+    /// <summary>
+    /// Per-capture partial aggregates, <c>LAKE/.partials/date=D/probe=P/SHA.DEPS/*.parquet</c>: hidden from readers
+    /// of the datasets, kept so that a run only aggregates new captures (docs/datasets.md, "Incremental design").
+    /// </summary>
+    public string Partials => Path.Combine(Root, ".partials");
+
+    public string PartialsPartition(DateOnly date) => Path.Combine(Partials, DatePart(date));
 
     public string Dataset(string name) => Path.Combine(Root, name);
 

@@ -1,0 +1,217 @@
+using System.Text;
+using Survey6.Aggregator.Storage;
+using Survey6.Aggregator.Tests.Support;
+using Survey6.Packets.Addresses;
+using Survey6.Packets.Tests.Dissection;
+
+namespace Survey6.Aggregator.Tests;
+
+/// <summary>
+/// Incremental aggregation: whatever order captures arrive in, and however they are batched into runs, the datasets
+/// equal, row for row, those a rebuild of each date from its packets gives.
+/// </summary>
+public class IncrementalTests
+{
+    private const long Second = 1_000_000_000L;
+    private const long Day = 86_400 * Second;
+
+    private static readonly Ipv6Address[] Hosts =
+    [
+        Ipv6Address.Parse("2001:db8:1::1"), Ipv6Address.Parse("2001:db8:1::2"), Ipv6Address.Parse("2001:db8:2::211:22ff:fe33:4455"),
+        Ipv6Address.Parse("2002:c000:201::1"), Ipv6Address.Parse("2001:db8:53::53"), Ipv6Address.Parse("fe80::1"),
+    ];
+
+    private sealed record Capture(string Probe, string Date, byte[] Content, string Label);
+
+    /// <summary>A random frame: TCP, a DNS query or answer, an echo request, or a Router Advertisement.</summary>
+    private static byte[] Frame(Random random)
+    {
+        var s = Hosts[random.Next(Hosts.Length)];
+        var d = Hosts[random.Next(Hosts.Length)];
+        return random.Next(5) switch
+        {
+            0 or 1 => FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(6, FrameBuilder.Tcp((ushort)random.Next(40000, 40004), 443, (ushort)(1 << random.Next(5))), s, d)),
+            2 => FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(17, FrameBuilder.Udp(50000, 53,
+                random.Next(2) == 0 ? FrameBuilder.DnsQuery(random.Next(2) == 0 ? "example.org" : "example.net", 28)
+                    : FrameBuilder.DnsAaaaResponse("example.org", 0, Hosts[random.Next(3)])), s, d)),
+            3 => FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(58, FrameBuilder.Icmpv6(128, 0, new byte[8]), s, d)),
+            _ => FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(58, FrameBuilder.Icmpv6(134, 0, new byte[12]), Hosts[5], Ipv6Address.Parse("ff02::1"), hopLimit: 255)),
+        };
+    }
+
+    /// <summary>
+    /// Two days, two probes. On each day probe-a's captures overlap and repeat frames of one another exactly (and one
+    /// repeats a frame of its own); probe-b saw some of the same frames (not duplicates: another vantage point); one
+    /// capture of probe-a lies apart in time.
+    /// </summary>
+    private static List<Capture> Pool()
+    {
+        var random = new Random(20240501);
+        var pool = new List<Capture>();
+        foreach (var (date, offset) in new[] { ("2024-05-01", 0L), ("2024-05-02", Day) })
+        {
+            long T(int seconds) => CaptureFile.At(10, 0, 0) + offset + (seconds * Second);
+            var seen = new List<(long Time, byte[] Frame)>();
+            for (int c = 0; c < 4; c++)
+            {
+                var file = new CaptureFile();
+                bool apart = c == 3;
+                for (int i = 0; i < 40; i++)
+                {
+                    var frame = (T(apart ? 2400 + i : random.Next(0, 1200)), Frame(random));
+                    file.Add(frame.Item1, frame.Item2);
+                    seen.Add(frame);
+                }
+                if (!apart)
+                {
+                    for (int i = 0; i < 12 && seen.Count > 40; i++)
+                    {
+                        var (time, frame) = seen[random.Next(seen.Count - 40)];
+                        file.Add(time, frame);
+                    }
+                    var (ownTime, own) = seen[^1];
+                    file.Add(ownTime, own);
+                }
+                pool.Add(new Capture("probe-a", date, file.ToArray(), $"{date}/a{c}"));
+            }
+            for (int c = 0; c < 2; c++)
+            {
+                var file = new CaptureFile();
+                for (int i = 0; i < 20; i++)
+                {
+                    var (time, frame) = seen[random.Next(seen.Count)];
+                    file.Add(time, frame);
+                }
+                file.Add(T(random.Next(0, 1200)), Frame(random));
+                pool.Add(new Capture("probe-b", date, file.ToArray(), $"{date}/b{c}"));
+            }
+        }
+        return pool;
+    }
+
+    /// <summary>Every dataset's rows, in file order, each value as DuckDB prints it.</summary>
+    private static SortedDictionary<string, string> Snapshot(Workspace w)
+    {
+        using var db = w.DuckDb();
+        var snapshot = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (var date in w.Lake.PacketDates())
+        {
+            foreach (var dataset in LakeLayout.AggregateDatasets)
+            {
+                var file = Path.Combine(w.Lake.DatePartition(dataset, date), LakeLayout.PartitionFile);
+                var text = new StringBuilder();
+                foreach (var row in Workspace.Rows(db, $"SELECT COLUMNS(*)::VARCHAR FROM read_parquet({Workspace.Q(file)}, hive_partitioning = false)"))
+                    text.AppendJoin('|', row.Select(v => v ?? "NULL")).Append('\n');
+                snapshot[LakeLayout.DatePart(date) + "/" + dataset] = text.ToString();
+            }
+        }
+        return snapshot;
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    public async Task Any_arrival_order_in_any_batches_gives_the_rows_of_a_rebuild(int seed)
+    {
+        var pool = Pool();
+        var random = new Random(seed);
+        var order = pool.OrderBy(_ => random.Next()).ToList();
+
+        using var w = new Workspace();
+        int next = 0;
+        var lateForBuiltDay = false;
+        while (next < order.Count)
+        {
+            int batch = Math.Min(order.Count - next, random.Next(1, 4));
+            foreach (var capture in order.Skip(next).Take(batch))
+            {
+                lateForBuiltDay |= w.Lake.PacketDates().Any(d => LakeLayout.DatePart(d) == "date=" + capture.Date
+                    && File.Exists(Path.Combine(w.Lake.DatePartition(LakeLayout.Flows, d), LakeLayout.PartitionFile)));
+                w.Store(capture.Content, capture.Probe, capture.Date);
+            }
+            next += batch;
+            await w.RunAsync(AggregatorStage.Parse);
+            await w.RunAsync(AggregatorStage.Aggregate);
+        }
+        Assert.True(lateForBuiltDay, "the order should bring a capture for a day already aggregated");
+        var incremental = Snapshot(w);
+        Assert.Equal(2 * LakeLayout.AggregateDatasets.Count, incremental.Count);
+        Assert.Contains(incremental, kv => kv.Key.EndsWith("/summary", StringComparison.Ordinal) && kv.Value.Split('\n').Any(r => r.Split('|')[4] != "0"));
+
+        foreach (var date in w.Lake.PacketDates())
+        {
+            var report = await w.Runner.RebuildAsync(date, TimeSpan.FromSeconds(30), CancellationToken.None);
+            Assert.NotNull(report);
+            Assert.True(report.Succeeded, report.Error);
+            Assert.Equal(6, report.Inputs); // every capture of the date read again
+        }
+        var rebuilt = Snapshot(w);
+        foreach (var (name, rows) in rebuilt)
+            Assert.True(rows == incremental[name], $"{name} differs between incremental runs and the rebuild:\n{incremental[name]}\n---\n{rows}");
+
+        // Nor does the order matter: one arrival of everything at once gives the same rows.
+        using var once = new Workspace();
+        foreach (var capture in pool)
+            once.Store(capture.Content, capture.Probe, capture.Date);
+        await once.RunAsync(AggregatorStage.Parse);
+        await once.RunAsync(AggregatorStage.Aggregate);
+        var all = Snapshot(once);
+        foreach (var (name, rows) in all)
+            Assert.True(rows == incremental[name], $"{name} differs from one run over everything");
+    }
+
+    [Fact]
+    public async Task A_late_capture_apart_in_time_is_the_only_packets_a_run_reads()
+    {
+        using var w = await AggregateTests.BuildAsync();
+        var first = w.Ledger.RecentRuns(5).Single(r => r.Stage == "aggregate");
+        Assert.Equal(3, first.Inputs);
+
+        w.Store(new CaptureFile().Add(CaptureFile.At(10, 50, 0), FrameBuilder.Ethernet(0x86DD,
+            FrameBuilder.Ipv6(6, FrameBuilder.Tcp(1234, 80, 0x002), Hosts[3], Hosts[2]))).ToArray());
+        await w.RunAsync(AggregatorStage.Parse);
+        var late = await w.RunAsync(AggregatorStage.Aggregate);
+        Assert.Equal((1L, (long)LakeLayout.AggregateDatasets.Count), (late.Inputs, late.Outputs));
+        Assert.Equal(4, Directory.EnumerateDirectories(w.Lake.PartialsPartition(new DateOnly(2024, 5, 1)), "*", SearchOption.AllDirectories).Count(d => Path.GetFileName(d).Contains('.', StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task A_late_overlapping_capture_recomputes_the_captures_whose_duplicates_it_decides()
+    {
+        using var w = new Workspace();
+        long t = CaptureFile.At(10, 0, 0);
+        var syn = FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(6, FrameBuilder.Tcp(40000, 443, 0x002), Hosts[0], Hosts[2]));
+        var ack = FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(6, FrameBuilder.Tcp(40000, 443, 0x010), Hosts[0], Hosts[2]));
+        var captures = Enumerable.Range(0, 3)
+            .Select(i => new CaptureFile().Add(t, syn).Add(t + ((i + 1) * Second), ack).ToArray())
+            .Select(c => (Content: c, Sha: Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(c))))
+            .OrderBy(c => c.Sha, StringComparer.Ordinal)
+            .ToList();
+        // The two with the larger hashes first; then the smallest, which now owns the shared SYN.
+        w.Store(captures[1].Content);
+        w.Store(captures[2].Content);
+        await w.RunAsync(AggregatorStage.Parse);
+        Assert.Equal(2, (await w.RunAsync(AggregatorStage.Aggregate)).Inputs);
+        w.Store(captures[0].Content);
+        await w.RunAsync(AggregatorStage.Parse);
+        var late = await w.RunAsync(AggregatorStage.Aggregate);
+        Assert.Equal(3, late.Inputs);
+
+        using var db = w.DuckDb();
+        var summary = Path.Combine(w.Lake.DatePartition(LakeLayout.Summary, new DateOnly(2024, 5, 1)), LakeLayout.PartitionFile);
+        Assert.Equal([3L, 6L, 2L, 4L], Workspace.Rows(db, $"SELECT captures, frames, duplicates, packets FROM read_parquet({Workspace.Q(summary)})").Single());
+    }
+
+    [Fact]
+    public async Task Rebuilding_a_date_without_packets_fails_and_says_so()
+    {
+        using var w = await AggregateTests.BuildAsync();
+        var report = await w.Runner.RebuildAsync(new DateOnly(2024, 5, 9), TimeSpan.FromSeconds(30), CancellationToken.None);
+        Assert.NotNull(report);
+        Assert.Equal("failed", report.Status);
+        Assert.Equal("InvalidOperationException: No packets for 2024-05-09: nothing to rebuild.", report.Error);
+        Assert.True(File.Exists(Path.Combine(w.Lake.DatePartition(LakeLayout.Flows, new DateOnly(2024, 5, 1)), LakeLayout.PartitionFile)));
+    }
+}
