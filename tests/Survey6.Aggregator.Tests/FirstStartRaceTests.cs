@@ -25,6 +25,7 @@ public sealed class FirstStartRaceTests(ITestOutputHelper output)
             for (int round = 0; round < Rounds; round++)
             {
                 var data = Path.Combine(root, "round-" + round);
+                Directory.CreateDirectory(data); // empty, as an operator makes it: aggregate once creates no directory
                 // --source queue: every process opens the SQLite ingest queue (ingest.db) as well as the ledger. The parse
                 // stage alone builds everything a run needs (ledger, queue, lake) without the aggregate stage's DuckDB.
                 var children = Enumerable.Range(0, Processes)

@@ -104,7 +104,7 @@ public class HostingTests
         Assert.Equal(0, QueryCommand.Run("SELECT ipv6_prefix(address, 48) AS p, ipv6_mac(address) AS mac FROM addresses WHERE mac IS NOT NULL", "table", null, w.DataDirectory, output, error));
         Assert.Contains("2001:db8:2::/48 | 00:11:22:33:44:55", output.ToString(), StringComparison.Ordinal);
 
-        Assert.Equal(1, QueryCommand.Run("SELECT * FROM no_such_dataset", "table", null, w.DataDirectory, new StringWriter(), error));
+        Assert.Equal(ExitCodes.NotFound, QueryCommand.Run("SELECT * FROM no_such_dataset", "table", null, w.DataDirectory, new StringWriter(), error));
         Assert.Contains("no_such_dataset", error.ToString(), StringComparison.Ordinal);
     }
 }

@@ -20,6 +20,7 @@ public sealed class SessionEndTests(ITestOutputHelper output) : IDisposable
     public async Task A_password_change_from_the_cli_ends_existing_sessions()
     {
         var data = Path.Combine(_root, "server");
+        Directory.CreateDirectory(data); // set-password creates no directory: a missing one is a mistyped path
         await SetPasswordAsync(data, Password);
         using var server = await ServerProcess.StartAsync(data, 0, httpListen: "127.0.0.1:0");
         try
@@ -48,6 +49,7 @@ public sealed class SessionEndTests(ITestOutputHelper output) : IDisposable
     public async Task A_logout_ends_the_session_for_a_copy_of_its_cookie_too()
     {
         var data = Path.Combine(_root, "server");
+        Directory.CreateDirectory(data); // set-password creates no directory: a missing one is a mistyped path
         await SetPasswordAsync(data, Password);
         using var server = await ServerProcess.StartAsync(data, 0, httpListen: "127.0.0.1:0");
         try
