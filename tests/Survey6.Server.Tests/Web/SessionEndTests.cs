@@ -19,10 +19,8 @@ public sealed class SessionEndTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task A_password_change_from_the_cli_ends_existing_sessions()
     {
-        var data = Path.Combine(_root, "server");
-        Directory.CreateDirectory(data); // set-password creates no directory: a missing one is a mistyped path
-        await SetPasswordAsync(data, Password);
-        using var server = await ServerProcess.StartAsync(data, 0, httpListen: "127.0.0.1:0");
+        var (data, server) = await StartWithPasswordAsync();
+        using var _ = server;
         try
         {
             var (browser, copied) = await LoginAndCopyAsync(server);
@@ -48,10 +46,8 @@ public sealed class SessionEndTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public async Task A_logout_ends_the_session_for_a_copy_of_its_cookie_too()
     {
-        var data = Path.Combine(_root, "server");
-        Directory.CreateDirectory(data); // set-password creates no directory: a missing one is a mistyped path
-        await SetPasswordAsync(data, Password);
-        using var server = await ServerProcess.StartAsync(data, 0, httpListen: "127.0.0.1:0");
+        var (_, server) = await StartWithPasswordAsync();
+        using var _ = server;
         try
         {
             var (browser, copied) = await LoginAndCopyAsync(server);
@@ -106,6 +102,15 @@ public sealed class SessionEndTests(ITestOutputHelper output) : IDisposable
             BaseAddress = server.HttpUrl,
             Timeout = TimeSpan.FromSeconds(30),
         };
+
+    /// <summary>A server on a new data directory whose admin password was set from the CLI first, as an operator would.</summary>
+    private async Task<(string Data, ServerProcess Server)> StartWithPasswordAsync()
+    {
+        var data = Path.Combine(_root, "server");
+        Directory.CreateDirectory(data); // set-password creates no directory: a missing one is a mistyped path
+        await SetPasswordAsync(data, Password);
+        return (data, await ServerProcess.StartAsync(data, 0, httpListen: "127.0.0.1:0"));
+    }
 
     private static async Task SetPasswordAsync(string data, string password)
     {
