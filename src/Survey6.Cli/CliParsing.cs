@@ -1,5 +1,6 @@
 using System.Globalization;
 using Survey6.Contracts.V1;
+using Survey6.Packets.Capture;
 
 namespace Survey6.Cli;
 
@@ -108,22 +109,17 @@ public static partial class CliParsing
         return true;
     }
 
-    /// <summary><c>lat,lon[,country[,city]]</c>; the city may itself contain commas.</summary>
+    /// <summary>
+    /// <c>lat,lon[,country[,city]]</c>; the city may itself contain commas. Read by the one reader of that form
+    /// (<see cref="PcapngMetadata.TryParseLocation"/>); an operator must give both coordinates, within range.
+    /// </summary>
     public static bool TryParseLocation(string text, out Location? location)
     {
         location = null;
-        var parts = text.Split(',', 4, StringSplitOptions.TrimEntries);
-        if (parts.Length < 2
-            || !double.TryParse(parts[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var latitude) || latitude is < -90 or > 90
-            || !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var longitude) || longitude is < -180 or > 180)
+        if (!PcapngMetadata.TryParseLocation(text, out var latitude, out var longitude, out var country, out var city)
+            || latitude is not (>= -90 and <= 90) || longitude is not (>= -180 and <= 180))
             return false;
-        location = new Location
-        {
-            Latitude = latitude,
-            Longitude = longitude,
-            Country = parts.Length > 2 ? parts[2] : "",
-            City = parts.Length > 3 ? parts[3] : "",
-        };
+        location = new Location { Latitude = latitude.Value, Longitude = longitude.Value, Country = country ?? "", City = city ?? "" };
         return true;
     }
 }

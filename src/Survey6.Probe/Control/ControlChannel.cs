@@ -158,17 +158,7 @@ public sealed class ControlChannel : IDisposable
     /// <summary>Runs until cancelled; throws <see cref="ControlChannelRefusedException"/> if the server refuses the certificate.</summary>
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        using var handler = new SocketsHttpHandler
-        {
-            ConnectTimeout = TimeSpan.FromSeconds(15),
-            KeepAlivePingDelay = TimeSpan.FromSeconds(60),
-            KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
-            SslOptions = new SslClientAuthenticationOptions
-            {
-                RemoteCertificateValidationCallback = PinnedCa.Callback(_options.Ca, _ => { }),
-                LocalCertificateSelectionCallback = (_, _, _, _, _) => _options.ClientCertificateSource?.Invoke() ?? _options.ClientCertificate,
-            },
-        };
+        using var handler = ProbeHttpHandler.Create(_options.Ca, () => _options.ClientCertificateSource?.Invoke() ?? _options.ClientCertificate);
         using var channel = GrpcChannel.ForAddress(_options.Server, new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = false });
         var client = new ControlClient(channel);
         var failures = 0;

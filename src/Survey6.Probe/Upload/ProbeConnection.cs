@@ -47,20 +47,7 @@ public sealed class ProbeConnection : IDisposable
 
         var certificate = credentials?.Current ?? state.LoadClientCertificate();
         var ca = X509CertificateLoader.LoadCertificateFromFile(state.CaPath);
-        var handler = new SocketsHttpHandler
-        {
-            ConnectTimeout = TimeSpan.FromSeconds(10),
-            // Pings find a server that vanished without closing the connection, so an upload does not wait on it forever.
-            KeepAlivePingDelay = TimeSpan.FromSeconds(30),
-            KeepAlivePingTimeout = TimeSpan.FromSeconds(20),
-            KeepAlivePingPolicy = HttpKeepAlivePingPolicy.WithActiveRequests,
-            EnableMultipleHttp2Connections = true,
-            SslOptions = new SslClientAuthenticationOptions
-            {
-                LocalCertificateSelectionCallback = (_, _, _, _, _) => credentials?.Current ?? certificate,
-                RemoteCertificateValidationCallback = PinnedCa.Callback(ca, static _ => { }),
-            },
-        };
+        var handler = ProbeHttpHandler.Create(ca, () => credentials?.Current ?? certificate);
         var channel = GrpcChannel.ForAddress(server, new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true });
         // A shared certificate belongs to the credentials, not to this connection.
         return new ProbeConnection(probeId, server, credentials is null ? certificate : null, ca, channel);
