@@ -70,6 +70,12 @@ public sealed class CliMistakeTests : IDisposable
         using var inUse = new TcpListener(IPAddress.Loopback, 0);
         inUse.Start();
         var busyPort = ((IPEndPoint)inUse.LocalEndpoint).Port;
+        // A plain HTTP port, as the web UI's is: it answers whatever arrives with an HTTP/1.1 error.
+        using var web = new TcpListener(IPAddress.Loopback, 0);
+        web.Start();
+        var webPort = ((IPEndPoint)web.LocalEndpoint).Port;
+        using var stopWeb = new CancellationTokenSource();
+        var serving = ServePlainHttpAsync(web, stopWeb.Token);
 
         Case[] table =
         [
@@ -111,6 +117,8 @@ public sealed class CliMistakeTests : IDisposable
             new("probe upload --attempts 0", ["probe", "upload", file, "--attempts", "0"], ExitCodes.Usage, "--attempts"),
             new("probe upload --rate not a size", ["probe", "upload", file, "--rate", "fast"], ExitCodes.Usage, "--rate 'fast'"),
             new("probe upload --manifest missing", ["probe", "upload", file, "--manifest", nope], ExitCodes.NotFound, nope),
+            new("probe join pointed at the web port", ["probe", "join", "--server", $"https://127.0.0.1:{webPort}", "--token", "a.b", "--ca-hash", "sha256:" + new string('0', 64), "--state-dir", Path.Combine(_root, "join-web")],
+                ExitCodes.Failed, "not its web address"),
             new("probe join --server not a URL", ["probe", "join", "--server", "nowhere", "--token", "a.b", "--ca-hash", "sha256:00", "--state-dir", Missing("join")], ExitCodes.Usage, "--server 'nowhere'"),
             new("query with no SQL", ["query", "", "--data-dir", data], ExitCodes.Usage, "the SQL is empty"),
             new("query a dataset with no data", ["query", "SELECT count(*) FROM flows", "--data-dir", data], ExitCodes.NotFound, "flows has no data yet"),
@@ -160,6 +168,9 @@ public sealed class CliMistakeTests : IDisposable
             if (problems.Count > 0)
                 wrong.Add($"{o.Case.Name} (survey6 {string.Join(' ', o.Case.Args)}): {string.Join("; ", problems)}\n    stderr: {o.Stderr.Trim()}");
         }
+
+        await stopWeb.CancelAsync();
+        await serving;
 
         // Commands that only read create nothing: the mistyped directories are still missing.
         var createdByMistake = Directory.EnumerateDirectories(_root, "missing-*").Select(Path.GetFileName).ToList();
@@ -250,5 +261,21 @@ public sealed class CliMistakeTests : IDisposable
         }
 
         return new Outcome(c, process.ExitCode, await stdout, await stderr);
+    }
+
+    private static async Task ServePlainHttpAsync(TcpListener listener, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                using var client = await listener.AcceptTcpClientAsync(cancellationToken);
+                var stream = client.GetStream();
+                await stream.WriteAsync("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray(), cancellationToken);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException or IOException)
+        {
+        }
     }
 }

@@ -113,6 +113,12 @@ public static class ProbeJoinClient
                 throw new ProbeJoinException($"{server} answered {(int)response.StatusCode} for its CA certificate; is it a survey6 server?");
             pem = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
         }
+        catch (HttpRequestException e) when (e.HttpRequestError == HttpRequestError.SecureConnectionError)
+        {
+            // The commonest cause: the web UI's address (plain HTTP) given instead of the gRPC one.
+            throw new ProbeJoinException(
+                $"{server} does not answer with TLS; give the server's gRPC address (server run --grpc-listen, as `server token create` prints it), not its web address", e);
+        }
         catch (HttpRequestException e)
         {
             throw new ProbeJoinException($"cannot reach {server}: {e.Message}", e);
