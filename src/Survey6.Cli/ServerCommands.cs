@@ -222,7 +222,7 @@ public static partial class ServerCommands
             var output = parse.InvocationConfiguration.Output;
             // The server's own state first: a full disk makes every probe's uploads fail, however healthy the probe.
             var disk = Survey6.Server.Metrics.DataDiskState.Read(LoadOptions(parse, dataDir, config).DataDirectory,
-                ServerConfiguration.LoadDiskFloor(parse.GetValue(config), Overrides(parse, dataDir)).MinFreeBytes);
+                ServerConfiguration.LoadDiskFloor(parse.GetValue(config), Overrides(parse, dataDir)));
             if (disk.Reason is { } degraded)
                 parse.InvocationConfiguration.Error.WriteLine($"server: degraded: {degraded}");
             if (parse.GetValue(json))

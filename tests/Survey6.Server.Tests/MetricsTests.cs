@@ -166,7 +166,7 @@ public sealed class MetricsTests
         using var disk = new Tmpfs("32m");
         var data = Path.Combine(disk.Path, "data");
         using var server = await ServerProcess.StartAsync(data, 0,
-            environment: new Dictionary<string, string> { ["Server__Disk__MinFreeBytes"] = floor.ToString(CultureInfo.InvariantCulture) },
+            environment: new Dictionary<string, string> { ["Server__Uploads__MinFreeDiskBytes"] = floor.ToString(CultureInfo.InvariantCulture) },
             httpListen: "127.0.0.1:0");
         using var http = new HttpClient { BaseAddress = server.HttpUrl };
         Assert.Equal("ok\n", await http.GetStringAsync("/healthz"));
@@ -188,7 +188,7 @@ public sealed class MetricsTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, healthz.StatusCode);
         var reason = await healthz.Content.ReadAsStringAsync();
         Assert.StartsWith("degraded: the data directory " + data + " has ", reason, StringComparison.Ordinal);
-        Assert.Contains("Server:Disk:MinFreeBytes", reason, StringComparison.Ordinal);
+        Assert.Contains("Server:Uploads:MinFreeDiskBytes", reason, StringComparison.Ordinal);
         var full = await http.GetStringAsync("/metrics");
         Assert.True(Sample(full, "survey6_data_directory_free_bytes") < floor);
         Assert.Equal(1, Sample(full, "survey6_server_degraded"));

@@ -33,11 +33,11 @@ public static class ServerConfiguration
         return builder;
     }
 
-    /// <summary>The disk floor (<c>Server:Disk</c>) as the server would see it, for commands that run without it.</summary>
-    public static DiskFloorOptions LoadDiskFloor(string? configFile, IReadOnlyDictionary<string, string?>? overrides)
+    /// <summary>The data directory's free-space floor (<see cref="Metrics.DataDiskState.FloorSetting"/>) as the server would see it, for commands that run without it.</summary>
+    public static long LoadDiskFloor(string? configFile, IReadOnlyDictionary<string, string?>? overrides)
     {
         var configuration = new ConfigurationBuilder().AddEnvironmentVariables().AddServerSources(configFile, overrides).Build();
-        return configuration.GetSection(DiskFloorOptions.SectionName).Get<DiskFloorOptions>() ?? new DiskFloorOptions();
+        return (configuration.GetSection(Uploads.UploadHostingExtensions.SectionName).Get<Storage.CaptureStoreOptions>() ?? new Storage.CaptureStoreOptions()).MinFreeDiskBytes;
     }
 
     /// <summary>The <c>Server</c> section as the server would see it, for commands that run without it.</summary>

@@ -1,18 +1,25 @@
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Survey6.Data;
-using Survey6.Server.Options;
+using Survey6.Server.Storage;
+using Survey6.Server.Uploads;
 
 namespace Survey6.Server.Metrics;
 
-/// <summary>The data directory's free space against the floor (<see cref="DiskFloorOptions"/>), read when asked.</summary>
+/// <summary>
+/// The data directory's free space against the floor below which the store refuses uploads
+/// (<see cref="CaptureStoreOptions.MinFreeDiskBytes"/>: one setting, so health says degraded exactly when uploads are refused), read when asked.
+/// </summary>
 public sealed record DataDiskState(string Directory, long FreeBytes, long FloorBytes)
 {
     public bool BelowFloor => FreeBytes < FloorBytes;
 
-    /// <summary>Why the server is degraded, or null: "DATA has 1.2 MiB free, below the floor of 256 MiB (Server:Disk:MinFreeBytes)".</summary>
+    /// <summary>The setting that holds the floor, as an operator writes it.</summary>
+    public const string FloorSetting = UploadHostingExtensions.SectionName + ":" + nameof(CaptureStoreOptions.MinFreeDiskBytes);
+
+    /// <summary>Why the server is degraded, or null: "the data directory DATA has 1.2 MiB free, below the floor of 1 GiB (Server:Uploads:MinFreeDiskBytes); …".</summary>
     public string? Reason => BelowFloor
-        ? $"the data directory {Directory} has {Bytes(FreeBytes)} free, below the floor of {Bytes(FloorBytes)} ({DiskFloorOptions.SectionName}:{nameof(DiskFloorOptions.MinFreeBytes)}); uploads may fail"
+        ? $"the data directory {Directory} has {Bytes(FreeBytes)} free, below the floor of {Bytes(FloorBytes)} ({FloorSetting}); new uploads are refused until there is room"
         : null;
 
     /// <summary>Reads the free bytes of the file system holding <paramref name="directory"/>.</summary>
@@ -26,9 +33,9 @@ public sealed record DataDiskState(string Directory, long FreeBytes, long FloorB
 }
 
 /// <summary>The server's own health, as /healthz, gRPC health and /metrics report it.</summary>
-public sealed class DataDiskHealth(DataLayout layout, IOptions<DiskFloorOptions> options) : IHealthCheck
+public sealed class DataDiskHealth(DataLayout layout, IOptions<CaptureStoreOptions> options) : IHealthCheck
 {
-    public DataDiskState Read() => DataDiskState.Read(layout.Root, options.Value.MinFreeBytes);
+    public DataDiskState Read() => DataDiskState.Read(layout.Root, options.Value.MinFreeDiskBytes);
 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {

@@ -16,7 +16,6 @@ public static class MetricsHostingExtensions
     {
         services.AddOptions<MetricsOptions>().BindConfiguration(MetricsOptions.SectionName).ValidateOnStart();
         services.AddSingleton<ServerMetrics>();
-        services.AddOptions<Options.DiskFloorOptions>().BindConfiguration(Options.DiskFloorOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<DataDiskHealth>();
         // grpc.health.v1.Health: "" answers for the server as a whole.
         services.AddGrpcHealthChecks().AddCheck<StateDatabaseHealthCheck>("state-db").AddCheck<DataDiskHealth>("data-disk");

@@ -77,7 +77,7 @@ public sealed class ServerMetrics
         foreach (var outcome in UploadOutcomes.Values)
             _uploadOutcomes.WithLabels(outcome);
         _dataFreeBytes = Factory.CreateGauge("survey6_data_directory_free_bytes", "Bytes free on the file system of the data directory.");
-        _dataFloorBytes = Factory.CreateGauge("survey6_data_directory_floor_bytes", "Free bytes the server keeps (Server:Disk:MinFreeBytes); below it the server is degraded.");
+        _dataFloorBytes = Factory.CreateGauge("survey6_data_directory_floor_bytes", "Free bytes the server keeps (" + DataDiskState.FloorSetting + "); below it uploads are refused and the server is degraded.");
         _degraded = Factory.CreateGauge("survey6_server_degraded", "1 while the server is degraded (see /healthz for the reason), else 0.");
         _otherCounters = Factory.CreateCounter("survey6_server_counter_total", "Other server counters, by their internal name.", ["name"]);
         GrpcCalls = Factory.CreateCounter("survey6_grpc_calls_total", "gRPC calls finished, by service, method and status code.", ["service", "method", "code"]);
