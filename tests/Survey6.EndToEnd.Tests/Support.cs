@@ -30,8 +30,8 @@ internal sealed class Lake(string dataDirectory)
         var output = new StringWriter();
         var error = new StringWriter();
         var status = QueryCommand.Run(sql, "jsonl", null, dataDirectory, output, error);
-        if (status != 0 && error.ToString().Contains("does not exist", StringComparison.Ordinal))
-            return []; // no dataset of that name yet
+        if (status == ExitCodes.NotFound)
+            return []; // "the dataset … has no data yet": the aggregator has not written it so far
         Assert.True(status == 0, $"query failed: {error}\n{sql}");
         return output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
     }
