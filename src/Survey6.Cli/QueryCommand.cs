@@ -42,47 +42,99 @@ public static class QueryCommand
             lakeRoot = host.Services.GetRequiredService<IOptions<AggregatorOptions>>().Value.Layout.Lake;
 
         IReadOnlyList<string> queried = [];
-        try
+        var tracked = new WriteTracker(output);
+        for (var attempt = 1; ; attempt++)
         {
-            using var connection = LakeQuery.Open(lakeRoot, out var views);
-            queried = views;
-            using var command = connection.CreateCommand();
-            command.CommandText = sql;
-            using var reader = command.ExecuteReader();
-            switch (format)
+            try
             {
-                case "csv":
-                    WriteCsv(reader, output);
-                    break;
-                case "jsonl":
-                    WriteJsonLines(reader, output);
-                    break;
-                default:
-                    WriteTable(reader, output);
-                    break;
+                using var connection = LakeQuery.Open(lakeRoot, out var views);
+                queried = views;
+                using var command = connection.CreateCommand();
+                command.CommandText = sql;
+                using var reader = command.ExecuteReader();
+                switch (format)
+                {
+                    case "csv":
+                        WriteCsv(reader, tracked);
+                        break;
+                    case "jsonl":
+                        WriteJsonLines(reader, tracked);
+                        break;
+                    default:
+                        WriteTable(reader, tracked);
+                        break;
+                }
+                tracked.Flush();
+                return 0;
             }
-            return 0;
+            catch (DbException e) when (attempt < MaxAttempts && !tracked.Wrote && ReplacedWhileRead(e))
+            {
+                // The aggregator replaces a partition by renaming a new one into place; a query that listed the old
+                // file and opens it after the swap reads a footer and data of different files. Nothing was printed
+                // yet, so asking again sees the new partition whole.
+                Thread.Sleep(TimeSpan.FromMilliseconds(200 * attempt));
+            }
+            catch (DbException e)
+            {
+                return Report(e, lakeRoot, queried, error);
+            }
         }
-        catch (DbException e)
+    }
+
+    private const int MaxAttempts = 4;
+
+    private static bool ReplacedWhileRead(DbException e) =>
+        e.Message.Contains("TProtocolException", StringComparison.Ordinal)
+        || e.Message.Contains("No such file or directory", StringComparison.Ordinal)
+        || e.Message.Contains("No files found that match the pattern", StringComparison.Ordinal);
+
+    private static int Report(DbException e, string lakeRoot, IReadOnlyList<string> queried, TextWriter error)
+    {
+        // A dataset with no files yet has no view: say that, not DuckDB's "did you mean pg_class".
+        var missing = System.Text.RegularExpressions.Regex.Match(e.Message, "Table with name ([A-Za-z0-9_]+) does not exist");
+        if (missing.Success && Survey6.Aggregator.Storage.LakeLayout.AllDatasets.Contains(missing.Groups[1].Value, StringComparer.OrdinalIgnoreCase))
         {
-            // A dataset with no files yet has no view: say that, not DuckDB's "did you mean pg_class".
-            var missing = System.Text.RegularExpressions.Regex.Match(e.Message, "Table with name ([A-Za-z0-9_]+) does not exist");
-            if (missing.Success && Survey6.Aggregator.Storage.LakeLayout.AllDatasets.Contains(missing.Groups[1].Value, StringComparer.OrdinalIgnoreCase))
-            {
-                error.WriteLine($"survey6 query: the dataset {missing.Groups[1].Value} has no data yet in {lakeRoot} " +
-                    $"(datasets with data: {(queried.Count == 0 ? "none" : string.Join(", ", queried))}; `survey6 aggregate status` shows what was aggregated)");
-                return ExitCodes.NotFound;
-            }
-
-            if (missing.Success)
-            {
-                error.WriteLine($"survey6 query: no dataset {missing.Groups[1].Value}; the datasets are {string.Join(", ", Survey6.Aggregator.Storage.LakeLayout.AllDatasets)}");
-                return ExitCodes.NotFound;
-            }
-
-            error.WriteLine("survey6 query: " + e.Message.ReplaceLineEndings(" "));
-            return ExitCodes.Usage;
+            error.WriteLine($"survey6 query: the dataset {missing.Groups[1].Value} has no data yet in {lakeRoot} " +
+                $"(datasets with data: {(queried.Count == 0 ? "none" : string.Join(", ", queried))}; `survey6 aggregate status` shows what was aggregated)");
+            return ExitCodes.NotFound;
         }
+
+        if (missing.Success)
+        {
+            error.WriteLine($"survey6 query: no dataset {missing.Groups[1].Value}; the datasets are {string.Join(", ", Survey6.Aggregator.Storage.LakeLayout.AllDatasets)}");
+            return ExitCodes.NotFound;
+        }
+
+        error.WriteLine("survey6 query: " + e.Message.ReplaceLineEndings(" "));
+        return ExitCodes.Usage;
+    }
+
+    /// <summary>Passes text through and remembers whether any was written, so a failed query is retried only before it printed.</summary>
+    private sealed class WriteTracker(TextWriter inner) : TextWriter
+    {
+        public bool Wrote { get; private set; }
+
+        public override System.Text.Encoding Encoding => inner.Encoding;
+
+        public override void Write(char value)
+        {
+            Wrote = true;
+            inner.Write(value);
+        }
+
+        public override void Write(string? value)
+        {
+            Wrote |= !string.IsNullOrEmpty(value);
+            inner.Write(value);
+        }
+
+        public override void WriteLine(string? value)
+        {
+            Wrote = true;
+            inner.WriteLine(value);
+        }
+
+        public override void Flush() => inner.Flush();
     }
 
     private static void WriteCsv(DbDataReader reader, TextWriter output)
