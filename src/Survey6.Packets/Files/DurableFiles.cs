@@ -97,6 +97,8 @@ public static partial class DurableFiles
     {
         if (Directory.Exists(path))
             return;
+        // A relative path's top folder has no parent name to create or sync: walk up the full path instead.
+        path = Path.GetFullPath(path);
         var parent = Path.GetDirectoryName(path);
         if (parent is not null)
             CreateDirectory(parent, mode);

@@ -15,21 +15,11 @@ public static class SecureFiles
     public const UnixFileMode GroupOrOther = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
         | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
 
-    /// <summary>Creates <paramref name="path"/> and its missing parents owner-only (0700, whatever the umask); an existing folder keeps its mode.</summary>
-    public static void CreateOwnerOnlyDirectory(string path)
-    {
-        if (Directory.Exists(path))
-            return;
-        if (OperatingSystem.IsWindows())
-        {
-            Directory.CreateDirectory(path);
-            return;
-        }
-        // The mode of Directory.CreateDirectory applies to the last folder only: each missing parent is made here.
-        if (Path.GetDirectoryName(Path.GetFullPath(path)) is { } parent)
-            CreateOwnerOnlyDirectory(parent);
-        Directory.CreateDirectory(path, OwnerOnlyDirectory);
-    }
+    /// <summary>
+    /// Creates <paramref name="path"/> and its missing parents owner-only (0700 before umask), each new entry made durable
+    /// (<see cref="DurableFiles.CreateDirectory"/>); an existing folder keeps its mode.
+    /// </summary>
+    public static void CreateOwnerOnlyDirectory(string path) => DurableFiles.CreateDirectory(path, OwnerOnlyDirectory);
 
     /// <summary>Creates an empty file owner-only (0600) if there is none, so that a program creating it later (SQLite) does not pick the umask's mode.</summary>
     public static void CreateOwnerOnlyFile(string path)
