@@ -162,11 +162,12 @@ public sealed class SpoolDirectory
             if (loaded is null)
             {
                 // Renamed, then the process died before the manifest was written (or a person damaged it).
-                WriteManifest(CaptureManifestBuilder.Build(path, sequence, CloseReason.Unknown), manifestPath);
+                var manifest = CaptureManifestBuilder.Build(path, sequence, CloseReason.Unknown);
+                WriteManifest(manifest, manifestPath);
                 var name = System.IO.Path.GetFileName(path);
                 ProbeLog.ManifestRebuilt(_logger, name);
                 rebuilt++;
-                loaded = TryLoad(path, manifestPath, start, sequence)!;
+                loaded = Describe(path, manifestPath, sequence, start, manifest.Size, manifest);
             }
 
             Add(loaded);
@@ -224,8 +225,7 @@ public sealed class SpoolDirectory
         WriteManifest(manifest, manifestPath);
         if (!SpoolFileName.TryParse(System.IO.Path.GetFileName(path), out var start, out _))
             throw new ArgumentException($"{path} is not a spool file name", nameof(partialPath));
-        var file = new SpoolFile(path, manifestPath, sequence, start, manifest.Size, new FileInfo(manifestPath).Length, manifest.Sha256,
-            manifest.Frames, manifest.FirstFrameNs, manifest.LastFrameNs);
+        var file = Describe(path, manifestPath, sequence, start, manifest.Size, manifest);
         Add(file);
         ProbeLog.FileClosed(_logger, file.Name, manifest.CloseReason ?? "", manifest.Frames, manifest.Size);
         FileClosed?.Invoke(file);
@@ -300,9 +300,13 @@ public sealed class SpoolDirectory
             return null;
         }
 
-        return new SpoolFile(path, manifestPath, sequence, start, new FileInfo(path).Length, new FileInfo(manifestPath).Length,
-            manifest.Sha256, manifest.Frames, manifest.FirstFrameNs, manifest.LastFrameNs);
+        return Describe(path, manifestPath, sequence, start, new FileInfo(path).Length, manifest);
     }
+
+    /// <summary>A spool file of <paramref name="size"/> bytes as its manifest, written at <paramref name="manifestPath"/>, describes it.</summary>
+    private static SpoolFile Describe(string path, string manifestPath, long sequence, DateTimeOffset start, long size, CaptureManifest manifest) =>
+        new(path, manifestPath, sequence, start, size, new FileInfo(manifestPath).Length, manifest.Sha256,
+            manifest.Frames, manifest.FirstFrameNs, manifest.LastFrameNs);
 
     private void WriteManifest(CaptureManifest manifest, string manifestPath)
     {
