@@ -15,7 +15,6 @@ public sealed partial class CaptureReader
     private const int IsbMinLength = IsbOffset.Options + PcapngFormat.BlockTrailerLength;
     private const int CbMinLength = CbOffset.Data + PcapngFormat.BlockTrailerLength;
 
-    private const byte DefaultTimestampResolution = 6;
     private const ulong NanosecondsPerSecond = 1_000_000_000;
 
     // Above this many units per second, remainder * 10^9 no longer fits in 64 bits.
@@ -305,7 +304,7 @@ public sealed partial class CaptureReader
         var options = ParseOptions(block[IdbOffset.Options..^PcapngFormat.BlockTrailerLength]);
 
         // Like Wireshark, the first occurrence of a single-valued option wins.
-        byte resolution = DefaultTimestampResolution;
+        byte resolution = TimestampResolutionMicroseconds;
         long offsetSeconds = 0;
         bool haveResolution = false, haveOffset = false;
         foreach (var option in options)

@@ -121,16 +121,16 @@ public static class PcapngFormat
         public const int Data = 28;
     }
 
-    /// <summary>Obsolete Packet Block fields (appendix A): an EPB with a 16-bit interface id and a 16-bit drop count.</summary>
+    /// <summary>Obsolete Packet Block fields (appendix A): an EPB whose 32-bit interface id is a 16-bit one and a 16-bit drop count.</summary>
     public static class PbOffset
     {
-        public const int InterfaceId = 8;
-        public const int DropCount = 10;
-        public const int TimestampHigh = 12;
-        public const int TimestampLow = TimestampHigh + TimestampLowWordOffset;
-        public const int CapturedLength = 20;
-        public const int OriginalLength = 24;
-        public const int Data = 28;
+        public const int InterfaceId = EpbOffset.InterfaceId;
+        public const int DropCount = InterfaceId + sizeof(ushort);
+        public const int TimestampHigh = EpbOffset.TimestampHigh;
+        public const int TimestampLow = EpbOffset.TimestampLow;
+        public const int CapturedLength = EpbOffset.CapturedLength;
+        public const int OriginalLength = EpbOffset.OriginalLength;
+        public const int Data = EpbOffset.Data;
     }
 
     /// <summary>Simple Packet Block fields (section 4.4).</summary>
