@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Survey6.Contracts.Manifests;
 using Survey6.Packets.Capture;
@@ -14,12 +15,6 @@ namespace Survey6.Probe.Spool;
 /// </summary>
 public static class CaptureManifestBuilder
 {
-    public static string ReasonName(CloseReason reason) => reason switch
-    {
-        CloseReason.DiskGuard => "disk-guard",
-        _ => reason.ToString().ToLowerInvariant(),
-    };
-
     /// <summary>Reads a closed capture file, hashing it on the way, and describes it.</summary>
     /// <param name="path">The file; pcap or pcapng.</param>
     /// <param name="sequence">Its spool sequence number; null for a file the spool did not write.</param>
@@ -42,7 +37,7 @@ public static class CaptureManifestBuilder
                 if (frame.Kind != FrameKind.Packet)
                     continue;
                 frames++;
-                perInterface[frame.InterfaceId] = perInterface.GetValueOrDefault(frame.InterfaceId) + 1;
+                CollectionsMarshal.GetValueRefOrAddDefault(perInterface, frame.InterfaceId, out _)++;
                 if (frame.HasTimestamp)
                 {
                     first ??= frame.TimestampNanoseconds;
@@ -130,6 +125,13 @@ public static class CaptureManifestBuilder
             Interfaces = described,
         };
     }
+
+    /// <summary>The manifest's <c>close_reason</c>: the reason's name in lower case, words joined by '-'.</summary>
+    private static string ReasonName(CloseReason reason) => reason switch
+    {
+        CloseReason.DiskGuard => "disk-guard",
+        _ => reason.ToString().ToLowerInvariant(),
+    };
 
     /// <summary>Sum over interfaces, or null if any interface's count is unknown (or there is none).</summary>
     private static long? Sum(IEnumerable<long?> values)
