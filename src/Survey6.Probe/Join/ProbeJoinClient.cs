@@ -142,7 +142,7 @@ public static class ProbeJoinClient
 
     private static SocketsHttpHandler CreateHandler(RemoteCertificateValidationCallback validate) => new()
     {
-        ConnectTimeout = TimeSpan.FromSeconds(10),
+        ConnectTimeout = ProbeHttpHandler.ConnectTimeout,
         SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = validate },
     };
 
