@@ -15,10 +15,10 @@ internal static partial class ProbeLog
     [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Capture could not start: {Reason}; retrying in {RetryInterval}")]
     public static partial void CaptureStartFailed(ILogger logger, string reason, TimeSpan retryInterval);
 
-    [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "Capture still cannot start: {Count} attempts failed since {Since:u} ({Unlogged} not logged): {Reason}")]
+    [LoggerMessage(EventId = 111, Level = LogLevel.Warning, Message = "Capture still cannot start: {Count} attempts failed since {Since:u} ({Unlogged} not logged): {Reason}")]
     public static partial void CaptureStillFailing(ILogger logger, long count, DateTimeOffset since, long unlogged, string reason);
 
-    [LoggerMessage(EventId = 105, Level = LogLevel.Information, Message = "Capture started after {Count} failed attempts")]
+    [LoggerMessage(EventId = 112, Level = LogLevel.Information, Message = "Capture started after {Count} failed attempts")]
     public static partial void CaptureRecovered(ILogger logger, long count);
 
     [LoggerMessage(EventId = 103, Level = LogLevel.Error, Message = "Capture on {Interface} failed: {Reason}")]
