@@ -117,6 +117,11 @@ public sealed class CrashRecoveryTests
         var first = SpoolContents.ReadFile(spool.ClosedFiles()[0].Path);
         Assert.Single(first.Statistics); // nothing appended to a file that was already closed
         Assert.Equal("unknown", first.CloseReason);
+        // The rebuilt manifest describes the file as it is on disk, and the spool counts both.
+        var rebuilt = spool.ClosedFiles()[1];
+        Assert.Equal(new FileInfo(unlisted).Length, rebuilt.Size);
+        Assert.Equal(new FileInfo(SpoolFileName.ManifestFor(unlisted)).Length, rebuilt.ManifestSize);
+        Assert.Equal(SpoolContents.ReadFile(unlisted).Sha256, rebuilt.Sha256);
         // The next file never reuses a number.
         Assert.Equal(4, spool.NextFile(start).Sequence);
     }
