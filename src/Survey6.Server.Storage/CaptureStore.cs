@@ -77,9 +77,6 @@ public sealed class CaptureStore
     /// <summary>Absolute path of the data directory.</summary>
     public string DataDirectory => Layout.Root;
 
-    /// <summary>Whether the data directory's file system has less free space than <see cref="CaptureStoreOptions.MinFreeDiskBytes"/>.</summary>
-    public bool IsBelowFreeDiskFloor => _minFreeDiskBytes > 0 && FreeDiskBytes() < _minFreeDiskBytes;
-
     internal StorageLayout Layout { get; }
 
     internal ICaptureStoredSink Sink { get; }
@@ -424,15 +421,13 @@ public sealed class CaptureStore
             return;
         var part = new FileInfo(Layout.PartPath(probeId, sha));
         long needed = size - (part.Exists ? Math.Min(part.Length, size) : 0);
-        long free = FreeDiskBytes();
+        long free = new DriveInfo(Layout.Root).AvailableFreeSpace;
         if (free - needed < _minFreeDiskBytes)
         {
             throw Reject(probeId, sha, UploadRejection.ServerDiskLow,
                 $"the server's disk has {free} bytes free; {needed} more would pass its free-disk floor of {_minFreeDiskBytes} bytes; retry later");
         }
     }
-
-    private long FreeDiskBytes() => new DriveInfo(Layout.Root).AvailableFreeSpace;
 
     /// <summary>A resumed upload's hash must cover the bytes already held: read them once.</summary>
     private static async ValueTask<IncrementalHash> HashHeldBytesAsync(SafeFileHandle handle, long length, CancellationToken cancellationToken)

@@ -33,12 +33,6 @@ internal static class DurableFile
     /// <summary>Creates a folder and its missing ancestors (0750 before umask), making each new entry durable.</summary>
     public static void CreateDirectory(string path) => DurableFiles.CreateDirectory(path, DirectoryMode);
 
-    /// <inheritdoc cref="DurableFiles.SyncDirectory"/>
-    public static void SyncDirectory(string path) => DurableFiles.SyncDirectory(path);
-
-    /// <inheritdoc cref="DurableFiles.StartWriteback"/>
-    public static void StartWriteback(Microsoft.Win32.SafeHandles.SafeFileHandle file, long offset, long count) => DurableFiles.StartWriteback(file, offset, count);
-
     /// <summary>Deletes a file if present; a missing file is not an error.</summary>
     public static void DeleteIfExists(string path)
     {

@@ -1,4 +1,5 @@
 using Survey6.Data;
+using Survey6.Packets.Files;
 
 namespace Survey6.Server.Storage;
 
@@ -13,7 +14,8 @@ internal sealed class StorageLayout
     public const string QueuedSuffix = ".queued";
     public const string PartSuffix = ".part";
     public const string MetaSuffix = ".meta";
-    public const string TempSuffix = ".tmp";
+    /// <summary>What <see cref="DurableFiles.WriteAtomically"/> leaves beside its target when a crash cuts it short.</summary>
+    public const string TempSuffix = DurableFiles.TempSuffix;
     public const int ShaLength = 64;
     public const int MaxProbeIdLength = DataLayout.MaxProbeIdLength;
     private readonly DataLayout _layout;

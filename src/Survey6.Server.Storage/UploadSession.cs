@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Survey6.Contracts;
 using Survey6.Packets.Capture;
+using Survey6.Packets.Files;
 
 namespace Survey6.Server.Storage;
 
@@ -108,7 +109,7 @@ public sealed class UploadSession : IAsyncDisposable
             if (Offset - _writebackFrom >= WritebackBytes)
             {
                 // Keep the disk busy while the rest arrives; otherwise the whole file waits in the page cache for the final fsync.
-                DurableFile.StartWriteback(_part.SafeFileHandle, _writebackFrom, Offset - _writebackFrom);
+                DurableFiles.StartWriteback(_part.SafeFileHandle, _writebackFrom, Offset - _writebackFrom);
                 _writebackFrom = Offset;
             }
         }
@@ -214,8 +215,8 @@ public sealed class UploadSession : IAsyncDisposable
         }
         _store.Step(CommitStep.Renamed);
 
-        DurableFile.SyncDirectory(dateDirectory);
-        DurableFile.SyncDirectory(layout.ProbeIncoming(ProbeId));
+        DurableFiles.SyncDirectory(dateDirectory);
+        DurableFiles.SyncDirectory(layout.ProbeIncoming(ProbeId));
         _store.Step(CommitStep.DirectoriesSynced);
 
         await _part!.DisposeAsync().ConfigureAwait(false);

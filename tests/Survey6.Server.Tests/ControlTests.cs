@@ -323,6 +323,31 @@ public sealed class ControlTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Leaving_is_a_revocation_published_at_once_not_at_the_next_poll()
+    {
+        var (probeId, certificate) = await JoinAsync();
+        var stream = ProbeStream.Open(_server, certificate);
+        await stream.HeartbeatAsync(ProbeStream.Healthy(_server));
+        using var changes = _server.Get<IProbeStateNotifier>().Subscribe();
+        _server.Time.Advance(TimeSpan.FromSeconds(2)); // less than an evaluation interval: the probe stays healthy
+
+        // The clock stands still from here: the event poller does not run again, so only the leave itself can close the stream.
+        await _server.Enrollment(certificate).LeaveAsync(new LeaveRequest { Reason = "host retired" });
+        var change = await changes.WaitForAsync(c => c.Kind == ProbeChangeKind.StateChanged && c.ProbeId == probeId);
+        Assert.Equal((ProbeStates.Healthy, ProbeStates.Revoked), (change.PreviousState, change.State));
+        Assert.Equal(new HealthReason(HealthReasonCodes.Revoked, "host retired"), Assert.Single(change.Reasons));
+        var closed = await stream.Ended.WaitAsync(ProbeStream.Wait);
+        Assert.Equal(StatusCode.PermissionDenied, closed!.StatusCode);
+        await stream.DisposeAsync();
+
+        var health = Health.Get(probeId)!;
+        Assert.Equal(ProbeStates.Revoked, health.State);
+        Assert.Equal(_server.Probes.Get(probeId)!.LeftAt, health.StateSince); // revoked since it left, not since it was healthy
+        Assert.Equal(new HealthReason(HealthReasonCodes.Revoked, "host retired"), Assert.Single(health.Reasons));
+        Assert.Contains(_server.Events.Recent(10, EventKinds.ProbeLeft), e => e.ProbeId == probeId && e.Detail == "host retired");
+    }
+
+    [Fact]
     public async Task A_revocation_written_by_another_process_closes_the_stream_at_the_next_poll()
     {
         var (probeId, certificate) = await JoinAsync();

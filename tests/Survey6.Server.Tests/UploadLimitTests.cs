@@ -4,6 +4,7 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Survey6.Contracts;
 using Survey6.Contracts.V1;
+using Survey6.Server.Metrics;
 using Survey6.Server.Storage;
 using Survey6.Server.Uploads;
 using Xunit.Abstractions;
@@ -105,8 +106,9 @@ public sealed class UploadLimitTests(ITestOutputHelper output)
         {
             await using var server = await ServerHarness.StartAsync(disk.Path, new Dictionary<string, string?> { ["Server:Uploads:MinFreeDiskBytes"] = $"{32 << 20}" });
             using var probe = await JoinAsync(server.GrpcUrl, server.CreateToken(), server.Pki.Authority.Pin, Path.Combine(root, "probe"));
-            var store = server.Get<CaptureStore>();
-            Assert.False(store.IsBelowFreeDiskFloor);
+            // What health, /healthz and the metrics report (one floor): degraded exactly while uploads are refused.
+            var health = server.Get<DataDiskHealth>();
+            Assert.False(health.Read().BelowFloor);
 
             // Something else fills the disk until less than the floor is free.
             var filler = Path.Combine(disk.Path, "filler");
@@ -117,14 +119,14 @@ public sealed class UploadLimitTests(ITestOutputHelper output)
             Assert.Equal(StatusCode.Unavailable, e.StatusCode); // transient: the probe keeps its file and retries later
             Assert.Equal(UploadRejections.ServerDiskLow, e.Trailers.GetValue(UploadRejections.Trailer));
             Assert.Contains("free-disk floor", e.Status.Detail, StringComparison.Ordinal);
-            Assert.True(store.IsBelowFreeDiskFloor);
+            Assert.True(health.Read().BelowFloor);
             Assert.Empty(StoredCopies(server.DataDirectory, Sha(data)));
             Assert.Empty(Directory.GetFiles(Path.Combine(server.DataDirectory, "incoming"), "*", SearchOption.AllDirectories));
 
             File.Delete(filler);
             var ack = await RawUploadAsync(probe, WholeUpload(data));
             Assert.Equal(Sha(data), ack.Sha256);
-            Assert.False(store.IsBelowFreeDiskFloor);
+            Assert.False(health.Read().BelowFloor);
         }
         finally
         {

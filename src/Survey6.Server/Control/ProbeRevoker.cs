@@ -7,7 +7,8 @@ using Survey6.Server.Storage;
 namespace Survey6.Server.Control;
 
 /// <summary>
-/// Revokes probes, for every caller (web UI, JSON API, CLI): the one place that writes a revocation. In one
+/// Revokes probes, for every caller (web UI, JSON API, CLI, and a probe that leaves): the one place that writes a
+/// revocation. In one
 /// transaction the probe's state becomes revoked and every certificate it holds is marked revoked; then this
 /// process refuses the probe at once (<see cref="ProbeRevocations"/>) and its control stream is closed
 /// (<see cref="ProbeNotifier"/>). Another server process on the same state.db learns it from the event.
@@ -27,8 +28,23 @@ public sealed class ProbeRevoker(StateDatabase database, TimeProvider time, Prob
         ArgumentNullException.ThrowIfNull(probeId);
         ArgumentNullException.ThrowIfNull(reason);
         ArgumentNullException.ThrowIfNull(actor);
+        return Write(probeId, Describe(reason, actor), EventKinds.ProbeRevoked, remote);
+    }
+
+    /// <summary>
+    /// Revokes <paramref name="probeId"/> at its own request (Enrollment.Leave): as <see cref="Revoke(string, string, string, string?)"/>,
+    /// with the probe's reason recorded as it gave it and a <see cref="EventKinds.ProbeLeft"/> event.
+    /// </summary>
+    public ProbeRevokeOutcome Leave(string probeId, string reason, string? remote = null)
+    {
+        ArgumentNullException.ThrowIfNull(probeId);
+        ArgumentNullException.ThrowIfNull(reason);
+        return Write(probeId, reason, EventKinds.ProbeLeft, remote);
+    }
+
+    private ProbeRevokeOutcome Write(string probeId, string recorded, string eventKind, string? remote)
+    {
         var now = time.GetUtcNow();
-        var recorded = Describe(reason, actor);
         string previous;
         long eventId;
         using (var connection = database.Open())
@@ -68,7 +84,7 @@ public sealed class ProbeRevoker(StateDatabase database, TimeProvider time, Prob
                 since.ExecuteNonQuery();
             }
 
-            EventStore.Append(connection, transaction, time, EventKinds.ProbeRevoked, probeId, remote, recorded);
+            EventStore.Append(connection, transaction, time, eventKind, probeId, remote, recorded);
             eventId = LastRowId(connection, transaction);
             notifier.Claim(eventId);
             transaction.Commit();
@@ -79,7 +95,7 @@ public sealed class ProbeRevoker(StateDatabase database, TimeProvider time, Prob
         {
             State = ProbeStates.Revoked,
             PreviousState = previous,
-            Reasons = [new HealthReason(HealthReasonCodes.Revoked, recorded)],
+            Reasons = [new HealthReason(HealthReasonCodes.Revoked, recorded.Length > 0 ? recorded : "revoked")],
             EventId = eventId,
         });
         return ProbeRevokeOutcome.Revoked;

@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Authorization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Survey6.Contracts.V1;
+using Survey6.Server.Control;
 using Survey6.Server.Diagnostics;
 using Survey6.Server.Options;
 using Survey6.Server.Pki;
@@ -29,6 +30,7 @@ public sealed class EnrollmentService(
     RenewalRateLimiter renewalLimiter,
     ServerCounters counters,
     ProbeRevocations revocations,
+    ProbeRevoker revoker,
     IOptions<ServerOptions> serverOptions,
     IOptions<PolicyOptions> policyOptions,
     TimeProvider time,
@@ -138,8 +140,7 @@ public sealed class EnrollmentService(
         ArgumentNullException.ThrowIfNull(context);
         var identity = context.GetProbeIdentity();
         var reason = request.Reason.Length > 500 ? request.Reason[..500] : request.Reason;
-        probes.Leave(identity.ProbeId, reason, context.RemoteAddress());
-        revocations.ProbeRevoked(identity.ProbeId);
+        revoker.Leave(identity.ProbeId, reason, context.RemoteAddress());
         ServerLog.ProbeLeft(logger, identity.ProbeId, reason);
         return Task.FromResult(new LeaveResponse());
     }

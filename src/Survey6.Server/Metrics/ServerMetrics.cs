@@ -153,7 +153,7 @@ public sealed class ServerMetrics
                 _uploadOutcomes.WithLabels(outcome).IncTo(value);
             var counter = name switch
             {
-                "join.accepted" => _joinsAccepted,
+                ServerCounters.JoinAccepted => _joinsAccepted,
                 HeartbeatReceived => _heartbeats,
                 UploadCounterNames.Stored => _uploads,
                 UploadCounterNames.BytesReceived => _uploadBytes,
@@ -165,7 +165,7 @@ public sealed class ServerMetrics
                     _apiRefusals.WithLabels(name[ApiAuthorizationResultHandler.RefusedCounterPrefix.Length..]),
                 _ when name.StartsWith(UploadCounterNames.RejectedPrefix, StringComparison.Ordinal) =>
                     _uploadRejections.WithLabels(name[UploadCounterNames.RejectedPrefix.Length..]),
-                UploadCounterNames.Duplicate or UploadCounterNames.Interrupted or UploadCounterNames.Failed => null,
+                _ when UploadOutcomes.ContainsKey(name) => null, // only an outcome (stored is also survey6_uploads_total, above)
                 _ => (ICounter)_otherCounters.WithLabels(name),
             };
             counter?.IncTo(value);

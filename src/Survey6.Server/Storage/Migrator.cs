@@ -1,4 +1,3 @@
-using Microsoft.Data.Sqlite;
 using Survey6.Data;
 
 namespace Survey6.Server.Storage;
@@ -15,15 +14,10 @@ public static class Migrator
     /// <summary>Every step shipped with this build, in version order.</summary>
     public static IReadOnlyList<SqliteMigration> Steps { get; } = SqliteMigrator.FromResources(typeof(Migrator).Assembly, ResourcePrefix);
 
-    public static int LatestVersion => Steps.Count;
-
     /// <summary>Creates the file owner-only if missing and applies pending steps; returns how many were applied.</summary>
     public static int Migrate(StateDatabase database, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(database);
         return SqliteMigrator.Migrate(database.Path, database.ConnectionString, Steps, adoptVersion: null, time);
     }
-
-    public static int CurrentVersion(SqliteConnection connection, SqliteTransaction? transaction = null) =>
-        SqliteMigrator.CurrentVersion(connection, transaction);
 }

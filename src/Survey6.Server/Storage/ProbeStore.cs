@@ -129,30 +129,6 @@ public sealed class ProbeStore(StateDatabase database, TimeProvider time)
         return true;
     }
 
-    /// <summary>Marks the probe as having left (state revoked) and revokes every certificate it holds.</summary>
-    public void Leave(string probeId, string reason, string remote)
-    {
-        var now = DbTime.ToText(time.GetUtcNow());
-        using var connection = database.Open();
-        using var transaction = connection.BeginTransaction();
-        using (var update = connection.CreateCommand())
-        {
-            update.Transaction = transaction;
-            update.CommandText = """
-                UPDATE probes SET state = $state, left_at = $now, leave_reason = $reason WHERE id = $id;
-                UPDATE certificates SET revoked_at = $now WHERE probe_id = $id AND revoked_at IS NULL;
-                """;
-            update.Parameters.AddWithValue("$state", ProbeStates.Revoked);
-            update.Parameters.AddWithValue("$now", now);
-            update.Parameters.AddWithValue("$reason", reason);
-            update.Parameters.AddWithValue("$id", probeId);
-            update.ExecuteNonQuery();
-        }
-
-        EventStore.Append(connection, transaction, time, EventKinds.ProbeLeft, probeId, remote, reason);
-        transaction.Commit();
-    }
-
     internal static bool Exists(SqliteConnection connection, SqliteTransaction transaction, string id)
     {
         using var command = connection.CreateCommand();
