@@ -2,19 +2,23 @@
 # Aggregate-stage time: CaptureGen captures -> packets Parquet (CaptureParser, one probe per capture) -> timed
 # `survey6 aggregate once --stage aggregate` over all of them.
 #
-#   bench/aggregate.sh [--captures 10] [--packets 1000000] [--runs 2] [--work DIR] [--incremental]
+#   bench/aggregate.sh [--captures 10] [--packets 1000000] [--runs 2] [--work DIR] [--incremental] [--compare LAKE]
 #
 # The captures and the lake are kept in --work (default $TMPDIR/survey6-aggregate-bench) for reruns: generating
 # 10 M packets takes minutes. Each timed run starts from an empty ledger, no partials and no aggregate outputs, so
-# it builds every dataset. With --incremental, the first run is over all captures but the last, and the second
-# adds the last one (a late capture for a day already aggregated). Writes bench/out/aggregate.md (and prints it);
-# docs/performance.md explains the figures.
+# it builds every dataset. With --incremental, the first run is over all captures but the last, the second adds the
+# last one (a late capture for a day already aggregated), and a third merges again from the partials the second left
+# (no ledger, no datasets): the merge alone. --compare LAKE then counts, per dataset, the rows of this lake's day that
+# are not in LAKE's and the other way round (EXCEPT ALL), e.g. against the --work of a run with another SURVEY6 build
+# and the same --captures and --packets. Writes bench/out/aggregate.md (and prints it); docs/performance.md explains
+# the figures.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 captures=10
 packets=1000000
 runs=2
 incremental=0
+compare=""
 work="${TMPDIR:-/tmp}/survey6-aggregate-bench"
 survey6="${SURVEY6:-$root/survey6}"
 while [[ $# -gt 0 ]]; do
@@ -24,7 +28,8 @@ while [[ $# -gt 0 ]]; do
         --runs) runs="$2"; shift 2 ;;
         --work) work="$2"; shift 2 ;;
         --incremental) incremental=1; shift ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        --compare) compare="$2"; shift 2 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "aggregate.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -66,13 +71,18 @@ packets_bytes="$(du -cb "$lake"/packets | tail -1 | cut -f1)"
 results="$work/runs.tsv"
 : >"$results"
 
-# From nothing: no ledger, no partials, no datasets (the captures and packets stay).
-clear_outputs() {
+# No ledger and no datasets (the captures, packets and partials stay).
+clear_datasets() {
     rm -f "$data"/aggregator.db* "$data"/aggregator-scheduler.db*
-    rm -rf "$lake/.partials"
     for d in "$lake"/*/; do
         case "$(basename "$d")" in packets|captures|.staging) ;; *) rm -rf "$d" ;; esac
     done
+}
+
+# From nothing: no ledger, no partials, no datasets (the captures and packets stay).
+clear_outputs() {
+    clear_datasets
+    rm -rf "$lake/.partials"
 }
 
 # One timed `aggregate once --stage aggregate`, appended to $results with its label.
@@ -97,6 +107,9 @@ if (( incremental )); then
     mv "$held/packets/$last" "$lake/packets/date=$date/"
     mv "$held/captures/$last" "$lake/captures/date=$date/"
     timed_run "then +1 capture"
+    # The merge alone: the partials stay, the ledger and the datasets go.
+    clear_datasets
+    timed_run "merge only, partials kept"
 else
     for r in $(seq "$runs"); do
         clear_outputs
@@ -128,6 +141,21 @@ fi
         sqlite3 "$data/aggregator.db" "select * from partitions" | cut -d'|' -f1,4
     else
         echo "(sqlite3 not installed)"
+    fi
+    if [[ -n "$compare" ]]; then
+        echo
+        echo "Rows of this lake's $date not in $compare, and the other way round (EXCEPT ALL):"
+        echo
+        echo "| dataset | rows here | rows there | here only | there only |"
+        echo "| --- | ---: | ---: | ---: | ---: |"
+        for d in flows addresses prefixes dns icmpv6 icmpv6_routers summary; do
+            a="'$lake/$d/date=$date/data.parquet'"; b="'$compare/$d/date=$date/data.parquet'"
+            row="$("$survey6" query --data-dir "$data" --lake "$lake" --format csv \
+                "SELECT (SELECT count(*) FROM read_parquet($a)), (SELECT count(*) FROM read_parquet($b)),
+                        (SELECT count(*) FROM (SELECT * FROM read_parquet($a) EXCEPT ALL SELECT * FROM read_parquet($b))),
+                        (SELECT count(*) FROM (SELECT * FROM read_parquet($b) EXCEPT ALL SELECT * FROM read_parquet($a)))" | tail -1)"
+            echo "| $d | ${row//,/ | } |"
+        done
     fi
     [[ -f "$work/parse.txt" ]] && { echo; echo "Parse (when the lake was built):"; echo; sed 's/^/    /' "$work/parse.txt"; }
 } >"$out"

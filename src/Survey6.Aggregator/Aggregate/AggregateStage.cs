@@ -57,8 +57,8 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
             var inputs = PacketFiles(lake, date);
             if (inputs.Count == 0)
                 continue;
-            var plan = PartialPlan.For(inputs, CaptureSpans(lake, date));
-            var fingerprint = Fingerprint(plan);
+            // From names alone, so that an unchanged date costs two directory listings, not a read of its captures rows.
+            var fingerprint = Fingerprint(lake, inputs, CaptureFiles(lake, date));
             var state = ledger.GetPartition(date);
             if (rebuild is null && state is not null && state.Fingerprint == fingerprint
                 && LakeLayout.AggregateDatasets.All(d => File.Exists(Path.Combine(lake.DatePartition(d, date), LakeLayout.PartitionFile))))
@@ -75,6 +75,7 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
             }
             if (rebuild is not null && Directory.Exists(lake.PartialsPartition(date)))
                 Directory.Delete(lake.PartialsPartition(date), recursive: true);
+            var plan = PartialPlan.For(inputs, CaptureSpans(lake, date));
             int computed = UpdatePartials(lake, date, plan, KeyValues(keyId), run, ct);
             var rows = Merge(lake, date, keyId, run, ct);
             ledger.SetPartition(date, fingerprint, inputs.Count, JsonSerializer.Serialize(rows), run.RunId);
@@ -139,13 +140,12 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
     }
 
     /// <summary>The first and last frame time of each capture of the date, from its captures row.</summary>
-    private Dictionary<string, CaptureSpan> CaptureSpans(LakeLayout lake, DateOnly date)
+    private static Dictionary<string, CaptureSpan> CaptureSpans(LakeLayout lake, DateOnly date)
     {
         var spans = new Dictionary<string, CaptureSpan>(StringComparer.Ordinal);
-        var folder = lake.DatePartition(LakeLayout.Captures, date);
-        if (!Directory.Exists(folder) || !Directory.EnumerateFiles(folder, "*.parquet", SearchOption.AllDirectories).Any())
+        if (CaptureFiles(lake, date).Count == 0)
             return spans;
-        var glob = Path.Combine(folder, "*", "*.parquet");
+        var glob = Path.Combine(lake.DatePartition(LakeLayout.Captures, date), "*", "*.parquet");
         using var connection = new DuckDBConnection("DataSource=:memory:");
         connection.Open();
         using var command = connection.CreateCommand();
@@ -284,9 +284,16 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
         return command.ExecuteNonQuery();
     }
 
-    private static List<string> PacketFiles(LakeLayout lake, DateOnly date)
+    private static List<string> PacketFiles(LakeLayout lake, DateOnly date) => DateFiles(lake, LakeLayout.Packets, date);
+
+    private static List<string> CaptureFiles(LakeLayout lake, DateOnly date) => DateFiles(lake, LakeLayout.Captures, date);
+
+    /// <summary>The date's published files of a per-capture dataset (<c>probe=P/SHA.parquet</c>), sorted.</summary>
+    private static List<string> DateFiles(LakeLayout lake, string dataset, DateOnly date)
     {
-        var folder = lake.DatePartition(LakeLayout.Packets, date);
+        var folder = lake.DatePartition(dataset, date);
+        if (!Directory.Exists(folder))
+            return [];
         var files = Directory.EnumerateFiles(folder, "*.parquet", SearchOption.AllDirectories)
             .Where(f => !Path.GetFileName(f).StartsWith('.'))
             .ToList();
@@ -295,14 +302,15 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
     }
 
     /// <summary>
-    /// The names of the date's current partials: they change exactly when a capture arrives or leaves, or when a
-    /// capture's duplicate check changes.
+    /// The partials format and the names of the date's packets files and captures rows: what the partial plan is made
+    /// from (<see cref="PartialPlan.For"/>; packets and captures rows are named by capture and written once), so it
+    /// changes whenever the plan's partial names can, when a capture arrives or leaves or its captures row does.
     /// </summary>
-    private static string Fingerprint(IReadOnlyList<PlannedPartial> plan)
+    private static string Fingerprint(LakeLayout lake, IReadOnlyList<string> packetsFiles, IReadOnlyList<string> captureFiles)
     {
-        var text = new StringBuilder();
-        foreach (var item in plan)
-            text.Append(item.Probe).Append('/').Append(item.Name).Append('\n');
+        var text = new StringBuilder().Append(AggregateSql.PartialFormat).Append('\n');
+        foreach (var file in packetsFiles.Concat(captureFiles))
+            text.Append(Path.GetRelativePath(lake.Root, file)).Append('\n');
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
     }
 }

@@ -70,10 +70,6 @@ public sealed class ConnectionState
 
     public long RespPackets => Resp.Packets;
 
-    public TcpEndpointState OrigState => Orig.State;
-
-    public TcpEndpointState RespState => Resp.State;
-
     /// <summary>Starts the state for the first packet of a connection: its sender is the originator.</summary>
     internal static ConnectionState Start(ConnectionKey key, in ConnectionEvent first) => new(key, first.TimestampNs, first.FromA);
 

@@ -39,9 +39,6 @@ public sealed class ConnectionTracker
         _options.Validate();
     }
 
-    /// <summary>Packets counted so far.</summary>
-    public long Packets { get; private set; }
-
     /// <summary>Counts the frame if its flow view is a TCP, UDP or ICMPv6 packet (<see cref="ConnectionPacket.TryFrom"/>).</summary>
     public bool Add(in PacketRecord record)
     {
@@ -57,7 +54,6 @@ public sealed class ConnectionTracker
     /// <summary>Counts one packet; packets must come in capture order.</summary>
     public void Add(in ConnectionPacket packet)
     {
-        Packets++;
         var key = ConnectionKey.Of(packet, out bool fromA);
         var e = ConnectionEvent.Of(packet, fromA);
         ref var entry = ref CollectionsMarshal.GetValueRefOrAddDefault(_open, key, out bool exists);
@@ -90,7 +86,6 @@ public sealed class ConnectionTracker
         _open.Clear();
         var fragments = _done.ToArray();
         _done.Clear();
-        Packets = 0;
         return fragments;
     }
 

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using DuckDB.NET.Data;
 using Survey6.Aggregator.Aggregate;
 using Survey6.Aggregator.Storage;
@@ -11,6 +12,49 @@ namespace Survey6.Aggregator.Query;
 /// </summary>
 public static class LakeQuery
 {
+    /// <summary>How many times <see cref="Read{T}"/> opens the lake before it lets a swap error through.</summary>
+    internal const int MaxAttempts = 4;
+
+    /// <summary>
+    /// Opens the lake, runs <paramref name="read"/> on it and returns what it gives. When the aggregator replaced a
+    /// partition under the read (<see cref="ReplacedWhileRead"/>) and <paramref name="mayRetry"/> allows it (a caller
+    /// that already printed rows must not print them twice), the lake is opened again and the read run again, up to
+    /// <see cref="MaxAttempts"/> times; any other error, or the last, goes to the caller.
+    /// </summary>
+    /// <param name="read">The query; it gets the connection and the views registered.</param>
+    /// <param name="mayRetry">Whether a failed read may be run again; always, when null.</param>
+    public static T Read<T>(string lakeRoot, Func<DuckDBConnection, IReadOnlyList<string>, T> read, Func<bool>? mayRetry = null)
+    {
+        ArgumentNullException.ThrowIfNull(read);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                using var connection = Open(lakeRoot, out var views);
+                return read(connection, views);
+            }
+            catch (DbException e) when (attempt < MaxAttempts && ReplacedWhileRead(e) && (mayRetry?.Invoke() ?? true))
+            {
+                // The aggregator replaces a partition by renaming a new one into place (DurableFiles.ReplaceDirectory);
+                // a read that listed the old file and opens it after the swap reads a footer and data of different
+                // files, or finds it gone. Asked again, DuckDB lists the new partition and reads it whole.
+                Thread.Sleep(TimeSpan.FromMilliseconds(200 * attempt));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Whether DuckDB failed because a file it listed was replaced or removed while it read (Parquet's
+    /// <c>TProtocolException</c> on a footer that no longer matches, or the file or every file of a glob gone).
+    /// </summary>
+    internal static bool ReplacedWhileRead(DbException e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
+        return e.Message.Contains("TProtocolException", StringComparison.Ordinal)
+            || e.Message.Contains("No such file or directory", StringComparison.Ordinal)
+            || e.Message.Contains("No files found that match the pattern", StringComparison.Ordinal);
+    }
+
     public static DuckDBConnection Open(string lakeRoot, out IReadOnlyList<string> views)
     {
         var lake = new LakeLayout(lakeRoot);
