@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Runs every survey6 test. Installs missing Debian prerequisites first (needs root or sudo).
 # Tiers (docs/testing.md): the unit tier runs first; a failure there stops the run before the slow tiers
-# (capture, browser, packages, systemd). ./test.sh --fast runs the unit tier only. Other arguments go to dotnet test.
+# (capture, browser, packages, systemd). ./test.sh --fast runs the unit tier only. Other arguments go to dotnet test (a --filter narrows each tier).
 # Last line: "N passed, N failed, N skipped", counted from the test results.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 
 fast=0
+filter=""
 args=()
-for a in "$@"; do
-    if [[ $a == --fast ]]; then fast=1; else args+=("$a"); fi
+while (($#)); do
+    case $1 in
+        --fast) fast=1 ;;
+        --filter) filter="${2-}"; shift ;;
+        --filter=*) filter="${1#--filter=}" ;;
+        *) args+=("$1") ;;
+    esac
+    shift
 done
+tier() { if [[ -n $filter ]]; then echo "($1)&($filter)"; else echo "$1"; fi; }
 
 packages=(tshark tcpdump libpcap0.8 libpcap-dev iproute2 iputils-ping python3-dpkt redis-server systemd mount chromium apt-utils gpg gpg-agent adduser init-system-helpers libssl3 debootstrap systemd-container)
 missing=()
@@ -30,10 +38,10 @@ fi
 results="$root/.build/test-results"
 rm -rf "$results"
 mkdir -p "$results"
-dotnet test "$root/Survey6.slnx" -c Release --logger "trx" --results-directory "$results" --filter "Category=unit" "${args[@]}"
+dotnet test "$root/Survey6.slnx" -c Release --logger "trx" --results-directory "$results" --filter "$(tier Category=unit)" "${args[@]}"
 status=$?
 if ((status == 0 && fast == 0)); then
-    dotnet test "$root/Survey6.slnx" -c Release --no-build --logger "trx" --results-directory "$results" --filter "Category!=unit" "${args[@]}"
+    dotnet test "$root/Survey6.slnx" -c Release --no-build --logger "trx" --results-directory "$results" --filter "$(tier Category!=unit)" "${args[@]}"
     status=$?
 elif ((status != 0 && fast == 0)); then
     echo "test.sh: the unit tier failed; the slow tiers were not run"

@@ -23,7 +23,9 @@ internal sealed class Tmpfs : IDisposable
 
     public void Dispose()
     {
-        Tool.Run("umount", Path);
+        // A file a stopped process still holds keeps the mount busy: detach it then, so the directory goes anyway.
+        if (Tool.Run("umount", Path).ExitCode != 0)
+            Tool.Run("umount", "-l", Path);
         try
         {
             Directory.Delete(Path, recursive: true);

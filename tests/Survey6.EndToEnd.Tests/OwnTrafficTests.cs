@@ -33,8 +33,7 @@ public sealed class OwnTrafficTests(ITestOutputHelper output) : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Assert.True(Environment.UserName == "root" || Environment.GetEnvironmentVariable("USER") == "root",
-            "this test creates network namespaces and captures packets: run it as root (CI does)");
+        Tool.RequireRoot();
         _root = Directory.CreateTempSubdirectory("s6own-").FullName;
         _cluster = await DemoCluster.StartAsync(new DemoClusterOptions
         {

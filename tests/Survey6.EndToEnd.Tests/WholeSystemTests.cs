@@ -32,7 +32,7 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
     private readonly ConcurrentDictionary<string, string> _seenInSpool = new(StringComparer.Ordinal); // "probe/file" -> sha256
     private readonly Dictionary<string, ProbeBook> _books = new(StringComparer.Ordinal);
     private string _root = "";
-    private string _tmpfs = "";
+    private Tmpfs? _spoolDisk;
     private DemoCluster _cluster = null!;
     private Lake _lake = null!;
     private HttpClient _api = null!;
@@ -42,12 +42,10 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        RequireRoot();
+        Tool.RequireRoot();
         _root = Directory.CreateTempSubdirectory("s6e2e-").FullName;
         // Probe 2's spool lives on a small tmpfs of its own, so that the test can fill that disk.
-        _tmpfs = Path.Combine(_root, "tmpfs-spool");
-        Directory.CreateDirectory(_tmpfs);
-        Run("mount", "-t", "tmpfs", "-o", "size=8m", "s6e2e", _tmpfs);
+        var spoolDisk = _spoolDisk = new Tmpfs("8m");
         _cluster = await DemoCluster.StartAsync(new DemoClusterOptions
         {
             Directory = _root,
@@ -69,7 +67,7 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
                 ("Probe:Upload:MaxBytesPerSecond", 16_000),
                 ("Probe:Spool:RotateSizeBytes", 1 << 20),
                 ("Probe:Spool:MaxSpoolBytes", 6 << 20),
-                .. probe.Host.Index == 2 ? new (string, JsonNode)[] { ("Probe:Spool:Directory", _tmpfs) } : [],
+                .. probe.Host.Index == 2 ? new (string, JsonNode)[] { ("Probe:Spool:Directory", spoolDisk.Path) } : [],
             ],
             Echo = Append,
         });
@@ -92,7 +90,7 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
         _api?.Dispose();
         if (_cluster is not null)
             await _cluster.DisposeAsync();
-        Run("umount", "-l", _tmpfs);
+        _spoolDisk?.Dispose();
         try
         {
             Directory.Delete(_root, recursive: true);
@@ -176,7 +174,7 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
             return await p2.TryStatusAsync() is { Spool.Files: >= 1, Spool.CurrentFileFrames: 0 };
         }, Long, "probe 2's batch in a closed file", () => StatusText(p2));
         var before = (await p2.TryStatusAsync())!;
-        var filler = Path.Combine(_tmpfs, "filler");
+        var filler = Path.Combine(_spoolDisk!.Path, "filler");
         FillDisk(filler, keepFree: 256 << 10);
         // The guard measures free space every GuardInterval and at every close; frames that arrive before it noticed
         // still go to disk (there is room for them). So: send until it trips, then some more, and count every frame
@@ -661,16 +659,5 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
             lock (_log)
                 return _log.ToString();
         }
-    }
-
-    private static void RequireRoot() =>
-        Assert.True(Environment.UserName == "root" || Environment.GetEnvironmentVariable("USER") == "root",
-            "the end-to-end suite creates network namespaces, mounts a tmpfs and captures packets: run it as root (CI does)");
-
-    private static void Run(params string[] command)
-    {
-        var (code, _, error) = DemoNetwork.Run(command[0], command[1..]);
-        if (code != 0 && command[0] != "umount")
-            throw new InvalidOperationException($"{string.Join(' ', command)}: {error}");
     }
 }

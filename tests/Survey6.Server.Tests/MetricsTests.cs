@@ -188,7 +188,7 @@ public sealed class MetricsTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, healthz.StatusCode);
         var reason = await healthz.Content.ReadAsStringAsync();
         Assert.StartsWith("degraded: the data directory " + data + " has ", reason, StringComparison.Ordinal);
-        Assert.Contains("Server:Uploads:MinFreeDiskBytes", reason, StringComparison.Ordinal);
+        Assert.Contains("below the floor of 8 MiB (Server:Uploads:MinFreeDiskBytes)", reason, StringComparison.Ordinal);
         var full = await http.GetStringAsync("/metrics");
         Assert.True(Sample(full, "survey6_data_directory_free_bytes") < floor);
         Assert.Equal(1, Sample(full, "survey6_server_degraded"));
@@ -200,6 +200,7 @@ public sealed class MetricsTests
         {
             var probes = Tool.Run(Tool.Dotnet(), Path.Combine(AppContext.BaseDirectory, "survey6.dll"), "server", "probes", "--data-dir", data, "--config", config).Check();
             Assert.StartsWith("server: degraded: the data directory " + data, probes.Stderr, StringComparison.Ordinal);
+            Assert.Contains("below the floor of 8 MiB", probes.Stderr, StringComparison.Ordinal); // the configuration's floor, not the default
         }
         finally
         {

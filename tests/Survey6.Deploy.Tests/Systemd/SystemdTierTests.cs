@@ -2,8 +2,8 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Survey6.Deploy.Tests.Support;
-using Xunit.Abstractions;
 using Survey6.Testing;
+using Xunit.Abstractions;
 
 namespace Survey6.Deploy.Tests.Systemd;
 
@@ -12,7 +12,6 @@ namespace Survey6.Deploy.Tests.Systemd;
 /// units as shipped. Select the tier with <c>--filter Category=systemd</c>.
 /// </summary>
 [Collection(PackagesCollection.Name)]
-[Trait("Category", "systemd")]
 [Trait(TestCategory.Name, TestCategory.Systemd)]
 public sealed partial class SystemdTierTests : IClassFixture<SystemdCluster>
 {
