@@ -43,11 +43,11 @@ public static class QueryCommand
 
         IReadOnlyList<string> queried = [];
         var tracked = new WriteTracker(output);
-        for (var attempt = 1; ; attempt++)
+        try
         {
-            try
+            // A read the aggregator's partition swap cut short is asked again, but only while nothing was printed.
+            LakeQuery.Read(lakeRoot, (connection, views) =>
             {
-                using var connection = LakeQuery.Open(lakeRoot, out var views);
                 queried = views;
                 using var command = connection.CreateCommand();
                 command.CommandText = sql;
@@ -64,29 +64,16 @@ public static class QueryCommand
                         WriteTable(reader, tracked);
                         break;
                 }
-                tracked.Flush();
-                return 0;
-            }
-            catch (DbException e) when (attempt < MaxAttempts && !tracked.Wrote && ReplacedWhileRead(e))
-            {
-                // The aggregator replaces a partition by renaming a new one into place; a query that listed the old
-                // file and opens it after the swap reads a footer and data of different files. Nothing was printed
-                // yet, so asking again sees the new partition whole.
-                Thread.Sleep(TimeSpan.FromMilliseconds(200 * attempt));
-            }
-            catch (DbException e)
-            {
-                return Report(e, lakeRoot, queried, error);
-            }
+                return true;
+            }, mayRetry: () => !tracked.Wrote);
+            tracked.Flush();
+            return 0;
+        }
+        catch (DbException e)
+        {
+            return Report(e, lakeRoot, queried, error);
         }
     }
-
-    private const int MaxAttempts = 4;
-
-    private static bool ReplacedWhileRead(DbException e) =>
-        e.Message.Contains("TProtocolException", StringComparison.Ordinal)
-        || e.Message.Contains("No such file or directory", StringComparison.Ordinal)
-        || e.Message.Contains("No files found that match the pattern", StringComparison.Ordinal);
 
     private static int Report(DbException e, string lakeRoot, IReadOnlyList<string> queried, TextWriter error)
     {

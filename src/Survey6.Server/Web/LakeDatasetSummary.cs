@@ -1,5 +1,6 @@
 using System.Data.Common;
 using System.Globalization;
+using DuckDB.NET.Data;
 using Survey6.Aggregator.Query;
 using Survey6.Aggregator.Storage;
 using Survey6.Data;
@@ -47,7 +48,11 @@ public sealed class LakeDatasetSummary(DataLayout layout, TimeProvider time) : I
     {
         if (!Directory.Exists(LakeDirectory))
             return null;
-        using var connection = LakeQuery.Open(LakeDirectory, out var views);
+        return LakeQuery.Read(LakeDirectory, Summarise);
+    }
+
+    private static DatasetSummary? Summarise(DuckDBConnection connection, IReadOnlyList<string> views)
+    {
         if (views.Count == 0)
             return null;
         var has = new HashSet<string>(views, StringComparer.Ordinal);
