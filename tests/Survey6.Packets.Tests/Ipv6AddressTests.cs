@@ -29,6 +29,7 @@ public class Ipv6AddressTests
     [InlineData("::ffff:0.0.0.0", "::ffff:0.0.0.0")]
     [InlineData("::1:0:0", "::1:0:0")]
     [InlineData("::d:0", "::0.13.0.0")]
+    [InlineData("::ffff:0:a:d", "::ffff:0:a:d")]
     public void Embedded_ipv4_is_written_as_tshark_writes_it(string input, string tshark)
     {
         Assert.Equal(tshark, Ipv6Address.Parse(input).ToString());
@@ -62,6 +63,13 @@ public class Ipv6AddressTests
 
             // Embedded-IPv4 forms follow Wireshark's rule (tested below), which .NET does not share.
             if (h[0] == 0 && h[1] == 0 && h[2] == 0 && h[3] == 0 && h[4] == 0 && (h[5] == 0 || h[5] == 0xFFFF))
+            {
+                return;
+            }
+
+            // .NET also prints an IPv4-translated address (::ffff:0:a.b.c.d, RFC 2765) with a dotted IPv4; Wireshark,
+            // like BIND's inet_ntop, keeps dotted form for the compatible and mapped prefixes only.
+            if (h[0] == 0 && h[1] == 0 && h[2] == 0 && h[3] == 0 && h[4] == 0xFFFF && h[5] == 0)
             {
                 return;
             }
