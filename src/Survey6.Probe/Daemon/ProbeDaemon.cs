@@ -26,7 +26,7 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
     private readonly CaptureOptions _capture;
     private readonly SpoolOptions _spoolOptions;
     private readonly TimeProvider _time;
-    private readonly Diagnostics.RecurringFailure _captureStartFailures;
+    private readonly Survey6.Contracts.Diagnostics.RecurringFailure _captureStartFailures;
     private readonly ILogger _logger;
     private readonly IUploader? _uploader;
     private readonly IControlLink? _controlLink;
@@ -71,7 +71,7 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
         _capture = capture.Value;
         _spoolOptions = spoolOptions.Value;
         _time = time;
-        _captureStartFailures = new Diagnostics.RecurringFailure(time, Diagnostics.RecurringFailure.DefaultReminder);
+        _captureStartFailures = new Survey6.Contracts.Diagnostics.RecurringFailure(time, Survey6.Contracts.Diagnostics.RecurringFailure.DefaultReminder);
         _logger = logger;
         _lifetime = lifetime;
         // Optional until the control and upload slices are wired in.

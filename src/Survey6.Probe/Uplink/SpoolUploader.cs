@@ -24,7 +24,7 @@ public sealed class SpoolUploader : IUploader
     private readonly IUploadRateLimiter _limiter;
     private readonly InterfaceTraffic _traffic;
     private readonly TimeProvider _time;
-    private readonly Diagnostics.RecurringFailure _uploadFailures;
+    private readonly Survey6.Contracts.Diagnostics.RecurringFailure _uploadFailures;
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _logger;
     private readonly IdleWindow _window;
@@ -52,7 +52,7 @@ public sealed class SpoolUploader : IUploader
         _limiter = new CountingLimiter(limiter, this);
         _traffic = traffic;
         _time = time;
-        _uploadFailures = new Diagnostics.RecurringFailure(time, Diagnostics.RecurringFailure.DefaultReminder);
+        _uploadFailures = new Survey6.Contracts.Diagnostics.RecurringFailure(time, Survey6.Contracts.Diagnostics.RecurringFailure.DefaultReminder);
         _loggers = loggers;
         _logger = loggers.CreateLogger<SpoolUploader>();
         _window = new IdleWindow(_options.IdleBytesPerSecond, _options.QuietPeriod, _options.MaxDeferral, time);
