@@ -208,7 +208,7 @@ public sealed class MetricsTests
         }
     }
 
-    private static double Sample(string text, string series)
+    internal static double Sample(string text, string series)
     {
         var line = text.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal));
         Assert.True(line is not null, $"no series {series} in:\n{text}");
