@@ -1,7 +1,13 @@
-using System.Globalization;
 using System.Net;
+using System.Text.Json.Nodes;
 using Grpc.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Survey6.Probe.Daemon;
+using Survey6.Probe.Join;
+using Survey6.Server.Control;
+using Survey6.Server.Metrics;
 using Survey6.Server.Storage;
+using static Survey6.Server.Tests.ProbeUplinkEndToEndTests;
 using Xunit.Abstractions;
 using static Survey6.Server.Tests.MetricsTests;
 using static Survey6.Server.Tests.UploadTestSupport;
@@ -98,6 +104,64 @@ public sealed class UploadFailureHealthTests(ITestOutputHelper output)
                 Tool.Run("umount", "-l", incoming);
             server.Kill();
             TempDirectory.Delete(probeRoot);
+        }
+    }
+
+    [Fact]
+    public async Task A_probe_whose_uploads_keep_failing_reports_degraded_with_the_cause_until_a_file_is_stored()
+    {
+        Assert.True(Environment.UserName == "root" || Environment.GetEnvironmentVariable("USER") == "root", "needs root: it mounts, creates a network namespace and captures");
+        await using var server = await ServerHarness.StartAsync(
+            new Dictionary<string, string?> { ["Server:InitialPolicy:HeartbeatInterval"] = "00:00:01" },
+            services => services.AddSingleton(TimeProvider.System)); // heartbeats carry the probe's wall clock
+        var root = Path.Combine(server.Root, "probe");
+        var state = Path.Combine(root, "state");
+        var probeId = (await ProbeJoinClient.JoinAsync(new JoinSettings(server.GrpcUrl, server.CreateToken(), server.Pki.Authority.Pin, state, new Dictionary<string, string>(), null))).ProbeId;
+        using var lab = new Lab();
+        var config = WriteConfig(root, lab.HostInterface, new JsonObject
+        {
+            ["Upload"] = new JsonObject { ["IdleBytesPerSecond"] = 1_000_000, ["QuietPeriod"] = "00:00:01", ["RetryDelay"] = "00:00:01", ["DegradedAfter"] = "00:00:03" },
+        });
+
+        // The server's upload directory is read-only before the probe's first file.
+        var incoming = Path.Combine(server.DataDirectory, "incoming");
+        Directory.CreateDirectory(incoming);
+        Tool.Run("mount", "-t", "tmpfs", "-o", "ro,size=1m,mode=0700", "tmpfs", incoming).Check();
+        var mounted = true;
+        using var daemon = Daemon.Start(config, state);
+        try
+        {
+            using var echoes = lab.PingInBackground(lab.HostAddress);
+            await WaitUntilAsync(() => daemon.TryStatus() is { State: ProbeStatus.Degraded, StateReason: { } why } && why.StartsWith("uploads failing since ", StringComparison.Ordinal),
+                TimeSpan.FromSeconds(60), "the probe degraded by failing uploads", daemon);
+            var status = daemon.TryStatus()!;
+            output.WriteLine(status.StateReason);
+            Assert.Contains("longer than Probe:Upload:DegradedAfter (00:00:03); last error: Unavailable: the server could not complete the upload", status.StateReason, StringComparison.Ordinal);
+            Assert.True(status.Upload!.Failures > 0);
+            Assert.NotNull(status.Upload.FailingSince);
+
+            // The server hears it in the heartbeat, and is itself degraded by the same failures.
+            var health = server.Get<ProbeHealthQuery>();
+            await WaitUntilAsync(() => health.Get(probeId) is { State: ProbeStates.Degraded } h && h.Reasons.Any(r => r.Detail.StartsWith("uploads failing since ", StringComparison.Ordinal)),
+                TimeSpan.FromSeconds(30), "the server showing the probe degraded with the cause", daemon);
+            var serverHealth = server.Get<ServerHealth>().Read();
+            Assert.True(serverHealth.Degraded);
+            Assert.Contains(serverHealth.Reasons, r => r.Contains($"failed on the server since", StringComparison.Ordinal) && r.Contains("Read-only file system", StringComparison.Ordinal));
+
+            // Writable again: the next file is stored, and both clear.
+            Tool.Run("umount", incoming).Check();
+            mounted = false;
+            await WaitUntilAsync(() => daemon.TryStatus() is { State: ProbeStatus.Capturing, Upload: { FilesUploaded: > 0, FailingSince: null } },
+                TimeSpan.FromSeconds(60), "the probe capturing with its uploads stored", daemon);
+            await WaitUntilAsync(() => health.Get(probeId) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(30), "the probe healthy again on the server", daemon);
+            Assert.False(server.Get<ServerHealth>().Read().Degraded);
+            daemon.Terminate();
+        }
+        finally
+        {
+            if (mounted)
+                Tool.Run("umount", "-l", incoming);
+            output.WriteLine(daemon.Log);
         }
     }
 
