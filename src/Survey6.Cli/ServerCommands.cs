@@ -220,10 +220,11 @@ public static partial class ServerCommands
             var probes = new ProbeStore(database, TimeProvider.System).List();
             var health = HealthQuery(parse, dataDir, config, database).List().ToDictionary(h => h.ProbeId, StringComparer.Ordinal);
             var output = parse.InvocationConfiguration.Output;
-            // The server's own state first: a full disk makes every probe's uploads fail, however healthy the probe.
+            // The server's own state first: a full disk or a failing store makes every probe's uploads fail, however healthy the probe.
             var disk = Survey6.Server.Metrics.DataDiskState.Read(LoadOptions(parse, dataDir, config).DataDirectory,
                 ServerConfiguration.LoadDiskFloor(parse.GetValue(config), Overrides(parse, dataDir)));
-            if (disk.Reason is { } degraded)
+            var server = new Survey6.Server.Metrics.ServerHealthState(disk, new SettingsStore(database).Get(SettingsStore.UploadFailures));
+            foreach (var degraded in server.Reasons)
                 parse.InvocationConfiguration.Error.WriteLine($"server: degraded: {degraded}");
             if (parse.GetValue(json))
             {

@@ -268,7 +268,7 @@ public sealed class CaptureStore
     internal UploadRejectedException Reject(string probeId, string sha, UploadRejection rejection, string reason, long? contentOffset = null, long? expectedOffset = null)
     {
         // An invalid SHA is whatever the probe sent; keep the log line bounded.
-        Log.Rejected(Logger, sha.Length > StorageLayout.ShaLength ? sha[..StorageLayout.ShaLength] + "..." : sha, probeId, rejection, reason);
+        Log.Rejected(Logger, rejection == UploadRejection.ServerDiskLow ? LogLevel.Debug : LogLevel.Warning, sha.Length > StorageLayout.ShaLength ? sha[..StorageLayout.ShaLength] + "..." : sha, probeId, rejection, reason);
         return new UploadRejectedException(rejection, reason, contentOffset, expectedOffset);
     }
 

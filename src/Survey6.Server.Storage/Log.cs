@@ -14,14 +14,16 @@ internal static partial class Log
     [LoggerMessage(EventId = 3, Level = LogLevel.Debug, Message = "Upload of {Sha256} from probe {ProbeId} begins at {Offset} of {Size} bytes")]
     public static partial void Began(ILogger logger, string sha256, string probeId, long offset, long size);
 
-    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Rejected upload of {Sha256} from probe {ProbeId}: {Rejection}, {Reason}")]
-    public static partial void Rejected(ILogger logger, string sha256, string probeId, UploadRejection rejection, string reason);
+    /// <summary>A warning for what a probe sent; debug for the server's own refusal (low disk), which its caller logs once per condition.</summary>
+    [LoggerMessage(EventId = 4, Message = "Rejected upload of {Sha256} from probe {ProbeId}: {Rejection}, {Reason}")]
+    public static partial void Rejected(ILogger logger, LogLevel level, string sha256, string probeId, UploadRejection rejection, string reason);
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Warning,
         Message = "Discarding {Held} held bytes of {Sha256} from probe {ProbeId}: the upload now declares {Size} bytes, it began with {PreviousSize}")]
     public static partial void Restarted(ILogger logger, string sha256, string probeId, long held, long size, long? previousSize);
 
-    [LoggerMessage(EventId = 6, Level = LogLevel.Error,
+    // Debug: the exception goes on to the caller, which reports it (the upload service once per condition, recovery by failing the start).
+    [LoggerMessage(EventId = 6, Level = LogLevel.Debug,
         Message = "Queueing capture {Sha256} from probe {ProbeId} failed; it stays stored and is offered again on the next upload attempt or recovery")]
     public static partial void SinkFailed(ILogger logger, Exception exception, string sha256, string probeId);
 

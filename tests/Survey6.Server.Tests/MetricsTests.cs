@@ -195,7 +195,7 @@ public sealed class MetricsTests
 
         // server probes, as an operator runs it beside the server, with the server's configuration.
         var config = Path.Combine(Path.GetTempPath(), $"survey6-floor-{Guid.NewGuid():n}.json");
-        await File.WriteAllTextAsync(config, $"{{\"Server\": {{\"Disk\": {{\"MinFreeBytes\": {floor}}}}}}}");
+        await File.WriteAllTextAsync(config, $"{{\"Server\": {{\"Uploads\": {{\"MinFreeDiskBytes\": {floor}}}}}}}");
         try
         {
             var probes = Tool.Run(Tool.Dotnet(), Path.Combine(AppContext.BaseDirectory, "survey6.dll"), "server", "probes", "--data-dir", data, "--config", config).Check();
@@ -208,7 +208,7 @@ public sealed class MetricsTests
         }
     }
 
-    private static double Sample(string text, string series)
+    internal static double Sample(string text, string series)
     {
         var line = text.Split('\n').FirstOrDefault(l => l.StartsWith(series + " ", StringComparison.Ordinal));
         Assert.True(line is not null, $"no series {series} in:\n{text}");

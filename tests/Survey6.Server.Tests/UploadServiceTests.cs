@@ -98,7 +98,7 @@ public sealed class UploadServiceTests : IAsyncLifetime
             var at = random.Next(1, data.Length);
             using var cancel = new CancellationTokenSource();
             var progress = new Cutter(at, cancel);
-            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => uploader.UploadAsync(path, Manifest(path), progress, cancel.Token));
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => uploader.UploadAsync(path, Manifest(path), progress, cancellationToken: cancel.Token));
             var status = await new UploadClient(probe.Channel).GetUploadStatusAsync(new UploadStatusRequest { Sha256 = Sha(data) });
             Assert.False(status.Complete);
             Assert.InRange((long)status.BytesHeld, 0, data.Length);

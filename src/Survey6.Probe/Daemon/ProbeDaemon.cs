@@ -26,7 +26,7 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
     private readonly CaptureOptions _capture;
     private readonly SpoolOptions _spoolOptions;
     private readonly TimeProvider _time;
-    private readonly Diagnostics.RecurringFailure _captureStartFailures;
+    private readonly Survey6.Contracts.Diagnostics.RecurringFailure _captureStartFailures;
     private readonly ILogger _logger;
     private readonly IUploader? _uploader;
     private readonly IControlLink? _controlLink;
@@ -71,7 +71,7 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
         _capture = capture.Value;
         _spoolOptions = spoolOptions.Value;
         _time = time;
-        _captureStartFailures = new Diagnostics.RecurringFailure(time, Diagnostics.RecurringFailure.DefaultReminder);
+        _captureStartFailures = new Survey6.Contracts.Diagnostics.RecurringFailure(time, Survey6.Contracts.Diagnostics.RecurringFailure.DefaultReminder);
         _logger = logger;
         _lifetime = lifetime;
         // Optional until the control and upload slices are wired in.
@@ -325,7 +325,8 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), _time);
         while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
         {
-            var state = GetStatus().State;
+            // Capture's health only: uploads that fail because the server is full say nothing about the policy.
+            var (state, _) = CaptureState(_engine.CurrentRun, _writer.GuardState);
             _policy.ObserveHealth(state is ProbeStatus.Capturing or ProbeStatus.Suspended);
         }
     }
@@ -341,15 +342,11 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
         var current = _writer.CurrentFile;
         var run = _engine.CurrentRun;
         var guard = _writer.GuardState;
-        var (state, reason) = (_suspended, run, guard, _captureProblem) switch
-        {
-            (true, _, _, _) => (ProbeStatus.Suspended, _suspendReason),
-            (_, null, _, { } problem) => (ProbeStatus.Degraded, problem),
-            (_, null, _, null) => (_stopping ? ProbeStatus.Stopped : ProbeStatus.Starting, null),
-            (_, _, DiskGuardState.Paused, _) => (ProbeStatus.Degraded, "disk guard paused writing (pause-capture): waiting for uploads to free space"),
-            (_, _, DiskGuardState.Full, _) => (ProbeStatus.Degraded, "disk guard: spool full and nothing left to evict"),
-            _ => (ProbeStatus.Capturing, (string?)null),
-        };
+        var upload = _uploader?.Status;
+        var (state, reason) = CaptureState(run, guard);
+        // Capturing, but nothing leaves the spool: the operator should know before the spool fills.
+        if (state == ProbeStatus.Capturing && upload?.DegradedReason is { } failing)
+            (state, reason) = (ProbeStatus.Degraded, failing);
 
         return new ProbeStatus
         {
@@ -398,10 +395,20 @@ public sealed class ProbeDaemon : BackgroundService, IProbeAgent
                 CurrentFileFrames = current?.Frames ?? 0,
                 FilesClosed = _writer.FilesClosed,
             },
-            Upload = _uploader?.Status,
+            Upload = upload,
             Policy = _policy.Status(),
         };
     }
+
+    private (string State, string? Reason) CaptureState(CaptureRun? run, DiskGuardState guard) => (_suspended, run, guard, _captureProblem) switch
+    {
+        (true, _, _, _) => (ProbeStatus.Suspended, _suspendReason),
+        (_, null, _, { } problem) => (ProbeStatus.Degraded, problem),
+        (_, null, _, null) => (_stopping ? ProbeStatus.Stopped : ProbeStatus.Starting, null),
+        (_, _, DiskGuardState.Paused, _) => (ProbeStatus.Degraded, "disk guard paused writing (pause-capture): waiting for uploads to free space"),
+        (_, _, DiskGuardState.Full, _) => (ProbeStatus.Degraded, "disk guard: spool full and nothing left to evict"),
+        _ => (ProbeStatus.Capturing, (string?)null),
+    };
 
     private async Task TryStartCaptureAsync(CancellationToken cancellationToken)
     {

@@ -13,7 +13,7 @@ public sealed record ProbeStatus
 
     public bool Joined { get; init; }
 
-    /// <summary>capturing, suspended, degraded (capture failed, or the disk guard holds frames back), starting, stopped.</summary>
+    /// <summary>capturing, suspended, degraded (capture failed, the disk guard holds frames back, or uploads keep failing), starting, stopped.</summary>
     public string State { get; init; } = Stopped;
 
     public string? StateReason { get; init; }
@@ -155,5 +155,7 @@ public sealed record SpoolStatus
 /// <param name="Failures">Upload attempts that failed, retried ones included (an upload that succeeded on its fifth try counts 4).</param>
 /// <param name="LastError">What the last failed attempt got; null when none failed since the start.</param>
 /// <param name="LastErrorAt">When it failed.</param>
+/// <param name="FailingSince">The first failure since the last acknowledged file; null while uploads succeed.</param>
+/// <param name="DegradedReason">Why uploads make the probe degraded (failing for longer than <c>Probe:Upload:DegradedAfter</c>), or null.</param>
 public sealed record UploaderSnapshot(long FilesUploaded, long BytesUploaded, long Failures, DateTimeOffset? LastSuccess, bool Uploading,
-    string? LastError = null, DateTimeOffset? LastErrorAt = null);
+    string? LastError = null, DateTimeOffset? LastErrorAt = null, DateTimeOffset? FailingSince = null, string? DegradedReason = null);

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -24,7 +25,7 @@ public sealed class SpoolUploader : IUploader
     private readonly IUploadRateLimiter _limiter;
     private readonly InterfaceTraffic _traffic;
     private readonly TimeProvider _time;
-    private readonly Diagnostics.RecurringFailure _uploadFailures;
+    private readonly Survey6.Contracts.Diagnostics.RecurringFailure _uploadFailures;
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _logger;
     private readonly IdleWindow _window;
@@ -37,6 +38,7 @@ public sealed class SpoolUploader : IUploader
     private long _failures;
     private volatile ErrorNote? _lastError; // one reference, so status reads message and time together
     private long _lastSuccessTicks;
+    private long _failingSinceTicks; // 0 while uploads succeed
     private volatile bool _uploading;
     private volatile bool _uploadNow;
 
@@ -52,7 +54,7 @@ public sealed class SpoolUploader : IUploader
         _limiter = new CountingLimiter(limiter, this);
         _traffic = traffic;
         _time = time;
-        _uploadFailures = new Diagnostics.RecurringFailure(time, Diagnostics.RecurringFailure.DefaultReminder);
+        _uploadFailures = new Survey6.Contracts.Diagnostics.RecurringFailure(time, Survey6.Contracts.Diagnostics.RecurringFailure.DefaultReminder);
         _loggers = loggers;
         _logger = loggers.CreateLogger<SpoolUploader>();
         _window = new IdleWindow(_options.IdleBytesPerSecond, _options.QuietPeriod, _options.MaxDeferral, time);
@@ -64,6 +66,9 @@ public sealed class SpoolUploader : IUploader
         {
             var last = Interlocked.Read(ref _lastSuccessTicks);
             var error = _lastError;
+            var failing = Interlocked.Read(ref _failingSinceTicks);
+            DateTimeOffset? failingSince = failing == 0 ? null : new DateTimeOffset(failing, TimeSpan.Zero);
+            var failingFor = failingSince is { } since ? _time.GetUtcNow() - since : TimeSpan.Zero;
             return new UploaderSnapshot(
                 Interlocked.Read(ref _filesUploaded),
                 Interlocked.Read(ref _bytesUploaded),
@@ -71,7 +76,11 @@ public sealed class SpoolUploader : IUploader
                 last == 0 ? null : new DateTimeOffset(last, TimeSpan.Zero),
                 _uploading,
                 error?.Message,
-                error?.At);
+                error?.At,
+                failingSince,
+                failingSince is { } start && failingFor > _options.DegradedAfter
+                    ? string.Create(CultureInfo.InvariantCulture, $"uploads failing since {start:yyyy-MM-ddTHH:mm:ssZ}, longer than Probe:Upload:DegradedAfter ({_options.DegradedAfter:c}); last error: {error?.Message ?? "failed"}")
+                    : null);
         }
     }
 
@@ -153,17 +162,12 @@ public sealed class SpoolUploader : IUploader
         try
         {
             var manifest = Manifest(file);
-            var result = await uploader.UploadAsync(file.Path, manifest, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var result = await uploader.UploadAsync(file.Path, manifest, attemptFailed: Failing, cancellationToken: cancellationToken).ConfigureAwait(false);
             // Counted at the acknowledgement, before the file leaves the spool, so status never shows a file gone but not uploaded.
             Interlocked.Increment(ref _filesUploaded);
             Interlocked.Add(ref _bytesUploaded, result.BytesSent);
             Interlocked.Exchange(ref _lastSuccessTicks, _time.GetUtcNow().UtcTicks);
-            if (result.FailedAttempts > 0)
-            {
-                // Retried inside the uploader before it succeeded: still failures an operator should see.
-                Interlocked.Add(ref _failures, result.FailedAttempts);
-                _lastError = new ErrorNote(result.LastFailure ?? "failed", _time.GetUtcNow());
-            }
+            Interlocked.Exchange(ref _failingSinceTicks, 0);
 
             // Only now, with the server's promise that it holds the file durably.
             spool.Complete(file);
@@ -177,8 +181,7 @@ public sealed class SpoolUploader : IUploader
             // Evicted by the disk guard while it was read: not a failure, it is simply gone.
             if (!spool.ClosedFiles().Any(f => f.Sequence == file.Sequence))
                 return;
-            Interlocked.Add(ref _failures, e is CaptureUploadException { Attempts: > 0 } failed ? failed.Attempts : 1);
-            _lastError = new ErrorNote(e.Message, _time.GetUtcNow());
+            Failing(e.Message); // the attempts retried before this one were counted as they failed
             _retryAt[file.Sequence] = _time.GetTimestamp() + (long)(_options.RetryDelay.TotalSeconds * _time.TimestampFrequency);
             // Once per kind of failure (a full server refuses every file alike), then a reminder with the count.
             var occurrence = _uploadFailures.Report(e is CaptureUploadException u ? $"{u.StatusCode}/{u.Rejection}" : e.GetType().Name);
@@ -191,6 +194,19 @@ public sealed class SpoolUploader : IUploader
         {
             _uploading = false;
         }
+    }
+
+    /// <summary>
+    /// An attempt failed, one the uploader retries (counted as it happens: retries take minutes, and an operator
+    /// should see them then, even if the file is stored in the end) or the last one: the count, the last error, and
+    /// the start of the failing spell if this begins one.
+    /// </summary>
+    private void Failing(string error)
+    {
+        Interlocked.Increment(ref _failures);
+        var now = _time.GetUtcNow();
+        _lastError = new ErrorNote(error, now);
+        Interlocked.CompareExchange(ref _failingSinceTicks, now.UtcTicks, 0);
     }
 
     /// <summary>The window from the manifest; a manifest without one (an empty repaired file) falls back to the file's start.</summary>

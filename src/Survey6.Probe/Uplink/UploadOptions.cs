@@ -27,6 +27,12 @@ public sealed class UploadOptions
 
     /// <summary>Wait after a failed upload before the spool is offered again.</summary>
     public TimeSpan RetryDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Uploads failing for longer than this (no file acknowledged since the first failure) make the probe degraded, with
+    /// the last error as the reason, in <c>probe status</c> and its heartbeats; the next acknowledged file clears it.
+    /// </summary>
+    public TimeSpan DegradedAfter { get; set; } = TimeSpan.FromMinutes(30);
 }
 
 internal sealed class UploadOptionsValidator : IValidateOptions<UploadOptions>
@@ -46,6 +52,8 @@ internal sealed class UploadOptionsValidator : IValidateOptions<UploadOptions>
             errors.Add("Probe:Upload:SampleInterval must be 100 ms..1 min");
         if (options.RetryDelay < TimeSpan.FromMilliseconds(100) || options.RetryDelay > TimeSpan.FromHours(1))
             errors.Add("Probe:Upload:RetryDelay must be 100 ms..1 h");
+        if (options.DegradedAfter < TimeSpan.FromSeconds(1) || options.DegradedAfter > TimeSpan.FromDays(7))
+            errors.Add("Probe:Upload:DegradedAfter must be 1 s..7 days");
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 }

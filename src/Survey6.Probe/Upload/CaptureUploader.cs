@@ -64,10 +64,12 @@ public sealed class CaptureUploader
     /// <param name="path">A closed capture file; it must not change during the upload.</param>
     /// <param name="manifest">The capture window and the spool's manifest JSON.</param>
     /// <param name="progress">Receives the offset up to which bytes were handed to the connection.</param>
+    /// <param name="attemptFailed">Told of each failed attempt that is retried ("Unavailable: detail"), as it happens: retries can take minutes.</param>
     /// <param name="cancellationToken">Stops the upload; what the server received stays there for the next attempt.</param>
     /// <exception cref="CaptureUploadException">The server refused the capture, or transient failures outlasted <see cref="CaptureUploaderOptions.MaxAttempts"/>.</exception>
     /// <exception cref="IOException">The file could not be read, or changed while it was uploaded.</exception>
-    public async Task<CaptureUploadResult> UploadAsync(string path, UploadManifest manifest, IProgress<long>? progress = null, CancellationToken cancellationToken = default)
+    public async Task<CaptureUploadResult> UploadAsync(string path, UploadManifest manifest, IProgress<long>? progress = null, Action<string>? attemptFailed = null,
+        CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(manifest);
@@ -114,6 +116,7 @@ public sealed class CaptureUploader
                 {
                     failedAttempts++;
                     lastFailure = $"{e.StatusCode}: {e.Status.Detail}";
+                    attemptFailed?.Invoke(lastFailure);
                 }
 
                 UploadLog.Retrying(_logger, path, e.StatusCode, e.Status.Detail, attempt, _options.MaxAttempts, delay);

@@ -101,9 +101,9 @@ public static class ServerHostingExtensions
         app.MapGrpcService<EnrollmentService>();
         app.MapSurvey6Uploads();
         app.MapGrpcService<ControlService>();
-        // Degraded (503, with the reason) while the data directory's disk is below the floor: uploads would fail.
-        app.MapGet("/healthz", (Metrics.DataDiskHealth disk) => disk.Read() is { BelowFloor: true } low
-            ? Results.Text($"degraded: {low.Reason}\n", statusCode: StatusCodes.Status503ServiceUnavailable)
+        // Degraded (503, a line per reason) while uploads would fail or keep failing: the disk below its floor, errors in the store.
+        app.MapGet("/healthz", (Metrics.ServerHealth health) => health.Read() is { Degraded: true } degraded
+            ? Results.Text(string.Concat(degraded.Reasons.Select(r => $"degraded: {r}\n")), statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Text("ok\n"));
         // Public: probes fetch it before joining and check it against their pin (docs/protocol.md).
         app.MapGet("/v1/ca.pem", () => Results.Text(pki.Authority.CertificatePem, "application/x-pem-file"));
@@ -115,7 +115,9 @@ public static class ServerHostingExtensions
         app.Lifetime.ApplicationStarted.Register(() =>
         {
             var endpoints = ServerEndpoints.From(app.Services);
-            app.Services.GetRequiredService<SettingsStore>().Set(SettingsStore.ServerUrl, endpoints.AdvertisedUrl.ToString().TrimEnd('/'));
+            // A new process has no failing uploads yet: what a previous one recorded no longer holds.
+            app.Services.GetRequiredService<SettingsStore>().Set(
+                (SettingsStore.ServerUrl, endpoints.AdvertisedUrl.ToString().TrimEnd('/')), (SettingsStore.UploadFailures, ""));
             var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Survey6.Server");
             ServerLog.Listening(logger, endpoints.GrpcUrl.ToString(), endpoints.HttpUrl?.ToString() ?? "none", pki.Authority.Pin);
         });

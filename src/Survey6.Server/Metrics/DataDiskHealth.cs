@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Survey6.Data;
 using Survey6.Server.Storage;
@@ -32,14 +31,8 @@ public sealed record DataDiskState(string Directory, long FreeBytes, long FloorB
         : $"{bytes} B";
 }
 
-/// <summary>The server's own health, as /healthz, gRPC health and /metrics report it.</summary>
-public sealed class DataDiskHealth(DataLayout layout, IOptions<CaptureStoreOptions> options) : IHealthCheck
+/// <summary>The data directory's free space now; <see cref="ServerHealth"/> says what it means for the server.</summary>
+public sealed class DataDiskHealth(DataLayout layout, IOptions<CaptureStoreOptions> options)
 {
     public DataDiskState Read() => DataDiskState.Read(layout.Root, options.Value.MinFreeDiskBytes);
-
-    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
-    {
-        var state = Read();
-        return Task.FromResult(state.BelowFloor ? HealthCheckResult.Degraded(state.Reason) : HealthCheckResult.Healthy());
-    }
 }

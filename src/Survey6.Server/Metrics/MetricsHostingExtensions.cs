@@ -17,8 +17,9 @@ public static class MetricsHostingExtensions
         services.AddOptions<MetricsOptions>().BindConfiguration(MetricsOptions.SectionName).ValidateOnStart();
         services.AddSingleton<ServerMetrics>();
         services.AddSingleton<DataDiskHealth>();
+        services.AddSingleton<ServerHealth>();
         // grpc.health.v1.Health: "" answers for the server as a whole.
-        services.AddGrpcHealthChecks().AddCheck<StateDatabaseHealthCheck>("state-db").AddCheck<DataDiskHealth>("data-disk");
+        services.AddGrpcHealthChecks().AddCheck<StateDatabaseHealthCheck>("state-db").AddCheck<ServerHealth>("server");
         return services;
     }
 

@@ -51,6 +51,7 @@ public sealed class ServerMetrics
     private readonly Gauge _dataFreeBytes;
     private readonly Gauge _dataFloorBytes;
     private readonly Gauge _degraded;
+    private readonly Gauge _uploadFailuresInARow;
     private readonly Counter _otherCounters;
     private readonly Lazy<IngestGauges?> _ingest;
 
@@ -79,6 +80,7 @@ public sealed class ServerMetrics
         _dataFreeBytes = Factory.CreateGauge("survey6_data_directory_free_bytes", "Bytes free on the file system of the data directory.");
         _dataFloorBytes = Factory.CreateGauge("survey6_data_directory_floor_bytes", "Free bytes the server keeps (" + DataDiskState.FloorSetting + "); below it uploads are refused and the server is degraded.");
         _degraded = Factory.CreateGauge("survey6_server_degraded", "1 while the server is degraded (see /healthz for the reason), else 0.");
+        _uploadFailuresInARow = Factory.CreateGauge("survey6_upload_failures_in_a_row", "Uploads that failed on the server's side since the last one stored; at " + UploadFailureOptions.SectionName + ":DegradedAfter the server is degraded.");
         _otherCounters = Factory.CreateCounter("survey6_server_counter_total", "Other server counters, by their internal name.", ["name"]);
         GrpcCalls = Factory.CreateCounter("survey6_grpc_calls_total", "gRPC calls finished, by service, method and status code.", ["service", "method", "code"]);
         GrpcCallDuration = Factory.CreateHistogram("survey6_grpc_call_duration_seconds", "Duration of gRPC calls (a stream's whole life).",
@@ -119,12 +121,15 @@ public sealed class ServerMetrics
         BridgeCounters();
         try
         {
-            if (_services.GetService<DataDiskHealth>()?.Read() is { } disk)
+            if (_services.GetService<ServerHealth>()?.Read() is { } health)
             {
-                _dataFreeBytes.Set(disk.FreeBytes);
-                _dataFloorBytes.Set(disk.FloorBytes);
-                _degraded.Set(disk.BelowFloor ? 1 : 0);
+                _dataFreeBytes.Set(health.Disk.FreeBytes);
+                _dataFloorBytes.Set(health.Disk.FloorBytes);
+                _degraded.Set(health.Degraded ? 1 : 0);
             }
+
+            if (_services.GetService<UploadFailures>() is { } failures)
+                _uploadFailuresInARow.Set(failures.InARow);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {

@@ -6,6 +6,9 @@ public sealed class SettingsStore(StateDatabase database)
     /// <summary>The URL probes join, written by a running server once it has bound its port.</summary>
     public const string ServerUrl = "server_url";
 
+    /// <summary>Why failing uploads make the running server degraded (<c>Uploads.UploadFailures</c>); empty when they do not.</summary>
+    public const string UploadFailures = "upload_failures";
+
     public string? Get(string key)
     {
         using var connection = database.Open();

@@ -43,6 +43,8 @@ public static class UploadHostingExtensions
                 options.Sqlite.Path = layout.IngestDatabase;
         });
 
+        services.AddOptions<UploadFailureOptions>().BindConfiguration(UploadFailureOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<UploadFailures>();
         services.AddSingleton<UploadRecords>();
         services.AddSingleton<ICaptureStoredSink, IngestingCaptureSink>();
         services.AddSingleton<IProbeAnnotations, StateDbProbeAnnotations>();

@@ -20,6 +20,7 @@ public sealed class UploadService(
     CaptureStore store,
     UploadRecords records,
     ServerCounters counters,
+    UploadFailures failures,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
     ILogger<UploadService> logger) : Contracts.V1.Upload.UploadBase
@@ -52,6 +53,9 @@ public sealed class UploadService(
         }
         catch (UploadRejectedException e)
         {
+            // The server's own refusal (its disk below the floor) counts toward its health; a probe's bad request does not.
+            if (e.Rejection == UploadRejection.ServerDiskLow)
+                failures.Failed(call.ProbeId, UploadRejections.ServerDiskLow, $"{UploadRejections.ServerDiskLow}: {e.Message}");
             throw Refused(e);
         }
         catch (ProtocolViolationException e)
@@ -72,6 +76,8 @@ public sealed class UploadService(
         {
             counters.Increment(UploadCounterNames.Failed);
             UploadLog.Failed(logger, e, call.Sha256, call.ProbeId, call.Remote);
+            // The kind of error, not its message: that names the capture's file, which differs at every attempt.
+            failures.Failed(call.ProbeId, $"{e.GetType().Name}/{e.HResult}", $"{e.GetType().Name}: {e.Message}");
             // Unavailable tells the probe to back off and retry: a new call resumes from what the store kept.
             throw new RpcException(new Status(StatusCode.Unavailable,
                 "the server could not complete the upload; nothing was acknowledged and the bytes received are kept: retry later"));
@@ -111,6 +117,7 @@ public sealed class UploadService(
                     // probe hangs up, so its next status query finds it complete. Only shutdown stops the commit.
                     var stored = await session.CompleteAsync(message.Trailer.Sha256, lifetime.ApplicationStopping).ConfigureAwait(false);
                     Record(header, stored);
+                    failures.Succeeded(call.ProbeId);
                     UploadLog.Acknowledged(logger, stored.Sha256, call.ProbeId, call.Remote, stored.Size, call.Received, resumedAt, stored.Duplicate);
                     return new UploadAck { Sha256 = stored.Sha256, StoredBytes = (ulong)stored.Size, Duplicate = stored.Duplicate };
 

@@ -1,11 +1,9 @@
 using Microsoft.Extensions.Time.Testing;
-using Survey6.Probe.Diagnostics;
-using Survey6.Testing;
+using Survey6.Contracts.Diagnostics;
 
-namespace Survey6.Probe.Tests;
+namespace Survey6.Contracts.Tests;
 
 /// <summary>A failure that repeats every few seconds is logged once, then with its count, not once per attempt.</summary>
-[Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class RecurringFailureTests
 {
     [Fact]

@@ -1,7 +1,7 @@
-namespace Survey6.Probe.Diagnostics;
+namespace Survey6.Contracts.Diagnostics;
 
 /// <summary>
-/// A failure that repeats (capture that cannot start, uploads a full server refuses) is logged once per condition,
+/// A failure that repeats (a probe's capture that cannot start or uploads a full server refuses; a server's uploads that fail on its side) is logged once per condition,
 /// not once per attempt: the first occurrence, then a reminder with the count every <see cref="Reminder"/> while the
 /// condition lasts, and the count when it changes or clears. The condition is a key chosen by the caller (the reason
 /// without file names), so a new kind of failure is logged at once.
