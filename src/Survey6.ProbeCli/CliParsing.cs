@@ -8,7 +8,7 @@ namespace Survey6.Cli;
 /// Parsers for option values shared by command groups. This part needs only the contracts, so the
 /// probe-only program (src/Survey6.ProbeHost) compiles it too; server-side parsers live in CliParsing.Server.cs.
 /// </summary>
-public static partial class CliParsing
+public static class CliParsing
 {
     /// <summary>Repeated <c>key=value</c> options into a dictionary; later keys win.</summary>
     public static bool TryParseLabels(IEnumerable<string>? pairs, out SortedDictionary<string, string> labels, out string? error)
