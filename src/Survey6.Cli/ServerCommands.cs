@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using Survey6.Aggregator;
 using Survey6.Server.Api;
 using Survey6.Server.Control;
 using Survey6.Server.Hosting;
@@ -71,6 +72,9 @@ public static partial class ServerCommands
                 using var owner = new Survey6.Data.DataLayout(options.DataDirectory).AcquireServerLock();
                 var builder = ServerApplication.CreateBuilder(parse.GetValue(config), overrides);
                 OperatorConsoleFormatter.Use(builder.Logging);
+                // The data page reads the ledger and the lake with the aggregator's code, also when the aggregator
+                // runs in other processes (workers share DATA's lake and ledger).
+                builder.Services.AddSurvey6AggregatorViews();
                 if (!parse.GetValue(noAggregator))
                     AggregatorHosting.AddToServer(builder, options.DataDirectory);
                 await using var app = ServerApplication.Build(builder);
