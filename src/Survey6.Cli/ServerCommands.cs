@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using Survey6.Aggregator;
 using Survey6.Server.Api;
 using Survey6.Server.Control;
 using Survey6.Server.Hosting;
@@ -71,6 +72,9 @@ public static partial class ServerCommands
                 using var owner = new Survey6.Data.DataLayout(options.DataDirectory).AcquireServerLock();
                 var builder = ServerApplication.CreateBuilder(parse.GetValue(config), overrides);
                 OperatorConsoleFormatter.Use(builder.Logging);
+                // The data page reads the ledger and the lake with the aggregator's code, also when the aggregator
+                // runs in other processes (workers share DATA's lake and ledger).
+                builder.Services.AddSurvey6AggregatorViews();
                 if (!parse.GetValue(noAggregator))
                     AggregatorHosting.AddToServer(builder, options.DataDirectory);
                 await using var app = ServerApplication.Build(builder);
@@ -131,7 +135,7 @@ public static partial class ServerCommands
         var create = new Command("create", "Create a join token and print the probe's join command") { ttl, uses, labels, description };
         create.SetAction(parse =>
         {
-            if (!CliParsing.TryParseDuration(parse.GetValue(ttl)!, out var lifetime))
+            if (!DurationText.TryParse(parse.GetValue(ttl)!, out var lifetime))
                 return Fail(parse, "token create", $"--ttl '{parse.GetValue(ttl)}' is not a duration like 24h, 30m or 7d (0: no expiry)");
             if (parse.GetValue(uses) < 1)
                 return Fail(parse, "token create", "--uses must be at least 1");
@@ -261,7 +265,7 @@ public static partial class ServerCommands
         var create = new Command("create", "Create an API token and print it (the only time it is shown)") { name, ttl };
         create.SetAction(parse =>
         {
-            if (!CliParsing.TryParseDuration(parse.GetValue(ttl)!, out var lifetime))
+            if (!DurationText.TryParse(parse.GetValue(ttl)!, out var lifetime))
                 return Fail(parse, "api-token create", $"--ttl '{parse.GetValue(ttl)}' is not a duration like 90d, 12h or 30m (0: no expiry)");
             var tokenName = parse.GetValue(name)!.Trim();
             if (tokenName.Length > ApiTokenStore.MaxNameLength)
@@ -479,14 +483,14 @@ public static partial class ServerCommands
             };
             if (parse.GetValue(rotateAge) is { } age)
             {
-                if (!CliParsing.TryParseDuration(age, out var span) || span is null)
+                if (!DurationText.TryParse(age, out var span) || span is null)
                     return Fail(parse, "probe update-policy", $"--rotate-age '{age}' is not a duration like 15m or 1h");
                 change = change with { RotateAge = span };
             }
 
             if (parse.GetValue(heartbeat) is { } every)
             {
-                if (!CliParsing.TryParseDuration(every, out var span) || span is null)
+                if (!DurationText.TryParse(every, out var span) || span is null)
                     return Fail(parse, "probe update-policy", $"--heartbeat-interval '{every}' is not a duration like 10s or 1m");
                 change = change with { HeartbeatInterval = span };
             }

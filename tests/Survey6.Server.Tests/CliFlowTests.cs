@@ -4,6 +4,7 @@ using System.Text.Json;
 using Survey6.Cli;
 using Survey6.Contracts.V1;
 using Survey6.Probe.Control;
+using Survey6.Server.Api;
 using Survey6.Testing;
 
 namespace Survey6.Server.Tests;
@@ -175,7 +176,7 @@ public sealed class CliFlowTests : IDisposable
     [InlineData("45s", 45)]
     public void Durations(string text, int seconds)
     {
-        Assert.True(CliParsing.TryParseDuration(text, out var duration));
+        Assert.True(DurationText.TryParse(text, out var duration));
         Assert.Equal(TimeSpan.FromSeconds(seconds), duration);
     }
 
@@ -185,12 +186,12 @@ public sealed class CliFlowTests : IDisposable
     [InlineData("h")]
     [InlineData("-1h")]
     [InlineData("0s")]
-    public void Bad_durations(string text) => Assert.False(CliParsing.TryParseDuration(text, out _));
+    public void Bad_durations(string text) => Assert.False(DurationText.TryParse(text, out _));
 
     [Fact]
     public void Zero_duration_means_no_expiry()
     {
-        Assert.True(CliParsing.TryParseDuration("0", out var duration));
+        Assert.True(DurationText.TryParse("0", out var duration));
         Assert.Null(duration);
     }
 

@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
+using Survey6.Aggregator;
 using Survey6.Contracts.V1;
 using EnrollmentClient = Survey6.Contracts.V1.Enrollment.EnrollmentClient;
 using Survey6.Probe.Join;
@@ -59,7 +60,12 @@ public sealed class ServerHarness : IAsyncDisposable
     public static Task<ServerHarness> StartAsync(IReadOnlyDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null) =>
         StartAsync(TempDirectory.Create(), settings, services);
 
-    public static async Task<ServerHarness> StartAsync(string root, IReadOnlyDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null)
+    /// <param name="aggregatorViews">
+    /// Whether the host registers the aggregator's ledger and lake readers for the data page, as <c>survey6 server run</c>
+    /// does; without them the server is composed as a host without the aggregator's code.
+    /// </param>
+    public static async Task<ServerHarness> StartAsync(string root, IReadOnlyDictionary<string, string?>? settings = null, Action<IServiceCollection>? services = null,
+        bool aggregatorViews = true)
     {
         var overrides = new Dictionary<string, string?>
         {
@@ -73,6 +79,8 @@ public sealed class ServerHarness : IAsyncDisposable
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var builder = ServerApplication.CreateBuilder(null, overrides);
         builder.Services.AddSingleton<TimeProvider>(time);
+        if (aggregatorViews)
+            builder.Services.AddSurvey6AggregatorViews();
         services?.Invoke(builder.Services);
         builder.Logging.ClearProviders();
         var app = ServerApplication.Build(builder);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
 using Survey6.Aggregator.Sources;
@@ -20,8 +21,38 @@ public sealed record RunRecord(
     string RunId, string Stage, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt, long? DurationMs, string Status,
     long Inputs, long Outputs, long Rows, string? Error);
 
+/// <summary>Per stage: its newest run and how many of its runs ended in each status.</summary>
+public sealed record StageRuns(string Stage, RunRecord Last, IReadOnlyDictionary<string, long> RunsByStatus);
+
 /// <summary>What the aggregate stage last built for a date.</summary>
-public sealed record PartitionState(DateOnly Date, string Fingerprint, int Inputs, string RowsJson, DateTimeOffset BuiltAt, string RunId);
+public sealed record PartitionState(DateOnly Date, string Fingerprint, int Inputs, string RowsJson, DateTimeOffset BuiltAt, string RunId)
+{
+    /// <summary>
+    /// <see cref="RowsJson"/> read back: rows per table, as the aggregate stage wrote them. A count that cannot be
+    /// read is left out (the ledger itself stays the record).
+    /// </summary>
+    public IReadOnlyDictionary<string, long> Rows()
+    {
+        var rows = new Dictionary<string, long>(StringComparer.Ordinal);
+        try
+        {
+            using var document = JsonDocument.Parse(RowsJson);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+                return rows;
+            foreach (var table in document.RootElement.EnumerateObject())
+            {
+                if (table.Value.ValueKind == JsonValueKind.Number && table.Value.TryGetInt64(out var n))
+                    rows[table.Name] = n;
+            }
+        }
+        catch (JsonException)
+        {
+            // Left out, as above.
+        }
+
+        return rows;
+    }
+}
 
 /// <summary>
 /// The aggregator's SQLite ledger (<c>DATA/aggregator.db</c>, WAL): every stage run with its inputs, outputs,
@@ -50,6 +81,32 @@ public sealed class RunLedger
         SecureFiles.CreateOwnerOnlyDirectory(System.IO.Path.GetDirectoryName(Path)!);
         _connectionString = new SqliteConnectionStringBuilder { DataSource = Path, Pooling = true, DefaultTimeout = 30 }.ToString();
         SqliteMigrator.Migrate(Path, _connectionString, LedgerMigrations.Steps, LedgerMigrations.AdoptUserVersion, _time);
+    }
+
+    private RunLedger(string path, string connectionString, TimeProvider time)
+    {
+        Path = path;
+        _connectionString = connectionString;
+        _time = time;
+    }
+
+    /// <summary>
+    /// The ledger at <paramref name="path"/> for reading only, as a process that does not run the aggregator reads it
+    /// (the C&amp;C's data page): nothing is created or migrated. Null while there is no ledger there yet, or its
+    /// first schema step is not in place.
+    /// </summary>
+    public static RunLedger? OpenReadOnly(string path, TimeProvider time)
+    {
+        var full = System.IO.Path.GetFullPath(path);
+        if (!File.Exists(full))
+            return null;
+        // Not pooled: a reader that looks now and then keeps no handle on the aggregator's file.
+        var connectionString = new SqliteConnectionStringBuilder { DataSource = full, Mode = SqliteOpenMode.ReadOnly, Pooling = false, DefaultTimeout = 30 }.ToString();
+        var ledger = new RunLedger(full, connectionString, time);
+        using var c = ledger.Open();
+        // A ledger from before the shared migration scheme has its tables but no schema_version until the aggregator
+        // next starts; its tables are what is read.
+        return SqliteMigrator.HasTable(c, null, "runs") ? ledger : null;
     }
 
     public string Path { get; }
@@ -115,16 +172,57 @@ public sealed class RunLedger
     public IReadOnlyList<RunRecord> RecentRuns(int max)
     {
         using var c = Open();
-        using var cmd = Command(c, "SELECT run_id, stage, started_at, finished_at, duration_ms, status, inputs, outputs, rows, error FROM runs ORDER BY started_at DESC, run_id DESC LIMIT $max", ("$max", max));
+        using var cmd = Command(c, $"SELECT {RunColumns} FROM runs ORDER BY started_at DESC, run_id DESC LIMIT $max", ("$max", max));
         using var r = cmd.ExecuteReader();
         var runs = new List<RunRecord>();
         while (r.Read())
-        {
-            runs.Add(new RunRecord(
-                r.GetString(0), r.GetString(1), Parse(r.GetString(2)), r.IsDBNull(3) ? null : Parse(r.GetString(3)),
-                r.IsDBNull(4) ? null : r.GetInt64(4), r.GetString(5), r.GetInt64(6), r.GetInt64(7), r.GetInt64(8), r.IsDBNull(9) ? null : r.GetString(9)));
-        }
+            runs.Add(ReadRun(r));
         return runs;
+    }
+
+    private const string RunColumns = "run_id, stage, started_at, finished_at, duration_ms, status, inputs, outputs, rows, error";
+
+    private static RunRecord ReadRun(SqliteDataReader r) => new(
+        r.GetString(0), r.GetString(1), Parse(r.GetString(2)), r.IsDBNull(3) ? null : Parse(r.GetString(3)),
+        r.IsDBNull(4) ? null : r.GetInt64(4), r.GetString(5), r.GetInt64(6), r.GetInt64(7), r.GetInt64(8), r.IsDBNull(9) ? null : r.GetString(9));
+
+    /// <summary>Every stage that has run, by name: its newest run and its runs counted by status.</summary>
+    public IReadOnlyList<StageRuns> Stages()
+    {
+        using var c = Open();
+        var stages = new List<string>();
+        using (var cmd = Command(c, "SELECT DISTINCT stage FROM runs ORDER BY stage"))
+        using (var r = cmd.ExecuteReader())
+        {
+            while (r.Read())
+                stages.Add(r.GetString(0));
+        }
+
+        var list = new List<StageRuns>();
+        foreach (var stage in stages)
+        {
+            RunRecord? last = null;
+            using (var cmd = Command(c, $"SELECT {RunColumns} FROM runs WHERE stage = $s ORDER BY started_at DESC, run_id DESC LIMIT 1", ("$s", stage)))
+            using (var r = cmd.ExecuteReader())
+            {
+                if (r.Read())
+                    last = ReadRun(r);
+            }
+
+            var counts = new SortedDictionary<string, long>(StringComparer.Ordinal);
+            using (var cmd = Command(c, "SELECT status, count(*) FROM runs WHERE stage = $s GROUP BY status", ("$s", stage)))
+            using (var r = cmd.ExecuteReader())
+            {
+                while (r.Read())
+                    counts[r.GetString(0)] = r.GetInt64(1);
+            }
+
+            // A stage's runs pruned between the two queries: it is left out until it runs again.
+            if (last is not null)
+                list.Add(new StageRuns(stage, last, counts));
+        }
+
+        return list;
     }
 
     public IReadOnlyList<(string Direction, string Path, long? Rows)> RunFiles(string runId)
@@ -168,6 +266,13 @@ public sealed class RunLedger
     {
         using var c = Open();
         return ReadCaptures(c, "WHERE status = 'parsed' AND updated_at <= $cutoff ORDER BY updated_at, sha256", ("$cutoff", Format(cutoff)));
+    }
+
+    /// <summary>The <paramref name="max"/> captures most recently failed or quarantined, newest first.</summary>
+    public IReadOnlyList<CaptureState> Problems(int max)
+    {
+        using var c = Open();
+        return ReadCaptures(c, "WHERE status <> 'parsed' ORDER BY updated_at DESC, sha256 LIMIT $max", ("$max", max));
     }
 
     /// <summary>Failed captures whose back-off has run out, oldest first.</summary>

@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Survey6.Data.Views;
 using Survey6.Packets.Files;
 using Survey6.Server.Api;
 using Survey6.Server.Control;
@@ -41,8 +42,8 @@ public static partial class WebHostingExtensions
         services.AddSurvey6DataProtection();
         services.AddSingleton<WebAdminStore>();
         services.AddSingleton<WebData>();
-        services.AddSingleton<AggregatorLedgerReader>();
-        services.AddSingleton<IDatasetSummarySource, LakeDatasetSummary>();
+        // The data page's ledger and lake readers (IPipelineViewSource, IDatasetSummarySource) belong to the
+        // aggregator; the program that hosts the server registers them, and the page says when there are none.
         services.AddAntiforgery(o =>
         {
             o.Cookie.Name = "survey6.af";
@@ -299,24 +300,25 @@ public static partial class WebHostingExtensions
         return Results.Redirect($"/tokens?done={Uri.EscapeDataString($"token {id} revoked")}", preserveMethod: false);
     }
 
-    private static async Task<IResult> DataAsync(HttpContext context, IAntiforgery antiforgery, WebData data, AggregatorLedgerReader ledger)
+    private static async Task<IResult> DataAsync(HttpContext context, IAntiforgery antiforgery, WebData data)
     {
         var cancellationToken = context.RequestAborted;
         var (ingest, ingestError) = await data.IngestAsync(cancellationToken).ConfigureAwait(false);
-        PipelineView? pipeline;
+        var ledger = context.RequestServices.GetService<IPipelineViewSource>();
+        PipelineView? pipeline = null;
         try
         {
-            pipeline = ledger.Read();
+            pipeline = ledger?.Read();
         }
         catch (Microsoft.Data.Sqlite.SqliteException)
         {
             // A ledger being created or migrated right now: show the page without it.
-            pipeline = null;
         }
 
+        var lake = context.RequestServices.GetService<IDatasetSummarySource>();
         DatasetSummary? dataset = null;
         string? datasetError = null;
-        if (context.RequestServices.GetService<IDatasetSummarySource>() is { } source)
+        if (lake is { } source)
         {
             try
             {
@@ -328,7 +330,7 @@ public static partial class WebHostingExtensions
             }
         }
 
-        var view = new WebPages.DataView(data.Totals(), data.Uploads(null, 20), ingest, ingestError, pipeline, dataset, datasetError, data.Now);
+        var view = new WebPages.DataView(data.Totals(), data.Uploads(null, 20), ingest, ingestError, ledger is not null, pipeline, lake is not null, dataset, datasetError, data.Now);
         return Html(WebPages.Data(view, antiforgery.GetAndStoreTokens(context)));
     }
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Antiforgery;
+using Survey6.Data.Views;
 using Survey6.Ingest;
 using Survey6.Server.Api;
 using Survey6.Server.Control;
@@ -341,7 +342,9 @@ internal static class WebPages
         IReadOnlyList<UploadRecord> Uploads,
         IngestQueueStats? Ingest,
         string? IngestError,
+        bool LedgerReadable,
         PipelineView? Pipeline,
+        bool LakeReadable,
         DatasetSummary? Dataset,
         string? DatasetError,
         DateTimeOffset Now);
@@ -376,12 +379,18 @@ internal static class WebPages
             + "<div class=\"scroll\"><table id=\"uploads\" class=\"cards\"><thead><tr><th>Received</th><th>Probe</th><th>Capture</th><th class=\"num\">Size</th><th>Window</th><th></th></tr></thead>"
             + $"<tbody>{uploads}</tbody></table></div></section>"
             + "<section aria-labelledby=\"ingest-h\"><h2 id=\"ingest-h\">Ingest queue</h2>" + ingest + "</section>"
-            + Pipeline(view.Pipeline)
-            + Dataset(view.Dataset, view.DatasetError, view.Pipeline), tokens, "/data");
+            + Pipeline(view.Pipeline, view.LedgerReadable)
+            + Dataset(view.Dataset, view.DatasetError, view.Pipeline, view.LakeReadable), tokens, "/data");
     }
 
-    private static string Pipeline(PipelineView? pipeline)
+    private static string Pipeline(PipelineView? pipeline, bool readable)
     {
+        if (!readable)
+        {
+            return "<section aria-labelledby=\"pipeline-h\"><h2 id=\"pipeline-h\">Pipeline</h2>"
+                + "<p class=\"muted\" id=\"no-ledger-reader\">The aggregator's ledger is not available here: this server runs without the aggregator's code. <code>survey6 aggregate status</code> shows it.</p></section>";
+        }
+
         if (pipeline is null)
         {
             return "<section aria-labelledby=\"pipeline-h\"><h2 id=\"pipeline-h\">Pipeline</h2>"
@@ -412,13 +421,16 @@ internal static class WebPages
             + "</section>";
     }
 
-    private static string Dataset(DatasetSummary? dataset, string? error, PipelineView? pipeline)
+    private static string Dataset(DatasetSummary? dataset, string? error, PipelineView? pipeline, bool readable)
     {
         var rows = dataset?.RowsPerTable ?? pipeline?.RowsPerTable;
         var body = new StringBuilder();
+        if (!readable)
+            body.Append("<p class=\"muted\" id=\"no-lake-reader\">The lake is not available here: this server runs without the aggregator's query engine. <code>survey6 query</code> reads it.</p>");
         if (rows is null || rows.Count == 0)
         {
-            body.Append("<p class=\"muted\" id=\"no-dataset\">No dataset yet: nothing has been parsed into the lake.</p>");
+            if (readable)
+                body.Append("<p class=\"muted\" id=\"no-dataset\">No dataset yet: nothing has been parsed into the lake.</p>");
         }
         else
         {

@@ -1,5 +1,5 @@
 using Survey6.Aggregator.Ledger;
-using Survey6.Server.Web;
+using Survey6.Data.Views;
 using Survey6.Testing;
 
 namespace Survey6.Server.Tests.Web;
@@ -25,10 +25,10 @@ public sealed class AggregatorLocationTests
         var run = ledger.StartRun("parse");
         ledger.FinishRun(run, "succeeded", 3, 2, 1234, null);
 
-        var view = server.Get<AggregatorLedgerReader>().Read();
+        var view = server.Get<IPipelineViewSource>().Read();
         Assert.NotNull(view);
         Assert.Equal(run, Assert.Single(view.RecentRuns).RunId);
-        Assert.Equal(lake, Assert.IsType<LakeDatasetSummary>(server.Get<IDatasetSummarySource>()).LakeDirectory);
+        Assert.Equal(lake, server.Get<IDatasetSummarySource>().LakeDirectory);
         Assert.False(File.Exists(Path.Combine(server.DataDirectory, "aggregator.db")));
     }
 }

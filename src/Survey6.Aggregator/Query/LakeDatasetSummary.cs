@@ -1,15 +1,16 @@
 using System.Data.Common;
 using System.Globalization;
 using DuckDB.NET.Data;
-using Survey6.Aggregator.Query;
 using Survey6.Aggregator.Storage;
 using Survey6.Data;
+using Survey6.Data.Views;
 
-namespace Survey6.Server.Web;
+namespace Survey6.Aggregator.Query;
 
 /// <summary>
 /// <see cref="IDatasetSummarySource"/> over the Parquet lake (<c>DATA/lake</c>, or <c>Aggregator:LakeDirectory</c>:
-/// <see cref="DataLayout.Lake"/>), read with the aggregator's own DuckDB views. The aggregate datasets are used
+/// <see cref="DataLayout.Lake"/>), read through <see cref="LakeQuery.Read{T}"/> with the aggregator's own DuckDB views,
+/// for the C&amp;C's data page (registered by <see cref="AggregatorViewsServiceCollectionExtensions.AddSurvey6AggregatorViews"/>). The aggregate datasets are used
 /// when they exist; before the first aggregate run the figures come from the packets dataset. A result
 /// is kept for <see cref="CacheFor"/> so that reloading the page does not rescan the lake.
 /// </summary>

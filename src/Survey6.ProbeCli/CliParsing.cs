@@ -5,10 +5,10 @@ using Survey6.Packets.Capture;
 namespace Survey6.Cli;
 
 /// <summary>
-/// Parsers for option values shared by command groups. This part needs only the contracts, so the
-/// probe-only program (src/Survey6.ProbeHost) compiles it too; server-side parsers live in CliParsing.Server.cs.
+/// Parsers for option values shared by command groups. It needs only the contracts, so the probe-only program
+/// (src/Survey6.ProbeHost) has it too; durations go through the server's <c>DurationText</c>, in the server's commands.
 /// </summary>
-public static partial class CliParsing
+public static class CliParsing
 {
     /// <summary>Repeated <c>key=value</c> options into a dictionary; later keys win.</summary>
     public static bool TryParseLabels(IEnumerable<string>? pairs, out SortedDictionary<string, string> labels, out string? error)

@@ -15,7 +15,7 @@ namespace Survey6.Cli;
 /// creates under a root-owned parent stays root's). The probe daemon cannot switch: it needs capture capabilities,
 /// which a change of uid drops, so <see cref="DaemonRefusal"/> names the command that starts it as the owner.
 /// </summary>
-internal static partial class DirectoryOwner
+public static partial class DirectoryOwner
 {
     private const int AtCurrentDirectory = -100;
     private const uint StatxUid = 0x8;
