@@ -128,7 +128,7 @@ public static class QueryCommand
     {
         output.WriteLine(string.Join(',', Enumerable.Range(0, reader.FieldCount).Select(i => Csv(reader.GetName(i)))));
         while (reader.Read())
-            output.WriteLine(string.Join(',', Enumerable.Range(0, reader.FieldCount).Select(i => reader.IsDBNull(i) ? "" : Csv(Text(reader.GetValue(i))))));
+            output.WriteLine(string.Join(',', Enumerable.Range(0, reader.FieldCount).Select(i => reader.IsDBNull(i) ? "" : Csv(Text(Value(reader, i))))));
     }
 
     private static string Csv(string value) =>
@@ -146,7 +146,7 @@ public static class QueryCommand
                 for (int i = 0; i < reader.FieldCount; i++)
                 {
                     json.WritePropertyName(reader.GetName(i));
-                    WriteJson(json, reader.IsDBNull(i) ? null : reader.GetValue(i));
+                    WriteJson(json, reader.IsDBNull(i) ? null : Value(reader, i));
                 }
                 json.WriteEndObject();
             }
@@ -159,13 +159,25 @@ public static class QueryCommand
         var names = Enumerable.Range(0, reader.FieldCount).Select(reader.GetName).ToArray();
         var rows = new List<string[]>();
         while (reader.Read())
-            rows.Add(Enumerable.Range(0, reader.FieldCount).Select(i => reader.IsDBNull(i) ? "NULL" : Text(reader.GetValue(i))).ToArray());
+            rows.Add(Enumerable.Range(0, reader.FieldCount).Select(i => reader.IsDBNull(i) ? "NULL" : Text(Value(reader, i))).ToArray());
         var widths = names.Select((n, i) => Math.Max(n.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
         output.WriteLine(string.Join(" | ", names.Select((n, i) => n.PadRight(widths[i]))).TrimEnd());
         output.WriteLine(string.Join("-+-", widths.Select(w => new string('-', w))));
         foreach (var row in rows)
             output.WriteLine(string.Join(" | ", row.Select((v, i) => v.PadRight(widths[i]))).TrimEnd());
         output.WriteLine($"({rows.Count} row{(rows.Count == 1 ? "" : "s")})");
+    }
+
+    /// <summary>
+    /// A column's value; a TIMESTAMPTZ (the lake's times) comes from DuckDB as a DateTime of the UTC instant and is
+    /// shown as one, with its zero offset, so that it reads apart from a plain TIMESTAMP.
+    /// </summary>
+    private static object Value(DbDataReader reader, int i)
+    {
+        var value = reader.GetValue(i);
+        return value is DateTime t && string.Equals(reader.GetDataTypeName(i), "TimestampTz", StringComparison.OrdinalIgnoreCase)
+            ? new DateTimeOffset(DateTime.SpecifyKind(t, DateTimeKind.Utc))
+            : value;
     }
 
     /// <summary>Scalars as invariant text; lists and maps as JSON.</summary>
@@ -206,6 +218,9 @@ public static class QueryCommand
                 break;
             case DateOnly d:
                 json.WriteStringValue(d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+                break;
+            case DateTimeOffset t:
+                json.WriteStringValue(t.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFFzzz", CultureInfo.InvariantCulture));
                 break;
             case byte[] bytes:
                 json.WriteStringValue(Convert.ToHexString(bytes));

@@ -120,6 +120,19 @@ public sealed partial class DataLayout
     /// <exception cref="ArgumentException">The probe id or the SHA-256 (<see cref="IsSha256"/>) is not valid.</exception>
     public string CapturePath(string probeId, DateOnly date, string sha256) => Path.Combine(CaptureDirectory(probeId, date), RequireSha256(sha256) + CaptureSuffix);
 
+    /// <summary>
+    /// A stored capture's name relative to the data directory, <c>captures/PROBE/YYYY-MM-DD/SHA.pcapng</c> with
+    /// <c>/</c> separators: what the lake records (<c>captures.capture_path</c>), so that it holds wherever the
+    /// directory is mounted. <c>Path.Combine(Root, name)</c> is <see cref="CapturePath"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The probe id or the SHA-256 (<see cref="IsSha256"/>) is not valid.</exception>
+    public static string StoredCaptureName(string probeId, DateOnly date, string sha256)
+    {
+        if (!IsValidProbeId(probeId))
+            throw new ArgumentException($"'{probeId}' is not a valid probe id (1-{MaxProbeIdLength} of A-Z a-z 0-9 . _ -, not starting with a dot).", nameof(probeId));
+        return string.Join('/', CapturesName, probeId, date.ToString(DateFolderFormat, CultureInfo.InvariantCulture), RequireSha256(sha256) + CaptureSuffix);
+    }
+
     /// <summary>The server's manifest beside a stored capture: <c>captures/PROBE/YYYY-MM-DD/SHA.manifest.json</c>.</summary>
     /// <exception cref="ArgumentException">The probe id or the SHA-256 (<see cref="IsSha256"/>) is not valid.</exception>
     public string CaptureManifestPath(string probeId, DateOnly date, string sha256) =>

@@ -416,6 +416,8 @@ public class ParseBehaviourTests
         {
             var row = parsed.Data[i];
             Assert.Equal(expected[i][0], row["time_epoch_ns"]);
+            // The typed time reads as the same instant, to the microsecond.
+            Assert.Equal(DateTime.UnixEpoch.AddTicks((long)expected[i][0]! / 1000 * TimeSpan.TicksPerMicrosecond), row["ts"]);
             Assert.Equal(expected[i][1], row["hop_limit"]);
             Assert.Equal(expected[i][2], row["dns_qname"]);
             Assert.Equal(expected[i][3], string.Join(',', ((System.Collections.IEnumerable)row["dns_aaaa"]!).Cast<object>()));

@@ -11,6 +11,20 @@ public sealed class DataLayoutTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("survey6-layout-").FullName;
 
     [Fact]
+    public void A_stored_captures_name_is_relative_to_the_data_directory_and_resolves_to_its_path()
+    {
+        var layout = new DataLayout(Path.Combine(_dir, "data"));
+        var sha = new string('a', 64);
+        var date = new DateOnly(2024, 5, 1);
+        var name = DataLayout.StoredCaptureName("probe-1", date, sha);
+        Assert.Equal($"captures/probe-1/2024-05-01/{sha}.pcapng", name);
+        Assert.False(Path.IsPathRooted(name));
+        Assert.Equal(layout.CapturePath("probe-1", date, sha), Path.Combine(layout.Root, name));
+        Assert.Throws<ArgumentException>(() => DataLayout.StoredCaptureName("..", date, sha));
+        Assert.Throws<ArgumentException>(() => DataLayout.StoredCaptureName("probe-1", date, "../x"));
+    }
+
+    [Fact]
     public void Every_name_is_under_the_data_directory_unless_the_aggregator_settings_move_the_lake_or_the_ledger()
     {
         var layout = new DataLayout(Path.Combine(_dir, "data"));

@@ -54,6 +54,13 @@ public sealed class ManifestToLakeTests : IAsyncLifetime
         await UploadWithManifestAsync(24, kernel: 0, queue: 0, disk: 0);
         Assert.Equal(0, await AggregateOnceAsync());
         Assert.Equal($"{_windowStart},{_windowEnd}", Query("SELECT window_start_ns, window_end_ns FROM captures"));
+        // The same window typed, as a UTC instant to the microsecond.
+        Assert.Equal($"{Utc(_windowStart)},{Utc(_windowEnd)}", Query("SELECT window_start, window_end FROM captures"));
+        // Where the server stored it, relative to its data directory.
+        var stored = Query("SELECT capture_path FROM captures");
+        Assert.False(Path.IsPathRooted(stored), stored);
+        Assert.StartsWith("captures/" + _probeId + "/", stored, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(_server.DataDirectory, stored)), stored);
         // The manifest claims other labels and another place: the server's record of the probe wins.
         Assert.Equal("rack=r1;site=lab,DE,Berlin", Query("SELECT labels, location_country, location_city FROM captures"));
     }
@@ -181,6 +188,9 @@ public sealed class ManifestToLakeTests : IAsyncLifetime
         Assert.True(exit == 0, error + output);
         return exit;
     }
+
+    private static string Utc(long nanoseconds) =>
+        DateTimeOffset.UnixEpoch.AddTicks(nanoseconds / 1000 * TimeSpan.TicksPerMicrosecond).ToString("yyyy-MM-dd HH:mm:ss.FFFFFFFzzz", CultureInfo.InvariantCulture);
 
     /// <summary>The rows of <c>survey6 query --format csv</c> without the header, one line.</summary>
     private string Query(string sql) => string.Join("\n", QueryRows(_server.DataDirectory, sql));

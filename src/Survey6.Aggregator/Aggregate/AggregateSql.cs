@@ -17,6 +17,19 @@ internal static class AggregateSql
     /// <summary>Bumped whenever a partial's columns or meaning change, so that older partials are recomputed.</summary>
     public const int PartialFormat = 1;
 
+    /// <summary>
+    /// Bumped whenever a dataset's columns change while the partials do not, so that dates merged before are merged
+    /// again from their partials. 2: typed TIMESTAMP columns beside the nanosecond ones, <c>summary.hour</c> UTC.
+    /// </summary>
+    public const int DatasetFormat = 2;
+
+    /// <summary>
+    /// A first and last time as the datasets carry them: TIMESTAMPTZ (Parquet TIMESTAMP, UTC-adjusted, microseconds;
+    /// truncated, as the packets' <c>ts</c>) named <c>first_seen</c>, <c>last_seen</c>, then the exact nanoseconds.
+    /// </summary>
+    private static string SeenTimes(string first, string last) =>
+        $"make_timestamptz(({first}) // 1000) AS first_seen, make_timestamptz(({last}) // 1000) AS last_seen, {first} AS first_seen_ns, {last} AS last_seen_ns";
+
     /// <summary>Partial files per capture, one per dataset family; prefixes derive from the merged addresses.</summary>
     public const string FlowsPartial = "flows";
     public const string AddressesPartial = "addresses";
@@ -178,7 +191,7 @@ internal static class AggregateSql
     public static string Flows(string partials) => $"""
         SELECT
             probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation,
-            min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns,
+            {SeenTimes("min(first_seen_ns)", "max(last_seen_ns)")},
             CAST(sum(packets) AS BIGINT) AS packets,
             CAST(sum(bytes) AS BIGINT) AS bytes,
             CAST(sum(payload_bytes) AS BIGINT) AS payload_bytes,
@@ -208,27 +221,27 @@ internal static class AggregateSql
             type, iid_class,
             {{(anonymised ? "CAST(NULL AS VARCHAR)" : "ipv6_embedded_ipv4(address)")}} AS embedded_ipv4,
             {{(anonymised ? "CAST(NULL AS VARCHAR)" : "ipv6_mac(address)")}} AS mac,
-            first_seen_ns, last_seen_ns, packets_as_src, packets_as_dst, probes, len(probes) AS probe_count
+            {{SeenTimes("first_seen_ns", "last_seen_ns")}}, packets_as_src, packets_as_dst, probes, len(probes) AS probe_count
         FROM agg
         """;
 
     public static string Addresses => """
-        SELECT address, prefix48, prefix64, type, iid_class, embedded_ipv4, mac, first_seen_ns, last_seen_ns,
+        SELECT address, prefix48, prefix64, type, iid_class, embedded_ipv4, mac, first_seen, last_seen, first_seen_ns, last_seen_ns,
             packets_as_src, packets_as_dst, probes, probe_count
         FROM addr ORDER BY address
         """;
 
-    public static string Prefixes => """
+    public static string Prefixes => $"""
         WITH p AS (
-            SELECT 32 AS prefix_len, prefix32 AS prefix, * EXCLUDE (prefix32, prefix48, prefix64) FROM addr
-            UNION ALL SELECT 48, prefix48, * EXCLUDE (prefix32, prefix48, prefix64) FROM addr
-            UNION ALL SELECT 64, prefix64, * EXCLUDE (prefix32, prefix48, prefix64) FROM addr
+            SELECT 32 AS prefix_len, prefix32 AS prefix, * EXCLUDE (prefix32, prefix48, prefix64, first_seen, last_seen) FROM addr
+            UNION ALL SELECT 48, prefix48, * EXCLUDE (prefix32, prefix48, prefix64, first_seen, last_seen) FROM addr
+            UNION ALL SELECT 64, prefix64, * EXCLUDE (prefix32, prefix48, prefix64, first_seen, last_seen) FROM addr
         )
         SELECT prefix_len, prefix,
             count(*) AS addresses,
             CAST(sum(packets_as_src) AS BIGINT) AS packets_as_src,
             CAST(sum(packets_as_dst) AS BIGINT) AS packets_as_dst,
-            min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns,
+            {SeenTimes("min(first_seen_ns)", "max(last_seen_ns)")},
             histogram(coalesce(iid_class, 'none')) AS iid_mix,
             list_sort(list_distinct(flatten(list(probes)))) AS probes
         FROM p
@@ -244,7 +257,7 @@ internal static class AggregateSql
             CAST(sum(responses) AS BIGINT) AS responses,
             CAST(len(list_distinct(flatten(list(clients)))) AS BIGINT) AS clients,
             CAST(len(list_distinct(flatten(list(servers)))) AS BIGINT) AS servers,
-            min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns,
+            {SeenTimes("min(first_seen_ns)", "max(last_seen_ns)")},
             coalesce(CAST(sum(aaaa_records) AS BIGINT), 0) AS aaaa_records,
             coalesce(list_sort(list_distinct(flatten(list(aaaa) FILTER (WHERE aaaa IS NOT NULL)))), []) AS aaaa,
             list_sort(list_distinct(list(probe_id))) AS probes
@@ -258,7 +271,7 @@ internal static class AggregateSql
             CAST(sum(packets) AS BIGINT) AS packets,
             CAST(len(list_distinct(flatten(list(sources)))) AS BIGINT) AS sources,
             CAST(len(list_distinct(flatten(list(destinations)))) AS BIGINT) AS destinations,
-            min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns
+            {SeenTimes("min(first_seen_ns)", "max(last_seen_ns)")}
         FROM {ReadPartial(partials)}
         GROUP BY probe_id, type, code
         ORDER BY probe_id, type, code NULLS FIRST
@@ -267,7 +280,7 @@ internal static class AggregateSql
     public static string Icmpv6Routers(string partials) => $"""
         SELECT probe_id, router, CAST(sum(advertisements) AS BIGINT) AS advertisements,
             coalesce(list_sort(list_distinct(flatten(list(prefixes) FILTER (WHERE prefixes IS NOT NULL)))), []) AS prefixes,
-            min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns
+            {SeenTimes("min(first_seen_ns)", "max(last_seen_ns)")}
         FROM {ReadPartial(partials)}
         GROUP BY probe_id, router
         ORDER BY probe_id, router
@@ -358,7 +371,7 @@ internal static class AggregateSql
             FROM combined
             GROUP BY probe_id, h
         )
-        SELECT t.probe_id, make_timestamp(t.h * 3600000000) AS hour,
+        SELECT t.probe_id, make_timestamptz(t.h * 3600000000) AS hour,
             t.captures,
             CAST(t.frames AS BIGINT) AS frames, CAST(t.duplicates AS BIGINT) AS duplicates,
             CAST(t.packets AS BIGINT) AS packets, CAST(t.bytes AS BIGINT) AS bytes,

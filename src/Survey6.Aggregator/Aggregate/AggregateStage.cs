@@ -272,6 +272,7 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
             SET memory_limit = {AggregateSql.Quote(options.DuckDbMemoryLimit)};
             SET temp_directory = {AggregateSql.Quote(spill)};
             SET preserve_insertion_order = true;
+            SET TimeZone = 'UTC';
             """, CancellationToken.None);
         return connection;
     }
@@ -308,7 +309,7 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
     /// </summary>
     private static string Fingerprint(LakeLayout lake, IReadOnlyList<string> packetsFiles, IReadOnlyList<string> captureFiles)
     {
-        var text = new StringBuilder().Append(AggregateSql.PartialFormat).Append('\n');
+        var text = new StringBuilder().Append(AggregateSql.PartialFormat).Append('/').Append(AggregateSql.DatasetFormat).Append('\n');
         foreach (var file in packetsFiles.Concat(captureFiles))
             text.Append(Path.GetRelativePath(lake.Root, file)).Append('\n');
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));

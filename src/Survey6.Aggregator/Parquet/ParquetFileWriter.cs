@@ -11,10 +11,22 @@ internal enum PhysicalType
     ByteArray = 6,
 }
 
-/// <summary>Parquet ConvertedType values used here.</summary>
+/// <summary>Parquet ConvertedType values used here (the legacy annotation, written beside the LogicalType for older readers).</summary>
 internal static class ConvertedType
 {
-    public const int Utf8 = 0, List = 3, UInt8 = 11, UInt16 = 12, UInt32 = 13;
+    public const int Utf8 = 0, List = 3, TimestampMicros = 10, UInt8 = 11, UInt16 = 12, UInt32 = 13;
+}
+
+/// <summary>
+/// The LogicalType annotations written here (parquet.thrift <c>LogicalType</c>). A timestamp is INT64 microseconds since
+/// the Unix epoch, UTC-adjusted: the one form Spark, pyarrow and DuckDB all read as an instant without options.
+/// </summary>
+internal enum LogicalAnnotation
+{
+    None,
+
+    /// <summary><c>TIMESTAMP(isAdjustedToUTC = true, unit = MICROS)</c>, ConvertedType <c>TIMESTAMP_MICROS</c>.</summary>
+    TimestampMicrosUtc,
 }
 
 /// <summary>Parquet Encoding values used here.</summary>
@@ -24,8 +36,13 @@ internal static class ParquetEncoding
 }
 
 /// <summary>A leaf column: flat (optional or required) or an optional list of optional elements (3-level LIST).</summary>
-internal sealed record ColumnSpec(string Name, PhysicalType Type, int? ConvertedType, bool Optional, bool IsList = false)
+internal sealed record ColumnSpec(string Name, PhysicalType Type, int? ConvertedType, bool Optional, bool IsList = false,
+    LogicalAnnotation Logical = LogicalAnnotation.None)
 {
+    /// <summary>An INT64 of microseconds since the Unix epoch, annotated as a UTC timestamp.</summary>
+    public static ColumnSpec Timestamp(string name, bool optional) =>
+        new(name, PhysicalType.Int64, global::Survey6.Aggregator.Parquet.ConvertedType.TimestampMicros, optional, Logical: LogicalAnnotation.TimestampMicrosUtc);
+
     public int MaxDefinition => IsList ? 3 : Optional ? 1 : 0;
 
     public int MaxRepetition => IsList ? 1 : 0;
@@ -257,6 +274,19 @@ internal sealed class ParquetFileWriter : IDisposable
             t.String(4, name);
             if (c.ConvertedType is { } converted)
                 t.I32(6, converted);
+            if (c.Logical == LogicalAnnotation.TimestampMicrosUtc)
+            {
+                // SchemaElement.logicalType (10) = LogicalType.TIMESTAMP (8) = TimestampType{isAdjustedToUTC (1), unit (2) = TimeUnit.MICROS (2)}.
+                t.StructField(10);
+                t.StructField(8);
+                t.Bool(1, true);
+                t.StructField(2);
+                t.StructField(2);
+                t.EndStruct();
+                t.EndStruct();
+                t.EndStruct();
+                t.EndStruct();
+            }
             t.EndStruct();
         }
     }

@@ -2,6 +2,7 @@ using Survey6.Aggregator.Anonymisation;
 using Survey6.Aggregator.Sources;
 using Survey6.Aggregator.Storage;
 using Survey6.Contracts.Manifests;
+using Survey6.Data;
 using Survey6.Packets.Capture;
 using Survey6.Packets.Dissection;
 using Survey6.Packets.Files;
@@ -113,7 +114,8 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
             {
                 Sha256 = capture.Sha256,
                 ProbeId = probeId,
-                CapturePath = capture.CapturePath,
+                // Relative to the data directory, so that the row holds wherever the directory is mounted.
+                CapturePath = DataLayout.StoredCaptureName(probeId, capture.Date, capture.Sha256),
                 SizeBytes = new FileInfo(capture.CapturePath).Length,
                 Format = reader.Format == CaptureFileFormat.Pcapng ? "pcapng" : "pcap",
                 Frames = pump.Frames,

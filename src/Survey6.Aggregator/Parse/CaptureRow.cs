@@ -8,6 +8,7 @@ public sealed record CaptureRow
 {
     public required string Sha256 { get; init; }
     public required string ProbeId { get; init; }
+    /// <summary>The stored capture relative to the data directory, <c>captures/PROBE/DATE/SHA.pcapng</c> (<see cref="Survey6.Data.DataLayout.StoredCaptureName"/>).</summary>
     public required string CapturePath { get; init; }
     public long SizeBytes { get; init; }
     public required string Format { get; init; }
@@ -40,6 +41,9 @@ public sealed record CaptureRow
     /// <summary>Not a column: the key of the anonymised packets file beside it, recorded in the file's metadata.</summary>
     public string? AnonymisationKeyId { get; init; }
 
+    private static DateTime? ToUtc(long? nanoseconds) =>
+        nanoseconds is { } ns ? DateTime.UnixEpoch.AddTicks(ns / 1000 * TimeSpan.TicksPerMicrosecond) : null;
+
     /// <summary>Writes the row as a one-row Parquet file.</summary>
     public async Task WriteAsync(Stream output, CancellationToken ct)
     {
@@ -47,7 +51,10 @@ public sealed record CaptureRow
         {
             Str("capture_sha256", Sha256), Str("probe_id", ProbeId), Str("capture_path", CapturePath), Long("size_bytes", SizeBytes),
             Str("format", Format), Long("frames", Frames), Long("packet_frames", PacketFrames), Long("ipv6_frames", Ipv6Frames),
-            Long("bytes_on_wire", BytesOnWire), Long("first_time_ns", FirstTimeNs), Long("last_time_ns", LastTimeNs),
+            Long("bytes_on_wire", BytesOnWire),
+            Time("first_time", FirstTimeNs), Time("last_time", LastTimeNs), Time("window_start", WindowStartNs), Time("window_end", WindowEndNs),
+            Time("received_at", ReceivedAtNs),
+            Long("first_time_ns", FirstTimeNs), Long("last_time_ns", LastTimeNs),
             Long("window_start_ns", WindowStartNs), Long("window_end_ns", WindowEndNs), Long("received_at_ns", ReceivedAtNs),
             Str("hostname", Hostname), Str("labels", Labels), Double("location_lat", Latitude), Double("location_lon", Longitude),
             Str("location_country", Country), Str("location_city", City), Str("interface", Interface), Str("filter", Filter),
@@ -72,6 +79,11 @@ public sealed record CaptureRow
 
         (DataField, Func<ParquetRowGroupWriter, DataField, Task>) Long(string name, long? value) =>
             (new DataField<long?>(name), (g, f) => g.WriteAsync<long>(f, (ReadOnlyMemory<long?>)new long?[] { value }, null, null, ct));
+
+        // TIMESTAMP(isAdjustedToUTC, MICROS), truncated to the microsecond as the packets' ts; the *_ns column keeps the exact value.
+        (DataField, Func<ParquetRowGroupWriter, DataField, Task>) Time(string name, long? nanoseconds) =>
+            (new DateTimeDataField(name, DateTimeFormat.Timestamp, isAdjustedToUTC: true, unit: DateTimeTimeUnit.Micros, isNullable: true),
+             (g, f) => g.WriteAsync<DateTime>(f, (ReadOnlyMemory<DateTime?>)new DateTime?[] { ToUtc(nanoseconds) }, null, null, ct));
 
         (DataField, Func<ParquetRowGroupWriter, DataField, Task>) Double(string name, double? value) =>
             (new DataField<double?>(name), (g, f) => g.WriteAsync<double>(f, (ReadOnlyMemory<double?>)new double?[] { value }, null, null, ct));

@@ -127,7 +127,8 @@ internal static class ValueEncoder
         : Unsafe.As<T, uint>(ref value);
 
     /// <summary>Encodes the present values of a chunk (levels already written).</summary>
-    public static void Values<T>(ReadOnlySpan<T> values, bool delta, ValueDictionary? dictionary, ChunkBuilder chunk)
+    /// <param name="stats">Min/max statistics for a PLAIN INT64 column too (delta-encoded ones always have them).</param>
+    public static void Values<T>(ReadOnlySpan<T> values, bool delta, ValueDictionary? dictionary, ChunkBuilder chunk, bool stats = false)
         where T : struct
     {
         if (dictionary is not null && IsDictionary<T>())
@@ -163,13 +164,24 @@ internal static class ValueEncoder
         else
         {
             Column.Plain(values, chunk.Page);
+            if (stats && typeof(T) == typeof(long) && !values.IsEmpty)
+            {
+                var longs = MemoryMarshal.Cast<T, long>(values);
+                long min = long.MaxValue, max = long.MinValue;
+                foreach (var l in longs)
+                {
+                    min = Math.Min(min, l);
+                    max = Math.Max(max, l);
+                }
+                (chunk.Min, chunk.Max) = (min, max);
+            }
         }
     }
 }
 
-/// <summary>A nullable value per row.</summary>
-internal sealed class NullableColumn<T>(string name, int capacity, ValueDictionary? dictionary = null, bool delta = false)
-    : Column(new ColumnSpec(name, PhysicalOf<T>(), ConvertedOf<T>(), Optional: true))
+/// <summary>A nullable value per row; with <paramref name="timestamp"/>, INT64 microseconds annotated as a UTC timestamp.</summary>
+internal sealed class NullableColumn<T>(string name, int capacity, ValueDictionary? dictionary = null, bool delta = false, bool timestamp = false)
+    : Column(timestamp ? ColumnSpec.Timestamp(name, optional: true) : new ColumnSpec(name, PhysicalOf<T>(), ConvertedOf<T>(), Optional: true))
     where T : struct
 {
     public T?[] Values = new T?[capacity];
@@ -200,7 +212,9 @@ internal sealed class NullableColumn<T>(string name, int capacity, ValueDictiona
         chunk.Slots = rows;
         chunk.NullCount = rows - count;
         WriteLevels(levels.AsSpan(0, rows), chunk.Page);
-        ValueEncoder.Values<T>(dense.AsSpan(0, count), delta, dictionary, chunk);
+        // Timestamps are PLAIN, with statistics so that time filters skip row groups: some readers (Parquet.Net)
+        // cannot decode a timestamp that is DELTA_BINARY_PACKED.
+        ValueEncoder.Values<T>(dense.AsSpan(0, count), delta && !timestamp, dictionary, chunk, stats: timestamp);
     }
 }
 
@@ -220,9 +234,12 @@ internal sealed class RequiredColumn<T>(string name, int capacity, ValueDictiona
     }
 }
 
-/// <summary>The same nullable value in every row of a file (capture metadata): a one-entry dictionary and one run.</summary>
-internal sealed class ConstantColumn<T>(string name)
-    : Column(new ColumnSpec(name, PhysicalOf<T>(), ConvertedOf<T>(), Optional: true))
+/// <summary>
+/// The same nullable value in every row of a file (capture metadata): a one-entry dictionary and one run. With
+/// <paramref name="timestamp"/>, INT64 microseconds annotated as a UTC timestamp.
+/// </summary>
+internal sealed class ConstantColumn<T>(string name, bool timestamp = false)
+    : Column(timestamp ? ColumnSpec.Timestamp(name, optional: true) : new ColumnSpec(name, PhysicalOf<T>(), ConvertedOf<T>(), Optional: true))
     where T : struct
 {
     public T? Value { get; set; }

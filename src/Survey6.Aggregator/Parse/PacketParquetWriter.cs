@@ -54,6 +54,8 @@ public sealed class PacketParquetWriter : IDisposable
     private readonly ConstantColumn<double> _longitude = new("location_lon");
     private readonly ConstantStringColumn _country = new("location_country");
     private readonly ConstantStringColumn _city = new("location_city");
+    private readonly ConstantColumn<long> _windowStartTime = new("window_start", timestamp: true);
+    private readonly ConstantColumn<long> _windowEndTime = new("window_end", timestamp: true);
     private readonly ConstantColumn<long> _windowStart = new("window_start_ns");
     private readonly ConstantColumn<long> _windowEnd = new("window_end_ns");
     private readonly ConstantColumn<long> _ifDropped = new("if_dropped");
@@ -61,6 +63,7 @@ public sealed class PacketParquetWriter : IDisposable
 
     // The record (docs/records.md), wire view then flow view.
     private readonly RequiredColumn<long> _frame;
+    private readonly NullableColumn<long> _ts;
     private readonly NullableColumn<long> _time;
     private readonly RequiredColumn<uint> _frameLen;
     private readonly RequiredColumn<uint> _capLen;
@@ -122,10 +125,10 @@ public sealed class PacketParquetWriter : IDisposable
         var m = _map;
         var v = _values;
         int n = _allocated;
-        Add(_captureSha, _probeId, _labels, _latitude, _longitude, _country, _city, _windowStart, _windowEnd, _ifDropped, _osDropped);
+        Add(_captureSha, _probeId, _labels, _latitude, _longitude, _country, _city, _windowStartTime, _windowEndTime, _windowStart, _windowEnd, _ifDropped, _osDropped);
 
         Add(
-            _frame = new("frame", n, delta: true), _time = new("time_epoch_ns", n, delta: true), _frameLen = new("frame_len", n, v), _capLen = new("cap_len", n, v),
+            _frame = new("frame", n, delta: true), _ts = new("ts", n, timestamp: true), _time = new("time_epoch_ns", n, delta: true), _frameLen = new("frame_len", n, v), _capLen = new("cap_len", n, v),
             _linkType = new("link_type", n, v), _interfaceId = new("interface_id", n, v), _path = new("path", n, s, m),
             _encapsulation = new("encapsulation", n, s, m), _ipv6Headers = new("ipv6_headers", n, v), _vlanId = new("vlan_id", n, v),
             _ipv4Src = new("ipv4_src", n, s, m), _ipv4Dst = new("ipv4_dst", n, s, m), _src = new("src", n, s, m), _dst = new("dst", n, s, m),
@@ -199,6 +202,8 @@ public sealed class PacketParquetWriter : IDisposable
         var p = r.Present;
 
         _frame.Values[i] = r.FrameNumber;
+        // The typed time truncates to microseconds (as DuckDB and Arrow cast); time_epoch_ns keeps the exact value.
+        _ts.Values[i] = r.HasTimestamp ? r.TimestampNanoseconds / 1000 : null;
         _time.Values[i] = r.HasTimestamp ? r.TimestampNanoseconds : null;
         _frameLen.Values[i] = r.FrameLength;
         _capLen.Values[i] = r.CapturedLength;
@@ -373,6 +378,8 @@ public sealed class PacketParquetWriter : IDisposable
         _longitude.Value = m.Longitude;
         _country.Value = m.Country;
         _city.Value = m.City;
+        _windowStartTime.Value = m.WindowStartNs / 1000;
+        _windowEndTime.Value = m.WindowEndNs / 1000;
         _windowStart.Value = m.WindowStartNs;
         _windowEnd.Value = m.WindowEndNs;
         _ifDropped.Value = m.InterfaceDropped;

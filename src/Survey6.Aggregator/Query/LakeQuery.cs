@@ -8,7 +8,7 @@ namespace Survey6.Aggregator.Query;
 /// <summary>
 /// DuckDB over the lake for ad-hoc SQL: every dataset that has files becomes a view of the same name (Hive
 /// partition columns <c>date</c>, and <c>probe</c> for the per-capture datasets, included), and the
-/// <c>ipv6_*</c> functions are available.
+/// <c>ipv6_*</c> functions are available. The session's time zone is UTC.
 /// </summary>
 public static class LakeQuery
 {
@@ -63,6 +63,12 @@ public static class LakeQuery
         try
         {
             Ipv6Functions.Register(connection);
+            // The lake's times are UTC instants; shown, truncated to a day or an hour, and parsed in UTC whatever the host's zone.
+            using (var zone = connection.CreateCommand())
+            {
+                zone.CommandText = "SET TimeZone = 'UTC'";
+                zone.ExecuteNonQuery();
+            }
             views = RegisterViews(connection, lake);
             return connection;
         }

@@ -7,6 +7,9 @@ public static class TestData
 
     public static string PcapsFolder => Path.Combine(RootPath.Value, "pcaps");
 
+    /// <summary>tshark's output per capture: <c>oracle/SOURCE/PATH.tsv</c> beside <c>pcaps/SOURCE/PATH</c>.</summary>
+    public static string OracleFolder => Path.Combine(RootPath.Value, "oracle");
+
     /// <summary>Every capture of the corpus, in ordinal order.</summary>
     public static IReadOnlyList<string> AllCaptures() =>
         Directory.EnumerateFiles(PcapsFolder, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
