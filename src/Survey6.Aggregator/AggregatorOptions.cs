@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Quartz;
+using Survey6.Aggregator.Connections;
 using Survey6.Data;
 
 namespace Survey6.Aggregator;
@@ -88,6 +89,12 @@ public sealed class AggregatorOptions
     /// <summary>Age after which the cleanup stage removes hidden temp files and staging folders in the lake.</summary>
     public TimeSpan TempFileMaxAge { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// Idle timeouts and TCP close delays of the <c>connections</c> dataset (section <c>Aggregator:Connections</c>),
+    /// Zeek's defaults.
+    /// </summary>
+    public ConnectionOptions Connections { get; set; } = new();
+
     /// <summary>Prefix-preserving anonymisation of the addresses in every output (off by default).</summary>
     public AnonymisationOptions Anonymisation { get; set; } = new();
 
@@ -164,6 +171,7 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
             failures.Add("Anonymisation:KeyPath must not be blank.");
         else if (options.Anonymisation is { Enabled: true, KeyPath: { } configured } && !File.Exists(configured))
             failures.Add($"Anonymisation:KeyPath '{configured}' does not exist (only the default key file is created on first use).");
+        failures.AddRange(options.Connections.Problems());
         if (options.DuckDbThreads is < 1 or > 256)
             failures.Add($"DuckDbThreads must be between 1 and 256 (is {options.DuckDbThreads}).");
         if (string.IsNullOrWhiteSpace(options.DuckDbMemoryLimit))

@@ -18,7 +18,7 @@ public static class QueryCommand
 {
     public static Command Create()
     {
-        var sql = new Argument<string>("SQL") { Description = "A DuckDB query; the datasets (packets, captures, flows, addresses, prefixes, dns, icmpv6, icmpv6_routers, summary) are views" };
+        var sql = new Argument<string>("SQL") { Description = "A DuckDB query; the datasets (packets, captures, flows, connections, addresses, prefixes, dns, icmpv6, icmpv6_routers, summary) are views" };
         var format = new Option<string>("--format") { Description = "Output format", DefaultValueFactory = _ => "table" };
         format.AcceptOnlyFromAmong("table", "csv", "jsonl");
         var lake = AggregateCommands.LakeOption();

@@ -40,9 +40,9 @@ public class IncrementalTests
     }
 
     /// <summary>
-    /// Two days, two probes. On each day probe-a's captures overlap and repeat frames of one another exactly (and one
+    /// Two days, three probes. On each day probe-a's captures overlap and repeat frames of one another exactly (and one
     /// repeats a frame of its own); probe-b saw some of the same frames (not duplicates: another vantage point); one
-    /// capture of probe-a lies apart in time.
+    /// capture of probe-a lies apart in time; probe-c's two captures each hold half of one TCP connection.
     /// </summary>
     private static List<Capture> Pool()
     {
@@ -85,6 +85,11 @@ public class IncrementalTests
                 file.Add(T(random.Next(0, 1200)), Frame(random));
                 pool.Add(new Capture("probe-b", date, file.ToArray(), $"{date}/b{c}"));
             }
+
+            // One TCP connection cut in two by probe-c's capture rotation: its connections row joins both halves.
+            var exchange = Connections.ConversationTests.Exchange().ConvertAll(f => (f.Time + offset, f.Frame));
+            pool.Add(new Capture("probe-c", date, Connections.ConversationTests.Write(exchange[..4]), $"{date}/c0"));
+            pool.Add(new Capture("probe-c", date, Connections.ConversationTests.Write(exchange[4..]), $"{date}/c1"));
         }
         return pool;
     }
@@ -145,11 +150,20 @@ public class IncrementalTests
             var report = await w.Runner.RebuildAsync(date, TimeSpan.FromSeconds(30), CancellationToken.None);
             Assert.NotNull(report);
             Assert.True(report.Succeeded, report.Error);
-            Assert.Equal(6, report.Inputs); // every capture of the date read again
+            Assert.Equal(8, report.Inputs); // every capture of the date read again
         }
         var rebuilt = Snapshot(w);
         foreach (var (name, rows) in rebuilt)
             Assert.True(rows == incremental[name], $"{name} differs between incremental runs and the rebuild:\n{incremental[name]}\n---\n{rows}");
+        using (var db = w.DuckDb())
+        {
+            // Connections are compared too, and the one split over probe-c's captures is joined whatever the arrival order.
+            var connections = Path.Combine(w.Lake.Dataset(LakeLayout.Connections), "*", LakeLayout.PartitionFile);
+            Assert.True(Workspace.Scalar<long>(db, $"SELECT count(*) FROM read_parquet({Workspace.Q(connections)})") > 20);
+            var split = Workspace.Rows(db, $"SELECT conn_state, history, orig_pkts, resp_pkts FROM read_parquet({Workspace.Q(connections)}) WHERE probe_id = 'probe-c'");
+            Assert.Equal(2, split.Count);
+            Assert.All(split, r => Assert.Equal(["SF", "ShADadFf", 5L, 4L], r));
+        }
 
         // Nor does the order matter: one arrival of everything at once gives the same rows.
         using var once = new Workspace();

@@ -58,7 +58,7 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
             if (inputs.Count == 0)
                 continue;
             // From names alone, so that an unchanged date costs two directory listings, not a read of its captures rows.
-            var fingerprint = Fingerprint(lake, inputs, CaptureFiles(lake, date));
+            var fingerprint = Fingerprint(lake, inputs, CaptureFiles(lake, date), ConnectionPartials.SettingsTag(_options.Connections));
             var state = ledger.GetPartition(date);
             if (rebuild is null && state is not null && state.Fingerprint == fingerprint
                 && LakeLayout.AggregateDatasets.All(d => File.Exists(Path.Combine(lake.DatePartition(d, date), LakeLayout.PartitionFile))))
@@ -75,7 +75,7 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
             }
             if (rebuild is not null && Directory.Exists(lake.PartialsPartition(date)))
                 Directory.Delete(lake.PartialsPartition(date), recursive: true);
-            var plan = PartialPlan.For(inputs, CaptureSpans(lake, date));
+            var plan = PartialPlan.For(inputs, CaptureSpans(lake, date), ConnectionPartials.SettingsTag(_options.Connections));
             int computed = UpdatePartials(lake, date, plan, KeyValues(keyId), run, ct);
             var rows = Merge(lake, date, keyId, run, ct);
             ledger.SetPartition(date, fingerprint, inputs.Count, JsonSerializer.Serialize(rows), run.RunId);
@@ -98,6 +98,7 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
         var wanted = new HashSet<string>(plan.Select(p => Path.Combine(partition, p.Probe, p.Name)), StringComparer.Ordinal);
         int computed = 0;
         DuckDBConnection? connection = null;
+        using var connections = new ConnectionPartials(_options, logger);
         try
         {
             foreach (var item in plan)
@@ -116,6 +117,8 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
                     Execute(connection, $"COPY ({AggregateSql.Partial(name)}) TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})", ct);
                     Flush(file);
                 }
+                connections.Write(connection, item.PacketsFile, item.Sha256, date, staged, keyValues, ct);
+                Flush(Path.Combine(staged, ConnectionPartials.PartialName + ".parquet"));
                 Directory.CreateDirectory(Path.GetDirectoryName(target)!);
                 Directory.Move(staged, target);
                 DurableFiles.TrySyncDirectory(Path.GetDirectoryName(target)!);
@@ -208,12 +211,14 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
                 Execute(connection, AggregateSql.AddressTable(Partials(AggregateSql.AddressesPartial), keyId is not null), ct);
                 var keyValues = KeyValues(keyId);
                 var capturesGlob = Path.Combine(lake.DatePartition(LakeLayout.Captures, date), "*", "*.parquet");
+                ConnectionPartials.LoadMerged(connection, Partials(ConnectionPartials.PartialName), _options.Connections, ct);
                 foreach (var dataset in LakeLayout.AggregateDatasets)
                 {
                     ct.ThrowIfCancellationRequested();
                     var query = dataset switch
                     {
                         LakeLayout.Flows => AggregateSql.Flows(Partials(AggregateSql.FlowsPartial)),
+                        LakeLayout.Connections => ConnectionPartials.Query,
                         LakeLayout.Addresses => AggregateSql.Addresses,
                         LakeLayout.Prefixes => AggregateSql.Prefixes,
                         LakeLayout.Dns => AggregateSql.Dns(Partials(AggregateSql.DnsPartial)),
@@ -307,9 +312,11 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
     /// from (<see cref="PartialPlan.For"/>; packets and captures rows are named by capture and written once), so it
     /// changes whenever the plan's partial names can, when a capture arrives or leaves or its captures row does.
     /// </summary>
-    private static string Fingerprint(LakeLayout lake, IReadOnlyList<string> packetsFiles, IReadOnlyList<string> captureFiles)
+    private static string Fingerprint(LakeLayout lake, IReadOnlyList<string> packetsFiles, IReadOnlyList<string> captureFiles, string settings)
     {
-        var text = new StringBuilder().Append(AggregateSql.PartialFormat).Append('/').Append(AggregateSql.DatasetFormat).Append('\n');
+        var text = new StringBuilder().Append(AggregateSql.PartialFormat).Append('/').Append(AggregateSql.DatasetFormat).Append('
+').Append(settings).Append('
+');
         foreach (var file in packetsFiles.Concat(captureFiles))
             text.Append(Path.GetRelativePath(lake.Root, file)).Append('\n');
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));

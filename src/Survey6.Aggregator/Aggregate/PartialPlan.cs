@@ -20,7 +20,7 @@ internal static class PartialPlan
     /// (<c>probe=P/SHA.parquet</c>); <paramref name="spans"/> their captures rows' first and last frame times. A
     /// capture without a captures row is taken to overlap everything of its probe, so that no duplicate is missed.
     /// </summary>
-    public static List<PlannedPartial> For(IReadOnlyList<string> packetsFiles, IReadOnlyDictionary<string, CaptureSpan> spans)
+    public static List<PlannedPartial> For(IReadOnlyList<string> packetsFiles, IReadOnlyDictionary<string, CaptureSpan> spans, string settings = "")
     {
         var captures = packetsFiles
             .Select(f => (File: f, Sha: Path.GetFileNameWithoutExtension(f), Probe: Path.GetFileName(Path.GetDirectoryName(f)!)))
@@ -39,7 +39,7 @@ internal static class PartialPlan
                     if (Overlap(c.Span, group[j].Span))
                         earlier.Add((group[j].Sha, group[j].File));
                 }
-                var key = new StringBuilder().Append(AggregateSql.PartialFormat);
+                var key = new StringBuilder().Append(AggregateSql.PartialFormat).Append(settings);
                 foreach (var (sha, _) in earlier)
                     key.Append('\n').Append(sha);
                 var suffix = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key.ToString())))[..16];

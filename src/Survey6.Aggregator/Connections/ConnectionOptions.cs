@@ -25,12 +25,29 @@ public sealed class ConnectionOptions
     /// <summary>Throws when a setting is out of range, so a bad configuration stops the start, not a run.</summary>
     public void Validate()
     {
-        Positive(TcpIdleTimeout, nameof(TcpIdleTimeout));
-        Positive(UdpIdleTimeout, nameof(UdpIdleTimeout));
-        Positive(IcmpIdleTimeout, nameof(IcmpIdleTimeout));
-        Positive(TcpCloseDelay, nameof(TcpCloseDelay));
-        Positive(TcpAttemptDelay, nameof(TcpAttemptDelay));
+        foreach (var (name, value) in Settings())
+        {
+            if (value <= TimeSpan.Zero)
+            {
+                throw new ArgumentOutOfRangeException(name, value, Problem(name, value));
+            }
+        }
     }
+
+    /// <summary>What is wrong with the settings, one sentence each (none when <see cref="Validate"/> passes).</summary>
+    public IEnumerable<string> Problems() =>
+        Settings().Where(s => s.Value <= TimeSpan.Zero).Select(s => Problem(s.Name, s.Value));
+
+    private (string Name, TimeSpan Value)[] Settings() =>
+    [
+        (nameof(TcpIdleTimeout), TcpIdleTimeout),
+        (nameof(UdpIdleTimeout), UdpIdleTimeout),
+        (nameof(IcmpIdleTimeout), IcmpIdleTimeout),
+        (nameof(TcpCloseDelay), TcpCloseDelay),
+        (nameof(TcpAttemptDelay), TcpAttemptDelay),
+    ];
+
+    private static string Problem(string name, TimeSpan value) => $"Connections:{name} must be positive (is {value}).";
 
     internal long IdleTimeoutNs(byte protocol) => protocol switch
     {
@@ -38,12 +55,4 @@ public sealed class ConnectionOptions
         ConnectionKey.Udp => UdpIdleTimeout.Ticks * 100,
         _ => IcmpIdleTimeout.Ticks * 100,
     };
-
-    private static void Positive(TimeSpan value, string name)
-    {
-        if (value <= TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(name, value, $"Connections:{name} must be positive.");
-        }
-    }
 }

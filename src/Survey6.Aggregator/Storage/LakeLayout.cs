@@ -23,9 +23,10 @@ public sealed class LakeLayout(string root)
     public const string Icmpv6 = "icmpv6";
     public const string Icmpv6Routers = "icmpv6_routers";
     public const string Summary = "summary";
+    public const string Connections = "connections";
 
     /// <summary>Datasets the aggregate stage builds per date, in build order.</summary>
-    public static readonly IReadOnlyList<string> AggregateDatasets = [Flows, Addresses, Prefixes, Dns, Icmpv6, Icmpv6Routers, Summary];
+    public static readonly IReadOnlyList<string> AggregateDatasets = [Flows, Connections, Addresses, Prefixes, Dns, Icmpv6, Icmpv6Routers, Summary];
 
     /// <summary>Every dataset, as registered for queries.</summary>
     public static readonly IReadOnlyList<string> AllDatasets = [Packets, Captures, .. AggregateDatasets];

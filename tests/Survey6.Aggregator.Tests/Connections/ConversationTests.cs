@@ -63,9 +63,19 @@ public class ConversationTests
         Assert.True(CompareWithTshark(TestData.Capture("zeek/ftp/ipv6.pcap")) == 6);
     }
 
-    private static int CompareWithTshark(string capture)
+    /// <summary>A connection's ends and per-direction packets, as the tracker or the lake's <c>connections</c> gives them.</summary>
+    internal readonly record struct Counted(string Proto, string OrigH, ushort OrigP, string RespH, ushort RespP, long OrigPkts, long RespPkts);
+
+    private static int CompareWithTshark(string capture) =>
+        CompareWithTshark(capture, Connections(capture).Select(c => new Counted(c.Proto, c.OrigH, c.OrigP, c.RespH, c.RespP, c.OrigPkts, c.RespPkts)));
+
+    /// <summary>
+    /// Asserts that every TCP and UDP conversation tshark prints that is one of <paramref name="connections"/> (and the
+    /// only one of its ends) has tshark's packets in each direction; returns how many were compared.
+    /// </summary>
+    internal static int CompareWithTshark(string capture, IEnumerable<Counted> connections)
     {
-        var ours = Connections(capture)
+        var ours = connections
             .Where(c => c.Proto != "icmp")
             .GroupBy(c => (c.Proto, Ends: Ends(c.OrigH, c.OrigP, c.RespH, c.RespP)))
             .Where(g => g.Count() == 1)
@@ -154,7 +164,7 @@ public class ConversationTests
     }
 
     /// <summary>A full TCP exchange: handshake, data both ways, FIN both ways, last ACK (5 client, 4 server packets).</summary>
-    private static List<(long Time, byte[] Frame)> Exchange()
+    internal static List<(long Time, byte[] Frame)> Exchange()
     {
         uint c = 0xFFFF_FFF0;
         uint s = 5000;
@@ -192,7 +202,7 @@ public class ConversationTests
         return segment;
     }
 
-    private static byte[] Write(List<(long Time, byte[] Frame)> frames)
+    internal static byte[] Write(List<(long Time, byte[] Frame)> frames)
     {
         var file = new CaptureFile();
         foreach (var (time, frame) in frames)

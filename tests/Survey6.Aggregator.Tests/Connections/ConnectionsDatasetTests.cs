@@ -1,0 +1,137 @@
+using Survey6.Aggregator.Storage;
+using Survey6.Aggregator.Tests.Support;
+using Survey6.Packets.Addresses;
+using static Survey6.Packets.Tests.Dissection.FrameBuilder;
+
+namespace Survey6.Aggregator.Tests.Connections;
+
+/// <summary>
+/// The <c>connections</c> dataset as the aggregate stage writes it: from stored captures through parse and aggregate,
+/// read back from the lake.
+/// </summary>
+public class ConnectionsDatasetTests
+{
+    private static readonly DateOnly Date = new(2024, 5, 1);
+    private static readonly Ipv6Address Client = Ipv6Address.Parse("2001:db8:1::10");
+    private static readonly Ipv6Address Router = Ipv6Address.Parse("2001:db8:ff::1");
+
+    private const string Columns = "proto, orig_h, orig_p, resp_h, resp_p, orig_pkts, resp_pkts, conn_state, history";
+
+    private static List<object?[]> Connections(Workspace w, string where = "true")
+    {
+        using var db = w.DuckDb();
+        var file = Path.Combine(w.Lake.DatePartition(LakeLayout.Connections, Date), LakeLayout.PartitionFile);
+        return Workspace.Rows(db, $"SELECT {Columns} FROM read_parquet({Workspace.Q(file)}) WHERE {where} ORDER BY ts_ns, uid");
+    }
+
+    private static ConversationTests.Counted Counted(object?[] row) =>
+        new((string)row[0]!, (string)row[1]!, (ushort)row[2]!, (string)row[3]!, (ushort)row[4]!, (long)row[5]!, (long)row[6]!);
+
+    /// <summary>
+    /// Real captures, each as its own probe: an FTP session over IPv6, DNS over UDP and TCP, a web session with UDP,
+    /// and two ICMPv6 errors that quote a UDP datagram or a TCP segment. tshark counts no conversation for a quoted
+    /// packet, and neither does the lake: those captures have ICMP connections only.
+    /// </summary>
+    [Fact]
+    public async Task Per_direction_packets_of_the_lake_match_tsharks_conversations_and_quoted_packets_are_not_counted()
+    {
+        using var w = new Workspace();
+        var captures = new (string Probe, string Path)[]
+        {
+            ("ftp", "zeek/ftp/ipv6.pcap"),
+            ("dns", "zeek/dns-edns-ecs.pcap"),
+            ("web", "zeek/wikipedia-filtered-plus-udp.pcap"),
+            ("toobig", "zeek/icmp/icmp6-toobig.pcap"),
+            ("unreach", "zeek/icmp/icmp6-destunreach-ip6ext-udp.pcap"),
+        };
+        foreach (var (probe, path) in captures)
+            w.Store(File.ReadAllBytes(TestData.Capture(path)), probe);
+        await w.RunAsync(AggregatorStage.Parse);
+        await w.RunAsync(AggregatorStage.Aggregate);
+
+        var compared = captures.ToDictionary(c => c.Probe,
+            c => ConversationTests.CompareWithTshark(TestData.Capture(c.Path), Connections(w, $"probe_id = '{c.Probe}'").Select(Counted)));
+        Assert.Equal(6, compared["ftp"]);
+        Assert.True(compared.Values.Sum() >= 30, string.Join(", ", compared));
+
+        foreach (var probe in new[] { "toobig", "unreach" })
+        {
+            var rows = Connections(w, $"probe_id = '{probe}'");
+            Assert.NotEmpty(rows);
+            Assert.All(rows, r => Assert.Equal("icmp", r[0]));
+            Assert.Contains(rows, r => (ushort)r[2]! is 1 or 2);
+        }
+    }
+
+    [Fact]
+    public async Task An_icmpv6_error_quoting_a_segment_leaves_its_connection_alone_in_the_lake()
+    {
+        var exchange = ConversationTests.Exchange();
+        var withError = new List<(long Time, byte[] Frame)>(exchange);
+        withError.Insert(4, (exchange[3].Time + 500, Ethernet(0x86DD, Ipv6(58, Icmpv6(2, 0, [0, 0, 5, 0, .. exchange[3].Frame[14..]]), Router, Client))));
+        using var w = new Workspace();
+        w.Store(ConversationTests.Write(withError));
+        await w.RunAsync(AggregatorStage.Parse);
+        await w.RunAsync(AggregatorStage.Aggregate);
+
+        var rows = Connections(w);
+        Assert.Equal(2, rows.Count);
+        Assert.Equal(["tcp", Client.ToString(), (ushort)50000, "2001:db8:2::20", (ushort)443, 5L, 4L, "SF", "ShADadFf"], rows[0]);
+        Assert.Equal(["icmp", Router.ToString(), (ushort)2, Client.ToString(), (ushort)0, 1L, 0L, "OTH", null], rows[1]);
+    }
+
+    /// <summary>
+    /// One TCP connection split over two captures of a probe that arrive in two runs: the second run joins it to the
+    /// first capture's part (from the partials alone), and a rebuild of the date gives the same row.
+    /// </summary>
+    [Fact]
+    public async Task A_connection_split_over_captures_arriving_in_two_runs_is_one_row()
+    {
+        var exchange = ConversationTests.Exchange();
+        using var w = new Workspace();
+        w.Store(ConversationTests.Write(exchange[..4]));
+        await w.RunAsync(AggregatorStage.Parse);
+        await w.RunAsync(AggregatorStage.Aggregate);
+        var first = Assert.Single(Connections(w));
+        Assert.Equal((3L, 1L, "S1"), ((long)first[5]!, (long)first[6]!, (string)first[7]!));
+
+        w.Store(ConversationTests.Write(exchange[4..]));
+        await w.RunAsync(AggregatorStage.Parse);
+        var late = await w.RunAsync(AggregatorStage.Aggregate);
+        Assert.Equal(1, late.Inputs);
+        object?[] expected = ["tcp", Client.ToString(), (ushort)50000, "2001:db8:2::20", (ushort)443, 5L, 4L, "SF", "ShADadFf"];
+        Assert.Equal(expected, Assert.Single(Connections(w)));
+
+        var rebuilt = await w.Runner.RebuildAsync(Date, TimeSpan.FromSeconds(30), CancellationToken.None);
+        Assert.True(rebuilt!.Succeeded, rebuilt.Error);
+        Assert.Equal(expected, Assert.Single(Connections(w)));
+    }
+
+    [Fact]
+    public async Task Ts_is_a_utc_timestamp_in_microseconds_and_duration_is_seconds()
+    {
+        using var w = new Workspace();
+        w.Store(ConversationTests.Write(ConversationTests.Exchange()));
+        await w.RunAsync(AggregatorStage.Parse);
+        await w.RunAsync(AggregatorStage.Aggregate);
+
+        using var db = w.DuckDb();
+        var file = Workspace.Q(Path.Combine(w.Lake.DatePartition(LakeLayout.Connections, Date), LakeLayout.PartitionFile));
+        var schema = Workspace.Rows(db, $"SELECT name, logical_type::VARCHAR FROM parquet_schema({file}) WHERE name IN ('ts', 'duration')");
+        Assert.Contains(schema, r => (string)r[0]! == "ts" && ((string)r[1]!).Contains("isAdjustedToUTC=1", StringComparison.Ordinal) && ((string)r[1]!).Contains("MICROS", StringComparison.Ordinal));
+        var row = Workspace.Rows(db, $"SELECT epoch_us(ts), ts_ns, duration, duration_ns, typeof(ts) FROM read_parquet({file})").Single();
+        Assert.Equal(1_700_000_000_000_000L, (long)row[0]!);
+        Assert.Equal(1_700_000_000_000_000_000L, (long)row[1]!);
+        Assert.Equal(0.007, (double)row[2]!, 9); // the last ACK, after both FINs, does not count (Zeek's rule)
+        Assert.Equal(7_000_000L, (long)row[3]!);
+        Assert.Equal("TIMESTAMP WITH TIME ZONE", row[4]);
+    }
+
+    [Fact]
+    public void A_non_positive_idle_timeout_stops_the_start_and_says_which()
+    {
+        using var w = new Workspace(new Dictionary<string, string?> { ["Aggregator:Connections:UdpIdleTimeout"] = "00:00:00" });
+        var e = Assert.ThrowsAny<Exception>(() => w.Options);
+        Assert.Contains("Connections:UdpIdleTimeout must be positive (is 00:00:00).", e.Message, StringComparison.Ordinal);
+    }
+}
