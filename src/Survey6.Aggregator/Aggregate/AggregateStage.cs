@@ -314,9 +314,7 @@ public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions>
     /// </summary>
     private static string Fingerprint(LakeLayout lake, IReadOnlyList<string> packetsFiles, IReadOnlyList<string> captureFiles, string settings)
     {
-        var text = new StringBuilder().Append(AggregateSql.PartialFormat).Append('/').Append(AggregateSql.DatasetFormat).Append('
-').Append(settings).Append('
-');
+        var text = new StringBuilder().Append(AggregateSql.PartialFormat).Append('/').Append(AggregateSql.DatasetFormat).Append('\n').Append(settings).Append('\n');
         foreach (var file in packetsFiles.Concat(captureFiles))
             text.Append(Path.GetRelativePath(lake.Root, file)).Append('\n');
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
