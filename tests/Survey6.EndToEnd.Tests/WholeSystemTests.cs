@@ -545,7 +545,7 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
         }
     }
 
-    private static Dictionary<string, (string Sha256, long Frames)> SpoolManifests(DemoProbe probe)
+    private Dictionary<string, (string Sha256, long Frames)> SpoolManifests(DemoProbe probe)
     {
         var result = new Dictionary<string, (string, long)>(StringComparer.Ordinal);
         var spool = probe.Host.Index == 2 ? null : Path.Combine(probe.StateDirectory, "spool");
@@ -568,7 +568,8 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
         return result;
     }
 
-    private static string? TmpfsOf(DemoProbe probe) => probe.Host.Index == 2 ? Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(probe.Directory))!, "tmpfs-spool") : null;
+    /// <summary>Probe 2's spool: the tmpfs its settings name (<c>Probe:Spool:Directory</c>), not its state directory.</summary>
+    private string? TmpfsOf(DemoProbe probe) => probe.Host.Index == 2 ? _spoolDisk!.Path : null;
 
     private static void FillDisk(string file, long keepFree)
     {
