@@ -156,6 +156,10 @@ public sealed class UploadFailureHealthTests(ITestOutputHelper output)
             await WaitUntilAsync(() => health.Get(probeId) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(30), "the probe healthy again on the server", daemon);
             Assert.False(server.Get<ServerHealth>().Read().Degraded);
             daemon.Terminate();
+
+            // The failed attempts were counted (above), but the daemon's log names a failing file, not each attempt.
+            Assert.Equal(0, Count(daemon.Log, "; attempt "));
+            Assert.Equal(1, Count(daemon.Log, "failing, the uploader retries it: Unavailable: "));
         }
         finally
         {

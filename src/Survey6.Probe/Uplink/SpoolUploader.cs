@@ -94,7 +94,10 @@ public sealed class SpoolUploader : IUploader
     {
         ArgumentNullException.ThrowIfNull(spool);
         using var connection = ProbeConnection.Open(_state, credentials: _credentials);
-        var uploader = new CaptureUploader(connection.Channel.CreateCallInvoker(), rateLimiter: _limiter, logger: _loggers.CreateLogger<CaptureUploader>(), timeProvider: _time);
+        // This uploader logs a failing file once per condition with a count (UploadFailed, UploadsStillFailing), so the
+        // uploader's line per retried attempt goes to debug rather than repeating it.
+        var uploader = new CaptureUploader(connection.Channel.CreateCallInvoker(), rateLimiter: _limiter, logger: _loggers.CreateLogger<CaptureUploader>(),
+            timeProvider: _time, retryLogLevel: LogLevel.Debug);
         UplinkLog.UploaderStarted(_logger, connection.Server, connection.ProbeId, _options.IdleBytesPerSecond, _options.QuietPeriod, _options.MaxBytesPerSecond);
         void OnClosed(SpoolFile file) => _wake.Writer.TryWrite(true);
         spool.FileClosed += OnClosed;
@@ -162,7 +165,7 @@ public sealed class SpoolUploader : IUploader
         try
         {
             var manifest = Manifest(file);
-            var result = await uploader.UploadAsync(file.Path, manifest, attemptFailed: Failing, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var result = await uploader.UploadAsync(file.Path, manifest, attemptFailed: error => AttemptFailed(file.Name, error), cancellationToken: cancellationToken).ConfigureAwait(false);
             // Counted at the acknowledgement, before the file leaves the spool, so status never shows a file gone but not uploaded.
             Interlocked.Increment(ref _filesUploaded);
             Interlocked.Add(ref _bytesUploaded, result.BytesSent);
@@ -184,7 +187,8 @@ public sealed class SpoolUploader : IUploader
             Failing(e.Message); // the attempts retried before this one were counted as they failed
             _retryAt[file.Sequence] = _time.GetTimestamp() + (long)(_options.RetryDelay.TotalSeconds * _time.TimestampFrequency);
             // Once per kind of failure (a full server refuses every file alike), then a reminder with the count.
-            var occurrence = _uploadFailures.Report(e is CaptureUploadException u ? $"{u.StatusCode}/{u.Rejection}" : e.GetType().Name);
+            // Keyed like a retried attempt's failure (its status code), so the attempts and the give-up are one condition.
+            var occurrence = _uploadFailures.Report(e is CaptureUploadException u ? (u.Rejection is null ? u.StatusCode.ToString() : $"{u.StatusCode}/{u.Rejection}") : e.GetType().Name);
             if (occurrence.Total == 1)
                 UplinkLog.UploadFailed(_logger, file.Name, _options.RetryDelay, e.Message);
             else if (occurrence.Log)
@@ -194,6 +198,21 @@ public sealed class SpoolUploader : IUploader
         {
             _uploading = false;
         }
+    }
+
+    /// <summary>
+    /// An attempt the uploader retries failed ("Code: detail"): counted, and logged once per kind of failure like a file
+    /// given up on, so a failure that lasts shows in the log once with reminders, however many attempts it takes.
+    /// </summary>
+    private void AttemptFailed(string file, string error)
+    {
+        Failing(error);
+        var colon = error.IndexOf(':', StringComparison.Ordinal);
+        var occurrence = _uploadFailures.Report(colon > 0 ? error[..colon] : error);
+        if (occurrence.Total == 1)
+            UplinkLog.UploadAttemptFailed(_logger, file, error);
+        else if (occurrence.Log)
+            UplinkLog.UploadsStillFailing(_logger, occurrence.Total, occurrence.Since, occurrence.Unlogged, error);
     }
 
     /// <summary>

@@ -37,6 +37,9 @@ internal static partial class UplinkLog
     [LoggerMessage(EventId = 416, Level = LogLevel.Information, Message = "Uploads succeed again after {Count} failed attempts")]
     public static partial void UploadsRecovered(ILogger logger, long count);
 
+    [LoggerMessage(EventId = 417, Level = LogLevel.Warning, Message = "Upload of {File} failing, the uploader retries it: {Reason}")]
+    public static partial void UploadAttemptFailed(ILogger logger, string file, string reason);
+
     [LoggerMessage(EventId = 413, Level = LogLevel.Error, Message = "The server refused this probe; the control stream stops: {Reason}")]
     public static partial void ControlRefused(ILogger logger, string reason);
 }

@@ -31,14 +31,20 @@ public sealed class CaptureUploader
     private readonly IUploadRateLimiter? _rateLimiter;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
+    private readonly LogLevel _retryLogLevel;
 
+    /// <param name="retryLogLevel">
+    /// The level of the line each retried attempt logs: a warning for a person at a terminal; lower for a caller that
+    /// reports repeating failures itself, once per condition (the probe daemon's <c>SpoolUploader</c>).
+    /// </param>
     /// <exception cref="OptionsValidationException">The options are invalid.</exception>
     public CaptureUploader(
         CallInvoker callInvoker,
         IOptions<CaptureUploaderOptions>? options = null,
         IUploadRateLimiter? rateLimiter = null,
         ILogger<CaptureUploader>? logger = null,
-        TimeProvider? timeProvider = null)
+        TimeProvider? timeProvider = null,
+        LogLevel retryLogLevel = LogLevel.Warning)
     {
         ArgumentNullException.ThrowIfNull(callInvoker);
         var value = options?.Value ?? new CaptureUploaderOptions();
@@ -58,6 +64,7 @@ public sealed class CaptureUploader
         _rateLimiter = rateLimiter;
         _logger = logger ?? NullLogger<CaptureUploader>.Instance;
         _time = timeProvider ?? TimeProvider.System;
+        _retryLogLevel = retryLogLevel;
     }
 
     /// <summary>Uploads <paramref name="path"/>; returns once the server acknowledged it.</summary>
@@ -119,7 +126,7 @@ public sealed class CaptureUploader
                     attemptFailed?.Invoke(lastFailure);
                 }
 
-                UploadLog.Retrying(_logger, path, e.StatusCode, e.Status.Detail, attempt, _options.MaxAttempts, delay);
+                UploadLog.Retrying(_logger, _retryLogLevel, path, e.StatusCode, e.Status.Detail, attempt, _options.MaxAttempts, delay);
                 await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
                 continue;
             }
