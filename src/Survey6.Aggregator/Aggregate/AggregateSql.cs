@@ -28,7 +28,14 @@ internal static class AggregateSql
     /// truncated, as the packets' <c>ts</c>) named <c>first_seen</c>, <c>last_seen</c>, then the exact nanoseconds.
     /// </summary>
     private static string SeenTimes(string first, string last) =>
-        $"make_timestamptz(({first}) // 1000) AS first_seen, make_timestamptz(({last}) // 1000) AS last_seen, {first} AS first_seen_ns, {last} AS last_seen_ns";
+        $"{Timestamp(first)} AS first_seen, {Timestamp(last)} AS last_seen, {first} AS first_seen_ns, {last} AS last_seen_ns";
+
+    /// <summary>
+    /// Nanoseconds since the epoch as the datasets carry a time: TIMESTAMPTZ (Parquet TIMESTAMP, UTC-adjusted,
+    /// microseconds), truncated toward zero like the packets' <c>ts</c>; from epoch microseconds, so the session's time
+    /// zone plays no part.
+    /// </summary>
+    public static string Timestamp(string nanoseconds) => $"make_timestamptz(({nanoseconds}) // 1000)";
 
     /// <summary>Partial files per capture, one per dataset family; prefixes derive from the merged addresses.</summary>
     public const string FlowsPartial = "flows";

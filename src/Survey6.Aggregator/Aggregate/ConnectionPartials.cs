@@ -77,7 +77,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
         Execute(db, $"""
             COPY (
                 SELECT probe_id, source, proto, addr_a, port_a, addr_b, port_b, encapsulation,
-                    {Timestamp("first_ts_ns")} AS first_ts, first_ts_ns, last_packet_ns, head_open, covered, fragment
+                    {AggregateSql.Timestamp("first_ts_ns")} AS first_ts, first_ts_ns, last_packet_ns, head_open, covered, fragment
                 FROM cf ORDER BY probe_id, proto, addr_a, port_a, addr_b, port_b, encapsulation, first_ts_ns, covered
             ) TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})
             """);
@@ -204,7 +204,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
     /// anonymised address has no class of its own); the tracker's own classes are the fallback.
     /// </summary>
     public static string Query => $"""
-        SELECT c.uid, {Timestamp("c.ts_ns")} AS ts, c.ts_ns,
+        SELECT c.uid, {AggregateSql.Timestamp("c.ts_ns")} AS ts, c.ts_ns,
             c.orig_h, c.orig_p, c.resp_h, c.resp_p, c.proto, c.service,
             c.duration_ns / 1e9 AS duration, c.duration_ns,
             c.orig_bytes, c.resp_bytes, c.conn_state, c.missed_bytes, c.history,
@@ -219,12 +219,6 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
         LEFT JOIN addr r ON r.address = c.resp_h
         ORDER BY c.ts_ns, c.probe_id, c.uid
         """;
-
-    /// <summary>
-    /// Nanoseconds to a Parquet TIMESTAMP (UTC, microseconds), whatever the session's time zone: an interval added to
-    /// the epoch, not a cast from a local TIMESTAMP.
-    /// </summary>
-    private static string Timestamp(string nanoseconds) => $"(to_timestamp(0) + to_microseconds({nanoseconds} // 1000))";
 
     private static List<object?[]> Rows(DuckDBConnection db, string sql)
     {
