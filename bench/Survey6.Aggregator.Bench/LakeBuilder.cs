@@ -2,6 +2,7 @@ using System.Globalization;
 using Survey6.Aggregator.Parse;
 using Survey6.Aggregator.Sources;
 using Survey6.Aggregator.Storage;
+using Survey6.Data;
 
 namespace Survey6.Aggregator.Bench;
 
@@ -33,6 +34,12 @@ internal static class LakeBuilder
             var manifest = capture + ".manifest.json";
             var midnight = new DateTimeOffset(date.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
             BenchManifest.Write(manifest, sha, probe, midnight, midnight.AddHours(1));
+            // Where the server's store keeps the capture (the lake's data directory), as the connections step reads it
+            // there: without it the aggregate stage would skip connections and the bench would time less than ships.
+            var stored = new DataLayout(Path.GetDirectoryName(lake.Root)!).CapturePath(probe, date, sha);
+            Directory.CreateDirectory(Path.GetDirectoryName(stored)!);
+            if (!File.Exists(stored))
+                File.CreateSymbolicLink(stored, capture);
             long cpu0 = ThreadCpu.Nanoseconds();
             // Blocking, as in Program.cs: the packets file is written before ParseAsync's first await, on this
             // thread, so this thread's CPU time is the parse's; an await here could resume on another thread.
