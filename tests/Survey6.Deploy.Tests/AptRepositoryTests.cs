@@ -18,7 +18,7 @@ public sealed class AptRepositoryTests(PackagesFixture packages) : IDisposable
     private readonly string _work = MakeWorkDirectory();
 
     [Fact]
-    public async Task AptGetInstallsAndUpgradesTheProbeFromTheServersSignedRepository()
+    public async Task Apt_get_installs_and_upgrades_the_probe_from_the_servers_signed_repository()
     {
         Installed.PurgeAll();
         var root = Path.Combine(_work, "server-root");

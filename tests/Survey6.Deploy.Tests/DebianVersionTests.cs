@@ -17,7 +17,7 @@ public sealed class DebianVersionTests
 
     [Theory]
     [MemberData(nameof(Pairs))]
-    public void OrdersLikeDpkg(string left, string right)
+    public void Orders_like_dpkg(string left, string right)
     {
         var expected = Tool.Run("dpkg", "--compare-versions", left, "lt", right).ExitCode == 0 ? -1
             : Tool.Run("dpkg", "--compare-versions", left, "eq", right).ExitCode == 0 ? 0 : 1;

@@ -11,7 +11,7 @@ namespace Survey6.Deploy.Tests;
 public sealed class InstallTests(PackagesFixture packages)
 {
     [Fact]
-    public void InstallVerifyRemoveAndPurgeBothPackages()
+    public void Install_verify_remove_and_purge_both_packages()
     {
         Installed.PurgeAll();
         try

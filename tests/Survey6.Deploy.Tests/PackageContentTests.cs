@@ -11,7 +11,7 @@ public sealed class PackageContentTests(PackagesFixture packages)
         ["Survey6.Server", "Survey6.Aggregator", "Survey6.Ingest", "Microsoft.AspNetCore", "Grpc.AspNetCore", "DuckDB", "duckdb", "Quartz", "Parquet", "Microsoft.Data.Sqlite", "SQLitePCL", "StackExchange.Redis", "prometheus-net", "Prometheus"];
 
     [Fact]
-    public void TheProbePackageHoldsTheProbeProgramAndNothingOfTheServer()
+    public void The_probe_package_holds_the_probe_program_and_nothing_of_the_server()
     {
         var files = Contents(packages.Probe);
         Assert.Contains("./usr/lib/survey6-probe/survey6", files.Keys);
@@ -25,7 +25,7 @@ public sealed class PackageContentTests(PackagesFixture packages)
     }
 
     [Fact]
-    public void TheServerPackageHoldsTheWholeProgram()
+    public void The_server_package_holds_the_whole_program()
     {
         var files = Contents(packages.Server);
         foreach (var file in new[] { "survey6", "Survey6.Server.dll", "Survey6.Aggregator.dll", "Survey6.Probe.dll", "Microsoft.AspNetCore.dll", "libcoreclr.so" })
@@ -37,7 +37,7 @@ public sealed class PackageContentTests(PackagesFixture packages)
     [Theory]
     [InlineData("probe")]
     [InlineData("server")]
-    public void EveryFileIsRootOwnedWithPlainModes(string which)
+    public void Every_file_is_root_owned_with_plain_modes(string which)
     {
         var files = Contents(which == "probe" ? packages.Probe : packages.Server);
         foreach (var (path, (mode, owner)) in files)
@@ -50,7 +50,7 @@ public sealed class PackageContentTests(PackagesFixture packages)
     }
 
     [Fact]
-    public void ControlFieldsNameTheVersionTheDependenciesAndTheConffiles()
+    public void Control_fields_name_the_version_the_dependencies_and_the_conffiles()
     {
         var probe = Field(packages.Probe);
         Assert.Equal("survey6-probe", probe["Package"]);

@@ -22,7 +22,7 @@ public sealed partial class ServiceOwnerTests(PackagesFixture packages) : IDispo
     private readonly ThrowawayUser _user = new();
 
     [Fact]
-    public async Task ServerCommandsRunByRootLeaveOnlyFilesTheDataDirectoryOwnerOwns()
+    public async Task Server_commands_run_by_root_leave_only_files_the_data_directory_owner_owns()
     {
         var survey6 = Extract(packages.Server, "survey6-server");
         var data = _user.Directory(Path.Combine(_work, "data"), "0700");
@@ -66,7 +66,7 @@ public sealed partial class ServiceOwnerTests(PackagesFixture packages) : IDispo
     }
 
     [Fact]
-    public async Task ProbeCommandsRunByRootWriteTheIdentityForTheStateDirectoryOwnerAndTheDaemonNamesTheCommandThatWorks()
+    public async Task Probe_commands_run_by_root_write_the_identity_for_the_state_directory_owner_and_the_daemon_names_the_command_that_works()
     {
         var server6 = Extract(packages.Server, "survey6-server");
         var probe6 = Extract(packages.Probe, "survey6-probe");

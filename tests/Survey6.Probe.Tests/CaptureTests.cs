@@ -16,7 +16,7 @@ namespace Survey6.Probe.Tests;
 public sealed class CaptureTests(ITestOutputHelper output)
 {
     [Fact]
-    public async Task PingUdpAndTcpArriveInTheSpoolAsSentWithManifestsAndCountersThatAgree()
+    public async Task Ping_UDP_and_TCP_arrive_in_the_spool_as_sent_with_manifests_and_counters_that_agree()
     {
         const int Pings = 10, Datagrams = 25, DatagramSize = 100, Connections = 3, ConnectionBytes = 1000;
         using var lab = new NetworkLab();
@@ -78,7 +78,7 @@ public sealed class CaptureTests(ITestOutputHelper output)
 
     /// <summary>6in4 and Teredo, on its port and on another one, are captured by the default filter; plain IPv4 is not.</summary>
     [Fact]
-    public async Task Ipv6In6in4AndTeredoIsCaptured()
+    public async Task Ipv6_in_6in4_and_Teredo_is_captured()
     {
         const int Pings = 5, TeredoPackets = 4;
         const int TeredoPort = 40123, PlainUdpPort = 40124;
@@ -121,7 +121,7 @@ public sealed class CaptureTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task PrivacyModeKeepsOnlyTheFirstBytesOfEachFrame()
+    public async Task Privacy_mode_keeps_only_the_first_bytes_of_each_frame()
     {
         using var lab = new NetworkLab();
         using var state = new TempDirectory();
@@ -142,7 +142,7 @@ public sealed class CaptureTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task TwoInterfacesGetAnInterfaceBlockAndAStatisticsBlockEach()
+    public async Task Two_interfaces_get_an_interface_block_and_a_statistics_block_each()
     {
         using var first = new NetworkLab();
         using var second = new NetworkLab();
@@ -171,7 +171,7 @@ public sealed class CaptureTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task CapturesOnTheAnyDevice()
+    public async Task Captures_on_the_any_device()
     {
         using var lab = new NetworkLab();
         using var state = new TempDirectory();

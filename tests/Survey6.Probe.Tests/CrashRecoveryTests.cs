@@ -12,7 +12,7 @@ namespace Survey6.Probe.Tests;
 public sealed class CrashRecoveryTests
 {
     [Fact]
-    public async Task KilledDaemonsPartialFileIsRepairedAtRestartAndKeepsItsFrames()
+    public async Task Killed_daemons_partial_file_is_repaired_at_restart_and_keeps_its_frames()
     {
         const int Pings = 10;
         using var lab = new NetworkLab();
@@ -63,7 +63,7 @@ public sealed class CrashRecoveryTests
     [InlineData(0)] // ended on a block boundary
     [InlineData(7)] // torn block header
     [InlineData(40)] // torn block body
-    public void TornFilesAreCutToTheirLastCompleteBlock(int tornBytes)
+    public void Torn_files_are_cut_to_their_last_complete_block(int tornBytes)
     {
         using var dir = new TempDirectory();
         var spool = new SpoolDirectory(dir.Path, NullLogger<SpoolDirectory>.Instance);
@@ -91,7 +91,7 @@ public sealed class CrashRecoveryTests
     }
 
     [Fact]
-    public void StartupRecoveryPublishesClosedButUnrenamedFilesRebuildsMissingManifestsAndKeepsUnreadableOnes()
+    public void Startup_recovery_publishes_closed_but_unrenamed_files_rebuilds_missing_manifests_and_keeps_unreadable_ones()
     {
         using var dir = new TempDirectory();
         var start = DateTimeOffset.UtcNow;
@@ -127,7 +127,7 @@ public sealed class CrashRecoveryTests
     }
 
     [Fact]
-    public void CompleteDeletesAFileAndItsManifestOnlyOnce()
+    public void Complete_deletes_a_file_and_its_manifest_only_once()
     {
         using var dir = new TempDirectory();
         var path = Path.Combine(dir.Path, SpoolFileName.Capture(DateTimeOffset.UtcNow, 1) + SpoolFileName.PartialSuffix);

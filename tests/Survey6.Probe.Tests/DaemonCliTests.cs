@@ -10,7 +10,7 @@ namespace Survey6.Probe.Tests;
 public sealed class DaemonCliTests
 {
     [Fact]
-    public async Task SuspendReleasesTheInterfaceResumeCapturesAgainAndTheFlagSurvivesARestart()
+    public async Task Suspend_releases_the_interface_resume_captures_again_and_the_flag_survives_a_restart()
     {
         using var lab = new NetworkLab();
         using var dir = new TempDirectory();
@@ -77,7 +77,7 @@ public sealed class DaemonCliTests
     }
 
     [Fact]
-    public async Task TheControlSocketIsGroupWritableOnlyAndASecondDaemonIsRefused()
+    public async Task The_control_socket_is_group_writable_only_and_a_second_daemon_is_refused()
     {
         using var lab = new NetworkLab();
         using var dir = new TempDirectory();

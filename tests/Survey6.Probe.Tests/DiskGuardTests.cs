@@ -21,7 +21,7 @@ public sealed class DiskGuardTests
     private const int FramePadding = 900; // about 1 KB frames: 4 MB offered to a 2 MiB file system
 
     [Fact]
-    public async Task EvictOldestDeletesOldFilesCountsThemAndNeverFillsTheDisk()
+    public async Task Evict_oldest_deletes_old_files_counts_them_and_never_fills_the_disk()
     {
         using var disk = new Tmpfs("2m");
         await using var pipeline = await SyntheticPipeline.StartAsync(disk.Path, DiskPolicy.EvictOldest);
@@ -47,7 +47,7 @@ public sealed class DiskGuardTests
     }
 
     [Fact]
-    public async Task PauseCaptureKeepsEveryFileCountsWhatItDiscardsAndResumesWhenUploadsFreeSpace()
+    public async Task Pause_capture_keeps_every_file_counts_what_it_discards_and_resumes_when_uploads_free_space()
     {
         using var disk = new Tmpfs("2m");
         await using var pipeline = await SyntheticPipeline.StartAsync(disk.Path, DiskPolicy.PauseCapture);

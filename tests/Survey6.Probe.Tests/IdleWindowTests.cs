@@ -13,7 +13,7 @@ public sealed class IdleWindowTests
     private readonly FakeTimeProvider _time = new(DateTimeOffset.UnixEpoch);
 
     [Fact]
-    public void AQuietLinkOpensTheGateAfterTheQuietPeriod()
+    public void A_quiet_link_opens_the_gate_after_the_quiet_period()
     {
         var window = new IdleWindow(Idle, TimeSpan.FromSeconds(5), TimeSpan.FromHours(1), _time);
         Assert.Equal(UploadGate.Wait, window.Decide(pending: true)); // nothing sampled yet
@@ -24,7 +24,7 @@ public sealed class IdleWindowTests
     }
 
     [Fact]
-    public void ABusySecondStartsTheQuietPeriodOver()
+    public void A_busy_second_starts_the_quiet_period_over()
     {
         var window = new IdleWindow(Idle, TimeSpan.FromSeconds(5), TimeSpan.FromHours(1), _time);
         Tick(window, 4, total: 1_000, own: 0);
@@ -41,7 +41,7 @@ public sealed class IdleWindowTests
     }
 
     [Fact]
-    public void TheUploadsOwnBytesDoNotMakeTheLinkBusy()
+    public void The_uploads_own_bytes_do_not_make_the_link_busy()
     {
         var window = new IdleWindow(Idle, TimeSpan.FromSeconds(3), TimeSpan.FromHours(1), _time);
         Tick(window, 4, total: 5_000_000 + 2_000, own: 5_000_000);
@@ -54,7 +54,7 @@ public sealed class IdleWindowTests
     }
 
     [Fact]
-    public void MaxDeferralForcesTheUploadAndAnEmptySpoolResetsIt()
+    public void Max_deferral_forces_the_upload_and_an_empty_spool_resets_it()
     {
         var window = new IdleWindow(Idle, TimeSpan.FromSeconds(5), TimeSpan.FromMinutes(1), _time);
         Assert.Equal(UploadGate.Wait, window.Decide(pending: true)); // waiting starts here
@@ -71,7 +71,7 @@ public sealed class IdleWindowTests
     }
 
     [Fact]
-    public void UnreadableCountersAreNotQuietAndZeroThresholdNeverWaits()
+    public void Unreadable_counters_are_not_quiet_and_zero_threshold_never_waits()
     {
         var window = new IdleWindow(Idle, TimeSpan.FromSeconds(2), TimeSpan.FromHours(1), _time);
         Tick(window, 3, total: 0, own: 0);

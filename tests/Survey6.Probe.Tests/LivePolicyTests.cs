@@ -16,7 +16,7 @@ namespace Survey6.Probe.Tests;
 public sealed class LivePolicyTests
 {
     [Fact]
-    public async Task AFilterAndSnaplenChangeRestartsCaptureWithoutLosingQueuedFramesAndPersists()
+    public async Task A_filter_and_snaplen_change_restarts_capture_without_losing_queued_frames_and_persists()
     {
         const int Pings = 8;
         using var lab = new NetworkLab();
@@ -93,7 +93,7 @@ public sealed class LivePolicyTests
     }
 
     [Fact]
-    public async Task AProbeKilledBeforeItGetsHealthyAfterAPolicyChangeFallsBackToTheLastKnownGoodPolicy()
+    public async Task A_probe_killed_before_it_gets_healthy_after_a_policy_change_falls_back_to_the_last_known_good_policy()
     {
         using var lab = new NetworkLab();
         using var dir = new TempDirectory();

@@ -23,7 +23,7 @@ public sealed class OptionsTests
     [InlineData("Probe:Upload:SampleInterval", "00:00:00.001", "Probe:Upload:SampleInterval")]
     [InlineData("Probe:Upload:MaxBytesPerSecond", "-1", "Probe:Upload:MaxBytesPerSecond")]
     [InlineData("Probe:Capture:OwnTrafficResolveInterval", "00:00:01", "Probe:Capture:OwnTrafficResolveInterval")]
-    public async Task InvalidSettingsFailTheStart(string key, string value, string message)
+    public async Task Invalid_settings_fail_the_start(string key, string value, string message)
     {
         using var state = new TempDirectory();
         using var host = ProbeDaemonHosting.CreateBuilder(null, ProbeHarness.Settings(state.Path, "lo", (key, value))).Build();
@@ -35,14 +35,14 @@ public sealed class OptionsTests
     [InlineData("evict-oldest", DiskPolicy.EvictOldest)]
     [InlineData("pause-capture", DiskPolicy.PauseCapture)]
     [InlineData("PauseCapture", DiskPolicy.PauseCapture)]
-    public void DiskPolicyReadsAsTheDocsWriteIt(string text, DiskPolicy expected)
+    public void Disk_policy_reads_as_the_docs_write_it(string text, DiskPolicy expected)
     {
         var configuration = new ConfigurationBuilder().AddInMemoryCollection([new("Probe:Spool:DiskPolicy", text)]).Build();
         Assert.Equal(expected, configuration.GetSection(SpoolOptions.SectionName).Get<SpoolOptions>()!.DiskPolicy);
     }
 
     [Fact]
-    public void DefaultsAreTheDocumentedOnes()
+    public void Defaults_are_the_documented_ones()
     {
         var capture = new Capture.CaptureOptions();
         var spool = new SpoolOptions();

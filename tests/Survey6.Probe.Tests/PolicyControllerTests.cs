@@ -56,7 +56,7 @@ public sealed class PolicyControllerTests : IDisposable
     }
 
     [Fact]
-    public async Task RotationHeartbeatAndRateCapAreAppliedAtOnceAndPersisted()
+    public async Task Rotation_heartbeat_and_rate_cap_are_applied_at_once_and_persisted()
     {
         TimeSpan? interval = null;
         _policies.HeartbeatIntervalChanged += i => interval = i;
@@ -89,7 +89,7 @@ public sealed class PolicyControllerTests : IDisposable
     }
 
     [Fact]
-    public async Task AnUnworkablePolicyIsRejectedWholeAndThePreviousStaysInForce()
+    public async Task An_unworkable_policy_is_rejected_whole_and_the_previous_stays_in_force()
     {
         var (ok, _) = await _policies.ApplyAsync(new Policy { Version = 2, RotateSizeBytes = 1 << 20 }, null, CancellationToken.None);
         Assert.True(ok);
@@ -119,7 +119,7 @@ public sealed class PolicyControllerTests : IDisposable
     }
 
     [Fact]
-    public async Task TheUploadWindowAndIdleUtilisationReachTheUploader()
+    public async Task The_upload_window_and_idle_utilisation_reach_the_uploader()
     {
         Assert.True(_schedule.InWindow(DateTimeOffset.UtcNow));
         Assert.Equal(1_000_000, _schedule.IdleBytesPerSecond(1_000_000, 125_000_000));
@@ -154,7 +154,7 @@ public sealed class PolicyControllerTests : IDisposable
     }
 
     [Fact]
-    public void RepeatedStartsThatNeverGetHealthyFallBackToTheLastKnownGoodPolicy()
+    public void Repeated_starts_that_never_get_healthy_fall_back_to_the_last_known_good_policy()
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var state = new ProbeStateDirectory(_dir.Path);
@@ -191,7 +191,7 @@ public sealed class PolicyControllerTests : IDisposable
     }
 
     [Fact]
-    public void StartsSpreadBeyondTheWindowOrAHealthyRunDoNotFallBack()
+    public void Starts_spread_beyond_the_window_or_a_healthy_run_do_not_fall_back()
     {
         var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
         var state = new ProbeStateDirectory(_dir.Path);

@@ -8,7 +8,7 @@ namespace Survey6.Probe.Tests;
 public sealed class QueueDropTests
 {
     [Fact]
-    public async Task FramesThatFindTheQueueFullAreCountedAsQueueDrops()
+    public async Task Frames_that_find_the_queue_full_are_counted_as_queue_drops()
     {
         const int Pings = 30, Capacity = 4;
         using var lab = new NetworkLab();

@@ -13,7 +13,7 @@ namespace Survey6.Probe.Tests;
 public sealed class RenewalStorageTests
 {
     [Fact]
-    public void ARenewalInterruptedBetweenItsRenamesIsCompletedAndAHalfWrittenOneIsDropped()
+    public void A_renewal_interrupted_between_its_renames_is_completed_and_a_half_written_one_is_dropped()
     {
         using var dir = new TempDirectory();
         var state = new ProbeStateDirectory(dir.Path);

@@ -9,7 +9,7 @@ namespace Survey6.Probe.Tests;
 public sealed class RotationTests
 {
     [Fact]
-    public async Task FilesRotateBySize()
+    public async Task Files_rotate_by_size()
     {
         const int RotateSize = 16 * 1024, Pings = 40, PayloadSize = 1000;
         using var lab = new NetworkLab();
@@ -42,7 +42,7 @@ public sealed class RotationTests
     }
 
     [Fact]
-    public async Task FilesRotateByAgeEvenWhenIdle()
+    public async Task Files_rotate_by_age_even_when_idle()
     {
         using var lab = new NetworkLab();
         using var state = new TempDirectory();

@@ -10,7 +10,7 @@ public sealed class SystemdUnitTests
     private static readonly string Unit = Path.Combine(AppContext.BaseDirectory, "deploy", "survey6-probe.service");
 
     [Fact]
-    public void SystemdAnalyzeVerifiesTheUnitWithoutAWord()
+    public void Systemd_analyze_verifies_the_unit_without_a_word()
     {
         // verify checks that ExecStart's program exists: point it at the survey6 built with these tests.
         using var dir = new TempDirectory();
@@ -30,7 +30,7 @@ public sealed class SystemdUnitTests
     }
 
     [Fact]
-    public void TheUnitIsANotifyServiceWithOnlyTheCaptureCapabilities()
+    public void The_unit_is_a_notify_service_with_only_the_capture_capabilities()
     {
         var settings = File.ReadLines(Unit)
             .Where(l => l.Contains('=', StringComparison.Ordinal) && !l.StartsWith('#'))

@@ -12,7 +12,7 @@ public class CrashTests
     public static TheoryData<string> Steps() => [.. Enum.GetNames<CommitStep>()];
 
     [Fact]
-    public async Task KilledWhileWritingThenResumedByANewStore()
+    public async Task Killed_while_writing_then_resumed_by_a_new_store()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(400, packets: 60);
@@ -31,7 +31,7 @@ public class CrashTests
     }
 
     [Fact]
-    public async Task KilledAtARandomMomentThenResumedByANewStore()
+    public async Task Killed_at_a_random_moment_then_resumed_by_a_new_store()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(401, packets: 200);
@@ -47,7 +47,7 @@ public class CrashTests
 
     [Theory]
     [MemberData(nameof(Steps))]
-    public async Task KilledAfterEachCommitStepThenRecovered(string stepName)
+    public async Task Killed_after_each_commit_step_then_recovered(string stepName)
     {
         var step = Enum.Parse<CommitStep>(stepName);
         using var fixture = new StoreFixture();
@@ -63,7 +63,7 @@ public class CrashTests
 
     [Theory]
     [MemberData(nameof(Steps))]
-    public async Task FailureAfterEachCommitStepLeavesAResumableState(string stepName)
+    public async Task Failure_after_each_commit_step_leaves_a_resumable_state(string stepName)
     {
         var step = Enum.Parse<CommitStep>(stepName);
         using var fixture = new StoreFixture();
@@ -87,7 +87,7 @@ public class CrashTests
     }
 
     [Fact]
-    public async Task RecoveryOffersAStoredButUnqueuedCaptureAgain()
+    public async Task Recovery_offers_a_stored_but_unqueued_capture_again()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(404);
@@ -114,7 +114,7 @@ public class CrashTests
     }
 
     [Fact]
-    public async Task RetriedUploadOfAStoredButUnqueuedCaptureQueuesItBeforeTheAcknowledgement()
+    public async Task Retried_upload_of_a_stored_but_unqueued_capture_queues_it_before_the_acknowledgement()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(405);
@@ -132,7 +132,7 @@ public class CrashTests
     }
 
     [Fact]
-    public async Task RecoveryRemovesLeftoversAndAbandonedUploads()
+    public async Task Recovery_removes_leftovers_and_abandoned_uploads()
     {
         using var fixture = new StoreFixture(o => o.AbandonedUploadAge = TimeSpan.FromHours(1));
         var stored = await TestCaptures.UploadAsync(fixture.Store, TestCaptures.Pcapng(406));
@@ -170,7 +170,7 @@ public class CrashTests
     }
 
     [Fact]
-    public async Task RecoverySkipsCapturesHeldByASession()
+    public async Task Recovery_skips_captures_held_by_a_session()
     {
         using var fixture = new StoreFixture(o => o.AbandonedUploadAge = TimeSpan.FromTicks(1));
         var data = TestCaptures.Pcapng(409);

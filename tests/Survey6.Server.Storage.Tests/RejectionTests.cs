@@ -13,7 +13,7 @@ public class RejectionTests
     }
 
     [Fact]
-    public async Task WrongDigestDeletesTheHeldBytes()
+    public async Task Wrong_digest_deletes_the_held_bytes()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(10);
@@ -33,7 +33,7 @@ public class RejectionTests
     }
 
     [Fact]
-    public async Task TrailerDisagreeingWithTheHeaderIsADigestMismatch()
+    public async Task Trailer_disagreeing_with_the_header_is_a_digest_mismatch()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(12);
@@ -45,7 +45,7 @@ public class RejectionTests
     }
 
     [Fact]
-    public async Task CompletingShortIsASizeMismatchAndKeepsTheBytes()
+    public async Task Completing_short_is_a_size_mismatch_and_keeps_the_bytes()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(13);
@@ -62,7 +62,7 @@ public class RejectionTests
     }
 
     [Fact]
-    public async Task ChunkPastTheDeclaredSizeIsASizeMismatch()
+    public async Task Chunk_past_the_declared_size_is_a_size_mismatch()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(14);
@@ -76,7 +76,7 @@ public class RejectionTests
     }
 
     [Fact]
-    public async Task DuplicateDeclaredWithAnotherSizeIsASizeMismatch()
+    public async Task Duplicate_declared_with_another_size_is_a_size_mismatch()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(15);
@@ -86,7 +86,7 @@ public class RejectionTests
     }
 
     [Fact]
-    public async Task OutOfSequenceChunkIsRefusedAndTheSessionGoesOn()
+    public async Task Out_of_sequence_chunk_is_refused_and_the_session_goes_on()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(16);
@@ -105,7 +105,7 @@ public class RejectionTests
     }
 
     [Fact]
-    public async Task OversizedCaptureIsRefusedAtTheStart()
+    public async Task Oversized_capture_is_refused_at_the_start()
     {
         using var fixture = new StoreFixture(o => o.MaxCaptureBytes = 1000);
         var data = TestCaptures.Pcapng(17);
@@ -114,7 +114,7 @@ public class RejectionTests
     }
 
     [Fact]
-    public async Task CaptureStoredBeforeTheLimitDroppedIsStillAcknowledged()
+    public async Task Capture_stored_before_the_limit_dropped_is_still_acknowledged()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(23);
@@ -126,7 +126,7 @@ public class RejectionTests
     }
 
     [Fact]
-    public async Task QuotaCountsStoredCapturesAndReservedUploads()
+    public async Task Quota_counts_stored_captures_and_reserved_uploads()
     {
         var captures = Enumerable.Range(0, 3).Select(i => TestCaptures.Pcapng(20 + i, packets: 20, maxPacket: 1000)).ToArray();
         long largest = captures.Max(c => c.Length);
@@ -153,7 +153,7 @@ public class RejectionTests
     }
 
     [Fact]
-    public async Task RandomBytesAreNotACapture()
+    public async Task Random_bytes_are_not_a_capture()
     {
         using var fixture = new StoreFixture();
         var data = new byte[5000];
@@ -170,7 +170,7 @@ public class RejectionTests
     }
 
     [Fact]
-    public async Task TruncatedPcapngIsNotACaptureAtTheCutRecord()
+    public async Task Truncated_pcapng_is_not_a_capture_at_the_cut_record()
     {
         using var fixture = new StoreFixture();
         var whole = TestCaptures.Pcapng(18);
@@ -195,7 +195,7 @@ public class RejectionTests
     }
 
     [Fact]
-    public async Task EmptyFileIsNotACapture()
+    public async Task Empty_file_is_not_a_capture()
     {
         using var fixture = new StoreFixture();
         await using var session = await fixture.Store.BeginAsync(StoreFixture.Probe, TestCaptures.Header([]));
@@ -207,7 +207,7 @@ public class RejectionTests
     [InlineData("abc")]
     [InlineData("zz00000000000000000000000000000000000000000000000000000000000000")]
     [InlineData("00000000000000000000000000000000000000000000000000000000000000000")]
-    public async Task MalformedShaIsInvalidSha(string sha)
+    public async Task Malformed_SHA_is_invalid_SHA(string sha)
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(19);
@@ -226,7 +226,7 @@ public class RejectionTests
     [InlineData("{\"unterminated\":", "the manifest is not a survey6 capture manifest (version 1): field 'unterminated': Expected depth to be zero at the end of the JSON payload. There is an open JSON object or array that should be closed")]
     [InlineData("42", "the manifest is not a survey6 capture manifest (version 1): it is not a JSON object")]
     [InlineData("{\"interfaces\":[\"eth0\"],\"packets\":40}", "the manifest is not a survey6 capture manifest (version 1): field 'interfaces[0]' is not an object")]
-    public async Task ManifestMustBeACaptureManifest(string manifest, string reason)
+    public async Task Manifest_must_be_a_capture_manifest(string manifest, string reason)
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(20);
@@ -236,7 +236,7 @@ public class RejectionTests
     }
 
     [Fact]
-    public async Task ManifestMustDescribeTheCaptureBeingUploaded()
+    public async Task Manifest_must_describe_the_capture_being_uploaded()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(22);
@@ -253,7 +253,7 @@ public class RejectionTests
     }
 
     [Fact]
-    public async Task OtherMalformedHeadersAreInvalidHeader()
+    public async Task Other_malformed_headers_are_invalid_header()
     {
         using var fixture = new StoreFixture(o => o.MaxManifestBytes = 100);
         var data = TestCaptures.Pcapng(21);
@@ -271,7 +271,7 @@ public class RejectionTests
     [InlineData(".hidden")]
     [InlineData("a/b")]
     [InlineData("probe 1")]
-    public async Task UnsafeProbeIdsAreRefused(string probeId)
+    public async Task Unsafe_probe_ids_are_refused(string probeId)
     {
         using var fixture = new StoreFixture();
         Assert.False(CaptureStore.IsValidProbeId(probeId));
@@ -280,7 +280,7 @@ public class RejectionTests
     }
 
     [Fact]
-    public void InvalidOptionsAreRefused()
+    public void Invalid_options_are_refused()
     {
         var bad = new CaptureStoreOptions
         {

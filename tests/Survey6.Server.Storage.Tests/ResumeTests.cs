@@ -7,7 +7,7 @@ public class ResumeTests
     private static readonly byte[][] Captures = Enumerable.Range(0, 3).Select(i => TestCaptures.Pcapng(300 + i, packets: 60)).ToArray();
 
     [Fact]
-    public async Task CutAtAnyPointAndResumedGivesTheSameFileQueuedOnce()
+    public async Task Cut_at_any_point_and_resumed_gives_the_same_file_queued_once()
     {
         var gen = Gen.Select(Gen.Int[0, Captures.Length - 1], Gen.Double[0, 1], Gen.Int[1, 9000].List[1, 5], Gen.Bool);
         await gen.SampleAsync(async (which, cutFraction, chunks, restart) =>
@@ -36,7 +36,7 @@ public class ResumeTests
     }
 
     [Fact]
-    public async Task ResumingSeveralTimesHashesTheHeldBytesEachTime()
+    public async Task Resuming_several_times_hashes_the_held_bytes_each_time()
     {
         using var fixture = new StoreFixture();
         var data = Captures[0];
@@ -53,7 +53,7 @@ public class ResumeTests
     }
 
     [Fact]
-    public async Task ChangedDeclaredSizeStartsOver()
+    public async Task Changed_declared_size_starts_over()
     {
         using var fixture = new StoreFixture();
         var data = Captures[1];
@@ -68,7 +68,7 @@ public class ResumeTests
     }
 
     [Fact]
-    public async Task PartWithoutMetaResumes()
+    public async Task Part_without_meta_resumes()
     {
         using var fixture = new StoreFixture();
         var data = Captures[2];
@@ -86,7 +86,7 @@ public class ResumeTests
     }
 
     [Fact]
-    public async Task CancelledWriteEndsTheSessionAndANewOneResumes()
+    public async Task Cancelled_write_ends_the_session_and_a_new_one_resumes()
     {
         using var fixture = new StoreFixture();
         var data = Captures[0];

@@ -7,7 +7,7 @@ namespace Survey6.Server.Storage.Tests;
 public class UploadTests
 {
     [Fact]
-    public async Task StoresUnderProbeAndWindowDateWithManifestBeside()
+    public async Task Stores_under_probe_and_window_date_with_manifest_beside()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(1);
@@ -27,7 +27,7 @@ public class UploadTests
     }
 
     [Fact]
-    public async Task ManifestHoldsServerFactsAndTheProbeManifest()
+    public async Task Manifest_holds_server_facts_and_the_probe_manifest()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(2);
@@ -52,7 +52,7 @@ public class UploadTests
     }
 
     [Fact]
-    public async Task RandomChunkSizesStoreTheFileUnchanged()
+    public async Task Random_chunk_sizes_store_the_file_unchanged()
     {
         var captures = Enumerable.Range(0, 4).Select(i => TestCaptures.Pcapng(100 + i)).ToArray();
         await Gen.Select(Gen.Int[0, captures.Length - 1], Gen.Int[1, 20_000].List[1, 8]).SampleAsync(async (which, chunks) =>
@@ -67,7 +67,7 @@ public class UploadTests
     }
 
     [Fact]
-    public async Task DuplicateIsAcknowledgedWithoutStoringTwice()
+    public async Task Duplicate_is_acknowledged_without_storing_twice()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(3);
@@ -94,7 +94,7 @@ public class UploadTests
     }
 
     [Fact]
-    public async Task HeldBytesFollowTheUpload()
+    public async Task Held_bytes_follow_the_upload()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(4);
@@ -111,7 +111,7 @@ public class UploadTests
     }
 
     [Fact]
-    public async Task StoredFilesAreNotReadableByOthers()
+    public async Task Stored_files_are_not_readable_by_others()
     {
         if (OperatingSystem.IsWindows())
             return;
@@ -134,7 +134,7 @@ public class UploadTests
     }
 
     [Fact]
-    public async Task ClassicPcapIsAccepted()
+    public async Task Classic_pcap_is_accepted()
     {
         using var fixture = new StoreFixture();
         // Little-endian microsecond pcap header (Ethernet) and one 60-byte record.
@@ -154,7 +154,7 @@ public class UploadTests
     }
 
     [Fact]
-    public async Task DifferentFilesUploadInParallel()
+    public async Task Different_files_upload_in_parallel()
     {
         using var fixture = new StoreFixture();
         var captures = Enumerable.Range(0, 8).Select(i => TestCaptures.Pcapng(200 + i, packets: 80)).ToArray();
@@ -179,7 +179,7 @@ public class UploadTests
     }
 
     [Fact]
-    public async Task SecondSessionForOneCaptureWaitsForTheFirst()
+    public async Task Second_session_for_one_capture_waits_for_the_first()
     {
         using var fixture = new StoreFixture(o => o.SessionWaitTimeout = TimeSpan.FromSeconds(10));
         var data = TestCaptures.Pcapng(7);
@@ -204,7 +204,7 @@ public class UploadTests
     }
 
     [Fact]
-    public async Task SecondSessionForOneCaptureIsRefusedAfterTheWait()
+    public async Task Second_session_for_one_capture_is_refused_after_the_wait()
     {
         using var fixture = new StoreFixture(o => o.SessionWaitTimeout = TimeSpan.FromMilliseconds(100));
         var data = TestCaptures.Pcapng(8);
@@ -218,7 +218,7 @@ public class UploadTests
     }
 
     [Fact]
-    public async Task SameCaptureFromTwoProbesIsStoredForEach()
+    public async Task Same_capture_from_two_probes_is_stored_for_each()
     {
         using var fixture = new StoreFixture();
         var data = TestCaptures.Pcapng(9);

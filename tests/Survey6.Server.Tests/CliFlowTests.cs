@@ -174,7 +174,7 @@ public sealed class CliFlowTests : IDisposable
     [InlineData("7d", 7 * 86400)]
     [InlineData("1h30m", 5400)]
     [InlineData("45s", 45)]
-    public void Durations(string text, int seconds)
+    public void Durations_read_as_their_seconds(string text, int seconds)
     {
         Assert.True(DurationText.TryParse(text, out var duration));
         Assert.Equal(TimeSpan.FromSeconds(seconds), duration);
@@ -196,7 +196,7 @@ public sealed class CliFlowTests : IDisposable
     }
 
     [Fact]
-    public void Locations()
+    public void A_location_reads_latitude_longitude_country_and_a_city_with_commas()
     {
         Assert.True(CliParsing.TryParseLocation("52.08,4.31,NL,Den Haag, Centrum", out var location));
         Assert.Equal(52.08, location!.Latitude);

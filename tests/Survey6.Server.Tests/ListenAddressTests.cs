@@ -15,7 +15,7 @@ public sealed class ListenAddressTests
     [InlineData("[::]:80", "::", 80)]
     [InlineData("localhost:0", "127.0.0.1", 0)]
     [InlineData("*:7443", null, 7443)]
-    public void Parses(string text, string? address, int port)
+    public void Listen_addresses_parse_to_their_address_and_port(string text, string? address, int port)
     {
         Assert.True(ListenAddress.TryParse(text, out var listen));
         Assert.Equal(address is null ? null : IPAddress.Parse(address), listen.Address);
@@ -29,7 +29,7 @@ public sealed class ListenAddressTests
     [InlineData("example.org:80")]
     [InlineData("127.0.0.1:65536")]
     [InlineData("127.0.0.1:-1")]
-    public void Rejects(string text) => Assert.False(ListenAddress.TryParse(text, out _));
+    public void Malformed_listen_addresses_are_refused(string text) => Assert.False(ListenAddress.TryParse(text, out _));
 
     [Fact]
     public void Advertised_url_prefers_the_configured_host_then_a_specific_listen_address()

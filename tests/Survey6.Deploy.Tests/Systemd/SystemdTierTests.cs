@@ -31,7 +31,7 @@ public sealed partial class SystemdTierTests : IClassFixture<SystemdCluster>
     }
 
     [Fact]
-    public async Task TheProbeIsHealthyAndBothServicesRunAsSurvey6WithOnlyTheCapabilitiesTheyNeed()
+    public async Task The_probe_is_healthy_and_both_services_run_as_survey6_with_only_the_capabilities_they_need()
     {
         await _cluster.EnsureAsync(_packages, _log);
         var c = _cluster;
@@ -68,7 +68,7 @@ public sealed partial class SystemdTierTests : IClassFixture<SystemdCluster>
     }
 
     [Fact]
-    public async Task TheJournalHoldsBothServicesLogs()
+    public async Task The_journal_holds_both_services_logs()
     {
         await _cluster.EnsureAsync(_packages, _log);
         await _cluster.EnsureRunningAsync();
@@ -82,7 +82,7 @@ public sealed partial class SystemdTierTests : IClassFixture<SystemdCluster>
     }
 
     [Fact]
-    public async Task RestartsAndRebootsLoseAndDuplicateNothingAndStopClosesTheOpenFile()
+    public async Task Restarts_and_reboots_lose_and_duplicate_nothing_and_stop_closes_the_open_file()
     {
         await _cluster.EnsureAsync(_packages, _log);
         var c = _cluster;
@@ -149,7 +149,7 @@ public sealed partial class SystemdTierTests : IClassFixture<SystemdCluster>
     }
 
     [Fact]
-    public async Task TheLakeHoldsTheTrafficAndNoneOfTheProbesOwnCncTraffic()
+    public async Task The_lake_holds_the_traffic_and_none_of_the_probes_own_CnC_traffic()
     {
         await _cluster.EnsureAsync(_packages, _log);
         var c = _cluster;
@@ -170,7 +170,7 @@ public sealed partial class SystemdTierTests : IClassFixture<SystemdCluster>
     }
 
     [Fact]
-    public async Task SystemdAnalyzeSecurityScoresBothUnits()
+    public async Task Systemd_analyze_security_scores_both_units()
     {
         await _cluster.EnsureAsync(_packages, _log);
         foreach (var (container, unit, bound) in new[] { (_cluster.Probe, "survey6-probe.service", 3.0), (_cluster.Server, "survey6-server.service", 2.0) })
