@@ -98,19 +98,12 @@ public sealed class HeartbeatWriterTests
 
         // Another process holds state.db's write lock: the writer blocks on its first heartbeat and the queue fills.
         var database = server.Get<StateDatabase>();
-        using (var blocker = database.Open())
+        using (var hold = new WriteLock(database))
         {
-            using var hold = blocker.BeginTransaction();
-            using (var touch = blocker.CreateCommand())
-            {
-                touch.Transaction = hold;
-                touch.CommandText = "UPDATE settings SET value = value WHERE key = 'none'";
-                touch.ExecuteNonQuery();
-            }
 
             for (ulong i = 1; i <= 150; i++)
                 await stream.HeartbeatAsync(ProbeStream.Healthy(server, received: i * 10)); // every one is acknowledged
-            hold.Rollback();
+            hold.Release();
         }
 
         var dropped = server.Counters.Get(ControlCounters.HeartbeatsDropped);
@@ -165,15 +158,8 @@ public sealed class HeartbeatWriterTests
 
         // Another process holds state.db's write lock (well under its 30 s busy timeout): the writer cannot store the heartbeat.
         var database = server.Get<StateDatabase>();
-        using (var blocker = database.Open())
+        using (var hold = new WriteLock(database))
         {
-            using var hold = blocker.BeginTransaction();
-            using (var touch = blocker.CreateCommand())
-            {
-                touch.Transaction = hold;
-                touch.CommandText = "UPDATE settings SET value = value WHERE key = 'none'";
-                touch.ExecuteNonQuery();
-            }
 
             await stream.HeartbeatAsync(ProbeStream.Healthy(server, received: 10));
             Assert.Equal(1, writer.Pending);
@@ -191,7 +177,7 @@ public sealed class HeartbeatWriterTests
             // A timeout says so instead of pretending the heartbeat is stored.
             Assert.Equal(HeartbeatWait.TimedOut, await writer.WaitUntilStoredAsync(CancellationToken.None, TimeSpan.FromMilliseconds(50)));
             Assert.Equal(1, writer.Pending);
-            hold.Rollback();
+            hold.Release();
         }
 
         Assert.Equal(HeartbeatWait.Stored, await writer.WaitUntilStoredAsync(CancellationToken.None));
@@ -212,5 +198,30 @@ public sealed class HeartbeatWriterTests
         Assert.False(writer.Enqueue(new PendingHeartbeat(response.ProbeId, ProbeStream.Healthy(server, received: 40), server.Time.GetUtcNow())));
         Assert.Equal(HeartbeatWait.Stored, await writer.WaitUntilStoredAsync(CancellationToken.None));
         Assert.Equal(10ul, (await query.GetAsync(response.ProbeId).AsTask().WaitAsync(ProbeStream.Wait))!.LastHeartbeat!.Capture.Received);
+    }
+
+    /// <summary>A write transaction on state.db, as another process would hold it: the writer blocks on it until released.</summary>
+    private sealed class WriteLock : IDisposable
+    {
+        private readonly Microsoft.Data.Sqlite.SqliteConnection _connection;
+        private readonly Microsoft.Data.Sqlite.SqliteTransaction _transaction;
+
+        public WriteLock(StateDatabase database)
+        {
+            _connection = database.Open();
+            _transaction = _connection.BeginTransaction();
+            using var touch = _connection.CreateCommand();
+            touch.Transaction = _transaction;
+            touch.CommandText = "UPDATE settings SET value = value WHERE key = 'none'";
+            touch.ExecuteNonQuery();
+        }
+
+        public void Release() => _transaction.Rollback();
+
+        public void Dispose()
+        {
+            _transaction.Dispose();
+            _connection.Dispose();
+        }
     }
 }
