@@ -218,11 +218,11 @@ public static partial class ServerCommands
     {
         var json = new Option<bool>("--json") { Description = "JSON (with host facts and the last heartbeat) instead of a table" };
         var command = new Command("probes", "List probes: state and why, last heartbeat, clock skew, rates") { json };
-        command.SetAction(parse => WithState(parse, "probes", () =>
+        command.SetAction((parse, cancellationToken) => WithStateAsync(parse, "probes", async () =>
         {
             var database = OpenDatabase(parse, dataDir, config);
             var probes = new ProbeStore(database, TimeProvider.System).List();
-            var health = HealthQuery(parse, dataDir, config, database).List().ToDictionary(h => h.ProbeId, StringComparer.Ordinal);
+            var health = (await HealthQuery(parse, dataDir, config, database).ListAsync(cancellationToken).ConfigureAwait(false)).ToDictionary(h => h.ProbeId, StringComparer.Ordinal);
             var output = parse.InvocationConfiguration.Output;
             // The server's own state first: a full disk or a failing store makes every probe's uploads fail, however healthy the probe.
             var disk = Survey6.Server.Metrics.DataDiskState.Read(LoadOptions(parse, dataDir, config).DataDirectory,
@@ -622,6 +622,19 @@ public static partial class ServerCommands
         try
         {
             return action();
+        }
+        catch (ProbeCommandException e)
+        {
+            throw new CliException(e.Message.StartsWith("no probe ", StringComparison.Ordinal) ? ExitCodes.NotFound : ExitCodes.Failed, e.Message);
+        }
+    }
+
+    /// <summary>As <see cref="WithState"/>, for a command that awaits.</summary>
+    private static async Task<int> WithStateAsync(ParseResult parse, string command, Func<Task<int>> action)
+    {
+        try
+        {
+            return await action().ConfigureAwait(false);
         }
         catch (ProbeCommandException e)
         {

@@ -53,8 +53,8 @@ public sealed class ControlChannelTests : IAsyncLifetime
         var running = channel.RunAsync(stop.Token);
         var health = _server.Get<ProbeHealthQuery>();
         var commands = _server.Get<ProbeCommands>();
-        await ProbeChanges.EventuallyAsync(() => health.Get(joined.ProbeId)!.State == ProbeStates.Healthy, "first heartbeat");
-        var seen = health.Get(joined.ProbeId)!;
+        await ProbeChanges.EventuallyAsync(async () => (await health.GetAsync(joined.ProbeId))!.State == ProbeStates.Healthy, "first heartbeat");
+        var seen = (await health.GetAsync(joined.ProbeId))!;
         Assert.Equal("channel-test", seen.SoftwareVersion);
         Assert.Equal(TimeSpan.FromSeconds(10), seen.HeartbeatInterval);
         Assert.True(channel.IsConnected);

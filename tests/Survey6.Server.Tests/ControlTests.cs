@@ -30,8 +30,8 @@ public sealed class ControlTests : IAsyncLifetime
     public async Task A_heartbeat_is_recorded_on_the_server_clock_and_the_probe_becomes_healthy()
     {
         var (probeId, certificate) = await JoinAsync();
-        Assert.Equal(ProbeStates.Pending, Health.Get(probeId)!.State);
-        using var changes = _server.Get<IProbeStateNotifier>().Subscribe();
+        Assert.Equal(ProbeStates.Pending, (await Health.GetAsync(probeId))!.State);
+        using var changes = await _server.Get<IProbeStateNotifier>().SubscribeAsync();
         await using var stream = ProbeStream.Open(_server, certificate);
 
         var sent = ProbeStream.Healthy(_server, received: 1000);
@@ -42,7 +42,7 @@ public sealed class ControlTests : IAsyncLifetime
 
         var change = await changes.WaitForAsync(c => c.Kind == ProbeChangeKind.StateChanged && c.ProbeId == probeId);
         Assert.Equal((ProbeStates.Pending, ProbeStates.Healthy), (change.PreviousState, change.State));
-        var health = Health.Get(probeId)!;
+        var health = (await Health.GetAsync(probeId))!;
         Assert.Equal(ProbeStates.Healthy, health.State);
         Assert.Empty(health.Reasons);
         Assert.Equal(serverNow, health.LastHeartbeatAt!.Value, TimeSpan.FromMilliseconds(1)); // stored to the millisecond
@@ -59,7 +59,7 @@ public sealed class ControlTests : IAsyncLifetime
         var next = ProbeStream.Healthy(_server, received: 3000);
         next.Upload = new UploadCounters { FilesUploaded = 1, BytesUploaded = 50_000 };
         await stream.HeartbeatAsync(next);
-        health = Health.Get(probeId)!;
+        health = (await Health.GetAsync(probeId))!;
         Assert.Equal(200, health.Rates.PacketsPerSecond, 0);
         Assert.Equal(5000, health.Rates.UploadBytesPerSecond, 0);
         Assert.Equal(0, health.Rates.DropRatio);
@@ -67,7 +67,7 @@ public sealed class ControlTests : IAsyncLifetime
         // A restarted probe reports smaller counters: counted from zero, never negative.
         _server.Time.Advance(TimeSpan.FromSeconds(10));
         await stream.HeartbeatAsync(ProbeStream.Healthy(_server, received: 500));
-        Assert.Equal(50, Health.Get(probeId)!.Rates.PacketsPerSecond, 0);
+        Assert.Equal(50, (await Health.GetAsync(probeId))!.Rates.PacketsPerSecond, 0);
     }
 
     [Fact]
@@ -83,7 +83,7 @@ public sealed class ControlTests : IAsyncLifetime
             var heartbeat = ProbeStream.Healthy(_server, received);
             change(heartbeat);
             await stream.HeartbeatAsync(heartbeat);
-            return Health.Get(probeId)!;
+            return (await Health.GetAsync(probeId))!;
         }
 
         Assert.Equal(ProbeStates.Healthy, (await Beat(_ => { })).State);
@@ -143,7 +143,7 @@ public sealed class ControlTests : IAsyncLifetime
         var ack = await stream.HeartbeatAsync(ahead);
         // Stamped 100 ms (half the round trip) before it arrived: 30.1 s ahead.
         Assert.Equal(TimeSpan.FromMilliseconds(30_100), ack.ClockSkew.ToTimeSpan());
-        var health = Health.Get(probeId)!;
+        var health = (await Health.GetAsync(probeId))!;
         Assert.Equal(TimeSpan.FromMilliseconds(30_100), health.ClockSkew);
         Assert.Equal(TimeSpan.FromMilliseconds(200), health.RoundTrip);
         Assert.Contains("ahead of", Assert.Single(health.Reasons).Detail, StringComparison.Ordinal);
@@ -152,11 +152,11 @@ public sealed class ControlTests : IAsyncLifetime
         behind.ProbeClock = Timestamp.FromDateTimeOffset(_server.Time.GetUtcNow() - TimeSpan.FromSeconds(5));
         ack = await stream.HeartbeatAsync(behind);
         Assert.Equal(TimeSpan.FromSeconds(-5), ack.ClockSkew.ToTimeSpan());
-        Assert.Contains("behind", Assert.Single(Health.Get(probeId)!.Reasons).Detail, StringComparison.Ordinal);
+        Assert.Contains("behind", Assert.Single((await Health.GetAsync(probeId))!.Reasons).Detail, StringComparison.Ordinal);
 
         await stream.HeartbeatAsync(ProbeStream.Healthy(_server));
-        Assert.Equal(TimeSpan.Zero, Health.Get(probeId)!.ClockSkew);
-        Assert.Equal(ProbeStates.Healthy, Health.Get(probeId)!.State);
+        Assert.Equal(TimeSpan.Zero, (await Health.GetAsync(probeId))!.ClockSkew);
+        Assert.Equal(ProbeStates.Healthy, (await Health.GetAsync(probeId))!.State);
     }
 
     [Fact]
@@ -165,10 +165,10 @@ public sealed class ControlTests : IAsyncLifetime
         var (probeId, certificate) = await JoinAsync();
         await using (var stream = ProbeStream.Open(_server, certificate))
             await stream.HeartbeatAsync(ProbeStream.Healthy(_server));
-        using var changes = _server.Get<IProbeStateNotifier>().Subscribe();
+        using var changes = await _server.Get<IProbeStateNotifier>().SubscribeAsync();
 
         _server.Time.Advance(TimeSpan.FromSeconds(29));
-        Assert.Equal(ProbeStates.Healthy, Health.Get(probeId)!.State);
+        Assert.Equal(ProbeStates.Healthy, (await Health.GetAsync(probeId))!.State);
 
         // No message arrives: the evaluator's timer alone moves the probe.
         _server.Time.Advance(TimeSpan.FromSeconds(2));
@@ -196,7 +196,7 @@ public sealed class ControlTests : IAsyncLifetime
         var (probeId, certificate) = await JoinAsync();
         await using var stream = ProbeStream.Open(_server, certificate);
         await stream.HeartbeatAsync(ProbeStream.Healthy(_server));
-        using var changes = _server.Get<IProbeStateNotifier>().Subscribe();
+        using var changes = await _server.Get<IProbeStateNotifier>().SubscribeAsync();
 
         var clock = Stopwatch.StartNew();
         var issued = Commands.Suspend(probeId, "test");
@@ -221,15 +221,15 @@ public sealed class ControlTests : IAsyncLifetime
         var probeSays = ProbeStream.Healthy(_server);
         probeSays.State = ProbeState.Suspended;
         await stream.HeartbeatAsync(probeSays);
-        Assert.Equal([HealthReasonCodes.OperatorSuspended, HealthReasonCodes.ProbeSuspended], Health.Get(probeId)!.Reasons.Select(r => r.Code));
+        Assert.Equal([HealthReasonCodes.OperatorSuspended, HealthReasonCodes.ProbeSuspended], (await Health.GetAsync(probeId))!.Reasons.Select(r => r.Code));
 
         // Resume lifts the operator's suspension; the probe's own report keeps it suspended until it resumes.
         var resume = Commands.Resume(probeId);
         Assert.Equal(CommandKind.Resume, (await stream.NextCommandAsync(TimeSpan.FromSeconds(2))).Kind);
         await stream.AnswerAsync(resume.Id);
-        Assert.Equal(ProbeStates.Suspended, Health.Get(probeId)!.State);
+        Assert.Equal(ProbeStates.Suspended, (await Health.GetAsync(probeId))!.State);
         await stream.HeartbeatAsync(ProbeStream.Healthy(_server));
-        Assert.Equal(ProbeStates.Healthy, Health.Get(probeId)!.State);
+        Assert.Equal(ProbeStates.Healthy, (await Health.GetAsync(probeId))!.State);
     }
 
     [Fact]
@@ -300,7 +300,7 @@ public sealed class ControlTests : IAsyncLifetime
         var (probeId, certificate) = await JoinAsync();
         var stream = ProbeStream.Open(_server, certificate);
         await stream.HeartbeatAsync(ProbeStream.Healthy(_server));
-        using var changes = _server.Get<IProbeStateNotifier>().Subscribe();
+        using var changes = await _server.Get<IProbeStateNotifier>().SubscribeAsync();
 
         _server.Get<ProbeRevoker>().Revoke(probeId, "stolen", "test");
         var closed = await stream.Ended.WaitAsync(ProbeStream.Wait);
@@ -309,7 +309,7 @@ public sealed class ControlTests : IAsyncLifetime
         await stream.DisposeAsync();
         await changes.WaitForAsync(c => c.Kind == ProbeChangeKind.Disconnected);
 
-        var health = Health.Get(probeId)!;
+        var health = (await Health.GetAsync(probeId))!;
         Assert.Equal((ProbeStates.Revoked, false), (health.State, health.Connected));
         Assert.Equal(new HealthReason(HealthReasonCodes.Revoked, "revoked by test: stolen"), Assert.Single(health.Reasons));
         Assert.NotNull(_server.Probes.FindCertificate(certificate.SerialNumber)!.RevokedAt);
@@ -328,7 +328,7 @@ public sealed class ControlTests : IAsyncLifetime
         var (probeId, certificate) = await JoinAsync();
         var stream = ProbeStream.Open(_server, certificate);
         await stream.HeartbeatAsync(ProbeStream.Healthy(_server));
-        using var changes = _server.Get<IProbeStateNotifier>().Subscribe();
+        using var changes = await _server.Get<IProbeStateNotifier>().SubscribeAsync();
         _server.Time.Advance(TimeSpan.FromSeconds(2)); // less than an evaluation interval: the probe stays healthy
 
         // The clock stands still from here: the event poller does not run again, so only the leave itself can close the stream.
@@ -340,7 +340,7 @@ public sealed class ControlTests : IAsyncLifetime
         Assert.Equal(StatusCode.PermissionDenied, closed!.StatusCode);
         await stream.DisposeAsync();
 
-        var health = Health.Get(probeId)!;
+        var health = (await Health.GetAsync(probeId))!;
         Assert.Equal(ProbeStates.Revoked, health.State);
         Assert.Equal(_server.Probes.Get(probeId)!.LeftAt, health.StateSince); // revoked since it left, not since it was healthy
         Assert.Equal(new HealthReason(HealthReasonCodes.Revoked, "host retired"), Assert.Single(health.Reasons));
@@ -375,8 +375,8 @@ public sealed class ControlTests : IAsyncLifetime
         await stream.AnswerAsync(bobsCommand.Id);
         await stream.HeartbeatAsync(ProbeStream.Healthy(_server)); // the answer was handled before this ack
 
-        Assert.Equal(ProbeStates.Healthy, Health.Get(alice)!.State);
-        Assert.Equal((ProbeStates.Pending, (DateTimeOffset?)null), (Health.Get(bob)!.State, Health.Get(bob)!.LastHeartbeatAt));
+        Assert.Equal(ProbeStates.Healthy, (await Health.GetAsync(alice))!.State);
+        Assert.Equal((ProbeStates.Pending, (DateTimeOffset?)null), ((await Health.GetAsync(bob))!.State, (await Health.GetAsync(bob))!.LastHeartbeatAt));
         Assert.Equal("pending", Commands.Get(bobsCommand.Id)!.Status);
         Assert.False(stream.HasCommand);
         Assert.Equal(1, _server.Counters.Get(ControlCounters.ResultsIgnored));
@@ -409,7 +409,7 @@ public sealed class ControlTests : IAsyncLifetime
         _server.Time.Advance(TimeSpan.FromMinutes(1));
         await Beat(2500, 5, 6, 200);
 
-        var history = Health.History(probeId, firstMinute - TimeSpan.FromHours(1), firstMinute + TimeSpan.FromHours(1));
+        var history = await Health.HistoryAsync(probeId, firstMinute - TimeSpan.FromHours(1), firstMinute + TimeSpan.FromHours(1));
         Assert.Equal([firstMinute, firstMinute + TimeSpan.FromMinutes(1)], history.Select(m => m.Minute));
         Assert.Equal((2, 1500L, 5L, 3.0, 300L), (history[0].Heartbeats, history[0].Received, history[0].QueueDropped, history[0].CpuPercentMean, history[0].SpoolBytesMax));
         Assert.Equal((1, 1000L, 0L, 6.0, 200L), (history[1].Heartbeats, history[1].Received, history[1].QueueDropped, history[1].CpuPercentMean, history[1].SpoolBytesMax));
@@ -418,7 +418,7 @@ public sealed class ControlTests : IAsyncLifetime
 
         // Kept 7 days: the hourly sweep deletes them once they are older.
         _server.Time.Advance(TimeSpan.FromDays(7) + TimeSpan.FromHours(1));
-        await ProbeChanges.EventuallyAsync(() => Health.History(probeId, firstMinute - TimeSpan.FromHours(1), firstMinute + TimeSpan.FromHours(1)).Count == 0, "rollups swept");
+        await ProbeChanges.EventuallyAsync(async () => (await Health.HistoryAsync(probeId, firstMinute - TimeSpan.FromHours(1), firstMinute + TimeSpan.FromHours(1))).Count == 0, "rollups swept");
     }
 
     [Fact]
@@ -430,12 +430,12 @@ public sealed class ControlTests : IAsyncLifetime
         await stream.HeartbeatAsync(ProbeStream.Healthy(server, received: 1));
         var ack = await stream.HeartbeatAsync(ProbeStream.Healthy(server, received: 2));
         Assert.Equal(2ul, ack.Sequence);
-        Assert.Equal(1ul, server.Get<ProbeHealthQuery>().Get(response.ProbeId)!.LastHeartbeat!.Capture.Received);
+        Assert.Equal(1ul, (await server.Get<ProbeHealthQuery>().GetAsync(response.ProbeId))!.LastHeartbeat!.Capture.Received);
         Assert.Equal(1, server.Counters.Get(ControlCounters.HeartbeatsThrottled));
 
         server.Time.Advance(TimeSpan.FromMilliseconds(500));
         await stream.HeartbeatAsync(ProbeStream.Healthy(server, received: 3));
-        Assert.Equal(3ul, server.Get<ProbeHealthQuery>().Get(response.ProbeId)!.LastHeartbeat!.Capture.Received);
+        Assert.Equal(3ul, (await server.Get<ProbeHealthQuery>().GetAsync(response.ProbeId))!.LastHeartbeat!.Capture.Received);
     }
 
     private async Task<(string ProbeId, X509Certificate2 Certificate)> JoinAsync(string? token = null)

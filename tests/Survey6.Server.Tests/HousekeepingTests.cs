@@ -91,15 +91,15 @@ public sealed class HousekeepingTests : IAsyncLifetime
             await stream.HeartbeatAsync(ProbeStream.Healthy(_server));
         var health = _server.Get<ProbeHealthQuery>();
         var since = _server.Time.GetUtcNow() - TimeSpan.FromHours(1);
-        Assert.NotEmpty(health.History(joined.ProbeId, since, _server.Time.GetUtcNow() + TimeSpan.FromMinutes(1)));
+        Assert.NotEmpty(await health.HistoryAsync(joined.ProbeId, since, _server.Time.GetUtcNow() + TimeSpan.FromMinutes(1)));
 
         // Server:Health:HistoryRetention defaults to 7 days.
         _server.Time.Advance(TimeSpan.FromDays(6));
         Sweeper.Sweep();
-        Assert.NotEmpty(health.History(joined.ProbeId, since, _server.Time.GetUtcNow()));
+        Assert.NotEmpty(await health.HistoryAsync(joined.ProbeId, since, _server.Time.GetUtcNow()));
         _server.Time.Advance(TimeSpan.FromDays(1) + TimeSpan.FromMinutes(2));
         Sweeper.Sweep();
-        Assert.Empty(health.History(joined.ProbeId, since, _server.Time.GetUtcNow()));
+        Assert.Empty(await health.HistoryAsync(joined.ProbeId, since, _server.Time.GetUtcNow()));
     }
 
     [Theory]

@@ -69,7 +69,7 @@ public sealed class ProbeHealthRulesTests
             RoundTrip = Duration.FromTimeSpan(TimeSpan.FromSeconds(1)),
             HeartbeatInterval = Duration.FromTimeSpan(TimeSpan.FromDays(1)),
         };
-        var figures = ProbeHealthTracker.Figures(restarted, previous, Now - TimeSpan.FromSeconds(10), Now);
+        var figures = HeartbeatRecorder.Figures(restarted, previous, Now - TimeSpan.FromSeconds(10), Now);
         Assert.Equal((900ul, 100ul), (figures.Received, figures.KernelDropped));
         Assert.Equal(90, figures.PacketsPerSecond, 6);
         Assert.Equal(0.1, figures.DropRatio, 6);
@@ -77,7 +77,7 @@ public sealed class ProbeHealthRulesTests
         Assert.Equal(TimeSpan.FromHours(1), figures.Interval); // clamped to what a policy allows
 
         var broken = new Heartbeat { ProbeClock = new Timestamp { Seconds = long.MaxValue }, RoundTrip = Duration.FromTimeSpan(TimeSpan.FromHours(2)) };
-        figures = ProbeHealthTracker.Figures(broken, null, null, Now);
+        figures = HeartbeatRecorder.Figures(broken, null, null, Now);
         Assert.Equal(((TimeSpan?)null, (TimeSpan?)null, 0.0), (figures.ClockSkew, figures.RoundTrip, figures.PacketsPerSecond));
     }
 

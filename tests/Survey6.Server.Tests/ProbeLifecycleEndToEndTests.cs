@@ -125,7 +125,7 @@ public sealed partial class ProbeLifecycleEndToEndTests(ITestOutputHelper output
         try
         {
             var health = server.Get<ProbeHealthQuery>();
-            await ProbeUplinkEndToEndTests.WaitUntilAsync(() => health.Get(probeId) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(60), "a healthy probe", daemon);
+            await ProbeUplinkEndToEndTests.WaitUntilAsync(async () => (await health.GetAsync(probeId)) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(60), "a healthy probe", daemon);
             var commands = server.Get<ProbeCommands>();
 
             var bad = commands.UpdatePolicy(probeId, new PolicyChange { CaptureFilter = "ip6 and no such primitive" });
@@ -138,7 +138,7 @@ public sealed partial class ProbeLifecycleEndToEndTests(ITestOutputHelper output
             var good = commands.UpdatePolicy(probeId, new PolicyChange { CaptureFilter = "icmp6", Snaplen = 128, Interfaces = [lab.HostInterface] });
             await ProbeUplinkEndToEndTests.WaitUntilAsync(() => commands.Get(good.Id) is { Ok: not null }, TimeSpan.FromSeconds(15), "the probe's answer", daemon);
             Assert.True(commands.Get(good.Id)!.Ok, commands.Get(good.Id)!.ResultMessage);
-            await ProbeUplinkEndToEndTests.WaitUntilAsync(() => health.Get(probeId)?.PolicyVersion == good.Policy!.Version, TimeSpan.FromSeconds(10), "heartbeats with the new policy version", daemon);
+            await ProbeUplinkEndToEndTests.WaitUntilAsync(async () => (await health.GetAsync(probeId))?.PolicyVersion == good.Policy!.Version, TimeSpan.FromSeconds(10), "heartbeats with the new policy version", daemon);
             var status = daemon.TryStatus()!;
             Assert.Equal(("icmp6", 128, good.Policy!.Version), (status.Policy!.Filter, status.SnapLength, status.Policy.Version));
             // What libpcap applies: the policy's filter without the probe's own traffic with this server.
@@ -182,7 +182,7 @@ public sealed partial class ProbeLifecycleEndToEndTests(ITestOutputHelper output
             try
             {
                 var health = server.Get<ProbeHealthQuery>();
-                await ProbeUplinkEndToEndTests.WaitUntilAsync(() => health.Get(joined.ProbeId) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(60), "a healthy probe", daemon);
+                await ProbeUplinkEndToEndTests.WaitUntilAsync(async () => (await health.GetAsync(joined.ProbeId)) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(60), "a healthy probe", daemon);
                 await ProbeUplinkEndToEndTests.WaitUntilAsync(() => SerialOnDisk(state) != first.SerialNumber, TimeSpan.FromSeconds(40), "a renewed certificate", daemon);
 
                 using var renewed = X509Certificate2.CreateFromPemFile(Path.Combine(state, "cert.pem"), Path.Combine(state, "key.pem"));
@@ -204,7 +204,7 @@ public sealed partial class ProbeLifecycleEndToEndTests(ITestOutputHelper output
                 server = await ServerHarness.StartAsync(root, new Dictionary<string, string?>(settings) { ["Server:GrpcListen"] = $"127.0.0.1:{port}" }, services => services.AddSingleton(TimeProvider.System));
                 health = server.Get<ProbeHealthQuery>();
                 await ProbeUplinkEndToEndTests.WaitUntilAsync(
-                    () => health.Get(joined.ProbeId) is { State: ProbeStates.Healthy, LastHeartbeatAt: { } at } && at > restartedAt,
+                    async () => (await health.GetAsync(joined.ProbeId)) is { State: ProbeStates.Healthy, LastHeartbeatAt: { } at } && at > restartedAt,
                     TimeSpan.FromSeconds(30),
                     "heartbeats over a new connection after the first certificate expired",
                     daemon);
@@ -241,7 +241,7 @@ public sealed partial class ProbeLifecycleEndToEndTests(ITestOutputHelper output
             try
             {
                 var health = server.Get<ProbeHealthQuery>();
-                await ProbeUplinkEndToEndTests.WaitUntilAsync(() => health.Get(probeId) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(60), "a healthy probe", daemon);
+                await ProbeUplinkEndToEndTests.WaitUntilAsync(async () => (await health.GetAsync(probeId)) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(60), "a healthy probe", daemon);
 
                 // 120 echoes over 24 s; the server is away from the 3rd second to the 15th.
                 using var echoes = lab.PingInBackground(lab.HostAddress, Echoes, 0.2);
@@ -292,7 +292,7 @@ public sealed partial class ProbeLifecycleEndToEndTests(ITestOutputHelper output
                     TimeSpan.FromSeconds(60),
                     "every echo request on the server and the spool drained",
                     daemon);
-                await ProbeUplinkEndToEndTests.WaitUntilAsync(() => server.Get<ProbeHealthQuery>().Get(probeId) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(20), "the probe healthy again", daemon);
+                await ProbeUplinkEndToEndTests.WaitUntilAsync(async () => (await server.Get<ProbeHealthQuery>().GetAsync(probeId)) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(20), "the probe healthy again", daemon);
                 daemon.Terminate();
                 sequences = [.. files.SelectMany(f => EchoRequestSequences(f, IPAddress.Parse(lab.HostAddress)))];
 

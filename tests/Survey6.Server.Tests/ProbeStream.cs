@@ -118,10 +118,13 @@ internal static class ProbeChanges
     }
 
     /// <summary>Polls <paramref name="condition"/> until it holds, for state written by another thread.</summary>
-    public static async Task EventuallyAsync(Func<bool> condition, string what)
+    public static Task EventuallyAsync(Func<bool> condition, string what) => EventuallyAsync(() => Task.FromResult(condition()), what);
+
+    /// <summary>Polls <paramref name="condition"/>, which awaits (a health query, say), until it holds.</summary>
+    public static async Task EventuallyAsync(Func<Task<bool>> condition, string what)
     {
         var deadline = DateTime.UtcNow + ProbeStream.Wait;
-        while (!condition())
+        while (!await condition())
         {
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException("never happened: " + what);

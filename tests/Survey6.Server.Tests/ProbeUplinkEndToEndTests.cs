@@ -46,8 +46,8 @@ public sealed class ProbeUplinkEndToEndTests(ITestOutputHelper output)
             lab.Ping(lab.HostAddress, 5);
 
             var health = server.Get<ProbeHealthQuery>();
-            await WaitUntilAsync(() => health.Get(probeId) is { State: ProbeStates.Healthy, LastHeartbeat.Capture.Received: >= 10 }, TimeSpan.FromSeconds(15), "a healthy probe reporting the echoes", daemon);
-            var reported = health.Get(probeId)!;
+            await WaitUntilAsync(async () => (await health.GetAsync(probeId)) is { State: ProbeStates.Healthy, LastHeartbeat.Capture.Received: >= 10 }, TimeSpan.FromSeconds(15), "a healthy probe reporting the echoes", daemon);
+            var reported = (await health.GetAsync(probeId))!;
             Assert.Equal(ReportedStates.Capturing, reported.ReportedState);
             Assert.True(reported.LastHeartbeat!.RssBytes > 0);
             Assert.False(string.IsNullOrEmpty(reported.SoftwareVersion));
@@ -100,7 +100,7 @@ public sealed class ProbeUplinkEndToEndTests(ITestOutputHelper output)
             var suspend = commands.Suspend(probeId, "test");
             await WaitUntilAsync(() => daemon.TryStatus() is { State: ProbeStatus.Suspended }, TimeSpan.FromSeconds(5), "the probe suspended", daemon);
             await WaitUntilAsync(() => commands.Get(suspend.Id) is { Ok: true }, TimeSpan.FromSeconds(5), "the suspend's result", daemon);
-            await WaitUntilAsync(() => health.Get(probeId) is { ReportedState: ReportedStates.Suspended }, TimeSpan.FromSeconds(5), "a suspended heartbeat", daemon);
+            await WaitUntilAsync(async () => (await health.GetAsync(probeId)) is { ReportedState: ReportedStates.Suspended }, TimeSpan.FromSeconds(5), "a suspended heartbeat", daemon);
             output.WriteLine($"{uploaded.Count} captures uploaded; done in {clock.Elapsed.TotalSeconds:0.0} s");
             daemon.Terminate();
         }
@@ -130,11 +130,15 @@ public sealed class ProbeUplinkEndToEndTests(ITestOutputHelper output)
     }
 
     /// <summary>Polls until <paramref name="condition"/> holds; the deadline is never under <see cref="ProbeStream.Wait"/>, for a busy machine.</summary>
-    internal static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what, Daemon daemon)
+    internal static Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what, Daemon daemon) =>
+        WaitUntilAsync(() => Task.FromResult(condition()), timeout, what, daemon);
+
+    /// <summary>As above, for a condition that awaits (a health query, say).</summary>
+    internal static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what, Daemon daemon)
     {
         timeout = timeout < ProbeStream.Wait ? ProbeStream.Wait : timeout;
         var deadline = Stopwatch.StartNew();
-        while (!condition())
+        while (!await condition())
         {
             if (deadline.Elapsed > timeout)
                 Assert.Fail($"timed out waiting for {what}; daemon log:\n{daemon.Log}");

@@ -90,7 +90,8 @@ public sealed class ServerHarness : IAsyncDisposable
 
     private T Stored<T>(T store)
     {
-        Get<Survey6.Server.Control.ProbeHealthTracker>().WaitUntilStored();
+        // A test's synchronous accessor: it blocks the test thread only, and the writer runs on its own thread.
+        Get<Survey6.Server.Control.HeartbeatWriter>().WaitUntilStoredAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult();
         return store;
     }
 

@@ -142,7 +142,7 @@ public sealed class UploadFailureHealthTests(ITestOutputHelper output)
 
             // The server hears it in the heartbeat, and is itself degraded by the same failures.
             var health = server.Get<ProbeHealthQuery>();
-            await WaitUntilAsync(() => health.Get(probeId) is { State: ProbeStates.Degraded } h && h.Reasons.Any(r => r.Detail.StartsWith("uploads failing since ", StringComparison.Ordinal)),
+            await WaitUntilAsync(async () => (await health.GetAsync(probeId)) is { State: ProbeStates.Degraded } h && h.Reasons.Any(r => r.Detail.StartsWith("uploads failing since ", StringComparison.Ordinal)),
                 TimeSpan.FromSeconds(30), "the server showing the probe degraded with the cause", daemon);
             var serverHealth = server.Get<ServerHealth>().Read();
             Assert.True(serverHealth.Degraded);
@@ -153,7 +153,7 @@ public sealed class UploadFailureHealthTests(ITestOutputHelper output)
             mounted = false;
             await WaitUntilAsync(() => daemon.TryStatus() is { State: ProbeStatus.Capturing, Upload: { FilesUploaded: > 0, FailingSince: null } },
                 TimeSpan.FromSeconds(60), "the probe capturing with its uploads stored", daemon);
-            await WaitUntilAsync(() => health.Get(probeId) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(30), "the probe healthy again on the server", daemon);
+            await WaitUntilAsync(async () => (await health.GetAsync(probeId)) is { State: ProbeStates.Healthy }, TimeSpan.FromSeconds(30), "the probe healthy again on the server", daemon);
             Assert.False(server.Get<ServerHealth>().Read().Degraded);
             daemon.Terminate();
 

@@ -92,7 +92,7 @@ internal static class ApiEndpoints
             return ApiProblems.BadRequest("since must be before until");
         if (await probes.GetAsync(id, cancellationToken).ConfigureAwait(false) is null)
             return ApiProblems.NotFound($"no probe {id}");
-        var minutes = health.History(id, from, to).Select(m => new ProbeMinuteDto(
+        var minutes = (await health.HistoryAsync(id, from, to, cancellationToken).ConfigureAwait(false)).Select(m => new ProbeMinuteDto(
             m.Minute, m.Heartbeats, m.Received, m.KernelDropped, m.InterfaceDropped, m.QueueDropped, m.UploadedFiles, m.UploadedBytes,
             m.UploadFailures, m.SpoolFilesMax, m.SpoolBytesMax, m.SpoolOldestAgeMax.TotalSeconds, m.FreeDiskMin, m.CpuPercentMean, m.RssMax,
             m.ReportedState)).ToList();

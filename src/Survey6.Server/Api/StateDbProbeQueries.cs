@@ -16,23 +16,22 @@ public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probe
 {
     private static readonly JsonParser FactsParser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(true));
 
-    public ValueTask<IReadOnlyList<ProbeDto>> ListAsync(string? state, CancellationToken cancellationToken)
+    public async ValueTask<IReadOnlyList<ProbeDto>> ListAsync(string? state, CancellationToken cancellationToken)
     {
-        var healthById = health.List().ToDictionary(h => h.ProbeId, StringComparer.Ordinal);
-        IReadOnlyList<ProbeDto> list = probes.List()
+        var healthById = (await health.ListAsync(cancellationToken).ConfigureAwait(false)).ToDictionary(h => h.ProbeId, StringComparer.Ordinal);
+        return probes.List()
             .Select(p => ToDto(p, ParseFacts(p.FactsJson), healthById.GetValueOrDefault(p.Id)))
             .Where(p => state is null || string.Equals(p.State, state, StringComparison.Ordinal))
             .ToList();
-        return ValueTask.FromResult(list);
     }
 
-    public ValueTask<ProbeDetailDto?> GetAsync(string id, CancellationToken cancellationToken)
+    public async ValueTask<ProbeDetailDto?> GetAsync(string id, CancellationToken cancellationToken)
     {
         if (probes.Get(id) is not { } probe)
-            return ValueTask.FromResult<ProbeDetailDto?>(null);
+            return null;
         var facts = ParseFacts(probe.FactsJson);
-        var summary = ToDto(probe, facts, health.Get(id));
-        return ValueTask.FromResult<ProbeDetailDto?>(new ProbeDetailDto
+        var summary = ToDto(probe, facts, await health.GetAsync(id, cancellationToken).ConfigureAwait(false));
+        return new ProbeDetailDto
         {
             Id = summary.Id,
             State = summary.State,
@@ -53,7 +52,7 @@ public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probe
                 facts.Hostname, facts.Os, facts.Kernel, facts.SoftwareVersion,
                 facts.Interfaces.Select(i => new InterfaceDto(i.Name, i.Mac, [.. i.Addresses])).ToList()),
             Certificates = Certificates(id),
-        });
+        };
     }
 
     public ValueTask<Page<ProbeHistoryEntryDto>?> GetHistoryAsync(string id, PageRequest page, CancellationToken cancellationToken)
@@ -93,12 +92,12 @@ public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probe
         return ValueTask.FromResult<Page<ProbeHistoryEntryDto>?>(PageCursor.Make(rows, page.Limit, r => PageCursor.Encode(r.EventId!.Value)));
     }
 
-    public ValueTask<IReadOnlyDictionary<string, long>> CountByStateAsync(CancellationToken cancellationToken)
+    public async ValueTask<IReadOnlyDictionary<string, long>> CountByStateAsync(CancellationToken cancellationToken)
     {
         var counts = ProbeStateNames.All.ToDictionary(s => s, _ => 0L, StringComparer.Ordinal);
-        foreach (var probe in health.List())
+        foreach (var probe in await health.ListAsync(cancellationToken).ConfigureAwait(false))
             counts[probe.State] = counts.GetValueOrDefault(probe.State) + 1;
-        return ValueTask.FromResult<IReadOnlyDictionary<string, long>>(counts);
+        return counts;
     }
 
     internal static ProbeDto ToDto(ProbeRecord probe, HostFacts? facts, ProbeHealth? health) => new()

@@ -9,14 +9,21 @@ namespace Survey6.Server.Control;
 /// </summary>
 internal static class ClockTicker
 {
-    public static async Task RunAsync(TimeProvider time, TimeSpan interval, Action work, CancellationToken cancellationToken)
+    public static Task RunAsync(TimeProvider time, TimeSpan interval, Action work, CancellationToken cancellationToken) =>
+        RunAsync(time, interval, _ =>
+        {
+            work();
+            return ValueTask.CompletedTask;
+        }, cancellationToken);
+
+    public static async Task RunAsync(TimeProvider time, TimeSpan interval, Func<CancellationToken, ValueTask> work, CancellationToken cancellationToken)
     {
         var origin = time.GetUtcNow();
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var began = time.GetUtcNow();
-            work();
+            await work(cancellationToken).ConfigureAwait(false);
             var next = origin + interval * (Math.Floor((began - origin) / interval) + 1);
             var wait = next - time.GetUtcNow();
             if (wait > TimeSpan.Zero)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Threading.Channels;
 using Grpc.Core;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -17,11 +18,14 @@ namespace Survey6.Server.Control;
 /// <item>every <see cref="ControlOptions.ExternalChangePollInterval"/>, reads the event rows other
 /// processes wrote (commands issued and revocations from the CLI) and publishes them, which wakes
 /// or closes the probe's stream.</item>
+/// <item>re-evaluates a probe an operator suspended or resumed, off the thread that issued the command.</item>
 /// </list>
-/// It also wires the in-process reactions to published changes.
+/// Every evaluation first awaits the <see cref="HeartbeatWriter"/>, so it sees every acknowledged
+/// heartbeat. It also wires the in-process reactions to published changes.
 /// </summary>
 internal sealed class ControlBackgroundService(
-    ProbeHealthTracker tracker,
+    HeartbeatWriter writer,
+    ProbeHealthEvaluator evaluator,
     ProbeConnections connections,
     ProbeNotifier notifier,
     ProbeRevocations revocations,
@@ -33,6 +37,8 @@ internal sealed class ControlBackgroundService(
 {
     private static readonly string[] WatchedKinds = [EventKinds.CommandIssued, EventKinds.ProbeRevoked, EventKinds.ProbeLeft];
     private long _lastEventId;
+    // Probes to re-evaluate after a suspend or resume; React runs on the issuer's thread and must not wait for the writer.
+    private readonly Channel<string> _reevaluate = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
 
     public override Task StartAsync(CancellationToken cancellationToken)
     {
@@ -45,7 +51,7 @@ internal sealed class ControlBackgroundService(
     {
         try
         {
-            await Task.WhenAll(EvaluateLoopAsync(stoppingToken), PollLoopAsync(stoppingToken)).ConfigureAwait(false);
+            await Task.WhenAll(EvaluateLoopAsync(stoppingToken), PollLoopAsync(stoppingToken), ReevaluateLoopAsync(stoppingToken)).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -58,17 +64,7 @@ internal sealed class ControlBackgroundService(
         {
             connections.Wake(change.ProbeId);
             if (change.CommandKind is ProbeCommandKind.Suspend or ProbeCommandKind.Resume or null)
-            {
-                try
-                {
-                    tracker.Reevaluate(change.ProbeId);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    // The command is stored; the next evaluation round catches up. The issuer must not see this as a failure.
-                    ControlLog.EvaluationFailed(logger, e);
-                }
-            }
+                _reevaluate.Writer.TryWrite(change.ProbeId);
         }
         else if (change.Kind == ProbeChangeKind.StateChanged && change.State == ProbeStates.Revoked)
         {
@@ -80,17 +76,35 @@ internal sealed class ControlBackgroundService(
     private async Task EvaluateLoopAsync(CancellationToken cancellationToken)
     {
         await Task.Yield();
-        await ClockTicker.RunAsync(time, health.Value.EvaluationInterval, () =>
+        await ClockTicker.RunAsync(time, health.Value.EvaluationInterval, async ct =>
         {
             try
             {
-                tracker.EvaluateAll();
+                await writer.WaitUntilStoredAsync(ct).ConfigureAwait(false);
+                evaluator.EvaluateAll();
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 ControlLog.EvaluationFailed(logger, e);
             }
         }, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task ReevaluateLoopAsync(CancellationToken cancellationToken)
+    {
+        await foreach (var probeId in _reevaluate.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            try
+            {
+                await writer.WaitUntilStoredAsync(cancellationToken).ConfigureAwait(false);
+                evaluator.Reevaluate(probeId);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The command is stored; the next evaluation round catches up. The issuer never sees this as a failure.
+                ControlLog.EvaluationFailed(logger, e);
+            }
+        }
     }
 
     private async Task PollLoopAsync(CancellationToken cancellationToken)

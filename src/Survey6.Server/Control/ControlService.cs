@@ -17,7 +17,7 @@ namespace Survey6.Server.Control;
 /// </summary>
 internal sealed class ControlService(
     ProbeConnections connections,
-    ProbeHealthTracker tracker,
+    HeartbeatRecorder recorder,
     ProbeCommands commands,
     ProbeNotifier notifier,
     ServerCounters counters,
@@ -63,7 +63,7 @@ internal sealed class ControlService(
                     else
                     {
                         lastRecorded = time.GetTimestamp();
-                        var outcome = tracker.RecordHeartbeat(probeId, message.Heartbeat, received);
+                        var outcome = recorder.RecordHeartbeat(probeId, message.Heartbeat, received);
                         if (outcome.Revoked)
                         {
                             connection.Close(Revoked);

@@ -12,12 +12,20 @@ public static class ControlServiceCollectionExtensions
         services.AddSingleton<ProbeNotifier>();
         services.AddSingleton<IProbeStateNotifier>(sp => sp.GetRequiredService<ProbeNotifier>());
         services.AddSingleton<ProbeConnections>();
-        services.AddSingleton<ProbeHealthTracker>();
+        services.AddSingleton<ProbeHealthEvaluator>();
+        services.AddSingleton(sp =>
+        {
+            var writer = ActivatorUtilities.CreateInstance<HeartbeatWriter>(sp);
+            sp.GetRequiredService<ProbeNotifier>().BeforeSubscribe = async cancellationToken =>
+                await writer.WaitUntilStoredAsync(cancellationToken).ConfigureAwait(false);
+            return writer;
+        });
+        services.AddSingleton<HeartbeatRecorder>();
         services.AddSingleton(sp => new ProbeHealthQuery(
             sp.GetRequiredService<Storage.StateDatabase>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<HealthOptions>>(),
             sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Options.PolicyOptions>>(), sp.GetRequiredService<ProbeConnections>())
         {
-            Tracker = sp.GetRequiredService<ProbeHealthTracker>(),
+            Writer = sp.GetRequiredService<HeartbeatWriter>(),
         });
         services.AddSingleton<ProbeCommands>();
         services.AddSingleton(sp => new ProbeRevoker(

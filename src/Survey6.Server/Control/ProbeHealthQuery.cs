@@ -55,30 +55,40 @@ public sealed class ProbeHealthQuery(
     IOptions<PolicyOptions> policy,
     ProbeConnections? connections = null)
 {
-    /// <summary>In the server: waits for acknowledged heartbeats still queued for state.db, so reads see them.</summary>
-    internal ProbeHealthTracker? Tracker { get; init; }
+    /// <summary>In the server: the writer whose queued heartbeats each read awaits first, so reads see every acknowledged one.</summary>
+    internal HeartbeatWriter? Writer { get; init; }
 
-    public IReadOnlyList<ProbeHealth> List()
+    public async ValueTask<IReadOnlyList<ProbeHealth>> ListAsync(CancellationToken cancellationToken = default)
     {
-        Tracker?.WaitUntilStored();
+        await CatchUpAsync(cancellationToken).ConfigureAwait(false);
         using var connection = database.Open();
         var now = time.GetUtcNow();
         return StatusRows.ReadAll(connection, null, exceptRevoked: false).Select(r => ToHealth(r, now)).ToList();
     }
 
-    public ProbeHealth? Get(string probeId)
+    public async ValueTask<ProbeHealth?> GetAsync(string probeId, CancellationToken cancellationToken = default)
     {
-        Tracker?.WaitUntilStored();
+        await CatchUpAsync(cancellationToken).ConfigureAwait(false);
         using var connection = database.Open();
         return StatusRows.Read(connection, null, probeId) is { } row ? ToHealth(row, time.GetUtcNow()) : null;
     }
 
     /// <summary>Per-minute rollups in [<paramref name="from"/>, <paramref name="to"/>), oldest first; kept Server:Health:HistoryRetention.</summary>
-    public IReadOnlyList<ProbeHistoryMinute> History(string probeId, DateTimeOffset from, DateTimeOffset to)
+    public async ValueTask<IReadOnlyList<ProbeHistoryMinute>> HistoryAsync(string probeId, DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken = default)
     {
-        Tracker?.WaitUntilStored();
+        await CatchUpAsync(cancellationToken).ConfigureAwait(false);
         using var connection = database.Open();
         return StatusRows.ReadMinutes(connection, probeId, from, to);
+    }
+
+    /// <summary>
+    /// Awaits the heartbeat writer (in the server; the CLI has none). If it times out or has stopped,
+    /// the read goes on with what state.db holds: a little stale beats no answer.
+    /// </summary>
+    private async ValueTask CatchUpAsync(CancellationToken cancellationToken)
+    {
+        if (Writer is { } writer)
+            await writer.WaitUntilStoredAsync(cancellationToken).ConfigureAwait(false);
     }
 
     private ProbeHealth ToHealth(ProbeStatusRow row, DateTimeOffset now)

@@ -52,8 +52,11 @@ public sealed record ProbeChange(ProbeChangeKind Kind, string ProbeId, DateTimeO
 /// </summary>
 public interface IProbeStateNotifier
 {
-    /// <summary>Changes from now on, until the subscription is disposed.</summary>
-    ProbeChangeSubscription Subscribe(int capacity = 1024);
+    /// <summary>
+    /// Changes from now on, until the subscription is disposed. In the server, "now" comes after every
+    /// heartbeat acknowledged before the call is stored, which this awaits (without holding a thread).
+    /// </summary>
+    ValueTask<ProbeChangeSubscription> SubscribeAsync(int capacity = 1024, CancellationToken cancellationToken = default);
 }
 
 /// <summary>One subscriber's feed; dispose it to stop receiving.</summary>
@@ -99,13 +102,14 @@ public sealed class ProbeNotifier : IProbeStateNotifier
     /// <summary>In-process reactions (wake a probe's stream, close it, re-evaluate); run synchronously once subscribers have the change.</summary>
     internal Action<ProbeChange>? Reaction { get; set; }
 
-    /// <summary>Runs before a subscription starts: the heartbeat writer catches up, so "from now on" begins after every acknowledged heartbeat.</summary>
-    internal Action? BeforeSubscribe { get; set; }
+    /// <summary>Awaited before a subscription starts: the heartbeat writer catches up, so "from now on" begins after every acknowledged heartbeat.</summary>
+    internal Func<CancellationToken, ValueTask>? BeforeSubscribe { get; set; }
 
-    public ProbeChangeSubscription Subscribe(int capacity = 1024)
+    public async ValueTask<ProbeChangeSubscription> SubscribeAsync(int capacity = 1024, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
-        BeforeSubscribe?.Invoke();
+        if (BeforeSubscribe is { } catchUp)
+            await catchUp(cancellationToken).ConfigureAwait(false);
         var subscription = new ProbeChangeSubscription(capacity, Unsubscribe);
         lock (_lock)
             _subscribers = [.. _subscribers, subscription];

@@ -39,19 +39,20 @@ public sealed class WebData(
             ? AptRepository.Newest(repository.List()).GetValueOrDefault(AptRepositoryHosting.ProbePackage)
             : null;
 
-    public IReadOnlyList<WebProbe> Fleet()
+    public async Task<IReadOnlyList<WebProbe>> FleetAsync(CancellationToken cancellationToken)
     {
+        var healths = await health.ListAsync(cancellationToken).ConfigureAwait(false);
         var locations = probes.List().ToDictionary(p => p.Id, p => Location(p.FactsJson), StringComparer.Ordinal);
         var lastUploads = LastUploads();
-        return health.List()
+        return healths
             .Select(h => new WebProbe(h, locations.GetValueOrDefault(h.ProbeId), lastUploads.TryGetValue(h.ProbeId, out var at) ? at : null))
             .OrderBy(p => p.Health.Hostname, StringComparer.Ordinal).ThenBy(p => p.Id, StringComparer.Ordinal)
             .ToList();
     }
 
-    public WebProbe? Probe(string id)
+    public async Task<WebProbe?> ProbeAsync(string id, CancellationToken cancellationToken)
     {
-        if (health.Get(id) is not { } h)
+        if (await health.GetAsync(id, cancellationToken).ConfigureAwait(false) is not { } h)
             return null;
         var record = probes.Get(id);
         var recent = uploads.Recent(1, id);
@@ -60,10 +61,10 @@ public sealed class WebData(
     }
 
     /// <summary>Per-minute rollups of the last <paramref name="span"/>, oldest first.</summary>
-    public IReadOnlyList<ProbeHistoryMinute> History(string id, TimeSpan span)
+    public ValueTask<IReadOnlyList<ProbeHistoryMinute>> HistoryAsync(string id, TimeSpan span, CancellationToken cancellationToken)
     {
         var now = Now;
-        return health.History(id, now - span, now.AddMinutes(1));
+        return health.HistoryAsync(id, now - span, now.AddMinutes(1), cancellationToken);
     }
 
     public IReadOnlyList<EventDto> Events(string? probeId, int limit) => events.List(probeId, null, new PageRequest(limit, null)).Items;

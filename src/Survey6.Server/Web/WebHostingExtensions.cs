@@ -136,18 +136,18 @@ public static partial class WebHostingExtensions
             await context.SignOutAsync(ApiAuthentication.CookieScheme).ConfigureAwait(false);
             return Results.Redirect("/login", preserveMethod: false);
         });
-        pages.MapGet("/", (string? state, string? label, string? q, HttpContext context, IAntiforgery antiforgery, WebData data) =>
-            Html(WebPages.Fleet(data.Fleet(), new WebPages.FleetFilter(state, label, q), antiforgery.GetAndStoreTokens(context), data.Now, data.NewestProbeVersion())));
-        pages.MapGet("/map", (HttpContext context, IAntiforgery antiforgery, WebData data) =>
-            Html(WebPages.Map(data.Fleet(), antiforgery.GetAndStoreTokens(context))));
+        pages.MapGet("/", async (string? state, string? label, string? q, HttpContext context, IAntiforgery antiforgery, WebData data) =>
+            Html(WebPages.Fleet(await data.FleetAsync(context.RequestAborted).ConfigureAwait(false), new WebPages.FleetFilter(state, label, q), antiforgery.GetAndStoreTokens(context), data.Now, data.NewestProbeVersion())));
+        pages.MapGet("/map", async (HttpContext context, IAntiforgery antiforgery, WebData data) =>
+            Html(WebPages.Map(await data.FleetAsync(context.RequestAborted).ConfigureAwait(false), antiforgery.GetAndStoreTokens(context))));
         pages.MapGet("/events/fleet", FleetEventsAsync);
-        pages.MapGet("/probes/{id}", (string id, string? done, HttpContext context, IAntiforgery antiforgery, WebData data, ProbeCommands commands) =>
-            data.Probe(id) is { } probe
-                ? Html(WebPages.Probe(probe, Live(data, commands, id), antiforgery.GetAndStoreTokens(context), done))
+        pages.MapGet("/probes/{id}", async (string id, string? done, HttpContext context, IAntiforgery antiforgery, WebData data, ProbeCommands commands) =>
+            await data.ProbeAsync(id, context.RequestAborted).ConfigureAwait(false) is { } probe
+                ? Html(WebPages.Probe(probe, await LiveAsync(data, commands, id, context.RequestAborted).ConfigureAwait(false), antiforgery.GetAndStoreTokens(context), done))
                 : Html(WebPages.Message("Not found", $"No probe {id}."), StatusCodes.Status404NotFound));
-        pages.MapGet("/probes/{id}/live", (string id, WebData data, ProbeCommands commands) =>
-            data.Probe(id) is { } probe
-                ? Html(WebPages.ProbeLiveHtml(probe, Live(data, commands, id)))
+        pages.MapGet("/probes/{id}/live", async (string id, HttpContext context, WebData data, ProbeCommands commands) =>
+            await data.ProbeAsync(id, context.RequestAborted).ConfigureAwait(false) is { } probe
+                ? Html(WebPages.ProbeLiveHtml(probe, await LiveAsync(data, commands, id, context.RequestAborted).ConfigureAwait(false)))
                 : Results.NotFound());
         pages.MapPost("/probes/{id}/suspend", (string id, HttpContext context, IAntiforgery antiforgery, ProbeCommands commands) =>
             CommandAsync(context, antiforgery, id, "suspend", user => commands.Suspend(id, user)));
@@ -220,14 +220,14 @@ public static partial class WebHostingExtensions
         }
     }
 
-    private static WebPages.ProbeLive Live(WebData data, ProbeCommands commands, string id) =>
-        new(data.Now, data.History(id, TimeSpan.FromHours(24)), commands.List(id, 20), data.Events(id, 30), data.Uploads(id, 20));
+    private static async Task<WebPages.ProbeLive> LiveAsync(WebData data, ProbeCommands commands, string id, CancellationToken cancellationToken) =>
+        new(data.Now, await data.HistoryAsync(id, TimeSpan.FromHours(24), cancellationToken).ConfigureAwait(false), commands.List(id, 20), data.Events(id, 30), data.Uploads(id, 20));
 
     private static async Task<IResult> RevokeProbeAsync(string id, HttpContext context, IAntiforgery antiforgery, ProbeRevoker revoker, WebData data, ILoggerFactory loggers)
     {
         if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
             return Refused();
-        if (data.Probe(id) is null)
+        if (await data.ProbeAsync(id, context.RequestAborted).ConfigureAwait(false) is null)
             return Html(WebPages.Message("Not found", $"No probe {id}."), StatusCodes.Status404NotFound);
         var form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
         var reason = (form["reason"].ToString() ?? "").Trim();
@@ -337,7 +337,7 @@ public static partial class WebHostingExtensions
     private static async Task FleetEventsAsync(HttpContext context, IProbeStateNotifier notifier, WebData data)
     {
         var cancellationToken = context.RequestAborted;
-        using var feed = notifier.Subscribe();
+        using var feed = await notifier.SubscribeAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         context.Response.ContentType = "text/event-stream";
         context.Response.Headers.CacheControl = "no-store";
         context.Response.Headers["X-Accel-Buffering"] = "no";
@@ -367,7 +367,7 @@ public static partial class WebHostingExtensions
                 var changed = new HashSet<string>(StringComparer.Ordinal);
                 while (feed.Changes.TryRead(out var change))
                     changed.Add(change.ProbeId);
-                var all = data.Fleet();
+                var all = await data.FleetAsync(cancellationToken).ConfigureAwait(false);
                 var counts = WebPages.Counts(all.Select(p => p.Health).ToList());
                 var now = data.Now;
                 var newest = data.NewestProbeVersion();
