@@ -72,6 +72,7 @@ public sealed class PostgresWorkerTests(RedisServerFixture redis, PostgresServer
         // The second "host": its own data folder, with the store and the lake mounted from the first.
         var otherHost = Path.Combine(shared.Root, "host-2");
         Directory.CreateDirectory(otherHost);
+        Directory.CreateDirectory(shared.LakeDirectory);
         File.CreateSymbolicLink(Path.Combine(otherHost, "captures"), Path.Combine(shared.DataDirectory, "captures"));
         var dataFolders = new Dictionary<string, string>(StringComparer.Ordinal) { ["w1"] = shared.DataDirectory, ["w2"] = otherHost };
 
@@ -98,7 +99,7 @@ public sealed class PostgresWorkerTests(RedisServerFixture redis, PostgresServer
             var verified = new HashSet<string>(StringComparer.Ordinal);
             ChildProcess? killed = null;
             string? killedSha = null;
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(6);
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(15);
             using var db = shared.DuckDb();
             while (verified.Count < frames.Count)
             {
