@@ -259,6 +259,17 @@ public sealed class PostgresWorkerTests(RedisServerFixture redis, PostgresServer
         Assert.Equal(new[] { ("output", "/p", (long?)43) }, ledger.RunFiles(run));
         Assert.Equal(1, ledger.CaptureCounts()[RunLedger.Parsed]);
         Assert.Equal("succeeded", ledger.RecentRuns(1).Single().Status);
+
+        // The C&C's data page reads it there when its configuration names the database; nothing there yet, or no
+        // server, is no view rather than an error page.
+        var layout = new Survey6.Data.DataLayout(postgres.Root);
+        var view = new LedgerPipelineViewSource(layout, TimeProvider.System, connectionString).Read();
+        Assert.NotNull(view);
+        Assert.Equal(1, view.CapturesByStatus[RunLedger.Parsed]);
+        Assert.Equal("parse", Assert.Single(view.Stages).Stage);
+        Assert.Null(new LedgerPipelineViewSource(layout, TimeProvider.System, postgres.CreateDatabase()).Read());
+        var unreachable = new NpgsqlConnectionStringBuilder(connectionString) { Port = 1, Timeout = 5 }.ConnectionString;
+        Assert.Null(new LedgerPipelineViewSource(layout, TimeProvider.System, unreachable).Read());
     }
 
     [Fact]

@@ -31,6 +31,29 @@ public sealed class PostgresRunLedger : SqlRunLedger
         Use(c => PostgresMigrator.Migrate(c, LedgerMigrations.PostgresSteps, time));
     }
 
+    private PostgresRunLedger(NpgsqlConnectionStringBuilder builder, TimeProvider time)
+        : base(time)
+    {
+        _connectionString = builder.ConnectionString;
+        Location = Describe(builder);
+    }
+
+    /// <summary>
+    /// The ledger in <paramref name="connectionString"/>'s database for reading, as the C&amp;C's data page reads it:
+    /// nothing is created or migrated. Null while the aggregator has not made its tables there yet.
+    /// </summary>
+    public static PostgresRunLedger? OpenExisting(string connectionString, TimeProvider time)
+    {
+        var builder = Parse(connectionString);
+        builder.ApplicationName ??= "survey6-ledger-reader";
+        var ledger = new PostgresRunLedger(builder, time);
+        return ledger.Use(c =>
+        {
+            using var command = new NpgsqlCommand("SELECT to_regclass('runs') IS NOT NULL", c);
+            return command.ExecuteScalar() is true;
+        }) ? ledger : null;
+    }
+
     public override string Location { get; }
 
     public override int SchemaVersion => Use(c => PostgresMigrator.CurrentVersion(c));
