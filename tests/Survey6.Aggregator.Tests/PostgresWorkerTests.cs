@@ -46,9 +46,9 @@ public sealed class PostgresWorkerTests(RedisServerFixture redis, PostgresServer
         for (int i = 0; i < 6; i++)
         {
             var probe = i % 2 == 0 ? "probe-a" : "probe-b";
-            var content = LargeCapture(i, 200_000 + (i * 10_000));
+            var content = LargeCapture(i, 150_000 + (i * 10_000));
             var sha = shared.Store(content, probe, Date);
-            frames[sha] = 200_000 + (i * 10_000);
+            frames[sha] = 150_000 + (i * 10_000);
             contents.Add((probe, content));
         }
 
@@ -99,7 +99,7 @@ public sealed class PostgresWorkerTests(RedisServerFixture redis, PostgresServer
             var verified = new HashSet<string>(StringComparer.Ordinal);
             ChildProcess? killed = null;
             string? killedSha = null;
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(15);
+            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(20);
             using var db = shared.DuckDb();
             while (verified.Count < frames.Count)
             {
