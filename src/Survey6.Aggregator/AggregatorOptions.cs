@@ -19,6 +19,12 @@ public sealed class AggregatorOptions
     /// <summary>SQLite run ledger; defaults to <c>DATA/aggregator.db</c> (<see cref="DataLayout.LedgerPathSetting"/>).</summary>
     public string? LedgerPath { get; set; }
 
+    /// <summary>
+    /// Where the ledger lives (section <c>Aggregator:Ledger</c>): unset, the embedded SQLite file above; with a
+    /// PostgreSQL connection string, in PostgreSQL, for workers on several hosts.
+    /// </summary>
+    public LedgerOptions Ledger { get; set; } = new();
+
     /// <summary>SQLite job store of the scheduler; defaults to <c>DATA/aggregator-scheduler.db</c>.</summary>
     public string? SchedulerStorePath { get; set; }
 
@@ -104,6 +110,20 @@ public sealed class AggregatorOptions
     public string ResolvedSchedulerStorePath => SchedulerStorePath is { } configured ? Path.GetFullPath(configured) : Layout.SchedulerStore(WorkerName);
 }
 
+/// <summary>The run ledger's store (docs/operations.md, "Several aggregator workers").</summary>
+public sealed class LedgerOptions
+{
+    /// <summary>
+    /// An Npgsql connection string (<c>Host=db.lan;Database=survey6;Username=survey6;Password=...</c>): the ledger, and
+    /// the lock that serialises stages, live in that PostgreSQL database. Unset (the default): the ledger is the
+    /// SQLite file <see cref="AggregatorOptions.LedgerPath"/> and the lock an flock on <c>DATA/aggregator.lock</c>.
+    /// </summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>True when the ledger is in PostgreSQL.</summary>
+    public bool IsPostgres => ConnectionString is not null;
+}
+
 /// <summary>Where the parse stage takes captures from.</summary>
 public enum CaptureSourceKind
 {
@@ -172,6 +192,19 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
         else if (options.Anonymisation is { Enabled: true, KeyPath: { } configured } && !File.Exists(configured))
             failures.Add($"Anonymisation:KeyPath '{configured}' does not exist (only the default key file is created on first use).");
         failures.AddRange(options.Connections.Problems());
+        if (options.Ledger.IsPostgres)
+        {
+            try
+            {
+                _ = Ledger.PostgresRunLedger.Parse(options.Ledger.ConnectionString);
+            }
+            catch (ArgumentException e)
+            {
+                failures.Add(e.Message);
+            }
+            if (options.LedgerPath is not null)
+                failures.Add("LedgerPath and Ledger:ConnectionString are both set: the ledger is either a SQLite file or in PostgreSQL; unset one.");
+        }
         if (options.DuckDbThreads is < 1 or > 256)
             failures.Add($"DuckDbThreads must be between 1 and 256 (is {options.DuckDbThreads}).");
         if (string.IsNullOrWhiteSpace(options.DuckDbMemoryLimit))

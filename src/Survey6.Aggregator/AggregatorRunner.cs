@@ -15,8 +15,9 @@ public sealed class AggregatorRunner(
     ParseStage parse,
     AggregateStage aggregate,
     CleanupStage cleanup,
-    RunLedger ledger,
+    IRunLedger ledger,
     ICaptureSource source,
+    IStageLocks locks,
     IOptions<AggregatorOptions> options,
     ILogger<AggregatorRunner> logger)
 {
@@ -25,7 +26,8 @@ public sealed class AggregatorRunner(
     /// <summary>The run id of a report for a run that was not needed (nothing queued).</summary>
     public const string NoRun = "none";
 
-    public string LockPath => _options.Layout.StageLock;
+    /// <summary>What the stage lock is (a file, or advisory locks in the ledger's PostgreSQL), for log lines.</summary>
+    public string LockPath => locks.Where;
 
     /// <summary>Runs one stage; null when another stage held the lock for longer than <paramref name="wait"/>.</summary>
     public Task<StageReport?> RunAsync(AggregatorStage stage, TimeSpan wait, CancellationToken ct) => RunAsync(stage, rebuild: null, wait, ct);
@@ -41,7 +43,7 @@ public sealed class AggregatorRunner(
             return new StageReport(NoRun, stage, "succeeded", 0, 0, 0, TimeSpan.Zero, null);
         // Parse runs fed by the queue share the lock (each capture is leased to one worker); everything else runs alone.
         var shared = stage == AggregatorStage.Parse && source.ConcurrentRuns;
-        using var stageLock = await StageLock.TryAcquireAsync(LockPath, shared, wait, ct).ConfigureAwait(false);
+        using var stageLock = await locks.TryAcquireAsync(shared, wait, ct).ConfigureAwait(false);
         if (stageLock is null)
         {
             Log.StageLocked(logger, name, LockPath);

@@ -22,7 +22,18 @@ public static class AggregatorServiceCollectionExtensions
         services.AddOptions<AggregatorOptions>().Bind(configuration.GetSection(AggregatorOptions.SectionName)).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AggregatorOptions>, AggregatorOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
+        // The ledger and the stage lock go together: SQLite and an flock on the data folder by default, PostgreSQL and
+        // its advisory locks when Aggregator:Ledger:ConnectionString is set (workers on several hosts).
         services.TryAddSingleton<RunLedger>();
+        services.TryAddSingleton<PostgresRunLedger>();
+        services.TryAddSingleton<IRunLedger>(sp => sp.GetRequiredService<IOptions<AggregatorOptions>>().Value.Ledger.IsPostgres
+            ? sp.GetRequiredService<PostgresRunLedger>()
+            : sp.GetRequiredService<RunLedger>());
+        services.TryAddSingleton<IStageLocks>(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<AggregatorOptions>>();
+            return options.Value.Ledger.IsPostgres ? new PostgresStageLocks(options) : new FileStageLocks(options);
+        });
         // Aggregator:Source picks the scan or the ingest queue; the queue itself (IIngestQueue) is registered by
         // AddSurvey6IngestQueue, by the C&C when the aggregator is embedded or by AddSurvey6AggregatorQueue otherwise.
         services.TryAddSingleton<DirectoryCaptureSource>();

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Survey6.Aggregator.Ledger;
@@ -17,7 +18,10 @@ public static class AggregatorViewsServiceCollectionExtensions
     public static IServiceCollection AddSurvey6AggregatorViews(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<IPipelineViewSource, LedgerPipelineViewSource>();
+        // Aggregator:Ledger:ConnectionString in the server's configuration: the workers' ledger is in PostgreSQL.
+        services.TryAddSingleton<IPipelineViewSource>(sp => new LedgerPipelineViewSource(
+            sp.GetRequiredService<Survey6.Data.DataLayout>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetService<IConfiguration>()?[$"{AggregatorOptions.SectionName}:Ledger:{nameof(LedgerOptions.ConnectionString)}"]));
         services.TryAddSingleton<IDatasetSummarySource, LakeDatasetSummary>();
         return services;
     }

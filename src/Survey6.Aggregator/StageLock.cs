@@ -1,6 +1,32 @@
+using Microsoft.Extensions.Options;
 using Survey6.Packets.Files;
 
 namespace Survey6.Aggregator;
+
+/// <summary>
+/// The lock that serialises stages across processes and hosts: exclusive holders (aggregate, cleanup, a
+/// directory-scan parse) run alone, shared holders (parse runs fed by the queue) side by side, and a waiting
+/// exclusive holder is not starved by a stream of shared ones. An flock on <c>DATA/aggregator.lock</c> with the
+/// embedded ledger (<see cref="FileStageLocks"/>); PostgreSQL advisory locks with the PostgreSQL ledger
+/// (<see cref="Ledger.PostgresStageLocks"/>).
+/// </summary>
+public interface IStageLocks
+{
+    /// <summary>What is locked, for log lines: a file, or the ledger's database.</summary>
+    string Where { get; }
+
+    /// <summary>The lock, held until disposed; null when it was not free within <paramref name="wait"/>.</summary>
+    Task<IDisposable?> TryAcquireAsync(bool shared, TimeSpan wait, CancellationToken ct);
+}
+
+/// <summary><see cref="StageLock"/> on the data folder's <c>aggregator.lock</c>: processes sharing one file system.</summary>
+public sealed class FileStageLocks(IOptions<AggregatorOptions> options) : IStageLocks
+{
+    public string Where { get; } = options.Value.Layout.StageLock;
+
+    public async Task<IDisposable?> TryAcquireAsync(bool shared, TimeSpan wait, CancellationToken ct) =>
+        await StageLock.TryAcquireAsync(Where, shared, wait, ct).ConfigureAwait(false);
+}
 
 /// <summary>
 /// Stages over one data folder, across processes (the daemon, workers, a one-off CLI run): an advisory lock on

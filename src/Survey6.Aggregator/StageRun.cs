@@ -18,7 +18,7 @@ public sealed record StageReport(
 }
 
 /// <summary>Counts and file lists of a run in progress; files go straight to the ledger.</summary>
-public sealed class StageRun(RunLedger ledger, string runId, AggregatorStage stage)
+public sealed class StageRun(IRunLedger ledger, string runId, AggregatorStage stage)
 {
     public string RunId { get; } = runId;
 

@@ -73,6 +73,10 @@ public static class AggregateCommands
             try
             {
                 using var host = AggregatorHosting.Build(parse.GetValue(dataDir), parse.GetValue(lake), includeOpen: false, scheduled: true, LogLevel.Information, kind, parse.GetValue(worker));
+                // A PostgreSQL ledger is checked (reached, migrated) before the daemon starts, so a wrong host or password
+                // stops it with one clear line instead of a stage retrying in the log.
+                if (host.Services.GetRequiredService<IOptions<AggregatorOptions>>().Value.Ledger.IsPostgres)
+                    _ = host.Services.GetRequiredService<IRunLedger>();
                 await host.RunAsync(ct).ConfigureAwait(false);
                 return 0;
             }
@@ -189,7 +193,7 @@ public static class AggregateCommands
     {
         var source = AggregatorHosting.ResolveAuto(dataDir);
         using var host = AggregatorHosting.Build(dataDir, null, includeOpen: false, scheduled: false, LogLevel.Warning, source);
-        var ledger = host.Services.GetRequiredService<RunLedger>();
+        var ledger = host.Services.GetRequiredService<IRunLedger>();
         var queue = source == CaptureSourceKind.Queue ? QueueState(host.Services) : null;
         var counts = ledger.CaptureCounts();
         var quarantined = ledger.Captures(RunLedger.Quarantined);
@@ -200,7 +204,7 @@ public static class AggregateCommands
         {
             var document = new
             {
-                ledger = ledger.Path,
+                ledger = ledger.Location,
                 queue = queue is null ? null : (object)(queue.Error is { } queueError ? new { error = queueError } : new
                 {
                     pending = queue.Stats!.Pending,
@@ -223,7 +227,7 @@ public static class AggregateCommands
             return 0;
         }
 
-        output.WriteLine($"ledger: {ledger.Path}");
+        output.WriteLine($"ledger: {ledger.Location}");
         if (queue?.Error is { } error)
             output.WriteLine("ingest queue: unavailable: " + error);
         else if (queue?.Stats is { } stats)

@@ -95,7 +95,7 @@ public class IncrementalTests
     }
 
     /// <summary>Every dataset's rows, in file order, each value as DuckDB prints it.</summary>
-    private static SortedDictionary<string, string> Snapshot(Workspace w)
+    internal static SortedDictionary<string, string> Snapshot(Workspace w)
     {
         using var db = w.DuckDb();
         var snapshot = new SortedDictionary<string, string>(StringComparer.Ordinal);

@@ -19,7 +19,7 @@ namespace Survey6.Aggregator.Aggregate;
 /// and swapped into place. A partition is thus replaced whole or not at all, a run reads only new packets, and
 /// incremental runs and a rebuild from the same packets give the same rows (docs/datasets.md, "Incremental design").
 /// </summary>
-public sealed class AggregateStage(RunLedger ledger, IOptions<AggregatorOptions> options, TimeProvider time, ILogger<AggregateStage> logger)
+public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions> options, TimeProvider time, ILogger<AggregateStage> logger)
 {
     private readonly AggregatorOptions _options = options.Value;
 

@@ -18,7 +18,7 @@ namespace Survey6.Aggregator.Cleanup;
 /// idempotent, lets the ledger point at one capture's rows and lets retention check them. The aggregate outputs are
 /// already one file per dataset and date.
 /// </remarks>
-public sealed class CleanupStage(ParseStage parse, RunLedger ledger, IOptions<AggregatorOptions> options, TimeProvider time, ILogger<CleanupStage> logger)
+public sealed class CleanupStage(ParseStage parse, IRunLedger ledger, IOptions<AggregatorOptions> options, TimeProvider time, ILogger<CleanupStage> logger)
 {
     /// <summary>How long runs that did nothing stay in the ledger.</summary>
     public static readonly TimeSpan IdleRunRetention = TimeSpan.FromDays(7);

@@ -4,10 +4,13 @@ using Survey6.Data;
 namespace Survey6.Aggregator.Ledger;
 
 /// <summary>
-/// Schema of the run ledger, applied by the shared <see cref="SqliteMigrator"/>. Steps are append-only: a released
-/// one is never edited, a change is a new step.
+/// Schema of the run ledger, the one description both stores are made from: applied to SQLite by the shared
+/// <see cref="SqliteMigrator"/>, and to PostgreSQL by <see cref="PostgresMigrator"/> as <see cref="PostgresSteps"/>
+/// (the same steps, numbers and names). Steps are append-only: a released one is never edited, a change is a new
+/// step. Write them in the SQL both read: TEXT, INTEGER (64-bit in SQLite, made BIGINT for PostgreSQL), CHECK,
+/// REFERENCES, CREATE INDEX.
 /// </summary>
-internal static class LedgerMigrations
+internal static partial class LedgerMigrations
 {
     public static readonly IReadOnlyList<SqliteMigration> Steps =
     [
@@ -64,6 +67,16 @@ internal static class LedgerMigrations
         );
         """),
     ];
+
+    /// <summary>
+    /// <see cref="Steps"/> for PostgreSQL: SQLite's INTEGER holds 64 bits, PostgreSQL's 32, so every INTEGER column
+    /// becomes BIGINT; the rest is the same text.
+    /// </summary>
+    public static readonly IReadOnlyList<SqliteMigration> PostgresSteps =
+        [.. Steps.Select(s => s with { Sql = IntegerWord().Replace(s.Sql, "BIGINT") })];
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\bINTEGER\b", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex IntegerWord();
 
     /// <summary>
     /// Ledgers made before the shared scheme counted their steps in <c>PRAGMA user_version</c> (each step and the

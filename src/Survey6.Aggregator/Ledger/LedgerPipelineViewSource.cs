@@ -7,15 +7,27 @@ namespace Survey6.Aggregator.Ledger;
 /// <see cref="IPipelineViewSource"/> over the run ledger (<c>DATA/aggregator.db</c> or <c>Aggregator:LedgerPath</c>:
 /// <see cref="DataLayout.Ledger"/>), read only, through <see cref="RunLedger"/>, the one owner of its schema. The
 /// aggregator may run in another process; this reads what it recorded. Registered for the C&amp;C's data page by
-/// <see cref="AggregatorViewsServiceCollectionExtensions.AddSurvey6AggregatorViews"/>.
+/// <see cref="AggregatorViewsServiceCollectionExtensions.AddSurvey6AggregatorViews"/>. With
+/// <paramref name="ledgerConnectionString"/> (<c>Aggregator:Ledger:ConnectionString</c> in the server's configuration)
+/// it reads the ledger in PostgreSQL instead, through <see cref="PostgresRunLedger"/>.
 /// </summary>
-public sealed class LedgerPipelineViewSource(DataLayout layout, TimeProvider time) : IPipelineViewSource
+public sealed class LedgerPipelineViewSource(DataLayout layout, TimeProvider time, string? ledgerConnectionString = null) : IPipelineViewSource
 {
-    public string LedgerPath => layout.Ledger;
+    public string LedgerPath => ledgerConnectionString is null ? layout.Ledger : PostgresRunLedger.Describe(PostgresRunLedger.Parse(ledgerConnectionString));
 
     public PipelineView? Read(int recentRuns = 20, int problems = 20)
     {
-        if (RunLedger.OpenReadOnly(LedgerPath, time) is not { } ledger)
+        IRunLedger? ledger;
+        try
+        {
+            ledger = ledgerConnectionString is null ? RunLedger.OpenReadOnly(LedgerPath, time) : PostgresRunLedger.OpenExisting(ledgerConnectionString, time);
+        }
+        catch (LedgerUnavailableException)
+        {
+            // The database is down or refuses the server: the page is shown without the ledger, as while it is made.
+            return null;
+        }
+        if (ledger is null)
             return null;
 
         var stages = ledger.Stages().Select(s => new PipelineStage(s.Stage, View(s.Last), s.RunsByStatus)).ToList();

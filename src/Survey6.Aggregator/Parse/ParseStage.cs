@@ -15,7 +15,7 @@ namespace Survey6.Aggregator.Parse;
 /// </summary>
 public sealed class ParseStage(
     ICaptureSource source,
-    RunLedger ledger,
+    IRunLedger ledger,
     IOptions<AggregatorOptions> options,
     TimeProvider time,
     ILogger<ParseStage> logger) : IDisposable

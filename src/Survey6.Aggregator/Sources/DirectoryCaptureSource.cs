@@ -10,7 +10,7 @@ namespace Survey6.Aggregator.Sources;
 /// the manifest after the capture is durable, so a manifest means the capture beside it is complete. Captures
 /// the ledger already knows (parsed, failed or quarantined) are skipped: retries are the cleanup stage's.
 /// </summary>
-public sealed class DirectoryCaptureSource(IOptions<AggregatorOptions> options, RunLedger ledger) : ICaptureSource
+public sealed class DirectoryCaptureSource(IOptions<AggregatorOptions> options, IRunLedger ledger) : ICaptureSource
 {
     public const string CaptureSuffix = DataLayout.CaptureSuffix;
     public const string ManifestSuffix = DataLayout.CaptureManifestSuffix;
