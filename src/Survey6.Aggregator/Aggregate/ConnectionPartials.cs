@@ -401,6 +401,8 @@ internal sealed class ConnectionPartialWriter : IDisposable
     /// <param name="staging">The lake's staging folder: DuckDB spills there (in a folder of its own) if a capture's fragments outgrow its memory.</param>
     public ConnectionPartialWriter(string staging)
     {
+        // DuckDB creates the spill folder itself, but not its parents.
+        Directory.CreateDirectory(staging);
         _spill = Path.Combine(staging, "duckdb-connections-" + Guid.NewGuid().ToString("N"));
         _db = new DuckDBConnection("DataSource=:memory:");
         _db.Open();
