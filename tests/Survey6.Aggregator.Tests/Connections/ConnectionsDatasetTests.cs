@@ -99,9 +99,14 @@ public class ConnectionsDatasetTests
         await w.RunAsync(AggregatorStage.Parse);
         var late = await w.RunAsync(AggregatorStage.Aggregate);
         Assert.Equal(1, late.Inputs);
+        await AssertJoinedNowAndAfterRebuildAsync(w);
+    }
+
+    /// <summary>The exchange's one connection is in the lake, and again after a rebuild of the date.</summary>
+    private static async Task AssertJoinedNowAndAfterRebuildAsync(Workspace w)
+    {
         object?[] expected = ["tcp", Client.ToString(), (ushort)50000, "2001:db8:2::20", (ushort)443, 5L, 4L, "SF", "ShADadFf"];
         Assert.Equal(expected, Assert.Single(Connections(w)));
-
         var rebuilt = await w.Runner.RebuildAsync(Date, TimeSpan.FromSeconds(30), CancellationToken.None);
         Assert.True(rebuilt!.Succeeded, rebuilt.Error);
         Assert.Equal(expected, Assert.Single(Connections(w)));
@@ -125,11 +130,7 @@ public class ConnectionsDatasetTests
             File.Delete(stored);
 
         await w.RunAsync(AggregatorStage.Aggregate);
-        object?[] expected = ["tcp", Client.ToString(), (ushort)50000, "2001:db8:2::20", (ushort)443, 5L, 4L, "SF", "ShADadFf"];
-        Assert.Equal(expected, Assert.Single(Connections(w)));
-        var rebuilt = await w.Runner.RebuildAsync(Date, TimeSpan.FromSeconds(30), CancellationToken.None);
-        Assert.True(rebuilt!.Succeeded, rebuilt.Error);
-        Assert.Equal(expected, Assert.Single(Connections(w)));
+        await AssertJoinedNowAndAfterRebuildAsync(w);
     }
 
     /// <summary>

@@ -34,14 +34,7 @@ public class StitchPropertyTests
             var packets = Generate(random, random.Next(5, 120));
             var whole = Track([packets], shuffle: null);
 
-            var cuts = Enumerable.Range(0, random.Next(1, 5)).Select(_ => random.Next(1, packets.Count)).Distinct().Order().ToList();
-            var pieces = new List<List<ConnectionPacket>>();
-            int from = 0;
-            foreach (int cut in cuts.Append(packets.Count))
-            {
-                pieces.Add(packets.GetRange(from, cut - from));
-                from = cut;
-            }
+            var pieces = Split(random, packets);
 
             var stitched = Track(pieces, shuffle: random);
             Assert.True(whole.SequenceEqual(stitched), $"seed {seed}: unsplit\n{string.Join('\n', whole)}\nstitched\n{string.Join('\n', stitched)}");
@@ -69,14 +62,7 @@ public class StitchPropertyTests
             var packets = Generate(random, random.Next(5, 120));
             var whole = Track([packets], shuffle: null);
 
-            var cuts = Enumerable.Range(0, random.Next(1, 5)).Select(_ => random.Next(1, packets.Count)).Distinct().Order().ToList();
-            var pieces = new List<List<ConnectionPacket>>();
-            int from = 0;
-            foreach (int cut in cuts.Append(packets.Count))
-            {
-                pieces.Add(packets.GetRange(from, cut - from));
-                from = cut;
-            }
+            var pieces = Split(random, packets);
 
             var neighbours = Survey6.Aggregator.Aggregate.ConnectionPartials.Neighbours(
                 pieces.Select((p, i) => ($"capture-{i}", "probe", (long?)p[0].TimestampNs, (long?)p[^1].TimestampNs)), Options);
@@ -121,6 +107,21 @@ public class StitchPropertyTests
         }
 
         Assert.True(final > 500 && edges > 500, $"only {final} final and {edges} edge fragments");
+    }
+
+    /// <summary>The sequence cut at one to four random points: the captures of one probe, in order.</summary>
+    private static List<List<ConnectionPacket>> Split(Random random, List<ConnectionPacket> packets)
+    {
+        var cuts = Enumerable.Range(0, random.Next(1, 5)).Select(_ => random.Next(1, packets.Count)).Distinct().Order().ToList();
+        var pieces = new List<List<ConnectionPacket>>();
+        int from = 0;
+        foreach (int cut in cuts.Append(packets.Count))
+        {
+            pieces.Add(packets.GetRange(from, cut - from));
+            from = cut;
+        }
+
+        return pieces;
     }
 
     private static List<Connection> Track(List<List<ConnectionPacket>> pieces, Random? shuffle)
