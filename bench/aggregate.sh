@@ -6,9 +6,12 @@
 #
 # The captures and the lake are kept in --work (default $TMPDIR/survey6-aggregate-bench) for reruns: generating
 # 10 M packets takes minutes. Each timed run starts from an empty ledger, no partials and no aggregate outputs, so
-# it builds every dataset. With --incremental, the first run is over all captures but the last, the second adds the
-# last one (a late capture for a day already aggregated), and a third merges again from the partials the second left
-# (no ledger, no datasets): the merge alone. --compare LAKE then counts, per dataset, the rows of this lake's day that
+# it builds every dataset; after the runs, DuckDB alone times the plain GROUP BY of the flows over the same packets
+# files (the engine's floor). The lake is parsed again when the aggregator's sources changed (by commit), and the parse
+# is timed as a whole process, so the report also gives the whole pipeline's packets per CPU-second. With
+# --incremental, the first run is over all captures but the last, the second adds the last one (a late capture for a
+# day already aggregated), and a third merges again from the partials the second left (no ledger, no datasets): the
+# merge alone. --compare LAKE then counts, per dataset, the rows of this lake's day that
 # are not in LAKE's and the other way round (EXCEPT ALL), e.g. against the --work of a run with another SURVEY6 build
 # and the same --captures and --packets. Writes bench/out/aggregate.md (and prints it); docs/performance.md explains
 # the figures.
@@ -29,7 +32,7 @@ while [[ $# -gt 0 ]]; do
         --work) work="$2"; shift 2 ;;
         --incremental) incremental=1; shift ;;
         --compare) compare="$2"; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "aggregate.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -54,12 +57,15 @@ done
 data="$work/data"
 lake="$data/lake"
 stamp="$work/lake.stamp"
-want="$captures x $packets"
+# The parse stage's output depends on its code: a lake parsed by another version of the aggregator is parsed again.
+want="$captures x $packets, aggregator $(git -C "$root" rev-parse HEAD:src/Survey6.Aggregator 2>/dev/null || echo unknown)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
     rm -rf "$data"; mkdir -p "$data"
     dotnet build "$root/bench/Survey6.Aggregator.Bench" -c Release -nologo -v quiet -clp:ErrorsOnly >/dev/null
     echo "aggregate.sh: parsing into $lake (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-    dotnet "$root/bench/Survey6.Aggregator.Bench/bin/Release/net10.0/$(dotnet --info >/dev/null; ls "$root/bench/Survey6.Aggregator.Bench/bin/Release/net10.0" | grep -m1 -E '^linux-')/Survey6.Aggregator.Bench.dll" \
+    # The whole process's CPU (user + system, every thread) and peak RSS: the parse half of the pipeline figure.
+    /usr/bin/time -f '%e\t%U\t%S\t%M' -o "$work/parse-time.txt" \
+        dotnet "$root/bench/Survey6.Aggregator.Bench/bin/Release/net10.0/$(dotnet --info >/dev/null; ls "$root/bench/Survey6.Aggregator.Bench/bin/Release/net10.0" | grep -m1 -E '^linux-')/Survey6.Aggregator.Bench.dll" \
         lake "$lake" "$date" "${files[@]}" | tee "$work/parse.txt" >&2
     echo "$want" >"$stamp"
 fi
@@ -95,6 +101,20 @@ timed_run() {
     echo "aggregate.sh: $1: $(tail -1 "$results") ($(grep -o '[0-9]* inputs' "$work/aggregate.log" | head -1))" >&2
 }
 
+# DuckDB alone: the plain GROUP BY of the flows over the same packets files, the engine's floor for this data.
+floor_run() {
+    sync
+    local l0; l0="$(cut -d' ' -f1 /proc/loadavg)"
+    /usr/bin/time -f '%e\t%U\t%S\t%M' -o "$work/time.txt" "$survey6" query --data-dir "$data" --lake "$lake" --format csv \
+        "SELECT count(*) AS flows, sum(packets) AS packets, sum(bytes) AS bytes FROM (
+            SELECT probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation,
+                count(*) AS packets, sum(frame_len) AS bytes, min(time_epoch_ns) AS first_ns, max(time_epoch_ns) AS last_ns
+            FROM read_parquet('$lake/packets/date=$date/*/*.parquet', hive_partitioning = false)
+            GROUP BY ALL)" >"$work/floor.txt" 2>&1 || { cat "$work/floor.txt" >&2; exit 1; }
+    printf '%s\t%s\t%s\t%s\n' "DuckDB GROUP BY floor" "$(cat "$work/time.txt")" "$l0" "$(cut -d' ' -f1 /proc/loadavg)" >>"$results"
+    echo "aggregate.sh: floor: $(tail -1 "$results")" >&2
+}
+
 if (( incremental )); then
     # Hold the last capture back, aggregate the others from nothing, then bring it back and aggregate again.
     last="$(basename "$(ls -d "$lake/packets/date=$date"/probe=* | sort | tail -1)")"
@@ -115,6 +135,7 @@ else
         clear_outputs
         timed_run "$r"
     done
+    floor_run
 fi
 
 {
@@ -133,6 +154,15 @@ fi
     if (( incremental )); then
         echo
         awk -F'\t' 'NR == 1 {c1 = $3 + $4} NR == 2 {c2 = $3 + $4} END {printf "CPU of the run that added one capture: %.1f s against %.1f s for the first run: %.0f %%.\n", c2, c1, 100 * c2 / c1}' "$results"
+    else
+        echo
+        awk -F'\t' -v n="$packet_rows" '$1 == "1" {c = $3 + $4} $1 ~ /floor/ {f = $3 + $4} END {if (f > 0) printf "Aggregate run 1: %.1f CPU-s, %.2f M packets per CPU-second; DuckDB GROUP BY floor: %.1f CPU-s (%.2f M/CPU-s); the stage costs %.1f times the floor.\n", c, n / c / 1e6, f, n / f / 1e6, c / f}' "$results"
+    fi
+    if [[ -f "$work/parse-time.txt" ]]; then
+        IFS=$'\t' read -r pwall puser psys prss <"$work/parse-time.txt"
+        echo
+        echo "Parse (when the lake was built; the bench's lake mode, whole process): $pwall s wall, $puser s user, $psys s system CPU, peak RSS $((prss / 1024)) MiB."
+        awk -F'\t' -v n="$packet_rows" -v p="$(awk -v u="$puser" -v s="$psys" 'BEGIN {print u + s}')" 'NR == 1 {c = $3 + $4} END {printf "Whole pipeline (parse + first aggregate run): %.1f CPU-s, %.2f M packets per CPU-second.\n", p + c, n / (p + c) / 1e6}' "$results"
     fi
     echo
     echo "Rows written by the last run (from the ledger):"
@@ -148,7 +178,7 @@ fi
         echo
         echo "| dataset | rows here | rows there | here only | there only |"
         echo "| --- | ---: | ---: | ---: | ---: |"
-        for d in flows addresses prefixes dns icmpv6 icmpv6_routers summary; do
+        for d in flows connections addresses prefixes dns icmpv6 icmpv6_routers summary; do
             a="'$lake/$d/date=$date/data.parquet'"; b="'$compare/$d/date=$date/data.parquet'"
             row="$("$survey6" query --data-dir "$data" --lake "$lake" --format csv \
                 "SELECT (SELECT count(*) FROM read_parquet($a)), (SELECT count(*) FROM read_parquet($b)),

@@ -68,8 +68,19 @@ public sealed class AggregatorOptions
     /// <summary>DuckDB worker threads for the aggregate stage.</summary>
     public int DuckDbThreads { get; set; } = 2;
 
-    /// <summary>DuckDB memory limit, e.g. <c>4GB</c>; it spills to <c>LAKE/.staging</c> beyond it.</summary>
-    public string DuckDbMemoryLimit { get; set; } = "4GB";
+    /// <summary>
+    /// What the aggregate stage may hold, e.g. <c>1GiB</c> (docs/performance.md says where its memory goes): DuckDB gets
+    /// <see cref="DuckDbMemoryLimit"/>, by default half of it, and spills to <c>LAKE/.staging</c> beyond that.
+    /// </summary>
+    public string MemoryLimit { get; set; } = "1GiB";
+
+    /// <summary>DuckDB's own memory limit, e.g. <c>512MiB</c>; unset: half of <see cref="MemoryLimit"/>, which it may not exceed.</summary>
+    public string? DuckDbMemoryLimit { get; set; }
+
+    /// <summary>DuckDB's memory limit in bytes, from <see cref="DuckDbMemoryLimit"/> or <see cref="MemoryLimit"/> (validated at start).</summary>
+    public long DuckDbMemoryBytes =>
+        DuckDbMemoryLimit is { } own && Aggregate.MemorySize.TryParse(own, out long bytes) ? bytes
+        : Aggregate.MemorySize.TryParse(MemoryLimit, out long total) ? total / 2 : 1L << 29;
 
     /// <summary>How long a scheduled stage waits for another stage to finish before it skips this turn.</summary>
     public TimeSpan LockWait { get; set; } = TimeSpan.FromMinutes(30);
@@ -207,8 +218,10 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
         }
         if (options.DuckDbThreads is < 1 or > 256)
             failures.Add($"DuckDbThreads must be between 1 and 256 (is {options.DuckDbThreads}).");
-        if (string.IsNullOrWhiteSpace(options.DuckDbMemoryLimit))
-            failures.Add("DuckDbMemoryLimit is required.");
+        if (!Aggregate.MemorySize.TryParse(options.MemoryLimit, out long memory) || memory < 256L << 20)
+            failures.Add($"MemoryLimit must be a size of at least 256MiB such as 1GiB or 1500MB (is '{options.MemoryLimit}').");
+        else if (options.DuckDbMemoryLimit is { } duck && (!Aggregate.MemorySize.TryParse(duck, out long duckBytes) || duckBytes > memory))
+            failures.Add($"DuckDbMemoryLimit must be a size such as 512MiB, at most MemoryLimit ({options.MemoryLimit}) (is '{duck}'); leave it unset for half of MemoryLimit.");
         foreach (var (stage, cron) in new[] { ("Parse", options.Schedules.Parse), ("Aggregate", options.Schedules.Aggregate), ("Cleanup", options.Schedules.Cleanup) })
         {
             if (!IsValidCron(cron))

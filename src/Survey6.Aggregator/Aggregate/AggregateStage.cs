@@ -75,9 +75,12 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
             }
             if (rebuild is not null && Directory.Exists(lake.PartialsPartition(date)))
                 Directory.Delete(lake.PartialsPartition(date), recursive: true);
-            var plan = PartialPlan.For(inputs, CaptureSpans(lake, date), ConnectionPartials.SettingsTag(_options.Connections));
+            var spans = CaptureSpans(lake, date);
+            var plan = PartialPlan.For(inputs, spans, ConnectionPartials.SettingsTag(_options.Connections));
             int computed = UpdatePartials(lake, date, plan, KeyValues(keyId), run, ct);
-            var rows = Merge(lake, date, keyId, run, ct);
+            var neighbours = ConnectionPartials.Neighbours(
+                plan.Select(p => (p.Sha256, p.Probe, p.FromNs, p.ToNs)), _options.Connections);
+            var rows = Merge(lake, date, keyId, neighbours, run, ct);
             ledger.SetPartition(date, fingerprint, inputs.Count, JsonSerializer.Serialize(rows), run.RunId);
             long total = rows.Values.Sum();
             Log.PartitionBuilt(logger, dateText, computed, total);
@@ -117,7 +120,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                     Execute(connection, $"COPY ({AggregateSql.Partial(name)}) TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})", ct);
                     Flush(file);
                 }
-                connections.Write(connection, item.PacketsFile, item.Sha256, date, staged, keyValues, ct);
+                connections.Write(connection, lake, item.PacketsFile, item.Sha256, date, staged, keyValues, ct);
                 Flush(Path.Combine(staged, ConnectionPartials.PartialName + ".parquet"));
                 Directory.CreateDirectory(Path.GetDirectoryName(target)!);
                 Directory.Move(staged, target);
@@ -198,7 +201,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
         return problems.Count == 0 ? null : string.Join(", ", problems) + (keyId is null ? " while anonymisation is off" : " while the key is " + keyId);
     }
 
-    private SortedDictionary<string, long> Merge(LakeLayout lake, DateOnly date, string? keyId, StageRun run, CancellationToken ct)
+    private SortedDictionary<string, long> Merge(LakeLayout lake, DateOnly date, string? keyId, IReadOnlyDictionary<string, (bool Earlier, bool Later)> neighbours, StageRun run, CancellationToken ct)
     {
         var staged = Path.Combine(lake.Staging, "aggregate", run.RunId, LakeLayout.DatePart(date));
         Directory.CreateDirectory(staged);
@@ -211,14 +214,14 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                 Execute(connection, AggregateSql.AddressTable(Partials(AggregateSql.AddressesPartial), keyId is not null), ct);
                 var keyValues = KeyValues(keyId);
                 var capturesGlob = Path.Combine(lake.DatePartition(LakeLayout.Captures, date), "*", "*.parquet");
-                ConnectionPartials.LoadMerged(connection, Partials(ConnectionPartials.PartialName), _options.Connections, ct);
+                ConnectionPartials.Stitch(connection, Partials(ConnectionPartials.PartialName), neighbours, _options.Connections, ct);
                 foreach (var dataset in LakeLayout.AggregateDatasets)
                 {
                     ct.ThrowIfCancellationRequested();
                     var query = dataset switch
                     {
                         LakeLayout.Flows => AggregateSql.Flows(Partials(AggregateSql.FlowsPartial)),
-                        LakeLayout.Connections => ConnectionPartials.Query,
+                        LakeLayout.Connections => ConnectionPartials.Query(Partials(ConnectionPartials.PartialName)),
                         LakeLayout.Addresses => AggregateSql.Addresses,
                         LakeLayout.Prefixes => AggregateSql.Prefixes,
                         LakeLayout.Dns => AggregateSql.Dns(Partials(AggregateSql.DnsPartial)),
@@ -253,7 +256,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
     }
 
     /// <summary>The COPY option that records the anonymisation key in a file's metadata, as the packets files do.</summary>
-    private static string KeyValues(string? keyId) =>
+    internal static string KeyValues(string? keyId) =>
         keyId is null ? "" : $", KV_METADATA {{{AggregateSql.Quote(AnonymisationMetadata.KeyIdKey)}: {AggregateSql.Quote(keyId)}}}";
 
     private static void Flush(string file)
@@ -274,7 +277,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
         Ipv6Functions.Register(connection);
         Execute(connection, $"""
             SET threads = {options.DuckDbThreads};
-            SET memory_limit = {AggregateSql.Quote(options.DuckDbMemoryLimit)};
+            SET memory_limit = {AggregateSql.Quote(MemorySize.ForDuckDb(options.DuckDbMemoryBytes))};
             SET temp_directory = {AggregateSql.Quote(spill)};
             SET preserve_insertion_order = true;
             SET TimeZone = 'UTC';

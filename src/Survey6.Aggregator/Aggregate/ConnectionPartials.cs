@@ -1,9 +1,12 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
 using System.Security.Cryptography;
 using System.Text;
 using DuckDB.NET.Data;
 using Microsoft.Extensions.Logging;
 using Survey6.Aggregator.Anonymisation;
 using Survey6.Aggregator.Connections;
+using Survey6.Aggregator.Storage;
 using Survey6.Packets.Addresses;
 using Survey6.Packets.Capture;
 using Survey6.Packets.Dissection;
@@ -11,199 +14,267 @@ using Survey6.Packets.Dissection;
 namespace Survey6.Aggregator.Aggregate;
 
 /// <summary>
-/// The <c>connections</c> dataset in the incremental design (docs/datasets.md, "connections"): per capture, a
-/// <see cref="ConnectionTracker"/> over the capture's cleaned packets writes its fragments once as the partial
-/// <c>connections.parquet</c>; per date, <see cref="LoadMerged"/> stitches every fragment of the date.
+/// The <c>connections</c> dataset in the incremental design (docs/datasets.md, "connections"). The parse stage tracks
+/// each capture's connections in its own dissection pass and writes the fragments once, as
+/// <c>LAKE/.connections/date=D/probe=P/SHA.SETTINGS.parquet</c> (<see cref="ConnectionPartialWriter"/>); the aggregate
+/// stage copies that file as the capture's partial, and per date <see cref="Stitch"/> joins only the fragments that can
+/// meet a fragment of another capture of the same probe, while every other fragment goes from the partials to the
+/// dataset in SQL (<see cref="Query"/>).
 /// </summary>
 /// <remarks>
-/// The packets files lack the TCP sequence, acknowledgement and window fields the tracker needs, so the tracker reads
-/// the stored capture again, skipping the frames the clean step marked as duplicates (the same frame numbers).
-/// Addresses are anonymised before they reach the tracker, so partials and uids never hold a real address.
+/// A capture whose partial must leave out duplicate frames (the clean step found some), or that was parsed before the
+/// parse stage tracked connections, is tracked here instead from its stored capture, skipping the duplicate frames
+/// (the same frame numbers as the packets rows). Addresses are anonymised before they reach a tracker, so partials
+/// and uids never hold a real address.
 /// </remarks>
 internal sealed partial class ConnectionPartials(AggregatorOptions options, ILogger logger) : IDisposable
 {
     /// <summary>The partial's file name (without <c>.parquet</c>) in each capture's partial folder.</summary>
     public const string PartialName = "connections";
 
-    /// <summary>The merge's in-memory table of stitched connections, read by <see cref="Query"/>.</summary>
-    private const string MergedTable = "conn";
+    /// <summary>Bumped when the partial's columns or meaning change; part of <see cref="SettingsHash"/>.</summary>
+    private const int Format = 2;
 
-    private readonly Dictionary<Ipv6Address, Ipv6Address> _anonymised = [];
-    private PrefixPreservingAnonymiser? _anonymiser;
-    private bool _anonymiserLoaded;
+    /// <summary>The stitched edge connections of the date being merged, read by <see cref="Query"/>.</summary>
+    private const string StitchedTable = "conn_stitched";
+
+    /// <summary>Per capture of the date being merged: whether a capture of its probe comes within the idle timeout before or after it.</summary>
+    private const string NeighboursTable = "conn_neighbours";
+
+    private readonly AnonymisedAddresses _anonymised = new(options);
 
     /// <summary>
-    /// What the fragments depend on besides the packets: the connection settings. Part of every partial's name and of
-    /// the date's fingerprint, so that changed timeouts recompute the partials instead of stitching mixed fragments.
+    /// What the fragments depend on besides the packets: the partial format and the connection settings. Part of every
+    /// partial's name, of the parse stage's fragment file names and of the date's fingerprint, so that changed timeouts
+    /// recompute the partials instead of stitching mixed fragments.
     /// </summary>
-    public static string SettingsTag(ConnectionOptions settings)
+    public static string SettingsHash(ConnectionOptions settings)
     {
         ArgumentNullException.ThrowIfNull(settings);
-        var text = string.Join(',', new[] { settings.TcpIdleTimeout, settings.UdpIdleTimeout, settings.IcmpIdleTimeout, settings.TcpCloseDelay, settings.TcpAttemptDelay }
-            .Select(t => t.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture)));
-        return "connections:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];
+        var text = Format.ToString(System.Globalization.CultureInfo.InvariantCulture) + ";" + string.Join(',',
+            new[] { settings.TcpIdleTimeout, settings.UdpIdleTimeout, settings.IcmpIdleTimeout, settings.TcpCloseDelay, settings.TcpAttemptDelay }
+                .Select(t => t.Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..16];
+    }
+
+    public static string SettingsTag(ConnectionOptions settings) => "connections:" + SettingsHash(settings);
+
+    /// <summary>Where the parse stage puts a capture's fragments: hidden from dataset readers, kept beside the packets file.</summary>
+    public static string ParsedFile(LakeLayout lake, DateOnly date, string probeId, string sha256, ConnectionOptions settings)
+    {
+        ArgumentNullException.ThrowIfNull(lake);
+        return Path.Combine(lake.Root, ".connections", LakeLayout.DatePart(date), "probe=" + probeId, sha256 + "." + SettingsHash(settings) + ".parquet");
     }
 
     /// <summary>
-    /// Tracks the connections of the capture whose cleaned packets are in <c>pk</c> and writes its fragments to
-    /// <c>connections.parquet</c> in <paramref name="stagedFolder"/>. A stored capture that is gone (removed by
-    /// retention) gives an empty partial and a warning: its connections cannot be computed again.
+    /// Writes the capture's connection partial to <c>connections.parquet</c> in <paramref name="stagedFolder"/>, its
+    /// cleaned packets being in <c>pk</c>: a copy of the parse stage's fragments when the clean step dropped none of
+    /// its frames, else tracked again from the stored capture without the duplicates. A capture whose stored file is
+    /// gone (removed by retention) keeps the parse stage's fragments, duplicates included, or, parsed before the parse
+    /// stage tracked connections, gets none; either way a warning names it.
     /// </summary>
-    public void Write(DuckDBConnection db, string packetsFile, string sha256, DateOnly date, string stagedFolder, string keyValues, CancellationToken ct)
+    public void Write(DuckDBConnection db, LakeLayout lake, string packetsFile, string sha256, DateOnly date, string stagedFolder, string keyValues, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(db);
+        var target = Path.Combine(stagedFolder, PartialName + ".parquet");
+        var head = Rows(db, "SELECT any_value(probe_id), count(*) FILTER (WHERE duplicate) FROM pk")[0];
+        if (head[0] is not string probeId)
+        {
+            using var empty = new ConnectionPartialWriter(lake.Staging);
+            empty.Complete(target, sha256, keyValues);
+            return;
+        }
+
+        var parsed = ParsedFile(lake, date, probeId, sha256, options.Connections);
+        bool duplicates = (long)head[1]! > 0;
+        if (!duplicates && File.Exists(parsed))
+        {
+            File.Copy(parsed, target);
+            return;
+        }
+
+        var capture = options.Layout.CapturePath(probeId, date, sha256);
+        if (File.Exists(capture))
+        {
+            Track(db, lake, capture, packetsFile, probeId, sha256, target, keyValues, ct);
+            return;
+        }
+
+        if (File.Exists(parsed))
+        {
+            DuplicatesCounted(logger, sha256, capture);
+            File.Copy(parsed, target);
+            return;
+        }
+
+        CaptureGone(logger, sha256, capture);
+        using var none = new ConnectionPartialWriter(lake.Staging);
+        none.Complete(target, sha256, keyValues);
+    }
+
+    /// <summary>The parse stage's tracking, again, over the stored capture without the frames the clean step dropped.</summary>
+    private void Track(DuckDBConnection db, LakeLayout lake, string capture, string packetsFile, string probeId, string sha256, string target, string keyValues, CancellationToken ct)
+    {
         var duplicates = new HashSet<long>();
         foreach (var row in Rows(db, "SELECT frame FROM pk WHERE duplicate"))
             duplicates.Add((long)row[0]!);
-        var head = Rows(db, $"SELECT any_value(probe_id), min(window_start_ns), min(time_epoch_ns) FROM read_parquet({AggregateSql.Quote(packetsFile)}, hive_partitioning = false)")[0];
+        var span = Rows(db, $"SELECT min(window_start_ns), min(time_epoch_ns) FROM read_parquet({AggregateSql.Quote(packetsFile)}, hive_partitioning = false)")[0];
+        // The window start must be at or before the first packet; a probe's clock may disagree with its manifest.
+        long windowStart = Math.Min(span[0] as long? ?? long.MaxValue, span[1] as long? ?? long.MaxValue);
 
-        Execute(db, $"""
-            CREATE OR REPLACE TABLE cf (
-                probe_id VARCHAR, source VARCHAR, proto VARCHAR, addr_a VARCHAR, port_a USMALLINT, addr_b VARCHAR, port_b USMALLINT,
-                encapsulation VARCHAR, first_ts_ns BIGINT, last_packet_ns BIGINT, head_open BOOLEAN, covered BOOLEAN, fragment BLOB)
-            """);
-        if (head[0] is string probeId)
-        {
-            // The stitcher needs the window start at or before the first packet; a probe's clock may disagree with its manifest.
-            long windowStart = Math.Min(head[1] as long? ?? long.MaxValue, head[2] as long? ?? long.MaxValue);
-            var capture = options.Layout.CapturePath(probeId, date, sha256);
-            if (!File.Exists(capture))
-                CaptureGone(logger, sha256, capture);
-            else if (windowStart != long.MaxValue)
-                Append(db, Track(capture, probeId, sha256, windowStart, duplicates, ct));
-        }
-
-        var file = Path.Combine(stagedFolder, PartialName + ".parquet");
-        Execute(db, $"""
-            COPY (
-                SELECT probe_id, source, proto, addr_a, port_a, addr_b, port_b, encapsulation,
-                    {AggregateSql.Timestamp("first_ts_ns")} AS first_ts, first_ts_ns, last_packet_ns, head_open, covered, fragment
-                FROM cf ORDER BY probe_id, proto, addr_a, port_a, addr_b, port_b, encapsulation, first_ts_ns, covered
-            ) TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})
-            """);
-        Execute(db, "DROP TABLE cf");
-    }
-
-    private List<ConnectionFragment> Track(string capture, string probeId, string sha256, long windowStart, HashSet<long> duplicates, CancellationToken ct)
-    {
+        using var writer = new ConnectionPartialWriter(lake.Staging);
         var tracker = new ConnectionTracker(probeId, sha256, windowStart, options.Connections);
-        var anonymiser = Anonymiser();
-        using var reader = CaptureReader.Open(capture);
-        var record = new PacketRecord();
-        long frameNumber = 0;
-        while (reader.TryRead(out var frame))
+        using (var reader = CaptureReader.Open(capture))
         {
-            // The same numbering as the parse stage's packets rows, so the clean step's duplicates are skipped here too.
-            FrameDissection.Dissect(frame, ++frameNumber, ref record);
-            if ((frameNumber & 0xFFFF) == 0)
-                ct.ThrowIfCancellationRequested();
-            if (duplicates.Contains(frameNumber) || !ConnectionPacket.TryFrom(record, out var packet))
-                continue;
-            if (anonymiser is not null)
-                packet = packet with { Source = Anonymise(anonymiser, packet.Source), Destination = Anonymise(anonymiser, packet.Destination) };
-            tracker.Add(packet);
+            var record = new PacketRecord();
+            long frameNumber = 0;
+            long last = long.MinValue;
+            while (reader.TryRead(out var frame))
+            {
+                // The same numbering as the parse stage's packets rows, so the clean step's duplicates are skipped here too.
+                FrameDissection.Dissect(frame, ++frameNumber, ref record);
+                if ((frameNumber & 0xFFFF) == 0)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    tracker.Expire(last);
+                    writer.Add(tracker.TakeFinished());
+                }
+                if (duplicates.Contains(frameNumber) || !ConnectionPacket.TryFrom(record, out var packet))
+                    continue;
+                last = Math.Max(last, packet.TimestampNs);
+                tracker.Add(_anonymised.Apply(packet));
+            }
+            writer.Add(tracker.Drain(last));
         }
-
-        return [.. tracker.Drain()];
-    }
-
-    /// <summary>Per distinct address, not per packet: an anonymisation costs 128 AES blocks.</summary>
-    private Ipv6Address Anonymise(PrefixPreservingAnonymiser anonymiser, Ipv6Address address)
-    {
-        ref var image = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_anonymised, address, out bool known);
-        if (!known)
-            image = anonymiser.Anonymise(address);
-        return image;
-    }
-
-    private PrefixPreservingAnonymiser? Anonymiser()
-    {
-        if (!_anonymiserLoaded)
-        {
-            _anonymiser = AnonymisationKey.FromOptions(options);
-            _anonymiserLoaded = true;
-        }
-        return _anonymiser;
-    }
-
-    private static void Append(DuckDBConnection db, List<ConnectionFragment> fragments)
-    {
-        using var appender = db.CreateAppender("cf");
-        foreach (var f in fragments)
-        {
-            var key = f.Key;
-            appender.CreateRow()
-                .AppendValue(f.ProbeId)
-                .AppendValue(f.Source)
-                .AppendValue(key.ProtocolName)
-                .AppendValue(key.AddressA.ToString())
-                .AppendValue(key.PortA)
-                .AppendValue(key.AddressB.ToString())
-                .AppendValue(key.PortB)
-                .AppendValue(ProtocolNames.Encapsulation(key.Encapsulation))
-                .AppendValue(f.FirstTimestampNs)
-                .AppendValue(f.LastPacketNs)
-                .AppendValue(f.HeadOpen)
-                .AppendValue(f.Covered)
-                .AppendValue(f.ToBytes())
-                .EndRow();
-        }
+        writer.Complete(target, sha256, keyValues);
     }
 
     /// <summary>
-    /// Stitches every fragment in the partials <paramref name="glob"/> matches into the table the <see cref="Query"/>
-    /// reads: connections that span captures or runs of the date are joined (<see cref="ConnectionStitcher"/>).
+    /// Which captures of the date can share a connection with another capture of their probe: a head-open or covered
+    /// fragment can join only if a capture of the probe starts before it and ends within the longest idle timeout of its
+    /// start; a tail-open one only if a capture starts after it within that timeout of its end. A capture without a
+    /// known span may meet anything of its probe. Captures with neither are left out.
     /// </summary>
-    public static void LoadMerged(DuckDBConnection db, string glob, ConnectionOptions settings, CancellationToken ct)
+    public static Dictionary<string, (bool Earlier, bool Later)> Neighbours(IEnumerable<(string Sha256, string Probe, long? FromNs, long? ToNs)> captures, ConnectionOptions settings)
     {
-        ArgumentNullException.ThrowIfNull(db);
-        var fragments = new List<ConnectionFragment>();
-        using (var command = db.CreateCommand())
+        ArgumentNullException.ThrowIfNull(settings);
+        long reach = new[] { settings.TcpIdleTimeout, settings.UdpIdleTimeout, settings.IcmpIdleTimeout }.Max().Ticks * 100;
+        var result = new Dictionary<string, (bool Earlier, bool Later)>(StringComparer.Ordinal);
+        foreach (var probe in captures.GroupBy(c => c.Probe, StringComparer.Ordinal))
         {
-            command.CommandText = $"SELECT fragment FROM read_parquet({AggregateSql.Quote(glob)}, hive_partitioning = false)";
-            using var registration = ct.Register(() => command.Cancel());
-            using var reader = command.ExecuteReader();
-            using var buffer = new MemoryStream();
-            while (reader.Read())
+            var list = probe.ToList();
+            bool unknown = list.Any(c => c.FromNs is null || c.ToNs is null);
+            foreach (var c in list)
             {
-                buffer.SetLength(0);
-                using (var blob = reader.GetStream(0))
-                    blob.CopyTo(buffer);
-                fragments.Add(ConnectionFragment.FromBytes(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)));
+                bool earlier = unknown && list.Count > 1, later = earlier;
+                if (!unknown)
+                {
+                    foreach (var o in list)
+                    {
+                        if (o.Sha256 == c.Sha256)
+                            continue;
+                        // The same pair test both ways, so that a tail-open fragment is an edge exactly when the head-open one it may meet is.
+                        earlier |= Meets(o, c, reach);
+                        later |= Meets(c, o, reach);
+                    }
+                }
+                if (earlier || later)
+                    result[c.Sha256] = (earlier, later);
             }
         }
-        ct.ThrowIfCancellationRequested();
-        var connections = new ConnectionStitcher(settings).Stitch(fragments);
-        fragments.Clear();
-
-        Execute(db, $"""
-            CREATE OR REPLACE TABLE {MergedTable} (
-                uid VARCHAR, ts_ns BIGINT, orig_h VARCHAR, orig_p USMALLINT, resp_h VARCHAR, resp_p USMALLINT, proto VARCHAR,
-                service VARCHAR, duration_ns BIGINT, orig_bytes BIGINT, resp_bytes BIGINT, conn_state VARCHAR, missed_bytes BIGINT,
-                history VARCHAR, orig_pkts BIGINT, orig_ip_bytes BIGINT, resp_pkts BIGINT, resp_ip_bytes BIGINT, probe_id VARCHAR,
-                encapsulation VARCHAR, orig_type VARCHAR, orig_iid VARCHAR, resp_type VARCHAR, resp_iid VARCHAR)
-            """);
-        using var appender = db.CreateAppender(MergedTable);
-        foreach (var c in connections)
-        {
-            appender.CreateRow()
-                .AppendValue(c.Uid).AppendValue(c.TsNs)
-                .AppendValue(c.OrigH).AppendValue(c.OrigP).AppendValue(c.RespH).AppendValue(c.RespP)
-                .AppendValue(c.Proto).AppendValue(c.Service).AppendValue(c.DurationNs)
-                .AppendValue(c.OrigBytes).AppendValue(c.RespBytes).AppendValue(c.ConnState).AppendValue(c.MissedBytes)
-                .AppendValue(c.History).AppendValue(c.OrigPkts).AppendValue(c.OrigIpBytes).AppendValue(c.RespPkts).AppendValue(c.RespIpBytes)
-                .AppendValue(c.ProbeId).AppendValue(c.Encapsulation)
-                .AppendValue(c.OrigType).AppendValue(c.OrigIid).AppendValue(c.RespType).AppendValue(c.RespIid)
-                .EndRow();
-        }
+        return result;
     }
 
+    /// <summary>Whether <paramref name="first"/>'s last fragments may be continued by <paramref name="second"/>'s first ones.</summary>
+    private static bool Meets((string Sha256, string Probe, long? FromNs, long? ToNs) first, (string Sha256, string Probe, long? FromNs, long? ToNs) second, long reach) =>
+        (first.FromNs < second.FromNs || (first.FromNs == second.FromNs && string.CompareOrdinal(first.Sha256, second.Sha256) < 0))
+        && first.ToNs >= second.FromNs - reach;
+
     /// <summary>
-    /// The date's <c>connections</c> rows from the stitched table and the merged <c>addr</c> table. The address classes
-    /// come from <c>addr</c>, which the parse stage classified from the real address before anonymisation (an
+    /// Stitches the date's edge fragments (those a fragment of another capture of the probe may meet, by
+    /// <paramref name="neighbours"/>) into the table <see cref="Query"/> reads beside the partials' other rows. The
+    /// edges are read in key order, one key at a time, so memory holds one key's fragments, not the date's.
+    /// </summary>
+    public static long Stitch(DuckDBConnection db, string glob, IReadOnlyDictionary<string, (bool Earlier, bool Later)> neighbours, ConnectionOptions settings, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        ArgumentNullException.ThrowIfNull(neighbours);
+        Execute(db, $"CREATE OR REPLACE TABLE {NeighboursTable} (source VARCHAR, has_earlier BOOLEAN, has_later BOOLEAN)");
+        using (var appender = db.CreateAppender(NeighboursTable))
+        {
+            foreach (var (sha, (earlier, later)) in neighbours)
+                appender.CreateRow().AppendValue(sha).AppendValue(earlier).AppendValue(later).EndRow();
+        }
+        Execute(db, $"CREATE OR REPLACE TABLE {StitchedTable} ({ConnectionPartialWriter.RowColumnsDdl})");
+        if (neighbours.Count == 0)
+            return 0;
+
+        var stitcher = new ConnectionStitcher(settings);
+        long count = 0;
+        // The edges stream from one connection while the stitched rows go in through a second one on the same database.
+        using var output = db.Duplicate();
+        if (output.State != System.Data.ConnectionState.Open)
+            output.Open();
+        using var rows = output.CreateAppender(StitchedTable);
+        using var command = db.CreateCommand();
+        command.UseStreamingMode = true;
+        command.CommandText = $"""
+            SELECT f.probe_id, f.key_hash, f.fragment
+            FROM read_parquet({AggregateSql.Quote(glob)}, hive_partitioning = false) f JOIN {NeighboursTable} n USING (source)
+            WHERE {EdgeCondition}
+            ORDER BY f.probe_id, f.key_hash, f.ts_ns, f.covered
+            """;
+        using var registration = ct.Register(() => command.Cancel());
+        using var reader = command.ExecuteReader();
+        var group = new List<ConnectionFragment>();
+        string? groupProbe = null;
+        long groupKey = 0;
+        using var buffer = new MemoryStream();
+        void Flush()
+        {
+            foreach (var c in stitcher.Stitch(group))
+            {
+                ConnectionPartialWriter.AppendRow(rows.CreateRow(), c).EndRow();
+                count++;
+            }
+            group.Clear();
+        }
+        while (reader.Read())
+        {
+            string probe = reader.GetString(0);
+            long key = reader.GetInt64(1);
+            if (group.Count > 0 && (key != groupKey || probe != groupProbe))
+                Flush();
+            groupProbe = probe;
+            groupKey = key;
+            buffer.SetLength(0);
+            using (var blob = reader.GetStream(2))
+                blob.CopyTo(buffer);
+            group.Add(ConnectionFragment.FromBytes(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)));
+        }
+        if (group.Count > 0)
+            Flush();
+        ct.ThrowIfCancellationRequested();
+        return count;
+    }
+
+    /// <summary>A fragment that may meet one of another capture: the rest are connections as they are.</summary>
+    private const string EdgeCondition = "(n.has_earlier AND (f.head_open OR f.covered)) OR (n.has_later AND f.tail_open)";
+
+    /// <summary>
+    /// The date's <c>connections</c> rows: the partials' fragments that meet no other capture's, straight from the
+    /// files, and the stitched edge connections (<see cref="Stitch"/>), with the merged <c>addr</c> table. The address
+    /// classes come from <c>addr</c>, which the parse stage classified from the real address before anonymisation (an
     /// anonymised address has no class of its own); the tracker's own classes are the fallback.
     /// </summary>
-    public static string Query => $"""
+    public static string Query(string glob) => $"""
+        WITH c AS (
+            SELECT {ConnectionPartialWriter.RowColumns}
+            FROM read_parquet({AggregateSql.Quote(glob)}, hive_partitioning = false) f LEFT JOIN {NeighboursTable} n USING (source)
+            WHERE NOT coalesce({EdgeCondition}, false)
+            UNION ALL
+            SELECT {ConnectionPartialWriter.RowColumns} FROM {StitchedTable}
+        )
         SELECT c.uid, {AggregateSql.Timestamp("c.ts_ns")} AS ts, c.ts_ns,
             c.orig_h, c.orig_p, c.resp_h, c.resp_p, c.proto, c.service,
             c.duration_ns / 1e9 AS duration, c.duration_ns,
@@ -214,7 +285,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
             CASE WHEN o.address IS NULL THEN c.orig_iid ELSE o.iid_class END AS orig_iid,
             CASE WHEN r.address IS NULL THEN c.resp_type ELSE r.type END AS resp_type,
             CASE WHEN r.address IS NULL THEN c.resp_iid ELSE r.iid_class END AS resp_iid
-        FROM {MergedTable} c
+        FROM c
         LEFT JOIN addr o ON o.address = c.orig_h
         LEFT JOIN addr r ON r.address = c.resp_h
         ORDER BY c.ts_ns, c.probe_id, c.uid
@@ -243,8 +314,192 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
         command.ExecuteNonQuery();
     }
 
-    public void Dispose() => _anonymiser?.Dispose();
+    public void Dispose() => _anonymised.Dispose();
 
-    [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "Connections of capture {Sha256} not computed: its stored capture {Path} is gone (removed by retention?); the date's connections lack it")]
+    [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "Connections of capture {Sha256} not computed: its stored capture {Path} is gone (removed by retention?) and it was parsed before the parse stage tracked connections; the date's connections lack it")]
     private static partial void CaptureGone(ILogger logger, string sha256, string path);
+
+    [LoggerMessage(EventId = 61, Level = LogLevel.Warning, Message = "Connections of capture {Sha256} count its duplicate frames: its stored capture {Path} is gone (removed by retention?), so they cannot be left out")]
+    private static partial void DuplicatesCounted(ILogger logger, string sha256, string path);
+}
+
+/// <summary>
+/// Anonymises the addresses of connection packets with the configured key (none when anonymisation is off), once per
+/// distinct address: an anonymisation costs 128 AES blocks, a look-up here none of them and no allocation.
+/// </summary>
+internal sealed class AnonymisedAddresses : IDisposable
+{
+    private readonly Dictionary<Ipv6Address, Ipv6Address> _images = [];
+    private readonly AggregatorOptions? _options;
+    private PrefixPreservingAnonymiser? _anonymiser;
+    private bool _loaded;
+
+    public AnonymisedAddresses(AggregatorOptions options) => _options = options;
+
+    public AnonymisedAddresses(PrefixPreservingAnonymiser? anonymiser)
+    {
+        _anonymiser = anonymiser;
+        _loaded = true;
+    }
+
+    public ConnectionPacket Apply(in ConnectionPacket packet)
+    {
+        if (!_loaded)
+        {
+            _anonymiser = AnonymisationKey.FromOptions(_options!);
+            _loaded = true;
+        }
+        if (_anonymiser is not { } anonymiser)
+            return packet;
+        return packet with { Source = Image(anonymiser, packet.Source), Destination = Image(anonymiser, packet.Destination) };
+    }
+
+    private Ipv6Address Image(PrefixPreservingAnonymiser anonymiser, Ipv6Address address)
+    {
+        ref var image = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_images, address, out bool known);
+        if (!known)
+            image = anonymiser.Anonymise(address);
+        return image;
+    }
+
+    /// <summary>Disposes the anonymiser only when loaded here from the options (the parse stage owns the one it passes).</summary>
+    public void Dispose()
+    {
+        if (_options is not null)
+            _anonymiser?.Dispose();
+    }
+}
+
+/// <summary>
+/// One capture's connection partial: fragments go into a small DuckDB table as the tracker finishes them, and
+/// <see cref="Complete"/> writes them as Parquet. Every fragment carries its connection's row as it stands (what the
+/// dataset gets when no other capture continues it); those open at either end also carry
+/// <see cref="ConnectionFragment.ToBytes"/> for the stitcher. Schema: docs/datasets.md, "Parquet schemas".
+/// </summary>
+internal sealed class ConnectionPartialWriter : IDisposable
+{
+    /// <summary>The dataset row's columns a partial carries, in the order <see cref="AppendRow"/> appends them.</summary>
+    public const string RowColumnsDdl = """
+        uid VARCHAR, ts_ns BIGINT, orig_h VARCHAR, orig_p USMALLINT, resp_h VARCHAR, resp_p USMALLINT, proto VARCHAR,
+        service VARCHAR, duration_ns BIGINT, orig_bytes BIGINT, resp_bytes BIGINT, conn_state VARCHAR, missed_bytes BIGINT,
+        history VARCHAR, orig_pkts BIGINT, orig_ip_bytes BIGINT, resp_pkts BIGINT, resp_ip_bytes BIGINT, probe_id VARCHAR,
+        encapsulation VARCHAR, orig_type VARCHAR, orig_iid VARCHAR, resp_type VARCHAR, resp_iid VARCHAR
+        """;
+
+    public const string RowColumns = """
+        uid, ts_ns, orig_h, orig_p, resp_h, resp_p, proto, service, duration_ns, orig_bytes, resp_bytes, conn_state,
+        missed_bytes, history, orig_pkts, orig_ip_bytes, resp_pkts, resp_ip_bytes, probe_id, encapsulation,
+        orig_type, orig_iid, resp_type, resp_iid
+        """;
+
+    private const string Table = "cf";
+
+    private readonly DuckDBConnection _db;
+    private readonly string _spill;
+    private DuckDBAppender? _appender;
+
+    /// <param name="staging">The lake's staging folder: DuckDB spills there (in a folder of its own) if a capture's fragments outgrow its memory.</param>
+    public ConnectionPartialWriter(string staging)
+    {
+        // DuckDB creates the spill folder itself, but not its parents.
+        Directory.CreateDirectory(staging);
+        _spill = Path.Combine(staging, "duckdb-connections-" + Guid.NewGuid().ToString("N"));
+        _db = new DuckDBConnection("DataSource=:memory:");
+        _db.Open();
+        Execute($"""
+            SET threads = 1;
+            SET memory_limit = '256MB';
+            SET temp_directory = {AggregateSql.Quote(_spill)};
+            SET preserve_insertion_order = false;
+            CREATE TABLE {Table} (
+                key_hash BIGINT, last_packet_ns BIGINT, head_open BOOLEAN, covered BOOLEAN, tail_open BOOLEAN,
+                {RowColumnsDdl}, fragment BLOB)
+            """);
+        _appender = _db.CreateAppender(Table);
+    }
+
+    public long Count { get; private set; }
+
+    public void Add(IReadOnlyList<ConnectionFragment> fragments)
+    {
+        ArgumentNullException.ThrowIfNull(fragments);
+        var appender = _appender ?? throw new InvalidOperationException("The partial is complete.");
+        foreach (var f in fragments)
+        {
+            var row = appender.CreateRow()
+                .AppendValue(KeyHash(f.Key))
+                .AppendValue(f.LastPacketNs)
+                .AppendValue(f.HeadOpen)
+                .AppendValue(f.Covered)
+                .AppendValue(f.TailOpen);
+            row = AppendRow(row, f.ToConnection());
+            // Only a fragment another capture may continue, or that may continue one, needs its state for the stitcher.
+            if (f.HeadOpen || f.Covered || f.TailOpen)
+                row = row.AppendValue(f.ToBytes());
+            else
+                row = row.AppendNullValue();
+            row.EndRow();
+            Count++;
+        }
+    }
+
+    /// <summary>Appends the dataset row's columns (<see cref="RowColumnsDdl"/>) of <paramref name="c"/>.</summary>
+    public static IDuckDBAppenderRow AppendRow(IDuckDBAppenderRow row, Connection c)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        ArgumentNullException.ThrowIfNull(c);
+        return row
+            .AppendValue(c.Uid).AppendValue(c.TsNs)
+            .AppendValue(c.OrigH).AppendValue(c.OrigP).AppendValue(c.RespH).AppendValue(c.RespP)
+            .AppendValue(c.Proto).AppendValue(c.Service).AppendValue(c.DurationNs)
+            .AppendValue(c.OrigBytes).AppendValue(c.RespBytes).AppendValue(c.ConnState).AppendValue(c.MissedBytes)
+            .AppendValue(c.History).AppendValue(c.OrigPkts).AppendValue(c.OrigIpBytes).AppendValue(c.RespPkts).AppendValue(c.RespIpBytes)
+            .AppendValue(c.ProbeId).AppendValue(c.Encapsulation)
+            .AppendValue(c.OrigType).AppendValue(c.OrigIid).AppendValue(c.RespType).AppendValue(c.RespIid);
+    }
+
+    /// <summary>Writes every fragment added to <paramref name="file"/>, with the capture's SHA-256 as the <c>source</c> column.</summary>
+    public void Complete(string file, string sha256, string keyValues)
+    {
+        _appender?.Dispose();
+        _appender = null;
+        Execute($"""
+            COPY (SELECT {AggregateSql.Quote(sha256)} AS source, * FROM {Table})
+            TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})
+            """);
+    }
+
+    /// <summary>
+    /// A stable 64-bit hash of the key (XxHash3 of its bytes): the merge reads edge fragments ordered by it, so that one
+    /// key's fragments come together; the stitcher then groups them by the key itself.
+    /// </summary>
+    public static long KeyHash(ConnectionKey key)
+    {
+        Span<byte> buffer = stackalloc byte[2 * Ipv6Address.Length + 8];
+        key.AddressA.Write(buffer);
+        key.AddressB.Write(buffer[Ipv6Address.Length..]);
+        var rest = buffer[(2 * Ipv6Address.Length)..];
+        BinaryPrimitives.WriteUInt16BigEndian(rest, key.PortA);
+        BinaryPrimitives.WriteUInt16BigEndian(rest[2..], key.PortB);
+        rest[4] = key.Protocol;
+        rest[5] = (byte)key.Encapsulation;
+        rest[6] = key.OneWay ? (byte)1 : (byte)0;
+        rest[7] = 0;
+        return unchecked((long)XxHash3.HashToUInt64(buffer));
+    }
+
+    private void Execute(string sql)
+    {
+        using var command = _db.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+
+    public void Dispose()
+    {
+        _appender?.Dispose();
+        _db.Dispose();
+        if (Directory.Exists(_spill))
+            Directory.Delete(_spill, recursive: true);
+    }
 }

@@ -20,8 +20,9 @@ public sealed class ConnectionFragment
 {
     private const byte FormatVersion = 1;
 
-    internal ConnectionFragment(string probeId, string source, ConnectionState state, bool headOpen, bool covered, ConnectionEvent[]? events)
+    internal ConnectionFragment(string probeId, string source, ConnectionState state, bool headOpen, bool covered, ConnectionEvent[]? events, bool tailOpen = true)
     {
+        TailOpen = tailOpen;
         ProbeId = probeId;
         Source = source;
         State = state;
@@ -48,6 +49,12 @@ public sealed class ConnectionFragment
 
     /// <summary>Split off a head-open fragment for a state reason: its packets are in the head's <see cref="Events"/>.</summary>
     public bool Covered { get; }
+
+    /// <summary>
+    /// The key's last fragment in its input, with its last packet within the idle timeout of the input's end: a later
+    /// input may continue it. Not stored in <see cref="ToBytes"/> (a fragment read back is taken to be open).
+    /// </summary>
+    public bool TailOpen { get; }
 
     /// <summary>For a head-open fragment, the key's packets in order up to its first idle gap; null otherwise.</summary>
     public ConnectionEvent[]? Events { get; }

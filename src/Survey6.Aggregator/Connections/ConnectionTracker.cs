@@ -72,28 +72,70 @@ public sealed class ConnectionTracker
         entry.Events?.Add(e);
     }
 
-    /// <summary>Every connection seen, as fragments, in no particular order; the tracker starts empty again.</summary>
-    public IReadOnlyList<ConnectionFragment> Drain()
+    /// <summary>
+    /// Every connection seen, as fragments, in no particular order; the tracker starts empty again. Without
+    /// <paramref name="inputEndNs"/> every key's last fragment is taken to be open at the tail (a later input may
+    /// continue it); with it (the input's last packet time), only those whose last packet came within the idle timeout
+    /// of it are.
+    /// </summary>
+    public IReadOnlyList<ConnectionFragment> Drain(long inputEndNs = long.MinValue)
     {
         foreach (var entry in _open.Values)
         {
             if (entry.Timeline.Current is { } current)
             {
-                Finish(entry, current, chainEnds: true);
+                bool tailOpen = inputEndNs == long.MinValue || inputEndNs - current.LastPacketNs <= _options.IdleTimeoutNs(current.Key.Protocol);
+                Finish(entry, current, chainEnds: true, tailOpen);
             }
         }
 
         _open.Clear();
+        return TakeFinished();
+    }
+
+    /// <summary>
+    /// The fragments finished so far (a later packet of their key, or <see cref="Expire"/>, ended them); they are no
+    /// longer held. A fragment finished before the end of the input is never open at the tail: the key's next
+    /// fragment of the same input comes between it and any later input.
+    /// </summary>
+    public IReadOnlyList<ConnectionFragment> TakeFinished()
+    {
+        if (_done.Count == 0)
+        {
+            return [];
+        }
+
         var fragments = _done.ToArray();
         _done.Clear();
         return fragments;
     }
 
-    private void Finish(Entry entry, ConnectionState ended, bool chainEnds)
+    /// <summary>
+    /// Finishes the connections idle for longer than their timeout plus <see cref="ReorderAllowanceNs"/> before
+    /// <paramref name="nowNs"/> (the latest packet time seen), so that a long input holds only the connections that
+    /// may still get packets. Exact as long as no packet comes more than the allowance before one already added.
+    /// </summary>
+    public void Expire(long nowNs)
+    {
+        foreach (var (key, entry) in _open)
+        {
+            if (entry.Timeline.Current is { } current
+                && nowNs - current.LastPacketNs > _options.IdleTimeoutNs(key.Protocol) + ReorderAllowanceNs)
+            {
+                Finish(entry, current, chainEnds: true, tailOpen: false);
+                _open.Remove(key);
+            }
+        }
+    }
+
+    /// <summary>How far out of time order packets may come for <see cref="Expire"/> to stay exact: one minute.</summary>
+    public const long ReorderAllowanceNs = 60_000_000_000;
+
+    private void Finish(Entry entry, ConnectionState ended, bool chainEnds, bool tailOpen = false)
     {
         if (entry.Events is null)
         {
-            _done.Add(new ConnectionFragment(_probeId, _source, ended, headOpen: false, covered: false, events: null));
+            _done.Add(new ConnectionFragment(_probeId, _source, ended, headOpen: false, covered: false, events: null, tailOpen));
             return;
         }
 
@@ -107,7 +149,8 @@ public sealed class ConnectionTracker
         var events = entry.Events.ToArray();
         for (int i = 0; i < entry.Chain.Count; i++)
         {
-            _done.Add(new ConnectionFragment(_probeId, _source, entry.Chain[i], headOpen: i == 0, covered: i > 0, events: i == 0 ? events : null));
+            bool last = i == entry.Chain.Count - 1;
+            _done.Add(new ConnectionFragment(_probeId, _source, entry.Chain[i], headOpen: i == 0, covered: i > 0, events: i == 0 ? events : null, tailOpen && last));
         }
 
         entry.Chain.Clear();

@@ -1,4 +1,6 @@
+using Survey6.Aggregator.Aggregate;
 using Survey6.Aggregator.Anonymisation;
+using Survey6.Aggregator.Connections;
 using Survey6.Aggregator.Sources;
 using Survey6.Aggregator.Storage;
 using Survey6.Contracts.Manifests;
@@ -25,12 +27,17 @@ public enum ParseStatus
 public sealed record ParseResult(ParseStatus Status, long Frames, string? PacketsPath, string? CapturesPath, string? Reason, string? ManifestProblem);
 
 /// <summary>
-/// Turns one stored capture into its <c>packets</c> file and its <c>captures</c> row. Both are written under hidden
-/// temp names and renamed into place only when the whole capture was read, so a damaged capture or a crash
-/// leaves nothing visible, and parsing the same capture again produces the same bytes.
+/// Turns one stored capture into its <c>packets</c> file and its <c>captures</c> row, and, from the same dissection,
+/// its connection fragments (<see cref="ConnectionPartials.ParsedFile"/>), which the aggregate stage takes as the
+/// capture's <c>connections</c> partial without reading the capture again. All are written under hidden temp names
+/// and renamed into place only when the whole capture was read (the fragments before the packets file, so a packets
+/// file never lacks them), so a damaged capture or a crash leaves nothing visible, and parsing the same capture
+/// again produces the same bytes.
 /// </summary>
-public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPreservingAnonymiser? anonymiser = null)
+public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPreservingAnonymiser? anonymiser = null, ConnectionOptions? connections = null)
 {
+    private readonly ConnectionOptions _connections = connections ?? new ConnectionOptions();
+
     public async Task<ParseResult> ParseAsync(PendingCapture capture, string runId, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(capture);
@@ -82,7 +89,11 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
             var packetsPath = lake.PerCaptureFile(LakeLayout.Packets, capture.Date, probeId, capture.Sha256);
             Directory.CreateDirectory(Path.GetDirectoryName(packetsPath)!);
             var packetsTemp = LakeLayout.TempPathFor(packetsPath, runId);
-            var pump = new FramePump();
+            var fragmentsPath = ConnectionPartials.ParsedFile(lake, capture.Date, probeId, capture.Sha256, _connections);
+            var fragmentsTemp = LakeLayout.TempPathFor(fragmentsPath, runId);
+            using var anonymised = new AnonymisedAddresses(anonymiser);
+            using var fragments = new ConnectionPartialWriter(lake.Staging);
+            var pump = new FramePump(new ConnectionPass(probeId, capture.Sha256, described.WindowStartNs, _connections, anonymised));
             try
             {
                 using (var stream = new FileStream(packetsTemp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.None))
@@ -92,6 +103,7 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
                     {
                         ct.ThrowIfCancellationRequested();
                         writer.FlushRowGroup();
+                        fragments.Add(pump.Connections.TakeFinished());
                     }
                     if (reader.Error is { } damage)
                     {
@@ -102,11 +114,16 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
                     }
                     writer.Complete();
                 }
+                fragments.Add(pump.Connections.Drain());
+                Directory.CreateDirectory(Path.GetDirectoryName(fragmentsPath)!);
+                fragments.Complete(fragmentsTemp, capture.Sha256, AggregateStage.KeyValues(anonymiser?.KeyId));
+                DurableFiles.Publish(fragmentsTemp, fragmentsPath);
                 DurableFiles.Publish(packetsTemp, packetsPath);
             }
             catch
             {
                 TryDelete(packetsTemp);
+                TryDelete(fragmentsTemp);
                 throw;
             }
 
@@ -201,9 +218,42 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
         }
     }
 
-    /// <summary>Reads and dissects frames into the writer; synchronous because frames are spans into the reader's buffer.</summary>
-    private sealed class FramePump
+    /// <summary>
+    /// Connection tracking in the parse pass: the dissected records' flow views, anonymised when the packets are, go to
+    /// one tracker for the capture. Its window start is the capture window's start, or the first packet's time when
+    /// that is earlier or unknown (a connection may continue an earlier capture's only near it).
+    /// </summary>
+    private sealed class ConnectionPass(string probeId, string sha256, long? windowStartNs, ConnectionOptions options, AnonymisedAddresses anonymised)
     {
+        private ConnectionTracker? _tracker;
+        private long _last = long.MinValue;
+
+        public void Add(in PacketRecord record)
+        {
+            if (!ConnectionPacket.TryFrom(record, out var packet))
+                return;
+            _tracker ??= new ConnectionTracker(probeId, sha256, Math.Min(windowStartNs ?? long.MaxValue, packet.TimestampNs), options);
+            _last = Math.Max(_last, packet.TimestampNs);
+            _tracker.Add(anonymised.Apply(packet));
+        }
+
+        /// <summary>The fragments finished so far, after finishing the connections that can get no more packets.</summary>
+        public IReadOnlyList<ConnectionFragment> TakeFinished()
+        {
+            if (_tracker is null)
+                return [];
+            _tracker.Expire(_last);
+            return _tracker.TakeFinished();
+        }
+
+        public IReadOnlyList<ConnectionFragment> Drain() => _tracker?.Drain(_last) ?? [];
+    }
+
+    /// <summary>Reads and dissects frames into the writer; synchronous because frames are spans into the reader's buffer.</summary>
+    private sealed class FramePump(ConnectionPass connections)
+    {
+        public ConnectionPass Connections { get; } = connections;
+
         private PacketRecord _record;
         private readonly Dictionary<ushort, long> _linkTypes = [];
 
@@ -223,6 +273,7 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
                     return false;
                 FrameDissection.Dissect(frame, ++Frames, ref _record);
                 writer.Add(_record, frame.Data);
+                Connections.Add(_record);
                 if (frame.Kind != FrameKind.Packet)
                     continue;
                 PacketFrames++;

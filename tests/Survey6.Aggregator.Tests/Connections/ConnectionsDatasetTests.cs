@@ -99,12 +99,73 @@ public class ConnectionsDatasetTests
         await w.RunAsync(AggregatorStage.Parse);
         var late = await w.RunAsync(AggregatorStage.Aggregate);
         Assert.Equal(1, late.Inputs);
+        await AssertJoinedNowAndAfterRebuildAsync(w);
+    }
+
+    /// <summary>The exchange's one connection is in the lake, and again after a rebuild of the date.</summary>
+    private static async Task AssertJoinedNowAndAfterRebuildAsync(Workspace w)
+    {
         object?[] expected = ["tcp", Client.ToString(), (ushort)50000, "2001:db8:2::20", (ushort)443, 5L, 4L, "SF", "ShADadFf"];
         Assert.Equal(expected, Assert.Single(Connections(w)));
-
         var rebuilt = await w.Runner.RebuildAsync(Date, TimeSpan.FromSeconds(30), CancellationToken.None);
         Assert.True(rebuilt!.Succeeded, rebuilt.Error);
         Assert.Equal(expected, Assert.Single(Connections(w)));
+    }
+
+    /// <summary>
+    /// The parse stage tracks connections from its own dissection: once parsed, the stored captures can go (retention)
+    /// and the aggregate stage still joins a connection split over two of them, in a run and in a rebuild.
+    /// </summary>
+    [Fact]
+    public async Task Connections_need_no_stored_capture_after_parsing()
+    {
+        var exchange = ConversationTests.Exchange();
+        using var w = new Workspace();
+        w.Store(ConversationTests.Write(exchange[..4]));
+        w.Store(ConversationTests.Write(exchange[4..]));
+        await w.RunAsync(AggregatorStage.Parse);
+        var fragments = Directory.GetFiles(Path.Combine(w.LakeDirectory, ".connections"), "*.parquet", SearchOption.AllDirectories);
+        Assert.Equal(2, fragments.Length);
+        foreach (var stored in Directory.GetFiles(Path.Combine(w.DataDirectory, "captures"), "*.pcapng", SearchOption.AllDirectories))
+            File.Delete(stored);
+
+        await w.RunAsync(AggregatorStage.Aggregate);
+        await AssertJoinedNowAndAfterRebuildAsync(w);
+    }
+
+    /// <summary>
+    /// A connection that starts more than the idle timeout after its capture's first packet and ends more than the idle
+    /// timeout before its last can meet no other capture's: its fragment carries no state for the stitcher, only its
+    /// row. The connections at the capture's edges carry theirs.
+    /// </summary>
+    [Fact]
+    public async Task Only_fragments_near_the_ends_of_a_capture_carry_state_for_the_stitcher()
+    {
+        const long Minute = 60_000_000_000;
+        var exchange = ConversationTests.Exchange();
+        long start = exchange[0].Time - (10 * Minute);
+        var frames = new List<(long Time, byte[] Frame)>
+        {
+            (start, Ethernet(0x86DD, Ipv6(17, Udp(40000, 53, DnsQuery("example.com", 28)), Client, Router))),
+        };
+        frames.AddRange(exchange);
+        frames.Add((exchange[^1].Time + (10 * Minute), Ethernet(0x86DD, Ipv6(17, Udp(40001, 53, DnsQuery("example.org", 28)), Client, Router))));
+        using var w = new Workspace();
+        w.Store(ConversationTests.Write(frames));
+        await w.RunAsync(AggregatorStage.Parse);
+
+        using (var db = w.DuckDb())
+        {
+            var glob = Workspace.Q(Path.Combine(w.LakeDirectory, ".connections", "*", "*", "*.parquet"));
+            var rows = Workspace.Rows(db, $"SELECT proto, orig_p, head_open, tail_open, fragment IS NULL FROM read_parquet({glob}) ORDER BY ts_ns");
+            Assert.Equal(3, rows.Count);
+            Assert.Equal(["udp", (ushort)40000, true, false, false], rows[0]);
+            Assert.Equal(["tcp", (ushort)50000, false, false, true], rows[1]);
+            Assert.Equal(["udp", (ushort)40001, false, true, false], rows[2]);
+        }
+
+        await w.RunAsync(AggregatorStage.Aggregate);
+        Assert.Equal(3, Connections(w).Count);
     }
 
     [Fact]

@@ -34,14 +34,7 @@ public class StitchPropertyTests
             var packets = Generate(random, random.Next(5, 120));
             var whole = Track([packets], shuffle: null);
 
-            var cuts = Enumerable.Range(0, random.Next(1, 5)).Select(_ => random.Next(1, packets.Count)).Distinct().Order().ToList();
-            var pieces = new List<List<ConnectionPacket>>();
-            int from = 0;
-            foreach (int cut in cuts.Append(packets.Count))
-            {
-                pieces.Add(packets.GetRange(from, cut - from));
-                from = cut;
-            }
+            var pieces = Split(random, packets);
 
             var stitched = Track(pieces, shuffle: random);
             Assert.True(whole.SequenceEqual(stitched), $"seed {seed}: unsplit\n{string.Join('\n', whole)}\nstitched\n{string.Join('\n', stitched)}");
@@ -50,6 +43,85 @@ public class StitchPropertyTests
         }
 
         Assert.True(compared > 2000 && joined > 500, $"only {compared} connections, {joined} of several packets");
+    }
+
+    /// <summary>
+    /// As the pipeline does it: each capture's tracker finishes idle connections as it goes (<c>Expire</c>) and marks
+    /// the tail-open ones at its end; at the merge only the fragments that may meet another capture's (by
+    /// <c>ConnectionPartials.Neighbours</c>) are stitched, the rest taken as they are. The result is still exactly one
+    /// tracker's over the whole sequence.
+    /// </summary>
+    [Fact]
+    public void Stitching_only_the_edges_of_streamed_captures_equals_the_unsplit_result()
+    {
+        int final = 0;
+        int edges = 0;
+        for (int seed = 1; seed <= 400; seed++)
+        {
+            var random = new Random(seed);
+            var packets = Generate(random, random.Next(5, 120));
+            var whole = Track([packets], shuffle: null);
+
+            var pieces = Split(random, packets);
+
+            var neighbours = Survey6.Aggregator.Aggregate.ConnectionPartials.Neighbours(
+                pieces.Select((p, i) => ($"capture-{i}", "probe", (long?)p[0].TimestampNs, (long?)p[^1].TimestampNs)), Options);
+            var result = new List<Connection>();
+            var toStitch = new List<ConnectionFragment>();
+            for (int i = 0; i < pieces.Count; i++)
+            {
+                var source = $"capture-{i}";
+                var tracker = new ConnectionTracker("probe", source, pieces[i][0].TimestampNs, Options);
+                var fragments = new List<ConnectionFragment>();
+                int every = random.Next(1, 8);
+                for (int k = 0; k < pieces[i].Count; k++)
+                {
+                    tracker.Add(pieces[i][k]);
+                    if (k % every == 0)
+                    {
+                        tracker.Expire(pieces[i][k].TimestampNs);
+                        fragments.AddRange(tracker.TakeFinished());
+                    }
+                }
+
+                fragments.AddRange(tracker.Drain(pieces[i][^1].TimestampNs));
+                var (earlier, later) = neighbours.GetValueOrDefault(source);
+                foreach (var f in fragments)
+                {
+                    if ((earlier && (f.HeadOpen || f.Covered)) || (later && f.TailOpen))
+                    {
+                        toStitch.Add(ConnectionFragment.FromBytes(f.ToBytes()));
+                        edges++;
+                    }
+                    else
+                    {
+                        result.Add(f.ToConnection());
+                        final++;
+                    }
+                }
+            }
+
+            result.AddRange(new ConnectionStitcher(Options).Stitch(toStitch));
+            var merged = result.OrderBy(c => c.TsNs).ThenBy(c => c.Uid, StringComparer.Ordinal).ToList();
+            Assert.True(whole.SequenceEqual(merged), $"seed {seed}: unsplit\n{string.Join('\n', whole)}\nmerged\n{string.Join('\n', merged)}");
+        }
+
+        Assert.True(final > 500 && edges > 500, $"only {final} final and {edges} edge fragments");
+    }
+
+    /// <summary>The sequence cut at one to four random points: the captures of one probe, in order.</summary>
+    private static List<List<ConnectionPacket>> Split(Random random, List<ConnectionPacket> packets)
+    {
+        var cuts = Enumerable.Range(0, random.Next(1, 5)).Select(_ => random.Next(1, packets.Count)).Distinct().Order().ToList();
+        var pieces = new List<List<ConnectionPacket>>();
+        int from = 0;
+        foreach (int cut in cuts.Append(packets.Count))
+        {
+            pieces.Add(packets.GetRange(from, cut - from));
+            from = cut;
+        }
+
+        return pieces;
     }
 
     private static List<Connection> Track(List<List<ConnectionPacket>> pieces, Random? shuffle)

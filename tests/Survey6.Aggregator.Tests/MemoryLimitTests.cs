@@ -1,0 +1,52 @@
+using Survey6.Aggregator.Aggregate;
+using Survey6.Aggregator.Tests.Support;
+
+namespace Survey6.Aggregator.Tests;
+
+/// <summary><c>Aggregator:MemoryLimit</c>: one bound for the aggregate stage, checked at start, of which DuckDB gets its share.</summary>
+public class MemoryLimitTests
+{
+    [Theory]
+    [InlineData("lots", "MemoryLimit must be a size of at least 256MiB such as 1GiB or 1500MB (is 'lots').")]
+    [InlineData("100MiB", "MemoryLimit must be a size of at least 256MiB such as 1GiB or 1500MB (is '100MiB').")]
+    public void A_memory_limit_that_is_no_size_or_too_small_stops_the_start(string value, string message)
+    {
+        using var w = new Workspace(new Dictionary<string, string?> { ["Aggregator:MemoryLimit"] = value });
+        var e = Assert.ThrowsAny<Exception>(() => w.Options);
+        Assert.Contains(message, e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DuckDbs_own_limit_may_not_exceed_the_memory_limit()
+    {
+        using var w = new Workspace(new Dictionary<string, string?> { ["Aggregator:MemoryLimit"] = "1GiB", ["Aggregator:DuckDbMemoryLimit"] = "2GB" });
+        var e = Assert.ThrowsAny<Exception>(() => w.Options);
+        Assert.Contains("DuckDbMemoryLimit must be a size such as 512MiB, at most MemoryLimit (1GiB) (is '2GB')", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Without_its_own_limit_DuckDB_gets_half_of_the_memory_limit()
+    {
+        using var w = new Workspace();
+        var options = new AggregatorOptions { DataDirectory = w.DataDirectory, MemoryLimit = "1500MiB" };
+        Assert.Equal(750L << 20, options.DuckDbMemoryBytes);
+        using var db = AggregateStage.OpenDuckDb(w.Lake, options);
+        using var reference = w.DuckDb();
+        Workspace.Rows(reference, "SET memory_limit = '750MiB'");
+        // Compared with DuckDB's own display of 750 MiB, whatever rounding it prints.
+        Assert.Equal(
+            Workspace.Rows(reference, "SELECT current_setting('memory_limit')").Single()[0],
+            Workspace.Rows(db, "SELECT current_setting('memory_limit')").Single()[0]);
+    }
+
+    [Theory]
+    [InlineData("1GiB", 1L << 30)]
+    [InlineData("1500MB", 1_500_000_000L)]
+    [InlineData(" 0.5 gib ", 1L << 29)]
+    [InlineData("268435456B", 1L << 28)]
+    public void Sizes_read_as_DuckDB_reads_them(string text, long bytes)
+    {
+        Assert.True(MemorySize.TryParse(text, out long parsed));
+        Assert.Equal(bytes, parsed);
+    }
+}
