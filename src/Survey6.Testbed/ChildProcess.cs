@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace Survey6.Lab;
+namespace Survey6.Testbed;
 
 /// <summary>
 /// A <c>survey6</c> command run as a process of its own (optionally inside a network namespace), with its output

@@ -1,4 +1,4 @@
-namespace Survey6.Lab;
+namespace Survey6.Testbed;
 
 /// <summary>The dotnet muxer this process runs under, for the child processes the lab and the tests start.</summary>
 public static class DotnetHost
