@@ -139,7 +139,7 @@ public static partial class ServerCommands
                 return Fail(parse, "token create", $"--ttl '{parse.GetValue(ttl)}' is not a duration like 24h, 30m or 7d (0: no expiry)");
             if (parse.GetValue(uses) < 1)
                 return Fail(parse, "token create", "--uses must be at least 1");
-            if (!CliParsing.TryParseLabels(parse.GetValue(labels), out var labelMap, out var labelError))
+            if (!Contracts.ProbeLabels.TryParse(parse.GetValue(labels), out var labelMap, out var labelError))
                 return Fail(parse, "token create", labelError!);
 
             return WithState(parse, "token create", () =>

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Options;
+using Survey6.Contracts;
 using Survey6.Packets.Capture;
 using Survey6.Probe.Join;
 
@@ -51,7 +52,10 @@ internal sealed class ProbeOptionsValidator : IValidateOptions<ProbeOptions>
             errors.Add("Probe:StateDirectory must be set");
         try
         {
-            PcapngMetadata.FormatLabels(options.Labels);
+            if (ProbeLabels.Check(options.Labels) is { } labelProblem)
+                errors.Add("Probe:Labels: " + labelProblem);
+            else
+                PcapngMetadata.FormatLabels(options.Labels); // the capture files' k=v;k=v form: no ';' in values either
         }
         catch (ArgumentException e)
         {

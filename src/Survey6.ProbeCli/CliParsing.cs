@@ -10,26 +10,6 @@ namespace Survey6.Cli;
 /// </summary>
 public static class CliParsing
 {
-    /// <summary>Repeated <c>key=value</c> options into a dictionary; later keys win.</summary>
-    public static bool TryParseLabels(IEnumerable<string>? pairs, out SortedDictionary<string, string> labels, out string? error)
-    {
-        labels = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        error = null;
-        foreach (var pair in pairs ?? [])
-        {
-            var equals = pair.IndexOf('=', StringComparison.Ordinal);
-            if (equals <= 0)
-            {
-                error = $"--label '{pair}' is not key=value";
-                return false;
-            }
-
-            labels[pair[..equals].Trim()] = pair[(equals + 1)..].Trim();
-        }
-
-        return true;
-    }
-
     /// <summary>
     /// A count of bytes with an optional binary suffix: 1048576, 512K, 2M, 1G; 0 too (callers that need more say so).
     /// The one parser of sizes for every option that takes one (--rate, --snaplen, --rotate-size, --upload-max-rate).

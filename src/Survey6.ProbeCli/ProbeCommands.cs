@@ -40,7 +40,7 @@ public static class ProbeCommands
         {
             var output = parse.InvocationConfiguration.Output;
             var error = parse.InvocationConfiguration.Error;
-            if (!CliParsing.TryParseLabels(parse.GetValue(labels), out var labelMap, out var labelError))
+            if (!Contracts.ProbeLabels.TryParse(parse.GetValue(labels), out var labelMap, out var labelError))
                 return Fail(error, labelError!);
             Contracts.V1.Location? where = null;
             if (parse.GetValue(location) is { } locationText && !CliParsing.TryParseLocation(locationText, out where))

@@ -4,7 +4,6 @@ using Survey6.Aggregator.Ledger;
 using Survey6.Aggregator.Storage;
 using Survey6.Aggregator.Tests.Support;
 using Survey6.Packets.Addresses;
-using Survey6.Packets.Tests.Dissection;
 
 namespace Survey6.Aggregator.Tests;
 

@@ -253,8 +253,8 @@ public class AnonymisationTests
         w.Store(AggregateTests.Second());
         w.Store(AggregateTests.Third(), probe: "probe-b");
         var ptrName = Reverse6(Ipv6Address.Parse("2001:db8:1::1"), 32);
-        w.Store(new CaptureFile().Add(CaptureFile.At(10, 30, 0), Packets.Tests.Dissection.FrameBuilder.Ethernet(0x86DD, Packets.Tests.Dissection.FrameBuilder.Ipv6(17,
-            Packets.Tests.Dissection.FrameBuilder.Udp(50002, 53, Packets.Tests.Dissection.FrameBuilder.DnsQuery(ptrName, 12)),
+        w.Store(new CaptureFile().Add(CaptureFile.At(10, 30, 0), FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(17,
+            FrameBuilder.Udp(50002, 53, FrameBuilder.DnsQuery(ptrName, 12)),
             Ipv6Address.Parse("2001:db8:1::1"), Ipv6Address.Parse("2001:db8:53::53")))).ToArray(), probe: "probe-c");
         await w.RunAsync(AggregatorStage.Parse);
         await w.RunAsync(AggregatorStage.Aggregate);

@@ -1,5 +1,5 @@
 using Microsoft.Data.Sqlite;
-using Survey6.Cli.Demo;
+using Survey6.Testbed;
 using Xunit.Abstractions;
 
 namespace Survey6.Aggregator.Tests;

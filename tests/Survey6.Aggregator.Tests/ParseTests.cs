@@ -7,7 +7,6 @@ using Survey6.Cli;
 using Survey6.Packets.Addresses;
 using Survey6.Packets.Capture;
 using Survey6.Packets.Dissection;
-using Survey6.Packets.Tests.Dissection;
 
 namespace Survey6.Aggregator.Tests;
 

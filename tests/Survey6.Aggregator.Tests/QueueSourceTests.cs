@@ -3,7 +3,6 @@ using Survey6.Aggregator.Ledger;
 using Survey6.Aggregator.Sources;
 using Survey6.Aggregator.Tests.Support;
 using Survey6.Ingest;
-using Survey6.Packets.Tests.Dissection;
 
 namespace Survey6.Aggregator.Tests;
 

@@ -1,6 +1,6 @@
 using Survey6.Aggregator.Ledger;
 using Survey6.Aggregator.Tests.Support;
-using Survey6.Cli.Demo;
+using Survey6.Testbed;
 using Xunit.Abstractions;
 
 namespace Survey6.Aggregator.Tests;

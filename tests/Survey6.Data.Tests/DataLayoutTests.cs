@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Logging;
-using Survey6.Tests;
 
 namespace Survey6.Data.Tests;
 

@@ -34,6 +34,28 @@ public sealed class PackageContentTests(PackagesFixture packages)
         Assert.Contains("./etc/survey6/server.json", files.Keys);
     }
 
+    /// <summary>
+    /// <c>demo</c> and the lab it runs (network namespaces, a process runner, apt installs, all as root) belong to the
+    /// source tree and the tests, not to an operator's server: the packaged program is built without them.
+    /// </summary>
+    [Fact]
+    public void TheServerPackageCarriesNoLabAndNoDemoCommand()
+    {
+        Assert.DoesNotContain("./usr/lib/survey6-server/Survey6.Testbed.dll", Contents(packages.Server).Keys);
+        var extracted = Directory.CreateTempSubdirectory("s6-server-deb-").FullName;
+        try
+        {
+            Tool.Run("dpkg-deb", "-x", packages.Server, extracted).Check();
+            var help = Tool.Run(Path.Combine(extracted, "usr/lib/survey6-server/survey6"), "--help").Check().Stdout;
+            Assert.Matches(@"(?m)^\s+aggregate\s", help);
+            Assert.DoesNotMatch(@"(?m)^\s+demo\s", help);
+        }
+        finally
+        {
+            Directory.Delete(extracted, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData("probe")]
     [InlineData("server")]

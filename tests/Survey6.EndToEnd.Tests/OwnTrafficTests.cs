@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text;
-using Survey6.Cli.Demo;
+using Survey6.Testbed;
 using Survey6.Packets.Addresses;
 using Survey6.Packets.Capture;
 using Survey6.Packets.Dissection;

@@ -6,7 +6,7 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
-using Survey6.Cli.Demo;
+using Survey6.Testbed;
 using Xunit.Abstractions;
 
 namespace Survey6.EndToEnd.Tests;

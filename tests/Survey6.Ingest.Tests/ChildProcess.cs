@@ -16,7 +16,7 @@ internal sealed class ChildProcess : IDisposable
 
     public static ChildProcess Start(string command, string consumer, IEnumerable<string> settings)
     {
-        var start = new ProcessStartInfo(DotnetHost())
+        var start = new ProcessStartInfo(Tool.Dotnet())
         {
             UseShellExecute = false,
             RedirectStandardInput = true,
@@ -109,21 +109,5 @@ internal sealed class ChildProcess : IDisposable
     {
         Kill();
         _process.Dispose();
-    }
-
-    private static string DotnetHost()
-    {
-        // The test host runs under the dotnet muxer; use the same one for the child.
-        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
-        {
-            return fromSdk;
-        }
-        var self = Environment.ProcessPath;
-        if (self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet")
-        {
-            return self;
-        }
-        return "dotnet";
     }
 }

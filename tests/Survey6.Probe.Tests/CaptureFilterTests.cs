@@ -3,7 +3,6 @@ using System.Globalization;
 using System.Net;
 using PacketDotNet;
 using SharpPcap.LibPcap;
-using Survey6.Aggregator.Tests.Support;
 using Survey6.Packets.Capture;
 using Survey6.Probe.Capture;
 using Survey6.Testing;

@@ -241,7 +241,7 @@ internal sealed class CrashHelper : IAsyncDisposable
     {
         var input = Path.Combine(fixture.Directory, "input.pcapng");
         await File.WriteAllBytesAsync(input, data);
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
+        var start = new ProcessStartInfo(Tool.Dotnet())
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

@@ -268,7 +268,7 @@ public sealed class ProbeUplinkEndToEndTests(ITestOutputHelper output)
 
         public static Daemon Start(string config, string state)
         {
-            var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
+            var dotnet = Tool.Dotnet();
             var start = new ProcessStartInfo(dotnet) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "survey6.dll"), "probe", "run", "--config", config, "--state-dir", state })
                 start.ArgumentList.Add(a);

@@ -42,7 +42,7 @@ internal sealed class ServerProcess : IDisposable
     public static async Task<ServerProcess> StartAsync(string dataDirectory, int port, bool aggregator = false, IReadOnlyDictionary<string, string>? environment = null,
         string? umask = null, string httpListen = "")
     {
-        var start = new ProcessStartInfo(umask is null ? DotnetHost() : "/bin/sh")
+        var start = new ProcessStartInfo(umask is null ? Tool.Dotnet() : "/bin/sh")
         {
             UseShellExecute = false,
             RedirectStandardOutput = true,
@@ -51,7 +51,7 @@ internal sealed class ServerProcess : IDisposable
         if (umask is not null)
         {
             // The shell sets the mask and execs the server, as a login shell would before an operator types the command.
-            foreach (var argument in new[] { "-c", $"umask {umask} && exec \"$0\" \"$@\"", DotnetHost() })
+            foreach (var argument in new[] { "-c", $"umask {umask} && exec \"$0\" \"$@\"", Tool.Dotnet() })
                 start.ArgumentList.Add(argument);
         }
         foreach (var argument in new[]
@@ -97,7 +97,7 @@ internal sealed class ServerProcess : IDisposable
     /// </summary>
     public static async Task<(int Status, string Output)> RunCliAsync(string? standardInput, params string[] arguments)
     {
-        var start = new ProcessStartInfo(DotnetHost())
+        var start = new ProcessStartInfo(Tool.Dotnet())
         {
             UseShellExecute = false,
             RedirectStandardOutput = true,
@@ -151,14 +151,4 @@ internal sealed class ServerProcess : IDisposable
 
     private string? Line(string prefix) =>
         Output.Split('\n').Select(l => l.TrimEnd('\r')).FirstOrDefault(l => l.StartsWith(prefix, StringComparison.Ordinal))?[prefix.Length..];
-
-    private static string DotnetHost()
-    {
-        // The test host runs under the dotnet muxer; the server runs under the same one.
-        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
-            return fromSdk;
-        var self = Environment.ProcessPath;
-        return self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self : "dotnet";
-    }
 }

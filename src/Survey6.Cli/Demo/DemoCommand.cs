@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Security.Cryptography;
+using Survey6.Testbed;
 
 namespace Survey6.Cli.Demo;
 

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Survey6.Contracts;
 using Survey6.Server.Enrollment;
 using Survey6.Server.Hosting;
 using Survey6.Server.Pki;
@@ -16,9 +17,6 @@ namespace Survey6.Server.Api;
 /// <summary>The handlers of /api/v1. They read through the query interfaces and answer errors with Problem Details.</summary>
 internal static class ApiEndpoints
 {
-    private const int MaxLabels = 64;
-    private const int MaxLabelKeyLength = 63;
-    private const int MaxLabelValueLength = 256;
     private const int MaxDescriptionLength = 500;
     private const int MaxReasonLength = 500;
     private const int MaxUses = 100_000;
@@ -178,11 +176,8 @@ internal static class ApiEndpoints
         uses = request.Uses ?? 1;
         if (uses is < 1 or > MaxUses)
             errors["uses"] = [$"must be between 1 and {MaxUses}"];
-        var labels = request.Labels ?? [];
-        if (labels.Count > MaxLabels)
-            errors["labels"] = [$"at most {MaxLabels} labels"];
-        else if (labels.Any(l => l.Key.Length is 0 or > MaxLabelKeyLength || l.Value is null || l.Value.Length > MaxLabelValueLength))
-            errors["labels"] = [$"keys must be 1-{MaxLabelKeyLength} characters and values strings of at most {MaxLabelValueLength}"];
+        if (ProbeLabels.Check(request.Labels) is { } labelProblem)
+            errors["labels"] = [labelProblem];
         if ((request.Description ?? "").Length > MaxDescriptionLength)
             errors["description"] = [$"at most {MaxDescriptionLength} characters"];
         return errors;

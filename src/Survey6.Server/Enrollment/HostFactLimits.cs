@@ -1,4 +1,5 @@
 using Google.Protobuf.Collections;
+using Survey6.Contracts;
 using Survey6.Contracts.V1;
 
 namespace Survey6.Server.Enrollment;
@@ -16,9 +17,6 @@ public static class HostFactLimits
     /// <summary>RFC 1035's limit for a whole domain name; no host has a longer name.</summary>
     public const int MaxHostnameLength = 253;
     public const int MaxPlaceLength = 128;
-    public const int MaxLabels = 64;
-    public const int MaxLabelKeyLength = 63;
-    public const int MaxLabelValueLength = 256;
 
     public const int MaxOsLength = 256;
 
@@ -88,18 +86,8 @@ public static class HostFactLimits
         return null;
     }
 
-    private static string? CheckLabels(MapField<string, string> labels)
-    {
-        if (labels.Count > MaxLabels)
-            return $"more than {MaxLabels} labels";
-        foreach (var (key, value) in labels)
-        {
-            if (key.Length is 0 or > MaxLabelKeyLength || value.Length > MaxLabelValueLength)
-                return $"label keys must be 1-{MaxLabelKeyLength} characters and values at most {MaxLabelValueLength}";
-        }
-
-        return null;
-    }
+    // The syntax and limits every way of giving labels shares.
+    private static string? CheckLabels(MapField<string, string> labels) => ProbeLabels.Check(labels);
 
     private static string Cut(string text, int length) => text.Length > length ? text[..length] : text;
 }

@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Survey6.Contracts;
 using Survey6.Data.Views;
 using Survey6.Packets.Files;
 using Survey6.Server.Api;
@@ -270,22 +271,12 @@ public static partial class WebHostingExtensions
         return Html(WebPages.Tokens(tokens.List(), time.GetUtcNow(), tokenSet, WebPages.TokenForm.Default, shown, null, null), StatusCodes.Status201Created);
     }
 
+    // One key=value per line or comma, as the form says; syntax and limits are ProbeLabels'.
     private static Dictionary<string, string> ParseLabels(string text, Dictionary<string, string[]> errors)
     {
-        var labels = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var line in text.Split(['\n', '\r', ','], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            var equals = line.IndexOf('=', StringComparison.Ordinal);
-            if (equals <= 0)
-            {
-                errors["labels"] = [$"'{line}' is not key=value"];
-                continue;
-            }
-
-            labels[line[..equals].Trim()] = line[(equals + 1)..].Trim();
-        }
-
-        return labels;
+        if (!ProbeLabels.TryParse(text.Split(['\n', '\r', ','], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), out var labels, out var error))
+            errors["labels"] = [error!];
+        return new Dictionary<string, string>(labels, StringComparer.Ordinal);
     }
 
     private static async Task<IResult> RevokeTokenAsync(string id, HttpContext context, IAntiforgery antiforgery, TokenStore tokens, EventStore events, ILoggerFactory loggers)

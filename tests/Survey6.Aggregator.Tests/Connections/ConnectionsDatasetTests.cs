@@ -1,7 +1,7 @@
 using Survey6.Aggregator.Storage;
 using Survey6.Aggregator.Tests.Support;
 using Survey6.Packets.Addresses;
-using static Survey6.Packets.Tests.Dissection.FrameBuilder;
+using static Survey6.Testing.FrameBuilder;
 
 namespace Survey6.Aggregator.Tests.Connections;
 

@@ -5,8 +5,7 @@ using Survey6.Aggregator.Tests.Support;
 using Survey6.Packets.Addresses;
 using Survey6.Packets.Capture;
 using Survey6.Packets.Dissection;
-using Survey6.Tests;
-using static Survey6.Packets.Tests.Dissection.FrameBuilder;
+using static Survey6.Testing.FrameBuilder;
 
 namespace Survey6.Aggregator.Tests.Connections;
 

@@ -123,7 +123,7 @@ public sealed class PcapngWriterInteropTests(PcapngInteropFile file) : IClassFix
     [Fact]
     public void Capinfos_reports_section_options_metadata_and_interfaces()
     {
-        var output = ExternalTool.Run("capinfos", "-M", file.FilePath).AssertClean().Stdout;
+        var output = Tool.Run("capinfos", "-M", file.FilePath).AssertClean().Stdout;
         var (section, interfaces) = SplitCapinfos(output);
 
         Assert.Equal("pcapng", Value(section, "File type"));
@@ -162,7 +162,7 @@ public sealed class PcapngWriterInteropTests(PcapngInteropFile file) : IClassFix
     [Fact]
     public void Capinfos_reports_nanosecond_first_and_last_packet_times()
     {
-        var output = ExternalTool.Run("capinfos", "-M", "-S", "-a", "-e", file.FilePath).AssertClean().Stdout;
+        var output = Tool.Run("capinfos", "-M", "-S", "-a", "-e", file.FilePath).AssertClean().Stdout;
         var (section, _) = SplitCapinfos(output);
         Assert.Equal("1700000000.123456789", Value(section, "First packet time"));
         Assert.Equal("1700000001.500000000", Value(section, "Last packet time"));
@@ -171,7 +171,7 @@ public sealed class PcapngWriterInteropTests(PcapngInteropFile file) : IClassFix
     [Fact]
     public void Tshark_reads_packets_with_nanosecond_timestamps()
     {
-        var output = ExternalTool.Run(
+        var output = Tool.Run(
             "tshark", "-n", "-o", "udp.check_checksum:TRUE", "-r", file.FilePath, "-T", "fields", "-E", "separator=/t",
             "-e", "frame.time_epoch", "-e", "frame.interface_id", "-e", "frame.interface_name", "-e", "frame.interface_description",
             "-e", "ipv6.src", "-e", "ipv6.dst", "-e", "udp.dstport", "-e", "udp.checksum.status",
@@ -200,11 +200,11 @@ public sealed class PcapngWriterInteropTests(PcapngInteropFile file) : IClassFix
     public void Tshark_finds_no_expert_info_in_packets_or_blocks()
     {
         // Malformed frames or a bad block/option layout would be flagged here.
-        var packets = ExternalTool.Run("tshark", "-n", "-r", file.FilePath, "-Y", "_ws.expert || _ws.malformed", "-T", "fields", "-e", "frame.number")
+        var packets = Tool.Run("tshark", "-n", "-r", file.FilePath, "-Y", "_ws.expert || _ws.malformed", "-T", "fields", "-e", "frame.number")
             .AssertClean().Stdout;
         Assert.Equal(string.Empty, packets.Trim());
 
-        var blocks = ExternalTool.Run(
+        var blocks = Tool.Run(
             "tshark", "-n", "-r", file.FilePath, "-X", MimeFormat, "-Y", "_ws.expert || _ws.malformed || pcapng.block_lengths_dont_match",
             "-T", "fields", "-e", "_ws.expert.message").AssertClean().Stdout;
         Assert.Equal(string.Empty, blocks.Trim());
@@ -214,7 +214,7 @@ public sealed class PcapngWriterInteropTests(PcapngInteropFile file) : IClassFix
     public void Tshark_pcapng_dissector_shows_every_block_and_option()
     {
         // The file dissector walks the raw blocks; it is the only tshark 4.0 output that prints ISB counters.
-        var pdml = XDocument.Parse(ExternalTool.Run("tshark", "-n", "-r", file.FilePath, "-X", MimeFormat, "-T", "pdml").AssertClean().Stdout);
+        var pdml = XDocument.Parse(Tool.Run("tshark", "-n", "-r", file.FilePath, "-X", MimeFormat, "-T", "pdml").AssertClean().Stdout);
         var blocks = pdml.Descendants("field").Where(f => (string?)f.Attribute("name") == "pcapng.block").ToList();
 
         Assert.Equal(
@@ -277,9 +277,9 @@ public sealed class PcapngWriterInteropTests(PcapngInteropFile file) : IClassFix
         }
 
         var merged = Path.Combine(file.DirectoryPath, "merged.pcapng");
-        ExternalTool.Run("mergecap", "-w", merged, onlyMetadata, file.FilePath).AssertClean();
+        Tool.Run("mergecap", "-w", merged, onlyMetadata, file.FilePath).AssertClean();
 
-        var (section, _) = SplitCapinfos(ExternalTool.Run("capinfos", "-M", "-k", merged).AssertClean().Stdout);
+        var (section, _) = SplitCapinfos(Tool.Run("capinfos", "-M", "-k", merged).AssertClean().Stdout);
         var metadata = Values(section, "Capture comment").Where(c => c.StartsWith(PcapngMetadata.Prefix, StringComparison.Ordinal));
         Assert.Equal(PcapngInteropFile.Metadata.Select(m => PcapngMetadata.FormatComment(m.Key, m.Value)), metadata);
     }
@@ -306,14 +306,14 @@ public sealed class PcapngWriterInteropTests(PcapngInteropFile file) : IClassFix
             writer.WriteInterfaceStatistics(0, Start + (Count * 1001L), new PcapngInterfaceStatistics { InterfaceReceived = Count, InterfaceDropped = 0 });
         }
 
-        var (section, interfaces) = SplitCapinfos(ExternalTool.Run("capinfos", "-M", "-S", "-c", "-a", "-e", "-I", path).AssertClean().Stdout);
+        var (section, interfaces) = SplitCapinfos(Tool.Run("capinfos", "-M", "-S", "-c", "-a", "-e", "-I", path).AssertClean().Stdout);
         Assert.Equal(Count.ToString(CultureInfo.InvariantCulture), Value(section, "Number of packets"));
         Assert.Equal(EpochText(Start), Value(section, "First packet time"));
         Assert.Equal(EpochText(Start + ((Count - 1) * 1001L)), Value(section, "Last packet time"));
         Assert.Equal("1", Value(Assert.Single(interfaces), "Number of stat entries"));
 
         // io,stat counts what tshark itself read, packet by packet.
-        var io = ExternalTool.Run("tshark", "-n", "-r", path, "-q", "-z", "io,stat,0").AssertClean().Stdout;
+        var io = Tool.Run("tshark", "-n", "-r", path, "-q", "-z", "io,stat,0").AssertClean().Stdout;
         var row = Lines(io).Single(l => l.Contains("<>", StringComparison.Ordinal));
         var frames = row.Split('|', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[1];
         Assert.Equal(Count.ToString(CultureInfo.InvariantCulture), frames);

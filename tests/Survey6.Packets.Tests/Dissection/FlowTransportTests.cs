@@ -4,7 +4,7 @@ using Survey6.Packets.Addresses;
 using Survey6.Packets.Capture;
 using Survey6.Packets.Dissection;
 using Survey6.Packets.Tests.Capture;
-using static Survey6.Packets.Tests.Dissection.FrameBuilder;
+using static Survey6.Testing.FrameBuilder;
 
 namespace Survey6.Packets.Tests.Dissection;
 
@@ -169,7 +169,7 @@ public class FlowTransportTests
         var differences = new List<string>();
         foreach (var capture in TestData.AllCaptures())
         {
-            var tshark = ExternalTool.Run(
+            var tshark = Tool.Run(
                 "tshark", "-r", capture, "-o", "ipv6.defragment:FALSE", "-o", "ip.defragment:FALSE", "-o", "tcp.relative_sequence_numbers:FALSE",
                 "-o", "tcp.analyze_sequence_numbers:FALSE", "-T", "fields", "-E", "separator=/t", "-E", "occurrence=f",
                 "-e", "frame.number", "-e", "tcp.flags", "-e", "tcp.seq", "-e", "tcp.ack", "-e", "tcp.window_size_value", "-e", "tcp.len", "-e", "icmpv6.type");

@@ -3,7 +3,7 @@ using Survey6.Cli;
 using Survey6.Packets.Dissection;
 using Survey6.Packets.Tests.Capture;
 using Survey6.Packets.Text;
-using static Survey6.Packets.Tests.Dissection.FrameBuilder;
+using static Survey6.Testing.FrameBuilder;
 
 namespace Survey6.Packets.Tests.Dissection;
 
@@ -136,7 +136,7 @@ public class LiveTsharkDifferentialTests
             arguments.AddRange(["-e", field]);
         }
 
-        var tshark = ExternalTool.Run("tshark", [.. arguments]);
+        var tshark = Tool.Run("tshark", [.. arguments]);
         Assert.Equal(0, tshark.ExitCode);
         string[] ours;
         if (options is { } chosen)

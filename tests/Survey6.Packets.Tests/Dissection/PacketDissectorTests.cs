@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using Survey6.Packets.Addresses;
 using Survey6.Packets.Capture;
 using Survey6.Packets.Dissection;
-using static Survey6.Packets.Tests.Dissection.FrameBuilder;
+using static Survey6.Testing.FrameBuilder;
 
 namespace Survey6.Packets.Tests.Dissection;
 

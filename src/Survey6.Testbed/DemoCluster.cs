@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Survey6.Probe.Daemon;
 
-namespace Survey6.Cli.Demo;
+namespace Survey6.Testbed;
 
 /// <summary>Knobs of a <see cref="DemoCluster"/>: the demo's defaults are relaxed, the end-to-end tests' quick.</summary>
 public sealed class DemoClusterOptions

@@ -3,10 +3,10 @@ using Survey6.Packets.Addresses;
 using Survey6.Packets.Capture;
 using Survey6.Packets.Dissection;
 
-namespace Survey6.Packets.Tests.Dissection;
+namespace Survey6.Testing;
 
 /// <summary>Builds frames layer by layer, innermost first, for hand-made dissector tests.</summary>
-internal static class FrameBuilder
+public static class FrameBuilder
 {
     public static readonly Ipv6Address Source = Ipv6Address.Parse("2001:db8::1");
     public static readonly Ipv6Address Destination = Ipv6Address.Parse("2001:db8::2");

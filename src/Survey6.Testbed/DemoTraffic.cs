@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace Survey6.Cli.Demo;
+namespace Survey6.Testbed;
 
 /// <summary>
 /// The far end of the lab's traffic, on the server's address in this namespace: a UDP sink, a TCP sink that reads a

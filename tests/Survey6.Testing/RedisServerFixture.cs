@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using System.Text;
 using StackExchange.Redis;
 
-namespace Survey6.Ingest.Tests;
+namespace Survey6.Testing;
 
 /// <summary>
 /// A private redis-server on a free loopback port, without persistence, for the whole test run.
@@ -12,6 +12,9 @@ namespace Survey6.Ingest.Tests;
 /// </summary>
 public sealed class RedisServerFixture : IDisposable
 {
+    /// <summary>The xUnit collection sharing one server; each test project declares it (xUnit finds collection definitions only in the test assembly).</summary>
+    public const string CollectionName = "redis-server";
+
     private readonly Process _process;
     private readonly string _dir;
     private readonly StringBuilder _log = new();
@@ -162,10 +165,4 @@ public sealed class RedisServerFixture : IDisposable
             .Select(dir => Path.Combine(dir, "redis-server"))
             .FirstOrDefault(File.Exists);
     }
-}
-
-[CollectionDefinition(Name)]
-public sealed class RedisCollection : ICollectionFixture<RedisServerFixture>
-{
-    public const string Name = "redis-server";
 }

@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
-namespace Survey6.Cli.Demo;
+namespace Survey6.Testbed;
 
 /// <summary>
 /// Creates sockets inside another network namespace: a socket belongs to the namespace of the thread that created

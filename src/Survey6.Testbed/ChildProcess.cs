@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace Survey6.Cli.Demo;
+namespace Survey6.Testbed;
 
 /// <summary>
 /// A <c>survey6</c> command run as a process of its own (optionally inside a network namespace), with its output
@@ -174,11 +174,7 @@ public sealed partial class ChildProcess : IDisposable
         var self = Environment.ProcessPath;
         if (self is not null && Path.GetFileName(self) == "survey6")
             return (self, []);
-        var dll = Path.Combine(AppContext.BaseDirectory, "survey6.dll");
-        var host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (string.IsNullOrEmpty(host) || !File.Exists(host))
-            host = self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet" ? self : "dotnet";
-        return (host, [dll]);
+        return (DotnetHost.Path, [Path.Combine(AppContext.BaseDirectory, "survey6.dll")]);
     }
 
     private void Append(string? line)

@@ -4,7 +4,7 @@ namespace Survey6.Testing;
 /// The test tiers, as <c>[Trait(TestCategory.Name, TestCategory.X)]</c> on a class (or <c>&lt;TestCategory&gt;</c> for a
 /// whole project). <c>./test.sh --fast</c> runs <see cref="Unit"/> only; CI runs it first and stops on a failure.
 /// </summary>
-internal static class TestCategory
+public static class TestCategory
 {
     public const string Name = "Category";
 

@@ -1,7 +1,7 @@
-namespace Survey6.Tests;
+namespace Survey6.Testing;
 
 /// <summary>A tmpfs of a given size mounted for one test and unmounted after it, whatever happens (needs root).</summary>
-internal sealed class Tmpfs : IDisposable
+public sealed class Tmpfs : IDisposable
 {
     /// <param name="size">As mount takes it: <c>2m</c>, <c>16m</c>.</param>
     public Tmpfs(string size)

@@ -1,9 +1,11 @@
 using System.Diagnostics;
 
-namespace Survey6.Tests;
+using Survey6.Testbed;
+
+namespace Survey6.Testing;
 
 /// <summary>What a command printed and returned.</summary>
-internal sealed record ToolResult(string Command, int ExitCode, string Stdout, string Stderr)
+public sealed record ToolResult(string Command, int ExitCode, string Stdout, string Stderr)
 {
     public string Output => Stdout + Stderr;
 
@@ -12,14 +14,22 @@ internal sealed record ToolResult(string Command, int ExitCode, string Stdout, s
         Assert.True(ExitCode == 0, $"{Command} exited {ExitCode}\nstdout:\n{Stdout}\nstderr:\n{Stderr}");
         return this;
     }
+
+    /// <summary>Fails unless the tool exited 0 and printed nothing on stderr (from tshark or capinfos, any warning means a problem with the file).</summary>
+    public ToolResult AssertClean()
+    {
+        Check();
+        Assert.True(Stderr.Length == 0, $"{Command} wrote to stderr:\n{Stderr}");
+        return this;
+    }
 }
 
 /// <summary>
 /// Runs system tools (ip, ping, tshark, mount, systemd-analyze, dpkg-deb, apt-get...) for the tests
-/// of several projects (linked source). A missing tool fails the test: CI installs them (test.sh),
+/// of every test project. A missing tool fails the test: CI installs them (test.sh),
 /// and a skipped test would prove nothing.
 /// </summary>
-internal static class Tool
+public static class Tool
 {
     // tshark says this on every start as root; it is about the process, not the file.
     private const string RootNotice = "Running as user \"root\" and group \"root\". This could be dangerous.";
@@ -74,16 +84,7 @@ internal static class Tool
     }
 
     /// <summary>The dotnet muxer running the tests, for child processes.</summary>
-    public static string Dotnet()
-    {
-        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
-            return fromSdk;
-        var self = Environment.ProcessPath;
-        if (self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet")
-            return self;
-        return Locate("dotnet");
-    }
+    public static string Dotnet() => DotnetHost.Path;
 
     public static void RequireRoot()
     {

@@ -1,4 +1,4 @@
-namespace Survey6.Packets.Tests;
+namespace Survey6.Testing;
 
 /// <summary>Locates the shared capture corpus (<c>shared/testdata</c>, a sibling of the repository folder).</summary>
 public static class TestData
@@ -10,6 +10,7 @@ public static class TestData
 
     public static string PcapsFolder => Path.Combine(Root, "pcaps");
 
+    /// <summary>tshark's output per capture: <c>oracle/SOURCE/PATH.tsv</c> beside <c>pcaps/SOURCE/PATH</c>.</summary>
     public static string OracleFolder => Path.Combine(Root, "oracle");
 
     /// <summary>Full paths of every capture under <c>pcaps/</c>, in ordinal order.</summary>

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Security.Cryptography;
 
-namespace Survey6.Cli.Demo;
+namespace Survey6.Testbed;
 
 /// <summary>
 /// Remote hosts on one machine: a bridge in the current network namespace holding the server's address, and one
