@@ -39,7 +39,7 @@ public sealed class PackageContentTests(PackagesFixture packages)
     /// source tree and the tests, not to an operator's server: the packaged program is built without them.
     /// </summary>
     [Fact]
-    public void TheServerPackageCarriesNoLabAndNoDemoCommand()
+    public void The_server_package_carries_no_lab_and_no_demo_command()
     {
         Assert.DoesNotContain("./usr/lib/survey6-server/Survey6.Testbed.dll", Contents(packages.Server).Keys);
         var extracted = Directory.CreateTempSubdirectory("s6-server-deb-").FullName;
