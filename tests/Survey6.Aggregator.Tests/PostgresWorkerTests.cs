@@ -6,11 +6,9 @@ using StackExchange.Redis;
 using Survey6.Aggregator.Ledger;
 using Survey6.Aggregator.Storage;
 using Survey6.Aggregator.Tests.Support;
-using Survey6.Cli.Demo;
+using Survey6.Testbed;
 using Survey6.Ingest;
-using Survey6.Ingest.Tests;
 using Survey6.Packets.Capture;
-using Survey6.Packets.Tests.Dissection;
 using Survey6.Testing;
 using Xunit.Abstractions;
 
