@@ -16,14 +16,14 @@ public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probe
 {
     private static readonly JsonParser FactsParser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(true));
 
-    public ValueTask<IReadOnlyList<ProbeDto>> ListAsync(string? state, CancellationToken cancellationToken)
+    public ValueTask<Page<ProbeDto>> ListAsync(string? state, ProbeSort sort, PageRequest page, CancellationToken cancellationToken)
     {
-        var healthById = health.List().ToDictionary(h => h.ProbeId, StringComparer.Ordinal);
-        IReadOnlyList<ProbeDto> list = probes.List()
-            .Select(p => ToDto(p, ParseFacts(p.FactsJson), healthById.GetValueOrDefault(p.Id)))
-            .Where(p => state is null || string.Equals(p.State, state, StringComparison.Ordinal))
-            .ToList();
-        return ValueTask.FromResult(list);
+        var listing = health.ListPage(sort, state is null ? null : h => string.Equals(h.State, state, StringComparison.Ordinal), page);
+        // Only the page's probes are read in full (facts, certificate); a probe removed in between is left out.
+        var items = listing.Page.Items
+            .Select(h => probes.Get(h.ProbeId) is { } record ? ToDto(record, ParseFacts(record.FactsJson), h) : null)
+            .OfType<ProbeDto>().ToList();
+        return ValueTask.FromResult(new Page<ProbeDto>(items, listing.Page.NextCursor));
     }
 
     public ValueTask<ProbeDetailDto?> GetAsync(string id, CancellationToken cancellationToken)

@@ -81,6 +81,20 @@ public sealed class ProbeHealthQuery(
         return StatusRows.ReadMinutes(connection, probeId, from, to);
     }
 
+    /// <summary>
+    /// One page of the fleet in <paramref name="sort"/> order, only the probes <paramref name="filter"/> keeps; the
+    /// counts per state and the labels cover the whole fleet. Keyset-paged like the API's other lists.
+    /// </summary>
+    /// <exception cref="Api.InvalidCursorException">The cursor is not one this list returned for this order.</exception>
+    public ProbeListing ListPage(ProbeSort sort, Func<ProbeHealth, bool>? filter, Api.PageRequest page)
+    {
+        Tracker?.WaitUntilStored();
+        using var connection = database.Open();
+        var now = time.GetUtcNow();
+        var all = StatusRows.ReadAll(connection, null, exceptRevoked: false).Select(r => ToHealth(r, now)).ToList();
+        return ProbeOrdering.List(all, sort, filter, page);
+    }
+
     private ProbeHealth ToHealth(ProbeStatusRow row, DateTimeOffset now)
     {
         var (state, reasons) = ProbeHealthRules.Evaluate(row, now, health.Value, policy.Value.HeartbeatInterval);

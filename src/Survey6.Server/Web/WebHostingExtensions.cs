@@ -5,8 +5,11 @@ using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Components;
+using Microsoft.AspNetCore.Components.Web;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -19,6 +22,7 @@ using Survey6.Server.Hosting;
 using Survey6.Server.Pki;
 using Survey6.Server.Security;
 using Survey6.Server.Storage;
+using Survey6.Server.Web.Components;
 
 namespace Survey6.Server.Web;
 
@@ -42,6 +46,8 @@ public static partial class WebHostingExtensions
         services.AddSurvey6DataProtection();
         services.AddSingleton<WebAdminStore>();
         services.AddSingleton<WebData>();
+        // Static server rendering only: the pages are Razor components rendered to HTML, with no interactive circuit.
+        services.AddRazorComponents();
         // The data page's ledger and lake readers (IPipelineViewSource, IDatasetSummarySource) belong to the
         // aggregator; the program that hosts the server registers them, and the page says when there are none.
         services.AddAntiforgery(o =>
@@ -100,7 +106,7 @@ public static partial class WebHostingExtensions
             // Forms are small: a bigger body is refused before anything (antiforgery included) reads it.
             var request = context.HttpContext.Request;
             if (request.ContentLength > MaxFormBytes)
-                return Html(WebPages.Message("Refused", $"The form is larger than {MaxFormBytes / 1024} KiB."), StatusCodes.Status413PayloadTooLarge);
+                return Message("Refused", $"The form is larger than {MaxFormBytes / 1024} KiB.", StatusCodes.Status413PayloadTooLarge);
             if (context.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
                 limit.MaxRequestBodySize = MaxFormBytes;
             try
@@ -109,12 +115,12 @@ public static partial class WebHostingExtensions
             }
             catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
             {
-                return Html(WebPages.Message("Refused", $"The form is larger than {MaxFormBytes / 1024} KiB."), StatusCodes.Status413PayloadTooLarge);
+                return Message("Refused", $"The form is larger than {MaxFormBytes / 1024} KiB.", StatusCodes.Status413PayloadTooLarge);
             }
             catch (Exception e) when (e is AntiforgeryValidationException or InvalidDataException)
             {
                 // A form ASP.NET will not parse (a null character, say): refused like a forged one, not a 500.
-                return Html(WebPages.Message("Refused", "This form could not be read."), StatusCodes.Status400BadRequest);
+                return Message("Refused", "This form could not be read.", StatusCodes.Status400BadRequest);
             }
         });
 
@@ -136,15 +142,14 @@ public static partial class WebHostingExtensions
             await context.SignOutAsync(ApiAuthentication.CookieScheme).ConfigureAwait(false);
             return Results.Redirect("/login", preserveMethod: false);
         });
-        pages.MapGet("/", (string? state, string? label, string? q, HttpContext context, IAntiforgery antiforgery, WebData data) =>
-            Html(WebPages.Fleet(data.Fleet(), new WebPages.FleetFilter(state, label, q), antiforgery.GetAndStoreTokens(context), data.Now, data.NewestProbeVersion())));
+        pages.MapGet("/", Fleet);
         pages.MapGet("/map", (HttpContext context, IAntiforgery antiforgery, WebData data) =>
-            Html(WebPages.Map(data.Fleet(), antiforgery.GetAndStoreTokens(context))));
+            Component<MapPage>(new() { [nameof(MapPage.Probes)] = data.Fleet(), [nameof(MapPage.Tokens)] = antiforgery.GetAndStoreTokens(context) }));
         pages.MapGet("/events/fleet", FleetEventsAsync);
         pages.MapGet("/probes/{id}", (string id, string? done, HttpContext context, IAntiforgery antiforgery, WebData data, ProbeCommands commands) =>
             data.Probe(id) is { } probe
                 ? Html(WebPages.Probe(probe, Live(data, commands, id), antiforgery.GetAndStoreTokens(context), done))
-                : Html(WebPages.Message("Not found", $"No probe {id}."), StatusCodes.Status404NotFound));
+                : Message("Not found", $"No probe {id}.", StatusCodes.Status404NotFound));
         pages.MapGet("/probes/{id}/live", (string id, WebData data, ProbeCommands commands) =>
             data.Probe(id) is { } probe
                 ? Html(WebPages.ProbeLiveHtml(probe, Live(data, commands, id)))
@@ -162,6 +167,26 @@ public static partial class WebHostingExtensions
         pages.MapPost("/tokens/{id}/revoke", RevokeTokenAsync);
         pages.MapGet("/data", DataAsync);
         return app;
+    }
+
+    private static IResult Fleet(
+        string? state, string? label, string? q, string? sort, int? limit, string? cursor, HttpContext context, IAntiforgery antiforgery, WebData data)
+    {
+        var order = FleetQuery.DefaultSort;
+        if (!string.IsNullOrEmpty(sort) && !ProbeSort.TryParse(sort, out order))
+            return Message("Refused", $"The fleet cannot be sorted by {sort}.", StatusCodes.Status400BadRequest);
+        var size = limit ?? FleetQuery.DefaultPageSize;
+        if (size is < 1 or > FleetQuery.MaxPageSize)
+            return Message("Refused", $"A fleet page shows 1 to {FleetQuery.MaxPageSize} probes.", StatusCodes.Status400BadRequest);
+        try
+        {
+            var view = data.FleetPage(new FleetFilter(state, label, q), order, new PageRequest(size, string.IsNullOrEmpty(cursor) ? null : cursor));
+            return Component<FleetPage>(new() { [nameof(FleetPage.View)] = view, [nameof(FleetPage.Tokens)] = antiforgery.GetAndStoreTokens(context) });
+        }
+        catch (InvalidCursorException)
+        {
+            return Message("Refused", "This page's address does not come from the fleet page; start again from the first page.", StatusCodes.Status400BadRequest);
+        }
     }
 
     private static async Task<IResult> LoginAsync(HttpContext context, IAntiforgery antiforgery, WebAdminStore admin)
@@ -216,7 +241,7 @@ public static partial class WebHostingExtensions
         }
         catch (ProbeCommandException e)
         {
-            return Html(WebPages.Message("Refused", e.Message), StatusCodes.Status409Conflict);
+            return Message("Refused", e.Message, StatusCodes.Status409Conflict);
         }
     }
 
@@ -228,11 +253,11 @@ public static partial class WebHostingExtensions
         if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
             return Refused();
         if (data.Probe(id) is null)
-            return Html(WebPages.Message("Not found", $"No probe {id}."), StatusCodes.Status404NotFound);
+            return Message("Not found", $"No probe {id}.", StatusCodes.Status404NotFound);
         var form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
         var reason = (form["reason"].ToString() ?? "").Trim();
         if (reason.Length > 500)
-            return Html(WebPages.Message("Refused", "The reason may have at most 500 characters."), StatusCodes.Status400BadRequest);
+            return Message("Refused", "The reason may have at most 500 characters.", StatusCodes.Status400BadRequest);
         var actor = "web:" + (context.User.Identity?.Name ?? "?");
         revoker.Revoke(id, reason, actor, context.Connection.RemoteIpAddress?.ToString());
         ApiLog.ProbeRevoked(loggers.CreateLogger("Survey6.Server.Web"), id, actor, reason);
@@ -293,7 +318,7 @@ public static partial class WebHostingExtensions
         if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
             return Refused();
         if (!JoinToken.IsValidId(id) || !tokens.Revoke(id))
-            return Html(WebPages.Message("Not found", $"No active join token {id}."), StatusCodes.Status404NotFound);
+            return Message("Not found", $"No active join token {id}.", StatusCodes.Status404NotFound);
         var actor = "web:" + (context.User.Identity?.Name ?? "?");
         events.Append(ApiEventKinds.JoinTokenRevoked, null, ProbeCallContextExtensions.RemoteAddress(context), $"token {id} by {actor}");
         ApiLog.JoinTokenRevoked(loggers.CreateLogger("Survey6.Server.Web"), id, actor);
@@ -334,10 +359,11 @@ public static partial class WebHostingExtensions
         return Html(WebPages.Data(view, antiforgery.GetAndStoreTokens(context)));
     }
 
-    private static async Task FleetEventsAsync(HttpContext context, IProbeStateNotifier notifier, WebData data)
+    private static async Task FleetEventsAsync(HttpContext context, IProbeStateNotifier notifier, WebData data, ILoggerFactory loggers)
     {
         var cancellationToken = context.RequestAborted;
         using var feed = notifier.Subscribe();
+        await using var renderer = new HtmlRenderer(context.RequestServices, loggers);
         context.Response.ContentType = "text/event-stream";
         context.Response.Headers.CacheControl = "no-store";
         context.Response.Headers["X-Accel-Buffering"] = "no";
@@ -368,14 +394,21 @@ public static partial class WebHostingExtensions
                 while (feed.Changes.TryRead(out var change))
                     changed.Add(change.ProbeId);
                 var all = data.Fleet();
-                var counts = WebPages.Counts(all.Select(p => p.Health).ToList());
+                var counts = await RenderAsync<StateCounts>(renderer, new()
+                {
+                    [nameof(StateCounts.Counts)] = all.GroupBy(p => p.Health.State).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal),
+                    [nameof(StateCounts.Total)] = all.Count,
+                }).ConfigureAwait(false);
                 var now = data.Now;
                 var newest = data.NewestProbeVersion();
                 foreach (var id in changed)
                 {
                     var probe = all.FirstOrDefault(p => p.Id == id);
-                    var message = JsonSerializer.Serialize(
-                        new FleetEvent(id, probe is null ? "" : WebPages.Row(probe, now, newest), counts, probe?.Health.State ?? ""), EventJson);
+                    var row = probe is null ? "" : await RenderAsync<FleetRow>(renderer, new()
+                    {
+                        [nameof(FleetRow.Probe)] = probe, [nameof(FleetRow.Now)] = now, [nameof(FleetRow.NewestVersion)] = newest,
+                    }).ConfigureAwait(false);
+                    var message = JsonSerializer.Serialize(new FleetEvent(id, row, counts, probe?.Health.State ?? ""), EventJson);
                     await context.Response.WriteAsync($"event: probe\ndata: {message}\n\n", cancellationToken).ConfigureAwait(false);
                 }
 
@@ -388,8 +421,22 @@ public static partial class WebHostingExtensions
         }
     }
 
-    private static IResult Refused() =>
-        Html(WebPages.Message("Refused", "This form has expired or did not come from this site; reload the page and try again."), StatusCodes.Status400BadRequest);
+    /// <summary>A component's HTML alone, for a live update the page puts in place.</summary>
+    private static Task<string> RenderAsync<TComponent>(HtmlRenderer renderer, Dictionary<string, object?> parameters)
+        where TComponent : IComponent =>
+        renderer.Dispatcher.InvokeAsync(async () =>
+            (await renderer.RenderComponentAsync<TComponent>(ParameterView.FromDictionary(parameters)).ConfigureAwait(false)).ToHtmlString());
+
+    private static RazorComponentResult<MessagePage> Refused() =>
+        Message("Refused", "This form has expired or did not come from this site; reload the page and try again.", StatusCodes.Status400BadRequest);
+
+    /// <summary>A page rendered from a Razor component, which encodes every value it writes.</summary>
+    private static RazorComponentResult<TComponent> Component<TComponent>(Dictionary<string, object?> parameters, int status = StatusCodes.Status200OK)
+        where TComponent : IComponent =>
+        new RazorComponentResult<TComponent>(parameters) { StatusCode = status, ContentType = "text/html; charset=utf-8" };
+
+    private static RazorComponentResult<MessagePage> Message(string title, string text, int status) =>
+        Component<MessagePage>(new() { [nameof(MessagePage.Title)] = title, [nameof(MessagePage.Text)] = text }, status);
 
     private static IResult Html(string html, int status = StatusCodes.Status200OK) =>
         Results.Content(html, "text/html; charset=utf-8", statusCode: status);
