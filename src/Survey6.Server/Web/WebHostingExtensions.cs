@@ -126,7 +126,7 @@ public static partial class WebHostingExtensions
 
         web.MapGet("/assets/{name}", (string name) => Asset(name));
         web.MapGet("/login", (HttpContext context, IAntiforgery antiforgery, string? returnUrl) =>
-            Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), returnUrl, null)));
+            Login(antiforgery.GetAndStoreTokens(context), returnUrl, null));
         web.MapPost("/login", LoginAsync);
         var pages = web.MapGroup("").RequireAuthorization(Policy);
         // Authenticated like the pages: the form's antiforgery token is bound to the logged-in user.
@@ -196,7 +196,7 @@ public static partial class WebHostingExtensions
         var form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
         string? user = form["username"], password = form["password"], returnUrl = form["returnUrl"];
         if (WebAdminStore.CheckLengths(user, password) is { } problem)
-            return Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), null, "Refused: " + problem + "."), StatusCodes.Status400BadRequest);
+            return Login(antiforgery.GetAndStoreTokens(context), null, "Refused: " + problem + ".", StatusCodes.Status400BadRequest);
         switch (admin.Login(user, password, ProbeCallContextExtensions.RemoteIp(context)))
         {
             case WebLoginResult.Ok:
@@ -206,9 +206,9 @@ public static partial class WebHostingExtensions
                 await context.SignInAsync(ApiAuthentication.CookieScheme, new ClaimsPrincipal(identity)).ConfigureAwait(false);
                 return Results.Redirect(IsLocalPath(returnUrl) ? returnUrl! : "/", preserveMethod: false);
             case WebLoginResult.LockedOut:
-                return Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), returnUrl, "Too many failed logins: this account is locked for a few minutes."), StatusCodes.Status429TooManyRequests);
+                return Login(antiforgery.GetAndStoreTokens(context), returnUrl, "Too many failed logins: this account is locked for a few minutes.", StatusCodes.Status429TooManyRequests);
             default:
-                return Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), returnUrl, "Wrong user name or password."), StatusCodes.Status401Unauthorized);
+                return Login(antiforgery.GetAndStoreTokens(context), returnUrl, "Wrong user name or password.", StatusCodes.Status401Unauthorized);
         }
     }
 
@@ -434,6 +434,9 @@ public static partial class WebHostingExtensions
     private static RazorComponentResult<TComponent> Component<TComponent>(Dictionary<string, object?> parameters, int status = StatusCodes.Status200OK)
         where TComponent : IComponent =>
         new RazorComponentResult<TComponent>(parameters) { StatusCode = status, ContentType = "text/html; charset=utf-8" };
+
+    private static RazorComponentResult<LoginPage> Login(AntiforgeryTokenSet tokens, string? returnUrl, string? error, int status = StatusCodes.Status200OK) =>
+        Component<LoginPage>(new() { [nameof(LoginPage.Tokens)] = tokens, [nameof(LoginPage.ReturnUrl)] = returnUrl, [nameof(LoginPage.Error)] = error }, status);
 
     private static RazorComponentResult<MessagePage> Message(string title, string text, int status) =>
         Component<MessagePage>(new() { [nameof(MessagePage.Title)] = title, [nameof(MessagePage.Text)] = text }, status);

@@ -41,16 +41,6 @@ internal static class WebPages
     public static string Token(AntiforgeryTokenSet tokens) =>
         $"<input type=\"hidden\" name=\"{E(tokens.FormFieldName)}\" value=\"{E(tokens.RequestToken)}\">";
 
-    public static string Login(AntiforgeryTokenSet tokens, string? returnUrl, string? error)
-    {
-        var message = error is null ? "" : $"<p class=\"error\" id=\"login-error\" role=\"alert\">{E(error)}</p>";
-        return Layout("Log in", "<div class=\"narrow\"><h1>Log in</h1>" + message
-            + $"<form method=\"post\" action=\"/login\" class=\"stack\">{Token(tokens)}<input type=\"hidden\" name=\"returnUrl\" value=\"{E(returnUrl)}\">"
-            + $"<label>User <input name=\"username\" id=\"username\" value=\"{WebAdminStore.UserName}\" autocomplete=\"username\" required></label>"
-            + "<label>Password <input type=\"password\" name=\"password\" id=\"password\" autocomplete=\"current-password\" required></label>"
-            + "<p><button type=\"submit\" id=\"login\" class=\"primary\">Log in</button></p></form></div>");
-    }
-
     // ---- Probe ----
 
     public static string Probe(WebProbe probe, ProbeLive live, AntiforgeryTokenSet tokens, string? message)
