@@ -24,7 +24,7 @@ internal static class ApiEndpoints
     public static void Map(RouteGroupBuilder api)
     {
         api.MapGet("/probes", ListProbes).WithName("listProbes").WithTags("probes")
-            .WithSummary("Every probe, oldest join first; ?state= filters");
+            .WithSummary("Probes, oldest join first; ?state= filters, ?sort= orders (name, state, last_heartbeat, version, capture_rate, drops, joined; -key descending)");
         api.MapGet("/probes/{id}", GetProbe).WithName("getProbe").WithTags("probes")
             .WithSummary("One probe with its host facts and certificates").ProducesProblem(StatusCodes.Status404NotFound);
         api.MapGet("/probes/{id}/history", GetProbeHistory).WithName("getProbeHistory").WithTags("probes")
@@ -49,12 +49,23 @@ internal static class ApiEndpoints
     }
 
     private static async Task<Results<Ok<Page<ProbeDto>>, ProblemHttpResult>> ListProbes(
-        string? state, IProbeQueries probes, CancellationToken cancellationToken)
+        string? state, string? sort, int? limit, string? cursor, IProbeQueries probes, IOptions<ApiOptions> options, CancellationToken cancellationToken)
     {
         if (state is not null && !ProbeStateNames.All.Contains(state))
             return ApiProblems.BadRequest($"state must be one of {string.Join(", ", ProbeStateNames.All)}");
-        var list = await probes.ListAsync(state, cancellationToken).ConfigureAwait(false);
-        return TypedResults.Ok(new Page<ProbeDto>(list, null));
+        var order = new Control.ProbeSort(Control.ProbeSortKey.Joined);
+        if (!string.IsNullOrEmpty(sort) && !Control.ProbeSort.TryParse(sort, out order))
+            return ApiProblems.BadRequest($"sort must be one of {string.Join(", ", Control.ProbeSort.Names.Select(n => n.Name))}, with a leading - for descending");
+        if (Paging(options.Value, limit, cursor, out var page) is { } problem)
+            return problem;
+        try
+        {
+            return TypedResults.Ok(await probes.ListAsync(state, order, page, cancellationToken).ConfigureAwait(false));
+        }
+        catch (InvalidCursorException e)
+        {
+            return ApiProblems.BadRequest(e.Message);
+        }
     }
 
     private static async Task<Results<Ok<ProbeDetailDto>, ProblemHttpResult>> GetProbe(

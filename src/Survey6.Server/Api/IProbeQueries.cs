@@ -8,8 +8,9 @@ namespace Survey6.Server.Api;
 /// </summary>
 public interface IProbeQueries
 {
-    /// <summary>Every probe, oldest join first; only those in <paramref name="state"/> if given.</summary>
-    ValueTask<IReadOnlyList<ProbeDto>> ListAsync(string? state, CancellationToken cancellationToken);
+    /// <summary>One page of probes in <paramref name="sort"/> order; only those in <paramref name="state"/> if given.</summary>
+    /// <exception cref="InvalidCursorException">The cursor is not one this list returned for this order.</exception>
+    ValueTask<Page<ProbeDto>> ListAsync(string? state, Control.ProbeSort sort, PageRequest page, CancellationToken cancellationToken);
 
     /// <summary>Null if there is no such probe.</summary>
     ValueTask<ProbeDetailDto?> GetAsync(string id, CancellationToken cancellationToken);

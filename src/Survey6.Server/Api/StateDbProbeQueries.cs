@@ -16,13 +16,15 @@ public sealed class StateDbProbeQueries(StateDatabase database, ProbeStore probe
 {
     private static readonly JsonParser FactsParser = new(JsonParser.Settings.Default.WithIgnoreUnknownFields(true));
 
-    public async ValueTask<IReadOnlyList<ProbeDto>> ListAsync(string? state, CancellationToken cancellationToken)
+    public async ValueTask<Page<ProbeDto>> ListAsync(string? state, ProbeSort sort, PageRequest page, CancellationToken cancellationToken)
     {
-        var healthById = (await health.ListAsync(cancellationToken).ConfigureAwait(false)).ToDictionary(h => h.ProbeId, StringComparer.Ordinal);
-        return probes.List()
-            .Select(p => ToDto(p, ParseFacts(p.FactsJson), healthById.GetValueOrDefault(p.Id)))
-            .Where(p => state is null || string.Equals(p.State, state, StringComparison.Ordinal))
-            .ToList();
+        var listing = await health.ListPageAsync(sort, state is null ? null : h => string.Equals(h.State, state, StringComparison.Ordinal), page, cancellationToken)
+            .ConfigureAwait(false);
+        // Only the page's probes are read in full (facts, certificate); a probe removed in between is left out.
+        var items = listing.Page.Items
+            .Select(h => probes.Get(h.ProbeId) is { } record ? ToDto(record, ParseFacts(record.FactsJson), h) : null)
+            .OfType<ProbeDto>().ToList();
+        return new Page<ProbeDto>(items, listing.Page.NextCursor);
     }
 
     public async ValueTask<ProbeDetailDto?> GetAsync(string id, CancellationToken cancellationToken)

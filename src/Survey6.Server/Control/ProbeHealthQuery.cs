@@ -82,6 +82,20 @@ public sealed class ProbeHealthQuery(
     }
 
     /// <summary>
+    /// One page of the fleet in <paramref name="sort"/> order, only the probes <paramref name="filter"/> keeps; the
+    /// counts per state and the labels cover the whole fleet. Keyset-paged like the API's other lists.
+    /// </summary>
+    /// <exception cref="Api.InvalidCursorException">The cursor is not one this list returned for this order.</exception>
+    public async ValueTask<ProbeListing> ListPageAsync(ProbeSort sort, Func<ProbeHealth, bool>? filter, Api.PageRequest page, CancellationToken cancellationToken = default)
+    {
+        await CatchUpAsync(cancellationToken).ConfigureAwait(false);
+        using var connection = database.Open();
+        var now = time.GetUtcNow();
+        var all = StatusRows.ReadAll(connection, null, exceptRevoked: false).Select(r => ToHealth(r, now)).ToList();
+        return ProbeOrdering.List(all, sort, filter, page);
+    }
+
+    /// <summary>
     /// Awaits the heartbeat writer (in the server; the CLI has none). If it times out or has stopped,
     /// the read goes on with what state.db holds: a little stale beats no answer.
     /// </summary>

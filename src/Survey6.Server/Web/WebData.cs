@@ -15,6 +15,10 @@ public sealed record WebProbe(ProbeHealth Health, LocationDto? Location, DateTim
     public string Id => Health.ProbeId;
 }
 
+/// <summary>One page of the fleet as the fleet page shows it, with the whole fleet's counts and labels in <see cref="Listing"/>.</summary>
+public sealed record FleetView(
+    ProbeListing Listing, IReadOnlyList<WebProbe> Probes, FleetFilter Filter, ProbeSort Sort, PageRequest Page, string? NewestVersion, DateTimeOffset Now);
+
 /// <summary>What the server has received, for the data page.</summary>
 public sealed record UploadTotals(long Captures, long Bytes, long Duplicates, long CapturesLastDay, long Probes, DateTimeOffset? Newest);
 
@@ -48,6 +52,25 @@ public sealed class WebData(
             .Select(h => new WebProbe(h, locations.GetValueOrDefault(h.ProbeId), lastUploads.TryGetValue(h.ProbeId, out var at) ? at : null))
             .OrderBy(p => p.Health.Hostname, StringComparer.Ordinal).ThenBy(p => p.Id, StringComparer.Ordinal)
             .ToList();
+    }
+
+    /// <summary>
+    /// One page of the fleet, filtered and sorted over the whole fleet; the counts and labels cover every probe. Only the
+    /// page's probes get their place and last upload, unless the search needs every place.
+    /// </summary>
+    /// <exception cref="InvalidCursorException">The cursor is not one this list returned for this order.</exception>
+    public async Task<FleetView> FleetPageAsync(FleetFilter filter, ProbeSort sort, PageRequest page, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        var everyPlace = filter.SearchesText ? probes.List().ToDictionary(p => p.Id, p => Location(p.FactsJson), StringComparer.Ordinal) : null;
+        var listing = await health.ListPageAsync(sort, filter.IsEmpty ? null : h => filter.Matches(h, everyPlace?.GetValueOrDefault(h.ProbeId)), page,
+            cancellationToken).ConfigureAwait(false);
+        var lastUploads = LastUploads();
+        var items = listing.Page.Items.Select(h => new WebProbe(
+            h,
+            everyPlace is null ? probes.Get(h.ProbeId) is { } record ? Location(record.FactsJson) : null : everyPlace.GetValueOrDefault(h.ProbeId),
+            lastUploads.TryGetValue(h.ProbeId, out var at) ? at : null)).ToList();
+        return new FleetView(listing, items, filter, sort, page, NewestProbeVersion(), Now);
     }
 
     public async Task<WebProbe?> ProbeAsync(string id, CancellationToken cancellationToken)

@@ -5,8 +5,11 @@ using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Components;
+using Microsoft.AspNetCore.Components.Web;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -20,6 +23,7 @@ using Survey6.Server.Hosting;
 using Survey6.Server.Pki;
 using Survey6.Server.Security;
 using Survey6.Server.Storage;
+using Survey6.Server.Web.Components;
 
 namespace Survey6.Server.Web;
 
@@ -43,6 +47,8 @@ public static partial class WebHostingExtensions
         services.AddSurvey6DataProtection();
         services.AddSingleton<WebAdminStore>();
         services.AddSingleton<WebData>();
+        // Static server rendering only: the pages are Razor components rendered to HTML, with no interactive circuit.
+        services.AddRazorComponents();
         // The data page's ledger and lake readers (IPipelineViewSource, IDatasetSummarySource) belong to the
         // aggregator; the program that hosts the server registers them, and the page says when there are none.
         services.AddAntiforgery(o =>
@@ -101,7 +107,7 @@ public static partial class WebHostingExtensions
             // Forms are small: a bigger body is refused before anything (antiforgery included) reads it.
             var request = context.HttpContext.Request;
             if (request.ContentLength > MaxFormBytes)
-                return Html(WebPages.Message("Refused", $"The form is larger than {MaxFormBytes / 1024} KiB."), StatusCodes.Status413PayloadTooLarge);
+                return Message("Refused", $"The form is larger than {MaxFormBytes / 1024} KiB.", StatusCodes.Status413PayloadTooLarge);
             if (context.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
                 limit.MaxRequestBodySize = MaxFormBytes;
             try
@@ -110,18 +116,18 @@ public static partial class WebHostingExtensions
             }
             catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
             {
-                return Html(WebPages.Message("Refused", $"The form is larger than {MaxFormBytes / 1024} KiB."), StatusCodes.Status413PayloadTooLarge);
+                return Message("Refused", $"The form is larger than {MaxFormBytes / 1024} KiB.", StatusCodes.Status413PayloadTooLarge);
             }
             catch (Exception e) when (e is AntiforgeryValidationException or InvalidDataException)
             {
                 // A form ASP.NET will not parse (a null character, say): refused like a forged one, not a 500.
-                return Html(WebPages.Message("Refused", "This form could not be read."), StatusCodes.Status400BadRequest);
+                return Message("Refused", "This form could not be read.", StatusCodes.Status400BadRequest);
             }
         });
 
         web.MapGet("/assets/{name}", (string name) => Asset(name));
         web.MapGet("/login", (HttpContext context, IAntiforgery antiforgery, string? returnUrl) =>
-            Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), returnUrl, null)));
+            Login(antiforgery.GetAndStoreTokens(context), returnUrl, null));
         web.MapPost("/login", LoginAsync);
         var pages = web.MapGroup("").RequireAuthorization(Policy);
         // Authenticated like the pages: the form's antiforgery token is bound to the logged-in user.
@@ -137,15 +143,18 @@ public static partial class WebHostingExtensions
             await context.SignOutAsync(ApiAuthentication.CookieScheme).ConfigureAwait(false);
             return Results.Redirect("/login", preserveMethod: false);
         });
-        pages.MapGet("/", async (string? state, string? label, string? q, HttpContext context, IAntiforgery antiforgery, WebData data) =>
-            Html(WebPages.Fleet(await data.FleetAsync(context.RequestAborted).ConfigureAwait(false), new WebPages.FleetFilter(state, label, q), antiforgery.GetAndStoreTokens(context), data.Now, data.NewestProbeVersion())));
+        pages.MapGet("/", FleetAsync);
         pages.MapGet("/map", async (HttpContext context, IAntiforgery antiforgery, WebData data) =>
-            Html(WebPages.Map(await data.FleetAsync(context.RequestAborted).ConfigureAwait(false), antiforgery.GetAndStoreTokens(context))));
+            Component<MapPage>(new()
+            {
+                [nameof(MapPage.Probes)] = await data.FleetAsync(context.RequestAborted).ConfigureAwait(false),
+                [nameof(MapPage.Tokens)] = antiforgery.GetAndStoreTokens(context),
+            }));
         pages.MapGet("/events/fleet", FleetEventsAsync);
         pages.MapGet("/probes/{id}", async (string id, string? done, HttpContext context, IAntiforgery antiforgery, WebData data, ProbeCommands commands) =>
             await data.ProbeAsync(id, context.RequestAborted).ConfigureAwait(false) is { } probe
                 ? Html(WebPages.Probe(probe, await LiveAsync(data, commands, id, context.RequestAborted).ConfigureAwait(false), antiforgery.GetAndStoreTokens(context), done))
-                : Html(WebPages.Message("Not found", $"No probe {id}."), StatusCodes.Status404NotFound));
+                : Message("Not found", $"No probe {id}.", StatusCodes.Status404NotFound));
         pages.MapGet("/probes/{id}/live", async (string id, HttpContext context, WebData data, ProbeCommands commands) =>
             await data.ProbeAsync(id, context.RequestAborted).ConfigureAwait(false) is { } probe
                 ? Html(WebPages.ProbeLiveHtml(probe, await LiveAsync(data, commands, id, context.RequestAborted).ConfigureAwait(false)))
@@ -165,6 +174,27 @@ public static partial class WebHostingExtensions
         return app;
     }
 
+    private static async Task<IResult> FleetAsync(
+        string? state, string? label, string? q, string? sort, int? limit, string? cursor, HttpContext context, IAntiforgery antiforgery, WebData data)
+    {
+        var order = FleetQuery.DefaultSort;
+        if (!string.IsNullOrEmpty(sort) && !ProbeSort.TryParse(sort, out order))
+            return Message("Refused", $"The fleet cannot be sorted by {sort}.", StatusCodes.Status400BadRequest);
+        var size = limit ?? FleetQuery.DefaultPageSize;
+        if (size is < 1 or > FleetQuery.MaxPageSize)
+            return Message("Refused", $"A fleet page shows 1 to {FleetQuery.MaxPageSize} probes.", StatusCodes.Status400BadRequest);
+        try
+        {
+            var view = await data.FleetPageAsync(new FleetFilter(state, label, q), order, new PageRequest(size, string.IsNullOrEmpty(cursor) ? null : cursor),
+                context.RequestAborted).ConfigureAwait(false);
+            return Component<FleetPage>(new() { [nameof(FleetPage.View)] = view, [nameof(FleetPage.Tokens)] = antiforgery.GetAndStoreTokens(context) });
+        }
+        catch (InvalidCursorException)
+        {
+            return Message("Refused", "This page's address does not come from the fleet page; start again from the first page.", StatusCodes.Status400BadRequest);
+        }
+    }
+
     private static async Task<IResult> LoginAsync(HttpContext context, IAntiforgery antiforgery, WebAdminStore admin)
     {
         if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
@@ -172,7 +202,7 @@ public static partial class WebHostingExtensions
         var form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
         string? user = form["username"], password = form["password"], returnUrl = form["returnUrl"];
         if (WebAdminStore.CheckLengths(user, password) is { } problem)
-            return Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), null, "Refused: " + problem + "."), StatusCodes.Status400BadRequest);
+            return Login(antiforgery.GetAndStoreTokens(context), null, "Refused: " + problem + ".", StatusCodes.Status400BadRequest);
         switch (admin.Login(user, password, ProbeCallContextExtensions.RemoteIp(context)))
         {
             case WebLoginResult.Ok:
@@ -182,9 +212,9 @@ public static partial class WebHostingExtensions
                 await context.SignInAsync(ApiAuthentication.CookieScheme, new ClaimsPrincipal(identity)).ConfigureAwait(false);
                 return Results.Redirect(IsLocalPath(returnUrl) ? returnUrl! : "/", preserveMethod: false);
             case WebLoginResult.LockedOut:
-                return Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), returnUrl, "Too many failed logins: this account is locked for a few minutes."), StatusCodes.Status429TooManyRequests);
+                return Login(antiforgery.GetAndStoreTokens(context), returnUrl, "Too many failed logins: this account is locked for a few minutes.", StatusCodes.Status429TooManyRequests);
             default:
-                return Html(WebPages.Login(antiforgery.GetAndStoreTokens(context), returnUrl, "Wrong user name or password."), StatusCodes.Status401Unauthorized);
+                return Login(antiforgery.GetAndStoreTokens(context), returnUrl, "Wrong user name or password.", StatusCodes.Status401Unauthorized);
         }
     }
 
@@ -217,7 +247,7 @@ public static partial class WebHostingExtensions
         }
         catch (ProbeCommandException e)
         {
-            return Html(WebPages.Message("Refused", e.Message), StatusCodes.Status409Conflict);
+            return Message("Refused", e.Message, StatusCodes.Status409Conflict);
         }
     }
 
@@ -229,11 +259,11 @@ public static partial class WebHostingExtensions
         if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
             return Refused();
         if (await data.ProbeAsync(id, context.RequestAborted).ConfigureAwait(false) is null)
-            return Html(WebPages.Message("Not found", $"No probe {id}."), StatusCodes.Status404NotFound);
+            return Message("Not found", $"No probe {id}.", StatusCodes.Status404NotFound);
         var form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
         var reason = (form["reason"].ToString() ?? "").Trim();
         if (reason.Length > 500)
-            return Html(WebPages.Message("Refused", "The reason may have at most 500 characters."), StatusCodes.Status400BadRequest);
+            return Message("Refused", "The reason may have at most 500 characters.", StatusCodes.Status400BadRequest);
         var actor = "web:" + (context.User.Identity?.Name ?? "?");
         revoker.Revoke(id, reason, actor, context.Connection.RemoteIpAddress?.ToString());
         ApiLog.ProbeRevoked(loggers.CreateLogger("Survey6.Server.Web"), id, actor, reason);
@@ -284,7 +314,7 @@ public static partial class WebHostingExtensions
         if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
             return Refused();
         if (!JoinToken.IsValidId(id) || !tokens.Revoke(id))
-            return Html(WebPages.Message("Not found", $"No active join token {id}."), StatusCodes.Status404NotFound);
+            return Message("Not found", $"No active join token {id}.", StatusCodes.Status404NotFound);
         var actor = "web:" + (context.User.Identity?.Name ?? "?");
         events.Append(ApiEventKinds.JoinTokenRevoked, null, ProbeCallContextExtensions.RemoteAddress(context), $"token {id} by {actor}");
         ApiLog.JoinTokenRevoked(loggers.CreateLogger("Survey6.Server.Web"), id, actor);
@@ -325,10 +355,11 @@ public static partial class WebHostingExtensions
         return Html(WebPages.Data(view, antiforgery.GetAndStoreTokens(context)));
     }
 
-    private static async Task FleetEventsAsync(HttpContext context, IProbeStateNotifier notifier, WebData data)
+    private static async Task FleetEventsAsync(HttpContext context, IProbeStateNotifier notifier, WebData data, ILoggerFactory loggers)
     {
         var cancellationToken = context.RequestAborted;
         using var feed = await notifier.SubscribeAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        await using var renderer = new HtmlRenderer(context.RequestServices, loggers);
         context.Response.ContentType = "text/event-stream";
         context.Response.Headers.CacheControl = "no-store";
         context.Response.Headers["X-Accel-Buffering"] = "no";
@@ -359,14 +390,21 @@ public static partial class WebHostingExtensions
                 while (feed.Changes.TryRead(out var change))
                     changed.Add(change.ProbeId);
                 var all = await data.FleetAsync(cancellationToken).ConfigureAwait(false);
-                var counts = WebPages.Counts(all.Select(p => p.Health).ToList());
+                var counts = await RenderAsync<StateCounts>(renderer, new()
+                {
+                    [nameof(StateCounts.Counts)] = all.GroupBy(p => p.Health.State).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal),
+                    [nameof(StateCounts.Total)] = all.Count,
+                }).ConfigureAwait(false);
                 var now = data.Now;
                 var newest = data.NewestProbeVersion();
                 foreach (var id in changed)
                 {
                     var probe = all.FirstOrDefault(p => p.Id == id);
-                    var message = JsonSerializer.Serialize(
-                        new FleetEvent(id, probe is null ? "" : WebPages.Row(probe, now, newest), counts, probe?.Health.State ?? ""), EventJson);
+                    var row = probe is null ? "" : await RenderAsync<FleetRow>(renderer, new()
+                    {
+                        [nameof(FleetRow.Probe)] = probe, [nameof(FleetRow.Now)] = now, [nameof(FleetRow.NewestVersion)] = newest,
+                    }).ConfigureAwait(false);
+                    var message = JsonSerializer.Serialize(new FleetEvent(id, row, counts, probe?.Health.State ?? ""), EventJson);
                     await context.Response.WriteAsync($"event: probe\ndata: {message}\n\n", cancellationToken).ConfigureAwait(false);
                 }
 
@@ -379,8 +417,25 @@ public static partial class WebHostingExtensions
         }
     }
 
-    private static IResult Refused() =>
-        Html(WebPages.Message("Refused", "This form has expired or did not come from this site; reload the page and try again."), StatusCodes.Status400BadRequest);
+    /// <summary>A component's HTML alone, for a live update the page puts in place.</summary>
+    private static Task<string> RenderAsync<TComponent>(HtmlRenderer renderer, Dictionary<string, object?> parameters)
+        where TComponent : IComponent =>
+        renderer.Dispatcher.InvokeAsync(async () =>
+            (await renderer.RenderComponentAsync<TComponent>(ParameterView.FromDictionary(parameters)).ConfigureAwait(false)).ToHtmlString());
+
+    private static RazorComponentResult<MessagePage> Refused() =>
+        Message("Refused", "This form has expired or did not come from this site; reload the page and try again.", StatusCodes.Status400BadRequest);
+
+    /// <summary>A page rendered from a Razor component, which encodes every value it writes.</summary>
+    private static RazorComponentResult<TComponent> Component<TComponent>(Dictionary<string, object?> parameters, int status = StatusCodes.Status200OK)
+        where TComponent : IComponent =>
+        new RazorComponentResult<TComponent>(parameters) { StatusCode = status, ContentType = "text/html; charset=utf-8" };
+
+    private static RazorComponentResult<LoginPage> Login(AntiforgeryTokenSet tokens, string? returnUrl, string? error, int status = StatusCodes.Status200OK) =>
+        Component<LoginPage>(new() { [nameof(LoginPage.Tokens)] = tokens, [nameof(LoginPage.ReturnUrl)] = returnUrl, [nameof(LoginPage.Error)] = error }, status);
+
+    private static RazorComponentResult<MessagePage> Message(string title, string text, int status) =>
+        Component<MessagePage>(new() { [nameof(MessagePage.Title)] = title, [nameof(MessagePage.Text)] = text }, status);
 
     private static IResult Html(string html, int status = StatusCodes.Status200OK) =>
         Results.Content(html, "text/html; charset=utf-8", statusCode: status);

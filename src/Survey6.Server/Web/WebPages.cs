@@ -9,19 +9,16 @@ using Survey6.Server.Control;
 using Survey6.Server.Storage;
 using Survey6.Server.Uploads;
 
+using static Survey6.Server.Web.WebFormat;
+
 namespace Survey6.Server.Web;
 
 /// <summary>Server-rendered HTML of the web UI. Every value from state.db or a probe goes through <see cref="E"/>.</summary>
 internal static class WebPages
 {
-    public static readonly IReadOnlyList<string> StateOrder =
-        [ProbeStates.Healthy, ProbeStates.Degraded, ProbeStates.Suspended, ProbeStates.Pending, ProbeStates.Offline, ProbeStates.Inactive, ProbeStates.Revoked];
-
     private static readonly (string Path, string Name)[] Navigation = [("/", "Fleet"), ("/map", "Map"), ("/tokens", "Tokens"), ("/data", "Data")];
 
     public static string E(string? value) => HtmlEncoder.Default.Encode(value ?? "");
-
-    private static string I(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 
     public static string Layout(string title, string body, AntiforgeryTokenSet? tokens = null, string current = "")
     {
@@ -43,135 +40,6 @@ internal static class WebPages
 
     public static string Token(AntiforgeryTokenSet tokens) =>
         $"<input type=\"hidden\" name=\"{E(tokens.FormFieldName)}\" value=\"{E(tokens.RequestToken)}\">";
-
-    public static string Login(AntiforgeryTokenSet tokens, string? returnUrl, string? error)
-    {
-        var message = error is null ? "" : $"<p class=\"error\" id=\"login-error\" role=\"alert\">{E(error)}</p>";
-        return Layout("Log in", "<div class=\"narrow\"><h1>Log in</h1>" + message
-            + $"<form method=\"post\" action=\"/login\" class=\"stack\">{Token(tokens)}<input type=\"hidden\" name=\"returnUrl\" value=\"{E(returnUrl)}\">"
-            + $"<label>User <input name=\"username\" id=\"username\" value=\"{WebAdminStore.UserName}\" autocomplete=\"username\" required></label>"
-            + "<label>Password <input type=\"password\" name=\"password\" id=\"password\" autocomplete=\"current-password\" required></label>"
-            + "<p><button type=\"submit\" id=\"login\" class=\"primary\">Log in</button></p></form></div>");
-    }
-
-    // ---- Fleet ----
-
-    /// <summary>The fleet filter as given in the query string; empty values mean "any".</summary>
-    public sealed record FleetFilter(string? State, string? Label, string? Search)
-    {
-        public bool Matches(WebProbe probe)
-        {
-            var h = probe.Health;
-            if (!string.IsNullOrEmpty(State) && h.State != State)
-                return false;
-            if (!string.IsNullOrEmpty(Label) && !h.Labels.Any(l => l.Key + "=" + l.Value == Label))
-                return false;
-            return string.IsNullOrWhiteSpace(Search) || SearchText(probe).Contains(Search.Trim(), StringComparison.OrdinalIgnoreCase);
-        }
-    }
-
-    /// <param name="newestVersion">The newest probe version the server offers, when it offers one; probes on another version are marked.</param>
-    public static string Fleet(IReadOnlyList<WebProbe> probes, FleetFilter filter, AntiforgeryTokenSet tokens, DateTimeOffset now, string? newestVersion = null)
-    {
-        var rows = new StringBuilder();
-        // Every probe is rendered, those outside the filter hidden, so the script can widen the filter in place.
-        foreach (var probe in probes)
-            rows.Append(Row(probe, now, newestVersion, hidden: !filter.Matches(probe)));
-        var states = string.Concat(StateOrder.Select(s => $"<option{(s == filter.State ? " selected" : "")}>{E(s)}</option>"));
-        var labels = string.Concat(probes.SelectMany(p => p.Health.Labels.Select(l => l.Key + "=" + l.Value)).Distinct(StringComparer.Ordinal)
-            .Order(StringComparer.Ordinal).Select(l => $"<option{(l == filter.Label ? " selected" : "")}>{E(l)}</option>"));
-        var empty = probes.Count == 0
-            ? "<p id=\"fleet-empty\" class=\"muted\">No probes yet. Create a join token on the <a href=\"/tokens\">Tokens</a> page and run its join command on a probe host.</p>"
-            : "";
-        return Layout("Fleet", $"<h1>Fleet</h1><p class=\"counts\" id=\"counts\">{Counts(probes.Select(p => p.Health).ToList())}</p>"
-            + "<form id=\"filter\" class=\"filter\" method=\"get\" action=\"/\" role=\"search\">"
-            + $"<label>State <select name=\"state\" id=\"filter-state\"><option value=\"\">any</option>{states}</select></label>"
-            + $"<label>Label <select name=\"label\" id=\"filter-label\"><option value=\"\">any</option>{labels}</select></label>"
-            + $"<label>Search <input type=\"search\" name=\"q\" id=\"filter-q\" value=\"{E(filter.Search)}\" placeholder=\"name, id, place, version\"></label>"
-            + "<button type=\"submit\">Filter</button> <span id=\"shown\" class=\"muted\" aria-live=\"polite\"></span></form>"
-            + empty
-            + "<div class=\"scroll\"><table id=\"fleet\" class=\"cards\"><thead><tr><th>Probe</th><th>State</th><th>Last heartbeat</th><th>Location</th><th>Labels</th>"
-            + "<th>Version</th><th class=\"num\">Capture rate</th><th class=\"num\">Drops</th><th class=\"num\">Spool backlog</th><th>Last upload</th></tr></thead>"
-            + $"<tbody>{rows}</tbody></table></div>", tokens, "/");
-    }
-
-    public static string Counts(IReadOnlyList<ProbeHealth> probes)
-    {
-        var counts = probes.GroupBy(p => p.State).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
-        var text = new StringBuilder();
-        text.Append(CultureInfo.InvariantCulture, $"<a class=\"count\" href=\"/\">total <b data-count=\"total\">{probes.Count}</b></a>");
-        foreach (var state in StateOrder.Concat(counts.Keys.Except(StateOrder, StringComparer.Ordinal)))
-        {
-            text.Append(CultureInfo.InvariantCulture,
-                $"<a class=\"count {E(state)}\" href=\"/?state={E(state)}\">{E(state)} <b data-count=\"{E(state)}\">{counts.GetValueOrDefault(state)}</b></a>");
-        }
-
-        return text.ToString();
-    }
-
-    public static string Row(WebProbe probe, DateTimeOffset now, string? newestVersion = null, bool hidden = false)
-    {
-        var h = probe.Health;
-        var labels = string.Concat(h.Labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"<span class=\"label\">{E(l.Key)}={E(l.Value)}</span>"));
-        var labelData = string.Join(' ', h.Labels.Select(l => l.Key + "=" + l.Value));
-        var spool = h.LastHeartbeat?.Spool;
-        var name = h.Hostname.Length > 0 ? h.Hostname : h.ProbeId;
-        return $"<tr id=\"probe-{E(h.ProbeId)}\" data-state=\"{E(h.State)}\" data-labels=\"{E(labelData)}\" data-search=\"{E(SearchText(probe))}\"{(hidden ? " hidden" : "")}>"
-            + $"<td data-label=\"Probe\"><a href=\"/probes/{E(h.ProbeId)}\">{E(name)}</a><div class=\"muted id\">{E(h.ProbeId)}</div></td>"
-            + $"<td data-label=\"State\">{Badge(h)}</td>"
-            + $"<td data-label=\"Last heartbeat\">{E(Age(h.LastHeartbeatAge))}</td>"
-            + $"<td data-label=\"Location\">{E(Place(probe.Location))}</td>"
-            + $"<td data-label=\"Labels\">{labels}</td>"
-            + $"<td data-label=\"Version\">{Version(h.SoftwareVersion, newestVersion)}</td>"
-            + $"<td data-label=\"Capture rate\" class=\"num\">{(h.LastHeartbeat is null ? "" : E(Rate(h.Rates.PacketsPerSecond)))}</td>"
-            + $"<td data-label=\"Drops\" class=\"num\">{(h.LastHeartbeat is null ? "" : E(Percent(h.Rates.DropRatio)))}</td>"
-            + $"<td data-label=\"Spool backlog\" class=\"num\">{(spool is null ? "" : E(I($"{spool.Files} {(spool.Files == 1 ? "file" : "files")}, {Bytes((long)spool.Bytes)}")))}</td>"
-            + $"<td data-label=\"Last upload\">{(probe.LastUpload is { } at ? E(Age(now - at)) : "never")}</td></tr>";
-    }
-
-    private static string SearchText(WebProbe probe) =>
-        string.Join(' ', probe.Health.Hostname, probe.Health.ProbeId, Place(probe.Location), probe.Health.SoftwareVersion,
-            string.Join(' ', probe.Health.Labels.Select(l => l.Key + "=" + l.Value))).ToLowerInvariant();
-
-    private static string Version(string version, string? newest) =>
-        newest is not null && version.Length > 0 && Repository.DebianVersion.Compare(version, newest) < 0
-            ? $"{E(version)} <span class=\"outdated\" title=\"newest: {E(newest)}\">update</span>"
-            : E(version);
-
-    // ---- Map ----
-
-    public const int MapWidth = 1000;
-    public const int MapHeight = 500;
-
-    /// <summary>Equirectangular: longitude and latitude map linearly to x and y, the same projection site.js draws the land with.</summary>
-    public static (double X, double Y) Project(double latitude, double longitude) =>
-        ((longitude + 180) / 360 * MapWidth, (90 - latitude) / 180 * MapHeight);
-
-    public static string Map(IReadOnlyList<WebProbe> probes, AntiforgeryTokenSet tokens)
-    {
-        var markers = new StringBuilder();
-        var placed = probes.Where(HasCoordinates).ToList();
-        // Healthy first so that a troubled probe at the same place is drawn on top.
-        foreach (var probe in placed.OrderBy(p => p.Health.State == ProbeStates.Healthy ? 0 : 1))
-        {
-            var (x, y) = Project(probe.Location!.Latitude!.Value, probe.Location.Longitude!.Value);
-            var h = probe.Health;
-            markers.Append(I($"<a href=\"/probes/{E(h.ProbeId)}\" class=\"marker-link\"><circle id=\"marker-{E(h.ProbeId)}\" class=\"marker {E(h.State)}\" cx=\"{x:0.#}\" cy=\"{y:0.#}\" r=\"7\">"))
-                .Append(CultureInfo.InvariantCulture, $"<title>{E(h.Hostname)} ({E(h.ProbeId)}): {E(h.State)}, {E(Place(probe.Location))}</title></circle></a>");
-        }
-
-        var legend = string.Concat(StateOrder.Select(s => $"<span><svg class=\"dot\" viewBox=\"0 0 10 10\" aria-hidden=\"true\"><circle class=\"marker {s}\" cx=\"5\" cy=\"5\" r=\"4\"/></svg>{s}</span>"));
-        var unplaced = probes.Where(p => !HasCoordinates(p)).ToList();
-        var list = unplaced.Count == 0 ? ""
-            : $"<p id=\"unplaced\" class=\"muted\">{unplaced.Count} probe(s) without a location: "
-              + string.Join(", ", unplaced.Select(p => $"<a href=\"/probes/{E(p.Id)}\">{E(p.Health.Hostname.Length > 0 ? p.Health.Hostname : p.Id)}</a>")) + "</p>";
-        return Layout("Map", "<h1>Map</h1>"
-            + $"<p class=\"counts\" id=\"counts\">{Counts(probes.Select(p => p.Health).ToList())}</p>"
-            + I($"<figure class=\"map\"><svg id=\"map\" viewBox=\"0 0 {MapWidth} {MapHeight}\" role=\"img\" aria-label=\"World map with {placed.Count} probes\">")
-            + I($"<rect class=\"sea\" width=\"{MapWidth}\" height=\"{MapHeight}\"/><g id=\"land\"></g><g id=\"markers\">{markers}</g></svg>")
-            + $"<figcaption class=\"legend\">{legend}</figcaption></figure>{list}"
-            + "<p class=\"muted small\">Country shapes: Natural Earth 1:110m via world-atlas (ISC licence).</p>", tokens, "/map");
-    }
 
     // ---- Probe ----
 
@@ -466,57 +334,10 @@ internal static class WebPages
     private static string Figure(string label, string value, string id) =>
         $"<div><dt>{E(label)}</dt><dd id=\"fig-{id}\">{E(value)}</dd></div>";
 
-    public static string Message(string title, string text) => Layout(title, $"<h1>{E(title)}</h1><p>{E(text)}</p>");
-
-    // ---- Formatting ----
 
     private static string Badge(ProbeHealth probe)
     {
         var reasons = probe.Reasons.Count == 0 ? "" : $"<div class=\"reasons\">{E(string.Join("; ", probe.Reasons.Select(r => r.ToString())))}</div>";
         return $"<span class=\"badge {E(probe.State)}\">{E(probe.State)}</span>{reasons}";
     }
-
-    private static bool HasCoordinates(WebProbe probe) => probe.Location is { Latitude: not null, Longitude: not null };
-
-    internal static string Place(LocationDto? location)
-    {
-        if (location is null)
-            return "";
-        var name = string.Join(", ", new[] { location.City, location.Country }.Where(s => !string.IsNullOrEmpty(s)));
-        var coordinates = location.Latitude is null || location.Longitude is null ? "" : I($"{location.Latitude:0.##}, {location.Longitude:0.##}");
-        return name.Length > 0 ? name : coordinates;
-    }
-
-    internal static string Age(TimeSpan? age)
-    {
-        if (age is not { } a)
-            return "never";
-        if (a < TimeSpan.Zero)
-            a = TimeSpan.Zero;
-        return Duration(a) + " ago";
-    }
-
-    internal static string Duration(TimeSpan a) =>
-        a.TotalSeconds < 60 ? I($"{(int)a.TotalSeconds}s")
-        : a.TotalMinutes < 60 ? I($"{(int)a.TotalMinutes}m")
-        : a.TotalHours < 48 ? I($"{(int)a.TotalHours}h")
-        : I($"{(int)a.TotalDays}d");
-
-    internal static string Time(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture);
-
-    private static string Window(DateTimeOffset start, DateTimeOffset end) =>
-        start.UtcDateTime.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture) + "–" + end.UtcDateTime.ToString("HH:mm", CultureInfo.InvariantCulture);
-
-    internal static string Rate(double perSecond) =>
-        perSecond >= 1_000_000 ? I($"{perSecond / 1_000_000:0.##} Mpkt/s")
-        : perSecond >= 1_000 ? I($"{perSecond / 1_000:0.##} kpkt/s")
-        : I($"{perSecond:0.#} pkt/s");
-
-    internal static string Percent(double ratio) => I($"{ratio * 100:0.##}%");
-
-    internal static string Bytes(long bytes) =>
-        bytes >= 1L << 30 ? I($"{bytes / (double)(1L << 30):0.##} GiB")
-        : bytes >= 1L << 20 ? I($"{bytes / (double)(1L << 20):0.##} MiB")
-        : bytes >= 1L << 10 ? I($"{bytes / (double)(1L << 10):0.#} KiB")
-        : I($"{bytes} B");
 }

@@ -310,6 +310,45 @@ public sealed partial class WebPagesTests
     }
 
     [Fact]
+    public async Task Fleet_page_pages_and_sorts_on_the_server_while_counts_and_labels_cover_the_whole_fleet()
+    {
+        await using var ui = await WebUi.StartAsync();
+        var alpha = (await JoinAsync(ui, "alpha", null, "site=ams")).ProbeId;
+        var beta = (await JoinAsync(ui, "beta", null, "site=fra")).ProbeId;
+        var gamma = (await JoinAsync(ui, "gamma", null, "site=tyo")).ProbeId;
+        await ui.LoginAsync();
+
+        var rows = ui.Page.Locator("#fleet tbody tr");
+        await ui.Page.GotoAsync(ui.Url("/?limit=2"));
+        await Expect(rows).ToHaveCountAsync(2);
+        await Expect(rows.Nth(0)).ToHaveIdAsync("probe-" + alpha);
+        await Expect(rows.Nth(1)).ToHaveIdAsync("probe-" + beta);
+        await Expect(ui.Page.Locator("#shown")).ToHaveTextAsync("1–2 of 3");
+        await Expect(ui.Page.Locator("[data-count=total]")).ToHaveTextAsync("3");
+        await Expect(ui.Page.Locator("#filter-label option")).ToHaveCountAsync(4); // any and the three sites
+
+        await ui.Page.ClickAsync("#next-page");
+        await Expect(rows).ToHaveCountAsync(1);
+        await Expect(rows.Nth(0)).ToHaveIdAsync("probe-" + gamma);
+        await Expect(ui.Page.Locator("#shown")).ToHaveTextAsync("3–3 of 3");
+        await Expect(ui.Page.Locator("#next-page")).ToHaveCountAsync(0);
+        await Expect(ui.Page.Locator("[data-count=total]")).ToHaveTextAsync("3");
+
+        // The probe column's header turns the order round, from the first page.
+        await ui.Page.ClickAsync("#first-page");
+        await ui.Page.ClickAsync("#fleet thead a[data-sort='-name']");
+        await Expect(ui.Page.Locator("#fleet thead th[aria-sort=descending]")).ToHaveTextAsync("Probe");
+        await Expect(rows).ToHaveCountAsync(2);
+        await Expect(rows.Nth(0)).ToHaveIdAsync("probe-" + gamma);
+        await Expect(rows.Nth(1)).ToHaveIdAsync("probe-" + beta);
+
+        // A cursor that the page did not make is refused with a way back.
+        var refused = await ui.Page.GotoAsync(ui.Url("/?cursor=bogus"));
+        Assert.Equal(400, refused!.Status);
+        await Expect(ui.Page.Locator("main")).ToContainTextAsync("start again from the first page");
+    }
+
+    [Fact]
     public async Task Fleet_page_marks_probes_older_than_the_newest_version_the_apt_repository_serves()
     {
         await using var ui = await WebUi.StartAsync();

@@ -31,65 +31,73 @@ function survey6Live(onProbe) {
   });
 }
 
-// Fleet table: live rows, and the filter applied in place as the operator types.
+// Fleet table: live rows, and the filter applied as the operator types. The server filters and pages the
+// whole fleet; the script fetches the filtered page and swaps its table and pager in, without a reload.
 (function () {
   var table = document.getElementById("fleet");
   if (!table) {
     return;
   }
-  var state = document.getElementById("filter-state");
-  var label = document.getElementById("filter-label");
-  var search = document.getElementById("filter-q");
-  var shown = document.getElementById("shown");
+  var form = document.getElementById("filter");
+  var timer = 0;
+  var latest = 0;
 
-  function matches(row) {
-    if (state.value && row.getAttribute("data-state") !== state.value) {
-      return false;
-    }
-    if (label.value && (" " + row.getAttribute("data-labels") + " ").indexOf(" " + label.value + " ") < 0) {
-      return false;
-    }
-    var q = search.value.trim().toLowerCase();
-    return !q || row.getAttribute("data-search").indexOf(q) >= 0;
-  }
-
-  function apply() {
-    var rows = table.tBodies[0].rows;
-    var visible = 0;
-    for (var i = 0; i < rows.length; i++) {
-      var ok = matches(rows[i]);
-      rows[i].hidden = !ok;
-      if (ok) {
-        visible++;
+  function load() {
+    var query = new URLSearchParams(new FormData(form));
+    Array.from(query.keys()).forEach(function (key) {
+      if (!query.get(key)) {
+        query.delete(key);
       }
-    }
-    shown.textContent = visible + " of " + rows.length + " shown";
+    });
+    var url = "/" + (query.toString() ? "?" + query.toString() : "");
+    var ticket = ++latest;
+    fetch(url, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        // An older answer arriving after a newer one is dropped.
+        if (html === null || ticket !== latest) {
+          return;
+        }
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        ["fleet", "pager", "counts"].forEach(function (id) {
+          var now = document.getElementById(id);
+          var next = fresh.getElementById(id);
+          if (now && next) {
+            now.replaceWith(document.adoptNode(next));
+          }
+        });
+        table = document.getElementById("fleet");
+        window.history.replaceState(null, "", url);
+        document.body.setAttribute("data-filtered", url);
+      });
   }
 
-  // The server filtered the first rendering; from here on every row is kept and hidden as needed,
-  // so clearing the filter shows everything without a reload.
-  [state, label].forEach(function (el) { el.addEventListener("change", apply); });
-  search.addEventListener("input", apply);
-  document.getElementById("filter").addEventListener("submit", function (e) {
-    e.preventDefault();
-    apply();
-  });
-  apply();
+  function soon() {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(load, 250);
+  }
 
+  ["filter-state", "filter-label"].forEach(function (id) { document.getElementById(id).addEventListener("change", load); });
+  document.getElementById("filter-q").addEventListener("input", soon);
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    load();
+  });
+
+  // A changed probe's row is replaced where this page shows it; probes on other pages only move the counts.
   survey6Live(function (message) {
-    var body = table.tBodies[0];
     var row = document.getElementById("probe-" + message.id);
+    if (!row) {
+      return;
+    }
     var template = document.createElement("template");
     template.innerHTML = message.row;
     var fresh = template.content.firstElementChild;
-    if (row && fresh) {
+    if (fresh) {
       row.replaceWith(fresh);
-    } else if (row) {
+    } else {
       row.remove();
-    } else if (fresh) {
-      body.appendChild(fresh);
     }
-    apply();
   });
 })();
 
