@@ -14,7 +14,7 @@ public sealed class PackagesFixture : IDisposable
 
     public PackagesFixture()
     {
-        Repository = FindRepository();
+        Repository = TestData.RepositoryRoot;
         Directory = System.IO.Directory.CreateTempSubdirectory("survey6-deploy-").FullName;
         var build = Path.Combine(Repository, "deploy", "debian", "build");
         var first = Tool.RunIn(TimeSpan.FromMinutes(25), Repository, build, "--version", Version, "--out", Directory).Check();
@@ -41,17 +41,6 @@ public sealed class PackagesFixture : IDisposable
     public string NewerProbe => _newerProbe.Value;
 
     public void Dispose() => System.IO.Directory.Delete(Directory, recursive: true);
-
-    private static string FindRepository()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Survey6.slnx")))
-                return dir.FullName;
-        }
-
-        throw new InvalidOperationException("Survey6.slnx not found above " + AppContext.BaseDirectory);
-    }
 }
 
 [CollectionDefinition(Name)]

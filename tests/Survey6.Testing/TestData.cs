@@ -26,6 +26,20 @@ public static class TestData
     /// <summary>The main tshark oracle (<c>oracle/&lt;relative path&gt;.tsv</c>) of a capture.</summary>
     public static string OracleFor(string capture) => Path.Combine(OracleFolder, RelativePath(capture) + ".tsv");
 
+    /// <summary>The repository's folder (the one holding <c>Survey6.slnx</c>) above the test's output folder.</summary>
+    public static string RepositoryRoot => RepositoryPath.Value;
+
+    private static readonly Lazy<string> RepositoryPath = new(() =>
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Survey6.slnx")))
+                return dir.FullName;
+        }
+
+        throw new DirectoryNotFoundException("Survey6.slnx not found above " + AppContext.BaseDirectory);
+    });
+
     private static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

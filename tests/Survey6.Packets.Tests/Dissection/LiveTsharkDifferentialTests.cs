@@ -121,7 +121,7 @@ public class LiveTsharkDifferentialTests
     [Fact]
     public void The_shipped_sample_matches_tshark()
     {
-        var sample = Path.Combine(RepositoryRoot(), "docs", "samples", "ipv6-sample.pcapng");
+        var sample = Path.Combine(TestData.RepositoryRoot, "docs", "samples", "ipv6-sample.pcapng");
         AssertSameAsTshark(sample, 3000);
     }
 
@@ -179,18 +179,5 @@ public class LiveTsharkDifferentialTests
             writer.Write((uint)original);
             writer.Write(data);
         }
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Survey6.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new DirectoryNotFoundException("repository root not found above " + AppContext.BaseDirectory);
     }
 }

@@ -445,14 +445,7 @@ public sealed partial class WebPagesTests
     {
         var directory = Environment.GetEnvironmentVariable("SURVEY6_SCREENSHOTS");
         if (string.IsNullOrEmpty(directory))
-        {
-            var root = new DirectoryInfo(AppContext.BaseDirectory);
-            while (root is not null && !File.Exists(Path.Combine(root.FullName, "Survey6.slnx")))
-                root = root.Parent;
-            directory = root is null
-                ? Path.Combine(AppContext.BaseDirectory, "web-screenshots")
-                : Path.Combine(root.FullName, ".build", "test-results", "web-screenshots");
-        }
+            directory = Path.Combine(TestData.RepositoryRoot, ".build", "test-results", "web-screenshots");
 
         Directory.CreateDirectory(directory);
         return directory;
