@@ -20,6 +20,15 @@ public sealed record SqliteMigration(int Version, string Name, string Sql);
 /// </summary>
 public static class SqliteMigrator
 {
+    /// <summary>The table that records the applied steps; other engines' migrators (the ledger on PostgreSQL) create the same one.</summary>
+    public const string SchemaVersionTable = """
+        CREATE TABLE IF NOT EXISTS schema_version (
+            version    INTEGER PRIMARY KEY,
+            name       TEXT NOT NULL,
+            applied_at TEXT NOT NULL
+        )
+        """;
+
     /// <summary>
     /// Creates <paramref name="path"/> owner-only (0600) when it is missing, switches it to WAL and applies the
     /// pending <paramref name="steps"/>; returns how many this call applied.
@@ -135,13 +144,7 @@ public static class SqliteMigrator
     private static int CurrentVersion(SqliteConnection connection, SqliteTransaction transaction, IReadOnlyList<SqliteMigration> steps,
         Func<SqliteConnection, SqliteTransaction, int>? adoptVersion, TimeProvider time)
     {
-        Execute(connection, transaction, """
-            CREATE TABLE IF NOT EXISTS schema_version (
-                version    INTEGER PRIMARY KEY,
-                name       TEXT NOT NULL,
-                applied_at TEXT NOT NULL
-            );
-            """);
+        Execute(connection, transaction, SchemaVersionTable);
         var current = CurrentVersion(connection, transaction);
         if (current > 0 || adoptVersion is null)
             return current;

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Globalization;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -8,7 +7,6 @@ using Survey6.Aggregator.Storage;
 using Survey6.Aggregator.Tests.Support;
 using Survey6.Testbed;
 using Survey6.Ingest;
-using Survey6.Packets.Capture;
 using Survey6.Testing;
 using Xunit.Abstractions;
 
@@ -103,7 +101,7 @@ public sealed class PostgresWorkerTests(RedisServerFixture redis, PostgresServer
             {
                 Assert.True(DateTime.UtcNow < deadline, $"only {verified.Count} of {frames.Count} captures parsed\n" + Outputs(workers));
                 Assert.DoesNotContain(workers, x => x != killed && x.HasExited);
-                foreach (var file in VisibleParquet(packets))
+                foreach (var file in WorkerLake.VisibleParquet(packets))
                 {
                     var sha = Path.GetFileNameWithoutExtension(file);
                     if (verified.Contains(sha))
@@ -314,53 +312,18 @@ public sealed class PostgresWorkerTests(RedisServerFixture redis, PostgresServer
     /// <summary>A worker in the middle of writing a packets file: its hidden temp file, still before its first row group, and the run that owns it in the ledger.</summary>
     private static (ChildProcess Worker, string Sha)? FindWriter(string ledger, string packets, List<ChildProcess> workers)
     {
-        if (!Directory.Exists(packets))
-            return null;
-        foreach (var temp in Directory.EnumerateFiles(packets, "*" + LakeLayout.TempSuffix, SearchOption.AllDirectories))
+        foreach (var (sha, runId) in WorkerLake.PacketsFilesBegun(packets))
         {
-            // .SHA.parquet.RUNID.tmp
-            var parts = Path.GetFileName(temp).Split('.');
-            if (parts.Length != 5)
-                continue;
-            try
-            {
-                if (new FileInfo(temp).Length > 4096)
-                    continue;
-            }
-            catch (FileNotFoundException)
-            {
-                continue;
-            }
             using var connection = new NpgsqlConnection(ledger);
             connection.Open();
-            if (Rows(connection, "SELECT pid FROM runs WHERE run_id = @id AND status = 'running'", ("id", parts[3])).SingleOrDefault() is [{ } pid]
+            if (Rows(connection, "SELECT pid FROM runs WHERE run_id = @id AND status = 'running'", ("id", runId)).SingleOrDefault() is [{ } pid]
                 && workers.FirstOrDefault(x => x.Id == Convert.ToInt32(pid, CultureInfo.InvariantCulture)) is { } worker)
-                return (worker, parts[1]);
+                return (worker, sha);
         }
         return null;
     }
 
-    private static IEnumerable<string> VisibleParquet(string folder) =>
-        Directory.Exists(folder)
-            ? Directory.EnumerateFiles(folder, "*.parquet", SearchOption.AllDirectories).Where(f => !Path.GetFileName(f).StartsWith('.'))
-            : [];
-
     /// <summary>A pcapng of <paramref name="count"/> IPv6/UDP frames, 10 s after the previous seed's, so captures of a probe never overlap.</summary>
-    private static byte[] LargeCapture(int seed, int count)
-    {
-        var frame = FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(17, FrameBuilder.Udp(5353, 53, new byte[24])));
-        using var buffer = new MemoryStream();
-        using (var writer = new PcapngWriter(buffer, new PcapngSectionInfo { UserApplication = "survey6 tests" }, leaveOpen: true))
-        {
-            writer.AddInterface(new PcapngInterfaceInfo(LinkType.Ethernet, 0) { Name = "eth0" });
-            var time = CaptureFile.At(10, 0, 0) + (seed * 10_000_000_000L);
-            for (int i = 0; i < count; i++)
-            {
-                BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(14 + 8 + 12), (seed << 24) | (i % 4096));
-                BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(14 + 40), (ushort)(i % 1024));
-                writer.WritePacket(0, time + (i * 1000L), frame, (uint)frame.Length);
-            }
-        }
-        return buffer.ToArray();
-    }
+    private static byte[] LargeCapture(int seed, int count) =>
+        WorkerLake.UdpCapture(seed, count, CaptureFile.At(10, 0, 0) + (seed * 10_000_000_000L), 4096);
 }

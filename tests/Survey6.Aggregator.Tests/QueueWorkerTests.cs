@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Globalization;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Options;
@@ -8,7 +7,6 @@ using Survey6.Aggregator.Storage;
 using Survey6.Aggregator.Tests.Support;
 using Survey6.Testbed;
 using Survey6.Ingest;
-using Survey6.Packets.Capture;
 using Xunit.Abstractions;
 
 namespace Survey6.Aggregator.Tests;
@@ -85,7 +83,7 @@ public sealed class QueueWorkerTests(RedisServerFixture redis, ITestOutputHelper
                 Assert.DoesNotContain(workers, x => x != killed && x.HasExited);
 
                 // Whatever is visible is whole: a reader never meets a partial packets file.
-                foreach (var file in VisibleParquet(packets))
+                foreach (var file in WorkerLake.VisibleParquet(packets))
                 {
                     var sha = Path.GetFileNameWithoutExtension(file);
                     if (verified.Contains(sha))
@@ -148,7 +146,7 @@ public sealed class QueueWorkerTests(RedisServerFixture redis, ITestOutputHelper
             }
 
             // The lake holds exactly one visible file per capture; the queue is empty, nothing pending, nothing dead.
-            Assert.Equal(frames.Keys.Order(), VisibleParquet(packets).Select(Path.GetFileNameWithoutExtension).Order());
+            Assert.Equal(frames.Keys.Order(), WorkerLake.VisibleParquet(packets).Select(Path.GetFileNameWithoutExtension).Order());
             var redisDb = redis.Connection.GetDatabase();
             Assert.Equal(0, await redisDb.StreamLengthAsync(stream));
             Assert.Equal(0, (await redisDb.StreamPendingAsync(stream, "aggregator")).PendingMessageCount);
@@ -197,57 +195,20 @@ public sealed class QueueWorkerTests(RedisServerFixture redis, ITestOutputHelper
     /// <summary>A worker in the middle of writing a packets file, found by its hidden temp file and the run that owns it.</summary>
     private static (ChildProcess Worker, string Sha)? FindWriter(Workspace w, string packets, List<ChildProcess> workers)
     {
-        if (!Directory.Exists(packets))
-            return null;
-        foreach (var temp in Directory.EnumerateFiles(packets, "*" + LakeLayout.TempSuffix, SearchOption.AllDirectories))
+        foreach (var (sha, runId) in WorkerLake.PacketsFilesBegun(packets))
         {
-            // .SHA.parquet.RUNID.tmp
-            var parts = Path.GetFileName(temp).Split('.');
-            if (parts.Length != 5)
-                continue;
-            // Only a file still before its first row group: the worker is surely far from the rename at the end.
-            try
-            {
-                if (new FileInfo(temp).Length > 4096)
-                    continue;
-            }
-            catch (FileNotFoundException)
-            {
-                continue;
-            }
             using var connection = new SqliteConnection($"Data Source={w.Ledger.Path};Mode=ReadOnly;Pooling=false");
             connection.Open();
             using var command = connection.CreateCommand();
             command.CommandText = "SELECT pid FROM runs WHERE run_id = $id";
-            command.Parameters.AddWithValue("$id", parts[3]);
+            command.Parameters.AddWithValue("$id", runId);
             if (command.ExecuteScalar() is long pid && workers.FirstOrDefault(x => x.Id == pid) is { } worker)
-                return (worker, parts[1]);
+                return (worker, sha);
         }
         return null;
     }
 
-    private static IEnumerable<string> VisibleParquet(string folder) =>
-        Directory.Exists(folder)
-            ? Directory.EnumerateFiles(folder, "*.parquet", SearchOption.AllDirectories).Where(f => !Path.GetFileName(f).StartsWith('.'))
-            : [];
-
     /// <summary>A pcapng of <paramref name="count"/> IPv6/UDP frames, stored as the C&amp;C stores captures; returns its SHA-256.</summary>
-    private static string StoreLargeCapture(Workspace w, int seed, int count)
-    {
-        var frame = FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(17, FrameBuilder.Udp(5353, 53, new byte[24])));
-        using var buffer = new MemoryStream();
-        using (var writer = new PcapngWriter(buffer, new PcapngSectionInfo { UserApplication = "survey6 tests" }, leaveOpen: true))
-        {
-            writer.AddInterface(new PcapngInterfaceInfo(LinkType.Ethernet, 0) { Name = "eth0" });
-            var time = CaptureFile.At(10, 0, 0) + seed;
-            for (int i = 0; i < count; i++)
-            {
-                // Distinct flows and sources: the last bytes of the source address and the source port.
-                BinaryPrimitives.WriteInt32BigEndian(frame.AsSpan(14 + 8 + 12), (seed << 24) | i);
-                BinaryPrimitives.WriteUInt16BigEndian(frame.AsSpan(14 + 40), (ushort)i);
-                writer.WritePacket(0, time + (i * 1000L), frame, (uint)frame.Length);
-            }
-        }
-        return w.Store(buffer.ToArray(), Probe, Date);
-    }
+    private static string StoreLargeCapture(Workspace w, int seed, int count) =>
+        w.Store(WorkerLake.UdpCapture(seed, count, CaptureFile.At(10, 0, 0) + seed, int.MaxValue), Probe, Date);
 }

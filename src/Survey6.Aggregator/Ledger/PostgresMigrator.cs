@@ -23,13 +23,7 @@ internal static class PostgresMigrator
         {
             using var transaction = connection.BeginTransaction();
             Execute(connection, transaction, $"SELECT pg_advisory_xact_lock({PostgresLocks.Class}, {PostgresLocks.Migrations})");
-            Execute(connection, transaction, """
-                CREATE TABLE IF NOT EXISTS schema_version (
-                    version    INTEGER PRIMARY KEY,
-                    name       TEXT NOT NULL,
-                    applied_at TEXT NOT NULL
-                )
-                """);
+            Execute(connection, transaction, SqliteMigrator.SchemaVersionTable);
             var current = CurrentVersion(connection, transaction);
             if (current > steps.Count)
                 throw new InvalidOperationException($"the ledger database is at schema version {current}, newer than this program's {steps.Count}");
