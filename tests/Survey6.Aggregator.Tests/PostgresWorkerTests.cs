@@ -84,7 +84,6 @@ public sealed class PostgresWorkerTests(RedisServerFixture redis, PostgresServer
             ["Aggregator__Schedules__Cleanup"] = "0 0 0 1 1 ? 2099",
             ["Aggregator__RowGroupSize"] = "65536",
             ["Aggregator__LockWait"] = "00:00:02",
-            ["Aggregator__DuckDbMemoryLimit"] = "1GB",
         };
         ChildProcess StartWorker(string name) => ChildProcess.Start(name,
             ["aggregate", "run", "--data-dir", dataFolders[name], "--lake", shared.LakeDirectory, "--worker-name", name], environment, workingDirectory: shared.Root);

@@ -30,7 +30,6 @@ public sealed class Workspace : IDisposable
             ["Aggregator:RowGroupSize"] = "1024",
             ["Aggregator:LockWait"] = "00:00:05",
             ["Aggregator:DuckDbThreads"] = "2",
-            ["Aggregator:DuckDbMemoryLimit"] = "1GB",
         };
         foreach (var (k, v) in settings ?? [])
             _settings[k] = v;
