@@ -6,6 +6,7 @@ using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using Survey6.Testbed;
 using Xunit.Abstractions;
 
@@ -21,7 +22,7 @@ namespace Survey6.EndToEnd.Tests;
 /// picks the test's packets out of what was captured.
 /// </summary>
 [Collection(Collection)]
-public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed partial class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
 {
     /// <summary>The lab's tests run one at a time: each starts a server and probes on a busy machine.</summary>
     public const string Collection = "survey6 lab";
@@ -516,10 +517,17 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
     private async Task RestartProbeAsync(DemoProbe probe, IReadOnlyDictionary<string, string>? environment)
     {
         await QuiesceAsync();
+        var daemon = probe.Daemon!;
         var status = (await probe.TryStatusAsync())!;
         await _cluster.StopProbeAsync(probe);
         var book = _books[probe.ProbeId];
-        book.PriorWritten += status.Capture.Written;
+
+        // The kernel's own packets (neighbour discovery) may be written between the status read and the stop, so the
+        // written count comes from the totals the daemon reports as each capture run stops.
+        var stopped = CaptureRunStopped().Matches(daemon.Output).Select(m => long.Parse(m.Groups["written"].Value, CultureInfo.InvariantCulture)).ToList();
+        Assert.True(stopped.Count > 0, $"probe {probe.Host.Index} stopped without reporting its capture totals:\n{Tail(daemon.Output)}");
+        Assert.True(stopped.Sum() >= status.Capture.Written, $"probe {probe.Host.Index} reported {stopped.Sum()} written at stop, fewer than {status.Capture.Written} before it");
+        book.PriorWritten += stopped.Sum();
         book.PriorEvicted += status.Spool.EvictedFrames;
         await _cluster.StartProbeAsync(probe, environment);
     }
@@ -637,6 +645,10 @@ public sealed class WholeSystemTests(ITestOutputHelper output) : IAsyncLifetime
 
     private string StatusText(DemoProbe probe) =>
         System.Text.Json.JsonSerializer.Serialize(probe.TryStatusAsync().GetAwaiter().GetResult());
+
+    /// <summary>The daemon's report as a capture run stops (<c>ProbeLog.CaptureStopped</c>).</summary>
+    [GeneratedRegex(@"Capture run \d+ stopped \([^)]*\): \d+ frames captured, (?<written>\d+) written;")]
+    private static partial Regex CaptureRunStopped();
 
     private static string Tail(string text) => text[^Math.Min(4000, text.Length)..];
 
