@@ -41,125 +41,7 @@ internal static class WebPages
     public static string Token(AntiforgeryTokenSet tokens) =>
         $"<input type=\"hidden\" name=\"{E(tokens.FormFieldName)}\" value=\"{E(tokens.RequestToken)}\">";
 
-    // ---- Probe ----
-
-    public static string Probe(WebProbe probe, ProbeLive live, AntiforgeryTokenSet tokens, string? message)
-    {
-        var h = probe.Health;
-        var id = E(h.ProbeId);
-        var notice = message is null ? "" : $"<p id=\"notice\" class=\"notice\" role=\"status\">{E(message)}</p>";
-        var actions = h.State == ProbeStates.Revoked
-            ? "<p class=\"muted\">Revoked: no actions left.</p>"
-            : "<div class=\"actions\">"
-              + Action(id, "suspend", "Suspend", $"Suspend capture on {id}?", tokens)
-              + Action(id, "resume", "Resume", $"Resume capture on {id}?", tokens)
-              + Action(id, "upload-now", "Upload now", $"Ask {id} to upload its spool now, outside its idle window?", tokens)
-              + $"<form method=\"post\" action=\"/probes/{id}/revoke\" class=\"revoke\" data-confirm=\"Revoke {id}? It is refused from now on and needs a new token to join again.\">{Token(tokens)}"
-              + "<label>Reason <input name=\"reason\" id=\"revoke-reason\" maxlength=\"500\" placeholder=\"optional\"></label>"
-              + "<button type=\"submit\" id=\"revoke\" class=\"danger\">Revoke</button></form></div>";
-        return Layout(h.ProbeId, $"<h1>{id}</h1><p class=\"subtitle\">{E(h.Hostname)}</p>{notice}"
-            + $"<section aria-labelledby=\"actions-h\"><h2 id=\"actions-h\">Actions</h2>{actions}</section>"
-            + $"<div id=\"live\" data-probe=\"{id}\">{ProbeLiveHtml(probe, live)}</div>", tokens);
-    }
-
-    private static string Action(string id, string path, string label, string confirm, AntiforgeryTokenSet tokens) =>
-        $"<form method=\"post\" action=\"/probes/{id}/{path}\" data-confirm=\"{E(confirm)}\">{Token(tokens)}<button type=\"submit\" id=\"{path}\">{label}</button></form>";
-
-    /// <summary>What the probe page shows below its actions; also served alone so the page can refresh it live.</summary>
-    public sealed record ProbeLive(
-        DateTimeOffset Now,
-        IReadOnlyList<ProbeHistoryMinute> History,
-        IReadOnlyList<ProbeCommandInfo> Commands,
-        IReadOnlyList<EventDto> Events,
-        IReadOnlyList<UploadRecord> Uploads);
-
-    public static string ProbeLiveHtml(WebProbe probe, ProbeLive live)
-    {
-        var h = probe.Health;
-        var labels = string.Concat(h.Labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"<span class=\"label\">{E(l.Key)}={E(l.Value)}</span>"));
-        var spool = h.LastHeartbeat?.Spool;
-        var details = "<table class=\"details\" id=\"details\">"
-            + $"<tr><th>State</th><td>{Badge(h)}</td></tr>"
-            + $"<tr><th>Last heartbeat</th><td>{E(Age(h.LastHeartbeatAge))}</td></tr>"
-            + $"<tr><th>Connected</th><td>{(h.Connected == true ? "yes" : "no")}</td></tr>"
-            + $"<tr><th>Location</th><td>{E(Place(probe.Location))}</td></tr>"
-            + $"<tr><th>Labels</th><td>{labels}</td></tr>"
-            + $"<tr><th>Version</th><td>{E(h.SoftwareVersion)}</td></tr>"
-            + $"<tr><th>Capture rate</th><td>{(h.LastHeartbeat is null ? "" : E(Rate(h.Rates.PacketsPerSecond)))}</td></tr>"
-            + $"<tr><th>Drops</th><td>{(h.LastHeartbeat is null ? "" : E(Percent(h.Rates.DropRatio)))}</td></tr>"
-            + $"<tr><th>Spool backlog</th><td>{(spool is null ? "" : E(I($"{spool.Files} {(spool.Files == 1 ? "file" : "files")}, {Bytes((long)spool.Bytes)}")))}</td></tr>"
-            + $"<tr><th>Last upload</th><td>{(probe.LastUpload is { } at ? E(Age(live.Now - at)) : "never")}</td></tr>"
-            + $"<tr><th>Joined</th><td>{E(Time(h.JoinedAt))}</td></tr>"
-            + "</table>";
-
-        var history = live.History;
-        var charts = history.Count == 0
-            ? "<p class=\"muted\" id=\"no-history\">No heartbeats recorded yet.</p>"
-            : "<div class=\"charts\">"
-              + Chart("chart-rate", "Capture rate", history.Select(m => (m.Minute, m.Received / Covered(m, h.HeartbeatInterval))).ToList(), live.Now, Rate)
-              + Chart("chart-drops", "Drops per minute", history.Select(m => (m.Minute, (double)(m.KernelDropped + m.InterfaceDropped + m.QueueDropped))).ToList(), live.Now,
-                  v => v.ToString("0.#", CultureInfo.InvariantCulture))
-              + Chart("chart-spool", "Spool backlog", history.Select(m => (m.Minute, (double)m.SpoolBytesMax)).ToList(), live.Now, v => Bytes((long)v))
-              + "</div>";
-
-        var commands = string.Concat(live.Commands.Select(c =>
-            $"<tr><td data-label=\"Issued\">{E(Time(c.IssuedAt))}</td><td data-label=\"Kind\">{E(ProbeCommands.KindName(c.Kind))}</td><td data-label=\"By\">{E(c.IssuedBy)}</td>"
-            + $"<td data-label=\"Status\"><span class=\"status {E(c.Status)}\">{E(c.Status)}</span></td><td data-label=\"Result\">{E(c.ResultMessage)}</td><td data-label=\"Id\" class=\"muted\">{E(c.Id)}</td></tr>"));
-        var events = string.Concat(live.Events.Select(e =>
-            $"<tr><td data-label=\"At\">{E(Time(e.At))}</td><td data-label=\"Kind\">{E(e.Kind.Replace('_', ' '))}</td><td data-label=\"Detail\" class=\"wrap\">{E(e.Detail)}</td></tr>"));
-        var uploads = string.Concat(live.Uploads.Select(u =>
-            $"<tr><td data-label=\"Received\">{E(Time(u.ReceivedAt))}</td><td data-label=\"Capture\" class=\"mono\" title=\"{E(u.Sha256)}\">{E(u.Sha256[..Math.Min(12, u.Sha256.Length)])}</td>"
-            + $"<td data-label=\"Size\" class=\"num\">{E(Bytes(u.SizeBytes))}</td><td data-label=\"Window\">{E(Window(u.WindowStart, u.WindowEnd))}</td><td data-label=\"Note\">{(u.Duplicate ? "duplicate" : "")}</td></tr>"));
-        return "<section aria-labelledby=\"status-h\"><h2 id=\"status-h\">Status</h2>" + details + "</section>"
-            + "<section aria-labelledby=\"history-h\"><h2 id=\"history-h\">History</h2>" + charts + "</section>"
-            + "<section aria-labelledby=\"commands-h\"><h2 id=\"commands-h\">Commands</h2>"
-            + (live.Commands.Count == 0 ? "<p class=\"muted\">None issued.</p>"
-                : $"<table id=\"commands\" class=\"cards\"><thead><tr><th>Issued</th><th>Kind</th><th>By</th><th>Status</th><th>Result</th><th>Id</th></tr></thead><tbody>{commands}</tbody></table>")
-            + "</section>"
-            + "<section aria-labelledby=\"uploads-h\"><h2 id=\"uploads-h\">Uploads</h2>"
-            + (live.Uploads.Count == 0 ? "<p class=\"muted\">None received.</p>"
-                : $"<table id=\"uploads\" class=\"cards\"><thead><tr><th>Received</th><th>Capture</th><th class=\"num\">Size</th><th>Window</th><th></th></tr></thead><tbody>{uploads}</tbody></table>")
-            + "</section>"
-            + "<section aria-labelledby=\"events-h\"><h2 id=\"events-h\">Events</h2>"
-            + $"<table id=\"events\" class=\"cards\"><thead><tr><th>At</th><th>Kind</th><th>Detail</th></tr></thead><tbody>{events}</tbody></table></section>";
-    }
-
-    /// <summary>The seconds a minute's heartbeats stand for: a minute only partly reported (the current one, a restart) is not averaged over 60 s.</summary>
-    private static double Covered(ProbeHistoryMinute minute, TimeSpan interval) =>
-        Math.Clamp(minute.Heartbeats * interval.TotalSeconds, 1, 60);
-
-    /// <summary>A line chart as inline SVG: x is time up to <paramref name="now"/>, y starts at zero.</summary>
-    internal static string Chart(string id, string title, IReadOnlyList<(DateTimeOffset At, double Value)> points, DateTimeOffset now, Func<double, string> format)
-    {
-        const double left = 34, right = 592, top = 26, bottom = 146;
-        var from = points[0].At;
-        // At least half an hour wide so a few minutes of data do not fill the whole axis.
-        if (now - from < TimeSpan.FromMinutes(30))
-            from = now - TimeSpan.FromMinutes(30);
-        var span = Math.Max(1, (now - from).TotalSeconds);
-        var max = points.Max(p => p.Value);
-        var top_ = max <= 0 ? 1 : max * 1.15;
-        double X(DateTimeOffset t) => left + ((t - from).TotalSeconds / span * (right - left));
-        double Y(double v) => bottom - (v / top_ * (bottom - top));
-        var line = string.Join(' ', points.Select(p => I($"{X(p.At):0.#},{Y(p.Value):0.#}")));
-        var last = points[^1].Value;
-        var dots = points.Count <= 90 ? string.Concat(points.Select(p => I($"<circle cx=\"{X(p.At):0.#}\" cy=\"{Y(p.Value):0.#}\" r=\"2.5\"/>"))) : "";
-        return $"<figure class=\"chart\" id=\"{id}\"><figcaption><b>{E(title)}</b> <span class=\"muted\">now {E(format(last))}, peak {E(format(max))}</span></figcaption>"
-            + I($"<svg viewBox=\"0 0 600 180\" role=\"img\" aria-label=\"{E(title)} over time: latest {E(format(last))}, peak {E(format(max))}\">")
-            + I($"<line class=\"axis\" x1=\"{left}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\"/><line class=\"axis\" x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{bottom}\"/>")
-            + I($"<line class=\"grid\" x1=\"{left}\" y1=\"{Y(max):0.#}\" x2=\"{right}\" y2=\"{Y(max):0.#}\"/>")
-            + I($"<text class=\"tick\" x=\"{left + 4}\" y=\"{Y(max) - 5:0.#}\">{E(format(max))}</text>")
-            + I($"<text class=\"tick\" x=\"{left - 6}\" y=\"{bottom + 4}\" text-anchor=\"end\">0</text>")
-            + I($"<text class=\"tick\" x=\"{left}\" y=\"{bottom + 26}\">{from:HH:mm}</text><text class=\"tick\" x=\"{right}\" y=\"{bottom + 26}\" text-anchor=\"end\">{now:HH:mm} UTC</text>")
-            + $"<polyline class=\"series\" points=\"{line}\"/><g class=\"points\">{dots}</g></svg></figure>";
-    }
-
     // ---- Tokens ----
-
-    public sealed record TokenForm(string Ttl, string Uses, string Labels, string Description)
-    {
-        public static readonly TokenForm Default = new("24h", "1", "", "");
-    }
 
     public static string Tokens(IReadOnlyList<JoinTokenInfo> tokens, DateTimeOffset now, AntiforgeryTokenSet antiforgery, TokenForm form,
         CreatedJoinTokenDto? created, IReadOnlyDictionary<string, string[]>? errors, string? message)
@@ -204,18 +86,6 @@ internal static class WebPages
     }
 
     // ---- Data ----
-
-    public sealed record DataView(
-        UploadTotals Totals,
-        IReadOnlyList<UploadRecord> Uploads,
-        IngestQueueStats? Ingest,
-        string? IngestError,
-        bool LedgerReadable,
-        PipelineView? Pipeline,
-        bool LakeReadable,
-        DatasetSummary? Dataset,
-        string? DatasetError,
-        DateTimeOffset Now);
 
     public static string Data(DataView view, AntiforgeryTokenSet tokens)
     {
@@ -333,11 +203,4 @@ internal static class WebPages
 
     private static string Figure(string label, string value, string id) =>
         $"<div><dt>{E(label)}</dt><dd id=\"fig-{id}\">{E(value)}</dd></div>";
-
-
-    private static string Badge(ProbeHealth probe)
-    {
-        var reasons = probe.Reasons.Count == 0 ? "" : $"<div class=\"reasons\">{E(string.Join("; ", probe.Reasons.Select(r => r.ToString())))}</div>";
-        return $"<span class=\"badge {E(probe.State)}\">{E(probe.State)}</span>{reasons}";
-    }
 }

@@ -16,7 +16,7 @@ public sealed class ProbeTextInBrowserTests
     private const string Hostile = "<script>alert(1)</script>\"' onmouseover=\"alert(2)";
 
     [Fact]
-    public async Task A_script_tag_and_quotes_in_a_probes_name_and_label_are_shown_as_text_on_the_fleet_and_map_pages()
+    public async Task A_script_tag_and_quotes_in_a_probes_name_and_label_are_shown_as_text_on_the_fleet_map_and_probe_pages()
     {
         await using var ui = await WebUi.StartAsync();
         var token = ui.Server.CreateToken(labels: new Dictionary<string, string> { ["site"] = Hostile });
@@ -52,6 +52,22 @@ public sealed class ProbeTextInBrowserTests
         // Map: a probe without a place is listed by name under the map.
         await ui.Page.GotoAsync(ui.Url("/map"));
         await Expect(ui.Page.Locator("#unplaced a")).ToHaveTextAsync(Hostile);
+        await AssertNoInjectedMarkupAsync(ui.Page);
+
+        // Probe page: the name under the heading and the label in the live part, first rendered with the page and then
+        // fetched again alone when the probe changes.
+        await ui.Page.GotoAsync(ui.Url("/probes/" + id));
+        await Expect(ui.Page.Locator("p.subtitle")).ToHaveTextAsync(Hostile);
+        await Expect(ui.Page.Locator("#details .label")).ToHaveTextAsync("site=" + Hostile);
+        await AssertNoInjectedMarkupAsync(ui.Page);
+        await Expect(ui.Page.Locator("body[data-live='1']")).ToHaveCountAsync(1);
+        await using (var stream = ProbeStream.Open(ui.Server, certificate))
+        {
+            await stream.HeartbeatAsync(ProbeStream.Healthy(ui.Server));
+            await Expect(ui.Page.Locator("#live[data-refreshed] #details .badge")).ToHaveTextAsync(ProbeStates.Healthy);
+        }
+
+        await Expect(ui.Page.Locator("#details .label")).ToHaveTextAsync("site=" + Hostile);
         await AssertNoInjectedMarkupAsync(ui.Page);
 
         // Searching for the text finds the probe, and the search box shows it back as typed.
