@@ -177,7 +177,7 @@ public static partial class WebHostingExtensions
             CommandAsync(context, antiforgery, id, "upload now", user => commands.UploadNow(id, user)));
         pages.MapPost("/probes/{id}/revoke", RevokeProbeAsync);
         pages.MapGet("/tokens", (HttpContext context, IAntiforgery antiforgery, TokenStore tokens, TimeProvider time, string? done) =>
-            Html(WebPages.Tokens(tokens.List(), time.GetUtcNow(), antiforgery.GetAndStoreTokens(context), TokenForm.Default, null, null, done)));
+            Tokens(tokens, time, antiforgery.GetAndStoreTokens(context), TokenForm.Default, message: done));
         pages.MapPost("/tokens", CreateTokenAsync);
         pages.MapPost("/tokens/{id}/revoke", RevokeTokenAsync);
         pages.MapGet("/data", DataAsync);
@@ -298,7 +298,7 @@ public static partial class WebHostingExtensions
             errors.TryAdd(key, value);
         var tokenSet = antiforgery.GetAndStoreTokens(context);
         if (errors.Count > 0)
-            return Html(WebPages.Tokens(tokens.List(), time.GetUtcNow(), tokenSet, input, null, errors, null), StatusCodes.Status400BadRequest);
+            return Tokens(tokens, time, tokenSet, input, errors: errors, status: StatusCodes.Status400BadRequest);
 
         var created = tokens.Create(ttl, count, labels, request.Description!);
         var actor = "web:" + (context.User.Identity?.Name ?? "?");
@@ -308,8 +308,21 @@ public static partial class WebHostingExtensions
         var pin = pki.Authority.Pin;
         var shown = new CreatedJoinTokenDto(created.Token, JoinCommand.Format(url, created.Token, pin), url, pin, ApiEndpoints.ToDto(created.Info, time.GetUtcNow()));
         // Answered directly, not redirected: the secret exists only in this response.
-        return Html(WebPages.Tokens(tokens.List(), time.GetUtcNow(), tokenSet, TokenForm.Default, shown, null, null), StatusCodes.Status201Created);
+        return Tokens(tokens, time, tokenSet, TokenForm.Default, created: shown, status: StatusCodes.Status201Created);
     }
+
+    private static RazorComponentResult<TokensPage> Tokens(TokenStore tokens, TimeProvider time, AntiforgeryTokenSet antiforgery, TokenForm form,
+        CreatedJoinTokenDto? created = null, IReadOnlyDictionary<string, string[]>? errors = null, string? message = null, int status = StatusCodes.Status200OK) =>
+        Component<TokensPage>(new()
+        {
+            [nameof(TokensPage.Tokens)] = tokens.List(),
+            [nameof(TokensPage.Now)] = time.GetUtcNow(),
+            [nameof(TokensPage.Antiforgery)] = antiforgery,
+            [nameof(TokensPage.Form)] = form,
+            [nameof(TokensPage.Created)] = created,
+            [nameof(TokensPage.Errors)] = errors,
+            [nameof(TokensPage.Message)] = message,
+        }, status);
 
     // One key=value per line or comma, as the form says; syntax and limits are ProbeLabels'.
     private static Dictionary<string, string> ParseLabels(string text, Dictionary<string, string[]> errors)

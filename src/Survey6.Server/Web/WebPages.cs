@@ -41,50 +41,6 @@ internal static class WebPages
     public static string Token(AntiforgeryTokenSet tokens) =>
         $"<input type=\"hidden\" name=\"{E(tokens.FormFieldName)}\" value=\"{E(tokens.RequestToken)}\">";
 
-    // ---- Tokens ----
-
-    public static string Tokens(IReadOnlyList<JoinTokenInfo> tokens, DateTimeOffset now, AntiforgeryTokenSet antiforgery, TokenForm form,
-        CreatedJoinTokenDto? created, IReadOnlyDictionary<string, string[]>? errors, string? message)
-    {
-        var notice = message is null ? "" : $"<p id=\"notice\" class=\"notice\" role=\"status\">{E(message)}</p>";
-        var problems = errors is null || errors.Count == 0 ? ""
-            : "<div id=\"token-errors\" class=\"error\" role=\"alert\"><p>The token was not created:</p><ul>"
-              + string.Concat(errors.Select(e => $"<li>{E(e.Key)}: {E(string.Join("; ", e.Value))}</li>")) + "</ul></div>";
-        var shown = created is null ? ""
-            : "<section id=\"created\" class=\"created\" aria-labelledby=\"created-h\"><h2 id=\"created-h\">Token " + E(created.Info.Id) + " created</h2>"
-              + "<p>Run this on the probe host. The token's secret is shown only now.</p>"
-              + $"<pre><code id=\"join-command\">{E(created.JoinCommand)}</code></pre>"
-              + "<p><button type=\"button\" id=\"copy\" data-copy=\"join-command\" class=\"primary\">Copy</button> <span id=\"copy-status\" role=\"status\" class=\"muted\"></span></p></section>";
-        var rows = new StringBuilder();
-        foreach (var t in tokens.OrderByDescending(t => t.CreatedAt).ThenBy(t => t.Id, StringComparer.Ordinal))
-        {
-            var status = t.Status(now);
-            var revoke = status == "active"
-                ? $"<form method=\"post\" action=\"/tokens/{E(t.Id)}/revoke\" data-confirm=\"Revoke join token {E(t.Id)}? Probes that joined with it keep their certificates.\">{Token(antiforgery)}<button type=\"submit\" class=\"danger small\">Revoke</button></form>"
-                : "";
-            var labels = string.Concat(t.Labels.OrderBy(l => l.Key, StringComparer.Ordinal).Select(l => $"<span class=\"label\">{E(l.Key)}={E(l.Value)}</span>"));
-            rows.Append(CultureInfo.InvariantCulture, $"<tr id=\"token-{E(t.Id)}\"><td data-label=\"Id\" class=\"mono\">{E(t.Id)}</td>")
-                .Append(CultureInfo.InvariantCulture, $"<td data-label=\"Status\"><span class=\"status {E(status)}\">{E(status)}</span></td>")
-                .Append(CultureInfo.InvariantCulture, $"<td data-label=\"Description\">{E(t.Description)}</td><td data-label=\"Labels\">{labels}</td>")
-                .Append(CultureInfo.InvariantCulture, $"<td data-label=\"Uses\" class=\"num\">{t.Used} / {t.MaxUses}</td>")
-                .Append(CultureInfo.InvariantCulture, $"<td data-label=\"Created\">{E(Time(t.CreatedAt))}</td><td data-label=\"Expires\">{(t.ExpiresAt is { } x ? E(Time(x)) : "never")}</td>")
-                .Append(CultureInfo.InvariantCulture, $"<td>{revoke}</td></tr>");
-        }
-
-        return Layout("Tokens", "<h1>Join tokens</h1>" + notice + shown
-            + "<section aria-labelledby=\"new-h\"><h2 id=\"new-h\">New token</h2>" + problems
-            + $"<form method=\"post\" action=\"/tokens\" id=\"new-token\" class=\"grid-form\">{Token(antiforgery)}"
-            + $"<label>Valid for <input name=\"ttl\" id=\"token-ttl\" value=\"{E(form.Ttl)}\" required aria-describedby=\"ttl-help\"><small id=\"ttl-help\">e.g. 30m, 24h, 7d; 0 never expires</small></label>"
-            + $"<label>Uses <input type=\"number\" name=\"uses\" id=\"token-uses\" min=\"1\" max=\"100000\" value=\"{E(form.Uses)}\" required></label>"
-            + $"<label>Labels <textarea name=\"labels\" id=\"token-labels\" rows=\"3\" placeholder=\"site=ams&#10;role=edge\" aria-describedby=\"labels-help\">{E(form.Labels)}</textarea><small id=\"labels-help\">key=value, one per line; given to every probe that joins with it</small></label>"
-            + $"<label>Description <input name=\"description\" id=\"token-description\" maxlength=\"500\" value=\"{E(form.Description)}\"></label>"
-            + "<p><button type=\"submit\" id=\"create-token\" class=\"primary\">Create token</button></p></form></section>"
-            + "<section aria-labelledby=\"list-h\"><h2 id=\"list-h\">Tokens</h2>"
-            + (tokens.Count == 0 ? "<p class=\"muted\">No tokens yet.</p>" : "")
-            + "<table id=\"tokens\" class=\"cards\"><thead><tr><th>Id</th><th>Status</th><th>Description</th><th>Labels</th><th class=\"num\">Uses</th><th>Created</th><th>Expires</th><th></th></tr></thead>"
-            + $"<tbody>{rows}</tbody></table></section>", antiforgery, "/tokens");
-    }
-
     // ---- Data ----
 
     public static string Data(DataView view, AntiforgeryTokenSet tokens)

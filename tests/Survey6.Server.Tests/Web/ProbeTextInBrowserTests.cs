@@ -8,7 +8,8 @@ namespace Survey6.Server.Tests.Web;
 
 /// <summary>
 /// A probe names itself and its labels: a script tag and quotes there reach the pages rendered from Razor
-/// components as text the admin can read, never as an element, in the first rendering and in live updates.
+/// components as text the admin can read, never as an element, in the first rendering and in live updates; so does
+/// an admin's text in a join token's form.
 /// </summary>
 [Trait(TestCategory.Name, TestCategory.Browser)]
 public sealed class ProbeTextInBrowserTests
@@ -74,6 +75,39 @@ public sealed class ProbeTextInBrowserTests
         await ui.Page.GotoAsync(ui.Url("/?q=" + Uri.EscapeDataString("<script>")));
         await Expect(ui.Page.Locator("#filter-q")).ToHaveValueAsync("<script>");
         await Expect(ui.Page.Locator("#fleet tbody tr")).ToHaveCountAsync(1);
+        await AssertNoInjectedMarkupAsync(ui.Page);
+        Assert.Empty(dialogs);
+    }
+
+    [Fact]
+    public async Task A_script_tag_and_quotes_in_a_tokens_description_and_a_refused_form_are_shown_as_text_on_the_tokens_page()
+    {
+        await using var ui = await WebUi.StartAsync();
+        var dialogs = new List<string>();
+        ui.Page.Dialog += (_, dialog) =>
+        {
+            dialogs.Add(dialog.Message);
+            _ = dialog.DismissAsync();
+        };
+        await ui.LoginAsync();
+        await ui.Page.GotoAsync(ui.Url("/tokens"));
+
+        // Created: the description reads as written in the list.
+        await ui.Page.FillAsync("#token-description", Hostile);
+        await ui.Page.ClickAsync("#create-token");
+        await Expect(ui.Page.Locator("#created")).ToBeVisibleAsync();
+        await Expect(ui.Page.Locator("#tokens td[data-label=Description]")).ToHaveTextAsync(Hostile);
+        await AssertNoInjectedMarkupAsync(ui.Page);
+
+        // Refused: the form comes back with the text as typed, and the reasons name the fields.
+        await ui.Page.FillAsync("#token-ttl", Hostile);
+        await ui.Page.FillAsync("#token-labels", Hostile);
+        await ui.Page.FillAsync("#token-description", Hostile);
+        await ui.Page.ClickAsync("#create-token");
+        await Expect(ui.Page.Locator("#token-errors")).ToContainTextAsync("ttl");
+        await Expect(ui.Page.Locator("#token-ttl")).ToHaveValueAsync(Hostile);
+        await Expect(ui.Page.Locator("#token-labels")).ToHaveValueAsync(Hostile);
+        await Expect(ui.Page.Locator("#token-description")).ToHaveValueAsync(Hostile);
         await AssertNoInjectedMarkupAsync(ui.Page);
         Assert.Empty(dialogs);
     }
