@@ -375,7 +375,7 @@ public static partial class WebHostingExtensions
         }
 
         var view = new DataView(data.Totals(), data.Uploads(null, 20), ingest, ingestError, ledger is not null, pipeline, lake is not null, dataset, datasetError, data.Now);
-        return Html(WebPages.Data(view, antiforgery.GetAndStoreTokens(context)));
+        return Component<DataPage>(new() { [nameof(DataPage.View)] = view, [nameof(DataPage.Tokens)] = antiforgery.GetAndStoreTokens(context) });
     }
 
     private static async Task FleetEventsAsync(HttpContext context, IProbeStateNotifier notifier, WebData data, ILoggerFactory loggers)
@@ -459,9 +459,6 @@ public static partial class WebHostingExtensions
 
     private static RazorComponentResult<MessagePage> Message(string title, string text, int status) =>
         Component<MessagePage>(new() { [nameof(MessagePage.Title)] = title, [nameof(MessagePage.Text)] = text }, status);
-
-    private static IResult Html(string html, int status = StatusCodes.Status200OK) =>
-        Results.Content(html, "text/html; charset=utf-8", statusCode: status);
 
     private static IResult Asset(string name)
     {
