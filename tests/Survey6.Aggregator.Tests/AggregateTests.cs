@@ -227,7 +227,8 @@ public class AggregateTests
             .Where(f => !f.StartsWith(w.Lake.Staging, StringComparison.Ordinal) && !f.StartsWith(w.Lake.Partials, StringComparison.Ordinal))
             .ToDictionary(f => Path.GetRelativePath(w.LakeDirectory, f), File.ReadAllBytes);
         var clean = Outputs(w);
-        Assert.Equal(3 * 2 + LakeLayout.AggregateDatasets.Count, clean.Count);
+        // Per capture its packets file, its captures row and its tracked connections; then each dataset.
+        Assert.Equal(3 * 3 + LakeLayout.AggregateDatasets.Count, clean.Count);
 
         // The state a crash leaves: no lake, no ledger, a half-written packets file and a half-built partition.
         Directory.Delete(w.LakeDirectory, recursive: true);

@@ -262,9 +262,9 @@ public class AnonymisationTests
         using var db = w.DuckDb();
         string Anon(string address) => a.Anonymise(Ipv6Address.Parse(address)).ToString();
 
-        // Every output file names the key, the hidden per-capture partials (seven each) too.
+        // Every output file names the key, the hidden per-capture files too: the tracked connections and the seven partials.
         var files = Directory.EnumerateFiles(w.LakeDirectory, "*.parquet", SearchOption.AllDirectories).ToList();
-        Assert.Equal(4 * 2 + LakeLayout.AggregateDatasets.Count + (4 * 7), files.Count);
+        Assert.Equal(4 * 3 + LakeLayout.AggregateDatasets.Count + (4 * 7), files.Count);
         foreach (var file in files)
         {
             var ids = Workspace.Rows(db, $"SELECT decode(value) FROM parquet_kv_metadata({Workspace.Q(file)}) WHERE decode(key) = 'survey6.anonymisation_key_id'");

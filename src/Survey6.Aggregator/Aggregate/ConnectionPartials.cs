@@ -63,7 +63,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
     public static string ParsedFile(LakeLayout lake, DateOnly date, string probeId, string sha256, ConnectionOptions settings)
     {
         ArgumentNullException.ThrowIfNull(lake);
-        return Path.Combine(lake.Root, ".connections", LakeLayout.DatePart(date), "probe=" + probeId, sha256 + "." + SettingsHash(settings) + ".parquet");
+        return Path.Combine(lake.ParsedConnections, LakeLayout.DatePart(date), "probe=" + probeId, sha256 + "." + SettingsHash(settings) + ".parquet");
     }
 
     /// <summary>

@@ -41,6 +41,12 @@ public sealed class LakeLayout(string root)
     /// </summary>
     public string Partials => Path.Combine(Root, ".partials");
 
+    /// <summary>
+    /// The connection fragments the parse stage tracked per capture, <c>LAKE/.connections/date=D/probe=P/SHA.SETTINGS.parquet</c>:
+    /// hidden from readers, copied by the aggregate stage as the capture's connections partial.
+    /// </summary>
+    public string ParsedConnections => Path.Combine(Root, ".connections");
+
     public string PartialsPartition(DateOnly date) => Path.Combine(Partials, DatePart(date));
 
     public string Dataset(string name) => Path.Combine(Root, name);
