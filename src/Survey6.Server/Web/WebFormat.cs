@@ -51,6 +51,9 @@ internal static class WebFormat
     internal static string Window(DateTimeOffset start, DateTimeOffset end) =>
         start.UtcDateTime.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture) + "–" + end.UtcDateTime.ToString("HH:mm", CultureInfo.InvariantCulture);
 
+    /// <summary>A capture's SHA-256 as the tables show it: the first 12 hex digits, the whole in the cell's title.</summary>
+    internal static string ShortHash(string sha256) => sha256[..Math.Min(12, sha256.Length)];
+
     internal static string Rate(double perSecond) =>
         perSecond >= 1_000_000 ? I($"{perSecond / 1_000_000:0.##} Mpkt/s")
         : perSecond >= 1_000 ? I($"{perSecond / 1_000:0.##} kpkt/s")

@@ -153,11 +153,21 @@ public static partial class WebHostingExtensions
         pages.MapGet("/events/fleet", FleetEventsAsync);
         pages.MapGet("/probes/{id}", async (string id, string? done, HttpContext context, IAntiforgery antiforgery, WebData data, ProbeCommands commands) =>
             await data.ProbeAsync(id, context.RequestAborted).ConfigureAwait(false) is { } probe
-                ? Html(WebPages.Probe(probe, await LiveAsync(data, commands, id, context.RequestAborted).ConfigureAwait(false), antiforgery.GetAndStoreTokens(context), done))
+                ? (IResult)Component<ProbePage>(new()
+                {
+                    [nameof(ProbePage.Probe)] = probe,
+                    [nameof(ProbePage.Live)] = await LiveAsync(data, commands, id, context.RequestAborted).ConfigureAwait(false),
+                    [nameof(ProbePage.Tokens)] = antiforgery.GetAndStoreTokens(context),
+                    [nameof(ProbePage.Message)] = done,
+                })
                 : Message("Not found", $"No probe {id}.", StatusCodes.Status404NotFound));
         pages.MapGet("/probes/{id}/live", async (string id, HttpContext context, WebData data, ProbeCommands commands) =>
             await data.ProbeAsync(id, context.RequestAborted).ConfigureAwait(false) is { } probe
-                ? Html(WebPages.ProbeLiveHtml(probe, await LiveAsync(data, commands, id, context.RequestAborted).ConfigureAwait(false)))
+                ? (IResult)Component<ProbeLivePanel>(new()
+                {
+                    [nameof(ProbeLivePanel.Probe)] = probe,
+                    [nameof(ProbeLivePanel.Live)] = await LiveAsync(data, commands, id, context.RequestAborted).ConfigureAwait(false),
+                })
                 : Results.NotFound());
         pages.MapPost("/probes/{id}/suspend", (string id, HttpContext context, IAntiforgery antiforgery, ProbeCommands commands) =>
             CommandAsync(context, antiforgery, id, "suspend", user => commands.Suspend(id, user)));
@@ -167,7 +177,7 @@ public static partial class WebHostingExtensions
             CommandAsync(context, antiforgery, id, "upload now", user => commands.UploadNow(id, user)));
         pages.MapPost("/probes/{id}/revoke", RevokeProbeAsync);
         pages.MapGet("/tokens", (HttpContext context, IAntiforgery antiforgery, TokenStore tokens, TimeProvider time, string? done) =>
-            Html(WebPages.Tokens(tokens.List(), time.GetUtcNow(), antiforgery.GetAndStoreTokens(context), WebPages.TokenForm.Default, null, null, done)));
+            Tokens(tokens, time, antiforgery.GetAndStoreTokens(context), TokenForm.Default, message: done));
         pages.MapPost("/tokens", CreateTokenAsync);
         pages.MapPost("/tokens/{id}/revoke", RevokeTokenAsync);
         pages.MapGet("/data", DataAsync);
@@ -251,7 +261,7 @@ public static partial class WebHostingExtensions
         }
     }
 
-    private static async Task<WebPages.ProbeLive> LiveAsync(WebData data, ProbeCommands commands, string id, CancellationToken cancellationToken) =>
+    private static async Task<ProbeLive> LiveAsync(WebData data, ProbeCommands commands, string id, CancellationToken cancellationToken) =>
         new(data.Now, await data.HistoryAsync(id, TimeSpan.FromHours(24), cancellationToken).ConfigureAwait(false), commands.List(id, 20), data.Events(id, 30), data.Uploads(id, 20));
 
     private static async Task<IResult> RevokeProbeAsync(string id, HttpContext context, IAntiforgery antiforgery, ProbeRevoker revoker, WebData data, ILoggerFactory loggers)
@@ -276,7 +286,7 @@ public static partial class WebHostingExtensions
         if (!await antiforgery.IsRequestValidAsync(context).ConfigureAwait(false))
             return Refused();
         var form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
-        var input = new WebPages.TokenForm(form["ttl"].ToString(), form["uses"].ToString(), form["labels"].ToString(), form["description"].ToString());
+        var input = new TokenForm(form["ttl"].ToString(), form["uses"].ToString(), form["labels"].ToString(), form["description"].ToString());
         var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
         var labels = ParseLabels(input.Labels, errors);
         int? uses = int.TryParse(input.Uses.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : null;
@@ -288,7 +298,7 @@ public static partial class WebHostingExtensions
             errors.TryAdd(key, value);
         var tokenSet = antiforgery.GetAndStoreTokens(context);
         if (errors.Count > 0)
-            return Html(WebPages.Tokens(tokens.List(), time.GetUtcNow(), tokenSet, input, null, errors, null), StatusCodes.Status400BadRequest);
+            return Tokens(tokens, time, tokenSet, input, errors: errors, status: StatusCodes.Status400BadRequest);
 
         var created = tokens.Create(ttl, count, labels, request.Description!);
         var actor = "web:" + (context.User.Identity?.Name ?? "?");
@@ -298,8 +308,21 @@ public static partial class WebHostingExtensions
         var pin = pki.Authority.Pin;
         var shown = new CreatedJoinTokenDto(created.Token, JoinCommand.Format(url, created.Token, pin), url, pin, ApiEndpoints.ToDto(created.Info, time.GetUtcNow()));
         // Answered directly, not redirected: the secret exists only in this response.
-        return Html(WebPages.Tokens(tokens.List(), time.GetUtcNow(), tokenSet, WebPages.TokenForm.Default, shown, null, null), StatusCodes.Status201Created);
+        return Tokens(tokens, time, tokenSet, TokenForm.Default, created: shown, status: StatusCodes.Status201Created);
     }
+
+    private static RazorComponentResult<TokensPage> Tokens(TokenStore tokens, TimeProvider time, AntiforgeryTokenSet antiforgery, TokenForm form,
+        CreatedJoinTokenDto? created = null, IReadOnlyDictionary<string, string[]>? errors = null, string? message = null, int status = StatusCodes.Status200OK) =>
+        Component<TokensPage>(new()
+        {
+            [nameof(TokensPage.Tokens)] = tokens.List(),
+            [nameof(TokensPage.Now)] = time.GetUtcNow(),
+            [nameof(TokensPage.Antiforgery)] = antiforgery,
+            [nameof(TokensPage.Form)] = form,
+            [nameof(TokensPage.Created)] = created,
+            [nameof(TokensPage.Errors)] = errors,
+            [nameof(TokensPage.Message)] = message,
+        }, status);
 
     // One key=value per line or comma, as the form says; syntax and limits are ProbeLabels'.
     private static Dictionary<string, string> ParseLabels(string text, Dictionary<string, string[]> errors)
@@ -351,8 +374,8 @@ public static partial class WebHostingExtensions
             }
         }
 
-        var view = new WebPages.DataView(data.Totals(), data.Uploads(null, 20), ingest, ingestError, ledger is not null, pipeline, lake is not null, dataset, datasetError, data.Now);
-        return Html(WebPages.Data(view, antiforgery.GetAndStoreTokens(context)));
+        var view = new DataView(data.Totals(), data.Uploads(null, 20), ingest, ingestError, ledger is not null, pipeline, lake is not null, dataset, datasetError, data.Now);
+        return Component<DataPage>(new() { [nameof(DataPage.View)] = view, [nameof(DataPage.Tokens)] = antiforgery.GetAndStoreTokens(context) });
     }
 
     private static async Task FleetEventsAsync(HttpContext context, IProbeStateNotifier notifier, WebData data, ILoggerFactory loggers)
@@ -436,9 +459,6 @@ public static partial class WebHostingExtensions
 
     private static RazorComponentResult<MessagePage> Message(string title, string text, int status) =>
         Component<MessagePage>(new() { [nameof(MessagePage.Title)] = title, [nameof(MessagePage.Text)] = text }, status);
-
-    private static IResult Html(string html, int status = StatusCodes.Status200OK) =>
-        Results.Content(html, "text/html; charset=utf-8", statusCode: status);
 
     private static IResult Asset(string name)
     {

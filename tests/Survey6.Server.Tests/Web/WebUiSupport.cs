@@ -77,7 +77,15 @@ internal sealed partial class WebUi : IAsyncDisposable
     {
         await Page.GotoAsync(Url("/login"));
         await SubmitLoginAsync(Password);
-        await Page.WaitForURLAsync(FleetUrl());
+        try
+        {
+            await Page.WaitForURLAsync(FleetUrl());
+        }
+        catch (TimeoutException e)
+        {
+            // Say where the browser stands instead (a refused login shows its message on the page).
+            throw new TimeoutException($"login did not reach the fleet page; the browser is at {Page.Url} showing:\n{await Page.InnerTextAsync("body", new() { Timeout = 5000 })}", e);
+        }
     }
 
     public static Regex FleetUrl() => FleetUrlRegex();
