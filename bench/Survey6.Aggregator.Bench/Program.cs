@@ -12,6 +12,8 @@ using Survey6.Packets.Dissection;
 //        Survey6.Aggregator.Bench connections CAPTURE|FRAMES [repeats=3]   (connection tracking alone, see ConnectionsBench)
 if (args.Length > 0 && args[0] == "lake")
     return LakeBuilder.Run(args[1..]);
+if (args.Length > 0 && args[0] == "store")
+    return CaptureStore.Run(args[1..]);
 if (args.Length > 1 && args[0] == "connections")
     return ConnectionsBench.Run(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3);
 

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Growth of one day: does the cost of a run follow the new data, and does memory stay flat, as the day fills?
+#
+#   bench/growth.sh [--probes 10] [--batches 10] [--packets 1000000] [--work DIR]
+#
+# A simulated day of --probes probes whose captures arrive in --batches batches, one capture per probe per batch
+# (--packets packets each, CaptureGen's traffic with the probe's own seed, moved to hour B of 2025-01-01 with
+# editcap). Each batch is put where the C&C stores uploads (DATA/captures/PROBE/DATE/SHA.pcapng and its manifest;
+# the bench's `store` mode), then the shipped `survey6 aggregate once --data-dir DATA` runs every stage with the
+# product's defaults (parse, aggregate, cleanup; Aggregator:MemoryLimit 1 GiB). Per batch the whole process's CPU
+# (user + system) and peak RSS are recorded, with the packets of the day so far. Writes bench/out/growth.md (and
+# prints it); docs/performance.md explains the figures. probes x batches x packets is the day's size: the defaults
+# give 100 M packets (about 22 GB of captures in --work, which is removed first).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+probes=10
+batches=10
+packets=1000000
+work="${TMPDIR:-/tmp}/survey6-growth-bench"
+survey6="${SURVEY6:-$root/survey6}"
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --probes) probes="$2"; shift 2 ;;
+        --batches) batches="$2"; shift 2 ;;
+        --packets) packets="$2"; shift 2 ;;
+        --work) work="$2"; shift 2 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        *) echo "growth.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+((batches <= 24)) || { echo "growth.sh: at most 24 batches (one per hour of the day)" >&2; exit 2; }
+command -v /usr/bin/time >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq time >/dev/null
+command -v editcap >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq wireshark-common >/dev/null
+"$survey6" --help >/dev/null
+dotnet build "$root/bench/Survey6.Aggregator.Bench" -c Release -nologo -v quiet -clp:ErrorsOnly >/dev/null
+dotnet build "$root/bench/Survey6.CaptureGen" -c Release -nologo -v quiet -clp:ErrorsOnly >/dev/null
+bench_dll="$root/bench/Survey6.Aggregator.Bench/bin/Release/net10.0/$(ls "$root/bench/Survey6.Aggregator.Bench/bin/Release/net10.0" | grep -m1 -E '^linux-')/Survey6.Aggregator.Bench.dll"
+gen_dll="$root/bench/Survey6.CaptureGen/bin/Release/net10.0/survey6-capturegen.dll"
+
+rm -rf "$work"
+mkdir -p "$work/base" "$work/batch" "$root/bench/out"
+data="$work/data"
+mkdir -p "$data"
+out="$root/bench/out/growth.md"
+results="$work/runs.tsv"
+: >"$results"
+
+# One base capture per probe; each batch is the same traffic moved to its hour (editcap -t), so every batch costs
+# the same to parse and the growth, if any, is the day's.
+for p in $(seq "$probes"); do
+    dotnet "$gen_dll" "$work/base/probe$p.pcap" --packets "$packets" --seed "$p" >/dev/null
+done
+
+day_packets=0
+for b in $(seq 0 $((batches - 1))); do
+    for p in $(seq "$probes"); do
+        f="$work/batch/probe$p-hour$b.pcap"
+        editcap -t $((b * 3600)) "$work/base/probe$p.pcap" "$f"
+        dotnet "$bench_dll" store "$data" "bench-$(printf %02d "$p")" "$f" >/dev/null
+    done
+    day_packets=$((day_packets + probes * packets))
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    /usr/bin/time -f '%e\t%U\t%S\t%M' -o "$work/time.txt" "$survey6" aggregate once --data-dir "$data" >"$work/run-$b.log" 2>&1 \
+        || { echo "growth.sh: batch $b failed:" >&2; tail -20 "$work/run-$b.log" >&2; exit 1; }
+    IFS=$'\t' read -r wall user sys rss <"$work/time.txt"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" "$((probes * packets))" "$day_packets" "$wall" "$user" "$sys" "$rss" >>"$results"
+    printf 'batch %s: %s new packets, day %s, %.1f CPU-s, peak RSS %d MiB (load %s)\n' "$b" "$((probes * packets))" "$day_packets" \
+        "$(echo "$user + $sys" | bc)" "$((rss / 1024))" "$load" >&2
+done
+
+{
+    echo "# Growth of one day: $probes probes x $batches batches x $packets packets"
+    echo
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg), commit $(git -C "$root" rev-parse --short HEAD)"
+    echo
+    echo "| batch | new packets | day so far | wall s | CPU s | µs CPU per new packet | peak RSS MiB |"
+    echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    while IFS=$'\t' read -r b new day wall user sys rss; do
+        cpu=$(echo "$user + $sys" | bc)
+        printf '| %s | %s | %s | %s | %s | %.2f | %d |\n' "$b" "$new" "$day" "$wall" "$cpu" "$(echo "$cpu * 1000000 / $new" | bc -l)" "$((rss / 1024))"
+    done <"$results"
+    echo
+    echo "Lake: $(du -sh "$data/lake" | cut -f1); captures left in the store: $(find "$data/captures" -name '*.pcapng' | wc -l)"
+} | tee "$out"
