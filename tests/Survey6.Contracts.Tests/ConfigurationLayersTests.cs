@@ -1,0 +1,154 @@
+using Microsoft.Extensions.Configuration;
+using Survey6.Contracts.Configuration;
+
+namespace Survey6.Contracts.Tests;
+
+/// <summary>
+/// The one order in which the probe, the server and the aggregator read their settings (docs/operations.md, "Configure"),
+/// and what an operator sees when a file is wrong. Each test uses its own section name, so the process-wide environment
+/// variables it sets meet no other test.
+/// </summary>
+[Trait(TestCategory.Name, TestCategory.Unit)]
+public sealed class ConfigurationLayersTests : IDisposable
+{
+    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("survey6-config-");
+    private readonly string _section = "Layers" + Guid.NewGuid().ToString("N")[..12];
+    private readonly List<string> _variables = [];
+
+    public void Dispose()
+    {
+        foreach (var variable in _variables)
+            Environment.SetEnvironmentVariable(variable, null);
+        _dir.Delete(recursive: true);
+    }
+
+    [Fact]
+    public void Each_layer_overrides_the_ones_beneath_defaults_system_file_config_file_environment_command_line()
+    {
+        var system = Write("system.json", Json(("System", "system"), ("Config", "system"), ("Environment", "system"), ("CommandLine", "system")));
+        var config = Write("config.json", Json(("Config", "config"), ("Environment", "config"), ("CommandLine", "config")));
+        SetVariable("Environment", "environment");
+        SetVariable("CommandLine", "environment");
+        var layers = new ConfigurationLayers("test")
+        {
+            Defaults = Keys(("Default", "default"), ("System", "default"), ("Config", "default"), ("Environment", "default"), ("CommandLine", "default")),
+            SystemFile = system,
+            ConfigFile = config,
+            Overrides = Keys(("CommandLine", "command line")),
+        };
+
+        var settings = layers.Build().GetSection(_section);
+
+        Assert.Equal("default", settings["Default"]);
+        Assert.Equal("system", settings["System"]);
+        Assert.Equal("config", settings["Config"]);
+        Assert.Equal("environment", settings["Environment"]);
+        Assert.Equal("command line", settings["CommandLine"]);
+    }
+
+    [Fact]
+    public void A_host_builders_own_environment_source_is_moved_above_the_config_file()
+    {
+        // Host.CreateApplicationBuilder adds the environment before the program adds its files.
+        var builder = new ConfigurationBuilder().AddEnvironmentVariables();
+        SetVariable("Key", "environment");
+        var config = Write("config.json", Json(("Key", "config")));
+
+        var root = new ConfigurationLayers("test") { SystemFile = null, ConfigFile = config }.AddTo(builder).Build();
+
+        Assert.Equal("environment", root[$"{_section}:Key"]);
+        Assert.Single(builder.Sources, s => s is Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationSource);
+    }
+
+    [Fact]
+    public void A_missing_system_file_is_no_layer_and_the_system_file_is_read_once_when_config_names_it()
+    {
+        var layers = new ConfigurationLayers("test") { SystemFile = Path.Combine(_dir.FullName, "absent.json"), Defaults = Keys(("Key", "default")) };
+        Assert.Equal("default", layers.Build()[$"{_section}:Key"]);
+
+        var both = Write("both.json", Json(("Key", "file")));
+        var root = new ConfigurationLayers("test") { SystemFile = both, ConfigFile = both }.Build();
+        Assert.Equal("file", root[$"{_section}:Key"]);
+        Assert.Single(root.Providers, p => p is Microsoft.Extensions.Configuration.Json.JsonConfigurationProvider);
+    }
+
+    [Fact]
+    public void The_system_file_of_a_program_is_in_etc_survey6()
+    {
+        Assert.Equal("/etc/survey6/probe.json", new ConfigurationLayers("probe").SystemFile);
+        Assert.Equal("/etc/survey6/server.json", new ConfigurationLayers("server").SystemFile);
+        Assert.Equal("/etc/survey6/aggregator.json", new ConfigurationLayers("aggregator").SystemFile);
+    }
+
+    [Fact]
+    public void A_config_file_that_does_not_exist_stops_the_start_naming_the_file()
+    {
+        var missing = Path.Combine(_dir.FullName, "nope.json");
+
+        var e = Assert.Throws<FileNotFoundException>(() => new ConfigurationLayers("test") { ConfigFile = missing }.Build());
+
+        Assert.Equal($"configuration file {missing} does not exist", e.Message);
+    }
+
+    [Fact]
+    public void A_config_file_that_is_not_json_stops_the_start_naming_the_file_and_the_line()
+    {
+        var bad = Write("bad.json", "{\n  \"Server\": {\n    \"GrpcListen\": *:7443\n  }\n}\n");
+
+        var e = Assert.Throws<ConfigurationFileException>(() => new ConfigurationLayers("test") { ConfigFile = bad }.Build());
+
+        Assert.Equal(bad, e.FilePath);
+        Assert.Equal(3, e.Line);
+        Assert.StartsWith($"configuration file {bad} is not valid JSON at line 3, column 19: ", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("LineNumber", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_system_file_that_is_not_json_stops_the_start_too()
+    {
+        var bad = Write("system.json", "{ \"Probe\": { \"StateDirectory\": ");
+
+        var e = Assert.Throws<ConfigurationFileException>(() => new ConfigurationLayers("test") { SystemFile = bad }.Build());
+
+        Assert.Contains($"configuration file {bad} is not valid JSON at line 1", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Json_that_is_not_an_object_of_sections_is_refused_and_comments_and_trailing_commas_are_not()
+    {
+        var array = Write("array.json", "[1, 2]");
+        var e = Assert.Throws<ConfigurationFileException>(() => new ConfigurationLayers("test") { ConfigFile = array }.Build());
+        Assert.Equal($"configuration file {array} holds a JSON array, not an object of sections ({{ \"Section\": {{ ... }} }})", e.Message);
+
+        var lenient = Write("lenient.json", $"// written by hand\n{{ \"{_section}\": {{ \"Key\": \"value\", }}, }}\n");
+        Assert.Equal("value", new ConfigurationLayers("test") { ConfigFile = lenient }.Build()[$"{_section}:Key"]);
+    }
+
+    [Fact]
+    public void A_directory_given_as_the_config_file_is_refused_naming_it()
+    {
+        var e = Assert.Throws<ConfigurationFileException>(() => new ConfigurationLayers("test") { ConfigFile = _dir.FullName }.Build());
+
+        Assert.Equal($"configuration file {_dir.FullName} is a directory; it names a JSON file", e.Message);
+    }
+
+    private string Write(string name, string text)
+    {
+        var path = Path.Combine(_dir.FullName, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    private string Json(params (string Key, string Value)[] pairs) =>
+        $"{{ \"{_section}\": {{ {string.Join(", ", pairs.Select(p => $"\"{p.Key}\": \"{p.Value}\""))} }} }}";
+
+    private Dictionary<string, string?> Keys(params (string Key, string Value)[] pairs) =>
+        pairs.ToDictionary(p => $"{_section}:{p.Key}", p => (string?)p.Value);
+
+    private void SetVariable(string key, string value)
+    {
+        var name = $"{_section}__{key}";
+        _variables.Add(name);
+        Environment.SetEnvironmentVariable(name, value);
+    }
+}
