@@ -35,7 +35,9 @@ internal static class AggregatorHosting
             overrides[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.Source)}"] = kind.ToString();
         if (workerName is not null)
             overrides[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.WorkerName)}"] = workerName;
-        Configuration(configFile, overrides).AddTo(builder.Configuration);
+        // The command's level as the default, so that it holds over the common one and Logging__LogLevel__Default still wins.
+        var defaults = new Dictionary<string, string?> { ["Logging:LogLevel:Default"] = minimumLevel.ToString() };
+        (Configuration(configFile, overrides) with { Defaults = defaults }).AddTo(builder.Configuration);
 
         // Logs go to stderr so that stdout carries only results (status --json, query output).
         builder.Logging.ClearProviders();

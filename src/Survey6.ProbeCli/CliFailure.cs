@@ -175,8 +175,6 @@ public static class CliFailure
         {
             case CliException cli:
                 return (cli.ExitCode, cli.Message);
-            case Survey6.Contracts.Configuration.ConfigurationFileException configuration:
-                return (ExitCodes.Usage, configuration.Message);
             case Survey6.Packets.Files.OwnerLockException owned:
                 return (ExitCodes.Conflict, owned.Message);
             case AggregateException { InnerExceptions.Count: 1 } aggregate:

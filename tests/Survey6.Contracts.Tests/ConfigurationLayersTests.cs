@@ -73,6 +73,20 @@ public sealed class ConfigurationLayersTests : IDisposable
     }
 
     [Fact]
+    public void A_programs_defaults_override_the_common_ones_and_keep_the_rest()
+    {
+        var root = new ConfigurationLayers("test")
+        {
+            SystemFile = null,
+            Defaults = new Dictionary<string, string?> { ["Logging:LogLevel:Default"] = "Warning", ["Logging:LogLevel:Grpc"] = "Error" },
+        }.Build();
+
+        Assert.Equal("Warning", root["Logging:LogLevel:Default"]);
+        Assert.Equal("Error", root["Logging:LogLevel:Grpc"]);
+        Assert.Equal("Warning", root["Logging:LogLevel:Microsoft.Hosting.Lifetime"]);
+    }
+
+    [Fact]
     public void The_system_file_of_a_program_is_in_etc_survey6()
     {
         Assert.Equal("/etc/survey6/probe.json", new ConfigurationLayers("probe").SystemFile);
@@ -95,10 +109,8 @@ public sealed class ConfigurationLayersTests : IDisposable
     {
         var bad = Write("bad.json", "{\n  \"Server\": {\n    \"GrpcListen\": *:7443\n  }\n}\n");
 
-        var e = Assert.Throws<ConfigurationFileException>(() => new ConfigurationLayers("test") { ConfigFile = bad }.Build());
+        var e = Assert.Throws<FormatException>(() => new ConfigurationLayers("test") { ConfigFile = bad }.Build());
 
-        Assert.Equal(bad, e.FilePath);
-        Assert.Equal(3, e.Line);
         Assert.StartsWith($"configuration file {bad} is not valid JSON at line 3, column 19: ", e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("LineNumber", e.Message, StringComparison.Ordinal);
     }
@@ -108,7 +120,7 @@ public sealed class ConfigurationLayersTests : IDisposable
     {
         var bad = Write("system.json", "{ \"Probe\": { \"StateDirectory\": ");
 
-        var e = Assert.Throws<ConfigurationFileException>(() => new ConfigurationLayers("test") { SystemFile = bad }.Build());
+        var e = Assert.Throws<FormatException>(() => new ConfigurationLayers("test") { SystemFile = bad }.Build());
 
         Assert.Contains($"configuration file {bad} is not valid JSON at line 1", e.Message, StringComparison.Ordinal);
     }
@@ -117,7 +129,7 @@ public sealed class ConfigurationLayersTests : IDisposable
     public void Json_that_is_not_an_object_of_sections_is_refused_and_comments_and_trailing_commas_are_not()
     {
         var array = Write("array.json", "[1, 2]");
-        var e = Assert.Throws<ConfigurationFileException>(() => new ConfigurationLayers("test") { ConfigFile = array }.Build());
+        var e = Assert.Throws<FormatException>(() => new ConfigurationLayers("test") { ConfigFile = array }.Build());
         Assert.Equal($"configuration file {array} holds a JSON array, not an object of sections ({{ \"Section\": {{ ... }} }})", e.Message);
 
         var lenient = Write("lenient.json", $"// written by hand\n{{ \"{_section}\": {{ \"Key\": \"value\", }}, }}\n");
@@ -127,7 +139,7 @@ public sealed class ConfigurationLayersTests : IDisposable
     [Fact]
     public void A_directory_given_as_the_config_file_is_refused_naming_it()
     {
-        var e = Assert.Throws<ConfigurationFileException>(() => new ConfigurationLayers("test") { ConfigFile = _dir.FullName }.Build());
+        var e = Assert.Throws<FormatException>(() => new ConfigurationLayers("test") { ConfigFile = _dir.FullName }.Build());
 
         Assert.Equal($"configuration file {_dir.FullName} is a directory; it names a JSON file", e.Message);
     }

@@ -15,8 +15,8 @@ namespace Survey6.Contracts.Configuration;
 /// <item>environment variables, <c>Section__Key</c> (<c>Probe__Capture__Interfaces__0=eth0</c>, <c>Server__GrpcListen=...</c>);</item>
 /// <item>command-line options (<see cref="Overrides"/>, as <c>Section:Key</c>).</item>
 /// </list>
-/// A file that is named but missing, or present but not a JSON object, stops the program at start with a message that
-/// names the file (and the line). Contracts owns this because the probe, the server and the aggregator all reference it
+/// A file that is named but missing (<see cref="FileNotFoundException"/>), or present but not a JSON object
+/// (<see cref="FormatException"/>), stops the program at start with a message that names the file (and the line). Contracts owns this because the probe, the server and the aggregator all reference it
 /// and must agree; the programs differ only in their name and defaults.
 /// </summary>
 public sealed record ConfigurationLayers
@@ -41,7 +41,17 @@ public sealed record ConfigurationLayers
 
     public string Program { get; }
 
-    /// <summary>Built-in defaults, beneath everything else.</summary>
+    /// <summary>
+    /// The defaults every program shares: information and up, without the host's start-up chatter (the programs print
+    /// what matters, such as their addresses, themselves).
+    /// </summary>
+    public static IReadOnlyDictionary<string, string?> CommonDefaults { get; } = new Dictionary<string, string?>
+    {
+        ["Logging:LogLevel:Default"] = "Information",
+        ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
+    };
+
+    /// <summary>The program's own built-in defaults, over <see cref="CommonDefaults"/> and beneath everything else.</summary>
     public IReadOnlyDictionary<string, string?> Defaults { get; init; } = new Dictionary<string, string?>();
 
     /// <summary>Read when it exists (<c>/etc/survey6/PROGRAM.json</c> unless set); null for none.</summary>
@@ -70,7 +80,10 @@ public sealed record ConfigurationLayers
                 builder.Sources.RemoveAt(i);
         }
 
-        builder.Sources.Insert(0, new MemoryConfigurationSource { InitialData = Defaults });
+        var defaults = new Dictionary<string, string?>(CommonDefaults, StringComparer.OrdinalIgnoreCase);
+        foreach (var (key, value) in Defaults)
+            defaults[key] = value;
+        builder.Sources.Insert(0, new MemoryConfigurationSource { InitialData = defaults });
         var configFile = ConfigFile is null ? null : Path.GetFullPath(ConfigFile);
         if (SystemFile is not null && File.Exists(SystemFile) && !string.Equals(Path.GetFullPath(SystemFile), configFile, StringComparison.Ordinal))
             AddJson(builder, Path.GetFullPath(SystemFile));
@@ -96,65 +109,24 @@ public sealed record ConfigurationLayers
     {
         ArgumentNullException.ThrowIfNull(path);
         if (Directory.Exists(path))
-            throw new ConfigurationFileException(path, "is a directory; it names a JSON file");
+            throw new FormatException($"configuration file {path} is a directory; it names a JSON file");
         if (!File.Exists(path))
             throw new FileNotFoundException($"configuration file {path} does not exist", path);
         try
         {
             using var document = JsonDocument.Parse(File.ReadAllBytes(path), JsonOptions);
             if (document.RootElement.ValueKind != JsonValueKind.Object)
-                throw new ConfigurationFileException(path, $"holds a JSON {document.RootElement.ValueKind.ToString().ToLowerInvariant()}, not an object of sections ({{ \"Section\": {{ ... }} }})");
+                throw new FormatException($"configuration file {path} holds a JSON {document.RootElement.ValueKind.ToString().ToLowerInvariant()}, not an object of sections ({{ \"Section\": {{ ... }} }})");
         }
         catch (JsonException e)
         {
-            throw new ConfigurationFileException(path, e);
+            throw new FormatException(NotJson(path, e), e);
         }
     }
-}
 
-/// <summary>A configuration file that cannot be used: not JSON, or not an object. The message names the file and the line.</summary>
-public sealed class ConfigurationFileException : FormatException
-{
-    public ConfigurationFileException()
+    /// <summary>The file, then where the reader stopped (from 1), then why.</summary>
+    private static string NotJson(string path, JsonException error)
     {
-        FilePath = "";
-    }
-
-    public ConfigurationFileException(string message)
-        : base(message)
-    {
-        FilePath = "";
-    }
-
-    public ConfigurationFileException(string message, Exception innerException)
-        : base(message, innerException)
-    {
-        FilePath = "";
-    }
-
-    public ConfigurationFileException(string path, string problem)
-        : base($"configuration file {path} {problem}")
-    {
-        FilePath = path;
-    }
-
-    public ConfigurationFileException(string path, JsonException error)
-        : base(Describe(path, error), error)
-    {
-        ArgumentNullException.ThrowIfNull(error);
-        FilePath = path;
-        Line = error.LineNumber + 1;
-    }
-
-    /// <summary>The file at fault.</summary>
-    public string FilePath { get; }
-
-    /// <summary>The line (from 1) where the JSON reader stopped, when it said.</summary>
-    public long? Line { get; }
-
-    private static string Describe(string path, JsonException error)
-    {
-        ArgumentNullException.ThrowIfNull(error);
         // System.Text.Json appends its own zero-based position ("LineNumber: 2 | BytePositionInLine: 4."); say it once, from 1.
         var reason = error.Message;
         var tail = reason.IndexOf(" LineNumber:", StringComparison.Ordinal);

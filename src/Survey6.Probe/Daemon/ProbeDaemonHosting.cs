@@ -20,12 +20,6 @@ namespace Survey6.Probe.Daemon;
 /// </summary>
 public static class ProbeDaemonHosting
 {
-    internal static readonly Dictionary<string, string?> Defaults = new()
-    {
-        ["Logging:LogLevel:Default"] = "Information",
-        ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
-    };
-
     /// <summary>The daemon's host as <c>survey6 probe run</c> builds it; tests use it too.</summary>
     public static HostApplicationBuilder CreateBuilder(string? configFile = null, IReadOnlyDictionary<string, string?>? overrides = null)
     {
@@ -46,7 +40,7 @@ public static class ProbeDaemonHosting
 
     /// <summary>The probe's configuration sources: its defaults, /etc/survey6/probe.json, <paramref name="configFile"/>, the environment, <paramref name="overrides"/>.</summary>
     public static ConfigurationLayers Configuration(string? configFile, IReadOnlyDictionary<string, string?>? overrides) =>
-        new("probe") { Defaults = Defaults, ConfigFile = configFile, Overrides = overrides };
+        new("probe") { ConfigFile = configFile, Overrides = overrides };
 
     /// <summary>Options (validated at start), capture, spool, the daemon and its control socket.</summary>
     public static IServiceCollection AddSurvey6Probe(this IServiceCollection services)

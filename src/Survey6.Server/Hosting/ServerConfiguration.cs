@@ -14,9 +14,7 @@ public static class ServerConfiguration
     internal static readonly Dictionary<string, string?> Defaults = new()
     {
         // Request logs are noise for an operator; warnings and errors still show.
-        ["Logging:LogLevel:Default"] = "Information",
         ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
-        ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
         ["Logging:LogLevel:Grpc"] = "Warning",
     };
 
