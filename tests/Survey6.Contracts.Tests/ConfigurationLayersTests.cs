@@ -1,34 +1,28 @@
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Configuration.EnvironmentVariables;
+using Microsoft.Extensions.Configuration.Json;
 using Survey6.Contracts.Configuration;
 
 namespace Survey6.Contracts.Tests;
 
 /// <summary>
-/// The one order in which the probe, the server and the aggregator read their settings (docs/operations.md, "Configure"),
-/// and what an operator sees when a file is wrong. Each test uses its own section name, so the process-wide environment
-/// variables it sets meet no other test.
+/// The one order in which the probe, the server and the aggregator read their settings (docs/operations.md, "Where
+/// settings come from"), and what an operator sees when a file is wrong.
 /// </summary>
 [Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class ConfigurationLayersTests : IDisposable
 {
-    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("survey6-config-");
-    private readonly string _section = "Layers" + Guid.NewGuid().ToString("N")[..12];
-    private readonly List<string> _variables = [];
+    private readonly ConfigurationScratch _scratch = new();
 
-    public void Dispose()
-    {
-        foreach (var variable in _variables)
-            Environment.SetEnvironmentVariable(variable, null);
-        _dir.Delete(recursive: true);
-    }
+    public void Dispose() => _scratch.Dispose();
 
     [Fact]
     public void Each_layer_overrides_the_ones_beneath_defaults_system_file_config_file_environment_command_line()
     {
-        var system = Write("system.json", Json(("System", "system"), ("Config", "system"), ("Environment", "system"), ("CommandLine", "system")));
-        var config = Write("config.json", Json(("Config", "config"), ("Environment", "config"), ("CommandLine", "config")));
-        SetVariable("Environment", "environment");
-        SetVariable("CommandLine", "environment");
+        var system = _scratch.WriteSection("system.json", ("System", "system"), ("Config", "system"), ("Environment", "system"), ("CommandLine", "system"));
+        var config = _scratch.WriteSection("config.json", ("Config", "config"), ("Environment", "config"), ("CommandLine", "config"));
+        _scratch.SetVariable("Environment", "environment");
+        _scratch.SetVariable("CommandLine", "environment");
         var layers = new ConfigurationLayers("test")
         {
             Defaults = Keys(("Default", "default"), ("System", "default"), ("Config", "default"), ("Environment", "default"), ("CommandLine", "default")),
@@ -37,13 +31,13 @@ public sealed class ConfigurationLayersTests : IDisposable
             Overrides = Keys(("CommandLine", "command line")),
         };
 
-        var settings = layers.Build().GetSection(_section);
+        var root = layers.Build();
 
-        Assert.Equal("default", settings["Default"]);
-        Assert.Equal("system", settings["System"]);
-        Assert.Equal("config", settings["Config"]);
-        Assert.Equal("environment", settings["Environment"]);
-        Assert.Equal("command line", settings["CommandLine"]);
+        Assert.Equal("default", root[_scratch.Key("Default")]);
+        Assert.Equal("system", root[_scratch.Key("System")]);
+        Assert.Equal("config", root[_scratch.Key("Config")]);
+        Assert.Equal("environment", root[_scratch.Key("Environment")]);
+        Assert.Equal("command line", root[_scratch.Key("CommandLine")]);
     }
 
     [Fact]
@@ -51,25 +45,25 @@ public sealed class ConfigurationLayersTests : IDisposable
     {
         // Host.CreateApplicationBuilder adds the environment before the program adds its files.
         var builder = new ConfigurationBuilder().AddEnvironmentVariables();
-        SetVariable("Key", "environment");
-        var config = Write("config.json", Json(("Key", "config")));
+        _scratch.SetVariable("Key", "environment");
+        var config = _scratch.WriteSection("config.json", ("Key", "config"));
 
         var root = new ConfigurationLayers("test") { SystemFile = null, ConfigFile = config }.AddTo(builder).Build();
 
-        Assert.Equal("environment", root[$"{_section}:Key"]);
-        Assert.Single(builder.Sources, s => s is Microsoft.Extensions.Configuration.EnvironmentVariables.EnvironmentVariablesConfigurationSource);
+        Assert.Equal("environment", root[_scratch.Key("Key")]);
+        Assert.Single(builder.Sources, s => s is EnvironmentVariablesConfigurationSource);
     }
 
     [Fact]
     public void A_missing_system_file_is_no_layer_and_the_system_file_is_read_once_when_config_names_it()
     {
-        var layers = new ConfigurationLayers("test") { SystemFile = Path.Combine(_dir.FullName, "absent.json"), Defaults = Keys(("Key", "default")) };
-        Assert.Equal("default", layers.Build()[$"{_section}:Key"]);
+        var absent = new ConfigurationLayers("test") { SystemFile = Path.Combine(_scratch.Folder.FullName, "absent.json"), Defaults = Keys(("Key", "default")) };
+        Assert.Equal("default", absent.Build()[_scratch.Key("Key")]);
 
-        var both = Write("both.json", Json(("Key", "file")));
+        var both = _scratch.WriteSection("both.json", ("Key", "file"));
         var root = new ConfigurationLayers("test") { SystemFile = both, ConfigFile = both }.Build();
-        Assert.Equal("file", root[$"{_section}:Key"]);
-        Assert.Single(root.Providers, p => p is Microsoft.Extensions.Configuration.Json.JsonConfigurationProvider);
+        Assert.Equal("file", root[_scratch.Key("Key")]);
+        Assert.Single(root.Providers, p => p is JsonConfigurationProvider);
     }
 
     [Fact]
@@ -97,7 +91,7 @@ public sealed class ConfigurationLayersTests : IDisposable
     [Fact]
     public void A_config_file_that_does_not_exist_stops_the_start_naming_the_file()
     {
-        var missing = Path.Combine(_dir.FullName, "nope.json");
+        var missing = Path.Combine(_scratch.Folder.FullName, "nope.json");
 
         var e = Assert.Throws<FileNotFoundException>(() => new ConfigurationLayers("test") { ConfigFile = missing }.Build());
 
@@ -107,7 +101,7 @@ public sealed class ConfigurationLayersTests : IDisposable
     [Fact]
     public void A_config_file_that_is_not_json_stops_the_start_naming_the_file_and_the_line()
     {
-        var bad = Write("bad.json", "{\n  \"Server\": {\n    \"GrpcListen\": *:7443\n  }\n}\n");
+        var bad = _scratch.Write("bad.json", "{\n  \"Server\": {\n    \"GrpcListen\": *:7443\n  }\n}\n");
 
         var e = Assert.Throws<FormatException>(() => new ConfigurationLayers("test") { ConfigFile = bad }.Build());
 
@@ -118,7 +112,7 @@ public sealed class ConfigurationLayersTests : IDisposable
     [Fact]
     public void A_system_file_that_is_not_json_stops_the_start_too()
     {
-        var bad = Write("system.json", "{ \"Probe\": { \"StateDirectory\": ");
+        var bad = _scratch.Write("system.json", "{ \"Probe\": { \"StateDirectory\": ");
 
         var e = Assert.Throws<FormatException>(() => new ConfigurationLayers("test") { SystemFile = bad }.Build());
 
@@ -128,39 +122,24 @@ public sealed class ConfigurationLayersTests : IDisposable
     [Fact]
     public void Json_that_is_not_an_object_of_sections_is_refused_and_comments_and_trailing_commas_are_not()
     {
-        var array = Write("array.json", "[1, 2]");
+        var array = _scratch.Write("array.json", "[1, 2]");
         var e = Assert.Throws<FormatException>(() => new ConfigurationLayers("test") { ConfigFile = array }.Build());
         Assert.Equal($"configuration file {array} holds a JSON array, not an object of sections ({{ \"Section\": {{ ... }} }})", e.Message);
 
-        var lenient = Write("lenient.json", $"// written by hand\n{{ \"{_section}\": {{ \"Key\": \"value\", }}, }}\n");
-        Assert.Equal("value", new ConfigurationLayers("test") { ConfigFile = lenient }.Build()[$"{_section}:Key"]);
+        var lenient = _scratch.Write("lenient.json", $"// written by hand\n{{ \"{_scratch.Section}\": {{ \"Key\": \"value\", }}, }}\n");
+        Assert.Equal("value", new ConfigurationLayers("test") { ConfigFile = lenient }.Build()[_scratch.Key("Key")]);
     }
 
     [Fact]
     public void A_directory_given_as_the_config_file_is_refused_naming_it()
     {
-        var e = Assert.Throws<FormatException>(() => new ConfigurationLayers("test") { ConfigFile = _dir.FullName }.Build());
+        var folder = _scratch.Folder.FullName;
 
-        Assert.Equal($"configuration file {_dir.FullName} is a directory; it names a JSON file", e.Message);
+        var e = Assert.Throws<FormatException>(() => new ConfigurationLayers("test") { ConfigFile = folder }.Build());
+
+        Assert.Equal($"configuration file {folder} is a directory; it names a JSON file", e.Message);
     }
-
-    private string Write(string name, string text)
-    {
-        var path = Path.Combine(_dir.FullName, name);
-        File.WriteAllText(path, text);
-        return path;
-    }
-
-    private string Json(params (string Key, string Value)[] pairs) =>
-        $"{{ \"{_section}\": {{ {string.Join(", ", pairs.Select(p => $"\"{p.Key}\": \"{p.Value}\""))} }} }}";
 
     private Dictionary<string, string?> Keys(params (string Key, string Value)[] pairs) =>
-        pairs.ToDictionary(p => $"{_section}:{p.Key}", p => (string?)p.Value);
-
-    private void SetVariable(string key, string value)
-    {
-        var name = $"{_section}__{key}";
-        _variables.Add(name);
-        Environment.SetEnvironmentVariable(name, value);
-    }
+        pairs.ToDictionary(p => _scratch.Key(p.Key), p => (string?)p.Value);
 }

@@ -12,15 +12,9 @@ namespace Survey6.Server.Tests;
 [Trait(TestCategory.Name, TestCategory.Unit)]
 public sealed class ConfigurationOrderTests : IDisposable
 {
-    private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("survey6-order-");
-    private readonly string _section = "Order" + Guid.NewGuid().ToString("N")[..12];
+    private readonly ConfigurationScratch _scratch = new();
 
-    public void Dispose()
-    {
-        Environment.SetEnvironmentVariable($"{_section}__Environment", null);
-        Environment.SetEnvironmentVariable($"{_section}__CommandLine", null);
-        _dir.Delete(recursive: true);
-    }
+    public void Dispose() => _scratch.Dispose();
 
     [Fact]
     public void The_server_host_reads_config_file_then_environment_then_command_line()
@@ -38,7 +32,7 @@ public sealed class ConfigurationOrderTests : IDisposable
     public void The_probe_host_reads_config_file_then_environment_then_command_line()
     {
         var (config, overrides) = Arrange();
-        overrides["Probe:StateDirectory"] = Path.Combine(_dir.FullName, "state");
+        overrides["Probe:StateDirectory"] = Path.Combine(_scratch.Folder.FullName, "state");
 
         var configuration = ProbeDaemonHosting.CreateBuilder(config, overrides).Configuration;
 
@@ -56,17 +50,16 @@ public sealed class ConfigurationOrderTests : IDisposable
 
     private (string Config, Dictionary<string, string?> Overrides) Arrange()
     {
-        var config = Path.Combine(_dir.FullName, "config.json");
-        File.WriteAllText(config, $$"""{ "{{_section}}": { "File": "file", "Environment": "file", "CommandLine": "file" } }""");
-        Environment.SetEnvironmentVariable($"{_section}__Environment", "environment");
-        Environment.SetEnvironmentVariable($"{_section}__CommandLine", "environment");
-        return (config, new Dictionary<string, string?> { [$"{_section}:CommandLine"] = "command line" });
+        var config = _scratch.WriteSection("config.json", ("File", "file"), ("Environment", "file"), ("CommandLine", "file"));
+        _scratch.SetVariable("Environment", "environment");
+        _scratch.SetVariable("CommandLine", "environment");
+        return (config, new Dictionary<string, string?> { [_scratch.Key("CommandLine")] = "command line" });
     }
 
     private void AssertOrder(IConfiguration configuration)
     {
-        Assert.Equal("file", configuration[$"{_section}:File"]);
-        Assert.Equal("environment", configuration[$"{_section}:Environment"]);
-        Assert.Equal("command line", configuration[$"{_section}:CommandLine"]);
+        Assert.Equal("file", configuration[_scratch.Key("File")]);
+        Assert.Equal("environment", configuration[_scratch.Key("Environment")]);
+        Assert.Equal("command line", configuration[_scratch.Key("CommandLine")]);
     }
 }
