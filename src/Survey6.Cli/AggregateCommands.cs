@@ -23,19 +23,26 @@ public static class AggregateCommands
 
     public static Command Create()
     {
-        var aggregate = new Command("aggregate", "Turn stored captures into Parquet datasets (parse, aggregate, cleanup)");
-        aggregate.Subcommands.Add(CreateOnce());
-        aggregate.Subcommands.Add(CreateRun());
-        aggregate.Subcommands.Add(CreateStatus());
-        aggregate.Subcommands.Add(CreateRebuild());
+        var config = ConfigOption();
+        config.Recursive = true;
+        var aggregate = new Command("aggregate", "Turn stored captures into Parquet datasets (parse, aggregate, cleanup)") { config };
+        aggregate.Subcommands.Add(CreateOnce(config));
+        aggregate.Subcommands.Add(CreateRun(config));
+        aggregate.Subcommands.Add(CreateStatus(config));
+        aggregate.Subcommands.Add(CreateRebuild(config));
         return aggregate;
     }
 
     internal static Option<string?> DataDirOption() => new("--data-dir") { Description = "C&C data folder holding captures/ (default: Aggregator:DataDirectory, else ./data)" };
 
+    internal static Option<string?> ConfigOption() => new("--config")
+    {
+        Description = "JSON configuration file (sections Aggregator, Ingest; default: appsettings.json in the working folder, if there is one)",
+    };
+
     internal static Option<string?> LakeOption() => new("--lake") { Description = "Lake folder (default: Aggregator:LakeDirectory, else DATA/lake)" };
 
-    private static Command CreateOnce()
+    private static Command CreateOnce(Option<string?> config)
     {
         var stage = new Option<string>("--stage") { Description = "Stage to run", DefaultValueFactory = _ => "all" };
         stage.AcceptOnlyFromAmong("parse", "aggregate", "cleanup", "all");
@@ -52,13 +59,13 @@ public static class AggregateCommands
         var command = new Command("once", $"Run stages once and exit (status {ExitFailed} when a stage failed, {ExitBusy} when another run held the lock)") { stage, dataDir, lake, includeOpen, source };
         command.SetAction((parse, ct) =>
         {
-            AsDataOwner(parse, parse.GetValue(dataDir));
-            return OnceAsync(parse.GetValue(stage)!, parse.GetValue(dataDir), parse.GetValue(lake), parse.GetValue(includeOpen), Console.Out, ct, parse.GetValue(source)!);
+            AsDataOwner(parse, parse.GetValue(dataDir), parse.GetValue(config));
+            return OnceAsync(parse.GetValue(stage)!, parse.GetValue(dataDir), parse.GetValue(lake), parse.GetValue(includeOpen), Console.Out, ct, parse.GetValue(source)!, parse.GetValue(config));
         });
         return command;
     }
 
-    private static Command CreateRun()
+    private static Command CreateRun(Option<string?> config)
     {
         var dataDir = DataDirOption();
         var lake = LakeOption();
@@ -69,10 +76,10 @@ public static class AggregateCommands
         command.SetAction(async (parse, ct) =>
         {
             var kind = Enum.Parse<CaptureSourceKind>(parse.GetValue(source)!, ignoreCase: true);
-            AsDataOwner(parse, parse.GetValue(dataDir));
+            AsDataOwner(parse, parse.GetValue(dataDir), parse.GetValue(config));
             try
             {
-                using var host = AggregatorHosting.Build(parse.GetValue(dataDir), parse.GetValue(lake), includeOpen: false, scheduled: true, LogLevel.Information, kind, parse.GetValue(worker));
+                using var host = AggregatorHosting.Build(parse.GetValue(dataDir), parse.GetValue(lake), includeOpen: false, scheduled: true, LogLevel.Information, kind, parse.GetValue(worker), parse.GetValue(config));
                 // A PostgreSQL ledger is checked (reached, migrated) before the daemon starts, so a wrong host or password
                 // stops it with one clear line instead of a stage retrying in the log.
                 if (host.Services.GetRequiredService<IOptions<AggregatorOptions>>().Value.Ledger.IsPostgres)
@@ -89,7 +96,7 @@ public static class AggregateCommands
         return command;
     }
 
-    private static Command CreateRebuild()
+    private static Command CreateRebuild(Option<string?> config)
     {
         var date = new Option<DateOnly>("--date") { Description = "The date (UTC, yyyy-MM-dd) whose datasets are rebuilt from its packets", Required = true };
         var dataDir = DataDirOption();
@@ -97,8 +104,9 @@ public static class AggregateCommands
         var command = new Command("rebuild", "Rebuild one date's datasets from its packets files, recomputing every partial aggregate (status 1 on failure, 3 when another run held the lock)") { date, dataDir, lake };
         command.SetAction(async (parse, ct) =>
         {
-            AsDataOwner(parse, parse.GetValue(dataDir));
-            using var host = AggregatorHosting.Build(parse.GetValue(dataDir), parse.GetValue(lake), includeOpen: false, scheduled: false, LogLevel.Information, CaptureSourceKind.Directory);
+            AsDataOwner(parse, parse.GetValue(dataDir), parse.GetValue(config));
+            using var host = AggregatorHosting.Build(parse.GetValue(dataDir), parse.GetValue(lake), includeOpen: false, scheduled: false, LogLevel.Information, CaptureSourceKind.Directory,
+                configFile: parse.GetValue(config));
             var runner = host.Services.GetRequiredService<AggregatorRunner>();
             var wait = host.Services.GetRequiredService<IOptions<AggregatorOptions>>().Value.LockWait;
             var report = await runner.RebuildAsync(parse.GetValue(date), wait, ct).ConfigureAwait(false);
@@ -114,7 +122,7 @@ public static class AggregateCommands
         return command;
     }
 
-    private static Command CreateStatus()
+    private static Command CreateStatus(Option<string?> config)
     {
         var dataDir = DataDirOption();
         var json = new Option<bool>("--json") { Description = "Print JSON" };
@@ -124,8 +132,8 @@ public static class AggregateCommands
         {
             if (parse.GetValue(runs) < 1)
                 throw new CliException(ExitCodes.Usage, $"--runs {parse.GetValue(runs)}: expected a count of runs, 1 or more");
-            AsDataOwner(parse, parse.GetValue(dataDir));
-            return Status(parse.GetValue(dataDir), parse.GetValue(json), parse.GetValue(runs), Console.Out);
+            AsDataOwner(parse, parse.GetValue(dataDir), parse.GetValue(config));
+            return Status(parse.GetValue(dataDir), parse.GetValue(json), parse.GetValue(runs), Console.Out, parse.GetValue(config));
         });
         return command;
     }
@@ -133,18 +141,19 @@ public static class AggregateCommands
     /// <summary>
     /// Root working on a data folder the C&amp;C's user owns works as that user, so the server can go on writing the lake and ledger.
     /// A missing data folder (a mistyped --data-dir, or no ./data where the command runs) is an error, never created.</summary>
-    private static void AsDataOwner(ParseResult parse, string? dataDir)
+    private static void AsDataOwner(ParseResult parse, string? dataDir, string? configFile)
     {
-        var directory = Path.GetFullPath(AggregatorHosting.DataDirectory(dataDir));
+        var directory = Path.GetFullPath(AggregatorHosting.DataDirectory(dataDir, configFile));
         CliPaths.RequireDirectory(directory, dataDir is null ? "the data folder (Aggregator:DataDirectory, else ./data)" : "--data-dir");
         DirectoryOwner.Become(directory, parse);
     }
 
-    public static async Task<int> OnceAsync(string stage, string? dataDir, string? lakeDir, bool includeOpen, TextWriter output, CancellationToken ct, string source = "auto")
+    public static async Task<int> OnceAsync(string stage, string? dataDir, string? lakeDir, bool includeOpen, TextWriter output, CancellationToken ct, string source = "auto",
+        string? configFile = null)
     {
         ArgumentNullException.ThrowIfNull(output);
-        var kind = source == "auto" ? AggregatorHosting.ResolveAuto(dataDir) : Enum.Parse<CaptureSourceKind>(source, ignoreCase: true);
-        using var host = AggregatorHosting.Build(dataDir, lakeDir, includeOpen, scheduled: false, LogLevel.Information, kind);
+        var kind = source == "auto" ? AggregatorHosting.ResolveAuto(dataDir, configFile) : Enum.Parse<CaptureSourceKind>(source, ignoreCase: true);
+        using var host = AggregatorHosting.Build(dataDir, lakeDir, includeOpen, scheduled: false, LogLevel.Information, kind, configFile: configFile);
         var runner = host.Services.GetRequiredService<AggregatorRunner>();
         var wait = host.Services.GetRequiredService<IOptions<AggregatorOptions>>().Value.LockWait;
         IReadOnlyList<StageReport?> reports = stage == "all"
@@ -189,10 +198,10 @@ public static class AggregateCommands
         }
     }
 
-    public static int Status(string? dataDir, bool json, int runCount, TextWriter output)
+    public static int Status(string? dataDir, bool json, int runCount, TextWriter output, string? configFile = null)
     {
-        var source = AggregatorHosting.ResolveAuto(dataDir);
-        using var host = AggregatorHosting.Build(dataDir, null, includeOpen: false, scheduled: false, LogLevel.Warning, source);
+        var source = AggregatorHosting.ResolveAuto(dataDir, configFile);
+        using var host = AggregatorHosting.Build(dataDir, null, includeOpen: false, scheduled: false, LogLevel.Warning, source, configFile: configFile);
         var ledger = host.Services.GetRequiredService<IRunLedger>();
         var queue = source == CaptureSourceKind.Queue ? QueueState(host.Services) : null;
         var counts = ledger.CaptureCounts();

@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Survey6.Aggregator;
+using Survey6.Contracts.Configuration;
 using Survey6.Data;
 
 namespace Survey6.Cli;
@@ -11,15 +12,16 @@ namespace Survey6.Cli;
 internal static class AggregatorHosting
 {
     /// <summary>
-    /// Configuration comes from <c>appsettings.json</c> in the working folder, then environment variables
-    /// (<c>Aggregator__Schedules__Parse=...</c>), then the command-line folders, which win.
+    /// The aggregator's settings come in the order every program shares (<see cref="ConfigurationLayers"/>); the
+    /// command-line folders are its overrides.
     /// </summary>
     public static IHost Build(string? dataDir, string? lakeDir, bool includeOpen, bool scheduled, LogLevel minimumLevel,
-        CaptureSourceKind? source = null, string? workerName = null)
+        CaptureSourceKind? source = null, string? workerName = null, string? configFile = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
         {
-            ContentRootPath = Directory.GetCurrentDirectory(),
+            // Not the working directory: its appsettings.json is read (below) only in place of --config.
+            ContentRootPath = AppContext.BaseDirectory,
             DisableDefaults = false,
         });
         var overrides = new Dictionary<string, string?>();
@@ -33,7 +35,9 @@ internal static class AggregatorHosting
             overrides[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.Source)}"] = kind.ToString();
         if (workerName is not null)
             overrides[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.WorkerName)}"] = workerName;
-        builder.Configuration.AddInMemoryCollection(overrides);
+        // The command's level as the default, so that it holds over the common one and Logging__LogLevel__Default still wins.
+        var defaults = new Dictionary<string, string?> { ["Logging:LogLevel:Default"] = minimumLevel.ToString() };
+        (Configuration(configFile, overrides) with { Defaults = defaults }).AddTo(builder.Configuration);
 
         // Logs go to stderr so that stdout carries only results (status --json, query output).
         builder.Logging.ClearProviders();
@@ -55,9 +59,9 @@ internal static class AggregatorHosting
     /// What <c>aggregate once --source auto</c> means: the ingest queue when there is one to drain (a Redis queue is
     /// configured, or the data folder holds the C&amp;C's <c>ingest.db</c>), else a scan of <c>DATA/captures</c>.
     /// </summary>
-    public static CaptureSourceKind ResolveAuto(string? dataDir)
+    public static CaptureSourceKind ResolveAuto(string? dataDir, string? configFile = null)
     {
-        var configuration = FileConfiguration();
+        var configuration = Configuration(configFile).Build();
         if (string.Equals(configuration["Ingest:Kind"], "redis", StringComparison.OrdinalIgnoreCase))
             return CaptureSourceKind.Queue;
         var data = DataDirectory(dataDir, configuration);
@@ -66,16 +70,25 @@ internal static class AggregatorHosting
     }
 
     /// <summary>The data folder a command works on: <c>--data-dir</c>, else <c>Aggregator:DataDirectory</c>, else <c>./data</c>.</summary>
-    public static string DataDirectory(string? dataDir) => DataDirectory(dataDir, FileConfiguration());
+    public static string DataDirectory(string? dataDir, string? configFile = null) => DataDirectory(dataDir, Configuration(configFile).Build());
 
     private static string DataDirectory(string? dataDir, IConfiguration configuration) =>
         dataDir ?? configuration[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.DataDirectory)}"] ?? new AggregatorOptions().DataDirectory;
 
-    private static IConfigurationRoot FileConfiguration() => new ConfigurationBuilder()
-        .SetBasePath(Directory.GetCurrentDirectory())
-        .AddJsonFile("appsettings.json", optional: true)
-        .AddEnvironmentVariables()
-        .Build();
+    /// <summary>
+    /// The aggregator's configuration sources: /etc/survey6/aggregator.json, <paramref name="configFile"/> (without one,
+    /// <c>appsettings.json</c> in the working folder when there is one, as before <c>--config</c> existed), the
+    /// environment, <paramref name="overrides"/>.
+    /// </summary>
+    public static ConfigurationLayers Configuration(string? configFile, IReadOnlyDictionary<string, string?>? overrides = null)
+    {
+        var workingFolderFile = Path.Combine(Directory.GetCurrentDirectory(), "appsettings.json");
+        return new("aggregator")
+        {
+            ConfigFile = configFile ?? (File.Exists(workingFolderFile) ? workingFolderFile : null),
+            Overrides = overrides,
+        };
+    }
 
     private static CaptureSourceKind SourceOf(ConfigurationManager configuration) =>
         Enum.TryParse<CaptureSourceKind>(configuration[$"{AggregatorOptions.SectionName}:{nameof(AggregatorOptions.Source)}"], ignoreCase: true, out var kind)

@@ -23,12 +23,13 @@ public static class QueryCommand
         format.AcceptOnlyFromAmong("table", "csv", "jsonl");
         var lake = AggregateCommands.LakeOption();
         var dataDir = AggregateCommands.DataDirOption();
-        var command = new Command("query", "Run SQL over the Parquet lake") { sql, format, lake, dataDir };
-        command.SetAction(parse => Run(parse.GetValue(sql)!, parse.GetValue(format)!, parse.GetValue(lake), parse.GetValue(dataDir), Console.Out, Console.Error));
+        var config = AggregateCommands.ConfigOption();
+        var command = new Command("query", "Run SQL over the Parquet lake") { sql, format, lake, dataDir, config };
+        command.SetAction(parse => Run(parse.GetValue(sql)!, parse.GetValue(format)!, parse.GetValue(lake), parse.GetValue(dataDir), Console.Out, Console.Error, parse.GetValue(config)));
         return command;
     }
 
-    public static int Run(string sql, string format, string? lakeDir, string? dataDir, TextWriter output, TextWriter error)
+    public static int Run(string sql, string format, string? lakeDir, string? dataDir, TextWriter output, TextWriter error, string? configFile = null)
     {
         ArgumentNullException.ThrowIfNull(error);
         if (string.IsNullOrWhiteSpace(sql))
@@ -38,7 +39,7 @@ public static class QueryCommand
         }
 
         string lakeRoot;
-        using (var host = AggregatorHosting.Build(dataDir, lakeDir, includeOpen: false, scheduled: false, LogLevel.Warning))
+        using (var host = AggregatorHosting.Build(dataDir, lakeDir, includeOpen: false, scheduled: false, LogLevel.Warning, configFile: configFile))
             lakeRoot = host.Services.GetRequiredService<IOptions<AggregatorOptions>>().Value.Layout.Lake;
 
         IReadOnlyList<string> queried = [];

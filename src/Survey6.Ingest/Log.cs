@@ -4,6 +4,37 @@ namespace Survey6.Ingest;
 
 internal static partial class Log
 {
+    // What an operation's outcome says, logged alike by every engine (SQLite, Redis).
+
+    /// <summary>Logs whether an enqueue added <paramref name="item"/>; returns <paramref name="added"/>.</summary>
+    public static bool Enqueue(ILogger logger, CaptureEnqueued item, bool added)
+    {
+        if (added)
+            Enqueued(logger, item.Sha256, item.ProbeId);
+        else
+            AlreadyQueued(logger, item.Sha256);
+        return added;
+    }
+
+    /// <summary>Logs whether <paramref name="lease"/> was still held when acked; returns <paramref name="held"/>.</summary>
+    public static bool Ack(ILogger logger, IngestLease lease, bool held)
+    {
+        if (held)
+            Acked(logger, lease.Item.Sha256, lease.Consumer);
+        else
+            LeaseLost(logger, lease.Consumer, lease.Item.Sha256, lease.Attempt);
+        return held;
+    }
+
+    /// <summary><paramref name="lease"/> running until <paramref name="expires"/>, or null (logged) when it was lost.</summary>
+    public static IngestLease? Renewal(ILogger logger, IngestLease lease, DateTimeOffset? expires)
+    {
+        if (expires is { } until)
+            return lease with { LeaseExpiresAt = until };
+        LeaseLost(logger, lease.Consumer, lease.Item.Sha256, lease.Attempt);
+        return null;
+    }
+
     [LoggerMessage(EventId = 1, Level = LogLevel.Debug, Message = "Queued capture {Sha256} from probe {ProbeId}")]
     public static partial void Enqueued(ILogger logger, string sha256, string probeId);
 

@@ -186,16 +186,7 @@ public sealed class RedisStreamsIngestQueue : IIngestQueue, IDisposable
             fields.Add(item.ManifestPath);
         }
         var id = await _db.ScriptEvaluateAsync(EnqueueScript, [_stream, Guard(item.Sha256)], [.. fields]);
-        var added = !id.IsNull;
-        if (added)
-        {
-            Log.Enqueued(_logger, item.Sha256, item.ProbeId);
-        }
-        else
-        {
-            Log.AlreadyQueued(_logger, item.Sha256);
-        }
-        return added;
+        return Log.Enqueue(_logger, item, added: !id.IsNull);
     }
 
     public async ValueTask<IngestLease?> TryDequeueAsync(string consumer, CancellationToken ct)
@@ -246,15 +237,7 @@ public sealed class RedisStreamsIngestQueue : IIngestQueue, IDisposable
         var held = (long)await _db.ScriptEvaluateAsync(AckScript,
             [_stream, Guard(lease.Item.Sha256)],
             [_group, id, lease.Consumer, attempt]) == 1;
-        if (held)
-        {
-            Log.Acked(_logger, lease.Item.Sha256, lease.Consumer);
-        }
-        else
-        {
-            Log.LeaseLost(_logger, lease.Consumer, lease.Item.Sha256, lease.Attempt);
-        }
-        return held;
+        return Log.Ack(_logger, lease, held);
     }
 
     public async ValueTask<IngestLease?> RenewAsync(IngestLease lease, CancellationToken ct)
@@ -264,12 +247,7 @@ public sealed class RedisStreamsIngestQueue : IIngestQueue, IDisposable
         var held = (long)await _db.ScriptEvaluateAsync(RenewScript,
             [_stream, Guard(lease.Item.Sha256)],
             [_group, id, lease.Consumer, attempt, _leaseMs]) == 1;
-        if (held)
-        {
-            return lease with { LeaseExpiresAt = _time.GetUtcNow() + _leaseTime };
-        }
-        Log.LeaseLost(_logger, lease.Consumer, lease.Item.Sha256, lease.Attempt);
-        return null;
+        return Log.Renewal(_logger, lease, held ? _time.GetUtcNow() + _leaseTime : null);
     }
 
     public async ValueTask<bool> NackAsync(IngestLease lease, string reason, TimeSpan? retryAfter, CancellationToken ct)

@@ -78,16 +78,7 @@ public sealed class SqliteIngestQueue : IIngestQueue, IDisposable
         command.Parameters.AddWithValue("$received", Wire.FormatTime(item.ReceivedAt));
         command.Parameters.AddWithValue("$manifest", (object?)item.ManifestPath ?? DBNull.Value);
         command.Parameters.AddWithValue("$now", now);
-        var added = await command.ExecuteNonQueryAsync(ct) == 1;
-        if (added)
-        {
-            Log.Enqueued(_logger, item.Sha256, item.ProbeId);
-        }
-        else
-        {
-            Log.AlreadyQueued(_logger, item.Sha256);
-        }
-        return added;
+        return Log.Enqueue(_logger, item, await command.ExecuteNonQueryAsync(ct) == 1);
     }
 
     public async ValueTask<IngestLease?> TryDequeueAsync(string consumer, CancellationToken ct)
@@ -162,16 +153,7 @@ public sealed class SqliteIngestQueue : IIngestQueue, IDisposable
         command.CommandText = "DELETE FROM ingest_queue WHERE sha256 = $sha AND delivery_id = $delivery";
         command.Parameters.AddWithValue("$sha", lease.Item.Sha256);
         command.Parameters.AddWithValue("$delivery", lease.DeliveryId);
-        var held = await command.ExecuteNonQueryAsync(ct) == 1;
-        if (held)
-        {
-            Log.Acked(_logger, lease.Item.Sha256, lease.Consumer);
-        }
-        else
-        {
-            Log.LeaseLost(_logger, lease.Consumer, lease.Item.Sha256, lease.Attempt);
-        }
-        return held;
+        return Log.Ack(_logger, lease, await command.ExecuteNonQueryAsync(ct) == 1);
     }
 
     public async ValueTask<IngestLease?> RenewAsync(IngestLease lease, CancellationToken ct)
@@ -191,12 +173,7 @@ public sealed class SqliteIngestQueue : IIngestQueue, IDisposable
         command.Parameters.AddWithValue("$sha", lease.Item.Sha256);
         command.Parameters.AddWithValue("$delivery", lease.DeliveryId);
         command.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
-        if (await command.ExecuteNonQueryAsync(ct) == 1)
-        {
-            return lease with { LeaseExpiresAt = expires };
-        }
-        Log.LeaseLost(_logger, lease.Consumer, lease.Item.Sha256, lease.Attempt);
-        return null;
+        return Log.Renewal(_logger, lease, await command.ExecuteNonQueryAsync(ct) == 1 ? expires : null);
     }
 
     public async ValueTask<bool> NackAsync(IngestLease lease, string reason, TimeSpan? retryAfter, CancellationToken ct)

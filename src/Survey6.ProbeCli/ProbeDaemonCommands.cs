@@ -159,7 +159,7 @@ public static class ProbeDaemonCommands
     {
         if (parse.GetValue(stateDir) is { } dir)
             return new ProbeDaemonPaths(dir);
-        var configuration = new ConfigurationBuilder().AddEnvironmentVariables().AddProbeSources(parse.GetValue(config), null).Build();
+        var configuration = ProbeDaemonHosting.Configuration(parse.GetValue(config), null).Build();
         var configured = configuration.GetSection(ProbeOptions.SectionName).Get<ProbeOptions>()?.StateDirectory;
         return new ProbeDaemonPaths(string.IsNullOrWhiteSpace(configured) ? JoinSettings.DefaultStateDirectory : configured);
     }

@@ -60,6 +60,13 @@ public sealed class CliMistakeTests : IDisposable
         var badJson = Path.Combine(_root, "bad.json");
         await File.WriteAllTextAsync(badJson, "{ \"Server\": { \"DataDirectory\": ");
         File.SetUnixFileMode(badJson, (UnixFileMode)0x1A4);
+        // Hand-edited, with the mistake on line 3: the line tells the operator where to look.
+        var badJsonLine3 = Path.Combine(_root, "bad-line3.json");
+        await File.WriteAllTextAsync(badJsonLine3, "{\n  \"Aggregator\": {\n    \"LockWait\": 00:05\n  }\n}\n");
+        File.SetUnixFileMode(badJsonLine3, (UnixFileMode)0x1A4);
+        var aggregatorConfig = Path.Combine(_root, "aggregator.json");
+        await File.WriteAllTextAsync(aggregatorConfig, $"{{ \"Aggregator\": {{ \"DataDirectory\": \"{Path.Combine(_root, "missing-agg-config")}\" }} }}");
+        File.SetUnixFileMode(aggregatorConfig, (UnixFileMode)0x1A4);
         var unreadable = Path.Combine(_root, "unreadable.json");
         await File.WriteAllTextAsync(unreadable, "{}");
         File.SetUnixFileMode(unreadable, UnixFileMode.UserRead | UnixFileMode.UserWrite);
@@ -89,6 +96,13 @@ public sealed class CliMistakeTests : IDisposable
             new("--config a directory", ["server", "token", "list", "--config", directory], ExitCodes.Usage, directory + " is a directory"),
             new("--config bad JSON", ["server", "token", "list", "--config", badJson], ExitCodes.Usage, badJson),
             new("--config unreadable", ["server", "token", "list", "--config", unreadable], ExitCodes.Permission, unreadable, AsNobody: true),
+            new("server run --config bad JSON", ["server", "run", "--config", badJson, "--data-dir", Missing("run-json")], ExitCodes.Usage, $"configuration file {badJson} is not valid JSON at line 1"),
+            new("probe run --config bad JSON", ["probe", "run", "--config", badJsonLine3, "--state-dir", Missing("probe-json")], ExitCodes.Usage, $"configuration file {badJsonLine3} is not valid JSON at line 3"),
+            new("aggregate once --config missing", ["aggregate", "once", "--config", nope], ExitCodes.NotFound, nope),
+            new("aggregate once --config bad JSON", ["aggregate", "once", "--config", badJsonLine3], ExitCodes.Usage, $"configuration file {badJsonLine3} is not valid JSON at line 3"),
+            new("aggregate status --config a directory", ["aggregate", "status", "--config", directory], ExitCodes.Usage, directory + " is a directory"),
+            new("aggregate status --config naming a missing data folder", ["aggregate", "status", "--config", aggregatorConfig], ExitCodes.NotFound, Missing("agg-config")),
+            new("query --config bad JSON", ["query", "SELECT 1", "--config", badJsonLine3, "--data-dir", data], ExitCodes.Usage, $"configuration file {badJsonLine3} is not valid JSON at line 3"),
             new("probe status --config missing", ["probe", "status", "--config", nope], ExitCodes.NotFound, nope),
             new("probe suspend --config missing", ["probe", "suspend", "--config", nope], ExitCodes.NotFound, nope),
             new("probe status on a missing directory", ["probe", "status", "--state-dir", Missing("state")], ExitCodes.NotFound, Missing("state")),

@@ -1,10 +1,10 @@
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Survey6.Contracts.Configuration;
 using Survey6.Probe.Capture;
 using Survey6.Probe.Join;
 using Survey6.Probe.Policies;
@@ -15,18 +15,11 @@ using Survey6.Probe.Uplink;
 namespace Survey6.Probe.Daemon;
 
 /// <summary>
-/// Wiring of the probe daemon. Configuration, lowest precedence first: built-in defaults,
-/// environment variables (<c>Probe__Capture__Interfaces__0=eth0</c>), the JSON file given with
-/// <c>--config</c>, command-line overrides (<c>--state-dir</c> as <c>Probe:StateDirectory</c>).
+/// Wiring of the probe daemon. Its settings come in the order every program shares (<see cref="ConfigurationLayers"/>),
+/// with command-line overrides such as <c>--state-dir</c> as <c>Probe:StateDirectory</c>.
 /// </summary>
 public static class ProbeDaemonHosting
 {
-    internal static readonly Dictionary<string, string?> Defaults = new()
-    {
-        ["Logging:LogLevel:Default"] = "Information",
-        ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
-    };
-
     /// <summary>The daemon's host as <c>survey6 probe run</c> builds it; tests use it too.</summary>
     public static HostApplicationBuilder CreateBuilder(string? configFile = null, IReadOnlyDictionary<string, string?>? overrides = null)
     {
@@ -37,7 +30,7 @@ public static class ProbeDaemonHosting
             ContentRootPath = AppContext.BaseDirectory,
             Args = [],
         });
-        builder.Configuration.AddProbeSources(configFile, overrides);
+        Configuration(configFile, overrides).AddTo(builder.Configuration);
         // Type=notify: READY=1 once started, STOPPING=1 on the way down, journal-friendly log lines.
         builder.Services.AddSystemd();
         builder.Services.AddSurvey6Probe();
@@ -45,17 +38,9 @@ public static class ProbeDaemonHosting
         return builder;
     }
 
-    /// <summary>Adds <paramref name="configFile"/> and <paramref name="overrides"/> above what is there, defaults beneath.</summary>
-    public static IConfigurationBuilder AddProbeSources(this IConfigurationBuilder builder, string? configFile, IReadOnlyDictionary<string, string?>? overrides)
-    {
-        ArgumentNullException.ThrowIfNull(builder);
-        builder.Sources.Insert(0, new MemoryConfigurationSource { InitialData = Defaults });
-        if (configFile is not null)
-            builder.AddJsonFile(Path.GetFullPath(configFile), optional: false, reloadOnChange: false);
-        if (overrides is not null)
-            builder.AddInMemoryCollection(overrides);
-        return builder;
-    }
+    /// <summary>The probe's configuration sources: its defaults, /etc/survey6/probe.json, <paramref name="configFile"/>, the environment, <paramref name="overrides"/>.</summary>
+    public static ConfigurationLayers Configuration(string? configFile, IReadOnlyDictionary<string, string?>? overrides) =>
+        new("probe") { ConfigFile = configFile, Overrides = overrides };
 
     /// <summary>Options (validated at start), capture, spool, the daemon and its control socket.</summary>
     public static IServiceCollection AddSurvey6Probe(this IServiceCollection services)
@@ -127,7 +112,7 @@ public static class ProbeDaemonHosting
     /// <summary>The spool directory the daemon would use, for commands that run without it.</summary>
     public static string SpoolDirectoryFor(string? configFile, string stateDirectory)
     {
-        var configuration = new ConfigurationBuilder().AddEnvironmentVariables().AddProbeSources(configFile, null).Build();
+        var configuration = Configuration(configFile, null).Build();
         var configured = configuration.GetSection(SpoolOptions.SectionName).Get<SpoolOptions>()?.Directory;
         return string.IsNullOrWhiteSpace(configured) ? new ProbeDaemonPaths(stateDirectory).DefaultSpoolPath : Path.GetFullPath(configured);
     }

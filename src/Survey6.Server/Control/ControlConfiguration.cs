@@ -9,7 +9,7 @@ public static class ControlConfiguration
 {
     public static (HealthOptions Health, PolicyOptions InitialPolicy) Load(string? configFile, IReadOnlyDictionary<string, string?>? overrides)
     {
-        var configuration = new ConfigurationBuilder().AddEnvironmentVariables().AddServerSources(configFile, overrides).Build();
+        var configuration = ServerConfiguration.Layers(configFile, overrides).Build();
         return (configuration.GetSection(HealthOptions.SectionName).Get<HealthOptions>() ?? new HealthOptions(),
                 configuration.GetSection(PolicyOptions.SectionName).Get<PolicyOptions>() ?? new PolicyOptions());
     }

@@ -14,7 +14,7 @@ public static class ServerApplication
             // Not the working directory: an appsettings.json lying there must not configure the server.
             ContentRootPath = AppContext.BaseDirectory,
         });
-        builder.Configuration.AddServerSources(configFile, overrides);
+        ServerConfiguration.Layers(configFile, overrides).AddTo(builder.Configuration);
         builder.AddSurvey6Server();
         return builder;
     }
