@@ -42,6 +42,8 @@ mkdir -p "$work/base" "$work/batch" "$root/bench/out"
 data="$work/data"
 mkdir -p "$data"
 out="$root/bench/out/growth.md"
+# Away from any ./appsettings.json, which the aggregator would read: the product's defaults only.
+cd "$work"
 results="$work/runs.tsv"
 : >"$results"
 
