@@ -7,7 +7,7 @@ namespace Survey6.Contracts.Configuration;
 
 /// <summary>
 /// Where a survey6 program (probe, server, aggregator) reads its settings from, and in which order: the one precedence
-/// that docs/operations.md ("Configure") documents. Lowest first:
+/// that docs/operations.md ("Where settings come from") documents. Lowest first:
 /// <list type="number">
 /// <item>built-in defaults (<see cref="Defaults"/>);</item>
 /// <item>the system file, <c>/etc/survey6/PROGRAM.json</c>, when there is one (the packages install probe.json and server.json there);</item>
