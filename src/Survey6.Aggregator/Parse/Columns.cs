@@ -438,3 +438,61 @@ internal sealed class StringListColumn(string name, int capacity, StringTable ta
         WriteIndices(indices.AsSpan(0, item), chunk.DictionaryCount, chunk.Page);
     }
 }
+
+/// <summary>
+/// A nullable list of numbers per row: <see cref="Counts"/>[row] = -1 for null, else that many values appended by
+/// <see cref="Append"/>. Elements are never null; an empty list is told apart from null.
+/// </summary>
+internal sealed class ValueListColumn<T>(string name, int capacity, ValueDictionary? dictionary = null, bool delta = false)
+    : Column(new ColumnSpec(name, PhysicalOf<T>(), ConvertedOf<T>(), Optional: true, IsList: true))
+    where T : struct
+{
+    private T[] _items = new T[1024];
+
+    public int[] Counts = new int[capacity];
+
+    public override void Resize(int capacity) => Array.Resize(ref Counts, capacity);
+
+    public int ItemCount { get; private set; }
+
+    public void Append(T value)
+    {
+        if (ItemCount == _items.Length)
+            Array.Resize(ref _items, _items.Length * 2);
+        _items[ItemCount++] = value;
+    }
+
+    public void Reset() => ItemCount = 0;
+
+    public override void Encode(int rows, ChunkBuilder chunk)
+    {
+        // Dremel levels: definition 0 = null list, 1 = empty list, 3 = a present element; repetition 1 continues a list.
+        int slots = 0;
+        for (int i = 0; i < rows; i++)
+            slots += Math.Max(1, Counts[i]);
+        var def = ChunkBuilder.Ensure(ref chunk.Levels, slots);
+        var rep = ChunkBuilder.Ensure(ref chunk.Repetitions, slots);
+        int slot = 0;
+        for (int i = 0; i < rows; i++)
+        {
+            int count = Counts[i];
+            if (count <= 0)
+            {
+                def[slot] = count < 0 ? 0 : 1;
+                rep[slot++] = 0;
+                continue;
+            }
+            for (int k = 0; k < count; k++)
+            {
+                def[slot] = 3;
+                rep[slot++] = k == 0 ? 0 : 1;
+            }
+        }
+        chunk.Slots = slot;
+        chunk.NullCount = slot - ItemCount;
+        WriteLevels(rep.AsSpan(0, slot), 1, chunk.Page);
+        WriteLevels(def.AsSpan(0, slot), 2, chunk.Page);
+        if (ItemCount > 0)
+            ValueEncoder.Values<T>(_items.AsSpan(0, ItemCount), delta, dictionary, chunk);
+    }
+}

@@ -157,11 +157,13 @@ public class ConnectionsDatasetTests
         using (var db = w.DuckDb())
         {
             var glob = Workspace.Q(Path.Combine(w.LakeDirectory, ".connections", "*", "*", "*.parquet"));
-            var rows = Workspace.Rows(db, $"SELECT proto, orig_p, head_open, tail_open, fragment IS NULL FROM read_parquet({glob}) ORDER BY ts_ns");
+            // The state columns (key_protocol among them) are null where no other capture's fragment can meet this one;
+            // only a head-open fragment keeps its packets for the stitcher's replay.
+            var rows = Workspace.Rows(db, $"SELECT proto, orig_p, head_open, tail_open, key_protocol IS NULL, len(ev_ts_ns) FROM read_parquet({glob}) ORDER BY ts_ns");
             Assert.Equal(3, rows.Count);
-            Assert.Equal(["udp", (ushort)40000, true, false, false], rows[0]);
-            Assert.Equal(["tcp", (ushort)50000, false, false, true], rows[1]);
-            Assert.Equal(["udp", (ushort)40001, false, true, false], rows[2]);
+            Assert.Equal(["udp", (ushort)40000, true, false, false, 1L], rows[0]);
+            Assert.Equal(["tcp", (ushort)50000, false, false, true, null], rows[1]);
+            Assert.Equal(["udp", (ushort)40001, false, true, false, null], rows[2]);
         }
 
         await w.RunAsync(AggregatorStage.Aggregate);
