@@ -201,13 +201,13 @@ internal sealed class ConnectionPartialWriter : IDisposable
     private readonly Dictionary<string, int> _histories = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _historyLookup;
     private byte[] _probeUtf8 = [];
+    private string? _probeOfUtf8;
     private int _rows;
     private int _allocated = InitialRows;
     private bool _complete;
     private bool _disposed;
 
-    private readonly ConstantStringColumn _source = new("source");
-    private readonly ConstantStringColumn _probe = new("probe_id");
+    private readonly StringColumn _source, _probe;
     private readonly RequiredColumn<long> _keyHash;
     private readonly RequiredColumn<long> _lastPacket;
     private readonly RequiredColumn<bool> _headOpen, _covered, _tailOpen;
@@ -238,26 +238,25 @@ internal sealed class ConnectionPartialWriter : IDisposable
     private readonly ValueListColumn<ushort> _evFlags, _evWindow;
     private readonly ValueListColumn<byte> _evBits;
 
-    /// <summary>Starts <paramref name="file"/> (created or overwritten) for the fragments of capture <paramref name="sha256"/>.</summary>
+    /// <summary>Starts <paramref name="file"/> (created or overwritten).</summary>
     /// <param name="keyId">The anonymisation key the addresses were anonymised with, recorded in the metadata as the packets files do.</param>
-    public ConnectionPartialWriter(string file, string sha256, string? keyId)
+    public ConnectionPartialWriter(string file, string? keyId)
     {
         ArgumentNullException.ThrowIfNull(file);
-        ArgumentNullException.ThrowIfNull(sha256);
         _historyLookup = _histories.GetAlternateLookup<ReadOnlySpan<char>>();
         int n = _allocated;
         var s = _strings;
         var m = _map;
         var v = _values;
         Add(
-            _source, _keyHash = new("key_hash", n), _lastPacket = new("last_packet_ns", n),
+            _source = new("source", n, s, m), _keyHash = new("key_hash", n), _lastPacket = new("last_packet_ns", n),
             _headOpen = new("head_open", n), _covered = new("covered", n), _tailOpen = new("tail_open", n),
             _uid = new("uid", n, s, m), _ts = new("ts_ns", n), _origH = new("orig_h", n, s, m), _origP = new("orig_p", n, v),
             _respH = new("resp_h", n, s, m), _respP = new("resp_p", n, v), _proto = new("proto", n, s, m), _service = new("service", n, s, m),
             _duration = new("duration_ns", n), _origBytes = new("orig_bytes", n), _respBytes = new("resp_bytes", n),
             _connState = new("conn_state", n, s, m), _missed = new("missed_bytes", n), _history = new("history", n, s, m),
             _origPkts = new("orig_pkts", n), _origIpBytes = new("orig_ip_bytes", n), _respPkts = new("resp_pkts", n), _respIpBytes = new("resp_ip_bytes", n),
-            _probe, _encapsulation = new("encapsulation", n, s, m),
+            _probe = new("probe_id", n, s, m), _encapsulation = new("encapsulation", n, s, m),
             _origType = new("orig_type", n, s, m), _origIid = new("orig_iid", n, s, m), _respType = new("resp_type", n, s, m), _respIid = new("resp_iid", n, s, m),
             _keyAHigh = new("key_a_high", n), _keyALow = new("key_a_low", n), _keyBHigh = new("key_b_high", n), _keyBLow = new("key_b_low", n),
             _keyPortA = new("key_port_a", n, v), _keyPortB = new("key_port_b", n, v), _keyProtocol = new("key_protocol", n, v),
@@ -273,12 +272,10 @@ internal sealed class ConnectionPartialWriter : IDisposable
             _evData = new("ev_data_len", n, v), _evIp = new("ev_ip_bytes", n, v), _evFlags = new("ev_tcp_flags", n, v),
             _evWindow = new("ev_window", n, v), _evBits = new("ev_bits", n, v));
 
-        _source.Value = sha256;
         var keyValues = new Dictionary<string, string>
         {
             ["survey6.dataset"] = "connection-fragments",
             [ConnectionFragmentFile.FormatKey] = ConnectionFragmentFile.FormatVersion.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["survey6.capture_sha256"] = sha256,
         };
         if (keyId is not null)
             keyValues[AnonymisationMetadata.KeyIdKey] = keyId;
@@ -298,14 +295,11 @@ internal sealed class ConnectionPartialWriter : IDisposable
 
     private void Add(ConnectionFragment f)
     {
-        if (_probe.Value is null)
+        if (!ReferenceEquals(_probeOfUtf8, f.ProbeId))
         {
-            _probe.Value = f.ProbeId;
+            // A capture's fragments share one probe id string: encoded once per file, not per fragment.
+            _probeOfUtf8 = f.ProbeId;
             _probeUtf8 = System.Text.Encoding.UTF8.GetBytes(f.ProbeId);
-        }
-        else if (!string.Equals(_probe.Value, f.ProbeId, StringComparison.Ordinal))
-        {
-            throw new ArgumentException($"A fragments file holds one probe's fragments ({_probe.Value}), not {f.ProbeId}'s.", nameof(f));
         }
         if (_rows == _allocated)
         {
@@ -317,6 +311,8 @@ internal sealed class ConnectionPartialWriter : IDisposable
         int i = _rows++;
         var s = f.State;
         var key = s.Key;
+        _source.Codes[i] = StaticCode(f.Source);
+        _probe.Codes[i] = StaticCode(f.ProbeId);
         _keyHash.Values[i] = KeyHash(key);
         _lastPacket.Values[i] = s.LastPacketNs;
         _headOpen.Values[i] = f.HeadOpen;
@@ -392,13 +388,12 @@ internal sealed class ConnectionPartialWriter : IDisposable
             FlushRowGroup();
     }
 
-    /// <summary>Writes the rows buffered and the footer, and closes the file (flushed to disk).</summary>
+    /// <summary>Writes the rows buffered and the footer, and closes the file (the caller makes it durable as it publishes it).</summary>
     public void Complete()
     {
         ObjectDisposedException.ThrowIf(_complete, this);
         FlushRowGroup();
         _writer.Finish();
-        _stream.Flush(flushToDisk: true);
         _complete = true;
         Dispose();
     }

@@ -39,7 +39,7 @@ public sealed class StitchPropertyTests : IDisposable
         {
             var random = new Random(seed);
             var packets = Generate(random, random.Next(5, 120));
-            var whole = Track([packets], shuffle: null);
+            var whole = Track([packets], shuffle: null, throughFile: false);
 
             var pieces = Split(random, packets);
 
@@ -67,7 +67,7 @@ public sealed class StitchPropertyTests : IDisposable
         {
             var random = new Random(seed);
             var packets = Generate(random, random.Next(5, 120));
-            var whole = Track([packets], shuffle: null);
+            var whole = Track([packets], shuffle: null, throughFile: false);
 
             var pieces = Split(random, packets);
 
@@ -108,8 +108,10 @@ public sealed class StitchPropertyTests : IDisposable
                     }
                 }
 
-                toStitch.AddRange(ThroughFile(edgeFragments, source));
+                toStitch.AddRange(edgeFragments);
             }
+
+            toStitch = ThroughFile(toStitch);
 
             result.AddRange(new ConnectionStitcher(Options).Stitch(toStitch));
             var merged = result.OrderBy(c => c.TsNs).ThenBy(c => c.Uid, StringComparer.Ordinal).ToList();
@@ -120,7 +122,7 @@ public sealed class StitchPropertyTests : IDisposable
     }
 
     /// <summary>The fragments written to a fragments file and read back as the merge reads them.</summary>
-    private List<ConnectionFragment> ThroughFile(IReadOnlyList<ConnectionFragment> fragments, string source)
+    private List<ConnectionFragment> ThroughFile(IReadOnlyList<ConnectionFragment> fragments)
     {
         if (_db.State != System.Data.ConnectionState.Open)
         {
@@ -128,7 +130,7 @@ public sealed class StitchPropertyTests : IDisposable
         }
 
         var file = Path.Combine(_folder, $"{_files++}.parquet");
-        using (var writer = new ConnectionPartialWriter(file, source, keyId: null))
+        using (var writer = new ConnectionPartialWriter(file, keyId: null))
         {
             writer.Add(fragments);
             writer.Complete();
@@ -161,7 +163,7 @@ public sealed class StitchPropertyTests : IDisposable
         return pieces;
     }
 
-    private List<Connection> Track(List<List<ConnectionPacket>> pieces, Random? shuffle)
+    private List<Connection> Track(List<List<ConnectionPacket>> pieces, Random? shuffle, bool throughFile = true)
     {
         var fragments = new List<ConnectionFragment>();
         var taken = new List<Connection>();
@@ -182,9 +184,13 @@ public sealed class StitchPropertyTests : IDisposable
             // neither open at an end nor covered (a later fragment of its key in the same capture came after it) carries no
             // state there and can join nothing: it is taken as it is, as the merge takes it.
             var drained = tracker.Drain();
-            var stitchable = drained.Where(f => f.HeadOpen || f.Covered || f.TailOpen).ToList();
-            fragments.AddRange(ThroughFile(stitchable, $"capture-{i}"));
+            fragments.AddRange(drained.Where(f => f.HeadOpen || f.Covered || f.TailOpen));
             taken.AddRange(drained.Where(f => !(f.HeadOpen || f.Covered || f.TailOpen)).Select(f => f.ToConnection()));
+        }
+
+        if (throughFile)
+        {
+            fragments = ThroughFile(fragments);
         }
 
         if (shuffle is not null)
