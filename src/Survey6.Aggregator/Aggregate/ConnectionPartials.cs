@@ -324,7 +324,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
 
     public void Dispose() => _anonymised.Dispose();
 
-    [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "Connections of capture {Sha256} not computed: its stored capture {Path} is gone (removed by retention?) and it was parsed before the parse stage tracked connections; the date's connections lack it")]
+    [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "Connections of capture {Sha256} not computed: its stored capture {Path} is gone (removed by retention?) and the parse stage left no fragments this version can use (parsed before it tracked connections, or in another fragment format, or the file is damaged); the date's connections lack it")]
     private static partial void CaptureGone(ILogger logger, string sha256, string path);
 
     [LoggerMessage(EventId = 62, Level = LogLevel.Warning, Message = "Connection fragments {Path} of capture {Sha256} are not used: {Problem}; they are tracked again from the stored capture if it is still there")]

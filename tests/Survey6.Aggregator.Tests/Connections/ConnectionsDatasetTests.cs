@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Survey6.Aggregator.Storage;
 using Survey6.Aggregator.Tests.Support;
 using Survey6.Packets.Addresses;
@@ -131,6 +132,63 @@ public class ConnectionsDatasetTests
 
         await w.RunAsync(AggregatorStage.Aggregate);
         await AssertJoinedNowAndAfterRebuildAsync(w);
+    }
+
+    /// <summary>
+    /// A fragments file that is damaged is not used: the operator reads a warning naming the file and why, the file is
+    /// left where it is, and the capture's connections are tracked again from its stored capture, so nothing is lost.
+    /// </summary>
+    [Fact]
+    public async Task A_damaged_fragments_file_is_named_and_tracked_again_from_the_stored_capture()
+    {
+        var exchange = ConversationTests.Exchange();
+        var log = new CapturedLog();
+        using var w = new Workspace(configure: (services, _) => services.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(log));
+        w.Store(ConversationTests.Write(exchange[..4]));
+        w.Store(ConversationTests.Write(exchange[4..]));
+        await w.RunAsync(AggregatorStage.Parse);
+        var damaged = Directory.GetFiles(Path.Combine(w.LakeDirectory, ".connections"), "*.parquet", SearchOption.AllDirectories)[0];
+        byte[] garbage = "not a Parquet file"u8.ToArray();
+        File.WriteAllBytes(damaged, garbage);
+
+        await w.RunAsync(AggregatorStage.Aggregate);
+
+        await AssertJoinedNowAndAfterRebuildAsync(w);
+        var warning = Assert.Single(log.Messages.Distinct(), m => m.Contains(damaged, StringComparison.Ordinal));
+        Assert.Contains("cannot be read as Parquet", warning, StringComparison.Ordinal);
+        Assert.Contains("tracked again from the stored capture", warning, StringComparison.Ordinal);
+        Assert.Equal(garbage, File.ReadAllBytes(damaged));
+    }
+
+    /// <summary>
+    /// A fragments file of a format this version does not read (here 99) is not used either; with its stored capture
+    /// gone there is nothing to track again from, so the warnings say so and the date is still aggregated from the rest.
+    /// </summary>
+    [Fact]
+    public async Task A_fragments_file_of_an_unknown_format_is_not_read()
+    {
+        var exchange = ConversationTests.Exchange();
+        var log = new CapturedLog();
+        using var w = new Workspace(configure: (services, _) => services.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(log));
+        w.Store(ConversationTests.Write(exchange));
+        await w.RunAsync(AggregatorStage.Parse);
+        var file = Assert.Single(Directory.GetFiles(Path.Combine(w.LakeDirectory, ".connections"), "*.parquet", SearchOption.AllDirectories));
+        using (var db = w.DuckDb())
+        {
+            Workspace.Rows(db, $"COPY (SELECT * FROM read_parquet({Workspace.Q(file)})) TO {Workspace.Q(file + ".new")} (FORMAT parquet, KV_METADATA {{'survey6.connections.format': '99'}})");
+        }
+
+        File.Move(file + ".new", file, overwrite: true);
+        byte[] before = File.ReadAllBytes(file);
+        foreach (var stored in Directory.GetFiles(Path.Combine(w.DataDirectory, "captures"), "*.pcapng", SearchOption.AllDirectories))
+            File.Delete(stored);
+
+        await w.RunAsync(AggregatorStage.Aggregate);
+
+        Assert.Contains(log.Messages, m => m.Contains(file, StringComparison.Ordinal) && m.Contains("fragment format 99, this version reads 3", StringComparison.Ordinal));
+        Assert.Contains(log.Messages, m => m.Contains("the date's connections lack it", StringComparison.Ordinal));
+        Assert.Empty(Connections(w));
+        Assert.Equal(before, File.ReadAllBytes(file));
     }
 
     /// <summary>
