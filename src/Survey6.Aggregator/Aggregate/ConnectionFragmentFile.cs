@@ -197,7 +197,6 @@ internal sealed class ConnectionPartialWriter : IDisposable
     private readonly ValueDictionary _values = new();
     private readonly ChunkBuilder _chunk = new();
     private readonly AddressTable _addresses = new();
-    private readonly Dictionary<string, int> _static = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<string, int> _histories = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> _historyLookup;
     private byte[] _probeUtf8 = [];
@@ -442,7 +441,6 @@ internal sealed class ConnectionPartialWriter : IDisposable
         _rows = 0;
         _strings.Clear();
         _addresses.Clear();
-        _static.Clear();
         _histories.Clear();
         _evTs.Reset();
         _evSeq.Reset();
@@ -471,13 +469,7 @@ internal sealed class ConnectionPartialWriter : IDisposable
         return slot;
     }
 
-    private int StaticCode(string name)
-    {
-        ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_static, name, out bool exists);
-        if (!exists)
-            slot = _strings.AddStatic(name);
-        return slot;
-    }
+    private int StaticCode(string name) => _strings.Static(name);
 
     /// <summary>Histories repeat a lot: one string per distinct history and row group, none per fragment.</summary>
     private int HistoryCode(ReadOnlySpan<char> history)

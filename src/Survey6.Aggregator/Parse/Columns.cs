@@ -45,6 +45,39 @@ internal abstract class Column(ColumnSpec spec)
         page.PatchInt32(at, page.Length - at - 4);
     }
 
+    /// <summary>
+    /// The repetition and definition levels of a list column (3-level LIST): per row, <paramref name="counts"/> is -1 for
+    /// a null list, else its length; <paramref name="items"/> is their sum. Sets the chunk's slot and null counts.
+    /// </summary>
+    protected static void WriteListLevels(ReadOnlySpan<int> counts, int items, ChunkBuilder chunk)
+    {
+        // Dremel levels: definition 0 = null list, 1 = empty list, 3 = a present element; repetition 0 starts a row, 1 continues its list.
+        int slots = 0;
+        foreach (int count in counts)
+            slots += Math.Max(1, count);
+        var def = ChunkBuilder.Ensure(ref chunk.Levels, slots);
+        var rep = ChunkBuilder.Ensure(ref chunk.Repetitions, slots);
+        int slot = 0;
+        foreach (int count in counts)
+        {
+            if (count <= 0)
+            {
+                def[slot] = count < 0 ? 0 : 1;
+                rep[slot++] = 0;
+                continue;
+            }
+            for (int k = 0; k < count; k++)
+            {
+                def[slot] = 3;
+                rep[slot++] = k == 0 ? 0 : 1;
+            }
+        }
+        chunk.Slots = slot;
+        chunk.NullCount = slot - items;
+        WriteLevels(rep.AsSpan(0, slot), 1, chunk.Page);
+        WriteLevels(def.AsSpan(0, slot), 2, chunk.Page);
+    }
+
     protected static void WriteSingleRunLevels(int level, int count, int bitWidth, ByteBuffer page)
     {
         int at = page.Length;
@@ -398,44 +431,16 @@ internal sealed class StringListColumn(string name, int capacity, StringTable ta
 
     public override void Encode(int rows, ChunkBuilder chunk)
     {
-        // Dremel levels: definition 0 = null list, 3 = a present element; repetition 0 starts a row, 1 continues its list.
-        int slots = 0;
-        for (int i = 0; i < rows; i++)
-            slots += Counts[i] < 0 ? 1 : Counts[i];
-        var def = ChunkBuilder.Ensure(ref chunk.Levels, slots);
-        var rep = ChunkBuilder.Ensure(ref chunk.Repetitions, slots);
+        WriteListLevels(Counts.AsSpan(0, rows), ItemCount, chunk);
+        if (ItemCount == 0)
+            return;
         var indices = ChunkBuilder.Ensure(ref chunk.Indices, ItemCount);
         map.Begin(table.Count);
         chunk.HasDictionary = true;
-        int slot = 0, item = 0;
-        for (int i = 0; i < rows; i++)
-        {
-            int count = Counts[i];
-            if (count < 0)
-            {
-                def[slot] = 0;
-                rep[slot++] = 0;
-                continue;
-            }
-            for (int k = 0; k < count; k++)
-            {
-                indices[item] = map.IndexOf(_items[item], table, chunk);
-                item++;
-                def[slot] = 3;
-                rep[slot++] = k == 0 ? 0 : 1;
-            }
-        }
-        chunk.Slots = slot;
-        chunk.NullCount = slot - item;
-        WriteLevels(rep.AsSpan(0, slot), 1, chunk.Page);
-        WriteLevels(def.AsSpan(0, slot), 2, chunk.Page);
-        if (item == 0)
-        {
-            chunk.HasDictionary = false;
-            return;
-        }
+        for (int k = 0; k < ItemCount; k++)
+            indices[k] = map.IndexOf(_items[k], table, chunk);
         chunk.ValueEncoding = ParquetEncoding.RleDictionary;
-        WriteIndices(indices.AsSpan(0, item), chunk.DictionaryCount, chunk.Page);
+        WriteIndices(indices.AsSpan(0, ItemCount), chunk.DictionaryCount, chunk.Page);
     }
 }
 
@@ -466,32 +471,7 @@ internal sealed class ValueListColumn<T>(string name, int capacity, ValueDiction
 
     public override void Encode(int rows, ChunkBuilder chunk)
     {
-        // Dremel levels: definition 0 = null list, 1 = empty list, 3 = a present element; repetition 1 continues a list.
-        int slots = 0;
-        for (int i = 0; i < rows; i++)
-            slots += Math.Max(1, Counts[i]);
-        var def = ChunkBuilder.Ensure(ref chunk.Levels, slots);
-        var rep = ChunkBuilder.Ensure(ref chunk.Repetitions, slots);
-        int slot = 0;
-        for (int i = 0; i < rows; i++)
-        {
-            int count = Counts[i];
-            if (count <= 0)
-            {
-                def[slot] = count < 0 ? 0 : 1;
-                rep[slot++] = 0;
-                continue;
-            }
-            for (int k = 0; k < count; k++)
-            {
-                def[slot] = 3;
-                rep[slot++] = k == 0 ? 0 : 1;
-            }
-        }
-        chunk.Slots = slot;
-        chunk.NullCount = slot - ItemCount;
-        WriteLevels(rep.AsSpan(0, slot), 1, chunk.Page);
-        WriteLevels(def.AsSpan(0, slot), 2, chunk.Page);
+        WriteListLevels(Counts.AsSpan(0, rows), ItemCount, chunk);
         if (ItemCount > 0)
             ValueEncoder.Values<T>(_items.AsSpan(0, ItemCount), delta, dictionary, chunk);
     }
