@@ -406,51 +406,10 @@ internal sealed class StringColumn(string name, int capacity, StringTable table,
 }
 
 /// <summary>
-/// A nullable list of strings per row: <see cref="Counts"/>[row] = -1 for null, else that many codes appended to
-/// the items. Lists are never empty, so null and empty need not be told apart.
+/// A nullable list per row: <see cref="Counts"/>[row] = -1 for null, else that many items appended by
+/// <see cref="Append"/> (in row order). Items are never null.
 /// </summary>
-internal sealed class StringListColumn(string name, int capacity, StringTable table, DictionaryMap map)
-    : Column(new ColumnSpec(name, PhysicalType.ByteArray, ConvertedType.Utf8, Optional: true, IsList: true))
-{
-    private int[] _items = new int[1024];
-
-    public int[] Counts = new int[capacity];
-
-    public override void Resize(int capacity) => Array.Resize(ref Counts, capacity);
-
-    public int ItemCount { get; private set; }
-
-    public void Append(int code)
-    {
-        if (ItemCount == _items.Length)
-            Array.Resize(ref _items, _items.Length * 2);
-        _items[ItemCount++] = code;
-    }
-
-    public void Reset() => ItemCount = 0;
-
-    public override void Encode(int rows, ChunkBuilder chunk)
-    {
-        WriteListLevels(Counts.AsSpan(0, rows), ItemCount, chunk);
-        if (ItemCount == 0)
-            return;
-        var indices = ChunkBuilder.Ensure(ref chunk.Indices, ItemCount);
-        map.Begin(table.Count);
-        chunk.HasDictionary = true;
-        for (int k = 0; k < ItemCount; k++)
-            indices[k] = map.IndexOf(_items[k], table, chunk);
-        chunk.ValueEncoding = ParquetEncoding.RleDictionary;
-        WriteIndices(indices.AsSpan(0, ItemCount), chunk.DictionaryCount, chunk.Page);
-    }
-}
-
-/// <summary>
-/// A nullable list of numbers per row: <see cref="Counts"/>[row] = -1 for null, else that many values appended by
-/// <see cref="Append"/>. Elements are never null; an empty list is told apart from null.
-/// </summary>
-internal sealed class ValueListColumn<T>(string name, int capacity, ValueDictionary? dictionary = null, bool delta = false)
-    : Column(new ColumnSpec(name, PhysicalOf<T>(), ConvertedOf<T>(), Optional: true, IsList: true))
-    where T : struct
+internal abstract class ListColumn<T>(ColumnSpec spec, int capacity) : Column(spec)
 {
     private T[] _items = new T[1024];
 
@@ -460,19 +419,47 @@ internal sealed class ValueListColumn<T>(string name, int capacity, ValueDiction
 
     public int ItemCount { get; private set; }
 
-    public void Append(T value)
+    protected ReadOnlySpan<T> Items => _items.AsSpan(0, ItemCount);
+
+    public void Append(T item)
     {
         if (ItemCount == _items.Length)
             Array.Resize(ref _items, _items.Length * 2);
-        _items[ItemCount++] = value;
+        _items[ItemCount++] = item;
     }
 
     public void Reset() => ItemCount = 0;
+}
 
+/// <summary>A nullable list of strings per row, as codes into the row group's <see cref="StringTable"/>; dictionary-encoded.</summary>
+internal sealed class StringListColumn(string name, int capacity, StringTable table, DictionaryMap map)
+    : ListColumn<int>(new ColumnSpec(name, PhysicalType.ByteArray, ConvertedType.Utf8, Optional: true, IsList: true), capacity)
+{
+    public override void Encode(int rows, ChunkBuilder chunk)
+    {
+        WriteListLevels(Counts.AsSpan(0, rows), ItemCount, chunk);
+        if (ItemCount == 0)
+            return;
+        var items = Items;
+        var indices = ChunkBuilder.Ensure(ref chunk.Indices, items.Length);
+        map.Begin(table.Count);
+        chunk.HasDictionary = true;
+        for (int k = 0; k < items.Length; k++)
+            indices[k] = map.IndexOf(items[k], table, chunk);
+        chunk.ValueEncoding = ParquetEncoding.RleDictionary;
+        WriteIndices(indices.AsSpan(0, items.Length), chunk.DictionaryCount, chunk.Page);
+    }
+}
+
+/// <summary>A nullable list of numbers per row; an empty list is told apart from null.</summary>
+internal sealed class ValueListColumn<T>(string name, int capacity, ValueDictionary? dictionary = null, bool delta = false)
+    : ListColumn<T>(new ColumnSpec(name, PhysicalOf<T>(), ConvertedOf<T>(), Optional: true, IsList: true), capacity)
+    where T : struct
+{
     public override void Encode(int rows, ChunkBuilder chunk)
     {
         WriteListLevels(Counts.AsSpan(0, rows), ItemCount, chunk);
         if (ItemCount > 0)
-            ValueEncoder.Values<T>(_items.AsSpan(0, ItemCount), delta, dictionary, chunk);
+            ValueEncoder.Values(Items, delta, dictionary, chunk);
     }
 }
