@@ -1,6 +1,4 @@
-using System.Buffers.Binary;
 using System.Data.Common;
-using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using DuckDB.NET.Data;
 using Survey6.Aggregator.Anonymisation;
@@ -56,6 +54,9 @@ internal static class ConnectionFragmentFile
         .. EndpointFields.Select(f => "a_" + f), .. EndpointFields.Select(f => "b_" + f),
         "ev_ts_ns", "ev_seq", "ev_ack", "ev_data_len", "ev_ip_bytes", "ev_tcp_flags", "ev_window", "ev_bits",
     ];
+
+    /// <summary>The key's columns, as an ORDER BY list that brings one key's fragments together (each column qualified with <paramref name="alias"/>).</summary>
+    public static string KeyOrder(string alias) => string.Join(", ", StateFields[7..16].Select(f => alias + "." + f));
 
     /// <summary>What <see cref="Read"/> needs, as a select list (each column qualified with <paramref name="alias"/>).</summary>
     public static string StateColumns(string alias) => string.Join(", ", StateFields.Select(f => alias + "." + f));
@@ -207,7 +208,6 @@ internal sealed class ConnectionPartialWriter : IDisposable
     private bool _disposed;
 
     private readonly StringColumn _source, _probe;
-    private readonly RequiredColumn<long> _keyHash;
     private readonly RequiredColumn<long> _lastPacket;
     private readonly RequiredColumn<bool> _headOpen, _covered, _tailOpen;
     private readonly StringColumn _uid;
@@ -248,7 +248,7 @@ internal sealed class ConnectionPartialWriter : IDisposable
         var m = _map;
         var v = _values;
         Add(
-            _source = new("source", n, s, m), _keyHash = new("key_hash", n), _lastPacket = new("last_packet_ns", n),
+            _source = new("source", n, s, m), _lastPacket = new("last_packet_ns", n),
             _headOpen = new("head_open", n), _covered = new("covered", n), _tailOpen = new("tail_open", n),
             _uid = new("uid", n, s, m), _ts = new("ts_ns", n), _origH = new("orig_h", n, s, m), _origP = new("orig_p", n, v),
             _respH = new("resp_h", n, s, m), _respP = new("resp_p", n, v), _proto = new("proto", n, s, m), _service = new("service", n, s, m),
@@ -312,7 +312,6 @@ internal sealed class ConnectionPartialWriter : IDisposable
         var key = s.Key;
         _source.Codes[i] = StaticCode(f.Source);
         _probe.Codes[i] = StaticCode(f.ProbeId);
-        _keyHash.Values[i] = KeyHash(key);
         _lastPacket.Values[i] = s.LastPacketNs;
         _headOpen.Values[i] = f.HeadOpen;
         _covered.Values[i] = f.Covered;
@@ -395,25 +394,6 @@ internal sealed class ConnectionPartialWriter : IDisposable
         _writer.Finish();
         _complete = true;
         Dispose();
-    }
-
-    /// <summary>
-    /// A stable 64-bit hash of the key (XxHash3 of its bytes): the merge reads edge fragments ordered by it, so that one
-    /// key's fragments come together; the stitcher then groups them by the key itself.
-    /// </summary>
-    public static long KeyHash(ConnectionKey key)
-    {
-        Span<byte> buffer = stackalloc byte[2 * Ipv6Address.Length + 8];
-        key.AddressA.Write(buffer);
-        key.AddressB.Write(buffer[Ipv6Address.Length..]);
-        var rest = buffer[(2 * Ipv6Address.Length)..];
-        BinaryPrimitives.WriteUInt16BigEndian(rest, key.PortA);
-        BinaryPrimitives.WriteUInt16BigEndian(rest[2..], key.PortB);
-        rest[4] = key.Protocol;
-        rest[5] = (byte)key.Encapsulation;
-        rest[6] = key.OneWay ? (byte)1 : (byte)0;
-        rest[7] = 0;
-        return unchecked((long)XxHash3.HashToUInt64(buffer));
     }
 
     public void Dispose()

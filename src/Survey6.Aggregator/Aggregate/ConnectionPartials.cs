@@ -228,7 +228,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
             SELECT {ConnectionFragmentFile.StateColumns("f")}
             FROM read_parquet({AggregateSql.Quote(glob)}, hive_partitioning = false) f JOIN {NeighboursTable} n USING (source)
             WHERE {EdgeCondition}
-            ORDER BY f.probe_id, f.key_hash, f.ts_ns, f.covered
+            ORDER BY f.probe_id, {ConnectionFragmentFile.KeyOrder("f")}, f.ts_ns, f.covered
             """;
         using var registration = ct.Register(() => command.Cancel());
         using var reader = command.ExecuteReader();
@@ -245,8 +245,8 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
         while (reader.Read())
         {
             var fragment = ConnectionFragmentFile.Read(reader);
-            // Ordered by probe and key hash: a new key (or a hash collision's other key, which the stitcher keeps apart) starts a group.
-            if (group.Count > 0 && (fragment.ProbeId != group[0].ProbeId || ConnectionPartialWriter.KeyHash(fragment.Key) != ConnectionPartialWriter.KeyHash(group[0].Key)))
+            // Ordered by probe and key: a new probe or key starts a group.
+            if (group.Count > 0 && (fragment.ProbeId != group[0].ProbeId || fragment.Key != group[0].Key))
                 Flush();
             group.Add(fragment);
         }
