@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Survey6.Aggregator.Anonymisation;
+using Survey6.Aggregator.Connections;
 using Survey6.Aggregator.Parse;
 using Survey6.Aggregator.Sources;
 using Survey6.Aggregator.Storage;
@@ -35,7 +36,7 @@ internal static class AnonymisationBench
 
             foreach (var on in new[] { false, true })
             {
-                var parser = new CaptureParser(lake, rowGroup, on ? anonymiser : null);
+                var parser = new CaptureParser(lake, rowGroup, on ? anonymiser : null, new ConnectionOptions());
                 long p0 = ThreadCpu.Nanoseconds();
                 var result = parser.ParseAsync(pending, "bench", CancellationToken.None).GetAwaiter().GetResult();
                 double seconds = (ThreadCpu.Nanoseconds() - p0) / 1e9;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Survey6.Aggregator.Connections;
 using Survey6.Aggregator.Parse;
 using Survey6.Aggregator.Sources;
 using Survey6.Aggregator.Storage;
@@ -23,7 +24,8 @@ internal static class LakeBuilder
 
         var lake = new LakeLayout(Path.GetFullPath(args[0]));
         var date = DateOnly.ParseExact(args[1], "yyyy-MM-dd", CultureInfo.InvariantCulture);
-        var parser = new CaptureParser(lake, 1 << 20);
+        // Zeek's timeouts, as the aggregate stage uses when Aggregator:Connections is not set.
+        var parser = new CaptureParser(lake, 1 << 20, anonymiser: null, new ConnectionOptions());
         long totalFrames = 0;
         double totalCpu = 0;
         for (int i = 2; i < args.Length; i++)
@@ -53,8 +55,9 @@ internal static class LakeBuilder
 
             totalFrames += result.Frames;
             totalCpu += cpu;
+            long fragments = Directory.GetFiles(lake.ParsedConnections, sha + ".*.parquet", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{probe}: {result.Frames} frames, {cpu:F2} CPU-s of the parsing thread, {result.Frames / cpu / 1e6:F2} M frames/CPU-s -> {result.PacketsPath}"));
+                $"{probe}: {result.Frames} frames, {cpu:F2} CPU-s of the parsing thread, {result.Frames / cpu / 1e6:F2} M frames/CPU-s -> {result.PacketsPath} ({new FileInfo(result.PacketsPath!).Length / 1e6:F1} MB), connection fragments {fragments / 1e6:F1} MB"));
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Survey6.Aggregator.Bench;
+using Survey6.Aggregator.Connections;
 using Survey6.Aggregator.Parse;
 using Survey6.Aggregator.Sources;
 using Survey6.Aggregator.Storage;
@@ -64,7 +65,8 @@ for (int r = 0; r < repeats; r++)
             FrameDissection.Dissect(frame, ++n, ref record);
     });
 
-    var parser = new CaptureParser(lake, rowGroup);
+    // Zeek's timeouts, as the aggregate stage uses when Aggregator:Connections is not set.
+    var parser = new CaptureParser(lake, rowGroup, anonymiser: null, new ConnectionOptions());
     ParseResult? result = null;
     long thread0 = ThreadCpu.Nanoseconds();
     var (parseWall, parseCpu) = Measure(() => result = parser.ParseAsync(pending, "bench", CancellationToken.None).GetAwaiter().GetResult());

@@ -77,7 +77,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                 Directory.Delete(lake.PartialsPartition(date), recursive: true);
             var spans = CaptureSpans(lake, date);
             var plan = PartialPlan.For(inputs, spans, ConnectionPartials.SettingsTag(_options.Connections));
-            int computed = UpdatePartials(lake, date, plan, KeyValues(keyId), run, ct);
+            int computed = UpdatePartials(lake, date, plan, keyId, run, ct);
             var neighbours = ConnectionPartials.Neighbours(
                 plan.Select(p => (p.Sha256, p.Probe, p.FromNs, p.ToNs)), _options.Connections);
             var rows = Merge(lake, date, keyId, neighbours, run, ct);
@@ -95,8 +95,9 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
     /// duplicate keys of the earlier overlapping captures), and removes partials the plan no longer names. Returns
     /// how many captures were read.
     /// </summary>
-    private int UpdatePartials(LakeLayout lake, DateOnly date, IReadOnlyList<PlannedPartial> plan, string keyValues, StageRun run, CancellationToken ct)
+    private int UpdatePartials(LakeLayout lake, DateOnly date, IReadOnlyList<PlannedPartial> plan, string? keyId, StageRun run, CancellationToken ct)
     {
+        var keyValues = KeyValues(keyId);
         var partition = lake.PartialsPartition(date);
         var wanted = new HashSet<string>(plan.Select(p => Path.Combine(partition, p.Probe, p.Name)), StringComparer.Ordinal);
         int computed = 0;
@@ -120,7 +121,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                     Execute(connection, $"COPY ({AggregateSql.Partial(name)}) TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})", ct);
                     Flush(file);
                 }
-                connections.Write(connection, lake, item.PacketsFile, item.Sha256, date, staged, keyValues, ct);
+                connections.Write(connection, lake, item.PacketsFile, item.Sha256, date, staged, keyId, ct);
                 Flush(Path.Combine(staged, ConnectionPartials.PartialName + ".parquet"));
                 Directory.CreateDirectory(Path.GetDirectoryName(target)!);
                 Directory.Move(staged, target);

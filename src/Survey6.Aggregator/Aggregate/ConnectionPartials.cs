@@ -32,8 +32,8 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
     /// <summary>The partial's file name (without <c>.parquet</c>) in each capture's partial folder.</summary>
     public const string PartialName = "connections";
 
-    /// <summary>Bumped when the partial's columns or meaning change; part of <see cref="SettingsHash"/>.</summary>
-    private const int Format = 2;
+    /// <summary>The fragments' format (<see cref="ConnectionFragmentFile.FormatVersion"/>), part of <see cref="SettingsHash"/>.</summary>
+    private const int Format = ConnectionFragmentFile.FormatVersion;
 
     /// <summary>The stitched edge connections of the date being merged, read by <see cref="Query"/>.</summary>
     private const string StitchedTable = "conn_stitched";
@@ -73,21 +73,28 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
     /// gone (removed by retention) keeps the parse stage's fragments, duplicates included, or, parsed before the parse
     /// stage tracked connections, gets none; either way a warning names it.
     /// </summary>
-    public void Write(DuckDBConnection db, LakeLayout lake, string packetsFile, string sha256, DateOnly date, string stagedFolder, string keyValues, CancellationToken ct)
+    public void Write(DuckDBConnection db, LakeLayout lake, string packetsFile, string sha256, DateOnly date, string stagedFolder, string? keyId, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(db);
         var target = Path.Combine(stagedFolder, PartialName + ".parquet");
         var head = Rows(db, "SELECT any_value(probe_id), count(*) FILTER (WHERE duplicate) FROM pk")[0];
         if (head[0] is not string probeId)
         {
-            using var empty = new ConnectionPartialWriter(lake.Staging);
-            empty.Complete(target, sha256, keyValues);
+            new ConnectionPartialWriter(target, keyId).Complete();
             return;
         }
 
         var parsed = ParsedFile(lake, date, probeId, sha256, options.Connections);
+        bool usable = File.Exists(parsed);
+        if (usable && ConnectionFragmentFile.Problem(db, parsed) is { } problem)
+        {
+            // Left in place for the operator to look at; the cleanup stage does not remove it, and parsing again replaces it.
+            FragmentsUnusable(logger, sha256, parsed, problem);
+            usable = false;
+        }
+
         bool duplicates = (long)head[1]! > 0;
-        if (!duplicates && File.Exists(parsed))
+        if (!duplicates && usable)
         {
             File.Copy(parsed, target);
             return;
@@ -96,11 +103,11 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
         var capture = options.Layout.CapturePath(probeId, date, sha256);
         if (File.Exists(capture))
         {
-            Track(db, lake, capture, packetsFile, probeId, sha256, target, keyValues, ct);
+            Track(db, capture, packetsFile, probeId, sha256, target, keyId, ct);
             return;
         }
 
-        if (File.Exists(parsed))
+        if (usable)
         {
             DuplicatesCounted(logger, sha256, capture);
             File.Copy(parsed, target);
@@ -108,12 +115,11 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
         }
 
         CaptureGone(logger, sha256, capture);
-        using var none = new ConnectionPartialWriter(lake.Staging);
-        none.Complete(target, sha256, keyValues);
+        new ConnectionPartialWriter(target, keyId).Complete();
     }
 
     /// <summary>The parse stage's tracking, again, over the stored capture without the frames the clean step dropped.</summary>
-    private void Track(DuckDBConnection db, LakeLayout lake, string capture, string packetsFile, string probeId, string sha256, string target, string keyValues, CancellationToken ct)
+    private void Track(DuckDBConnection db, string capture, string packetsFile, string probeId, string sha256, string target, string? keyId, CancellationToken ct)
     {
         var duplicates = new HashSet<long>();
         foreach (var row in Rows(db, "SELECT frame FROM pk WHERE duplicate"))
@@ -122,7 +128,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
         // The window start must be at or before the first packet; a probe's clock may disagree with its manifest.
         long windowStart = Math.Min(span[0] as long? ?? long.MaxValue, span[1] as long? ?? long.MaxValue);
 
-        using var writer = new ConnectionPartialWriter(lake.Staging);
+        using var writer = new ConnectionPartialWriter(target, keyId);
         var tracker = new ConnectionTracker(probeId, sha256, windowStart, options.Connections);
         using (var reader = CaptureReader.Open(capture))
         {
@@ -146,7 +152,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
             }
             writer.Add(tracker.Drain(last));
         }
-        writer.Complete(target, sha256, keyValues);
+        writer.Complete();
     }
 
     /// <summary>
@@ -205,7 +211,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
             foreach (var (sha, (earlier, later)) in neighbours)
                 appender.CreateRow().AppendValue(sha).AppendValue(earlier).AppendValue(later).EndRow();
         }
-        Execute(db, $"CREATE OR REPLACE TABLE {StitchedTable} ({ConnectionPartialWriter.RowColumnsDdl})");
+        Execute(db, $"CREATE OR REPLACE TABLE {StitchedTable} ({ConnectionFragmentFile.RowColumnsDdl})");
         if (neighbours.Count == 0)
             return 0;
 
@@ -219,38 +225,30 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
         using var command = db.CreateCommand();
         command.UseStreamingMode = true;
         command.CommandText = $"""
-            SELECT f.probe_id, f.key_hash, f.fragment
+            SELECT {ConnectionFragmentFile.StateColumns("f")}
             FROM read_parquet({AggregateSql.Quote(glob)}, hive_partitioning = false) f JOIN {NeighboursTable} n USING (source)
             WHERE {EdgeCondition}
-            ORDER BY f.probe_id, f.key_hash, f.ts_ns, f.covered
+            ORDER BY f.probe_id, {ConnectionFragmentFile.KeyOrder("f")}, f.ts_ns, f.covered
             """;
         using var registration = ct.Register(() => command.Cancel());
         using var reader = command.ExecuteReader();
         var group = new List<ConnectionFragment>();
-        string? groupProbe = null;
-        long groupKey = 0;
-        using var buffer = new MemoryStream();
         void Flush()
         {
             foreach (var c in stitcher.Stitch(group))
             {
-                ConnectionPartialWriter.AppendRow(rows.CreateRow(), c).EndRow();
+                AppendRow(rows.CreateRow(), c).EndRow();
                 count++;
             }
             group.Clear();
         }
         while (reader.Read())
         {
-            string probe = reader.GetString(0);
-            long key = reader.GetInt64(1);
-            if (group.Count > 0 && (key != groupKey || probe != groupProbe))
+            var fragment = ConnectionFragmentFile.Read(reader);
+            // Ordered by probe and key: a new probe or key starts a group.
+            if (group.Count > 0 && (fragment.ProbeId != group[0].ProbeId || fragment.Key != group[0].Key))
                 Flush();
-            groupProbe = probe;
-            groupKey = key;
-            buffer.SetLength(0);
-            using (var blob = reader.GetStream(2))
-                blob.CopyTo(buffer);
-            group.Add(ConnectionFragment.FromBytes(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)));
+            group.Add(fragment);
         }
         if (group.Count > 0)
             Flush();
@@ -269,11 +267,11 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
     /// </summary>
     public static string Query(string glob) => $"""
         WITH c AS (
-            SELECT {ConnectionPartialWriter.RowColumns}
+            SELECT {ConnectionFragmentFile.RowColumns}
             FROM read_parquet({AggregateSql.Quote(glob)}, hive_partitioning = false) f LEFT JOIN {NeighboursTable} n USING (source)
             WHERE NOT coalesce({EdgeCondition}, false)
             UNION ALL
-            SELECT {ConnectionPartialWriter.RowColumns} FROM {StitchedTable}
+            SELECT {ConnectionFragmentFile.RowColumns} FROM {StitchedTable}
         )
         SELECT c.uid, {AggregateSql.Timestamp("c.ts_ns")} AS ts, c.ts_ns,
             c.orig_h, c.orig_p, c.resp_h, c.resp_p, c.proto, c.service,
@@ -314,10 +312,23 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
         command.ExecuteNonQuery();
     }
 
+    /// <summary>Appends the dataset row's columns (<see cref="ConnectionFragmentFile.RowColumnsDdl"/>) of <paramref name="c"/>.</summary>
+    private static IDuckDBAppenderRow AppendRow(IDuckDBAppenderRow row, Connection c) => row
+        .AppendValue(c.Uid).AppendValue(c.TsNs)
+        .AppendValue(c.OrigH).AppendValue(c.OrigP).AppendValue(c.RespH).AppendValue(c.RespP)
+        .AppendValue(c.Proto).AppendValue(c.Service).AppendValue(c.DurationNs)
+        .AppendValue(c.OrigBytes).AppendValue(c.RespBytes).AppendValue(c.ConnState).AppendValue(c.MissedBytes)
+        .AppendValue(c.History).AppendValue(c.OrigPkts).AppendValue(c.OrigIpBytes).AppendValue(c.RespPkts).AppendValue(c.RespIpBytes)
+        .AppendValue(c.ProbeId).AppendValue(c.Encapsulation)
+        .AppendValue(c.OrigType).AppendValue(c.OrigIid).AppendValue(c.RespType).AppendValue(c.RespIid);
+
     public void Dispose() => _anonymised.Dispose();
 
-    [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "Connections of capture {Sha256} not computed: its stored capture {Path} is gone (removed by retention?) and it was parsed before the parse stage tracked connections; the date's connections lack it")]
+    [LoggerMessage(EventId = 60, Level = LogLevel.Warning, Message = "Connections of capture {Sha256} not computed: its stored capture {Path} is gone (removed by retention?) and the parse stage left no fragments this version can use (parsed before it tracked connections, or in another fragment format, or the file is damaged); the date's connections lack it")]
     private static partial void CaptureGone(ILogger logger, string sha256, string path);
+
+    [LoggerMessage(EventId = 62, Level = LogLevel.Warning, Message = "Connection fragments {Path} of capture {Sha256} are not used: {Problem}; they are tracked again from the stored capture if it is still there")]
+    private static partial void FragmentsUnusable(ILogger logger, string sha256, string path, string problem);
 
     [LoggerMessage(EventId = 61, Level = LogLevel.Warning, Message = "Connections of capture {Sha256} count its duplicate frames: its stored capture {Path} is gone (removed by retention?), so they cannot be left out")]
     private static partial void DuplicatesCounted(ILogger logger, string sha256, string path);
@@ -367,139 +378,5 @@ internal sealed class AnonymisedAddresses : IDisposable
     {
         if (_options is not null)
             _anonymiser?.Dispose();
-    }
-}
-
-/// <summary>
-/// One capture's connection partial: fragments go into a small DuckDB table as the tracker finishes them, and
-/// <see cref="Complete"/> writes them as Parquet. Every fragment carries its connection's row as it stands (what the
-/// dataset gets when no other capture continues it); those open at either end also carry
-/// <see cref="ConnectionFragment.ToBytes"/> for the stitcher. Schema: docs/datasets.md, "Parquet schemas".
-/// </summary>
-internal sealed class ConnectionPartialWriter : IDisposable
-{
-    /// <summary>The dataset row's columns a partial carries, in the order <see cref="AppendRow"/> appends them.</summary>
-    public const string RowColumnsDdl = """
-        uid VARCHAR, ts_ns BIGINT, orig_h VARCHAR, orig_p USMALLINT, resp_h VARCHAR, resp_p USMALLINT, proto VARCHAR,
-        service VARCHAR, duration_ns BIGINT, orig_bytes BIGINT, resp_bytes BIGINT, conn_state VARCHAR, missed_bytes BIGINT,
-        history VARCHAR, orig_pkts BIGINT, orig_ip_bytes BIGINT, resp_pkts BIGINT, resp_ip_bytes BIGINT, probe_id VARCHAR,
-        encapsulation VARCHAR, orig_type VARCHAR, orig_iid VARCHAR, resp_type VARCHAR, resp_iid VARCHAR
-        """;
-
-    public const string RowColumns = """
-        uid, ts_ns, orig_h, orig_p, resp_h, resp_p, proto, service, duration_ns, orig_bytes, resp_bytes, conn_state,
-        missed_bytes, history, orig_pkts, orig_ip_bytes, resp_pkts, resp_ip_bytes, probe_id, encapsulation,
-        orig_type, orig_iid, resp_type, resp_iid
-        """;
-
-    private const string Table = "cf";
-
-    private readonly DuckDBConnection _db;
-    private readonly string _spill;
-    private DuckDBAppender? _appender;
-
-    /// <param name="staging">The lake's staging folder: DuckDB spills there (in a folder of its own) if a capture's fragments outgrow its memory.</param>
-    public ConnectionPartialWriter(string staging)
-    {
-        // DuckDB creates the spill folder itself, but not its parents.
-        Directory.CreateDirectory(staging);
-        _spill = Path.Combine(staging, "duckdb-connections-" + Guid.NewGuid().ToString("N"));
-        _db = new DuckDBConnection("DataSource=:memory:");
-        _db.Open();
-        Execute($"""
-            SET threads = 1;
-            SET memory_limit = '256MB';
-            SET temp_directory = {AggregateSql.Quote(_spill)};
-            SET preserve_insertion_order = false;
-            CREATE TABLE {Table} (
-                key_hash BIGINT, last_packet_ns BIGINT, head_open BOOLEAN, covered BOOLEAN, tail_open BOOLEAN,
-                {RowColumnsDdl}, fragment BLOB)
-            """);
-        _appender = _db.CreateAppender(Table);
-    }
-
-    public long Count { get; private set; }
-
-    public void Add(IReadOnlyList<ConnectionFragment> fragments)
-    {
-        ArgumentNullException.ThrowIfNull(fragments);
-        var appender = _appender ?? throw new InvalidOperationException("The partial is complete.");
-        foreach (var f in fragments)
-        {
-            var row = appender.CreateRow()
-                .AppendValue(KeyHash(f.Key))
-                .AppendValue(f.LastPacketNs)
-                .AppendValue(f.HeadOpen)
-                .AppendValue(f.Covered)
-                .AppendValue(f.TailOpen);
-            row = AppendRow(row, f.ToConnection());
-            // Only a fragment another capture may continue, or that may continue one, needs its state for the stitcher.
-            if (f.HeadOpen || f.Covered || f.TailOpen)
-                row = row.AppendValue(f.ToBytes());
-            else
-                row = row.AppendNullValue();
-            row.EndRow();
-            Count++;
-        }
-    }
-
-    /// <summary>Appends the dataset row's columns (<see cref="RowColumnsDdl"/>) of <paramref name="c"/>.</summary>
-    public static IDuckDBAppenderRow AppendRow(IDuckDBAppenderRow row, Connection c)
-    {
-        ArgumentNullException.ThrowIfNull(row);
-        ArgumentNullException.ThrowIfNull(c);
-        return row
-            .AppendValue(c.Uid).AppendValue(c.TsNs)
-            .AppendValue(c.OrigH).AppendValue(c.OrigP).AppendValue(c.RespH).AppendValue(c.RespP)
-            .AppendValue(c.Proto).AppendValue(c.Service).AppendValue(c.DurationNs)
-            .AppendValue(c.OrigBytes).AppendValue(c.RespBytes).AppendValue(c.ConnState).AppendValue(c.MissedBytes)
-            .AppendValue(c.History).AppendValue(c.OrigPkts).AppendValue(c.OrigIpBytes).AppendValue(c.RespPkts).AppendValue(c.RespIpBytes)
-            .AppendValue(c.ProbeId).AppendValue(c.Encapsulation)
-            .AppendValue(c.OrigType).AppendValue(c.OrigIid).AppendValue(c.RespType).AppendValue(c.RespIid);
-    }
-
-    /// <summary>Writes every fragment added to <paramref name="file"/>, with the capture's SHA-256 as the <c>source</c> column.</summary>
-    public void Complete(string file, string sha256, string keyValues)
-    {
-        _appender?.Dispose();
-        _appender = null;
-        Execute($"""
-            COPY (SELECT {AggregateSql.Quote(sha256)} AS source, * FROM {Table})
-            TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})
-            """);
-    }
-
-    /// <summary>
-    /// A stable 64-bit hash of the key (XxHash3 of its bytes): the merge reads edge fragments ordered by it, so that one
-    /// key's fragments come together; the stitcher then groups them by the key itself.
-    /// </summary>
-    public static long KeyHash(ConnectionKey key)
-    {
-        Span<byte> buffer = stackalloc byte[2 * Ipv6Address.Length + 8];
-        key.AddressA.Write(buffer);
-        key.AddressB.Write(buffer[Ipv6Address.Length..]);
-        var rest = buffer[(2 * Ipv6Address.Length)..];
-        BinaryPrimitives.WriteUInt16BigEndian(rest, key.PortA);
-        BinaryPrimitives.WriteUInt16BigEndian(rest[2..], key.PortB);
-        rest[4] = key.Protocol;
-        rest[5] = (byte)key.Encapsulation;
-        rest[6] = key.OneWay ? (byte)1 : (byte)0;
-        rest[7] = 0;
-        return unchecked((long)XxHash3.HashToUInt64(buffer));
-    }
-
-    private void Execute(string sql)
-    {
-        using var command = _db.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
-    }
-
-    public void Dispose()
-    {
-        _appender?.Dispose();
-        _db.Dispose();
-        if (Directory.Exists(_spill))
-            Directory.Delete(_spill, recursive: true);
     }
 }

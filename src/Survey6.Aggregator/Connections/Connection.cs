@@ -40,26 +40,23 @@ public sealed record Connection
     internal static Connection From(ConnectionState s, string probeId)
     {
         var key = s.Key;
-        bool origIsA = s.OrigIsA;
-        var origH = origIsA ? key.AddressA : key.AddressB;
-        var respH = origIsA ? key.AddressB : key.AddressA;
-        var origInfo = Ipv6AddressClassifier.Classify(origH);
-        var respInfo = Ipv6AddressClassifier.Classify(respH);
-        long duration = s.LastTimestampNs - s.FirstTimestampNs;
+        var origInfo = Ipv6AddressClassifier.Classify(s.OrigAddress);
+        var respInfo = Ipv6AddressClassifier.Classify(s.RespAddress);
+        long? duration = s.DurationNs;
         string history = s.History;
         return new Connection
         {
             Uid = MakeUid(probeId, key, s.FirstTimestampNs),
             TsNs = s.FirstTimestampNs,
-            OrigH = origH.ToString(),
-            OrigP = origIsA ? key.PortA : key.PortB,
-            RespH = respH.ToString(),
-            RespP = origIsA ? key.PortB : key.PortA,
+            OrigH = s.OrigAddress.ToString(),
+            OrigP = s.OrigPort,
+            RespH = s.RespAddress.ToString(),
+            RespP = s.RespPort,
             Proto = key.ProtocolName,
-            Service = s.Dns ? "dns" : null,
-            DurationNs = duration > 0 ? duration : null,
-            OrigBytes = duration > 0 ? s.OrigBytes : null,
-            RespBytes = duration > 0 ? s.RespBytes : null,
+            Service = s.Dns ? DnsService : null,
+            DurationNs = duration,
+            OrigBytes = duration is null ? null : s.OrigBytes,
+            RespBytes = duration is null ? null : s.RespBytes,
             ConnState = s.ConnState,
             MissedBytes = s.MissedBytes,
             History = history.Length > 0 ? history : null,
@@ -76,6 +73,12 @@ public sealed record Connection
         };
     }
 
+    /// <summary>The <c>service</c> of a connection that carried DNS.</summary>
+    internal const string DnsService = "dns";
+
+    /// <summary>Characters in a uid.</summary>
+    internal const int UidLength = 18;
+
     private const string Base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
     /// <summary>
@@ -84,9 +87,20 @@ public sealed record Connection
     /// </summary>
     internal static string MakeUid(string probeId, ConnectionKey key, long firstTimestampNs)
     {
-        var hash = new XxHash128();
-        hash.Append(System.Text.Encoding.UTF8.GetBytes(probeId));
-        Span<byte> buffer = stackalloc byte[2 * Ipv6Address.Length + 16];
+        Span<char> text = stackalloc char[UidLength];
+        WriteUid(System.Text.Encoding.UTF8.GetBytes(probeId), key, firstTimestampNs, text);
+        return new string(text);
+    }
+
+    /// <summary><see cref="MakeUid"/> into <paramref name="text"/> (<see cref="UidLength"/> chars), the probe id given as UTF-8.</summary>
+    internal static void WriteUid(ReadOnlySpan<byte> probeIdUtf8, ConnectionKey key, long firstTimestampNs, Span<char> text)
+    {
+        // One shot over probe id then key, the same digest as appending them in turn, without a hasher object.
+        const int KeyBytes = (2 * Ipv6Address.Length) + 16;
+        int total = probeIdUtf8.Length + KeyBytes;
+        Span<byte> all = total <= 512 ? stackalloc byte[total] : new byte[total];
+        probeIdUtf8.CopyTo(all);
+        var buffer = all[probeIdUtf8.Length..];
         key.AddressA.Write(buffer);
         key.AddressB.Write(buffer[Ipv6Address.Length..]);
         var rest = buffer[(2 * Ipv6Address.Length)..];
@@ -97,19 +111,15 @@ public sealed record Connection
         rest[6] = key.OneWay ? (byte)1 : (byte)0;
         rest[7] = 0;
         System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(rest[8..], firstTimestampNs);
-        hash.Append(buffer);
-        var digest = hash.GetCurrentHashAsUInt128();
+        var digest = XxHash128.HashToUInt128(all);
 
         // 96 bits, as Zeek's uids carry: 17 base62 digits.
         var value = digest >> 32;
-        Span<char> text = stackalloc char[18];
         text[0] = 'C';
-        for (int i = 17; i >= 1; i--)
+        for (int i = UidLength - 1; i >= 1; i--)
         {
             text[i] = Base62[(int)(value % 62)];
             value /= 62;
         }
-
-        return new string(text);
     }
 }

@@ -1,3 +1,5 @@
+using Survey6.Packets.Addresses;
+
 namespace Survey6.Aggregator.Connections;
 
 /// <summary>
@@ -616,40 +618,46 @@ public sealed class ConnectionState
         return copy;
     }
 
-    internal void Write(BinaryWriter w)
-    {
-        w.Write(FirstTimestampNs);
-        w.Write(LastTimestampNs);
-        w.Write(LastPacketNs);
-        w.Write(OrigIsA);
-        w.Write(Dns);
-        w.Write(AttemptStartNs);
-        w.Write(CompletedNs);
-        w.Write(_historySeen);
-        w.Write(History);
-        _a.Write(w);
-        _b.Write(w);
-    }
+    /// <summary>The originator's address (the key's end that <see cref="OrigIsA"/> names).</summary>
+    public Ipv6Address OrigAddress => OrigIsA ? Key.AddressA : Key.AddressB;
 
-    internal static ConnectionState Read(BinaryReader r, ConnectionKey key)
+    public Ipv6Address RespAddress => OrigIsA ? Key.AddressB : Key.AddressA;
+
+    public ushort OrigPort => OrigIsA ? Key.PortA : Key.PortB;
+
+    public ushort RespPort => OrigIsA ? Key.PortB : Key.PortA;
+
+    /// <summary>Last time less first; null when zero, as Zeek leaves it (and the byte counts) unset then.</summary>
+    public long? DurationNs => LastTimestampNs > FirstTimestampNs ? LastTimestampNs - FirstTimestampNs : null;
+
+    /// <summary>The history letters without making a string.</summary>
+    internal ReadOnlySpan<char> HistoryChars => _history.AsSpan(0, _historyLength);
+
+    internal uint HistorySeen => _historySeen;
+
+    internal ref readonly Endpoint A => ref _a;
+
+    internal ref readonly Endpoint B => ref _b;
+
+    /// <summary>A state exactly as stored (<see cref="Aggregate.ConnectionFragmentFile"/>): the inverse of the accessors above.</summary>
+    internal static ConnectionState Restore(
+        ConnectionKey key, long firstNs, long lastNs, long lastPacketNs, bool origIsA, bool dns, long attemptStartNs, long completedNs,
+        uint historySeen, ReadOnlySpan<char> history, in Endpoint a, in Endpoint b)
     {
-        long first = r.ReadInt64();
-        var state = new ConnectionState(key, first, origIsA: true)
+        var state = new ConnectionState(key, firstNs, origIsA)
         {
-            LastTimestampNs = r.ReadInt64(),
-            LastPacketNs = r.ReadInt64(),
-            OrigIsA = r.ReadBoolean(),
-            Dns = r.ReadBoolean(),
-            AttemptStartNs = r.ReadInt64(),
-            CompletedNs = r.ReadInt64(),
+            LastTimestampNs = lastNs,
+            LastPacketNs = lastPacketNs,
+            Dns = dns,
+            AttemptStartNs = attemptStartNs,
+            CompletedNs = completedNs,
         };
-        state._historySeen = r.ReadUInt32();
-        string history = r.ReadString();
+        state._historySeen = historySeen;
         state._history = new char[Math.Max(8, history.Length)];
-        history.CopyTo(0, state._history, 0, history.Length);
+        history.CopyTo(state._history);
         state._historyLength = history.Length;
-        state._a = Endpoint.Read(r);
-        state._b = Endpoint.Read(r);
+        state._a = a;
+        state._b = b;
         return state;
     }
 }

@@ -34,9 +34,10 @@ public sealed record ParseResult(ParseStatus Status, long Frames, string? Packet
 /// file never lacks them), so a damaged capture or a crash leaves nothing visible, and parsing the same capture
 /// again produces the same bytes.
 /// </summary>
-public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPreservingAnonymiser? anonymiser = null, ConnectionOptions? connections = null)
+/// <param name="connections">The connection settings the fragments are tracked with (required: they name the fragments file).</param>
+public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPreservingAnonymiser? anonymiser, ConnectionOptions connections)
 {
-    private readonly ConnectionOptions _connections = connections ?? new ConnectionOptions();
+    private readonly ConnectionOptions _connections = connections ?? throw new ArgumentNullException(nameof(connections));
 
     public async Task<ParseResult> ParseAsync(PendingCapture capture, string runId, CancellationToken ct)
     {
@@ -91,9 +92,10 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
             var packetsTemp = LakeLayout.TempPathFor(packetsPath, runId);
             var fragmentsPath = ConnectionPartials.ParsedFile(lake, capture.Date, probeId, capture.Sha256, _connections);
             var fragmentsTemp = LakeLayout.TempPathFor(fragmentsPath, runId);
+            Directory.CreateDirectory(Path.GetDirectoryName(fragmentsPath)!);
             using var anonymised = new AnonymisedAddresses(anonymiser);
-            using var fragments = new ConnectionPartialWriter(lake.Staging);
             var pump = new FramePump(new ConnectionPass(probeId, capture.Sha256, described.WindowStartNs, _connections, anonymised));
+            var fragments = new ConnectionPartialWriter(fragmentsTemp, anonymiser?.KeyId);
             try
             {
                 using (var stream = new FileStream(packetsTemp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.None))
@@ -110,18 +112,20 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
                         writer.Dispose();
                         stream.Dispose();
                         File.Delete(packetsTemp);
+                        fragments.Dispose();
+                        File.Delete(fragmentsTemp);
                         return Unreadable(damage, manifestProblem);
                     }
                     writer.Complete();
                 }
                 fragments.Add(pump.Connections.Drain());
-                Directory.CreateDirectory(Path.GetDirectoryName(fragmentsPath)!);
-                fragments.Complete(fragmentsTemp, capture.Sha256, AggregateStage.KeyValues(anonymiser?.KeyId));
+                fragments.Complete();
                 DurableFiles.Publish(fragmentsTemp, fragmentsPath);
                 DurableFiles.Publish(packetsTemp, packetsPath);
             }
             catch
             {
+                fragments.Dispose();
                 TryDelete(packetsTemp);
                 TryDelete(fragmentsTemp);
                 throw;

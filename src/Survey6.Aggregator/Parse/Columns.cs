@@ -45,6 +45,39 @@ internal abstract class Column(ColumnSpec spec)
         page.PatchInt32(at, page.Length - at - 4);
     }
 
+    /// <summary>
+    /// The repetition and definition levels of a list column (3-level LIST): per row, <paramref name="counts"/> is -1 for
+    /// a null list, else its length; <paramref name="items"/> is their sum. Sets the chunk's slot and null counts.
+    /// </summary>
+    protected static void WriteListLevels(ReadOnlySpan<int> counts, int items, ChunkBuilder chunk)
+    {
+        // Dremel levels: definition 0 = null list, 1 = empty list, 3 = a present element; repetition 0 starts a row, 1 continues its list.
+        int slots = 0;
+        foreach (int count in counts)
+            slots += Math.Max(1, count);
+        var def = ChunkBuilder.Ensure(ref chunk.Levels, slots);
+        var rep = ChunkBuilder.Ensure(ref chunk.Repetitions, slots);
+        int slot = 0;
+        foreach (int count in counts)
+        {
+            if (count <= 0)
+            {
+                def[slot] = count < 0 ? 0 : 1;
+                rep[slot++] = 0;
+                continue;
+            }
+            for (int k = 0; k < count; k++)
+            {
+                def[slot] = 3;
+                rep[slot++] = k == 0 ? 0 : 1;
+            }
+        }
+        chunk.Slots = slot;
+        chunk.NullCount = slot - items;
+        WriteLevels(rep.AsSpan(0, slot), 1, chunk.Page);
+        WriteLevels(def.AsSpan(0, slot), 2, chunk.Page);
+    }
+
     protected static void WriteSingleRunLevels(int level, int count, int bitWidth, ByteBuffer page)
     {
         int at = page.Length;
@@ -373,13 +406,12 @@ internal sealed class StringColumn(string name, int capacity, StringTable table,
 }
 
 /// <summary>
-/// A nullable list of strings per row: <see cref="Counts"/>[row] = -1 for null, else that many codes appended to
-/// the items. Lists are never empty, so null and empty need not be told apart.
+/// A nullable list per row: <see cref="Counts"/>[row] = -1 for null, else that many items appended by
+/// <see cref="Append"/> (in row order). Items are never null.
 /// </summary>
-internal sealed class StringListColumn(string name, int capacity, StringTable table, DictionaryMap map)
-    : Column(new ColumnSpec(name, PhysicalType.ByteArray, ConvertedType.Utf8, Optional: true, IsList: true))
+internal abstract class ListColumn<T>(ColumnSpec spec, int capacity) : Column(spec)
 {
-    private int[] _items = new int[1024];
+    private T[] _items = new T[1024];
 
     public int[] Counts = new int[capacity];
 
@@ -387,54 +419,47 @@ internal sealed class StringListColumn(string name, int capacity, StringTable ta
 
     public int ItemCount { get; private set; }
 
-    public void Append(int code)
+    protected ReadOnlySpan<T> Items => _items.AsSpan(0, ItemCount);
+
+    public void Append(T item)
     {
         if (ItemCount == _items.Length)
             Array.Resize(ref _items, _items.Length * 2);
-        _items[ItemCount++] = code;
+        _items[ItemCount++] = item;
     }
 
     public void Reset() => ItemCount = 0;
+}
 
+/// <summary>A nullable list of strings per row, as codes into the row group's <see cref="StringTable"/>; dictionary-encoded.</summary>
+internal sealed class StringListColumn(string name, int capacity, StringTable table, DictionaryMap map)
+    : ListColumn<int>(new ColumnSpec(name, PhysicalType.ByteArray, ConvertedType.Utf8, Optional: true, IsList: true), capacity)
+{
     public override void Encode(int rows, ChunkBuilder chunk)
     {
-        // Dremel levels: definition 0 = null list, 3 = a present element; repetition 0 starts a row, 1 continues its list.
-        int slots = 0;
-        for (int i = 0; i < rows; i++)
-            slots += Counts[i] < 0 ? 1 : Counts[i];
-        var def = ChunkBuilder.Ensure(ref chunk.Levels, slots);
-        var rep = ChunkBuilder.Ensure(ref chunk.Repetitions, slots);
-        var indices = ChunkBuilder.Ensure(ref chunk.Indices, ItemCount);
+        WriteListLevels(Counts.AsSpan(0, rows), ItemCount, chunk);
+        if (ItemCount == 0)
+            return;
+        var items = Items;
+        var indices = ChunkBuilder.Ensure(ref chunk.Indices, items.Length);
         map.Begin(table.Count);
         chunk.HasDictionary = true;
-        int slot = 0, item = 0;
-        for (int i = 0; i < rows; i++)
-        {
-            int count = Counts[i];
-            if (count < 0)
-            {
-                def[slot] = 0;
-                rep[slot++] = 0;
-                continue;
-            }
-            for (int k = 0; k < count; k++)
-            {
-                indices[item] = map.IndexOf(_items[item], table, chunk);
-                item++;
-                def[slot] = 3;
-                rep[slot++] = k == 0 ? 0 : 1;
-            }
-        }
-        chunk.Slots = slot;
-        chunk.NullCount = slot - item;
-        WriteLevels(rep.AsSpan(0, slot), 1, chunk.Page);
-        WriteLevels(def.AsSpan(0, slot), 2, chunk.Page);
-        if (item == 0)
-        {
-            chunk.HasDictionary = false;
-            return;
-        }
+        for (int k = 0; k < items.Length; k++)
+            indices[k] = map.IndexOf(items[k], table, chunk);
         chunk.ValueEncoding = ParquetEncoding.RleDictionary;
-        WriteIndices(indices.AsSpan(0, item), chunk.DictionaryCount, chunk.Page);
+        WriteIndices(indices.AsSpan(0, items.Length), chunk.DictionaryCount, chunk.Page);
+    }
+}
+
+/// <summary>A nullable list of numbers per row; an empty list is told apart from null.</summary>
+internal sealed class ValueListColumn<T>(string name, int capacity, ValueDictionary? dictionary = null, bool delta = false)
+    : ListColumn<T>(new ColumnSpec(name, PhysicalOf<T>(), ConvertedOf<T>(), Optional: true, IsList: true), capacity)
+    where T : struct
+{
+    public override void Encode(int rows, ChunkBuilder chunk)
+    {
+        WriteListLevels(Counts.AsSpan(0, rows), ItemCount, chunk);
+        if (ItemCount > 0)
+            ValueEncoder.Values(Items, delta, dictionary, chunk);
     }
 }

@@ -42,7 +42,6 @@ public sealed class PacketParquetWriter : IDisposable
     private readonly Dictionary<uint, int> _anomalies = [];
     private readonly Dictionary<PrefixKey, int> _prefixes = [];
     private readonly Dictionary<UInt128, int> _names = [];
-    private readonly Dictionary<string, int> _static = new(ReferenceEqualityComparer.Instance);
     private readonly int[] _encapsulationCodes = NewEnumCache();
     private readonly int[] _transportCodes = NewEnumCache();
 
@@ -330,7 +329,6 @@ public sealed class PacketParquetWriter : IDisposable
         _anomalies.Clear();
         _prefixes.Clear();
         _names.Clear();
-        _static.Clear();
         Array.Fill(_encapsulationCodes, -1);
         Array.Fill(_transportCodes, -1);
     }
@@ -451,13 +449,7 @@ public sealed class PacketParquetWriter : IDisposable
         return slot;
     }
 
-    private int StaticCode(string name)
-    {
-        ref int slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_static, name, out bool exists);
-        if (!exists)
-            slot = _strings.AddStatic(name);
-        return slot;
-    }
+    private int StaticCode(string name) => _strings.Static(name);
 
     private int Ipv4Code(uint address)
     {

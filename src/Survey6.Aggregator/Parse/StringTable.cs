@@ -9,6 +9,7 @@ internal sealed class StringTable
     private const int ChunkSize = 64 * 1024;
 
     private readonly List<char[]> _chunks = [];
+    private readonly Dictionary<string, int> _static = new(ReferenceEqualityComparer.Instance);
     private ReadOnlyMemory<char>[] _entries = new ReadOnlyMemory<char>[4096];
     private int _chunk;
     private int _used;
@@ -19,6 +20,15 @@ internal sealed class StringTable
 
     /// <summary>Adds text that outlives the table (names from static tables); nothing is copied.</summary>
     public int AddStatic(string text) => Append(text.AsMemory());
+
+    /// <summary>The code of a string that outlives the table, added once per row group (looked up by reference).</summary>
+    public int Static(string text)
+    {
+        ref int slot = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_static, text, out bool exists);
+        if (!exists)
+            slot = AddStatic(text);
+        return slot;
+    }
 
     /// <summary>Reserves room for up to <paramref name="maxLength"/> chars; finish with <see cref="Commit"/>.</summary>
     public Span<char> Reserve(int maxLength)
@@ -54,6 +64,7 @@ internal sealed class StringTable
     public void Clear()
     {
         Array.Clear(_entries, 0, Count);
+        _static.Clear();
         Count = 0;
         _chunk = 0;
         _used = 0;

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using Survey6.Aggregator.Storage;
 using Survey6.Aggregator.Tests.Support;
 using Survey6.Packets.Addresses;
@@ -134,6 +135,63 @@ public class ConnectionsDatasetTests
     }
 
     /// <summary>
+    /// A fragments file that is damaged is not used: the operator reads a warning naming the file and why, the file is
+    /// left where it is, and the capture's connections are tracked again from its stored capture, so nothing is lost.
+    /// </summary>
+    [Fact]
+    public async Task A_damaged_fragments_file_is_named_and_tracked_again_from_the_stored_capture()
+    {
+        var exchange = ConversationTests.Exchange();
+        var log = new CapturedLog();
+        using var w = new Workspace(configure: (services, _) => services.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(log));
+        w.Store(ConversationTests.Write(exchange[..4]));
+        w.Store(ConversationTests.Write(exchange[4..]));
+        await w.RunAsync(AggregatorStage.Parse);
+        var damaged = Directory.GetFiles(Path.Combine(w.LakeDirectory, ".connections"), "*.parquet", SearchOption.AllDirectories)[0];
+        byte[] garbage = "not a Parquet file"u8.ToArray();
+        File.WriteAllBytes(damaged, garbage);
+
+        await w.RunAsync(AggregatorStage.Aggregate);
+
+        await AssertJoinedNowAndAfterRebuildAsync(w);
+        var warning = Assert.Single(log.Messages.Distinct(), m => m.Contains(damaged, StringComparison.Ordinal));
+        Assert.Contains("cannot be read as Parquet", warning, StringComparison.Ordinal);
+        Assert.Contains("tracked again from the stored capture", warning, StringComparison.Ordinal);
+        Assert.Equal(garbage, File.ReadAllBytes(damaged));
+    }
+
+    /// <summary>
+    /// A fragments file of a format this version does not read (here 99) is not used either; with its stored capture
+    /// gone there is nothing to track again from, so the warnings say so and the date is still aggregated from the rest.
+    /// </summary>
+    [Fact]
+    public async Task A_fragments_file_of_an_unknown_format_is_not_read()
+    {
+        var exchange = ConversationTests.Exchange();
+        var log = new CapturedLog();
+        using var w = new Workspace(configure: (services, _) => services.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(log));
+        w.Store(ConversationTests.Write(exchange));
+        await w.RunAsync(AggregatorStage.Parse);
+        var file = Assert.Single(Directory.GetFiles(Path.Combine(w.LakeDirectory, ".connections"), "*.parquet", SearchOption.AllDirectories));
+        using (var db = w.DuckDb())
+        {
+            Workspace.Rows(db, $"COPY (SELECT * FROM read_parquet({Workspace.Q(file)})) TO {Workspace.Q(file + ".new")} (FORMAT parquet, KV_METADATA {{'survey6.connections.format': '99'}})");
+        }
+
+        File.Move(file + ".new", file, overwrite: true);
+        byte[] before = File.ReadAllBytes(file);
+        foreach (var stored in Directory.GetFiles(Path.Combine(w.DataDirectory, "captures"), "*.pcapng", SearchOption.AllDirectories))
+            File.Delete(stored);
+
+        await w.RunAsync(AggregatorStage.Aggregate);
+
+        Assert.Contains(log.Messages, m => m.Contains(file, StringComparison.Ordinal) && m.Contains("fragment format 99, this version reads 3", StringComparison.Ordinal));
+        Assert.Contains(log.Messages, m => m.Contains("the date's connections lack it", StringComparison.Ordinal));
+        Assert.Empty(Connections(w));
+        Assert.Equal(before, File.ReadAllBytes(file));
+    }
+
+    /// <summary>
     /// A connection that starts more than the idle timeout after its capture's first packet and ends more than the idle
     /// timeout before its last can meet no other capture's: its fragment carries no state for the stitcher, only its
     /// row. The connections at the capture's edges carry theirs.
@@ -157,11 +215,13 @@ public class ConnectionsDatasetTests
         using (var db = w.DuckDb())
         {
             var glob = Workspace.Q(Path.Combine(w.LakeDirectory, ".connections", "*", "*", "*.parquet"));
-            var rows = Workspace.Rows(db, $"SELECT proto, orig_p, head_open, tail_open, fragment IS NULL FROM read_parquet({glob}) ORDER BY ts_ns");
+            // The state columns (key_protocol among them) are null where no other capture's fragment can meet this one;
+            // only a head-open fragment keeps its packets for the stitcher's replay.
+            var rows = Workspace.Rows(db, $"SELECT proto, orig_p, head_open, tail_open, key_protocol IS NULL, len(ev_ts_ns) FROM read_parquet({glob}) ORDER BY ts_ns");
             Assert.Equal(3, rows.Count);
-            Assert.Equal(["udp", (ushort)40000, true, false, false], rows[0]);
-            Assert.Equal(["tcp", (ushort)50000, false, false, true], rows[1]);
-            Assert.Equal(["udp", (ushort)40001, false, true, false], rows[2]);
+            Assert.Equal(["udp", (ushort)40000, true, false, false, 1L], rows[0]);
+            Assert.Equal(["tcp", (ushort)50000, false, false, true, null], rows[1]);
+            Assert.Equal(["udp", (ushort)40001, false, true, false, null], rows[2]);
         }
 
         await w.RunAsync(AggregatorStage.Aggregate);
