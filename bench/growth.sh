@@ -32,6 +32,7 @@ done
 command -v /usr/bin/time >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq time >/dev/null
 command -v editcap >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq wireshark-common >/dev/null
 "$survey6" --help >/dev/null
+version="$("$survey6" --version)"
 dotnet build "$root/bench/Survey6.Aggregator.Bench" -c Release -nologo -v quiet -clp:ErrorsOnly >/dev/null
 dotnet build "$root/bench/Survey6.CaptureGen" -c Release -nologo -v quiet -clp:ErrorsOnly >/dev/null
 bench_dll="$root/bench/Survey6.Aggregator.Bench/bin/Release/net10.0/$(ls "$root/bench/Survey6.Aggregator.Bench/bin/Release/net10.0" | grep -m1 -E '^linux-')/Survey6.Aggregator.Bench.dll"
@@ -73,7 +74,7 @@ done
 {
     echo "# Growth of one day: $probes probes x $batches batches x $packets packets"
     echo
-    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg), commit $(git -C "$root" rev-parse --short HEAD)"
+    echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg), survey6 $version"
     echo
     echo "| batch | new packets | day so far | wall s | CPU s | µs CPU per new packet | peak RSS MiB |"
     echo "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
