@@ -204,15 +204,22 @@ public sealed partial class CaptureReader
         return true;
     }
 
-    private bool ReadEnhancedPacket(ReadOnlySpan<byte> block, long offset, out CaptureFrame frame)
+    private bool ReadEnhancedPacket(ReadOnlySpan<byte> block, long offset, out CaptureFrame frame) =>
+        ReadPacket(block, offset, ReadUInt32(block[EpbOffset.InterfaceId..]), "an", "Enhanced Packet Block", out frame);
+
+    /// <summary>The obsolete Packet Block is an EPB with a 16-bit interface id (and a drop count nobody reads): <see cref="PbOffset"/>.</summary>
+    private bool ReadObsoletePacket(ReadOnlySpan<byte> block, long offset, out CaptureFrame frame) =>
+        ReadPacket(block, offset, ReadUInt16(block[PbOffset.InterfaceId..]), "a", "Packet Block", out frame);
+
+    /// <summary>The fields an EPB and a PB share, at the same offsets (<see cref="PbOffset"/> is defined by <see cref="EpbOffset"/>).</summary>
+    private bool ReadPacket(ReadOnlySpan<byte> block, long offset, uint interfaceId, string article, string blockName, out CaptureFrame frame)
     {
         frame = default;
-        uint interfaceId = ReadUInt32(block[EpbOffset.InterfaceId..]);
         if (interfaceId >= (uint)_interfaceCount)
-            return Fail(offset, UnknownInterfaceMessage("an Enhanced Packet Block", interfaceId));
+            return Fail(offset, UnknownInterfaceMessage(article + " " + blockName, interfaceId));
         uint capturedLength = ReadUInt32(block[EpbOffset.CapturedLength..]);
         if (capturedLength > (uint)(block.Length - EpbMinLength))
-            return Fail(offset, $"Enhanced Packet Block of {block.Length} bytes is too small for {capturedLength} captured bytes");
+            return Fail(offset, $"{blockName} of {block.Length} bytes is too small for {capturedLength} captured bytes");
 
         ref readonly var state = ref _interfaces[interfaceId];
         ulong timestamp = ((ulong)ReadUInt32(block[EpbOffset.TimestampHigh..]) << 32) | ReadUInt32(block[EpbOffset.TimestampLow..]);
@@ -220,30 +227,6 @@ public sealed partial class CaptureReader
         frame.TimestampNanoseconds = ToNanoseconds(in state, timestamp);
         frame.HasTimestamp = true;
         frame.OriginalLength = ReadUInt32(block[EpbOffset.OriginalLength..]);
-        frame.LinkType = state.LinkType;
-        frame.InterfaceId = (int)interfaceId;
-        frame.SectionIndex = _sectionIndex;
-        frame.FileOffset = offset;
-        frame.Kind = FrameKind.Packet;
-        return true;
-    }
-
-    private bool ReadObsoletePacket(ReadOnlySpan<byte> block, long offset, out CaptureFrame frame)
-    {
-        frame = default;
-        uint interfaceId = ReadUInt16(block[PbOffset.InterfaceId..]);
-        if (interfaceId >= (uint)_interfaceCount)
-            return Fail(offset, UnknownInterfaceMessage("a Packet Block", interfaceId));
-        uint capturedLength = ReadUInt32(block[PbOffset.CapturedLength..]);
-        if (capturedLength > (uint)(block.Length - PbMinLength))
-            return Fail(offset, $"Packet Block of {block.Length} bytes is too small for {capturedLength} captured bytes");
-
-        ref readonly var state = ref _interfaces[interfaceId];
-        ulong timestamp = ((ulong)ReadUInt32(block[PbOffset.TimestampHigh..]) << 32) | ReadUInt32(block[PbOffset.TimestampLow..]);
-        frame.Data = block.Slice(PbOffset.Data, (int)capturedLength);
-        frame.TimestampNanoseconds = ToNanoseconds(in state, timestamp);
-        frame.HasTimestamp = true;
-        frame.OriginalLength = ReadUInt32(block[PbOffset.OriginalLength..]);
         frame.LinkType = state.LinkType;
         frame.InterfaceId = (int)interfaceId;
         frame.SectionIndex = _sectionIndex;
