@@ -89,9 +89,22 @@ public sealed class AggregatorRunner(
         {
             ledger.FinishRun(runId, status, run.Inputs, run.Outputs, run.Rows, error);
             Log.StageFinished(logger, name, runId, status, watch.ElapsedMilliseconds, run.Inputs, run.Outputs, run.Rows);
+            if (run.Inputs > 0 && stage != AggregatorStage.Cleanup)
+                ReleaseMemory();
         }
         return new StageReport(runId, stage, status, run.Inputs, run.Outputs, run.Rows, watch.Elapsed, error);
     }
+
+    /// <summary>
+    /// Gives a finished stage's memory back to the system. The parse's row-group buffers are garbage once it ends, but
+    /// the runtime keeps the pages it grew into; the aggregate stage that follows in the same process (<c>aggregate
+    /// once</c>, the scheduler, the server's embedded aggregator) would then add DuckDB's pool on top of them, and the
+    /// process would pass Aggregator:MemoryLimit although neither stage does alone (1.15 GiB against 0.45 and 0.69 for
+    /// ten 200 k-packet captures). One blocking, compacting collection per stage run that did something costs
+    /// milliseconds.
+    /// </summary>
+    private static void ReleaseMemory() =>
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
 
     /// <summary>
     /// Makes the lake's folder, owner-only like the data directory it usually sits in (it holds captured packets),
