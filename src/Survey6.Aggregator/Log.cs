@@ -54,6 +54,8 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 30, Level = LogLevel.Information, Message = "Cleanup removed {Files} temp files and {Folders} staging folders; {Abandoned} runs marked abandoned")]
     public static partial void CleanupRemoved(ILogger logger, int files, int folders, int abandoned);
+    [LoggerMessage(EventId = 33, Level = LogLevel.Information, Message = "Cleanup removed {Files} connection fragment files of an older format ({Bytes} bytes), which this version never reads; the captures' connections are tracked from their stored captures")]
+    public static partial void CleanupRemovedOutdatedFragments(ILogger logger, int files, long bytes);
     [LoggerMessage(EventId = 40, Level = LogLevel.Debug, Message = "Leased capture {Sha256} as {Consumer}, attempt {Attempt}")]
     public static partial void CaptureLeased(ILogger logger, string sha256, string consumer, int attempt);
 

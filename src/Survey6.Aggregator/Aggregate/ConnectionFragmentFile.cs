@@ -148,9 +148,7 @@ internal static class ConnectionFragmentFile
         ArgumentNullException.ThrowIfNull(db);
         try
         {
-            using var command = db.CreateCommand();
-            command.CommandText = $"SELECT decode(value) FROM parquet_kv_metadata({AggregateSql.Quote(file)}) WHERE decode(key) = {AggregateSql.Quote(FormatKey)}";
-            var value = command.ExecuteScalar() as string;
+            var value = FormatOf(db, file);
             string expected = FormatVersion.ToString(System.Globalization.CultureInfo.InvariantCulture);
             return value switch
             {
@@ -164,6 +162,25 @@ internal static class ConnectionFragmentFile
             return "it cannot be read as Parquet: " + e.Message;
         }
     }
+
+    /// <summary>
+    /// The fragment format <paramref name="file"/>'s footer names (<see cref="FormatKey"/>), or null when it names none, as
+    /// the files written before formats were recorded. Throws <see cref="DuckDBException"/> when it is not Parquet.
+    /// </summary>
+    public static string? FormatOf(DuckDBConnection db, string file)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        using var command = db.CreateCommand();
+        command.CommandText = $"SELECT decode(value) FROM parquet_kv_metadata({AggregateSql.Quote(file)}) WHERE decode(key) = {AggregateSql.Quote(FormatKey)}";
+        return command.ExecuteScalar() as string;
+    }
+
+    /// <summary>
+    /// Whether a fragments file that names format <paramref name="format"/> (null: none) is of a format older than this
+    /// version's, which no reader of this version uses.
+    /// </summary>
+    public static bool IsOlderFormat(string? format) =>
+        format is null || (int.TryParse(format, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n < FormatVersion);
 
     /// <summary>Reads every fragment of a file (all of them must carry state): for tests and tools, not the merge.</summary>
     public static List<ConnectionFragment> ReadAll(DuckDBConnection db, string file)

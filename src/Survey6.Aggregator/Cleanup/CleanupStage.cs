@@ -1,5 +1,7 @@
+using DuckDB.NET.Data;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Survey6.Aggregator.Aggregate;
 using Survey6.Aggregator.Ledger;
 using Survey6.Aggregator.Parse;
 using Survey6.Aggregator.Storage;
@@ -32,6 +34,7 @@ public sealed class CleanupStage(ParseStage parse, IRunLedger ledger, IOptions<A
         var now = time.GetUtcNow();
         var (files, folders) = RemoveLeftovers(lake, now - _options.TempFileMaxAge);
         int abandoned = ledger.AbandonRunningRuns(run.RunId);
+        RemoveOutdatedFragments(lake, ct);
         ledger.PruneIdleRuns(now - IdleRunRetention);
         Log.CleanupRemoved(logger, files, folders, abandoned);
 
@@ -111,6 +114,61 @@ public sealed class CleanupStage(ParseStage parse, IRunLedger ledger, IOptions<A
             }
         }
         return (files, folders);
+    }
+
+    /// <summary>
+    /// Deletes the parse stage's connection fragment files that no reader of this version uses: not named for the current
+    /// connection settings, and of an older fragment format by their footer (after an upgrade changed the format, the
+    /// aggregate stage tracks those captures again from their stored copies). A file of another settings value in the
+    /// current format stays, as the settings may be changed back; so does one that cannot be read, for the operator
+    /// (the aggregate stage names it).
+    /// </summary>
+    private void RemoveOutdatedFragments(LakeLayout lake, CancellationToken ct)
+    {
+        if (!Directory.Exists(lake.ParsedConnections))
+            return;
+        var current = "." + ConnectionPartials.SettingsHash(_options.Connections) + ".parquet";
+        int files = 0;
+        long bytes = 0;
+        DuckDBConnection? db = null;
+        try
+        {
+            foreach (var file in Directory.EnumerateFiles(lake.ParsedConnections, "*.parquet", SearchOption.AllDirectories))
+            {
+                ct.ThrowIfCancellationRequested();
+                if (file.EndsWith(current, StringComparison.Ordinal) || LakeLayout.IsTempName(Path.GetFileName(file)))
+                    continue;
+                if (db is null)
+                {
+                    db = new DuckDBConnection("DataSource=:memory:");
+                    db.Open();
+                }
+
+                string? format;
+                try
+                {
+                    format = ConnectionFragmentFile.FormatOf(db, file);
+                }
+                catch (DuckDBException)
+                {
+                    continue;
+                }
+
+                if (!ConnectionFragmentFile.IsOlderFormat(format))
+                    continue;
+                var length = new FileInfo(file).Length;
+                File.Delete(file);
+                files++;
+                bytes += length;
+            }
+        }
+        finally
+        {
+            db?.Dispose();
+        }
+
+        if (files > 0)
+            Log.CleanupRemovedOutdatedFragments(logger, files, bytes);
     }
 
     private static DateTime NewestWrite(DirectoryInfo folder)

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Survey6.Aggregator.Storage;
 using Survey6.Aggregator.Tests.Support;
 using Survey6.Packets.Addresses;
@@ -189,6 +190,58 @@ public class ConnectionsDatasetTests
         Assert.Contains(log.Messages, m => m.Contains("the date's connections lack it", StringComparison.Ordinal));
         Assert.Empty(Connections(w));
         Assert.Equal(before, File.ReadAllBytes(file));
+    }
+
+    /// <summary>
+    /// After an upgrade that changed the fragment format, the cleanup stage removes the parse stage's files of the older
+    /// format (here one naming format 2 and one naming none, under the old settings' names), which nothing reads any
+    /// more, and says so. It keeps the current file, one of the current format under other settings (they may be set
+    /// back), one that cannot be read (for the operator) and one of a newer format; the connections are still there.
+    /// </summary>
+    [Fact]
+    public async Task Cleanup_removes_fragment_files_of_an_older_format_and_nothing_else()
+    {
+        var exchange = ConversationTests.Exchange();
+        var log = new CapturedLog(LogLevel.Information);
+        using var w = new Workspace(configure: (services, _) => services.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(log)
+            .AddLogging(b => b.SetMinimumLevel(LogLevel.Information)));
+        w.Store(ConversationTests.Write(exchange));
+        await w.RunAsync(AggregatorStage.Parse);
+        var current = Assert.Single(Directory.GetFiles(Path.Combine(w.LakeDirectory, ".connections"), "*.parquet", SearchOption.AllDirectories));
+        var sha = Path.GetFileName(current).Split('.')[0];
+        string Beside(string settings) => Path.Combine(Path.GetDirectoryName(current)!, sha + "." + settings + ".parquet");
+        void Copy(string target, string? format)
+        {
+            using var db = w.DuckDb();
+            var metadata = format is null ? "" : $", KV_METADATA {{'survey6.connections.format': '{format}'}}";
+            Workspace.Rows(db, $"COPY (SELECT * FROM read_parquet({Workspace.Q(current)})) TO {Workspace.Q(target)} (FORMAT parquet{metadata})");
+        }
+
+        var formatTwo = Beside("00000000000000a2");
+        var noFormat = Beside("00000000000000a1");
+        var otherSettings = Beside("00000000000000b3");
+        var newer = Beside("00000000000000c9");
+        var damaged = Beside("00000000000000d1");
+        Copy(formatTwo, "2");
+        Copy(noFormat, null);
+        Copy(otherSettings, "3");
+        Copy(newer, "99");
+        File.WriteAllBytes(damaged, "not a Parquet file"u8.ToArray());
+        byte[] currentBytes = File.ReadAllBytes(current);
+
+        await w.RunAsync(AggregatorStage.Cleanup);
+
+        Assert.False(File.Exists(formatTwo));
+        Assert.False(File.Exists(noFormat));
+        Assert.Equal(currentBytes, File.ReadAllBytes(current));
+        Assert.True(File.Exists(otherSettings));
+        Assert.True(File.Exists(newer));
+        Assert.True(File.Exists(damaged));
+        var said = Assert.Single(log.Messages, m => m.Contains("connection fragment files of an older format", StringComparison.Ordinal));
+        Assert.StartsWith("Cleanup removed 2 ", said, StringComparison.Ordinal);
+
+        await w.RunAsync(AggregatorStage.Aggregate);
+        Assert.NotEmpty(Connections(w));
     }
 
     /// <summary>
