@@ -234,7 +234,15 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                     var folder = Path.Combine(staged, dataset);
                     Directory.CreateDirectory(folder);
                     var file = Path.Combine(folder, LakeLayout.PartitionFile);
-                    rows[dataset] = Execute(connection, $"COPY ({query}) TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})", ct);
+                    try
+                    {
+                        rows[dataset] = Execute(connection, $"COPY ({query}) TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})", ct);
+                    }
+                    catch (DuckDBException e)
+                    {
+                        // DuckDB's message does not say which of the date's datasets it was writing; the operator needs to.
+                        throw new InvalidOperationException($"writing {dataset} of {date:yyyy-MM-dd}: {e.Message}", e);
+                    }
                 }
             }
 
