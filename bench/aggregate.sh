@@ -179,7 +179,9 @@ fi
         echo "| dataset | rows here | rows there | here only | there only |"
         echo "| --- | ---: | ---: | ---: | ---: |"
         for d in flows connections addresses prefixes dns icmpv6 icmpv6_routers summary; do
-            a="'$lake/$d/date=$date/data.parquet'"; b="'$compare/$d/date=$date/data.parquet'"
+            # flows and connections: files in probe folders (an older lake's one data.parquet matches too).
+            files="*.parquet"; [[ "$d" == flows || "$d" == connections ]] && files="**/*.parquet"
+            a="'$lake/$d/date=$date/$files'"; b="'$compare/$d/date=$date/$files'"
             row="$("$survey6" query --data-dir "$data" --lake "$lake" --format csv \
                 "SELECT (SELECT count(*) FROM read_parquet($a)), (SELECT count(*) FROM read_parquet($b)),
                         (SELECT count(*) FROM (SELECT * FROM read_parquet($a) EXCEPT ALL SELECT * FROM read_parquet($b))),

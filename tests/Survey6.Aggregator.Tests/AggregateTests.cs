@@ -83,7 +83,8 @@ public class AggregateTests
         return w;
     }
 
-    private static string Glob(Workspace w, string dataset) => Workspace.Q(Path.Combine(w.Lake.Dataset(dataset), "*", "*.parquet"));
+    private static string Glob(Workspace w, string dataset) =>
+        Workspace.Q(Path.Combine(w.Lake.Dataset(dataset), LakeLayout.HasProbeFolders(dataset) ? Path.Combine("*", "*", "*.parquet") : Path.Combine("*", "*.parquet")));
 
     [Fact]
     public async Task Flows_are_counted_after_dropping_exact_duplicates_within_a_probe()
@@ -201,8 +202,10 @@ public class AggregateTests
     public async Task A_date_is_rebuilt_only_when_its_packets_change()
     {
         using var w = await BuildAsync();
-        var flows = Path.Combine(w.Lake.DatePartition(LakeLayout.Flows, new DateOnly(2024, 5, 1)), LakeLayout.PartitionFile);
-        var before = File.ReadAllBytes(flows);
+        var date = new DateOnly(2024, 5, 1);
+        var flows = w.Lake.PartitionGlob(LakeLayout.Flows, date);
+        string Files() => string.Join('\n', Directory.EnumerateFiles(w.Lake.DatePartition(LakeLayout.Flows, date), "*.parquet", SearchOption.AllDirectories).Order(StringComparer.Ordinal));
+        var before = Files();
 
         var unchanged = await w.RunAsync(AggregatorStage.Aggregate);
         Assert.Equal(0, unchanged.Outputs);
@@ -214,7 +217,7 @@ public class AggregateTests
         Assert.Equal(LakeLayout.AggregateDatasets.Count, rebuilt.Outputs);
         using var db = w.DuckDb();
         Assert.Equal(10L, Workspace.Scalar<long>(db, $"SELECT count(*) FROM read_parquet({Workspace.Q(flows)})"));
-        Assert.NotEqual(before, File.ReadAllBytes(flows));
+        Assert.NotEqual(before, Files());
         Assert.DoesNotContain(Directory.EnumerateFiles(w.Lake.Staging, "*", SearchOption.AllDirectories), e => !e.Contains("duckdb", StringComparison.Ordinal));
     }
 
@@ -227,8 +230,9 @@ public class AggregateTests
             .Where(f => !f.StartsWith(w.Lake.Staging, StringComparison.Ordinal) && !f.StartsWith(w.Lake.Partials, StringComparison.Ordinal))
             .ToDictionary(f => Path.GetRelativePath(w.LakeDirectory, f), File.ReadAllBytes);
         var clean = Outputs(w);
-        // Per capture its packets file, its captures row and its tracked connections; then each dataset.
-        Assert.Equal(3 * 3 + LakeLayout.AggregateDatasets.Count, clean.Count);
+        // Per capture its packets file, its captures row and its tracked connections; then each dataset, but flows has one
+        // file per probe (2) and connections one per probe and hour (2).
+        Assert.Equal(3 * 3 + (LakeLayout.AggregateDatasets.Count - 2) + 2 + 2, clean.Count);
 
         // The state a crash leaves: no lake, no ledger, a half-written packets file and a half-built partition.
         Directory.Delete(w.LakeDirectory, recursive: true);
@@ -260,8 +264,7 @@ public class AggregateTests
         using var db = w.DuckDb();
         foreach (var dataset in LakeLayout.AllDatasets)
         {
-            bool perCapture = dataset is LakeLayout.Packets or LakeLayout.Captures;
-            var glob = Path.Combine(w.Lake.Dataset(dataset), perCapture ? Path.Combine("*", "*", "*.parquet") : Path.Combine("*", "*.parquet"));
+            var glob = Path.Combine(w.Lake.Dataset(dataset), LakeLayout.HasProbeFolders(dataset) ? Path.Combine("*", "*", "*.parquet") : Path.Combine("*", "*.parquet"));
             Assert.True(Workspace.Scalar<long>(db, $"SELECT count(*) FROM read_parquet({Workspace.Q(glob)}, hive_partitioning = true)") > 0, dataset);
         }
 
@@ -283,7 +286,7 @@ public class AggregateTests
         Assert.Equal((3L, (long)LakeLayout.AggregateDatasets.Count), (aggregate.Inputs, aggregate.Outputs));
         var files = w.Ledger.RunFiles(aggregate.RunId);
         Assert.Equal(3, files.Count(f => f.Direction == "input"));
-        Assert.Contains(files, f => f.Direction == "output" && f.Path.EndsWith(Path.Combine("flows", "date=2024-05-01", "data.parquet"), StringComparison.Ordinal) && f.Rows == 9);
+        Assert.Contains(files, f => f.Direction == "output" && f.Path.EndsWith(Path.Combine("flows", "date=2024-05-01"), StringComparison.Ordinal) && f.Rows == 9);
         Assert.Equal(1, w.Ledger.SchemaVersion);
         var partition = Assert.Single(w.Ledger.Partitions());
         Assert.Equal(3, partition.Inputs);

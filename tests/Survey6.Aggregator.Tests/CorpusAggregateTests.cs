@@ -55,7 +55,7 @@ public class CorpusAggregateTests(CorpusFixture corpus)
             """;
         var lake = $"""
             SELECT flow_src, flow_dst, CAST(flow_protocol AS BIGINT), CAST(flow_src_port AS BIGINT), CAST(flow_dst_port AS BIGINT), encapsulation, packets, bytes
-            FROM read_parquet({Workspace.Q(Path.Combine(W.Lake.Dataset(LakeLayout.Flows), "*", "*.parquet"))})
+            FROM read_parquet({Workspace.Q(Path.Combine(W.Lake.Dataset(LakeLayout.Flows), "*", "*", "*.parquet"))})
             """;
         using var db = W.DuckDb();
         Assert.Empty(Workspace.Rows(db, $"({independent}) EXCEPT ALL ({lake})"));
@@ -93,8 +93,7 @@ public class CorpusAggregateTests(CorpusFixture corpus)
         using var db = W.DuckDb();
         foreach (var dataset in LakeLayout.AllDatasets)
         {
-            bool perCapture = dataset is LakeLayout.Packets or LakeLayout.Captures;
-            var glob = Path.Combine(W.Lake.Dataset(dataset), perCapture ? Path.Combine("*", "*", "*.parquet") : Path.Combine("*", "*.parquet"));
+            var glob = Path.Combine(W.Lake.Dataset(dataset), LakeLayout.HasProbeFolders(dataset) ? Path.Combine("*", "*", "*.parquet") : Path.Combine("*", "*.parquet"));
             var columns = Workspace.Rows(db, $"SELECT column_name FROM (DESCRIBE SELECT * FROM read_parquet({Workspace.Q(glob)}, hive_partitioning = true))").Select(r => (string)r[0]!).ToList();
             Assert.NotEmpty(columns);
             var section = docs[docs.IndexOf("## " + dataset + "\n", StringComparison.Ordinal)..];
@@ -133,7 +132,7 @@ public class CorpusAggregateTests(CorpusFixture corpus)
         var rows = JsonSerializer.Deserialize<Dictionary<string, long>>(partition.RowsJson)!;
         foreach (var dataset in LakeLayout.AggregateDatasets)
         {
-            var file = Path.Combine(W.Lake.DatePartition(dataset, partition.Date), LakeLayout.PartitionFile);
+            var file = W.Lake.PartitionGlob(dataset, partition.Date);
             Assert.Equal(rows[dataset], Workspace.Scalar<long>(db, $"SELECT count(*) FROM read_parquet({Workspace.Q(file)})"));
         }
     }

@@ -102,7 +102,7 @@ public class IncrementalTests
         {
             foreach (var dataset in LakeLayout.AggregateDatasets)
             {
-                var file = Path.Combine(w.Lake.DatePartition(dataset, date), LakeLayout.PartitionFile);
+                var file = w.Lake.PartitionGlob(dataset, date);
                 var text = new StringBuilder();
                 foreach (var row in Workspace.Rows(db, $"SELECT COLUMNS(*)::VARCHAR FROM read_parquet({Workspace.Q(file)}, hive_partitioning = false)"))
                     text.AppendJoin('|', row.Select(v => v ?? "NULL")).Append('\n');
@@ -132,7 +132,7 @@ public class IncrementalTests
             foreach (var capture in order.Skip(next).Take(batch))
             {
                 lateForBuiltDay |= w.Lake.PacketDates().Any(d => LakeLayout.DatePart(d) == "date=" + capture.Date
-                    && File.Exists(Path.Combine(w.Lake.DatePartition(LakeLayout.Flows, d), LakeLayout.PartitionFile)));
+                    && w.Lake.HasPartition(LakeLayout.Flows, d));
                 w.Store(capture.Content, capture.Probe, capture.Date);
             }
             next += batch;
@@ -157,7 +157,7 @@ public class IncrementalTests
         using (var db = w.DuckDb())
         {
             // Connections are compared too, and the one split over probe-c's captures is joined whatever the arrival order.
-            var connections = Path.Combine(w.Lake.Dataset(LakeLayout.Connections), "*", LakeLayout.PartitionFile);
+            var connections = Path.Combine(w.Lake.Dataset(LakeLayout.Connections), "*", "*", "*.parquet");
             Assert.True(Workspace.Scalar<long>(db, $"SELECT count(*) FROM read_parquet({Workspace.Q(connections)})") > 20);
             var split = Workspace.Rows(db, $"SELECT conn_state, history, orig_pkts, resp_pkts FROM read_parquet({Workspace.Q(connections)}) WHERE probe_id = 'probe-c'");
             Assert.Equal(2, split.Count);
@@ -188,6 +188,49 @@ public class IncrementalTests
         var late = await w.RunAsync(AggregatorStage.Aggregate);
         Assert.Equal((1L, (long)LakeLayout.AggregateDatasets.Count), (late.Inputs, late.Outputs));
         Assert.Equal(4, Directory.EnumerateDirectories(w.Lake.PartialsPartition(new DateOnly(2024, 5, 1)), "*", SearchOption.AllDirectories).Count(d => Path.GetFileName(d).Contains('.', StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task A_late_capture_rewrites_the_connections_of_its_probe_and_hour_and_carries_the_rest_over()
+    {
+        using var w = new Workspace();
+        byte[] Tcp(int hour, ushort port, Ipv6Address from) => new CaptureFile()
+            .Add(CaptureFile.At(hour, 0, 0), FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(6, FrameBuilder.Tcp(port, 443, 0x002), from, Hosts[2])))
+            .Add(CaptureFile.At(hour, 0, 1), FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(6, FrameBuilder.Tcp(443, port, 0x012), Hosts[2], from)))
+            .ToArray();
+        w.Store(Tcp(10, 40000, Hosts[0]), "probe-a");
+        w.Store(Tcp(14, 40001, Hosts[0]), "probe-a");
+        w.Store(Tcp(10, 40002, Hosts[1]), "probe-b");
+        await w.RunAsync(AggregatorStage.Parse);
+        await w.RunAsync(AggregatorStage.Aggregate);
+
+        var date = new DateOnly(2024, 5, 1);
+        var folder = w.Lake.DatePartition(LakeLayout.Connections, date);
+        string[] Units() => Directory.EnumerateFiles(folder, "*.parquet", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(folder, f)).Order(StringComparer.Ordinal).ToArray();
+        var before = Units();
+        Assert.Equal(["probe=probe-a/2024-05-01T10", "probe=probe-a/2024-05-01T14", "probe=probe-b/2024-05-01T10"],
+            before.Select(u => u[..u.IndexOf('.', StringComparison.Ordinal)]));
+        // Marks every file, so that a file carried over into the new partition is told from one written again.
+        var marked = new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+        foreach (var unit in before)
+            File.SetLastWriteTimeUtc(Path.Combine(folder, unit), marked);
+
+        w.Store(Tcp(14, 40003, Hosts[1]), "probe-a");
+        await w.RunAsync(AggregatorStage.Parse);
+        var late = await w.RunAsync(AggregatorStage.Aggregate);
+        Assert.Equal(1, late.Inputs);
+
+        var after = Units();
+        Assert.Equal(3, after.Length);
+        Assert.Equal([before[0], before[2]], after.Where(u => File.GetLastWriteTimeUtc(Path.Combine(folder, u)) == marked));
+        var rewritten = Assert.Single(after, u => File.GetLastWriteTimeUtc(Path.Combine(folder, u)) != marked);
+        Assert.StartsWith("probe=probe-a/2024-05-01T14.", rewritten, StringComparison.Ordinal);
+        Assert.NotEqual(before[1], rewritten);
+
+        using var db = w.DuckDb();
+        Assert.Equal([40001L, 40003L], Workspace.Rows(db, $"SELECT CAST(orig_p AS BIGINT) FROM read_parquet({Workspace.Q(Path.Combine(folder, rewritten))}) ORDER BY orig_p").Select(r => r[0]));
+        Assert.Equal(4L, Workspace.Scalar<long>(db, $"SELECT count(*) FROM read_parquet({Workspace.Q(w.Lake.PartitionGlob(LakeLayout.Connections, date))})"));
     }
 
     [Fact]
@@ -225,6 +268,6 @@ public class IncrementalTests
         Assert.NotNull(report);
         Assert.Equal("failed", report.Status);
         Assert.Equal("InvalidOperationException: No packets for 2024-05-09: nothing to rebuild.", report.Error);
-        Assert.True(File.Exists(Path.Combine(w.Lake.DatePartition(LakeLayout.Flows, new DateOnly(2024, 5, 1)), LakeLayout.PartitionFile)));
+        Assert.True(w.Lake.HasPartition(LakeLayout.Flows, new DateOnly(2024, 5, 1)));
     }
 }

@@ -19,7 +19,7 @@ public sealed class LakeQueryTests : IDisposable
     public LakeQueryTests()
     {
         _lake = new LakeLayout(_root);
-        _partition = Path.Combine(_lake.DatePartition(LakeLayout.Flows, new DateOnly(2024, 5, 1)), LakeLayout.PartitionFile);
+        _partition = Path.Combine(_lake.DatePartition(LakeLayout.Flows, new DateOnly(2024, 5, 1)), LakeLayout.ProbePart("probe-a"), "2024-05-01.0123456789abcdef.parquet");
         Directory.CreateDirectory(Path.GetDirectoryName(_partition)!);
         using var connection = new DuckDBConnection("DataSource=:memory:");
         connection.Open();

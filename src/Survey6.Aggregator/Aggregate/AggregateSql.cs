@@ -20,8 +20,9 @@ internal static class AggregateSql
     /// <summary>
     /// Bumped whenever a dataset's columns change while the partials do not, so that dates merged before are merged
     /// again from their partials. 2: typed TIMESTAMP columns beside the nanosecond ones, <c>summary.hour</c> UTC.
+    /// 3: <c>connections</c> as one file per probe and hour.
     /// </summary>
-    public const int DatasetFormat = 2;
+    public const int DatasetFormat = 3;
 
     /// <summary>
     /// A first and last time as the datasets carry them: TIMESTAMPTZ (Parquet TIMESTAMP, UTC-adjusted, microseconds;
@@ -195,7 +196,7 @@ internal static class AggregateSql
     };
 
     /// <summary>A flow's captures are those with at least one of its (non-duplicate) packets: one partial row each.</summary>
-    public static string Flows(string partials) => $"""
+    public static string Flows(IReadOnlyList<string> partials) => $"""
         SELECT
             probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation,
             {SeenTimes("min(first_seen_ns)", "max(last_seen_ns)")},
@@ -205,7 +206,7 @@ internal static class AggregateSql
             CAST(bit_or(tcp_flags) AS USMALLINT) AS tcp_flags,
             CAST(sum(malformed_packets) AS BIGINT) AS malformed_packets,
             count(*) AS captures
-        FROM {ReadPartial(partials)}
+        FROM read_parquet([{string.Join(", ", partials.Select(Quote))}], hive_partitioning = false)
         GROUP BY probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation
         ORDER BY probe_id, flow_src, flow_dst, flow_protocol, flow_src_port NULLS FIRST, flow_dst_port NULLS FIRST, encapsulation
         """;

@@ -61,7 +61,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
             var fingerprint = Fingerprint(lake, inputs, CaptureFiles(lake, date), ConnectionPartials.SettingsTag(_options.Connections));
             var state = ledger.GetPartition(date);
             if (rebuild is null && state is not null && state.Fingerprint == fingerprint
-                && LakeLayout.AggregateDatasets.All(d => File.Exists(Path.Combine(lake.DatePartition(d, date), LakeLayout.PartitionFile))))
+                && LakeLayout.AggregateDatasets.All(d => lake.HasPartition(d, date)))
             {
                 Log.PartitionUnchanged(logger, dateText);
                 continue;
@@ -80,7 +80,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
             int computed = UpdatePartials(lake, date, plan, keyId, run, ct);
             var neighbours = ConnectionPartials.Neighbours(
                 plan.Select(p => (p.Sha256, p.Probe, p.FromNs, p.ToNs)), _options.Connections);
-            var rows = Merge(lake, date, keyId, neighbours, run, ct);
+            var rows = Merge(lake, date, keyId, MergeCaptures(lake, date, plan, neighbours), neighbours, run, ct);
             ledger.SetPartition(date, fingerprint, inputs.Count, JsonSerializer.Serialize(rows), run.RunId);
             long total = rows.Values.Sum();
             Log.PartitionBuilt(logger, dateText, computed, total);
@@ -123,6 +123,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                 }
                 connections.Write(connection, lake, item.PacketsFile, item.Sha256, date, staged, keyId, ct);
                 Flush(Path.Combine(staged, ConnectionPartials.PartialName + ".parquet"));
+                ConnectionPartials.WriteHours(connection, staged);
                 Directory.CreateDirectory(Path.GetDirectoryName(target)!);
                 Directory.Move(staged, target);
                 DurableFiles.TrySyncDirectory(Path.GetDirectoryName(target)!);
@@ -202,7 +203,15 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
         return problems.Count == 0 ? null : string.Join(", ", problems) + (keyId is null ? " while anonymisation is off" : " while the key is " + keyId);
     }
 
-    private SortedDictionary<string, long> Merge(LakeLayout lake, DateOnly date, string? keyId, IReadOnlyDictionary<string, (bool Earlier, bool Later)> neighbours, StageRun run, CancellationToken ct)
+    /// <summary>The date's captures as the connections merge reads them: partial file and neighbours.</summary>
+    private static List<MergeCapture> MergeCaptures(LakeLayout lake, DateOnly date, IReadOnlyList<PlannedPartial> plan, IReadOnlyDictionary<string, (bool Earlier, bool Later)> neighbours) =>
+        plan.Select(p =>
+        {
+            var (earlier, later) = neighbours.GetValueOrDefault(p.Sha256);
+            return new MergeCapture(p.Sha256, p.Probe["probe=".Length..], Path.Combine(lake.PartialsPartition(date), p.Probe, p.Name), p.Name, earlier, later);
+        }).ToList();
+
+    private SortedDictionary<string, long> Merge(LakeLayout lake, DateOnly date, string? keyId, IReadOnlyList<MergeCapture> captures, IReadOnlyDictionary<string, (bool Earlier, bool Later)> neighbours, StageRun run, CancellationToken ct)
     {
         var staged = Path.Combine(lake.Staging, "aggregate", run.RunId, LakeLayout.DatePart(date));
         Directory.CreateDirectory(staged);
@@ -215,14 +224,26 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                 Execute(connection, AggregateSql.AddressTable(Partials(AggregateSql.AddressesPartial), keyId is not null), ct);
                 var keyValues = KeyValues(keyId);
                 var capturesGlob = Path.Combine(lake.DatePartition(LakeLayout.Captures, date), "*", "*.parquet");
-                ConnectionPartials.Stitch(connection, Partials(ConnectionPartials.PartialName), neighbours, _options.Connections, ct);
+                ConnectionPartials.Stitch(connection, captures, neighbours, _options.Connections, ct);
                 foreach (var dataset in LakeLayout.AggregateDatasets)
                 {
                     ct.ThrowIfCancellationRequested();
+                    var folder = Path.Combine(staged, dataset);
+                    Directory.CreateDirectory(folder);
+                    if (dataset == LakeLayout.Flows)
+                    {
+                        rows[dataset] = WriteFlowUnits(connection, date, captures, lake.DatePartition(dataset, date), folder, keyId, keyValues, ct);
+                        continue;
+                    }
+                    if (dataset == LakeLayout.Connections)
+                    {
+                        // Merge units below the date: only the hours that new captures touch are written (docs/datasets.md).
+                        var salt = $"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{ConnectionPartials.SettingsTag(_options.Connections)}/{keyId}";
+                        rows[dataset] = ConnectionPartials.WriteUnits(connection, captures, lake.DatePartition(dataset, date), folder, salt, keyId is not null, keyValues, ct);
+                        continue;
+                    }
                     var query = dataset switch
                     {
-                        LakeLayout.Flows => AggregateSql.Flows(Partials(AggregateSql.FlowsPartial)),
-                        LakeLayout.Connections => ConnectionPartials.Query(Partials(ConnectionPartials.PartialName)),
                         LakeLayout.Addresses => AggregateSql.Addresses,
                         LakeLayout.Prefixes => AggregateSql.Prefixes,
                         LakeLayout.Dns => AggregateSql.Dns(Partials(AggregateSql.DnsPartial)),
@@ -231,8 +252,6 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                         LakeLayout.Summary => AggregateSql.Summary(capturesGlob, Partials(AggregateSql.SummaryPartial)),
                         _ => throw new InvalidOperationException("unknown dataset " + dataset),
                     };
-                    var folder = Path.Combine(staged, dataset);
-                    Directory.CreateDirectory(folder);
                     var file = Path.Combine(folder, LakeLayout.PartitionFile);
                     try
                     {
@@ -249,10 +268,11 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
             foreach (var dataset in LakeLayout.AggregateDatasets)
             {
                 var folder = Path.Combine(staged, dataset);
-                Flush(Path.Combine(folder, LakeLayout.PartitionFile));
+                foreach (var file in Directory.EnumerateFiles(folder, "*.parquet", SearchOption.AllDirectories))
+                    Flush(file);
                 var target = lake.DatePartition(dataset, date);
                 DurableFiles.ReplaceDirectory(folder, target);
-                run.Output(Path.Combine(target, LakeLayout.PartitionFile), rows[dataset]);
+                run.Output(LakeLayout.HasProbeFolders(dataset) ? target : Path.Combine(target, LakeLayout.PartitionFile), rows[dataset]);
             }
         }
         finally
@@ -262,6 +282,28 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                 Directory.Delete(runFolder, recursive: true);
         }
         return rows;
+    }
+
+    /// <summary>
+    /// <c>flows</c> as one merge unit per probe (its rows are keyed by probe): <c>probe=P/DATE.UNIT.parquet</c>, from the
+    /// probe's partials, so that a run writes again only the probes that got new captures.
+    /// </summary>
+    private static long WriteFlowUnits(DuckDBConnection db, DateOnly date, IReadOnlyList<MergeCapture> captures, string current, string staged, string? keyId, string keyValues, CancellationToken ct)
+    {
+        long rows = 0;
+        var carried = new List<string>();
+        foreach (var probe in captures.GroupBy(c => c.ProbeId, StringComparer.Ordinal))
+        {
+            ct.ThrowIfCancellationRequested();
+            var name = MergeUnits.Name(date.ToString(LakeLayout.DateFormat, CultureInfo.InvariantCulture),
+                [$"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{keyId}", .. probe.Select(c => c.Partial).Order(StringComparer.Ordinal)]);
+            var target = MergeUnits.Place(current, staged, probe.Key, name, out bool isCarried);
+            if (isCarried)
+                carried.Add(target);
+            else
+                rows += MergeUnits.Write(db, AggregateSql.Flows(probe.Select(c => c.File(AggregateSql.FlowsPartial)).ToList()), target, keyValues, ct);
+        }
+        return rows + MergeUnits.Rows(db, carried);
     }
 
     /// <summary>The COPY option that records the anonymisation key in a file's metadata, as the packets files do.</summary>

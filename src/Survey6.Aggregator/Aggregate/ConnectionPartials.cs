@@ -10,6 +10,7 @@ using Survey6.Aggregator.Storage;
 using Survey6.Packets.Addresses;
 using Survey6.Packets.Capture;
 using Survey6.Packets.Dissection;
+using Survey6.Packets.Files;
 
 namespace Survey6.Aggregator.Aggregate;
 
@@ -201,7 +202,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
     /// <paramref name="neighbours"/>) into the table <see cref="Query"/> reads beside the partials' other rows. The
     /// edges are read in key order, one key at a time, so memory holds one key's fragments, not the date's.
     /// </summary>
-    public static long Stitch(DuckDBConnection db, string glob, IReadOnlyDictionary<string, (bool Earlier, bool Later)> neighbours, ConnectionOptions settings, CancellationToken ct)
+    public static long Stitch(DuckDBConnection db, IReadOnlyList<MergeCapture> captures, IReadOnlyDictionary<string, (bool Earlier, bool Later)> neighbours, ConnectionOptions settings, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(db);
         ArgumentNullException.ThrowIfNull(neighbours);
@@ -212,7 +213,9 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
                 appender.CreateRow().AppendValue(sha).AppendValue(earlier).AppendValue(later).EndRow();
         }
         Execute(db, $"CREATE OR REPLACE TABLE {StitchedTable} ({ConnectionFragmentFile.RowColumnsDdl})");
-        if (neighbours.Count == 0)
+        // Only the captures with a neighbour hold edges: the others' files are not read.
+        var files = captures.Where(c => neighbours.ContainsKey(c.Sha256)).Select(c => c.File(PartialName)).ToList();
+        if (files.Count == 0)
             return 0;
 
         var stitcher = new ConnectionStitcher(settings);
@@ -226,7 +229,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
         command.UseStreamingMode = true;
         command.CommandText = $"""
             SELECT {ConnectionFragmentFile.StateColumns("f")}
-            FROM read_parquet({AggregateSql.Quote(glob)}, hive_partitioning = false) f JOIN {NeighboursTable} n USING (source)
+            FROM read_parquet([{string.Join(", ", files.Select(AggregateSql.Quote))}], hive_partitioning = false) f JOIN {NeighboursTable} n USING (source)
             WHERE {EdgeCondition}
             ORDER BY f.probe_id, {ConnectionFragmentFile.KeyOrder("f")}, f.ts_ns, f.covered
             """;
@@ -259,35 +262,152 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
     /// <summary>A fragment that may meet one of another capture: the rest are connections as they are.</summary>
     private const string EdgeCondition = "(n.has_earlier AND (f.head_open OR f.covered)) OR (n.has_later AND f.tail_open)";
 
+    /// <summary>One hour in nanoseconds: the span of a merge unit of <c>connections</c>.</summary>
+    private const long NsPerHour = 3_600_000_000_000;
+
     /// <summary>
-    /// The date's <c>connections</c> rows: the partials' fragments that meet no other capture's, straight from the
-    /// files, and the stitched edge connections (<see cref="Stitch"/>), with the merged <c>addr</c> table. The address
-    /// classes come from <c>addr</c>, which the parse stage classified from the real address before anonymisation (an
-    /// anonymised address has no class of its own); the tracker's own classes are the fallback.
+    /// Writes the date's <c>connections</c> into <paramref name="stagedFolder"/> as merge units below the date: one file
+    /// per probe and hour of the connections' first packet, <c>probe=P/HOUR.UNIT.parquet</c>, each sorted by
+    /// <c>ts_ns</c> and <c>uid</c>. <c>UNIT</c> is a hash of what the unit's rows are made from: the partial names (and
+    /// neighbour flags) of the probe's captures whose frames fall in that hour, and the stitched connections that start
+    /// in it. A unit whose file of that name is already in <paramref name="currentFolder"/> is carried over as a hard
+    /// link, so a run rewrites only the hours its new captures touch (docs/datasets.md, "Incremental design"). Each
+    /// file holds the partials' fragments that meet no other capture's, straight from the files, and the stitched edge
+    /// connections (<see cref="Stitch"/>, run first). With anonymisation on, the address classes come from the merged
+    /// <c>addr</c> table, which the parse stage classified from the real address (an anonymised address has no class of
+    /// its own); without it the tracker classified the same real addresses, so the fragments' own classes stand.
+    /// Returns the rows of every unit, written or carried over.
     /// </summary>
-    public static string Query(string glob) => $"""
-        WITH c AS (
-            SELECT {ConnectionFragmentFile.RowColumns}
-            FROM read_parquet({AggregateSql.Quote(glob)}, hive_partitioning = false) f LEFT JOIN {NeighboursTable} n USING (source)
-            WHERE NOT coalesce({EdgeCondition}, false)
-            UNION ALL
-            SELECT {ConnectionFragmentFile.RowColumns} FROM {StitchedTable}
-        )
-        SELECT c.uid, {AggregateSql.Timestamp("c.ts_ns")} AS ts, c.ts_ns,
-            c.orig_h, c.orig_p, c.resp_h, c.resp_p, c.proto, c.service,
-            c.duration_ns / 1e9 AS duration, c.duration_ns,
-            c.orig_bytes, c.resp_bytes, c.conn_state, c.missed_bytes, c.history,
-            c.orig_pkts, c.orig_ip_bytes, c.resp_pkts, c.resp_ip_bytes,
-            c.probe_id, c.encapsulation,
-            CASE WHEN o.address IS NULL THEN c.orig_type ELSE o.type END AS orig_type,
-            CASE WHEN o.address IS NULL THEN c.orig_iid ELSE o.iid_class END AS orig_iid,
-            CASE WHEN r.address IS NULL THEN c.resp_type ELSE r.type END AS resp_type,
-            CASE WHEN r.address IS NULL THEN c.resp_iid ELSE r.iid_class END AS resp_iid
-        FROM c
-        LEFT JOIN addr o ON o.address = c.orig_h
-        LEFT JOIN addr r ON r.address = c.resp_h
-        ORDER BY c.ts_ns, c.probe_id, c.uid
-        """;
+    public static long WriteUnits(
+        DuckDBConnection db, IReadOnlyList<MergeCapture> captures, string currentFolder, string stagedFolder,
+        string unitSalt, bool anonymised, string copyOptions, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        ArgumentNullException.ThrowIfNull(captures);
+        var stitched = StitchedByHour(db);
+        var units = new SortedDictionary<(string Probe, long Hour), List<MergeCapture>>();
+        foreach (var capture in captures)
+        {
+            ct.ThrowIfCancellationRequested();
+            foreach (var hour in HourList(db, capture))
+            {
+                if (!units.TryGetValue((capture.ProbeId, hour), out var list))
+                    units[(capture.ProbeId, hour)] = list = [];
+                list.Add(capture);
+            }
+        }
+        foreach (var key in stitched.Keys)
+        {
+            if (!units.ContainsKey(key))
+                units[key] = [];
+        }
+
+        long rows = 0;
+        var carried = new List<string>();
+        foreach (var ((probe, hour), inputs) in units)
+        {
+            ct.ThrowIfCancellationRequested();
+            var (digest, count) = stitched.GetValueOrDefault((probe, hour));
+            var name = MergeUnits.Name(
+                DateTimeOffset.UnixEpoch.AddHours(hour).ToString("yyyy-MM-dd'T'HH", System.Globalization.CultureInfo.InvariantCulture),
+                [unitSalt, hour.ToString(System.Globalization.CultureInfo.InvariantCulture), $"stitched {digest}/{count}",
+                 .. inputs.Select(c => $"{c.Partial}/{c.Earlier}/{c.Later}").Order(StringComparer.Ordinal)]);
+            var target = MergeUnits.Place(currentFolder, stagedFolder, probe, name, out bool isCarried);
+            if (isCarried)
+                carried.Add(target);
+            else
+                rows += MergeUnits.Write(db, UnitQuery(probe, hour * NsPerHour, (hour + 1) * NsPerHour, inputs.ConvertAll(c => c.File(PartialName)), anonymised), target, copyOptions, ct);
+        }
+        return rows + MergeUnits.Rows(db, carried);
+    }
+
+    /// <summary>Beside a capture's connections partial: the hours its fragments start in, one per line (see <see cref="WriteHours"/>).</summary>
+    public const string HoursName = "connections.hours";
+
+    /// <summary>
+    /// Records, in the capture's partial folder, the hours (since the epoch, floored) that its fragments start in: the
+    /// merge units it feeds. Taken from the fragments, not from the capture's span, which a bad clock can stretch over
+    /// years. Written with the partial, so a merge reads one small file per capture instead of its fragments.
+    /// </summary>
+    public static void WriteHours(DuckDBConnection db, string partialFolder)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        var hours = ReadHours(db, Path.Combine(partialFolder, PartialName + ".parquet"));
+        var text = string.Concat(hours.Select(h => h.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n"));
+        // Durable before the partial folder is renamed into place: a lost line would drop a unit's connections.
+        DurableFiles.WriteAtomically(Path.Combine(partialFolder, HoursName), Encoding.UTF8.GetBytes(text));
+    }
+
+    /// <summary>A capture's hours: from its hours file, or from its fragments for a partial written before there was one.</summary>
+    private static List<long> HourList(DuckDBConnection db, MergeCapture capture)
+    {
+        var file = Path.Combine(capture.Folder, HoursName);
+        return File.Exists(file)
+            ? File.ReadAllLines(file).Select(l => long.Parse(l, System.Globalization.CultureInfo.InvariantCulture)).ToList()
+            : ReadHours(db, capture.File(PartialName));
+    }
+
+    private static List<long> ReadHours(DuckDBConnection db, string fragments) =>
+        // ts_ns minus its non-negative remainder is a whole number of hours, so the division is exact whatever its rounding.
+        Rows(db, $"""
+            SELECT DISTINCT (ts_ns - ((ts_ns % {NsPerHour}) + {NsPerHour}) % {NsPerHour}) // {NsPerHour}
+            FROM read_parquet({AggregateSql.Quote(fragments)}, hive_partitioning = false) WHERE ts_ns IS NOT NULL ORDER BY 1
+            """).ConvertAll(r => (long)r[0]!);
+
+    /// <summary>The hour since the epoch that a time falls in, floored (also before 1970).</summary>
+    private static long HourOf(long ns) => ns / NsPerHour - (ns % NsPerHour < 0 ? 1 : 0);
+
+    /// <summary>Per probe and hour, an order-free digest of the stitched connections that start in it, and their number.</summary>
+    private static Dictionary<(string Probe, long Hour), (ulong Digest, long Count)> StitchedByHour(DuckDBConnection db)
+    {
+        var result = new Dictionary<(string, long), (ulong, long)>();
+        foreach (var row in Rows(db, $"SELECT probe_id, ts_ns, hash({ConnectionFragmentFile.RowColumns}) FROM {StitchedTable}"))
+        {
+            var key = ((string)row[0]!, HourOf((long)row[1]!));
+            var (digest, count) = result.GetValueOrDefault(key);
+            result[key] = (digest ^ (ulong)row[2]!, count + 1);
+        }
+        return result;
+    }
+
+    /// <summary>One unit's rows: its captures' fragments that meet no other capture's and the stitched connections of the probe, starting in [from, to).</summary>
+    private static string UnitQuery(string probe, long from, long to, List<string> files, bool anonymised)
+    {
+        var parts = new List<string>();
+        if (files.Count > 0)
+        {
+            parts.Add($"""
+                SELECT {ConnectionFragmentFile.RowColumns}
+                FROM read_parquet([{string.Join(", ", files.Select(AggregateSql.Quote))}], hive_partitioning = false) f
+                    LEFT JOIN {NeighboursTable} n USING (source)
+                WHERE NOT coalesce({EdgeCondition}, false) AND f.ts_ns >= {from} AND f.ts_ns < {to}
+                """);
+        }
+        parts.Add($"SELECT {ConnectionFragmentFile.RowColumns} FROM {StitchedTable} WHERE probe_id = {AggregateSql.Quote(probe)} AND ts_ns >= {from} AND ts_ns < {to}");
+        var classes = anonymised
+            ? """
+              CASE WHEN o.address IS NULL THEN c.orig_type ELSE o.type END AS orig_type,
+              CASE WHEN o.address IS NULL THEN c.orig_iid ELSE o.iid_class END AS orig_iid,
+              CASE WHEN r.address IS NULL THEN c.resp_type ELSE r.type END AS resp_type,
+              CASE WHEN r.address IS NULL THEN c.resp_iid ELSE r.iid_class END AS resp_iid
+              """
+            : "c.orig_type, c.orig_iid, c.resp_type, c.resp_iid";
+        return $"""
+            WITH c AS (
+                {string.Join("\nUNION ALL\n", parts)}
+            )
+            SELECT c.uid, {AggregateSql.Timestamp("c.ts_ns")} AS ts, c.ts_ns,
+                c.orig_h, c.orig_p, c.resp_h, c.resp_p, c.proto, c.service,
+                c.duration_ns / 1e9 AS duration, c.duration_ns,
+                c.orig_bytes, c.resp_bytes, c.conn_state, c.missed_bytes, c.history,
+                c.orig_pkts, c.orig_ip_bytes, c.resp_pkts, c.resp_ip_bytes,
+                c.probe_id, c.encapsulation,
+                {classes}
+            FROM c
+            {(anonymised ? "LEFT JOIN addr o ON o.address = c.orig_h LEFT JOIN addr r ON r.address = c.resp_h" : "")}
+            ORDER BY c.ts_ns, c.uid
+            """;
+    }
 
     private static List<object?[]> Rows(DuckDBConnection db, string sql)
     {

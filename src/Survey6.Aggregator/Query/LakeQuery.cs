@@ -89,8 +89,7 @@ public static class LakeQuery
             var folder = lake.Dataset(dataset);
             if (!Directory.Exists(folder))
                 continue;
-            bool perCapture = dataset is LakeLayout.Packets or LakeLayout.Captures;
-            var glob = perCapture ? Path.Combine(folder, "*", "*", "*.parquet") : Path.Combine(folder, "*", "*.parquet");
+            var glob = LakeLayout.HasProbeFolders(dataset) ? Path.Combine(folder, "*", "*", "*.parquet") : Path.Combine(folder, "*", "*.parquet");
             var any = Directory.EnumerateFiles(folder, "*.parquet", SearchOption.AllDirectories).Any(f => !Path.GetFileName(f).StartsWith('.'));
             if (!any)
                 continue;

@@ -4,7 +4,9 @@ namespace Survey6.Aggregator.Storage;
 
 /// <summary>
 /// Names in the lake. Datasets are Hive-partitioned: <c>LAKE/packets/date=D/probe=P/SHA.parquet</c>,
-/// <c>LAKE/captures/date=D/probe=P/SHA.parquet</c>, <c>LAKE/&lt;aggregate&gt;/date=D/data.parquet</c>.
+/// <c>LAKE/captures/date=D/probe=P/SHA.parquet</c>, <c>LAKE/&lt;aggregate&gt;/date=D/data.parquet</c>, except for
+/// the merge units below the date: <c>LAKE/flows/date=D/probe=P/DATE.UNIT.parquet</c> (one file per probe) and
+/// <c>LAKE/connections/date=D/probe=P/HOUR.UNIT.parquet</c> (one per probe and hour).
 /// Work in progress lives under names readers never match: hidden <c>.*.tmp</c> files beside their target, and
 /// <c>LAKE/.staging/</c> for whole partitions; per-capture partial aggregates under <c>LAKE/.partials/</c>.
 /// </summary>
@@ -55,8 +57,22 @@ public sealed class LakeLayout(string root)
 
     public string DatePartition(string dataset, DateOnly date) => Path.Combine(Dataset(dataset), DatePart(date));
 
+    public static string ProbePart(string probeId) => "probe=" + probeId;
+
+    /// <summary>Datasets whose date partitions hold a folder per probe (<c>date=D/probe=P/*.parquet</c>) rather than one file.</summary>
+    public static bool HasProbeFolders(string dataset) => dataset is Packets or Captures or Flows or Connections;
+
+    /// <summary>Every file of a dataset's date partition, as a glob for readers.</summary>
+    public string PartitionGlob(string dataset, DateOnly date) =>
+        Path.Combine(DatePartition(dataset, date), HasProbeFolders(dataset) ? Path.Combine("*", "*.parquet") : "*.parquet");
+
+    /// <summary>Whether a date partition of the dataset has been written (an empty folder counts for the per-probe ones).</summary>
+    public bool HasPartition(string dataset, DateOnly date) => HasProbeFolders(dataset)
+        ? Directory.Exists(DatePartition(dataset, date))
+        : File.Exists(Path.Combine(DatePartition(dataset, date), PartitionFile));
+
     public string PerCaptureFile(string dataset, DateOnly date, string probeId, string sha256) =>
-        Path.Combine(DatePartition(dataset, date), "probe=" + probeId, sha256 + ".parquet");
+        Path.Combine(DatePartition(dataset, date), ProbePart(probeId), sha256 + ".parquet");
 
     /// <summary>Dates that have a packets partition, oldest first.</summary>
     public IReadOnlyList<DateOnly> PacketDates()

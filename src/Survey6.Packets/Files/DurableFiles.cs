@@ -92,6 +92,19 @@ public static partial class DurableFiles
         TrySyncDirectory(parent);
     }
 
+    /// <summary>
+    /// Gives the file <paramref name="existing"/> a second name, <paramref name="link"/> (a hard link, so no byte is
+    /// copied): how an unchanged file of a folder being rebuilt is carried into the staged copy that replaces it.
+    /// </summary>
+    public static void Link(string existing, string link)
+    {
+        if (Native.Link(existing, link) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw new IOException($"link of '{existing}' as '{link}' failed: {Marshal.GetPInvokeErrorMessage(errno)}", errno);
+        }
+    }
+
     /// <summary>Creates a folder and its missing ancestors with <paramref name="mode"/> (before umask), making each new entry durable.</summary>
     public static void CreateDirectory(string path, UnixFileMode mode)
     {
@@ -246,6 +259,9 @@ public static partial class DurableFiles
 
         [LibraryImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
         public static partial int SyncFileRange(SafeFileHandle fd, long offset, long count, uint flags);
+
+        [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+        public static partial int Link(string existing, string link);
 
         [LibraryImport("libc", EntryPoint = "renameat2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
         public static partial int RenameAt2(int oldDirectory, string oldPath, int newDirectory, string newPath, uint flags);

@@ -22,7 +22,7 @@ public class ConnectionsDatasetTests
     private static List<object?[]> Connections(Workspace w, string where = "true")
     {
         using var db = w.DuckDb();
-        var file = Path.Combine(w.Lake.DatePartition(LakeLayout.Connections, Date), LakeLayout.PartitionFile);
+        var file = w.Lake.PartitionGlob(LakeLayout.Connections, Date);
         return Workspace.Rows(db, $"SELECT {Columns} FROM read_parquet({Workspace.Q(file)}) WHERE {where} ORDER BY ts_ns, uid");
     }
 
@@ -188,7 +188,9 @@ public class ConnectionsDatasetTests
 
         Assert.Contains(log.Messages, m => m.Contains(file, StringComparison.Ordinal) && m.Contains("fragment format 99, this version reads 3", StringComparison.Ordinal));
         Assert.Contains(log.Messages, m => m.Contains("the date's connections lack it", StringComparison.Ordinal));
-        Assert.Empty(Connections(w));
+        // The date's connections partition is there, and empty: no unit has a row.
+        Assert.Empty(Directory.EnumerateFiles(w.Lake.DatePartition(LakeLayout.Connections, Date), "*", SearchOption.AllDirectories));
+        Assert.True(w.Lake.HasPartition(LakeLayout.Connections, Date));
         Assert.Equal(before, File.ReadAllBytes(file));
     }
 
@@ -290,7 +292,7 @@ public class ConnectionsDatasetTests
         await w.RunAsync(AggregatorStage.Aggregate);
 
         using var db = w.DuckDb();
-        var file = Workspace.Q(Path.Combine(w.Lake.DatePartition(LakeLayout.Connections, Date), LakeLayout.PartitionFile));
+        var file = Workspace.Q(w.Lake.PartitionGlob(LakeLayout.Connections, Date));
         var schema = Workspace.Rows(db, $"SELECT name, logical_type::VARCHAR FROM parquet_schema({file}) WHERE name IN ('ts', 'duration')");
         Assert.Contains(schema, r => (string)r[0]! == "ts" && ((string)r[1]!).Contains("isAdjustedToUTC=1", StringComparison.Ordinal) && ((string)r[1]!).Contains("MICROS", StringComparison.Ordinal));
         var row = Workspace.Rows(db, $"SELECT epoch_us(ts), ts_ns, duration, duration_ns, typeof(ts) FROM read_parquet({file})").Single();

@@ -1,0 +1,73 @@
+using System.Security.Cryptography;
+using System.Text;
+using DuckDB.NET.Data;
+using Survey6.Aggregator.Storage;
+using Survey6.Packets.Files;
+
+namespace Survey6.Aggregator.Aggregate;
+
+/// <summary>
+/// Merge units below the date (docs/datasets.md, "Incremental design"): a per-probe dataset's date partition holds
+/// one file per unit, <c>probe=P/SPAN.UNIT.parquet</c>, where <c>UNIT</c> hashes what the unit's rows are made from.
+/// A date's merge stages the whole partition and swaps it in as before, but a unit whose file of that name already
+/// exists is carried over as a hard link instead of being written again, so a run writes only the units its new
+/// captures changed.
+/// </summary>
+internal static class MergeUnits
+{
+    /// <summary><c>SPAN.UNIT.parquet</c>: <paramref name="span"/> as readers see it, then 16 hex digits of the inputs' hash.</summary>
+    public static string Name(string span, IEnumerable<string> inputs)
+    {
+        var text = new StringBuilder();
+        foreach (var input in inputs)
+            text.Append(input).Append('\n');
+        return span + "." + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..16] + ".parquet";
+    }
+
+    /// <summary>
+    /// Where unit <paramref name="name"/> of <paramref name="probeId"/> goes in the staged partition; when the current
+    /// partition already has it, it is linked there and <paramref name="carried"/> is true.
+    /// </summary>
+    public static string Place(string currentPartition, string stagedPartition, string probeId, string name, out bool carried)
+    {
+        var folder = Path.Combine(stagedPartition, LakeLayout.ProbePart(probeId));
+        Directory.CreateDirectory(folder);
+        var target = Path.Combine(folder, name);
+        var current = Path.Combine(currentPartition, LakeLayout.ProbePart(probeId), name);
+        carried = File.Exists(current);
+        if (carried)
+            DurableFiles.Link(current, target);
+        return target;
+    }
+
+    /// <summary>The rows of the units carried over, from their footers.</summary>
+    public static long Rows(DuckDBConnection db, IReadOnlyCollection<string> files)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        if (files.Count == 0)
+            return 0;
+        using var command = db.CreateCommand();
+        command.CommandText = $"SELECT count(*) FROM read_parquet([{string.Join(", ", files.Select(AggregateSql.Quote))}], hive_partitioning = false)";
+        return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Writes <paramref name="query"/>'s rows to <paramref name="target"/> as zstd Parquet; returns the rows.</summary>
+    public static long Write(DuckDBConnection db, string query, string target, string copyOptions, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        using var command = db.CreateCommand();
+        command.CommandText = $"COPY ({query}) TO {AggregateSql.Quote(target)} (FORMAT parquet, COMPRESSION zstd{copyOptions})";
+        using var registration = ct.Register(() => command.Cancel());
+        return command.ExecuteNonQuery();
+    }
+}
+
+/// <summary>
+/// A capture of the date being merged: its partial folder <paramref name="Folder"/>, whose name (<paramref name="Partial"/>)
+/// changes whenever its content does, and whether a capture of its probe may continue its connections or be continued by them.
+/// </summary>
+internal sealed record MergeCapture(string Sha256, string ProbeId, string Folder, string Partial, bool Earlier, bool Later)
+{
+    /// <summary>The partial file of <paramref name="name"/> (a dataset family, <see cref="AggregateSql.Partials"/>, or connections).</summary>
+    public string File(string name) => Path.Combine(Folder, name + ".parquet");
+}
