@@ -196,7 +196,25 @@ internal static class AggregateSql
     };
 
     /// <summary>A flow's captures are those with at least one of its (non-duplicate) packets: one partial row each.</summary>
-    public static string Flows(IReadOnlyList<string> partials) => $"""
+    public static string Flows(IReadOnlyList<string> partials) => FlowsOf($"SELECT *, 1 AS captures FROM {ReadFiles(partials)}");
+
+    /// <summary>
+    /// The same rows as <see cref="Flows"/> over all the probe's partials, from an earlier flows file of the probe (whose
+    /// rows merge the partials it was made from) and the partials added since: sums, minima, maxima and bit-ors merge in
+    /// any grouping, and a row of the earlier file counts the captures it already merged.
+    /// </summary>
+    public static string FlowsAdded(string earlier, IReadOnlyList<string> added) => FlowsOf($"""
+        SELECT probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation,
+            first_seen_ns, last_seen_ns, packets, bytes, payload_bytes, tcp_flags, malformed_packets, captures
+        FROM read_parquet({Quote(earlier)}, hive_partitioning = false)
+        UNION ALL BY NAME
+        SELECT *, 1 AS captures FROM {ReadFiles(added)}
+        """);
+
+    private static string ReadFiles(IReadOnlyList<string> files) =>
+        $"read_parquet([{string.Join(", ", files.Select(Quote))}], hive_partitioning = false)";
+
+    private static string FlowsOf(string rows) => $"""
         SELECT
             probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation,
             {SeenTimes("min(first_seen_ns)", "max(last_seen_ns)")},
@@ -205,8 +223,8 @@ internal static class AggregateSql
             CAST(sum(payload_bytes) AS BIGINT) AS payload_bytes,
             CAST(bit_or(tcp_flags) AS USMALLINT) AS tcp_flags,
             CAST(sum(malformed_packets) AS BIGINT) AS malformed_packets,
-            count(*) AS captures
-        FROM read_parquet([{string.Join(", ", partials.Select(Quote))}], hive_partitioning = false)
+            CAST(sum(captures) AS BIGINT) AS captures
+        FROM ({rows})
         GROUP BY probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation
         ORDER BY probe_id, flow_src, flow_dst, flow_protocol, flow_src_port NULLS FIRST, flow_dst_port NULLS FIRST, encapsulation
         """;

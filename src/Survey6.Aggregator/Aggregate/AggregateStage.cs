@@ -80,7 +80,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
             int computed = UpdatePartials(lake, date, plan, keyId, run, ct);
             var neighbours = ConnectionPartials.Neighbours(
                 plan.Select(p => (p.Sha256, p.Probe, p.FromNs, p.ToNs)), _options.Connections);
-            var rows = Merge(lake, date, keyId, MergeCaptures(lake, date, plan, neighbours), neighbours, run, ct);
+            var rows = Merge(lake, date, keyId, MergeCaptures(lake, date, plan, neighbours), neighbours, fresh: rebuild is not null, run, ct);
             ledger.SetPartition(date, fingerprint, inputs.Count, JsonSerializer.Serialize(rows), run.RunId);
             long total = rows.Values.Sum();
             Log.PartitionBuilt(logger, dateText, computed, total);
@@ -211,7 +211,11 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
             return new MergeCapture(p.Sha256, p.Probe["probe=".Length..], Path.Combine(lake.PartialsPartition(date), p.Probe, p.Name), p.Name, earlier, later);
         }).ToList();
 
-    private SortedDictionary<string, long> Merge(LakeLayout lake, DateOnly date, string? keyId, IReadOnlyList<MergeCapture> captures, IReadOnlyDictionary<string, (bool Earlier, bool Later)> neighbours, StageRun run, CancellationToken ct)
+    /// <summary>
+    /// Merges the date's datasets from its partials and swaps each in. With <paramref name="fresh"/> (a rebuild) every
+    /// unit is written from the partials; otherwise units whose inputs did not change are carried over.
+    /// </summary>
+    private SortedDictionary<string, long> Merge(LakeLayout lake, DateOnly date, string? keyId, IReadOnlyList<MergeCapture> captures, IReadOnlyDictionary<string, (bool Earlier, bool Later)> neighbours, bool fresh, StageRun run, CancellationToken ct)
     {
         var staged = Path.Combine(lake.Staging, "aggregate", run.RunId, LakeLayout.DatePart(date));
         Directory.CreateDirectory(staged);
@@ -232,14 +236,14 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                     Directory.CreateDirectory(folder);
                     if (dataset == LakeLayout.Flows)
                     {
-                        rows[dataset] = WriteFlowUnits(connection, date, captures, lake.DatePartition(dataset, date), folder, keyId, keyValues, ct);
+                        rows[dataset] = WriteFlowUnits(connection, date, captures, fresh ? null : lake.DatePartition(dataset, date), folder, keyId, keyValues, ct);
                         continue;
                     }
                     if (dataset == LakeLayout.Connections)
                     {
                         // Merge units below the date: only the hours that new captures touch are written (docs/datasets.md).
                         var salt = $"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{ConnectionPartials.SettingsTag(_options.Connections)}/{keyId}";
-                        rows[dataset] = ConnectionPartials.WriteUnits(connection, captures, lake.DatePartition(dataset, date), folder, salt, keyId is not null, keyValues, ct);
+                        rows[dataset] = ConnectionPartials.WriteUnits(connection, captures, fresh ? null : lake.DatePartition(dataset, date), folder, salt, keyId is not null, keyValues, ct);
                         continue;
                     }
                     var query = dataset switch
@@ -285,30 +289,54 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
     }
 
     /// <summary>
-    /// <c>flows</c> as one merge unit per probe (its rows are keyed by probe): <c>probe=P/DATE.UNIT.parquet</c>, from the
-    /// probe's partials, so that a run writes again only the probes that got new captures.
+    /// <c>flows</c> as one merge unit per probe (its rows are keyed by probe): <c>probe=P/DATE.UNIT.parquet</c>, so that
+    /// a run writes again only the probes that got new captures. A unit's footer lists the partials it merged
+    /// (<see cref="UnitKey"/>); when the probe's earlier file merged a subset of the current ones under the same
+    /// settings, the new file is that file plus the added partials, so the cost follows the probe's flows and its new
+    /// captures rather than every partial of its day. Otherwise (a partial was recomputed or removed) it merges them all.
     /// </summary>
-    private static long WriteFlowUnits(DuckDBConnection db, DateOnly date, IReadOnlyList<MergeCapture> captures, string current, string staged, string? keyId, string keyValues, CancellationToken ct)
+    private static long WriteFlowUnits(DuckDBConnection db, DateOnly date, IReadOnlyList<MergeCapture> captures, string? current, string staged, string? keyId, string keyValues, CancellationToken ct)
     {
         long rows = 0;
         var carried = new List<string>();
         foreach (var probe in captures.GroupBy(c => c.ProbeId, StringComparer.Ordinal))
         {
             ct.ThrowIfCancellationRequested();
-            var name = MergeUnits.Name(date.ToString(LakeLayout.DateFormat, CultureInfo.InvariantCulture),
-                [$"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{keyId}", .. probe.Select(c => c.Partial).Order(StringComparer.Ordinal)]);
+            var salt = $"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{keyId}";
+            var inputs = probe.OrderBy(c => c.Partial, StringComparer.Ordinal).ToList();
+            var name = MergeUnits.Name(date.ToString(LakeLayout.DateFormat, CultureInfo.InvariantCulture), [salt, .. inputs.Select(c => c.Partial)]);
             var target = MergeUnits.Place(current, staged, probe.Key, name, out bool isCarried);
             if (isCarried)
+            {
                 carried.Add(target);
-            else
-                rows += MergeUnits.Write(db, AggregateSql.Flows(probe.Select(c => c.File(AggregateSql.FlowsPartial)).ToList()), target, keyValues, ct);
+                continue;
+            }
+            var unit = salt + "\n" + string.Join('\n', inputs.Select(c => c.Partial));
+            var options = KeyValues(keyId, (UnitKey, unit));
+            var earlier = current is null ? null : MergeUnits.Earlier(db, Path.Combine(current, LakeLayout.ProbePart(probe.Key)), UnitKey);
+            var lines = earlier?.Value.Split('\n') ?? [];
+            var merged = lines.Skip(1).ToHashSet(StringComparer.Ordinal);
+            var query = earlier is { } e && lines[0] == salt && merged.IsSubsetOf(inputs.Select(c => c.Partial))
+                ? AggregateSql.FlowsAdded(e.File, inputs.Where(c => !merged.Contains(c.Partial)).Select(c => c.File(AggregateSql.FlowsPartial)).ToList())
+                : AggregateSql.Flows(inputs.ConvertAll(c => c.File(AggregateSql.FlowsPartial)));
+            rows += MergeUnits.Write(db, query, target, options, ct);
         }
         return rows + MergeUnits.Rows(db, carried);
     }
 
-    /// <summary>The COPY option that records the anonymisation key in a file's metadata, as the packets files do.</summary>
-    internal static string KeyValues(string? keyId) =>
-        keyId is null ? "" : $", KV_METADATA {{{AggregateSql.Quote(AnonymisationMetadata.KeyIdKey)}: {AggregateSql.Quote(keyId)}}}";
+    /// <summary>Footer key of a flows unit: its settings, then the names of the partials it merged, one per line.</summary>
+    private const string UnitKey = "survey6.unit";
+
+    /// <summary>
+    /// The COPY option that records the anonymisation key in a file's metadata, as the packets files do, and
+    /// <paramref name="extra"/> entries.
+    /// </summary>
+    internal static string KeyValues(string? keyId, params (string Key, string Value)[] extra)
+    {
+        var entries = (keyId is null ? extra : [(AnonymisationMetadata.KeyIdKey, keyId), .. extra])
+            .Select(e => $"{AggregateSql.Quote(e.Key)}: {AggregateSql.Quote(e.Value)}").ToList();
+        return entries.Count == 0 ? "" : $", KV_METADATA {{{string.Join(", ", entries)}}}";
+    }
 
     private static void Flush(string file)
     {

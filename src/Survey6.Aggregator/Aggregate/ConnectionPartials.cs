@@ -270,7 +270,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
     /// per probe and hour of the connections' first packet, <c>probe=P/HOUR.UNIT.parquet</c>, each sorted by
     /// <c>ts_ns</c> and <c>uid</c>. <c>UNIT</c> is a hash of what the unit's rows are made from: the partial names (and
     /// neighbour flags) of the probe's captures whose frames fall in that hour, and the stitched connections that start
-    /// in it. A unit whose file of that name is already in <paramref name="currentFolder"/> is carried over as a hard
+    /// in it. A unit whose file of that name is already in <paramref name="currentFolder"/> (null: none is) is carried over as a hard
     /// link, so a run rewrites only the hours its new captures touch (docs/datasets.md, "Incremental design"). Each
     /// file holds the partials' fragments that meet no other capture's, straight from the files, and the stitched edge
     /// connections (<see cref="Stitch"/>, run first). With anonymisation on, the address classes come from the merged
@@ -279,7 +279,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
     /// Returns the rows of every unit, written or carried over.
     /// </summary>
     public static long WriteUnits(
-        DuckDBConnection db, IReadOnlyList<MergeCapture> captures, string currentFolder, string stagedFolder,
+        DuckDBConnection db, IReadOnlyList<MergeCapture> captures, string? currentFolder, string stagedFolder,
         string unitSalt, bool anonymised, string copyOptions, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(db);

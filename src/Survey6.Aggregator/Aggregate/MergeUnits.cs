@@ -26,18 +26,34 @@ internal static class MergeUnits
 
     /// <summary>
     /// Where unit <paramref name="name"/> of <paramref name="probeId"/> goes in the staged partition; when the current
-    /// partition already has it, it is linked there and <paramref name="carried"/> is true.
+    /// partition (null: none, as in a rebuild) already has it, it is linked there and <paramref name="carried"/> is true.
     /// </summary>
-    public static string Place(string currentPartition, string stagedPartition, string probeId, string name, out bool carried)
+    public static string Place(string? currentPartition, string stagedPartition, string probeId, string name, out bool carried)
     {
         var folder = Path.Combine(stagedPartition, LakeLayout.ProbePart(probeId));
         Directory.CreateDirectory(folder);
         var target = Path.Combine(folder, name);
-        var current = Path.Combine(currentPartition, LakeLayout.ProbePart(probeId), name);
-        carried = File.Exists(current);
+        carried = currentPartition is not null && File.Exists(Path.Combine(currentPartition, LakeLayout.ProbePart(probeId), name));
         if (carried)
-            DurableFiles.Link(current, target);
+            DurableFiles.Link(Path.Combine(currentPartition!, LakeLayout.ProbePart(probeId), name), target);
         return target;
+    }
+
+    /// <summary>
+    /// The one unit file of a probe's folder in the current partition (flows has one per probe) and the footer value
+    /// under <paramref name="key"/>; null when there is none, or several, or it has no such value.
+    /// </summary>
+    public static (string File, string Value)? Earlier(DuckDBConnection db, string probeFolder, string key)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        if (!Directory.Exists(probeFolder))
+            return null;
+        var files = Directory.GetFiles(probeFolder, "*.parquet");
+        if (files.Length != 1)
+            return null;
+        using var command = db.CreateCommand();
+        command.CommandText = $"SELECT decode(value) FROM parquet_kv_metadata({AggregateSql.Quote(files[0])}) WHERE decode(key) = {AggregateSql.Quote(key)}";
+        return command.ExecuteScalar() is string value ? (files[0], value) : null;
     }
 
     /// <summary>The rows of the units carried over, from their footers.</summary>
