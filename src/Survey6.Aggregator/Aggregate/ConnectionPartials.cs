@@ -20,7 +20,7 @@ namespace Survey6.Aggregator.Aggregate;
 /// <c>LAKE/.connections/date=D/probe=P/SHA.SETTINGS.parquet</c> (<see cref="ConnectionPartialWriter"/>); the aggregate
 /// stage copies that file as the capture's partial, and per date <see cref="Stitch"/> joins only the fragments that can
 /// meet a fragment of another capture of the same probe, while every other fragment goes from the partials to the
-/// dataset in SQL (<see cref="Query"/>).
+/// dataset in SQL (<see cref="WriteUnits"/>).
 /// </summary>
 /// <remarks>
 /// A capture whose partial must leave out duplicate frames (the clean step found some), or that was parsed before the
@@ -36,7 +36,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
     /// <summary>The fragments' format (<see cref="ConnectionFragmentFile.FormatVersion"/>), part of <see cref="SettingsHash"/>.</summary>
     private const int Format = ConnectionFragmentFile.FormatVersion;
 
-    /// <summary>The stitched edge connections of the date being merged, read by <see cref="Query"/>.</summary>
+    /// <summary>The stitched edge connections of the date being merged, read by <see cref="WriteUnits"/>.</summary>
     private const string StitchedTable = "conn_stitched";
 
     /// <summary>Per capture of the date being merged: whether a capture of its probe comes within the idle timeout before or after it.</summary>
@@ -199,7 +199,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
 
     /// <summary>
     /// Stitches the date's edge fragments (those a fragment of another capture of the probe may meet, by
-    /// <paramref name="neighbours"/>) into the table <see cref="Query"/> reads beside the partials' other rows. The
+    /// <paramref name="neighbours"/>) into the table <see cref="WriteUnits"/> reads beside the partials' other rows. The
     /// edges are read in key order, one key at a time, so memory holds one key's fragments, not the date's.
     /// </summary>
     public static long Stitch(DuckDBConnection db, IReadOnlyList<MergeCapture> captures, IReadOnlyDictionary<string, (bool Earlier, bool Later)> neighbours, ConnectionOptions settings, CancellationToken ct)
