@@ -272,6 +272,43 @@ public class IncrementalTests
     }
 
     [Fact]
+    public async Task A_dates_dns_is_its_merged_state_plus_the_partials_added_since()
+    {
+        using var w = new Workspace();
+        var date = new DateOnly(2024, 5, 1);
+        byte[] Query(int hour) => new CaptureFile()
+            .Add(CaptureFile.At(hour, 0, 0), FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(17, FrameBuilder.Udp(50000, 53, FrameBuilder.DnsQuery("example.org", 28)), Hosts[0], Hosts[4])))
+            .ToArray();
+        w.Store(Query(10), "probe-a");
+        await w.RunAsync(AggregatorStage.Parse);
+        await w.RunAsync(AggregatorStage.Aggregate);
+
+        // The state is changed by hand, its footer kept: only a merge that reads it can carry the change on.
+        var keys = Path.Combine(w.Lake.MergedPartials(date), "dns_keys.parquet");
+        using (var db = w.DuckDb())
+        {
+            var unit = Workspace.Rows(db, $"SELECT decode(value) FROM parquet_kv_metadata({Workspace.Q(keys)}) WHERE decode(key) = 'survey6.unit'").Single()[0];
+            Workspace.Rows(db, $"COPY (SELECT * REPLACE (messages + 1000 AS messages) FROM read_parquet({Workspace.Q(keys)})) TO {Workspace.Q(keys + ".new")} (FORMAT parquet, KV_METADATA {{'survey6.unit': {Workspace.Q((string)unit!)}}})");
+        }
+        File.Move(keys + ".new", keys, overwrite: true);
+
+        w.Store(Query(14), "probe-b");
+        await w.RunAsync(AggregatorStage.Parse);
+        await w.RunAsync(AggregatorStage.Aggregate);
+        string Dns()
+        {
+            using var db = w.DuckDb();
+            var row = Workspace.Rows(db, $"SELECT messages, clients, servers, probes::VARCHAR FROM read_parquet({Workspace.Q(w.Lake.PartitionGlob(LakeLayout.Dns, date))})").Single();
+            return $"{row[0]} messages, {row[1]} client, {row[2]} server, probes {row[3]}";
+        }
+        Assert.Equal("1002 messages, 1 client, 1 server, probes [probe-a, probe-b]", Dns());
+
+        // A rebuild merges every partial again.
+        await w.Runner.RebuildAsync(date, TimeSpan.FromSeconds(30), CancellationToken.None);
+        Assert.Equal("2 messages, 1 client, 1 server, probes [probe-a, probe-b]", Dns());
+    }
+
+    [Fact]
     public async Task A_late_overlapping_capture_recomputes_the_captures_whose_duplicates_it_decides()
     {
         using var w = new Workspace();

@@ -275,27 +275,59 @@ internal static class AggregateSql
         ORDER BY prefix_len, prefix
         """;
 
-    public static string Dns(string partials) => $"""
-        WITH p AS (SELECT * FROM {ReadPartial(partials)}),
-        k AS (
-            SELECT
-                transport, qname, qtype, rcode,
+    /// <summary>
+    /// The date's merged <c>dns</c> state, three files in the date's partials folder (<c>merged/</c>): its keys with
+    /// their sums, times, AAAA answers and probes, and the distinct (key, client) and (key, server) pairs. It is the
+    /// merge of every partial of the date, kept so that a run merges only the partials added since
+    /// (docs/datasets.md, "Incremental design"); the pairs are rows rather than lists so that DuckDB can spill them.
+    /// </summary>
+    public const string DnsKeysState = "dns_keys";
+    public const string DnsClientsState = "dns_clients";
+    public const string DnsServersState = "dns_servers";
+
+    /// <summary>The state's keys from the earlier state's (null: none) and the added partials'.</summary>
+    public static string DnsStateKeys(string? earlier, IReadOnlyList<string> added)
+    {
+        var sources = new List<string>();
+        if (earlier is not null)
+            sources.Add($"SELECT * FROM read_parquet({Quote(earlier)}, hive_partitioning = false)");
+        if (added.Count > 0)
+            sources.Add($"SELECT * EXCLUDE (clients, servers, probe_id), [probe_id] AS probes FROM {ReadFiles(added)}");
+        return $"""
+            SELECT transport, qname, qtype, rcode,
                 CAST(sum(messages) AS BIGINT) AS messages,
                 CAST(sum(queries) AS BIGINT) AS queries,
                 CAST(sum(responses) AS BIGINT) AS responses,
-                {SeenTimes("min(first_seen_ns)", "max(last_seen_ns)")},
-                coalesce(CAST(sum(aaaa_records) AS BIGINT), 0) AS aaaa_records,
-                coalesce(list_sort(list_distinct(flatten(list(aaaa) FILTER (WHERE aaaa IS NOT NULL)))), []) AS aaaa,
-                list_sort(list_distinct(list(probe_id))) AS probes
-            FROM p
+                min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns,
+                CAST(sum(aaaa_records) AS BIGINT) AS aaaa_records,
+                list_distinct(flatten(list(aaaa) FILTER (WHERE aaaa IS NOT NULL))) AS aaaa,
+                list_distinct(flatten(list(probes))) AS probes
+            FROM ({string.Join(" UNION ALL BY NAME ", sources)})
             GROUP BY transport, qname, qtype, rcode
-        ),
-        {DistinctCount("c", "p", DnsKey, "clients")},
-        {DistinctCount("s", "p", DnsKey, "servers")}
+            """;
+    }
+
+    /// <summary>The state's distinct (key, value) pairs of the partials' list <paramref name="list"/> (clients or servers).</summary>
+    public static string DnsStatePairs(string? earlier, IReadOnlyList<string> added, string list)
+    {
+        var sources = new List<string>();
+        if (earlier is not null)
+            sources.Add($"SELECT transport, qname, qtype, rcode, v FROM read_parquet({Quote(earlier)}, hive_partitioning = false)");
+        if (added.Count > 0)
+            sources.Add($"SELECT transport, qname, qtype, rcode, unnest({list}) AS v FROM {ReadFiles(added)}");
+        return $"SELECT DISTINCT transport, qname, qtype, rcode, v FROM ({string.Join(" UNION ALL ", sources)}) WHERE v IS NOT NULL";
+    }
+
+    /// <summary>The <c>dns</c> dataset from the date's merged state (<see cref="DnsStateKeys"/>, <see cref="DnsStatePairs"/>).</summary>
+    public static string Dns(string keys, string clients, string servers) => $"""
+        WITH k AS (SELECT * FROM read_parquet({Quote(keys)}, hive_partitioning = false)),
+        c AS (SELECT transport, qname, qtype, rcode, count(*) AS n FROM read_parquet({Quote(clients)}, hive_partitioning = false) GROUP BY ALL),
+        s AS (SELECT transport, qname, qtype, rcode, count(*) AS n FROM read_parquet({Quote(servers)}, hive_partitioning = false) GROUP BY ALL)
         SELECT
             k.transport, k.qname, k.qtype, k.rcode, k.messages, k.queries, k.responses,
             coalesce(c.n, 0) AS clients, coalesce(s.n, 0) AS servers,
-            k.first_seen, k.last_seen, k.first_seen_ns, k.last_seen_ns, k.aaaa_records, k.aaaa, k.probes
+            {SeenTimes("k.first_seen_ns", "k.last_seen_ns")},
+            coalesce(k.aaaa_records, 0) AS aaaa_records, coalesce(list_sort(k.aaaa), []) AS aaaa, list_sort(k.probes) AS probes
         FROM k
         LEFT JOIN c ON {SameKey("k", "c", DnsKey)}
         LEFT JOIN s ON {SameKey("k", "s", DnsKey)}
@@ -310,7 +342,8 @@ internal static class AggregateSql
     /// <c>NAME AS (…)</c>: per key of <paramref name="keys"/>, the number of distinct non-NULL values in the partials'
     /// list column <paramref name="list"/> (column <c>n</c>). A DISTINCT over the unnested values and a count, which
     /// DuckDB spills to disk past its memory limit; <c>len(list_distinct(flatten(list(…))))</c> instead held every value
-    /// of every group in one list and ran out of memory (a 10 M-packet day of 10 probes at the default 512 MiB).
+    /// of every group in one list and ran out of memory (a 10 M-packet day of 10 probes at the default 512 MiB, in
+    /// <c>dns</c>, whose state now keeps such pairs as rows: <see cref="DnsStatePairs"/>).
     /// </summary>
     private static string DistinctCount(string name, string source, string[] keys, string list)
     {

@@ -250,7 +250,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                     {
                         LakeLayout.Addresses => AggregateSql.Addresses,
                         LakeLayout.Prefixes => AggregateSql.Prefixes,
-                        LakeLayout.Dns => AggregateSql.Dns(Partials(AggregateSql.DnsPartial)),
+                        LakeLayout.Dns => DnsState(connection, lake.MergedPartials(date), Path.Combine(staged, MergedState), captures, fresh, keyId, ct),
                         LakeLayout.Icmpv6 => AggregateSql.Icmpv6(Partials(AggregateSql.Icmpv6Partial)),
                         LakeLayout.Icmpv6Routers => AggregateSql.Icmpv6Routers(Partials(AggregateSql.RoutersPartial)),
                         LakeLayout.Summary => AggregateSql.Summary(capturesGlob, Partials(AggregateSql.SummaryPartial)),
@@ -269,6 +269,8 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                 }
             }
 
+            // After the datasets: a state newer than the dataset built from it is harmless (the next merge adds nothing to it).
+            DurableFiles.ReplaceDirectory(Path.Combine(staged, MergedState), lake.MergedPartials(date));
             foreach (var dataset in LakeLayout.AggregateDatasets)
             {
                 var folder = Path.Combine(staged, dataset);
@@ -322,6 +324,33 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
             rows += MergeUnits.Write(db, query, target, options, ct);
         }
         return rows + MergeUnits.Rows(db, carried);
+    }
+
+    /// <summary>The staged copy of the date's merged state (<see cref="LakeLayout.MergedPartials"/>).</summary>
+    private const string MergedState = "merged";
+
+    /// <summary>
+    /// Writes the date's merged <c>dns</c> state into <paramref name="staged"/> and returns the dataset's query over it.
+    /// When the current state (<paramref name="current"/>) merged a subset of the date's partials under the same settings,
+    /// the new state is it plus the partials added since; otherwise (and in a rebuild) it is made from every partial.
+    /// </summary>
+    private static string DnsState(DuckDBConnection db, string current, string staged, IReadOnlyList<MergeCapture> captures, bool fresh, string? keyId, CancellationToken ct)
+    {
+        Directory.CreateDirectory(staged);
+        var salt = $"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{keyId}";
+        var inputs = captures.OrderBy(c => c.Partial, StringComparer.Ordinal).ToList();
+        string State(string folder, string name) => Path.Combine(folder, name + ".parquet");
+        var earlier = fresh || !File.Exists(State(current, AggregateSql.DnsKeysState)) ? null
+            : MergeUnits.Footer(db, State(current, AggregateSql.DnsKeysState), UnitKey);
+        var lines = earlier?.Split('\n') ?? [];
+        var merged = lines.Skip(1).ToHashSet(StringComparer.Ordinal);
+        bool incremental = earlier is not null && lines[0] == salt && merged.IsSubsetOf(inputs.Select(c => c.Partial));
+        var added = inputs.Where(c => !incremental || !merged.Contains(c.Partial)).Select(c => c.File(AggregateSql.DnsPartial)).ToList();
+        var options = KeyValues(keyId, (UnitKey, salt + "\n" + string.Join('\n', inputs.Select(c => c.Partial))));
+        MergeUnits.Write(db, AggregateSql.DnsStateKeys(incremental ? State(current, AggregateSql.DnsKeysState) : null, added), State(staged, AggregateSql.DnsKeysState), options, ct);
+        foreach (var (name, list) in new[] { (AggregateSql.DnsClientsState, "clients"), (AggregateSql.DnsServersState, "servers") })
+            MergeUnits.Write(db, AggregateSql.DnsStatePairs(incremental ? State(current, name) : null, added, list), State(staged, name), KeyValues(keyId), ct);
+        return AggregateSql.Dns(State(staged, AggregateSql.DnsKeysState), State(staged, AggregateSql.DnsClientsState), State(staged, AggregateSql.DnsServersState));
     }
 
     /// <summary>Footer key of a flows unit: its settings, then the names of the partials it merged, one per line.</summary>

@@ -51,9 +51,16 @@ internal static class MergeUnits
         var files = Directory.GetFiles(probeFolder, "*.parquet");
         if (files.Length != 1)
             return null;
+        return Footer(db, files[0], key) is { } value ? (files[0], value) : null;
+    }
+
+    /// <summary>The footer value of <paramref name="file"/> under <paramref name="key"/>, or null.</summary>
+    public static string? Footer(DuckDBConnection db, string file, string key)
+    {
+        ArgumentNullException.ThrowIfNull(db);
         using var command = db.CreateCommand();
-        command.CommandText = $"SELECT decode(value) FROM parquet_kv_metadata({AggregateSql.Quote(files[0])}) WHERE decode(key) = {AggregateSql.Quote(key)}";
-        return command.ExecuteScalar() is string value ? (files[0], value) : null;
+        command.CommandText = $"SELECT decode(value) FROM parquet_kv_metadata({AggregateSql.Quote(file)}) WHERE decode(key) = {AggregateSql.Quote(key)}";
+        return command.ExecuteScalar() as string;
     }
 
     /// <summary>The rows of the units carried over, from their footers.</summary>

@@ -51,6 +51,12 @@ public sealed class LakeLayout(string root)
 
     public string PartialsPartition(DateOnly date) => Path.Combine(Partials, DatePart(date));
 
+    /// <summary>
+    /// The date's merged state, <c>LAKE/.partials/date=D/merged/</c>: the merge of every partial of the date for the
+    /// datasets whose rows a run cannot carry over unchanged (dns), kept so that a run merges only added partials.
+    /// </summary>
+    public string MergedPartials(DateOnly date) => Path.Combine(PartialsPartition(date), "merged");
+
     public string Dataset(string name) => Path.Combine(Root, name);
 
     public static string DatePart(DateOnly date) => "date=" + date.ToString(DateFormat, CultureInfo.InvariantCulture);
