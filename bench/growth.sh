@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Growth of one day: does the cost of a run follow the new data, and does memory stay flat, as the day fills?
 #
-#   bench/growth.sh [--probes 10] [--batches 10] [--packets 1000000] [--work DIR]
+#   bench/growth.sh [--probes 10] [--batches 10] [--packets 1000000] [--distinct] [--work DIR]
 #
 # A simulated day of --probes probes whose captures arrive in --batches batches, one capture per probe per batch
 # (--packets packets each, CaptureGen's traffic with the probe's own seed, moved to hour B of 2025-01-01 with
-# editcap). Each batch is put where the C&C stores uploads (DATA/captures/PROBE/DATE/SHA.pcapng and its manifest;
-# the bench's `store` mode), then the shipped `survey6 aggregate once --data-dir DATA` runs every stage with the
+# editcap; with --distinct each batch is new traffic, seed probe + 1000 x batch, so that the day's distinct flows,
+# names and addresses grow with it instead of repeating). Each batch is put where the C&C stores uploads
+# (DATA/captures/PROBE/DATE/SHA.pcapng and its manifest; the bench's `store` mode), then the shipped `survey6 aggregate once --data-dir DATA` runs every stage with the
 # product's defaults (parse, aggregate, cleanup; Aggregator:MemoryLimit 1 GiB). Per batch the whole process's CPU
 # (user + system) and peak RSS are recorded, with the packets of the day so far. Writes bench/out/growth.md (and
 # prints it); docs/performance.md explains the figures. probes x batches x packets is the day's size: the defaults
@@ -17,6 +18,7 @@ probes=10
 batches=10
 packets=1000000
 work="${TMPDIR:-/tmp}/survey6-growth-bench"
+distinct=0
 survey6="${SURVEY6:-$root/survey6}"
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -24,7 +26,8 @@ while [[ $# -gt 0 ]]; do
         --batches) batches="$2"; shift 2 ;;
         --packets) packets="$2"; shift 2 ;;
         --work) work="$2"; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --distinct) distinct=1; shift ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "growth.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -58,7 +61,12 @@ day_packets=0
 for b in $(seq 0 $((batches - 1))); do
     for p in $(seq "$probes"); do
         f="$work/batch/probe$p-hour$b.pcap"
-        editcap -t $((b * 3600)) "$work/base/probe$p.pcap" "$f"
+        base="$work/base/probe$p.pcap"
+        if ((distinct && b > 0)); then
+            base="$work/batch/probe$p-seed.pcap"
+            dotnet "$gen_dll" "$base" --packets "$packets" --seed $((p + 1000 * b)) >/dev/null
+        fi
+        editcap -t $((b * 3600)) "$base" "$f"
         dotnet "$bench_dll" store "$data" "bench-$(printf %02d "$p")" "$f" >/dev/null
     done
     day_packets=$((day_packets + probes * packets))
@@ -72,7 +80,7 @@ for b in $(seq 0 $((batches - 1))); do
 done
 
 {
-    echo "# Growth of one day: $probes probes x $batches batches x $packets packets"
+    echo "# Growth of one day: $probes probes x $batches batches x $packets packets$( ((distinct)) && echo ", new traffic in every batch")"
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load average at the end $(cut -d' ' -f1-3 /proc/loadavg), survey6 $version"
     echo

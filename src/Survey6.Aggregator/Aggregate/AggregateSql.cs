@@ -275,54 +275,81 @@ internal static class AggregateSql
         ORDER BY prefix_len, prefix
         """;
 
+    // Declared before the states below, which their initialisers read.
+    private static readonly string[] DnsKey = ["transport", "qname", "qtype", "rcode"];
+    private static readonly string[] Icmpv6Key = ["probe_id", "type", "code"];
+
     /// <summary>
-    /// The date's merged <c>dns</c> state, three files in the date's partials folder (<c>merged/</c>): its keys with
-    /// their sums, times, AAAA answers and probes, and the distinct (key, client) and (key, server) pairs. It is the
-    /// merge of every partial of the date, kept so that a run merges only the partials added since
-    /// (docs/datasets.md, "Incremental design"); the pairs are rows rather than lists so that DuckDB can spill them.
+    /// A dataset made from the date's merged state rather than from its partials directly: one whose distinct counts do
+    /// not merge from counts (<c>dns</c>' clients and servers, <c>icmpv6</c>'s sources and destinations). The state is the
+    /// merge of every partial of the date, files in the date's partials folder (<c>merged/</c>): <c>DATASET_keys</c>,
+    /// the keys with their mergeable columns (<paramref name="Sums"/>, over the earlier state's rows and the added
+    /// partials' rows as <paramref name="FromPartial"/> gives them), and one <c>DATASET_LIST</c> per list of
+    /// <paramref name="Lists"/>, the distinct (key, value) pairs, as rows rather than lists so that DuckDB can spill
+    /// them. It is kept so that a run merges only the partials added since (docs/datasets.md, "Incremental design").
     /// </summary>
-    public const string DnsKeysState = "dns_keys";
-    public const string DnsClientsState = "dns_clients";
-    public const string DnsServersState = "dns_servers";
+    internal sealed record MergedState(string Dataset, string Partial, string[] Key, string Sums, string FromPartial, string[] Lists)
+    {
+        public string KeysFile(string folder) => Path.Combine(folder, Dataset + "_keys.parquet");
+
+        public string ListFile(string folder, string list) => Path.Combine(folder, Dataset + "_" + list + ".parquet");
+    }
+
+    public static readonly MergedState DnsState = new(
+        "dns", DnsPartial, DnsKey,
+        """
+        CAST(sum(messages) AS BIGINT) AS messages,
+        CAST(sum(queries) AS BIGINT) AS queries,
+        CAST(sum(responses) AS BIGINT) AS responses,
+        min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns,
+        CAST(sum(aaaa_records) AS BIGINT) AS aaaa_records,
+        list_distinct(flatten(list(aaaa) FILTER (WHERE aaaa IS NOT NULL))) AS aaaa,
+        list_distinct(flatten(list(probes))) AS probes
+        """,
+        "* EXCLUDE (clients, servers, probe_id), [probe_id] AS probes",
+        ["clients", "servers"]);
+
+    public static readonly MergedState Icmpv6State = new(
+        "icmpv6", Icmpv6Partial, Icmpv6Key,
+        "CAST(sum(packets) AS BIGINT) AS packets, min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns",
+        "* EXCLUDE (sources, destinations)",
+        ["sources", "destinations"]);
 
     /// <summary>The state's keys from the earlier state's (null: none) and the added partials'.</summary>
-    public static string DnsStateKeys(string? earlier, IReadOnlyList<string> added)
+    public static string StateKeys(MergedState state, string? earlier, IReadOnlyList<string> added)
     {
+        ArgumentNullException.ThrowIfNull(state);
         var sources = new List<string>();
         if (earlier is not null)
             sources.Add($"SELECT * FROM read_parquet({Quote(earlier)}, hive_partitioning = false)");
         if (added.Count > 0)
-            sources.Add($"SELECT * EXCLUDE (clients, servers, probe_id), [probe_id] AS probes FROM {ReadFiles(added)}");
-        return $"""
-            SELECT transport, qname, qtype, rcode,
-                CAST(sum(messages) AS BIGINT) AS messages,
-                CAST(sum(queries) AS BIGINT) AS queries,
-                CAST(sum(responses) AS BIGINT) AS responses,
-                min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns,
-                CAST(sum(aaaa_records) AS BIGINT) AS aaaa_records,
-                list_distinct(flatten(list(aaaa) FILTER (WHERE aaaa IS NOT NULL))) AS aaaa,
-                list_distinct(flatten(list(probes))) AS probes
-            FROM ({string.Join(" UNION ALL BY NAME ", sources)})
-            GROUP BY transport, qname, qtype, rcode
-            """;
+            sources.Add($"SELECT {state.FromPartial} FROM {ReadFiles(added)}");
+        var key = string.Join(", ", state.Key);
+        return $"SELECT {key}, {state.Sums} FROM ({string.Join(" UNION ALL BY NAME ", sources)}) GROUP BY {key}";
     }
 
-    /// <summary>The state's distinct (key, value) pairs of the partials' list <paramref name="list"/> (clients or servers).</summary>
-    public static string DnsStatePairs(string? earlier, IReadOnlyList<string> added, string list)
+    /// <summary>The state's distinct (key, value) pairs of the partials' list <paramref name="list"/>.</summary>
+    public static string StatePairs(MergedState state, string? earlier, IReadOnlyList<string> added, string list)
     {
+        ArgumentNullException.ThrowIfNull(state);
+        var key = string.Join(", ", state.Key);
         var sources = new List<string>();
         if (earlier is not null)
-            sources.Add($"SELECT transport, qname, qtype, rcode, v FROM read_parquet({Quote(earlier)}, hive_partitioning = false)");
+            sources.Add($"SELECT {key}, v FROM read_parquet({Quote(earlier)}, hive_partitioning = false)");
         if (added.Count > 0)
-            sources.Add($"SELECT transport, qname, qtype, rcode, unnest({list}) AS v FROM {ReadFiles(added)}");
-        return $"SELECT DISTINCT transport, qname, qtype, rcode, v FROM ({string.Join(" UNION ALL ", sources)}) WHERE v IS NOT NULL";
+            sources.Add($"SELECT {key}, unnest({list}) AS v FROM {ReadFiles(added)}");
+        return $"SELECT DISTINCT {key}, v FROM ({string.Join(" UNION ALL ", sources)}) WHERE v IS NOT NULL";
     }
 
-    /// <summary>The <c>dns</c> dataset from the date's merged state (<see cref="DnsStateKeys"/>, <see cref="DnsStatePairs"/>).</summary>
-    public static string Dns(string keys, string clients, string servers) => $"""
-        WITH k AS (SELECT * FROM read_parquet({Quote(keys)}, hive_partitioning = false)),
-        c AS (SELECT transport, qname, qtype, rcode, count(*) AS n FROM read_parquet({Quote(clients)}, hive_partitioning = false) GROUP BY ALL),
-        s AS (SELECT transport, qname, qtype, rcode, count(*) AS n FROM read_parquet({Quote(servers)}, hive_partitioning = false) GROUP BY ALL)
+    /// <summary><c>NAME AS (…)</c>: per key, the number of pairs in a state's pairs file (column <c>n</c>).</summary>
+    private static string PairCount(string name, string pairs, string[] keys) =>
+        $"{name} AS (SELECT {string.Join(", ", keys)}, count(*) AS n FROM read_parquet({Quote(pairs)}, hive_partitioning = false) GROUP BY ALL)";
+
+    /// <summary>The <c>dns</c> dataset from the date's merged state (<see cref="DnsState"/>) in <paramref name="folder"/>.</summary>
+    public static string Dns(string folder) => $"""
+        WITH k AS (SELECT * FROM read_parquet({Quote(DnsState.KeysFile(folder))}, hive_partitioning = false)),
+        {PairCount("c", DnsState.ListFile(folder, "clients"), DnsKey)},
+        {PairCount("s", DnsState.ListFile(folder, "servers"), DnsKey)}
         SELECT
             k.transport, k.qname, k.qtype, k.rcode, k.messages, k.queries, k.responses,
             coalesce(c.n, 0) AS clients, coalesce(s.n, 0) AS servers,
@@ -334,44 +361,18 @@ internal static class AggregateSql
         ORDER BY k.transport, k.qname NULLS FIRST, k.qtype NULLS FIRST, k.rcode NULLS FIRST
         """;
 
-    private static readonly string[] DnsKey = ["transport", "qname", "qtype", "rcode"];
-
-    private static readonly string[] Icmpv6Key = ["probe_id", "type", "code"];
-
-    /// <summary>
-    /// <c>NAME AS (…)</c>: per key of <paramref name="keys"/>, the number of distinct non-NULL values in the partials'
-    /// list column <paramref name="list"/> (column <c>n</c>). A DISTINCT over the unnested values and a count, which
-    /// DuckDB spills to disk past its memory limit; <c>len(list_distinct(flatten(list(…))))</c> instead held every value
-    /// of every group in one list and ran out of memory (a 10 M-packet day of 10 probes at the default 512 MiB, in
-    /// <c>dns</c>, whose state now keeps such pairs as rows: <see cref="DnsStatePairs"/>).
-    /// </summary>
-    private static string DistinctCount(string name, string source, string[] keys, string list)
-    {
-        var k = string.Join(", ", keys);
-        return $"""
-            {name} AS (
-                SELECT {k}, count(*) AS n
-                FROM (SELECT DISTINCT {k}, v FROM (SELECT {k}, unnest({list}) AS v FROM {source}) WHERE v IS NOT NULL)
-                GROUP BY {k}
-            )
-            """;
-    }
-
     /// <summary>Join condition on every key column, NULL matching NULL as in GROUP BY.</summary>
     private static string SameKey(string left, string right, string[] keys) =>
         string.Join(" AND ", keys.Select(k => $"{left}.{k} IS NOT DISTINCT FROM {right}.{k}"));
 
-    public static string Icmpv6(string partials) => $"""
-        WITH p AS (SELECT * FROM {ReadPartial(partials)}),
-        k AS (
-            SELECT probe_id, type, code,
-                CAST(sum(packets) AS BIGINT) AS packets,
-                {SeenTimes("min(first_seen_ns)", "max(last_seen_ns)")}
-            FROM p
-            GROUP BY probe_id, type, code
+    /// <summary>The <c>icmpv6</c> dataset from the date's merged state (<see cref="Icmpv6State"/>) in <paramref name="folder"/>.</summary>
+    public static string Icmpv6(string folder) => $"""
+        WITH k AS (
+            SELECT probe_id, type, code, packets, {SeenTimes("first_seen_ns", "last_seen_ns")}
+            FROM read_parquet({Quote(Icmpv6State.KeysFile(folder))}, hive_partitioning = false)
         ),
-        {DistinctCount("src", "p", Icmpv6Key, "sources")},
-        {DistinctCount("dst", "p", Icmpv6Key, "destinations")}
+        {PairCount("src", Icmpv6State.ListFile(folder, "sources"), Icmpv6Key)},
+        {PairCount("dst", Icmpv6State.ListFile(folder, "destinations"), Icmpv6Key)}
         SELECT k.probe_id, k.type, k.code, {Ipv6Functions.Icmpv6TypeNameSql("k.type")} AS type_name,
             k.packets, coalesce(src.n, 0) AS sources, coalesce(dst.n, 0) AS destinations,
             k.first_seen, k.last_seen, k.first_seen_ns, k.last_seen_ns

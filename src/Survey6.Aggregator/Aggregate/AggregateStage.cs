@@ -229,6 +229,8 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                 var keyValues = KeyValues(keyId);
                 var capturesGlob = Path.Combine(lake.DatePartition(LakeLayout.Captures, date), "*", "*.parquet");
                 ConnectionPartials.Stitch(connection, captures, neighbours, _options.Connections, ct);
+                foreach (var state in new[] { AggregateSql.DnsState, AggregateSql.Icmpv6State })
+                    WriteState(connection, state, lake.MergedPartials(date), Path.Combine(staged, MergedState), captures, fresh, keyId, ct);
                 foreach (var dataset in LakeLayout.AggregateDatasets)
                 {
                     ct.ThrowIfCancellationRequested();
@@ -250,8 +252,8 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                     {
                         LakeLayout.Addresses => AggregateSql.Addresses,
                         LakeLayout.Prefixes => AggregateSql.Prefixes,
-                        LakeLayout.Dns => DnsState(connection, lake.MergedPartials(date), Path.Combine(staged, MergedState), captures, fresh, keyId, ct),
-                        LakeLayout.Icmpv6 => AggregateSql.Icmpv6(Partials(AggregateSql.Icmpv6Partial)),
+                        LakeLayout.Dns => AggregateSql.Dns(Path.Combine(staged, MergedState)),
+                        LakeLayout.Icmpv6 => AggregateSql.Icmpv6(Path.Combine(staged, MergedState)),
                         LakeLayout.Icmpv6Routers => AggregateSql.Icmpv6Routers(Partials(AggregateSql.RoutersPartial)),
                         LakeLayout.Summary => AggregateSql.Summary(capturesGlob, Partials(AggregateSql.SummaryPartial)),
                         _ => throw new InvalidOperationException("unknown dataset " + dataset),
@@ -326,34 +328,31 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
         return rows + MergeUnits.Rows(db, carried);
     }
 
-    /// <summary>The staged copy of the date's merged state (<see cref="LakeLayout.MergedPartials"/>).</summary>
+    /// <summary>The staged copy of the date's merged state (<see cref="LakeLayout.MergedPartials"/>), beside the staged datasets.</summary>
     private const string MergedState = "merged";
 
     /// <summary>
-    /// Writes the date's merged <c>dns</c> state into <paramref name="staged"/> and returns the dataset's query over it.
-    /// When the current state (<paramref name="current"/>) merged a subset of the date's partials under the same settings,
-    /// the new state is it plus the partials added since; otherwise (and in a rebuild) it is made from every partial.
+    /// Writes the date's merged <paramref name="state"/> into <paramref name="staged"/>. When the current state (in
+    /// <paramref name="current"/>) merged a subset of the date's partials under the same settings, the new state is it
+    /// plus the partials added since; otherwise (and in a rebuild) it is made from every partial.
     /// </summary>
-    private static string DnsState(DuckDBConnection db, string current, string staged, IReadOnlyList<MergeCapture> captures, bool fresh, string? keyId, CancellationToken ct)
+    private static void WriteState(DuckDBConnection db, AggregateSql.MergedState state, string current, string staged, IReadOnlyList<MergeCapture> captures, bool fresh, string? keyId, CancellationToken ct)
     {
         Directory.CreateDirectory(staged);
         var salt = $"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{keyId}";
         var inputs = captures.OrderBy(c => c.Partial, StringComparer.Ordinal).ToList();
-        string State(string folder, string name) => Path.Combine(folder, name + ".parquet");
-        var earlier = fresh || !File.Exists(State(current, AggregateSql.DnsKeysState)) ? null
-            : MergeUnits.Footer(db, State(current, AggregateSql.DnsKeysState), UnitKey);
+        var earlier = fresh || !File.Exists(state.KeysFile(current)) ? null : MergeUnits.Footer(db, state.KeysFile(current), UnitKey);
         var lines = earlier?.Split('\n') ?? [];
         var merged = lines.Skip(1).ToHashSet(StringComparer.Ordinal);
         bool incremental = earlier is not null && lines[0] == salt && merged.IsSubsetOf(inputs.Select(c => c.Partial));
-        var added = inputs.Where(c => !incremental || !merged.Contains(c.Partial)).Select(c => c.File(AggregateSql.DnsPartial)).ToList();
+        var added = inputs.Where(c => !incremental || !merged.Contains(c.Partial)).Select(c => c.File(state.Partial)).ToList();
         var options = KeyValues(keyId, (UnitKey, salt + "\n" + string.Join('\n', inputs.Select(c => c.Partial))));
-        MergeUnits.Write(db, AggregateSql.DnsStateKeys(incremental ? State(current, AggregateSql.DnsKeysState) : null, added), State(staged, AggregateSql.DnsKeysState), options, ct);
-        foreach (var (name, list) in new[] { (AggregateSql.DnsClientsState, "clients"), (AggregateSql.DnsServersState, "servers") })
-            MergeUnits.Write(db, AggregateSql.DnsStatePairs(incremental ? State(current, name) : null, added, list), State(staged, name), KeyValues(keyId), ct);
-        return AggregateSql.Dns(State(staged, AggregateSql.DnsKeysState), State(staged, AggregateSql.DnsClientsState), State(staged, AggregateSql.DnsServersState));
+        MergeUnits.Write(db, AggregateSql.StateKeys(state, incremental ? state.KeysFile(current) : null, added), state.KeysFile(staged), options, ct);
+        foreach (var list in state.Lists)
+            MergeUnits.Write(db, AggregateSql.StatePairs(state, incremental ? state.ListFile(current, list) : null, added, list), state.ListFile(staged, list), KeyValues(keyId), ct);
     }
 
-    /// <summary>Footer key of a flows unit: its settings, then the names of the partials it merged, one per line.</summary>
+    /// <summary>Footer key of a flows unit and of a merged state's keys: its settings, then the names of the partials it merged, one per line.</summary>
     private const string UnitKey = "survey6.unit";
 
     /// <summary>

@@ -53,7 +53,7 @@ public sealed class LakeLayout(string root)
 
     /// <summary>
     /// The date's merged state, <c>LAKE/.partials/date=D/merged/</c>: the merge of every partial of the date for the
-    /// datasets whose rows a run cannot carry over unchanged (dns), kept so that a run merges only added partials.
+    /// datasets with distinct counts (dns, icmpv6), kept so that a run merges only the partials added since.
     /// </summary>
     public string MergedPartials(DateOnly date) => Path.Combine(PartialsPartition(date), "merged");
 
