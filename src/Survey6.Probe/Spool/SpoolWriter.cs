@@ -301,7 +301,13 @@ public sealed class SpoolWriter
     {
         var file = _file;
         if (file is null)
+        {
+            // A rotation just before (size or age) may still be publishing the last file in the background; a stop or
+            // suspend must not report the spool settled before that file is in it.
+            if (reason is not (CloseReason.Size or CloseReason.Age))
+                _publishing.GetAwaiter().GetResult();
             return;
+        }
         _file = null;
         _current = null;
         var run = _run!;
