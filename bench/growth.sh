@@ -27,7 +27,7 @@ while [[ $# -gt 0 ]]; do
         --packets) packets="$2"; shift 2 ;;
         --work) work="$2"; shift 2 ;;
         --distinct) distinct=1; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "growth.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
