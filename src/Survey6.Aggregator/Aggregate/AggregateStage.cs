@@ -295,7 +295,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
     /// <summary>
     /// <c>flows</c> as one merge unit per probe (its rows are keyed by probe): <c>probe=P/DATE.UNIT.parquet</c>, so that
     /// a run writes again only the probes that got new captures. A unit's footer lists the partials it merged
-    /// (<see cref="UnitKey"/>); when the probe's earlier file merged a subset of the current ones under the same
+    /// (<see cref="MergeUnits.FooterKey"/>); when the probe's earlier file merged a subset of the current ones under the same
     /// settings, the new file is that file plus the added partials, so the cost follows the probe's flows and its new
     /// captures rather than every partial of its day. Otherwise (a partial was recomputed or removed) it merges them all.
     /// </summary>
@@ -315,13 +315,10 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                 carried.Add(target);
                 continue;
             }
-            var unit = salt + "\n" + string.Join('\n', inputs.Select(c => c.Partial));
-            var options = KeyValues(keyId, (UnitKey, unit));
-            var earlier = current is null ? null : MergeUnits.Earlier(db, Path.Combine(current, LakeLayout.ProbePart(probe.Key)), UnitKey);
-            var lines = earlier?.Value.Split('\n') ?? [];
-            var merged = lines.Skip(1).ToHashSet(StringComparer.Ordinal);
-            var query = earlier is { } e && lines[0] == salt && merged.IsSubsetOf(inputs.Select(c => c.Partial))
-                ? AggregateSql.FlowsAdded(e.File, inputs.Where(c => !merged.Contains(c.Partial)).Select(c => c.File(AggregateSql.FlowsPartial)).ToList())
+            var options = KeyValues(keyId, (MergeUnits.FooterKey, MergeUnits.FooterValue(salt, inputs)));
+            var earlier = current is null ? null : MergeUnits.Earlier(db, Path.Combine(current, LakeLayout.ProbePart(probe.Key)));
+            var query = earlier is { } e && MergeUnits.Added(e.Value, salt, inputs) is { } added
+                ? AggregateSql.FlowsAdded(e.File, added.ConvertAll(c => c.File(AggregateSql.FlowsPartial)))
                 : AggregateSql.Flows(inputs.ConvertAll(c => c.File(AggregateSql.FlowsPartial)));
             rows += MergeUnits.Write(db, query, target, options, ct);
         }
@@ -341,19 +338,15 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
         Directory.CreateDirectory(staged);
         var salt = $"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{keyId}";
         var inputs = captures.OrderBy(c => c.Partial, StringComparer.Ordinal).ToList();
-        var earlier = fresh || !File.Exists(state.KeysFile(current)) ? null : MergeUnits.Footer(db, state.KeysFile(current), UnitKey);
-        var lines = earlier?.Split('\n') ?? [];
-        var merged = lines.Skip(1).ToHashSet(StringComparer.Ordinal);
-        bool incremental = earlier is not null && lines[0] == salt && merged.IsSubsetOf(inputs.Select(c => c.Partial));
-        var added = inputs.Where(c => !incremental || !merged.Contains(c.Partial)).Select(c => c.File(state.Partial)).ToList();
-        var options = KeyValues(keyId, (UnitKey, salt + "\n" + string.Join('\n', inputs.Select(c => c.Partial))));
+        var earlier = fresh || !File.Exists(state.KeysFile(current)) ? null : MergeUnits.Footer(db, state.KeysFile(current));
+        var extended = MergeUnits.Added(earlier, salt, inputs);
+        bool incremental = extended is not null;
+        var added = (extended ?? inputs).ConvertAll(c => c.File(state.Partial));
+        var options = KeyValues(keyId, (MergeUnits.FooterKey, MergeUnits.FooterValue(salt, inputs)));
         MergeUnits.Write(db, AggregateSql.StateKeys(state, incremental ? state.KeysFile(current) : null, added), state.KeysFile(staged), options, ct);
         foreach (var list in state.Lists)
             MergeUnits.Write(db, AggregateSql.StatePairs(state, incremental ? state.ListFile(current, list) : null, added, list), state.ListFile(staged, list), KeyValues(keyId), ct);
     }
-
-    /// <summary>Footer key of a flows unit and of a merged state's keys: its settings, then the names of the partials it merged, one per line.</summary>
-    private const string UnitKey = "survey6.unit";
 
     /// <summary>
     /// The COPY option that records the anonymisation key in a file's metadata, as the packets files do, and

@@ -40,10 +40,33 @@ internal static class MergeUnits
     }
 
     /// <summary>
-    /// The one unit file of a probe's folder in the current partition (flows has one per probe) and the footer value
-    /// under <paramref name="key"/>; null when there is none, or several, or it has no such value.
+    /// Footer key of a unit that extends its earlier self (a flows unit, a merged state's keys): <see cref="FooterValue"/>.
     /// </summary>
-    public static (string File, string Value)? Earlier(DuckDBConnection db, string probeFolder, string key)
+    public const string FooterKey = "survey6.unit";
+
+    /// <summary>The value under <see cref="FooterKey"/>: the settings, then the partial names the file merged, one per line.</summary>
+    public static string FooterValue(string salt, IEnumerable<MergeCapture> inputs) =>
+        salt + "\n" + string.Join('\n', inputs.Select(c => c.Partial));
+
+    /// <summary>
+    /// The inputs that an earlier file (its <see cref="FooterValue"/>, null: none) did not merge, when the new file can
+    /// be that file plus them: same settings, and every partial it merged still an input (captures were only added).
+    /// Null when it cannot, and everything must be merged again.
+    /// </summary>
+    public static List<MergeCapture>? Added(string? earlier, string salt, IReadOnlyList<MergeCapture> inputs)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (earlier?.Split('\n') is not [var settings, .. var partials] || settings != salt)
+            return null;
+        var merged = partials.ToHashSet(StringComparer.Ordinal);
+        return merged.IsSubsetOf(inputs.Select(c => c.Partial)) ? inputs.Where(c => !merged.Contains(c.Partial)).ToList() : null;
+    }
+
+    /// <summary>
+    /// The one unit file of a probe's folder in the current partition (flows has one per probe) and its
+    /// <see cref="FooterKey"/> value; null when there is none, or several, or it has no such value.
+    /// </summary>
+    public static (string File, string Value)? Earlier(DuckDBConnection db, string probeFolder)
     {
         ArgumentNullException.ThrowIfNull(db);
         if (!Directory.Exists(probeFolder))
@@ -51,15 +74,15 @@ internal static class MergeUnits
         var files = Directory.GetFiles(probeFolder, "*.parquet");
         if (files.Length != 1)
             return null;
-        return Footer(db, files[0], key) is { } value ? (files[0], value) : null;
+        return Footer(db, files[0]) is { } value ? (files[0], value) : null;
     }
 
-    /// <summary>The footer value of <paramref name="file"/> under <paramref name="key"/>, or null.</summary>
-    public static string? Footer(DuckDBConnection db, string file, string key)
+    /// <summary>The <see cref="FooterKey"/> value of <paramref name="file"/>, or null.</summary>
+    public static string? Footer(DuckDBConnection db, string file)
     {
         ArgumentNullException.ThrowIfNull(db);
         using var command = db.CreateCommand();
-        command.CommandText = $"SELECT decode(value) FROM parquet_kv_metadata({AggregateSql.Quote(file)}) WHERE decode(key) = {AggregateSql.Quote(key)}";
+        command.CommandText = $"SELECT decode(value) FROM parquet_kv_metadata({AggregateSql.Quote(file)}) WHERE decode(key) = {AggregateSql.Quote(FooterKey)}";
         return command.ExecuteScalar() as string;
     }
 
