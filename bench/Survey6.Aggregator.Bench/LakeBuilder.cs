@@ -26,6 +26,7 @@ internal static class LakeBuilder
         var date = DateOnly.ParseExact(args[1], "yyyy-MM-dd", CultureInfo.InvariantCulture);
         // Zeek's timeouts, as the aggregate stage uses when Aggregator:Connections is not set.
         var parser = new CaptureParser(lake, 1 << 20, anonymiser: null, new ConnectionOptions());
+        using var allocations = AllocationSampler.FromEnvironment();
         long totalFrames = 0;
         double totalCpu = 0;
         for (int i = 2; i < args.Length; i++)
@@ -43,10 +44,17 @@ internal static class LakeBuilder
             if (!File.Exists(stored))
                 File.CreateSymbolicLink(stored, capture);
             long cpu0 = ThreadCpu.Nanoseconds();
+            long allocated0 = GC.GetAllocatedBytesForCurrentThread();
+            var paused0 = GC.GetTotalPauseDuration();
+            int gen0 = GC.CollectionCount(0), gen1 = GC.CollectionCount(1), gen2 = GC.CollectionCount(2);
             // Blocking, as in Program.cs: the packets file is written before ParseAsync's first await, on this
             // thread, so this thread's CPU time is the parse's; an await here could resume on another thread.
             var result = parser.ParseAsync(new PendingCapture(sha, probe, date, capture, manifest), "bench", CancellationToken.None).GetAwaiter().GetResult();
             double cpu = (ThreadCpu.Nanoseconds() - cpu0) / 1e9;
+            double pausedS = (GC.GetTotalPauseDuration() - paused0).TotalSeconds;
+            double allocatedMb = (GC.GetAllocatedBytesForCurrentThread() - allocated0) / 1e6;
+            var collections = string.Create(CultureInfo.InvariantCulture,
+                $"{GC.CollectionCount(0) - gen0}/{GC.CollectionCount(1) - gen1}/{GC.CollectionCount(2) - gen2}");
             if (result.Status != ParseStatus.Parsed)
             {
                 Console.Error.WriteLine($"{capture}: {result.Status} {result.Reason}");
@@ -57,11 +65,12 @@ internal static class LakeBuilder
             totalCpu += cpu;
             long fragments = Directory.GetFiles(lake.ParsedConnections, sha + ".*.parquet", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{probe}: {result.Frames} frames, {cpu:F2} CPU-s of the parsing thread, {result.Frames / cpu / 1e6:F2} M frames/CPU-s -> {result.PacketsPath} ({new FileInfo(result.PacketsPath!).Length / 1e6:F1} MB), connection fragments {fragments / 1e6:F1} MB"));
+                $"{probe}: {result.Frames} frames, {cpu:F2} CPU-s of the parsing thread, {result.Frames / cpu / 1e6:F2} M frames/CPU-s -> {result.PacketsPath} ({new FileInfo(result.PacketsPath!).Length / 1e6:F1} MB), connection fragments {fragments / 1e6:F1} MB; allocated {allocatedMb:F0} MB, collections (gen 0/1/2) {collections}, paused {pausedS:F2} s"));
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"total: {totalFrames} frames, {totalCpu:F2} CPU-s, {totalFrames / totalCpu / 1e6:F2} M frames/CPU-s"));
+        allocations?.Report(Console.Out);
         return 0;
     }
 }

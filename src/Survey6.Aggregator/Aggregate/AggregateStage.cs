@@ -77,10 +77,12 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                 Directory.Delete(lake.PartialsPartition(date), recursive: true);
             var spans = CaptureSpans(lake, date);
             var plan = PartialPlan.For(inputs, spans, ConnectionPartials.SettingsTag(_options.Connections));
+            var step = new StepTimer(logger, dateText);
             int computed = UpdatePartials(lake, date, plan, keyId, run, ct);
+            step.Done("partials");
             var neighbours = ConnectionPartials.Neighbours(
                 plan.Select(p => (p.Sha256, p.Probe, p.FromNs, p.ToNs)), _options.Connections);
-            var rows = Merge(lake, date, keyId, MergeCaptures(lake, date, plan, neighbours), neighbours, fresh: rebuild is not null, run, ct);
+            var rows = Merge(lake, date, keyId, MergeCaptures(lake, date, plan, neighbours), neighbours, fresh: rebuild is not null, run, step, ct);
             ledger.SetPartition(date, fingerprint, inputs.Count, JsonSerializer.Serialize(rows), run.RunId);
             long total = rows.Values.Sum();
             Log.PartitionBuilt(logger, dateText, computed, total);
@@ -215,7 +217,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
     /// Merges the date's datasets from its partials and swaps each in. With <paramref name="fresh"/> (a rebuild) every
     /// unit is written from the partials; otherwise units whose inputs did not change are carried over.
     /// </summary>
-    private SortedDictionary<string, long> Merge(LakeLayout lake, DateOnly date, string? keyId, IReadOnlyList<MergeCapture> captures, IReadOnlyDictionary<string, (bool Earlier, bool Later)> neighbours, bool fresh, StageRun run, CancellationToken ct)
+    private SortedDictionary<string, long> Merge(LakeLayout lake, DateOnly date, string? keyId, IReadOnlyList<MergeCapture> captures, IReadOnlyDictionary<string, (bool Earlier, bool Later)> neighbours, bool fresh, StageRun run, StepTimer step, CancellationToken ct)
     {
         var staged = Path.Combine(lake.Staging, "aggregate", run.RunId, LakeLayout.DatePart(date));
         Directory.CreateDirectory(staged);
@@ -226,11 +228,16 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
             using (var connection = OpenDuckDb(lake, _options))
             {
                 Execute(connection, AggregateSql.AddressTable(Partials(AggregateSql.AddressesPartial), keyId is not null), ct);
+                step.Done("address table");
                 var keyValues = KeyValues(keyId);
                 var capturesGlob = Path.Combine(lake.DatePartition(LakeLayout.Captures, date), "*", "*.parquet");
                 ConnectionPartials.Stitch(connection, captures, neighbours, _options.Connections, ct);
+                step.Done("stitch");
                 foreach (var state in new[] { AggregateSql.DnsState, AggregateSql.Icmpv6State })
+                {
                     WriteState(connection, state, lake.MergedPartials(date), Path.Combine(staged, MergedState), captures, fresh, keyId, ct);
+                    step.Done(state.Partial + " state");
+                }
                 foreach (var dataset in LakeLayout.AggregateDatasets)
                 {
                     ct.ThrowIfCancellationRequested();
@@ -239,6 +246,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                     if (dataset == LakeLayout.Flows)
                     {
                         rows[dataset] = WriteFlowUnits(connection, date, captures, fresh ? null : lake.DatePartition(dataset, date), folder, keyId, keyValues, ct);
+                        step.Done(dataset);
                         continue;
                     }
                     if (dataset == LakeLayout.Connections)
@@ -246,6 +254,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                         // Merge units below the date: only the hours that new captures touch are written (docs/datasets.md).
                         var salt = $"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{ConnectionPartials.SettingsTag(_options.Connections)}/{keyId}";
                         rows[dataset] = ConnectionPartials.WriteUnits(connection, captures, fresh ? null : lake.DatePartition(dataset, date), folder, salt, keyId is not null, keyValues, ct);
+                        step.Done(dataset);
                         continue;
                     }
                     var query = dataset switch
@@ -262,6 +271,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                     try
                     {
                         rows[dataset] = Execute(connection, $"COPY ({query}) TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})", ct);
+                        step.Done(dataset);
                     }
                     catch (DuckDBException e)
                     {
@@ -282,6 +292,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                 DurableFiles.ReplaceDirectory(folder, target);
                 run.Output(LakeLayout.HasProbeFolders(dataset) ? target : Path.Combine(target, LakeLayout.PartitionFile), rows[dataset]);
             }
+            step.Done("swap");
         }
         finally
         {
@@ -357,6 +368,26 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
         var entries = (keyId is null ? extra : [(AnonymisationMetadata.KeyIdKey, keyId), .. extra])
             .Select(e => $"{AggregateSql.Quote(e.Key)}: {AggregateSql.Quote(e.Value)}").ToList();
         return entries.Count == 0 ? "" : $", KV_METADATA {{{string.Join(", ", entries)}}}";
+    }
+
+    /// <summary>
+    /// Logs (at debug level) the wall and CPU time each step of a date's aggregation took since the last: where a run's
+    /// time goes. CPU is the whole process's (DuckDB's threads included); the stage runs alone in it.
+    /// </summary>
+    private sealed class StepTimer(ILogger logger, string date)
+    {
+        private readonly System.Diagnostics.Stopwatch _watch = System.Diagnostics.Stopwatch.StartNew();
+        private TimeSpan _cpu = Environment.CpuUsage.TotalTime;
+
+        public void Done(string step)
+        {
+            if (!logger.IsEnabled(LogLevel.Debug))
+                return;
+            var cpu = Environment.CpuUsage.TotalTime;
+            Log.AggregateStep(logger, date, step, _watch.ElapsedMilliseconds, (long)(cpu - _cpu).TotalMilliseconds);
+            _cpu = cpu;
+            _watch.Restart();
+        }
     }
 
     private static void Flush(string file)

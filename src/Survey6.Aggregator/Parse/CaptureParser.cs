@@ -95,7 +95,7 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
             Directory.CreateDirectory(Path.GetDirectoryName(fragmentsPath)!);
             using var anonymised = new AnonymisedAddresses(anonymiser);
             var pump = new FramePump(new ConnectionPass(probeId, capture.Sha256, described.WindowStartNs, _connections, anonymised));
-            var fragments = new ConnectionPartialWriter(fragmentsTemp, anonymiser?.KeyId);
+            var fragments = ConnectionPartialWriter.Open(fragmentsTemp, anonymiser?.KeyId);
             try
             {
                 using (var stream = new FileStream(packetsTemp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.None))
