@@ -76,6 +76,9 @@ packets_bytes="$(du -cb "$lake"/packets | tail -1 | cut -f1)"
 
 results="$work/runs.tsv"
 : >"$results"
+# Each run's steps (the stage's debug log: wall and process CPU per step), as run<TAB>step<TAB>wall ms<TAB>CPU ms.
+steps="$work/steps.tsv"
+: >"$steps"
 
 # No ledger and no datasets (the captures, packets and partials stay).
 clear_datasets() {
@@ -95,9 +98,12 @@ clear_outputs() {
 timed_run() {
     sync
     local l0; l0="$(cut -d' ' -f1 /proc/loadavg)"
-    /usr/bin/time -f '%e\t%U\t%S\t%M' -o "$work/time.txt" "$survey6" aggregate once --stage aggregate --data-dir "$data" --lake "$lake" >"$work/aggregate.log" 2>&1 \
+    /usr/bin/time -f '%e\t%U\t%S\t%M' -o "$work/time.txt" env 'Logging__LogLevel__Survey6.Aggregator.Aggregate.AggregateStage=Debug' \
+        "$survey6" aggregate once --stage aggregate --data-dir "$data" --lake "$lake" >"$work/aggregate.log" 2>&1 \
         || { cat "$work/aggregate.log" >&2; exit 1; }
     printf '%s\t%s\t%s\t%s\n' "$1" "$(cat "$work/time.txt")" "$l0" "$(cut -d' ' -f1 /proc/loadavg)" >>"$results"
+    sed -nE 's/.*Aggregate step (.*) of [0-9-]+: ([0-9]+) ms, ([0-9]+) ms of the process.s CPU.*/\1\t\2\t\3/p' "$work/aggregate.log" \
+        | awk -F'\t' -v run="$1" '{print run "\t" $0}' >>"$steps"
     echo "aggregate.sh: $1: $(tail -1 "$results") ($(grep -o '[0-9]* inputs' "$work/aggregate.log" | head -1))" >&2
 }
 
@@ -157,6 +163,24 @@ fi
     else
         echo
         awk -F'\t' -v n="$packet_rows" '$1 == "1" {c = $3 + $4} $1 ~ /floor/ {f = $3 + $4} END {if (f > 0) printf "Aggregate run 1: %.1f CPU-s, %.2f M packets per CPU-second; DuckDB GROUP BY floor: %.1f CPU-s (%.2f M/CPU-s); the stage costs %.1f times the floor.\n", c, n / c / 1e6, f, n / f / 1e6, c / f}' "$results"
+    fi
+    if [[ -s "$steps" ]]; then
+        echo
+        echo "Where each run's CPU went (the stage's steps, CPU-s of the whole process; wall s in brackets):"
+        echo
+        awk -F'\t' '
+            !($1 in seen_run) {seen_run[$1] = 1; runs[++nr] = $1}
+            !($2 in seen_step) {seen_step[$2] = 1; steps[++ns] = $2}
+            {cpu[$1, $2] += $4; wall[$1, $2] += $3}
+            END {
+                printf "| step |"; for (r = 1; r <= nr; r++) printf " %s |", runs[r]; print ""
+                printf "| --- |"; for (r = 1; r <= nr; r++) printf " ---: |"; print ""
+                for (s = 1; s <= ns; s++) {
+                    printf "| %s |", steps[s]
+                    for (r = 1; r <= nr; r++) printf " %.2f (%.2f) |", cpu[runs[r], steps[s]] / 1000, wall[runs[r], steps[s]] / 1000
+                    print ""
+                }
+            }' "$steps"
     fi
     if [[ -f "$work/parse-time.txt" ]]; then
         IFS=$'\t' read -r pwall puser psys prss <"$work/parse-time.txt"
