@@ -211,6 +211,9 @@ internal sealed class ConnectionPartialWriter : IDisposable
     // hundred columns of up to a row group each) was most of the parse pass's allocation, and its full collections.
     private static ConnectionPartialWriter? s_idle;
 
+    /// <summary>Drops the idle writer's buffers (<see cref="Parse.ParseBuffers.Release"/>).</summary>
+    internal static void ReleaseIdle() => Interlocked.Exchange(ref s_idle, null);
+
     private FileStream? _stream;
     private ParquetFileWriter? _writer;
     private readonly List<Column> _columns = [];

@@ -23,6 +23,9 @@ public sealed class ConnectionTracker
     // thousands of entries, and growing it again for every capture (copying and rehashing at each doubling) was a
     // tenth of the parse pass's allocation.
     private static Dictionary<ConnectionKey, Entry>? s_idleOpen;
+
+    /// <summary>Drops the idle table (<see cref="Parse.ParseBuffers.Release"/>).</summary>
+    internal static void ReleaseIdle() => Interlocked.Exchange(ref s_idleOpen, null);
     private Dictionary<ConnectionKey, Entry>? _open;
 
     // A table grown by an exceptional capture is not kept: about 80 MB at this size.
