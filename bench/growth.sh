@@ -50,6 +50,8 @@ out="$root/bench/out/growth.md"
 cd "$work"
 results="$work/runs.tsv"
 : >"$results"
+steps="$work/steps.tsv"
+: >"$steps"
 
 # One base capture per probe; each batch is the same traffic moved to its hour (editcap -t), so every batch costs
 # the same to parse and the growth, if any, is the day's.
@@ -71,8 +73,12 @@ for b in $(seq 0 $((batches - 1))); do
     done
     day_packets=$((day_packets + probes * packets))
     load=$(cut -d' ' -f1 /proc/loadavg)
-    /usr/bin/time -f '%e\t%U\t%S\t%M' -o "$work/time.txt" "$survey6" aggregate once --data-dir "$data" >"$work/run-$b.log" 2>&1 \
+    /usr/bin/time -f '%e\t%U\t%S\t%M' -o "$work/time.txt" env 'Logging__LogLevel__Survey6.Aggregator.Aggregate.AggregateStage=Debug' \
+        "$survey6" aggregate once --data-dir "$data" >"$work/run-$b.log" 2>&1 \
         || { echo "growth.sh: batch $b failed:" >&2; tail -20 "$work/run-$b.log" >&2; exit 1; }
+    # The aggregate stage's steps (process CPU ms), as batch<TAB>step<TAB>CPU ms.
+    sed -nE 's/.*Aggregate step (.*) of [0-9-]+: [0-9]+ ms, ([0-9]+) ms of the process.s CPU.*/\1\t\2/p' "$work/run-$b.log" \
+        | awk -F'\t' -v b="$b" '{print b "\t" $0}' >>"$steps"
     IFS=$'\t' read -r wall user sys rss <"$work/time.txt"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" "$((probes * packets))" "$day_packets" "$wall" "$user" "$sys" "$rss" >>"$results"
     printf 'batch %s: %s new packets, day %s, %.1f CPU-s, peak RSS %d MiB (load %s)\n' "$b" "$((probes * packets))" "$day_packets" \
@@ -90,6 +96,22 @@ done
         cpu=$(echo "$user + $sys" | bc)
         printf '| %s | %s | %s | %s | %s | %.2f | %d |\n' "$b" "$new" "$day" "$wall" "$cpu" "$(echo "$cpu * 1000000 / $new" | bc -l)" "$((rss / 1024))"
     done <"$results"
+    echo
+    echo "The aggregate stage's steps per batch (CPU-s of the whole process, from its debug log); the rest of a batch's CPU is the parse and the process:"
+    echo
+    awk -F'\t' '
+        !($1 in seen_batch) {seen_batch[$1] = 1; batches[++nb] = $1}
+        !($2 in seen_step) {seen_step[$2] = 1; names[++ns] = $2}
+        {cpu[$1, $2] += $3}
+        END {
+            printf "| batch |"; for (s = 1; s <= ns; s++) printf " %s |", names[s]; print ""
+            printf "| ---: |"; for (s = 1; s <= ns; s++) printf " ---: |"; print ""
+            for (b = 1; b <= nb; b++) {
+                printf "| %s |", batches[b]
+                for (s = 1; s <= ns; s++) printf " %.1f |", cpu[batches[b], names[s]] / 1000
+                print ""
+            }
+        }' "$steps"
     echo
     echo "Lake: $(du -sh "$data/lake" | cut -f1); captures left in the store: $(find "$data/captures" -name '*.pcapng' | wc -l)"
 } | tee "$out"

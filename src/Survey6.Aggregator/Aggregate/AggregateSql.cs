@@ -315,17 +315,35 @@ internal static class AggregateSql
         "* EXCLUDE (sources, destinations)",
         ["sources", "destinations"]);
 
-    /// <summary>The state's keys from the earlier state's (null: none) and the added partials'.</summary>
+    /// <summary>
+    /// The state's keys from the earlier state's (null: none) and the added partials'. Only the keys the added partials
+    /// touch are aggregated again; the earlier state's other rows are copied as they are. So the run's aggregate
+    /// follows the added data, and its list columns (<c>dns</c>' AAAA answers and probes), which DuckDB cannot spill,
+    /// stay as large as the added keys' rather than the whole day's: aggregating every key of a day of 1.1 M names at
+    /// once ran out of DuckDB's 512 MiB (docs/performance.md).
+    /// </summary>
     public static string StateKeys(MergedState state, string? earlier, IReadOnlyList<string> added)
     {
         ArgumentNullException.ThrowIfNull(state);
-        var sources = new List<string>();
-        if (earlier is not null)
-            sources.Add($"SELECT * FROM read_parquet({Quote(earlier)}, hive_partitioning = false)");
-        if (added.Count > 0)
-            sources.Add($"SELECT {state.FromPartial} FROM {ReadFiles(added)}");
+        ArgumentNullException.ThrowIfNull(added);
         var key = string.Join(", ", state.Key);
-        return $"SELECT {key}, {state.Sums} FROM ({string.Join(" UNION ALL BY NAME ", sources)}) GROUP BY {key}";
+        var fromAdded = $"SELECT {state.FromPartial} FROM {ReadFiles(added)}";
+        if (earlier is null)
+            return $"SELECT {key}, {state.Sums} FROM ({fromAdded}) GROUP BY {key}";
+        var readEarlier = $"read_parquet({Quote(earlier)}, hive_partitioning = false)";
+        if (added.Count == 0)
+            return $"SELECT * FROM {readEarlier}";
+        return $"""
+            WITH added AS ({fromAdded}),
+            touched AS (SELECT DISTINCT {key} FROM added)
+            SELECT e.* FROM {readEarlier} e ANTI JOIN touched t ON {SameKey("e", "t", state.Key)}
+            UNION ALL BY NAME
+            SELECT {key}, {state.Sums} FROM (
+                SELECT e.* FROM {readEarlier} e SEMI JOIN touched t ON {SameKey("e", "t", state.Key)}
+                UNION ALL BY NAME
+                SELECT * FROM added)
+            GROUP BY {key}
+            """;
     }
 
     /// <summary>The state's distinct (key, value) pairs of the partials' list <paramref name="list"/>.</summary>
