@@ -201,20 +201,39 @@ internal static class AggregateSql
     /// <summary>
     /// The same rows as <see cref="Flows"/> over all the probe's partials, from an earlier flows file of the probe (whose
     /// rows merge the partials it was made from) and the partials added since: sums, minima, maxima and bit-ors merge in
-    /// any grouping, and a row of the earlier file counts the captures it already merged.
+    /// any grouping, and a row of the earlier file counts the captures it already merged. As for the merged states
+    /// (<see cref="StateKeys"/>), only the flows the added partials touch are aggregated again; the earlier file's
+    /// other rows are copied.
     /// </summary>
-    public static string FlowsAdded(string earlier, IReadOnlyList<string> added) => FlowsOf($"""
-        SELECT probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation,
-            first_seen_ns, last_seen_ns, packets, bytes, payload_bytes, tcp_flags, malformed_packets, captures
-        FROM read_parquet({Quote(earlier)}, hive_partitioning = false)
-        UNION ALL BY NAME
-        SELECT *, 1 AS captures FROM {ReadFiles(added)}
-        """);
+    public static string FlowsAdded(string earlier, IReadOnlyList<string> added)
+    {
+        ArgumentNullException.ThrowIfNull(added);
+        var readEarlier = $"read_parquet({Quote(earlier)}, hive_partitioning = false)";
+        var key = string.Join(", ", FlowKey);
+        return $"""
+            WITH added AS (SELECT *, 1 AS captures FROM {ReadFiles(added)}),
+            touched AS (SELECT DISTINCT {key} FROM added)
+            SELECT * FROM (
+                SELECT e.* FROM {readEarlier} e ANTI JOIN touched t ON {SameKey("e", "t", FlowKey)}
+                UNION ALL BY NAME
+                {FlowsOf($"""
+                    SELECT {key}, first_seen_ns, last_seen_ns, packets, bytes, payload_bytes, tcp_flags, malformed_packets, captures
+                    FROM {readEarlier} e SEMI JOIN touched t ON {SameKey("e", "t", FlowKey)}
+                    UNION ALL BY NAME
+                    SELECT * FROM added
+                    """, ordered: false)})
+            ORDER BY {FlowOrder}
+            """;
+    }
+
+    private static readonly string[] FlowKey = ["probe_id", "flow_src", "flow_dst", "flow_protocol", "flow_src_port", "flow_dst_port", "encapsulation"];
+
+    private const string FlowOrder = "probe_id, flow_src, flow_dst, flow_protocol, flow_src_port NULLS FIRST, flow_dst_port NULLS FIRST, encapsulation";
 
     private static string ReadFiles(IReadOnlyList<string> files) =>
         $"read_parquet([{string.Join(", ", files.Select(Quote))}], hive_partitioning = false)";
 
-    private static string FlowsOf(string rows) => $"""
+    private static string FlowsOf(string rows, bool ordered = true) => $"""
         SELECT
             probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation,
             {SeenTimes("min(first_seen_ns)", "max(last_seen_ns)")},
@@ -225,8 +244,8 @@ internal static class AggregateSql
             CAST(sum(malformed_packets) AS BIGINT) AS malformed_packets,
             CAST(sum(captures) AS BIGINT) AS captures
         FROM ({rows})
-        GROUP BY probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation
-        ORDER BY probe_id, flow_src, flow_dst, flow_protocol, flow_src_port NULLS FIRST, flow_dst_port NULLS FIRST, encapsulation
+        GROUP BY {string.Join(", ", FlowKey)}
+        {(ordered ? "ORDER BY " + FlowOrder : "")}
         """;
 
     /// <summary>
