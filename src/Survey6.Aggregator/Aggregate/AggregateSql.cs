@@ -1,3 +1,5 @@
+using Survey6.Aggregator.Storage;
+
 namespace Survey6.Aggregator.Aggregate;
 
 /// <summary>
@@ -378,44 +380,81 @@ internal static class AggregateSql
         return $"SELECT DISTINCT {key}, v FROM ({string.Join(" UNION ALL ", sources)}) WHERE v IS NOT NULL";
     }
 
-    /// <summary><c>NAME AS (…)</c>: per key, the number of pairs in a state's pairs file (column <c>n</c>).</summary>
-    private static string PairCount(string name, string pairs, string[] keys) =>
-        $"{name} AS (SELECT {string.Join(", ", keys)}, count(*) AS n FROM read_parquet({Quote(pairs)}, hive_partitioning = false) GROUP BY ALL)";
+    /// <summary>
+    /// Per key of <paramref name="state"/>, its numbers of distinct values in each list (<c>n_LIST</c>), from the state's
+    /// pairs files in <paramref name="folder"/>, as a temporary table (<c>STATE_counts</c>) that DuckDB can spill. One
+    /// aggregate over all the lists, made before the dataset's query: joining each list's counts and sorting the keys in
+    /// one query ran out of DuckDB's 512 MiB on a day of 1.7 M DNS names (docs/performance.md).
+    /// </summary>
+    public static string StateCounts(MergedState state, string folder)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var key = string.Join(", ", state.Key);
+        var sides = state.Lists.Select((list, i) => $"SELECT {key}, {i} AS side FROM read_parquet({Quote(state.ListFile(folder, list))}, hive_partitioning = false)");
+        var counts = state.Lists.Select((list, i) => $"count(*) FILTER (WHERE side = {i}) AS n_{list}");
+        return $"""
+            CREATE OR REPLACE TEMP TABLE {state.Dataset}_counts AS
+            SELECT {key}, {string.Join(", ", counts)}
+            FROM ({string.Join(" UNION ALL ", sides)})
+            GROUP BY {key}
+            """;
+    }
 
-    /// <summary>The <c>dns</c> dataset from the date's merged state (<see cref="DnsState"/>) in <paramref name="folder"/>.</summary>
+    /// <summary>The <c>dns</c> dataset from the date's merged state (<see cref="DnsState"/>) in <paramref name="folder"/>, after <see cref="Prepare"/>.</summary>
     public static string Dns(string folder) => $"""
-        WITH k AS (SELECT * FROM read_parquet({Quote(DnsState.KeysFile(folder))}, hive_partitioning = false)),
-        {PairCount("c", DnsState.ListFile(folder, "clients"), DnsKey)},
-        {PairCount("s", DnsState.ListFile(folder, "servers"), DnsKey)}
         SELECT
             k.transport, k.qname, k.qtype, k.rcode, k.messages, k.queries, k.responses,
-            coalesce(c.n, 0) AS clients, coalesce(s.n, 0) AS servers,
+            coalesce(c.n_clients, 0) AS clients, coalesce(c.n_servers, 0) AS servers,
             {SeenTimes("k.first_seen_ns", "k.last_seen_ns")},
             coalesce(k.aaaa_records, 0) AS aaaa_records, coalesce(list_sort(k.aaaa), []) AS aaaa, list_sort(k.probes) AS probes
-        FROM k
-        LEFT JOIN c ON {SameKey("k", "c", DnsKey)}
-        LEFT JOIN s ON {SameKey("k", "s", DnsKey)}
+        FROM read_parquet({Quote(DnsState.KeysFile(folder))}, hive_partitioning = false) k
+        LEFT JOIN dns_counts c ON {SameKey("k", "c", DnsKey)}
         ORDER BY k.transport, k.qname NULLS FIRST, k.qtype NULLS FIRST, k.rcode NULLS FIRST
         """;
+
+    /// <summary>What must run before <paramref name="dataset"/>'s query: the pair counts of the state it is made from.</summary>
+    public static string? Prepare(string dataset, string stateFolder) => dataset switch
+    {
+        LakeLayout.Dns => StateCounts(DnsState, stateFolder),
+        LakeLayout.Icmpv6 => StateCounts(Icmpv6State, stateFolder),
+        _ => null,
+    };
+
+    /// <summary>
+    /// Whether <paramref name="dataset"/>'s query sorts every key of the date at once, with list columns: it runs on
+    /// one DuckDB thread, whose sort needs half the memory of two. On two threads, sorting a day of 1.9 M DNS names ran
+    /// out of DuckDB's 512 MiB (docs/performance.md).
+    /// </summary>
+    public static bool SortsWholeDay(string dataset) => dataset == LakeLayout.Dns;
+
+    /// <summary>
+    /// The temporary table <paramref name="dataset"/>'s query is the last to read (datasets are written in
+    /// <see cref="LakeLayout.AggregateDatasets"/>' order; the address table is read by connections, addresses and
+    /// prefixes), or null.
+    /// </summary>
+    public static string? LastReaderOf(string dataset) => dataset switch
+    {
+        LakeLayout.Prefixes => "addr",
+        LakeLayout.Dns => DnsState.Dataset + "_counts",
+        LakeLayout.Icmpv6 => Icmpv6State.Dataset + "_counts",
+        _ => null,
+    };
 
     /// <summary>Join condition on every key column, NULL matching NULL as in GROUP BY.</summary>
     private static string SameKey(string left, string right, string[] keys) =>
         string.Join(" AND ", keys.Select(k => $"{left}.{k} IS NOT DISTINCT FROM {right}.{k}"));
 
-    /// <summary>The <c>icmpv6</c> dataset from the date's merged state (<see cref="Icmpv6State"/>) in <paramref name="folder"/>.</summary>
+    /// <summary>The <c>icmpv6</c> dataset from the date's merged state (<see cref="Icmpv6State"/>) in <paramref name="folder"/>, after <see cref="StateCounts"/>.</summary>
     public static string Icmpv6(string folder) => $"""
         WITH k AS (
             SELECT probe_id, type, code, packets, {SeenTimes("first_seen_ns", "last_seen_ns")}
             FROM read_parquet({Quote(Icmpv6State.KeysFile(folder))}, hive_partitioning = false)
-        ),
-        {PairCount("src", Icmpv6State.ListFile(folder, "sources"), Icmpv6Key)},
-        {PairCount("dst", Icmpv6State.ListFile(folder, "destinations"), Icmpv6Key)}
+        )
         SELECT k.probe_id, k.type, k.code, {Ipv6Functions.Icmpv6TypeNameSql("k.type")} AS type_name,
-            k.packets, coalesce(src.n, 0) AS sources, coalesce(dst.n, 0) AS destinations,
+            k.packets, coalesce(c.n_sources, 0) AS sources, coalesce(c.n_destinations, 0) AS destinations,
             k.first_seen, k.last_seen, k.first_seen_ns, k.last_seen_ns
         FROM k
-        LEFT JOIN src ON {SameKey("k", "src", Icmpv6Key)}
-        LEFT JOIN dst ON {SameKey("k", "dst", Icmpv6Key)}
+        LEFT JOIN icmpv6_counts c ON {SameKey("k", "c", Icmpv6Key)}
         ORDER BY k.probe_id, k.type, k.code NULLS FIRST
         """;
 

@@ -270,7 +270,18 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                     var file = Path.Combine(folder, LakeLayout.PartitionFile);
                     try
                     {
+                        if (AggregateSql.Prepare(dataset, Path.Combine(staged, MergedState)) is { } prepare)
+                            Execute(connection, prepare, ct);
+                        bool oneThread = AggregateSql.SortsWholeDay(dataset) && _options.DuckDbThreads > 1;
+                        if (oneThread)
+                            Execute(connection, "SET threads = 1", ct);
                         rows[dataset] = Execute(connection, $"COPY ({query}) TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})", ct);
+                        if (oneThread)
+                            Execute(connection, $"SET threads = {_options.DuckDbThreads}", ct);
+                        // Temporary tables live in DuckDB's memory: dropped once read for the last time, so that the
+                        // datasets after have it (sorting a large day's dns needs most of it).
+                        if (AggregateSql.LastReaderOf(dataset) is { } table)
+                            Execute(connection, $"DROP TABLE IF EXISTS {table}", ct);
                         step.Done(dataset);
                     }
                     catch (DuckDBException e)
