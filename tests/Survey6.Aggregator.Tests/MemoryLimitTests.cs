@@ -1,5 +1,8 @@
 using Survey6.Aggregator.Aggregate;
+using Survey6.Aggregator.Storage;
 using Survey6.Aggregator.Tests.Support;
+using Survey6.Packets.Addresses;
+using Survey6.Testing;
 
 namespace Survey6.Aggregator.Tests;
 
@@ -37,6 +40,36 @@ public class MemoryLimitTests
         Assert.Equal(
             Workspace.Rows(reference, "SELECT current_setting('memory_limit')").Single()[0],
             Workspace.Rows(db, "SELECT current_setting('memory_limit')").Single()[0]);
+    }
+
+    [Fact]
+    public async Task A_date_too_large_for_DuckDBs_share_fails_naming_the_setting_and_keeps_its_datasets()
+    {
+        using var w = await AggregateTests.BuildAsync();
+        var date = new DateOnly(2024, 5, 1);
+        string Files() => string.Join('\n', Directory.EnumerateFiles(w.Lake.Dataset(LakeLayout.Flows), "*.parquet", SearchOption.AllDirectories).Order(StringComparer.Ordinal));
+        var before = Files();
+        Assert.NotEmpty(before);
+
+        // A late capture for the day, merged with far too little memory for DuckDB.
+        var echo = FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(58, FrameBuilder.Icmpv6(128, 0, new byte[8]),
+            Ipv6Address.Parse("2001:db8:7::1"), Ipv6Address.Parse("2001:db8:7::2")));
+        w.Store(new CaptureFile().Add(CaptureFile.At(12, 0, 0), echo).ToArray(), probe: "probe-c");
+        await w.RunAsync(AggregatorStage.Parse);
+        w.Reconfigure("Aggregator:DuckDbMemoryLimit", "4MiB");
+        var failed = await w.Runner.RunAsync(AggregatorStage.Aggregate, TimeSpan.FromSeconds(5), CancellationToken.None);
+
+        Assert.NotNull(failed);
+        Assert.False(failed.Succeeded);
+        Assert.StartsWith("InvalidOperationException: Not aggregated 2024-05-01: DuckDB ran out of its 4MiB (Aggregator:DuckDbMemoryLimit). Raise Aggregator:MemoryLimit", failed.Error, StringComparison.Ordinal);
+        Assert.Contains("the date's datasets are as they were and the next run tries again. DuckDB said: Out of Memory Error", failed.Error, StringComparison.Ordinal);
+        Assert.Equal(before, Files());
+
+        // With DuckDB's default share the same run goes through, and the late capture is in.
+        w.Reconfigure("Aggregator:DuckDbMemoryLimit", null);
+        await w.RunAsync(AggregatorStage.Aggregate);
+        using var db = w.DuckDb();
+        Assert.Equal(1L, Workspace.Scalar<long>(db, $"SELECT count(*) FROM read_parquet({Workspace.Q(w.Lake.PartitionGlob(LakeLayout.Flows, date))}) WHERE probe_id = 'probe-c'"));
     }
 
     [Theory]

@@ -78,11 +78,20 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
             var spans = CaptureSpans(lake, date);
             var plan = PartialPlan.For(inputs, spans, ConnectionPartials.SettingsTag(_options.Connections));
             var step = new StepTimer(logger, dateText);
-            int computed = UpdatePartials(lake, date, plan, keyId, run, ct);
-            step.Done("partials");
-            var neighbours = ConnectionPartials.Neighbours(
-                plan.Select(p => (p.Sha256, p.Probe, p.FromNs, p.ToNs)), _options.Connections);
-            var rows = Merge(lake, date, keyId, MergeCaptures(lake, date, plan, neighbours), neighbours, fresh: rebuild is not null, run, step, ct);
+            int computed;
+            SortedDictionary<string, long> rows;
+            try
+            {
+                computed = UpdatePartials(lake, date, plan, keyId, run, ct);
+                step.Done("partials");
+                var neighbours = ConnectionPartials.Neighbours(
+                    plan.Select(p => (p.Sha256, p.Probe, p.FromNs, p.ToNs)), _options.Connections);
+                rows = Merge(lake, date, keyId, MergeCaptures(lake, date, plan, neighbours), neighbours, fresh: rebuild is not null, run, step, ct);
+            }
+            catch (Exception e) when (IsDuckDbOutOfMemory(e))
+            {
+                throw new InvalidOperationException(OutOfMemoryMessage(dateText, e.Message), e);
+            }
             ledger.SetPartition(date, fingerprint, inputs.Count, JsonSerializer.Serialize(rows), run.RunId);
             long total = rows.Values.Sum();
             Log.PartitionBuilt(logger, dateText, computed, total);
@@ -379,6 +388,28 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
         var entries = (keyId is null ? extra : [(AnonymisationMetadata.KeyIdKey, keyId), .. extra])
             .Select(e => $"{AggregateSql.Quote(e.Key)}: {AggregateSql.Quote(e.Value)}").ToList();
         return entries.Count == 0 ? "" : $", KV_METADATA {{{string.Join(", ", entries)}}}";
+    }
+
+    private static bool IsDuckDbOutOfMemory(Exception e)
+    {
+        for (Exception? inner = e; inner is not null; inner = inner.InnerException)
+        {
+            if (inner is DuckDBException && inner.Message.StartsWith("Out of Memory Error", StringComparison.Ordinal))
+                return true;
+        }
+        return false;
+    }
+
+    /// <summary>What an operator reads when DuckDB's share of the memory was not enough: the setting to raise, and that nothing was lost.</summary>
+    private string OutOfMemoryMessage(string date, string duckDbMessage)
+    {
+        var limit = MemorySize.ForDuckDb(_options.DuckDbMemoryBytes);
+        var source = _options.DuckDbMemoryLimit is null
+            ? $"half of Aggregator:MemoryLimit ({_options.MemoryLimit})"
+            : "Aggregator:DuckDbMemoryLimit";
+        return $"Not aggregated {date}: DuckDB ran out of its {limit} ({source}). Raise Aggregator:MemoryLimit (or "
+            + $"Aggregator:DuckDbMemoryLimit), or lower Aggregator:DuckDbThreads ({_options.DuckDbThreads}); the date's "
+            + $"datasets are as they were and the next run tries again. DuckDB said: {duckDbMessage}";
     }
 
     /// <summary>
