@@ -5,9 +5,9 @@ namespace Survey6.Aggregator.Parse;
 
 /// <summary>
 /// The buffers a parse keeps from one capture to the next (the packets and fragments writers' columns, the open
-/// connections' table): a few hundred MB after a large capture. Kept while captures come; released when the parse
-/// stage ends, so that the stages after it in the same process (the aggregate stage's DuckDB gets half of
-/// <c>Aggregator:MemoryLimit</c>) have the memory instead.
+/// connections' table): a few hundred MB after a large capture. Kept while captures come; let go when the parse
+/// stage ends, so that the collector can give them to the stages after it in the same process (the aggregate stage's
+/// DuckDB gets half of <c>Aggregator:MemoryLimit</c>).
 /// </summary>
 public static class ParseBuffers
 {
@@ -16,7 +16,5 @@ public static class ParseBuffers
         PacketParquetWriter.ReleaseIdle();
         ConnectionPartialWriter.ReleaseIdle();
         ConnectionTracker.ReleaseIdle();
-        // Compacting, and giving the freed memory back to the system: a plain collection keeps it for later allocations.
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
 }
