@@ -295,21 +295,34 @@ internal sealed class ConnectionPartialWriter : IDisposable
 
     /// <summary>Starts <paramref name="file"/> (created or overwritten).</summary>
     /// <param name="keyId">The anonymisation key the addresses were anonymised with, recorded in the metadata as the packets files do.</param>
-    public static ConnectionPartialWriter Open(string file, string? keyId)
+    public static ConnectionPartialWriter Open(string file, string? keyId) => Open(file, keyId, reuseBuffers: false);
+
+    /// <summary>
+    /// <see cref="Open(string, string?)"/> with the buffers of the last writer opened this way and closed, which this
+    /// one gives back when it is closed. For the parse pass only, which closes each writer exactly once: a second
+    /// Dispose of a writer already given back would close the file of whoever took it next.
+    /// </summary>
+    internal static ConnectionPartialWriter OpenReusingBuffers(string file, string? keyId) => Open(file, keyId, reuseBuffers: true);
+
+    private static ConnectionPartialWriter Open(string file, string? keyId, bool reuseBuffers)
     {
         ArgumentNullException.ThrowIfNull(file);
-        var w = Interlocked.Exchange(ref s_idle, null) ?? new ConnectionPartialWriter();
+        var w = (reuseBuffers ? Interlocked.Exchange(ref s_idle, null) : null) ?? new ConnectionPartialWriter();
+        w._reusable = reuseBuffers;
         try
         {
             w.Start(file, keyId);
         }
         catch
         {
-            Interlocked.Exchange(ref s_idle, w);
+            if (reuseBuffers)
+                Interlocked.Exchange(ref s_idle, w);
             throw;
         }
         return w;
     }
+
+    private bool _reusable;
 
     private void Start(string file, string? keyId)
     {
@@ -463,7 +476,8 @@ internal sealed class ConnectionPartialWriter : IDisposable
         _stream = null;
         // Whatever a failed file left buffered is dropped: the next file starts with empty row-group state.
         ClearRowGroup();
-        Interlocked.Exchange(ref s_idle, this);
+        if (_reusable)
+            Interlocked.Exchange(ref s_idle, this);
     }
 
     private void FlushRowGroup()

@@ -104,16 +104,15 @@ public sealed class FragmentFileTests : IDisposable
         // damaged capture) must not reach the next file.
         long t = 1_700_000_000 * Second;
         var abandoned = Fragments("probe-a", t, count: 50);
-        using (var writer = ConnectionPartialWriter.Open(Path.Combine(_folder, "abandoned.parquet"), keyId: null))
-            writer.Add(abandoned);
+        var first = ConnectionPartialWriter.OpenReusingBuffers(Path.Combine(_folder, "abandoned.parquet"), keyId: null);
+        first.Add(abandoned);
+        first.Dispose();
 
         var file = Path.Combine(_folder, "next.parquet");
         var written = Fragments("probe-b", t, count: 3);
-        using (var writer = ConnectionPartialWriter.Open(file, keyId: null))
-        {
-            writer.Add(written);
-            writer.Complete();
-        }
+        var next = ConnectionPartialWriter.OpenReusingBuffers(file, keyId: null);
+        next.Add(written);
+        next.Complete();
 
         using var db = new DuckDBConnection("DataSource=:memory:");
         db.Open();
