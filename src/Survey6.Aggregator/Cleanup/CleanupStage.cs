@@ -38,17 +38,10 @@ public sealed class CleanupStage(ParseStage parse, IRunLedger ledger, IOptions<A
         ledger.PruneIdleRuns(now - IdleRunRetention);
         Log.CleanupRemoved(logger, files, folders, abandoned);
 
-        try
+        foreach (var capture in ledger.DueRetries(now))
         {
-            foreach (var capture in ledger.DueRetries(now))
-            {
-                ct.ThrowIfCancellationRequested();
-                await parse.ProcessAsync(lake, capture.ToPending(), capture.Attempts + 1, run, ct).ConfigureAwait(false);
-            }
-        }
-        finally
-        {
-            parse.ReleaseBuffers();
+            ct.ThrowIfCancellationRequested();
+            await parse.ProcessAsync(lake, capture.ToPending(), capture.Attempts + 1, run, ct).ConfigureAwait(false);
         }
 
         if (_options.CaptureRetention is { } retention)

@@ -95,9 +95,7 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
             Directory.CreateDirectory(Path.GetDirectoryName(fragmentsPath)!);
             using var anonymised = new AnonymisedAddresses(anonymiser);
             var pump = new FramePump(new ConnectionPass(probeId, capture.Sha256, described.WindowStartNs, _connections, anonymised));
-            // Closed exactly once on every path below (its buffers go back for the next capture when it is).
-            var fragments = ConnectionPartialWriter.OpenReusingBuffers(fragmentsTemp, anonymiser?.KeyId);
-            bool fragmentsClosed = false;
+            var fragments = new ConnectionPartialWriter(fragmentsTemp, anonymiser?.KeyId);
             try
             {
                 using (var stream = new FileStream(packetsTemp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.None))
@@ -114,7 +112,6 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
                         writer.Dispose();
                         stream.Dispose();
                         File.Delete(packetsTemp);
-                        fragmentsClosed = true;
                         fragments.Dispose();
                         File.Delete(fragmentsTemp);
                         return Unreadable(damage, manifestProblem);
@@ -123,14 +120,12 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
                 }
                 fragments.Add(pump.Connections.Drain());
                 fragments.Complete();
-                fragmentsClosed = true;
                 DurableFiles.Publish(fragmentsTemp, fragmentsPath);
                 DurableFiles.Publish(packetsTemp, packetsPath);
             }
             catch
             {
-                if (!fragmentsClosed)
-                    fragments.Dispose();
+                fragments.Dispose();
                 TryDelete(packetsTemp);
                 TryDelete(fragmentsTemp);
                 throw;
