@@ -266,8 +266,9 @@ public sealed partial class WholeSystemTests(ITestOutputHelper output) : IAsyncL
             .OrderByDescending(f => new FileInfo(f).Length).First();
         var bytes = File.ReadAllBytes(sample);
         var torn = Path.Combine(_root, "torn.pcapng");
-        File.WriteAllBytes(torn, bytes[..(bytes.Length - 30)]); // the last block cut short
-        var tornSha = Convert.ToHexStringLower(SHA256.HashData(bytes[..(bytes.Length - 30)]));
+        var tornBytes = bytes[..(bytes.Length - 30)]; // the last block cut short
+        File.WriteAllBytes(torn, tornBytes);
+        var tornSha = Convert.ToHexStringLower(SHA256.HashData(tornBytes));
         using (var refused = ChildProcess.Start("probe upload (torn)", ["probe", "upload", torn, "--state-dir", p1.StateDirectory], networkNamespace: p1.Host.Namespace))
         {
             Assert.True(await refused.WaitForExitAsync(Long), "probe upload of a torn capture did not finish");

@@ -212,19 +212,28 @@ internal static class AggregateSql
         ArgumentNullException.ThrowIfNull(added);
         var readEarlier = $"read_parquet({Quote(earlier)}, hive_partitioning = false)";
         var key = string.Join(", ", FlowKey);
+        var merged = MergeTouched(FlowKey, readEarlier, $"SELECT *, 1 AS captures FROM {ReadFiles(added)}", rows => FlowsOf($"""
+            SELECT {key}, first_seen_ns, last_seen_ns, packets, bytes, payload_bytes, tcp_flags, malformed_packets, captures
+            FROM ({rows})
+            """, ordered: false));
+        return $"SELECT * FROM ({merged}) ORDER BY {FlowOrder}";
+    }
+
+    /// <summary>
+    /// An earlier merged file plus added rows, merged again only where the added rows touch: the earlier rows whose
+    /// <paramref name="key"/> no added row has are copied as they are (an anti-join), and <paramref name="aggregate"/>
+    /// merges the rest with the added rows (its argument is a query of those rows). So the aggregate holds the added
+    /// keys, not the day's (<see cref="FlowsAdded"/>, <see cref="StateKeys"/>).
+    /// </summary>
+    private static string MergeTouched(string[] key, string readEarlier, string addedRows, Func<string, string> aggregate)
+    {
+        var columns = string.Join(", ", key);
         return $"""
-            WITH added AS (SELECT *, 1 AS captures FROM {ReadFiles(added)}),
-            touched AS (SELECT DISTINCT {key} FROM added)
-            SELECT * FROM (
-                SELECT e.* FROM {readEarlier} e ANTI JOIN touched t ON {SameKey("e", "t", FlowKey)}
-                UNION ALL BY NAME
-                {FlowsOf($"""
-                    SELECT {key}, first_seen_ns, last_seen_ns, packets, bytes, payload_bytes, tcp_flags, malformed_packets, captures
-                    FROM {readEarlier} e SEMI JOIN touched t ON {SameKey("e", "t", FlowKey)}
-                    UNION ALL BY NAME
-                    SELECT * FROM added
-                    """, ordered: false)})
-            ORDER BY {FlowOrder}
+            WITH added AS ({addedRows}),
+            touched AS (SELECT DISTINCT {columns} FROM added)
+            SELECT e.* FROM {readEarlier} e ANTI JOIN touched t ON {SameKey("e", "t", key)}
+            UNION ALL BY NAME
+            {aggregate($"SELECT e.* FROM {readEarlier} e SEMI JOIN touched t ON {SameKey("e", "t", key)} UNION ALL BY NAME SELECT * FROM added")}
             """;
     }
 
@@ -314,6 +323,9 @@ internal static class AggregateSql
         public string KeysFile(string folder) => Path.Combine(folder, Dataset + "_keys.parquet");
 
         public string ListFile(string folder, string list) => Path.Combine(folder, Dataset + "_" + list + ".parquet");
+
+        /// <summary>The temporary table of per-key pair counts (<see cref="StateCounts"/>).</summary>
+        public string CountsTable => Dataset + "_counts";
     }
 
     public static readonly MergedState DnsState = new(
@@ -354,17 +366,7 @@ internal static class AggregateSql
         var readEarlier = $"read_parquet({Quote(earlier)}, hive_partitioning = false)";
         if (added.Count == 0)
             return $"SELECT * FROM {readEarlier}";
-        return $"""
-            WITH added AS ({fromAdded}),
-            touched AS (SELECT DISTINCT {key} FROM added)
-            SELECT e.* FROM {readEarlier} e ANTI JOIN touched t ON {SameKey("e", "t", state.Key)}
-            UNION ALL BY NAME
-            SELECT {key}, {state.Sums} FROM (
-                SELECT e.* FROM {readEarlier} e SEMI JOIN touched t ON {SameKey("e", "t", state.Key)}
-                UNION ALL BY NAME
-                SELECT * FROM added)
-            GROUP BY {key}
-            """;
+        return MergeTouched(state.Key, readEarlier, fromAdded, rows => $"SELECT {key}, {state.Sums} FROM ({rows}) GROUP BY {key}");
     }
 
     /// <summary>The state's distinct (key, value) pairs of the partials' list <paramref name="list"/>.</summary>
@@ -393,7 +395,7 @@ internal static class AggregateSql
         var sides = state.Lists.Select((list, i) => $"SELECT {key}, {i} AS side FROM read_parquet({Quote(state.ListFile(folder, list))}, hive_partitioning = false)");
         var counts = state.Lists.Select((list, i) => $"count(*) FILTER (WHERE side = {i}) AS n_{list}");
         return $"""
-            CREATE OR REPLACE TEMP TABLE {state.Dataset}_counts AS
+            CREATE OR REPLACE TEMP TABLE {state.CountsTable} AS
             SELECT {key}, {string.Join(", ", counts)}
             FROM ({string.Join(" UNION ALL ", sides)})
             GROUP BY {key}
@@ -408,7 +410,7 @@ internal static class AggregateSql
             {SeenTimes("k.first_seen_ns", "k.last_seen_ns")},
             coalesce(k.aaaa_records, 0) AS aaaa_records, coalesce(list_sort(k.aaaa), []) AS aaaa, list_sort(k.probes) AS probes
         FROM read_parquet({Quote(DnsState.KeysFile(folder))}, hive_partitioning = false) k
-        LEFT JOIN dns_counts c ON {SameKey("k", "c", DnsKey)}
+        LEFT JOIN {DnsState.CountsTable} c ON {SameKey("k", "c", DnsKey)}
         ORDER BY k.transport, k.qname NULLS FIRST, k.qtype NULLS FIRST, k.rcode NULLS FIRST
         """;
 
@@ -435,8 +437,8 @@ internal static class AggregateSql
     public static string? LastReaderOf(string dataset) => dataset switch
     {
         LakeLayout.Prefixes => "addr",
-        LakeLayout.Dns => DnsState.Dataset + "_counts",
-        LakeLayout.Icmpv6 => Icmpv6State.Dataset + "_counts",
+        LakeLayout.Dns => DnsState.CountsTable,
+        LakeLayout.Icmpv6 => Icmpv6State.CountsTable,
         _ => null,
     };
 
@@ -454,7 +456,7 @@ internal static class AggregateSql
             k.packets, coalesce(c.n_sources, 0) AS sources, coalesce(c.n_destinations, 0) AS destinations,
             k.first_seen, k.last_seen, k.first_seen_ns, k.last_seen_ns
         FROM k
-        LEFT JOIN icmpv6_counts c ON {SameKey("k", "c", Icmpv6Key)}
+        LEFT JOIN {Icmpv6State.CountsTable} c ON {SameKey("k", "c", Icmpv6Key)}
         ORDER BY k.probe_id, k.type, k.code NULLS FIRST
         """;
 
