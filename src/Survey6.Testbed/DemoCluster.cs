@@ -202,7 +202,6 @@ public sealed class DemoCluster : IAsyncDisposable
         };
         if (_options.QuickProbes)
         {
-            capture["ImmediateMode"] = true;
             capture["StatisticsInterval"] = "00:00:01";
             capture["RetryInterval"] = "00:00:01";
             spool["MinFreeDiskBytes"] = 1 << 20;

@@ -116,7 +116,7 @@ public sealed class ProbeUplinkEndToEndTests(ITestOutputHelper output)
         {
             ["Probe"] = new JsonObject
             {
-                ["Capture"] = new JsonObject { ["Interfaces"] = new JsonArray(captureInterface), ["ImmediateMode"] = true },
+                ["Capture"] = new JsonObject { ["Interfaces"] = new JsonArray(captureInterface) },
                 ["Spool"] = new JsonObject { ["RotateAge"] = "00:00:02", ["MinFreeDiskBytes"] = 1 << 20 },
                 ["Upload"] = new JsonObject { ["IdleBytesPerSecond"] = 1_000_000, ["QuietPeriod"] = "00:00:01", ["RetryDelay"] = "00:00:01" },
             },

@@ -27,6 +27,9 @@ internal static partial class ProbeLog
     [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "Stopping capture on {Interface} failed: {Reason}")]
     public static partial void CaptureStopFailed(ILogger logger, string @interface, string reason);
 
+    [LoggerMessage(EventId = 113, Level = LogLevel.Debug, Message = "Read {Frames} frames still in the kernel's buffer of {Interface} before closing it")]
+    public static partial void CaptureDrained(ILogger logger, string @interface, int frames);
+
     [LoggerMessage(EventId = 105, Level = LogLevel.Warning, Message = "libpcap ignored {Setting} on {Interface}: {Reason}")]
     public static partial void CaptureSettingIgnored(ILogger logger, string @interface, string setting, string reason);
 

@@ -75,7 +75,6 @@ internal sealed class DaemonProcess : IDisposable
         var capture = new JsonObject
         {
             ["Interfaces"] = new JsonArray(captureInterface),
-            ["ImmediateMode"] = true,
             ["StatisticsInterval"] = "00:00:00.200",
         };
         var spool = new JsonObject { ["GuardInterval"] = "00:00:00.100" };

@@ -30,7 +30,11 @@ internal sealed class ProbeHarness : IAsyncDisposable
 
     public Policies.PolicyController Policies => _host.Services.GetRequiredService<Policies.PolicyController>();
 
-    /// <summary>Settings every test wants (quiet logs, prompt delivery, quick statistics); <paramref name="settings"/> override them.</summary>
+    /// <summary>
+    /// Settings every test wants (quiet logs, quick statistics); <paramref name="settings"/> override them. Frames are
+    /// delivered as the product ships, in blocks every read timeout (not in immediate mode, which hid a stop that lost
+    /// the last block).
+    /// </summary>
     public static Dictionary<string, string?> Settings(string stateDirectory, string? captureInterface, params (string Key, string Value)[] settings)
     {
         var all = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase)
@@ -41,7 +45,6 @@ internal sealed class ProbeHarness : IAsyncDisposable
             ["Probe:Labels:site"] = "lab",
             ["Probe:Labels:role"] = "test",
             ["Probe:Location"] = "52.52,13.405,DE,Berlin",
-            ["Probe:Capture:ImmediateMode"] = "true",
             ["Probe:Capture:StatisticsInterval"] = "00:00:00.200",
             ["Probe:Spool:GuardInterval"] = "00:00:00.100",
         };
