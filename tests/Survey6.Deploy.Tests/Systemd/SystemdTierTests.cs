@@ -89,9 +89,11 @@ public sealed partial class SystemdTierTests : IClassFixture<SystemdCluster>
         await c.EnsureRunningAsync();
         var sent = new List<int>();
         var next = FirstMarkerPort;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         void Send(int count)
         {
             sent.AddRange(SendMarkers(next, count));
+            _log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{clock.Elapsed.TotalSeconds,6:0.0} s] {DateTimeOffset.UtcNow:HH:mm:ss.fff} sent ports {next}-{next + count - 1}"));
             next += count;
         }
 
@@ -134,6 +136,7 @@ public sealed partial class SystemdTierTests : IClassFixture<SystemdCluster>
 
         // Every datagram sent while the probe ran is in the lake once, and so is the file the stop closed.
         await WaitForMarkersAsync(sent);
+        _log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{clock.Elapsed.TotalSeconds,6:0.0} s] every marker in the lake"));
         await SettleAsync();
         var counts = MarkerCounts(FirstMarkerPort, next);
         var missing = sent.Where(p => !counts.ContainsKey(p)).ToList();
@@ -235,7 +238,27 @@ public sealed partial class SystemdTierTests : IClassFixture<SystemdCluster>
         var (first, end) = (ports.Min(), ports.Max() + 1);
         return SystemdCluster.WaitAsync($"{ports.Count} marker datagrams in the lake", TimeSpan.FromMinutes(5),
             () => ports.All(MarkerCounts(first, end).ContainsKey),
-            () => $"{ports.Count(MarkerCounts(first, end).ContainsKey)} of {ports.Count}; probe: {_cluster.ProbeStatus()?["spool"]?.ToJsonString()}");
+            () => MissingMarkers(ports, MarkerCounts(first, end)));
+    }
+
+    /// <summary>
+    /// What a reader of a failed wait needs: which ports are missing, the probe's spool, the ledger, the server's
+    /// warnings, the captures in the lake with their markers, and the probe's capture runs and files.
+    /// </summary>
+    private string MissingMarkers(IReadOnlyCollection<int> ports, Dictionary<int, int> counts)
+    {
+        var missing = ports.Where(p => !counts.ContainsKey(p)).Order().ToList();
+        var ranges = string.Join(' ', missing.Select((p, i) => (p, run: p - i)).GroupBy(x => x.run)
+            .Select(g => g.Count() == 1 ? $"{g.First().p}" : $"{g.First().p}-{g.Last().p}"));
+        var ledger = _cluster.Survey6OnServer("aggregate", "status", "--data-dir", SystemdCluster.ServerData).Output;
+        var warnings = _cluster.Server.Shell("journalctl --no-pager -o short-precise -p warning -u survey6-server | tail -n 40").Output;
+        var captures = _cluster.Query(
+            $"SELECT capture_sha256, count(*), min(ts), max(ts), count(*) FILTER (WHERE flow_protocol = 17 AND flow_dst_port BETWEEN {FirstMarkerPort} AND {FirstMarkerPort + 999}), " +
+            $"min(flow_dst_port) FILTER (WHERE flow_protocol = 17 AND flow_dst_port BETWEEN {FirstMarkerPort} AND {FirstMarkerPort + 999}) FROM packets GROUP BY ALL ORDER BY 3");
+        var probeLog = _cluster.Probe.Shell("journalctl --no-pager -o short-precise -u survey6-probe | grep -E 'Capture run|Spool file|Stopping|Started' | tail -n 40").Output;
+        return $"{ports.Count - missing.Count} of {ports.Count}; missing ports {ranges}\nprobe spool: {_cluster.ProbeStatus()?["spool"]?.ToJsonString()}\n" +
+            $"aggregate status:\n{ledger}\nserver warnings:\n{warnings}\ncaptures (sha, frames, first, last, markers, first marker):\n{Rows(captures).Replace("; ", "\n", StringComparison.Ordinal)}\n" +
+            $"probe journal:\n{probeLog}";
     }
 
     /// <summary>
