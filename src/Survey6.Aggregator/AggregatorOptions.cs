@@ -77,6 +77,17 @@ public sealed class AggregatorOptions
     /// <summary>DuckDB's own memory limit, e.g. <c>512MiB</c>; unset: half of <see cref="MemoryLimit"/>, which it may not exceed.</summary>
     public string? DuckDbMemoryLimit { get; set; }
 
+    /// <summary>
+    /// Names (transport, name, type and code) per file of the <c>dns</c> dataset, whose sort must fit DuckDB's memory
+    /// with its AAAA and probe lists: a date with more is written as several files by a hash of the name, each sorted.
+    /// Unset: one name per KiB of <see cref="DuckDbMemoryBytes"/> (524,288 for the default 512MiB; one file of 1.9 M
+    /// names ran out of it, docs/performance.md).
+    /// </summary>
+    public long? DnsNamesPerFile { get; set; }
+
+    /// <summary>Names per <c>dns</c> file: <see cref="DnsNamesPerFile"/>, or one per KiB of DuckDB's memory.</summary>
+    public long ResolvedDnsNamesPerFile => DnsNamesPerFile ?? Math.Max(1, DuckDbMemoryBytes >> 10);
+
     /// <summary>DuckDB's memory limit in bytes, from <see cref="DuckDbMemoryLimit"/> or <see cref="MemoryLimit"/> (validated at start).</summary>
     public long DuckDbMemoryBytes =>
         DuckDbMemoryLimit is { } own && Aggregate.MemorySize.TryParse(own, out long bytes) ? bytes
@@ -222,6 +233,8 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
             failures.Add($"MemoryLimit must be a size of at least 256MiB such as 1GiB or 1500MB (is '{options.MemoryLimit}').");
         else if (options.DuckDbMemoryLimit is { } duck && (!Aggregate.MemorySize.TryParse(duck, out long duckBytes) || duckBytes > memory))
             failures.Add($"DuckDbMemoryLimit must be a size such as 512MiB, at most MemoryLimit ({options.MemoryLimit}) (is '{duck}'); leave it unset for half of MemoryLimit.");
+        if (options.DnsNamesPerFile is < 1)
+            failures.Add($"DnsNamesPerFile must be at least 1 (is {options.DnsNamesPerFile}); leave it unset for one name per KiB of DuckDB's memory.");
         foreach (var (stage, cron) in new[] { ("Parse", options.Schedules.Parse), ("Aggregate", options.Schedules.Aggregate), ("Cleanup", options.Schedules.Cleanup) })
         {
             if (!IsValidCron(cron))

@@ -72,6 +72,61 @@ public class MemoryLimitTests
         Assert.Equal(1L, Workspace.Scalar<long>(db, $"SELECT count(*) FROM read_parquet({Workspace.Q(w.Lake.PartitionGlob(LakeLayout.Flows, date))}) WHERE probe_id = 'probe-c'"));
     }
 
+    [Fact]
+    public async Task A_date_with_more_DNS_names_than_one_file_holds_is_written_in_files_by_name_each_sorted_together_the_same_rows()
+    {
+        using var w = await AggregateTests.BuildAsync();
+        var date = new DateOnly(2024, 5, 1);
+        var queries = new CaptureFile();
+        for (int i = 0; i < 9; i++)
+        {
+            var datagram = FrameBuilder.Udp(50100, 53, FrameBuilder.DnsQuery($"host{i}.example.net", 28));
+            queries.Add(CaptureFile.At(11, 0, i), FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(17, datagram, Ipv6Address.Parse("2001:db8:7::1"), Ipv6Address.Parse("2001:db8:7::53"))));
+        }
+        w.Store(queries.ToArray(), probe: "probe-c");
+        await w.RunAsync(AggregatorStage.Parse);
+        await w.RunAsync(AggregatorStage.Aggregate);
+        var partition = w.Lake.DatePartition(LakeLayout.Dns, date);
+        const string Columns = "transport, qname, qtype, rcode, messages, queries, responses, clients, servers, first_seen_ns, last_seen_ns, aaaa_records, array_to_string(aaaa, ' '), array_to_string(probes, ' ')";
+        const string Order = "ORDER BY transport, qname NULLS FIRST, qtype NULLS FIRST, rcode NULLS FIRST";
+        List<object?[]> Read(string file)
+        {
+            using var db = w.DuckDb();
+            return Workspace.Rows(db, $"SELECT {Columns} FROM read_parquet({Workspace.Q(file)}) {(file.Contains('*', StringComparison.Ordinal) ? Order : "")}");
+        }
+        Assert.Equal([LakeLayout.PartitionFile], Directory.GetFiles(partition).Select(Path.GetFileName));
+        var whole = Read(Path.Combine(partition, "*.parquet"));
+        var names = whole.Select(r => r[1]).Distinct().Count();
+        Assert.True(names >= 10, $"the day has {names} names");
+
+        // Two names per file: the rebuild writes ceil(rows / 2) files, each sorted, a name never in two of them.
+        w.Reconfigure("Aggregator:DnsNamesPerFile", "2");
+        var report = await w.Runner.RebuildAsync(date, TimeSpan.FromSeconds(30), CancellationToken.None);
+        Assert.True(report is { Succeeded: true }, report?.Error);
+        var parts = (whole.Count + 1) / 2;
+        var files = Directory.GetFiles(partition).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(Enumerable.Range(1, parts).Select(k => $"data.{k:D3}-of-{parts:D3}.parquet"), files);
+        var byFile = files.Select(f => Read(Path.Combine(partition, f!))).ToList();
+        foreach (var rows in byFile)
+            Assert.Equal(rows.OrderBy(r => (string)r[0]!, StringComparer.Ordinal).ThenBy(r => (string?)r[1], StringComparer.Ordinal).ThenBy(r => r[2]).ThenBy(r => r[3]), rows);
+        Assert.All(whole.Select(r => r[1]).Distinct(), name => Assert.Single(byFile, rows => rows.Any(r => Equals(r[1], name))));
+        Assert.Equal(whole, Read(Path.Combine(partition, "*.parquet")));
+        Assert.True(w.Lake.HasPartition(LakeLayout.Dns, date));
+
+        // Queries read the date's files as one table.
+        using var query = w.DuckDb();
+        Assert.Equal((long)whole.Count, Workspace.Scalar<long>(query, $"SELECT count(*) FROM read_parquet({Workspace.Q(w.Lake.PartitionGlob(LakeLayout.Dns, date))})"));
+    }
+
+    [Fact]
+    public void DNS_names_per_file_must_be_positive()
+    {
+        using var w = new Workspace(new Dictionary<string, string?> { ["Aggregator:DnsNamesPerFile"] = "0" });
+        var e = Assert.ThrowsAny<Exception>(() => w.Options);
+        Assert.Contains("DnsNamesPerFile must be at least 1 (is 0); leave it unset for one name per KiB of DuckDB's memory.", e.Message, StringComparison.Ordinal);
+        Assert.Equal(524_288L, new AggregatorOptions().ResolvedDnsNamesPerFile);
+    }
+
     [Theory]
     [InlineData("1GiB", 1L << 30)]
     [InlineData("1500MB", 1_500_000_000L)]

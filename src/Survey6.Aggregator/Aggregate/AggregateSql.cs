@@ -402,17 +402,31 @@ internal static class AggregateSql
             """;
     }
 
-    /// <summary>The <c>dns</c> dataset from the date's merged state (<see cref="DnsState"/>) in <paramref name="folder"/>, after <see cref="Prepare"/>.</summary>
-    public static string Dns(string folder) => $"""
+    /// <summary>
+    /// How many files the date's <c>dns</c> is written in: one per <paramref name="namesPerFile"/> keys of the merged
+    /// state's <paramref name="keys"/> (the sort of one file of 1.9 M names, with their lists, ran out of DuckDB's 512MiB).
+    /// </summary>
+    public static int DnsFiles(long keys, long namesPerFile) => (int)Math.Clamp((keys + namesPerFile - 1) / namesPerFile, 1, 4096);
+
+    /// <summary>
+    /// File <paramref name="part"/> of <paramref name="parts"/> of the <c>dns</c> dataset from the date's merged state
+    /// (<see cref="DnsState"/>) in <paramref name="folder"/>, after <see cref="Prepare"/>: the names whose hash falls in
+    /// the part, sorted, so that each sort holds a share of the day rather than all of it.
+    /// </summary>
+    public static string Dns(string folder, int part = 0, int parts = 1) => $"""
         SELECT
             k.transport, k.qname, k.qtype, k.rcode, k.messages, k.queries, k.responses,
             coalesce(c.n_clients, 0) AS clients, coalesce(c.n_servers, 0) AS servers,
             {SeenTimes("k.first_seen_ns", "k.last_seen_ns")},
             coalesce(k.aaaa_records, 0) AS aaaa_records, coalesce(list_sort(k.aaaa), []) AS aaaa, list_sort(k.probes) AS probes
         FROM read_parquet({Quote(DnsState.KeysFile(folder))}, hive_partitioning = false) k
-        LEFT JOIN {DnsState.CountsTable} c ON {SameKey("k", "c", DnsKey)}
+        LEFT JOIN (SELECT * FROM {DnsState.CountsTable} {InPart("qname", part, parts)}) c ON {SameKey("k", "c", DnsKey)}
+        {InPart("k.qname", part, parts)}
         ORDER BY k.transport, k.qname NULLS FIRST, k.qtype NULLS FIRST, k.rcode NULLS FIRST
         """;
+
+    /// <summary>The WHERE clause of part <paramref name="part"/> of <paramref name="parts"/> by a hash of <paramref name="column"/>; none for one part.</summary>
+    private static string InPart(string column, int part, int parts) => parts == 1 ? "" : $"WHERE hash({column}) % {parts} = {part}";
 
     /// <summary>What must run before <paramref name="dataset"/>'s query: the pair counts of the state it is made from.</summary>
     public static string? Prepare(string dataset, string stateFolder) => dataset switch
@@ -421,13 +435,6 @@ internal static class AggregateSql
         LakeLayout.Icmpv6 => StateCounts(Icmpv6State, stateFolder),
         _ => null,
     };
-
-    /// <summary>
-    /// Whether <paramref name="dataset"/>'s query sorts every key of the date at once, with list columns: it runs on
-    /// one DuckDB thread, whose sort needs half the memory of two. On two threads, sorting a day of 1.9 M DNS names ran
-    /// out of DuckDB's 512 MiB (docs/performance.md).
-    /// </summary>
-    public static bool SortsWholeDay(string dataset) => dataset == LakeLayout.Dns;
 
     /// <summary>
     /// The temporary table <paramref name="dataset"/>'s query is the last to read (datasets are written in

@@ -266,29 +266,24 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                         step.Done(dataset);
                         continue;
                     }
-                    var query = dataset switch
+                    string Query() => dataset switch
                     {
                         LakeLayout.Addresses => AggregateSql.Addresses,
                         LakeLayout.Prefixes => AggregateSql.Prefixes,
-                        LakeLayout.Dns => AggregateSql.Dns(Path.Combine(staged, MergedState)),
                         LakeLayout.Icmpv6 => AggregateSql.Icmpv6(Path.Combine(staged, MergedState)),
                         LakeLayout.Icmpv6Routers => AggregateSql.Icmpv6Routers(Partials(AggregateSql.RoutersPartial)),
                         LakeLayout.Summary => AggregateSql.Summary(capturesGlob, Partials(AggregateSql.SummaryPartial)),
                         _ => throw new InvalidOperationException("unknown dataset " + dataset),
                     };
-                    var file = Path.Combine(folder, LakeLayout.PartitionFile);
                     try
                     {
                         if (AggregateSql.Prepare(dataset, Path.Combine(staged, MergedState)) is { } prepare)
                             Execute(connection, prepare, ct);
-                        bool oneThread = AggregateSql.SortsWholeDay(dataset) && _options.DuckDbThreads > 1;
-                        if (oneThread)
-                            Execute(connection, "SET threads = 1", ct);
-                        rows[dataset] = Execute(connection, $"COPY ({query}) TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})", ct);
-                        if (oneThread)
-                            Execute(connection, $"SET threads = {_options.DuckDbThreads}", ct);
+                        rows[dataset] = dataset == LakeLayout.Dns
+                            ? WriteDns(connection, Path.Combine(staged, MergedState), folder, keyValues, ct)
+                            : MergeUnits.Write(connection, Query(), Path.Combine(folder, LakeLayout.PartitionFile), keyValues, ct);
                         // Temporary tables live in DuckDB's memory: dropped once read for the last time, so that the
-                        // datasets after have it (sorting a large day's dns needs most of it).
+                        // datasets after have it.
                         if (AggregateSql.LastReaderOf(dataset) is { } table)
                             Execute(connection, $"DROP TABLE IF EXISTS {table}", ct);
                         step.Done(dataset);
@@ -310,7 +305,8 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                     Flush(file);
                 var target = lake.DatePartition(dataset, date);
                 DurableFiles.ReplaceDirectory(folder, target);
-                run.Output(LakeLayout.HasProbeFolders(dataset) ? target : Path.Combine(target, LakeLayout.PartitionFile), rows[dataset]);
+                var single = Path.Combine(target, LakeLayout.PartitionFile);
+                run.Output(LakeLayout.HasProbeFolders(dataset) || !File.Exists(single) ? target : single, rows[dataset]);
             }
             step.Done("swap");
         }
@@ -320,6 +316,20 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
             if (Directory.Exists(runFolder))
                 Directory.Delete(runFolder, recursive: true);
         }
+        return rows;
+    }
+
+    /// <summary>
+    /// The date's <c>dns</c> from its merged state in <paramref name="stateFolder"/>, in as many files as its names need
+    /// (<see cref="AggregatorOptions.ResolvedDnsNamesPerFile"/>), each sorted on its own; returns the rows written.
+    /// </summary>
+    private long WriteDns(DuckDBConnection connection, string stateFolder, string folder, string keyValues, CancellationToken ct)
+    {
+        var keys = MergeUnits.Rows(connection, [AggregateSql.DnsState.KeysFile(stateFolder)]);
+        var parts = AggregateSql.DnsFiles(keys, _options.ResolvedDnsNamesPerFile);
+        long rows = 0;
+        for (int part = 0; part < parts; part++)
+            rows += MergeUnits.Write(connection, AggregateSql.Dns(stateFolder, part, parts), Path.Combine(folder, LakeLayout.PartFile(part, parts)), keyValues, ct);
         return rows;
     }
 

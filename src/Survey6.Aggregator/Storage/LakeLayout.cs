@@ -4,7 +4,8 @@ namespace Survey6.Aggregator.Storage;
 
 /// <summary>
 /// Names in the lake. Datasets are Hive-partitioned: <c>LAKE/packets/date=D/probe=P/SHA.parquet</c>,
-/// <c>LAKE/captures/date=D/probe=P/SHA.parquet</c>, <c>LAKE/&lt;aggregate&gt;/date=D/data.parquet</c>, except for
+/// <c>LAKE/captures/date=D/probe=P/SHA.parquet</c>, <c>LAKE/&lt;aggregate&gt;/date=D/data.parquet</c> (<c>dns</c>: several
+/// <see cref="PartFile"/>s on a date with many names), except for
 /// the merge units below the date: <c>LAKE/flows/date=D/probe=P/DATE.UNIT.parquet</c> (one file per probe) and
 /// <c>LAKE/connections/date=D/probe=P/HOUR.UNIT.parquet</c> (one per probe and hour).
 /// Work in progress lives under names readers never match: hidden <c>.*.tmp</c> files beside their target, and
@@ -72,10 +73,19 @@ public sealed class LakeLayout(string root)
     public string PartitionGlob(string dataset, DateOnly date) =>
         Path.Combine(DatePartition(dataset, date), HasProbeFolders(dataset) ? Path.Combine("*", "*.parquet") : "*.parquet");
 
+    /// <summary>
+    /// The name of file <paramref name="part"/> (from 0) of <paramref name="parts"/> of a date partition written in
+    /// several sorted files (<c>dns</c> on a date with more names than one sort holds): <c>data.parquet</c> when it is
+    /// one, else <c>data.K-of-N.parquet</c> (K from 1).
+    /// </summary>
+    public static string PartFile(int part, int parts) => parts == 1
+        ? PartitionFile
+        : string.Create(CultureInfo.InvariantCulture, $"data.{part + 1:D3}-of-{parts:D3}.parquet");
+
     /// <summary>Whether a date partition of the dataset has been written (an empty folder counts for the per-probe ones).</summary>
     public bool HasPartition(string dataset, DateOnly date) => HasProbeFolders(dataset)
         ? Directory.Exists(DatePartition(dataset, date))
-        : File.Exists(Path.Combine(DatePartition(dataset, date), PartitionFile));
+        : Directory.Exists(DatePartition(dataset, date)) && Directory.EnumerateFiles(DatePartition(dataset, date), "data*.parquet").Any();
 
     public string PerCaptureFile(string dataset, DateOnly date, string probeId, string sha256) =>
         Path.Combine(DatePartition(dataset, date), ProbePart(probeId), sha256 + ".parquet");
