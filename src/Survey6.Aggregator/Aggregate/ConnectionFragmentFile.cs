@@ -207,8 +207,15 @@ internal sealed class ConnectionPartialWriter : IDisposable
     private const int RowGroupRows = 1 << 16;
     private const int InitialRows = 1024;
 
-    private readonly FileStream _stream;
-    private readonly ParquetFileWriter _writer;
+    // The last closed writer, kept for its grown column buffers: allocating them again for every capture (about a
+    // hundred columns of up to a row group each) was most of the parse pass's allocation, and its full collections.
+    private static ConnectionPartialWriter? s_idle;
+
+    /// <summary>Drops the idle writer's buffers (<see cref="Parse.ParseBuffers.Release"/>).</summary>
+    internal static void ReleaseIdle() => Interlocked.Exchange(ref s_idle, null);
+
+    private FileStream? _stream;
+    private ParquetFileWriter? _writer;
     private readonly List<Column> _columns = [];
     private readonly StringTable _strings = new();
     private readonly DictionaryMap _map = new();
@@ -222,7 +229,7 @@ internal sealed class ConnectionPartialWriter : IDisposable
     private int _rows;
     private int _allocated = InitialRows;
     private bool _complete;
-    private bool _disposed;
+    private bool _disposed = true;
 
     private readonly StringColumn _source, _probe;
     private readonly RequiredColumn<long> _lastPacket;
@@ -254,11 +261,8 @@ internal sealed class ConnectionPartialWriter : IDisposable
     private readonly ValueListColumn<ushort> _evFlags, _evWindow;
     private readonly ValueListColumn<byte> _evBits;
 
-    /// <summary>Starts <paramref name="file"/> (created or overwritten).</summary>
-    /// <param name="keyId">The anonymisation key the addresses were anonymised with, recorded in the metadata as the packets files do.</param>
-    public ConnectionPartialWriter(string file, string? keyId)
+    private ConnectionPartialWriter()
     {
-        ArgumentNullException.ThrowIfNull(file);
         _historyLookup = _histories.GetAlternateLookup<ReadOnlySpan<char>>();
         int n = _allocated;
         var s = _strings;
@@ -287,7 +291,41 @@ internal sealed class ConnectionPartialWriter : IDisposable
             _evTs = new("ev_ts_ns", n, delta: true), _evSeq = new("ev_seq", n), _evAck = new("ev_ack", n),
             _evData = new("ev_data_len", n, v), _evIp = new("ev_ip_bytes", n, v), _evFlags = new("ev_tcp_flags", n, v),
             _evWindow = new("ev_window", n, v), _evBits = new("ev_bits", n, v));
+    }
 
+    /// <summary>Starts <paramref name="file"/> (created or overwritten).</summary>
+    /// <param name="keyId">The anonymisation key the addresses were anonymised with, recorded in the metadata as the packets files do.</param>
+    public static ConnectionPartialWriter Open(string file, string? keyId) => Open(file, keyId, reuseBuffers: false);
+
+    /// <summary>
+    /// <see cref="Open(string, string?)"/> with the buffers of the last writer opened this way and closed, which this
+    /// one gives back when it is closed. For the parse pass only, which closes each writer exactly once: a second
+    /// Dispose of a writer already given back would close the file of whoever took it next.
+    /// </summary>
+    internal static ConnectionPartialWriter OpenReusingBuffers(string file, string? keyId) => Open(file, keyId, reuseBuffers: true);
+
+    private static ConnectionPartialWriter Open(string file, string? keyId, bool reuseBuffers)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        var w = (reuseBuffers ? Interlocked.Exchange(ref s_idle, null) : null) ?? new ConnectionPartialWriter();
+        w._reusable = reuseBuffers;
+        try
+        {
+            w.Start(file, keyId);
+        }
+        catch
+        {
+            if (reuseBuffers)
+                Interlocked.Exchange(ref s_idle, w);
+            throw;
+        }
+        return w;
+    }
+
+    private bool _reusable;
+
+    private void Start(string file, string? keyId)
+    {
         var keyValues = new Dictionary<string, string>
         {
             ["survey6.dataset"] = "connection-fragments",
@@ -296,7 +334,21 @@ internal sealed class ConnectionPartialWriter : IDisposable
         if (keyId is not null)
             keyValues[AnonymisationMetadata.KeyIdKey] = keyId;
         _stream = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16);
-        _writer = new ParquetFileWriter(_stream, _columns.Select(c => c.Spec).ToArray(), keyValues);
+        try
+        {
+            _writer = new ParquetFileWriter(_stream, _columns.Select(c => c.Spec).ToArray(), keyValues);
+        }
+        catch
+        {
+            _stream.Dispose();
+            _stream = null;
+            throw;
+        }
+        _rows = 0;
+        Count = 0;
+        _probeOfUtf8 = null;
+        _complete = false;
+        _disposed = false;
     }
 
     public long Count { get; private set; }
@@ -304,7 +356,7 @@ internal sealed class ConnectionPartialWriter : IDisposable
     public void Add(IReadOnlyList<ConnectionFragment> fragments)
     {
         ArgumentNullException.ThrowIfNull(fragments);
-        ObjectDisposedException.ThrowIf(_complete, this);
+        ObjectDisposedException.ThrowIf(_complete || _disposed, this);
         foreach (var f in fragments)
             Add(f);
     }
@@ -406,9 +458,9 @@ internal sealed class ConnectionPartialWriter : IDisposable
     /// <summary>Writes the rows buffered and the footer, and closes the file (the caller makes it durable as it publishes it).</summary>
     public void Complete()
     {
-        ObjectDisposedException.ThrowIf(_complete, this);
+        ObjectDisposedException.ThrowIf(_complete || _disposed, this);
         FlushRowGroup();
-        _writer.Finish();
+        (_writer ?? throw new ObjectDisposedException(nameof(ConnectionPartialWriter))).Finish();
         _complete = true;
         Dispose();
     }
@@ -418,8 +470,14 @@ internal sealed class ConnectionPartialWriter : IDisposable
         if (_disposed)
             return;
         _disposed = true;
-        _writer.Dispose();
-        _stream.Dispose();
+        _writer?.Dispose();
+        _stream?.Dispose();
+        _writer = null;
+        _stream = null;
+        // Whatever a failed file left buffered is dropped: the next file starts with empty row-group state.
+        ClearRowGroup();
+        if (_reusable)
+            Interlocked.Exchange(ref s_idle, this);
     }
 
     private void FlushRowGroup()
@@ -427,14 +485,20 @@ internal sealed class ConnectionPartialWriter : IDisposable
         // A file without fragments has no row group: its footer still gives readers the columns.
         if (_rows == 0)
             return;
-        _writer.BeginRowGroup(_rows);
+        var writer = _writer ?? throw new ObjectDisposedException(nameof(ConnectionPartialWriter));
+        writer.BeginRowGroup(_rows);
         foreach (var column in _columns)
         {
             _chunk.Reset();
             column.Encode(_rows, _chunk);
-            _writer.WriteChunk(_chunk);
+            writer.WriteChunk(_chunk);
         }
-        _writer.EndRowGroup();
+        writer.EndRowGroup();
+        ClearRowGroup();
+    }
+
+    private void ClearRowGroup()
+    {
         _rows = 0;
         _strings.Clear();
         _addresses.Clear();

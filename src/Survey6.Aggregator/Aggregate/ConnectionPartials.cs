@@ -81,7 +81,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
         var head = Rows(db, "SELECT any_value(probe_id), count(*) FILTER (WHERE duplicate) FROM pk")[0];
         if (head[0] is not string probeId)
         {
-            new ConnectionPartialWriter(target, keyId).Complete();
+            ConnectionPartialWriter.Open(target, keyId).Complete();
             return;
         }
 
@@ -116,7 +116,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
         }
 
         CaptureGone(logger, sha256, capture);
-        new ConnectionPartialWriter(target, keyId).Complete();
+        ConnectionPartialWriter.Open(target, keyId).Complete();
     }
 
     /// <summary>The parse stage's tracking, again, over the stored capture without the frames the clean step dropped.</summary>
@@ -129,7 +129,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
         // The window start must be at or before the first packet; a probe's clock may disagree with its manifest.
         long windowStart = Math.Min(span[0] as long? ?? long.MaxValue, span[1] as long? ?? long.MaxValue);
 
-        using var writer = new ConnectionPartialWriter(target, keyId);
+        using var writer = ConnectionPartialWriter.Open(target, keyId);
         var tracker = new ConnectionTracker(probeId, sha256, windowStart, options.Connections);
         using (var reader = CaptureReader.Open(capture))
         {

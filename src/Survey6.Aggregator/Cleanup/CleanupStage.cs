@@ -38,10 +38,17 @@ public sealed class CleanupStage(ParseStage parse, IRunLedger ledger, IOptions<A
         ledger.PruneIdleRuns(now - IdleRunRetention);
         Log.CleanupRemoved(logger, files, folders, abandoned);
 
-        foreach (var capture in ledger.DueRetries(now))
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            await parse.ProcessAsync(lake, capture.ToPending(), capture.Attempts + 1, run, ct).ConfigureAwait(false);
+            foreach (var capture in ledger.DueRetries(now))
+            {
+                ct.ThrowIfCancellationRequested();
+                await parse.ProcessAsync(lake, capture.ToPending(), capture.Attempts + 1, run, ct).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            parse.ReleaseBuffers();
         }
 
         if (_options.CaptureRetention is { } retention)

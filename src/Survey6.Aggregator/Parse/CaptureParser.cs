@@ -95,7 +95,9 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
             Directory.CreateDirectory(Path.GetDirectoryName(fragmentsPath)!);
             using var anonymised = new AnonymisedAddresses(anonymiser);
             var pump = new FramePump(new ConnectionPass(probeId, capture.Sha256, described.WindowStartNs, _connections, anonymised));
-            var fragments = new ConnectionPartialWriter(fragmentsTemp, anonymiser?.KeyId);
+            // Closed exactly once on every path below (its buffers go back for the next capture when it is).
+            var fragments = ConnectionPartialWriter.OpenReusingBuffers(fragmentsTemp, anonymiser?.KeyId);
+            bool fragmentsClosed = false;
             try
             {
                 using (var stream = new FileStream(packetsTemp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.None))
@@ -112,6 +114,7 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
                         writer.Dispose();
                         stream.Dispose();
                         File.Delete(packetsTemp);
+                        fragmentsClosed = true;
                         fragments.Dispose();
                         File.Delete(fragmentsTemp);
                         return Unreadable(damage, manifestProblem);
@@ -120,12 +123,14 @@ public sealed class CaptureParser(LakeLayout lake, int rowGroupSize, PrefixPrese
                 }
                 fragments.Add(pump.Connections.Drain());
                 fragments.Complete();
+                fragmentsClosed = true;
                 DurableFiles.Publish(fragmentsTemp, fragmentsPath);
                 DurableFiles.Publish(packetsTemp, packetsPath);
             }
             catch
             {
-                fragments.Dispose();
+                if (!fragmentsClosed)
+                    fragments.Dispose();
                 TryDelete(packetsTemp);
                 TryDelete(fragmentsTemp);
                 throw;

@@ -28,6 +28,9 @@ public sealed class PacketParquetWriter : IDisposable
 
     private static PacketParquetWriter? s_idle;
 
+    /// <summary>Drops the idle writer's buffers (<see cref="ParseBuffers.Release"/>).</summary>
+    internal static void ReleaseIdle() => Interlocked.Exchange(ref s_idle, null);
+
     private ParquetFileWriter? _writer;
     private PrefixPreservingAnonymiser? _anonymiser;
     private bool _open;

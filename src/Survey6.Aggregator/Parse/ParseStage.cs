@@ -45,6 +45,27 @@ public sealed class ParseStage(
     {
         var lake = new LakeLayout(_options.Layout.Lake);
         _ = Anonymiser;
+        try
+        {
+            await ParseAllAsync(lake, run, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            ReleaseBuffers();
+        }
+    }
+
+    /// <summary>After captures were read (<see cref="ProcessAsync"/>): gives the parse's buffers back (<see cref="ParseBuffers"/>).</summary>
+    public void ReleaseBuffers()
+    {
+        if (Interlocked.Exchange(ref _readSinceRelease, 0) > 0)
+            ParseBuffers.Release();
+    }
+
+    private int _readSinceRelease;
+
+    private async Task ParseAllAsync(LakeLayout lake, StageRun run, CancellationToken ct)
+    {
         int taken = 0;
         await foreach (var capture in source.ListAsync(ct).ConfigureAwait(false))
         {
@@ -77,6 +98,7 @@ public sealed class ParseStage(
         ArgumentNullException.ThrowIfNull(run);
         var anonymiser = Anonymiser;
         run.Input(capture.CapturePath);
+        Interlocked.Increment(ref _readSinceRelease);
         var watch = Stopwatch.StartNew();
         ParseResult result;
         try

@@ -41,7 +41,7 @@ public sealed class FragmentFileTests : IDisposable
         Assert.Contains(written, f => f.Covered);
 
         var file = Path.Combine(_folder, "fragments.parquet");
-        using (var writer = new ConnectionPartialWriter(file, keyId: "key-1"))
+        using (var writer = ConnectionPartialWriter.Open(file, keyId: "key-1"))
         {
             writer.Add(written);
             writer.Complete();
@@ -95,6 +95,44 @@ public sealed class FragmentFileTests : IDisposable
             command.ExecuteNonQuery();
         }
         Assert.Equal("it has no fragment format in its metadata", ConnectionFragmentFile.Problem(db, other));
+    }
+
+    [Fact]
+    public void A_file_abandoned_halfway_leaves_nothing_in_the_next_one()
+    {
+        // Writers keep their buffers from one file to the next: rows buffered for a file that was never completed (a
+        // damaged capture) must not reach the next file.
+        long t = 1_700_000_000 * Second;
+        var abandoned = Fragments("probe-a", t, count: 50);
+        var first = ConnectionPartialWriter.OpenReusingBuffers(Path.Combine(_folder, "abandoned.parquet"), keyId: null);
+        first.Add(abandoned);
+        first.Dispose();
+
+        var file = Path.Combine(_folder, "next.parquet");
+        var written = Fragments("probe-b", t, count: 3);
+        var next = ConnectionPartialWriter.OpenReusingBuffers(file, keyId: null);
+        next.Add(written);
+        next.Complete();
+
+        using var db = new DuckDBConnection("DataSource=:memory:");
+        db.Open();
+        var read = ConnectionFragmentFile.ReadAll(db, file);
+        Assert.Equal(3, read.Count);
+        Assert.All(read, f => Assert.Equal("probe-b", f.ProbeId));
+        foreach (var (w, r) in written.OrderBy(f => f.FirstTimestampNs).Zip(read.OrderBy(f => f.FirstTimestampNs)))
+        {
+            Assert.Equal(w.ToConnection(), r.ToConnection());
+            Assert.Equal(w.Events, r.Events);
+        }
+    }
+
+    /// <summary><paramref name="count"/> one-packet UDP connections of <paramref name="probeId"/>, all head-open (kept for stitching).</summary>
+    private static IReadOnlyList<ConnectionFragment> Fragments(string probeId, long t, int count)
+    {
+        var tracker = new ConnectionTracker(probeId, "capture-" + probeId, t, new ConnectionOptions());
+        for (int i = 0; i < count; i++)
+            tracker.Add(new ConnectionPacket(t + i, Client, Server, ConnectionKey.Udp, (ushort)(40000 + i), 53, 0, 0, 0, 0, 30, 78, Encapsulation.None, Dns: true));
+        return tracker.Drain(t + count);
     }
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);

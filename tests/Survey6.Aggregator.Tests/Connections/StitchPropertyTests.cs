@@ -130,7 +130,7 @@ public sealed class StitchPropertyTests : IDisposable
         }
 
         var file = Path.Combine(_folder, $"{_files++}.parquet");
-        using (var writer = new ConnectionPartialWriter(file, keyId: null))
+        using (var writer = ConnectionPartialWriter.Open(file, keyId: null))
         {
             writer.Add(fragments);
             writer.Complete();
