@@ -167,7 +167,15 @@ public sealed partial class WholeSystemTests(ITestOutputHelper output) : IAsyncL
         //    stopped): the disk guard evicts the oldest file, then drops frames, and counts both; the server, back,
         //    sees the disk low and says so; freed, the probe is healthy again.
         await _cluster.Server!.StopAsync(TimeSpan.FromSeconds(30));
+        var beforeBatch = (await p2.TryStatusAsync())!;
         var evictable = await SendBatchAsync(p2);
+        var evictableFrames = evictable.Udp + evictable.EchoRequests + evictable.EchoReplies + evictable.DnsQueries + evictable.DnsAnswers;
+        // The kernel hands frames to libpcap a read timeout after they arrive, as the product ships: before closing the
+        // file, wait until the kernel's count has the batch and every frame it counted is delivered, or a late part of
+        // the batch lands in the next file, which the guard does not evict.
+        await Poll.UntilAsync(async () => await p2.TryStatusAsync() is { } s && s.Capture.QueueDepth == 0
+            && s.Capture.PcapReceived - beforeBatch.Capture.PcapReceived >= evictableFrames && s.Capture.Captured >= s.Capture.PcapReceived,
+            Long, "probe 2's batch handed over by the kernel", () => StatusText(p2));
         await Poll.UntilAsync(async () =>
         {
             if (await p2.TryStatusAsync() is { Spool.CurrentFileFrames: > 0 })
@@ -192,7 +200,6 @@ public sealed partial class WholeSystemTests(ITestOutputHelper output) : IAsyncL
         var full = (await p2.TryStatusAsync())!;
         Append($"probe 2 with a full disk: {StatusText(p2)}");
         Assert.Equal("degraded", full.State);
-        var evictableFrames = evictable.Udp + evictable.EchoRequests + evictable.EchoReplies + evictable.DnsQueries + evictable.DnsAnswers;
         Assert.True(full.Spool.EvictedFiles >= 1 && full.Spool.EvictedFrames - before.Spool.EvictedFrames >= evictableFrames, $"eviction not counted: {StatusText(p2)}");
         var diskDropped = full.Capture.DiskDropped - before.Capture.DiskDropped;
         var writtenWhileFull = full.Capture.Written - before.Capture.Written;
