@@ -406,7 +406,7 @@ internal static class AggregateSql
     /// How many files the date's <c>dns</c> is written in: one per <paramref name="namesPerFile"/> keys of the merged
     /// state's <paramref name="keys"/> (the sort of one file of 1.9 M names, with their lists, ran out of DuckDB's 512MiB).
     /// </summary>
-    public static int DnsFiles(long keys, long namesPerFile) => (int)Math.Clamp((keys + namesPerFile - 1) / namesPerFile, 1, 4096);
+    public static int DnsFiles(long keys, long namesPerFile) => (int)Math.Max(1, (keys + namesPerFile - 1) / namesPerFile);
 
     /// <summary>
     /// File <paramref name="part"/> of <paramref name="parts"/> of the <c>dns</c> dataset from the date's merged state
