@@ -592,20 +592,26 @@ public class CaptureReaderTests
 
         foreach (var (file, bufferSize) in new[] { (pcap.Build(), 1 << 20), (pcapng.Build(), 1 << 20), (pcapng.Build(), 4096) })
         {
-            // Warm up (JIT, pool) with a first pass, measure the second.
+            // Warm up (JIT, pool) with a first pass, then measure up to three passes: a per-packet allocation shows in
+            // every one (at least a byte per frame), while the runtime's one-off work when the JIT swaps in optimised
+            // code mid-pass does not repeat (7,216 bytes in one pass of one clean-clone run).
             Drain(file, bufferSize);
-            using var reader = CaptureReader.Open(new MemoryStream(file, writable: false), false, bufferSize);
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            long total = 0;
-            int frames = 0;
-            while (reader.TryRead(out var frame))
+            long allocated = long.MaxValue;
+            for (int pass = 0; pass < 3 && allocated != 0; pass++)
             {
-                total += frame.Data.Length + frame.TimestampNanoseconds;
-                frames++;
+                using var reader = CaptureReader.Open(new MemoryStream(file, writable: false), false, bufferSize);
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                long total = 0;
+                int frames = 0;
+                while (reader.TryRead(out var frame))
+                {
+                    total += frame.Data.Length + frame.TimestampNanoseconds;
+                    frames++;
+                }
+                allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+                Assert.True(frames >= Count);
+                Assert.NotEqual(0, total);
             }
-            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-            Assert.True(frames >= Count);
-            Assert.NotEqual(0, total);
             Assert.Equal(0, allocated);
         }
 
