@@ -41,8 +41,9 @@ public class CorpusAggregateTests(CorpusFixture corpus)
             + "'encapsulation': 'VARCHAR', 'flow_src': 'VARCHAR', 'flow_dst': 'VARCHAR', 'flow_protocol': 'BIGINT', 'flow_src_port': 'BIGINT', "
             + "'flow_dst_port': 'BIGINT', 'tcp_flags': 'BIGINT', 'icmpv6_type': 'BIGINT', 'dns_qname': 'VARCHAR'}";
         // Duplicates (same probe, time and bytes) are told apart here by time, lengths and every dissected header field.
+        // A flows row is one UTC hour of a flow.
         var independent = $"""
-            SELECT flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation, count(*) AS packets, CAST(sum(frame_len) AS BIGINT) AS bytes
+            SELECT flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation, time_epoch_ns // 3600000000000 AS hour, count(*) AS packets, CAST(sum(frame_len) AS BIGINT) AS bytes
             FROM (
                 SELECT * FROM read_json({files}, format = 'newline_delimited', columns = {Columns}, filename = true)
                 QUALIFY time_epoch_ns IS NULL OR row_number() OVER (
@@ -54,7 +55,7 @@ public class CorpusAggregateTests(CorpusFixture corpus)
             GROUP BY ALL
             """;
         var lake = $"""
-            SELECT flow_src, flow_dst, CAST(flow_protocol AS BIGINT), CAST(flow_src_port AS BIGINT), CAST(flow_dst_port AS BIGINT), encapsulation, packets, bytes
+            SELECT flow_src, flow_dst, CAST(flow_protocol AS BIGINT), CAST(flow_src_port AS BIGINT), CAST(flow_dst_port AS BIGINT), encapsulation, first_seen_ns // 3600000000000, packets, bytes
             FROM read_parquet({Workspace.Q(Path.Combine(W.Lake.Dataset(LakeLayout.Flows), "*", "*", "*.parquet"))})
             """;
         using var db = W.DuckDb();

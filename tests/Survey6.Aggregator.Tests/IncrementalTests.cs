@@ -190,8 +190,10 @@ public class IncrementalTests
         Assert.Equal(4, Directory.EnumerateDirectories(w.Lake.PartialsPartition(new DateOnly(2024, 5, 1)), "*", SearchOption.AllDirectories).Count(d => Path.GetFileName(d).Contains('.', StringComparison.Ordinal)));
     }
 
-    [Fact]
-    public async Task A_late_capture_rewrites_the_connections_of_its_probe_and_hour_and_carries_the_rest_over()
+    [Theory]
+    [InlineData(LakeLayout.Connections)]
+    [InlineData(LakeLayout.Flows)]
+    public async Task A_late_capture_rewrites_the_unit_of_its_probe_and_hour_and_carries_the_rest_over(string dataset)
     {
         using var w = new Workspace();
         byte[] Tcp(int hour, ushort port, Ipv6Address from) => new CaptureFile()
@@ -205,7 +207,7 @@ public class IncrementalTests
         await w.RunAsync(AggregatorStage.Aggregate);
 
         var date = new DateOnly(2024, 5, 1);
-        var folder = w.Lake.DatePartition(LakeLayout.Connections, date);
+        var folder = w.Lake.DatePartition(dataset, date);
         string[] Units() => Directory.EnumerateFiles(folder, "*.parquet", SearchOption.AllDirectories)
             .Select(f => Path.GetRelativePath(folder, f)).Order(StringComparer.Ordinal).ToArray();
         var before = Units();
@@ -228,20 +230,22 @@ public class IncrementalTests
         Assert.StartsWith("probe=probe-a/2024-05-01T14.", rewritten, StringComparison.Ordinal);
         Assert.NotEqual(before[1], rewritten);
 
+        // A connection is a row; a flow is one direction of it.
+        var clientPort = dataset == LakeLayout.Connections ? "orig_p" : "greatest(flow_src_port, flow_dst_port)";
         using var db = w.DuckDb();
-        Assert.Equal([40001L, 40003L], Workspace.Rows(db, $"SELECT CAST(orig_p AS BIGINT) FROM read_parquet({Workspace.Q(Path.Combine(folder, rewritten))}) ORDER BY orig_p").Select(r => r[0]));
-        Assert.Equal(4L, Workspace.Scalar<long>(db, $"SELECT count(*) FROM read_parquet({Workspace.Q(w.Lake.PartitionGlob(LakeLayout.Connections, date))})"));
+        Assert.Equal([40001L, 40003L], Workspace.Rows(db, $"SELECT DISTINCT CAST({clientPort} AS BIGINT) AS p FROM read_parquet({Workspace.Q(Path.Combine(folder, rewritten))}) ORDER BY p").Select(r => r[0]));
+        Assert.Equal(dataset == LakeLayout.Connections ? 4L : 8L, Workspace.Scalar<long>(db, $"SELECT count(*) FROM read_parquet({Workspace.Q(w.Lake.PartitionGlob(dataset, date))})"));
     }
 
     [Fact]
-    public async Task A_probes_flows_are_its_earlier_file_plus_the_captures_added_since()
+    public async Task A_probes_flows_hour_is_its_earlier_file_plus_the_captures_added_since()
     {
         using var w = new Workspace();
         var date = new DateOnly(2024, 5, 1);
-        byte[] Syn(int hour) => new CaptureFile()
-            .Add(CaptureFile.At(hour, 0, 0), FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(6, FrameBuilder.Tcp(40000, 443, 0x002), Hosts[0], Hosts[2])))
+        byte[] Syn(int minute) => new CaptureFile()
+            .Add(CaptureFile.At(10, minute, 0), FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(6, FrameBuilder.Tcp(40000, 443, 0x002), Hosts[0], Hosts[2])))
             .ToArray();
-        w.Store(Syn(10));
+        w.Store(Syn(0));
         await w.RunAsync(AggregatorStage.Parse);
         await w.RunAsync(AggregatorStage.Aggregate);
 
@@ -255,9 +259,10 @@ public class IncrementalTests
         }
         File.Move(earlier + ".new", earlier, overwrite: true);
 
-        w.Store(Syn(14));
+        w.Store(Syn(30));
         await w.RunAsync(AggregatorStage.Parse);
         await w.RunAsync(AggregatorStage.Aggregate);
+        Assert.Equal("2024-05-01T10", Path.GetFileName(Directory.GetFiles(folder, "*.parquet").Single()).Split('.')[0]);
         string Flow()
         {
             using var db = w.DuckDb();

@@ -16,15 +16,24 @@ internal static class AggregateSql
 {
     private const string NsPerHour = "3600000000000";
 
-    /// <summary>Bumped whenever a partial's columns or meaning change, so that older partials are recomputed.</summary>
-    public const int PartialFormat = 1;
+    /// <summary>
+    /// The hour since the epoch that nanoseconds <paramref name="ns"/> fall in, floored (also before 1970): the merge
+    /// units' hour. <c>ns</c> minus its non-negative remainder is a whole number of hours, so the division is exact.
+    /// </summary>
+    public static string HourOf(string ns) => $"(({ns}) - ((({ns}) % {NsPerHour}) + {NsPerHour}) % {NsPerHour}) // {NsPerHour}";
+
+    /// <summary>
+    /// Bumped whenever a partial's columns or meaning change, so that older partials are recomputed. 2: the flows
+    /// partial per hour (<c>h</c>).
+    /// </summary>
+    public const int PartialFormat = 2;
 
     /// <summary>
     /// Bumped whenever a dataset's columns change while the partials do not, so that dates merged before are merged
     /// again from their partials. 2: typed TIMESTAMP columns beside the nanosecond ones, <c>summary.hour</c> UTC.
-    /// 3: <c>connections</c> as one file per probe and hour.
+    /// 3: <c>connections</c> as one file per probe and hour. 4: <c>flows</c> per hour, one file per probe and hour.
     /// </summary>
-    public const int DatasetFormat = 3;
+    public const int DatasetFormat = 4;
 
     /// <summary>
     /// A first and last time as the datasets carry them: TIMESTAMPTZ (Parquet TIMESTAMP, UTC-adjusted, microseconds;
@@ -103,9 +112,10 @@ internal static class AggregateSql
     /// <summary>The partial of <paramref name="name"/> over <c>pk</c>.</summary>
     public static string Partial(string name) => name switch
     {
-        FlowsPartial => """
+        FlowsPartial => $"""
             SELECT
                 probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation,
+                {HourOf("t_ns")} AS h,
                 min(t_ns) AS first_seen_ns, max(t_ns) AS last_seen_ns,
                 count(*) AS packets,
                 CAST(sum(frame_len) AS BIGINT) AS bytes,
@@ -114,7 +124,7 @@ internal static class AggregateSql
                 count(*) FILTER (WHERE malformed) AS malformed_packets
             FROM pk
             WHERE NOT duplicate AND flow_src IS NOT NULL
-            GROUP BY probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation
+            GROUP BY probe_id, flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, encapsulation, h
             """,
         // Type and IID class are functions of the address, so min() only picks the one value deterministically.
         AddressesPartial => """
@@ -197,27 +207,35 @@ internal static class AggregateSql
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, "unknown partial"),
     };
 
-    /// <summary>A flow's captures are those with at least one of its (non-duplicate) packets: one partial row each.</summary>
-    public static string Flows(IReadOnlyList<string> partials) => FlowsOf($"SELECT *, 1 AS captures FROM {ReadFiles(partials)}");
+    /// <summary>
+    /// One hour's flows of a probe (<paramref name="hour"/> since the epoch, as <see cref="HourOf"/>; null: the flows of
+    /// frames with no time at all) from its partials. A flow's captures are those with at least one of its
+    /// (non-duplicate) packets in the hour: one partial row each.
+    /// </summary>
+    public static string Flows(IReadOnlyList<string> partials, long? hour) => FlowsOf(FlowsInHour(partials, hour));
 
     /// <summary>
-    /// The same rows as <see cref="Flows"/> over all the probe's partials, from an earlier flows file of the probe (whose
+    /// The same rows as <see cref="Flows"/> over all the partials of the probe's hour, from its earlier file (whose
     /// rows merge the partials it was made from) and the partials added since: sums, minima, maxima and bit-ors merge in
     /// any grouping, and a row of the earlier file counts the captures it already merged. As for the merged states
     /// (<see cref="StateKeys"/>), only the flows the added partials touch are aggregated again; the earlier file's
     /// other rows are copied.
     /// </summary>
-    public static string FlowsAdded(string earlier, IReadOnlyList<string> added)
+    public static string FlowsAdded(string earlier, IReadOnlyList<string> added, long? hour)
     {
         ArgumentNullException.ThrowIfNull(added);
         var readEarlier = $"read_parquet({Quote(earlier)}, hive_partitioning = false)";
         var key = string.Join(", ", FlowKey);
-        var merged = MergeTouched(FlowKey, readEarlier, $"SELECT *, 1 AS captures FROM {ReadFiles(added)}", rows => FlowsOf($"""
+        var merged = MergeTouched(FlowKey, readEarlier, FlowsInHour(added, hour), rows => FlowsOf($"""
             SELECT {key}, first_seen_ns, last_seen_ns, packets, bytes, payload_bytes, tcp_flags, malformed_packets, captures
             FROM ({rows})
             """, ordered: false));
         return $"SELECT * FROM ({merged}) ORDER BY {FlowOrder}";
     }
+
+    /// <summary>The partials' rows of one hour, without the hour, each counting as one capture.</summary>
+    private static string FlowsInHour(IReadOnlyList<string> partials, long? hour) =>
+        $"SELECT * EXCLUDE (h), 1 AS captures FROM {ReadFiles(partials)} WHERE h {(hour is { } h ? "= " + h.ToString(System.Globalization.CultureInfo.InvariantCulture) : "IS NULL")}";
 
     /// <summary>
     /// An earlier merged file plus added rows, merged again only where the added rows touch: the earlier rows whose

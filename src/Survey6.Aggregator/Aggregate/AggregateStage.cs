@@ -132,6 +132,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                     Execute(connection, $"COPY ({AggregateSql.Partial(name)}) TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})", ct);
                     Flush(file);
                 }
+                WriteFlowHours(connection, staged);
                 connections.Write(connection, lake, item.PacketsFile, item.Sha256, date, staged, keyId, ct);
                 Flush(Path.Combine(staged, ConnectionPartials.PartialName + ".parquet"));
                 ConnectionPartials.WriteHours(connection, staged);
@@ -240,7 +241,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                 // connections are temporary tables that stay in it until their last reader.
                 foreach (var state in new[] { AggregateSql.DnsState, AggregateSql.Icmpv6State })
                 {
-                    WriteState(connection, state, lake.MergedPartials(date), Path.Combine(staged, MergedState), captures, fresh, keyId, ct);
+                    WriteState(connection, state, lake.MergedPartials(date), Path.Combine(staged, MergedState), captures, fresh, keyId, _options.DuckDbThreads, ct);
                     step.Done(state.Partial + " state");
                 }
                 Execute(connection, AggregateSql.AddressTable(Partials(AggregateSql.AddressesPartial), keyId is not null), ct);
@@ -335,34 +336,58 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
         return rows;
     }
 
+    /// <summary>Beside a capture's flows partial: the hours it has rows in (<see cref="MergeUnits.WriteHours"/>).</summary>
+    private const string FlowHoursName = AggregateSql.FlowsPartial + ".hours";
+
+    private static void WriteFlowHours(DuckDBConnection db, string partialFolder)
+    {
+        var hours = new List<long?>();
+        using (var command = db.CreateCommand())
+        {
+            command.CommandText = $"SELECT DISTINCT h FROM read_parquet({AggregateSql.Quote(Path.Combine(partialFolder, AggregateSql.FlowsPartial + ".parquet"))}) ORDER BY h NULLS FIRST";
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+                hours.Add(reader.IsDBNull(0) ? null : reader.GetInt64(0));
+        }
+        MergeUnits.WriteHours(Path.Combine(partialFolder, FlowHoursName), hours);
+    }
+
     /// <summary>
-    /// <c>flows</c> as one merge unit per probe (its rows are keyed by probe): <c>probe=P/DATE.UNIT.parquet</c>, so that
-    /// a run writes again only the probes that got new captures. A unit's footer lists the partials it merged
-    /// (<see cref="MergeUnits.FooterKey"/>); when the probe's earlier file merged a subset of the current ones under the same
-    /// settings, the new file is that file plus the added partials, so the cost follows the probe's flows and its new
-    /// captures rather than every partial of its day. Otherwise (a partial was recomputed or removed) it merges them all.
+    /// <c>flows</c> as one merge unit per probe and UTC hour (its rows are keyed by probe and hour):
+    /// <c>probe=P/YYYY-MM-DDTHH.UNIT.parquet</c>, so that a run writes again only the hours of the probes that got new
+    /// captures, and a day's cost follows its new captures rather than its flows so far. A unit's inputs are the probe's
+    /// captures with rows in its hour (<see cref="FlowHoursName"/>), and its footer lists them
+    /// (<see cref="MergeUnits.FooterKey"/>); when the hour's earlier file merged a subset of the current ones under the
+    /// same settings, the new file is that file plus the added partials. Otherwise (a partial was recomputed or
+    /// removed) it merges them all.
     /// </summary>
     private static long WriteFlowUnits(DuckDBConnection db, DateOnly date, IReadOnlyList<MergeCapture> captures, string? current, string staged, string? keyId, string keyValues, CancellationToken ct)
     {
         long rows = 0;
         var carried = new List<string>();
-        foreach (var probe in captures.GroupBy(c => c.ProbeId, StringComparer.Ordinal))
+        var salt = $"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{keyId}";
+        var units = captures
+            .SelectMany(c => MergeUnits.ReadHours(Path.Combine(c.Folder, FlowHoursName)).Select(h => (c.ProbeId, Hour: h, Capture: c)))
+            .GroupBy(u => (u.ProbeId, u.Hour))
+            .OrderBy(g => g.Key.ProbeId, StringComparer.Ordinal).ThenBy(g => g.Key.Hour);
+        foreach (var unit in units)
         {
             ct.ThrowIfCancellationRequested();
-            var salt = $"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{keyId}";
-            var inputs = probe.OrderBy(c => c.Partial, StringComparer.Ordinal).ToList();
-            var name = MergeUnits.Name(date.ToString(LakeLayout.DateFormat, CultureInfo.InvariantCulture), [salt, .. inputs.Select(c => c.Partial)]);
-            var target = MergeUnits.Place(current, staged, probe.Key, name, out bool isCarried);
+            var (probe, hour) = unit.Key;
+            var span = MergeUnits.HourSpan(hour, date);
+            var inputs = unit.Select(u => u.Capture).OrderBy(c => c.Partial, StringComparer.Ordinal).ToList();
+            var name = MergeUnits.Name(span, [salt, .. inputs.Select(c => c.Partial)]);
+            var target = MergeUnits.Place(current, staged, probe, name, out bool isCarried);
             if (isCarried)
             {
                 carried.Add(target);
                 continue;
             }
             var options = KeyValues(keyId, (MergeUnits.FooterKey, MergeUnits.FooterValue(salt, inputs)));
-            var earlier = current is null ? null : MergeUnits.Earlier(db, Path.Combine(current, LakeLayout.ProbePart(probe.Key)));
+            var earlier = current is null ? null : MergeUnits.Earlier(db, Path.Combine(current, LakeLayout.ProbePart(probe)), span);
             var query = earlier is { } e && MergeUnits.Added(e.Value, salt, inputs) is { } added
-                ? AggregateSql.FlowsAdded(e.File, added.ConvertAll(c => c.File(AggregateSql.FlowsPartial)))
-                : AggregateSql.Flows(inputs.ConvertAll(c => c.File(AggregateSql.FlowsPartial)));
+                ? AggregateSql.FlowsAdded(e.File, added.ConvertAll(c => c.File(AggregateSql.FlowsPartial)), hour)
+                : AggregateSql.Flows(inputs.ConvertAll(c => c.File(AggregateSql.FlowsPartial)), hour);
             rows += MergeUnits.Write(db, query, target, options, ct);
         }
         return rows + MergeUnits.Rows(db, carried);
@@ -376,7 +401,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
     /// <paramref name="current"/>) merged a subset of the date's partials under the same settings, the new state is it
     /// plus the partials added since; otherwise (and in a rebuild) it is made from every partial.
     /// </summary>
-    private static void WriteState(DuckDBConnection db, AggregateSql.MergedState state, string current, string staged, IReadOnlyList<MergeCapture> captures, bool fresh, string? keyId, CancellationToken ct)
+    private static void WriteState(DuckDBConnection db, AggregateSql.MergedState state, string current, string staged, IReadOnlyList<MergeCapture> captures, bool fresh, string? keyId, int threads, CancellationToken ct)
     {
         Directory.CreateDirectory(staged);
         var salt = $"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{keyId}";
@@ -387,8 +412,11 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
         var added = (extended ?? inputs).ConvertAll(c => c.File(state.Partial));
         var options = KeyValues(keyId, (MergeUnits.FooterKey, MergeUnits.FooterValue(salt, inputs)));
         // A state's rows are read back by key, never in file order, and keeping the copied rows' order makes DuckDB
-        // buffer them: at 40 M packets of new traffic (2.1 M DNS names) this step was at the edge of its 512MiB.
-        Execute(db, "SET preserve_insertion_order = false", ct);
+        // buffer them: at 40 M packets of new traffic (2.1 M DNS names) this step was at the edge of its 512MiB. Each
+        // DuckDB thread has its own buffers for the copy and its own share of the touched keys' lists, which cannot
+        // spill: at 45 M packets (2.4 M names) the keys ran out of 512MiB on two threads, and went through on one in the
+        // same CPU time (docs/performance.md).
+        Execute(db, "SET preserve_insertion_order = false; SET threads = 1", ct);
         try
         {
             MergeUnits.Write(db, AggregateSql.StateKeys(state, incremental ? state.KeysFile(current) : null, added), state.KeysFile(staged), options, ct);
@@ -397,7 +425,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
         }
         finally
         {
-            Execute(db, "SET preserve_insertion_order = true", CancellationToken.None);
+            Execute(db, $"SET preserve_insertion_order = true; SET threads = {threads}", CancellationToken.None);
         }
     }
 

@@ -309,7 +309,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
             ct.ThrowIfCancellationRequested();
             var (digest, count) = stitched.GetValueOrDefault((probe, hour));
             var name = MergeUnits.Name(
-                DateTimeOffset.UnixEpoch.AddHours(hour).ToString("yyyy-MM-dd'T'HH", System.Globalization.CultureInfo.InvariantCulture),
+                MergeUnits.HourSpan(hour, default),
                 [unitSalt, hour.ToString(System.Globalization.CultureInfo.InvariantCulture), $"stitched {digest}/{count}",
                  .. inputs.Select(c => $"{c.Partial}/{c.Earlier}/{c.Later}").Order(StringComparer.Ordinal)]);
             var target = MergeUnits.Place(currentFolder, stagedFolder, probe, name, out bool isCarried);
@@ -326,16 +326,13 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
 
     /// <summary>
     /// Records, in the capture's partial folder, the hours (since the epoch, floored) that its fragments start in: the
-    /// merge units it feeds. Taken from the fragments, not from the capture's span, which a bad clock can stretch over
-    /// years. Written with the partial, so a merge reads one small file per capture instead of its fragments.
+    /// merge units it feeds (<see cref="MergeUnits.WriteHours"/>). Taken from the fragments, not from the capture's span,
+    /// which a bad clock can stretch over years.
     /// </summary>
     public static void WriteHours(DuckDBConnection db, string partialFolder)
     {
         ArgumentNullException.ThrowIfNull(db);
-        var hours = ReadHours(db, Path.Combine(partialFolder, PartialName + ".parquet"));
-        var text = string.Concat(hours.Select(h => h.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n"));
-        // Durable before the partial folder is renamed into place: a lost line would drop a unit's connections.
-        DurableFiles.WriteAtomically(Path.Combine(partialFolder, HoursName), Encoding.UTF8.GetBytes(text));
+        MergeUnits.WriteHours(Path.Combine(partialFolder, HoursName), ReadHours(db, Path.Combine(partialFolder, PartialName + ".parquet")).Select(h => (long?)h));
     }
 
     /// <summary>A capture's hours: from its hours file, or from its fragments for a partial written before there was one.</summary>
@@ -343,16 +340,14 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
     {
         var file = Path.Combine(capture.Folder, HoursName);
         return File.Exists(file)
-            ? File.ReadAllLines(file).Select(l => long.Parse(l, System.Globalization.CultureInfo.InvariantCulture)).ToList()
+            ? MergeUnits.ReadHours(file).ConvertAll(h => h!.Value)
             : ReadHours(db, capture.File(PartialName));
     }
 
-    private static List<long> ReadHours(DuckDBConnection db, string fragments) =>
-        // ts_ns minus its non-negative remainder is a whole number of hours, so the division is exact whatever its rounding.
-        Rows(db, $"""
-            SELECT DISTINCT (ts_ns - ((ts_ns % {NsPerHour}) + {NsPerHour}) % {NsPerHour}) // {NsPerHour}
-            FROM read_parquet({AggregateSql.Quote(fragments)}, hive_partitioning = false) WHERE ts_ns IS NOT NULL ORDER BY 1
-            """).ConvertAll(r => (long)r[0]!);
+    private static List<long> ReadHours(DuckDBConnection db, string fragments) => Rows(db, $"""
+        SELECT DISTINCT {AggregateSql.HourOf("ts_ns")}
+        FROM read_parquet({AggregateSql.Quote(fragments)}, hive_partitioning = false) WHERE ts_ns IS NOT NULL ORDER BY 1
+        """).ConvertAll(r => (long)r[0]!);
 
     /// <summary>The hour since the epoch that a time falls in, floored (also before 1970).</summary>
     private static long HourOf(long ns) => ns / NsPerHour - (ns % NsPerHour < 0 ? 1 : 0);

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using DuckDB.NET.Data;
@@ -63,19 +64,44 @@ internal static class MergeUnits
     }
 
     /// <summary>
-    /// The one unit file of a probe's folder in the current partition (flows has one per probe) and its
+    /// The unit file of span <paramref name="span"/> in a probe's folder of the current partition and its
     /// <see cref="FooterKey"/> value; null when there is none, or several, or it has no such value.
     /// </summary>
-    public static (string File, string Value)? Earlier(DuckDBConnection db, string probeFolder)
+    public static (string File, string Value)? Earlier(DuckDBConnection db, string probeFolder, string span)
     {
         ArgumentNullException.ThrowIfNull(db);
         if (!Directory.Exists(probeFolder))
             return null;
-        var files = Directory.GetFiles(probeFolder, "*.parquet");
+        var files = Directory.GetFiles(probeFolder, span + ".*.parquet");
         if (files.Length != 1)
             return null;
         return Footer(db, files[0]) is { } value ? (files[0], value) : null;
     }
+
+    /// <summary>
+    /// An hour unit's span as its file name starts: <c>YYYY-MM-DDTHH</c> (UTC) of <paramref name="hour"/> since the
+    /// epoch; for null (rows with no time at all), the partition's date.
+    /// </summary>
+    public static string HourSpan(long? hour, DateOnly date) => hour is { } h
+        ? DateTimeOffset.UnixEpoch.AddHours(h).ToString("yyyy-MM-dd'T'HH", CultureInfo.InvariantCulture)
+        : date.ToString(LakeLayout.DateFormat, CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Records, in a capture's partial folder, the hours (since the epoch) that a partial has rows in: the hour units it
+    /// feeds, so that a merge reads one small file per capture instead of the partial. Null (no time) is written as
+    /// <c>none</c>. Durable before the partial folder is renamed into place: a lost line would drop a unit's rows.
+    /// </summary>
+    public static void WriteHours(string file, IEnumerable<long?> hours)
+    {
+        var text = string.Concat(hours.Select(h => (h?.ToString(CultureInfo.InvariantCulture) ?? NoHour) + "\n"));
+        DurableFiles.WriteAtomically(file, Encoding.UTF8.GetBytes(text));
+    }
+
+    /// <summary>The hours <see cref="WriteHours"/> recorded.</summary>
+    public static List<long?> ReadHours(string file) =>
+        File.ReadAllLines(file).Select(l => l == NoHour ? (long?)null : long.Parse(l, CultureInfo.InvariantCulture)).ToList();
+
+    private const string NoHour = "none";
 
     /// <summary>The <see cref="FooterKey"/> value of <paramref name="file"/>, or null.</summary>
     public static string? Footer(DuckDBConnection db, string file)
@@ -94,7 +120,7 @@ internal static class MergeUnits
             return 0;
         using var command = db.CreateCommand();
         command.CommandText = $"SELECT count(*) FROM read_parquet([{string.Join(", ", files.Select(AggregateSql.Quote))}], hive_partitioning = false)";
-        return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
     }
 
     /// <summary>Writes <paramref name="query"/>'s rows to <paramref name="target"/> as zstd Parquet; returns the rows.</summary>
