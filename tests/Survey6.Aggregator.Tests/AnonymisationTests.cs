@@ -269,9 +269,10 @@ public class AnonymisationTests
 
         // Every output file names the key, the hidden per-capture files too: the tracked connections and the seven partials.
         var files = Directory.EnumerateFiles(w.LakeDirectory, "*.parquet", SearchOption.AllDirectories).ToList();
-        // Per capture three files; per dataset one, but flows has one per probe (3) and connections one per probe and hour (3);
-        // the seven partials of each capture; the date's merged dns and icmpv6 state (3 each).
-        Assert.Equal(4 * 3 + (LakeLayout.AggregateDatasets.Count - 2) + 3 + 3 + (4 * 7) + 6, files.Count);
+        // Per capture three files; per dataset one, but flows and connections have one per probe and hour (3 each);
+        // the seven partials of each capture; the date's merged dns state (keys, clients, servers, AAAA answers) and
+        // icmpv6 state (keys, sources, destinations).
+        Assert.Equal(4 * 3 + (LakeLayout.AggregateDatasets.Count - 2) + 3 + 3 + (4 * 7) + 4 + 3, files.Count);
         foreach (var file in files)
         {
             var ids = Workspace.Rows(db, $"SELECT decode(value) FROM parquet_kv_metadata({Workspace.Q(file)}) WHERE decode(key) = 'survey6.anonymisation_key_id'");

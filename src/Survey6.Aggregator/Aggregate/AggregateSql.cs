@@ -32,8 +32,9 @@ internal static class AggregateSql
     /// Bumped whenever a dataset's columns change while the partials do not, so that dates merged before are merged
     /// again from their partials. 2: typed TIMESTAMP columns beside the nanosecond ones, <c>summary.hour</c> UTC.
     /// 3: <c>connections</c> as one file per probe and hour. 4: <c>flows</c> per hour, one file per probe and hour.
+    /// 5: <c>dns</c>' AAAA answers as pairs in the merged state.
     /// </summary>
-    public const int DatasetFormat = 4;
+    public const int DatasetFormat = 5;
 
     /// <summary>
     /// A first and last time as the datasets carry them: TIMESTAMPTZ (Parquet TIMESTAMP, UTC-adjusted, microseconds;
@@ -334,9 +335,11 @@ internal static class AggregateSql
     /// the keys with their mergeable columns (<paramref name="Sums"/>, over the earlier state's rows and the added
     /// partials' rows as <paramref name="FromPartial"/> gives them), and one <c>DATASET_LIST</c> per list of
     /// <paramref name="Lists"/>, the distinct (key, value) pairs, as rows rather than lists so that DuckDB can spill
-    /// them. It is kept so that a run merges only the partials added since (docs/datasets.md, "Incremental design").
+    /// them. <paramref name="Counted"/> are the lists the dataset gives as numbers (<see cref="StateCounts"/>); the others
+    /// it gives as sorted lists, made one file's keys at a time. It is kept so that a run merges only the partials added
+    /// since (docs/datasets.md, "Incremental design").
     /// </summary>
-    internal sealed record MergedState(string Dataset, string Partial, string[] Key, string Sums, string FromPartial, string[] Lists)
+    internal sealed record MergedState(string Dataset, string Partial, string[] Key, string Sums, string FromPartial, string[] Lists, string[] Counted)
     {
         public string KeysFile(string folder) => Path.Combine(folder, Dataset + "_keys.parquet");
 
@@ -354,16 +357,17 @@ internal static class AggregateSql
         CAST(sum(responses) AS BIGINT) AS responses,
         min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns,
         CAST(sum(aaaa_records) AS BIGINT) AS aaaa_records,
-        list_distinct(flatten(list(aaaa) FILTER (WHERE aaaa IS NOT NULL))) AS aaaa,
         list_distinct(flatten(list(probes))) AS probes
         """,
-        "* EXCLUDE (clients, servers, probe_id), [probe_id] AS probes",
+        "* EXCLUDE (clients, servers, aaaa, probe_id), [probe_id] AS probes",
+        ["clients", "servers", "aaaa"],
         ["clients", "servers"]);
 
     public static readonly MergedState Icmpv6State = new(
         "icmpv6", Icmpv6Partial, Icmpv6Key,
         "CAST(sum(packets) AS BIGINT) AS packets, min(first_seen_ns) AS first_seen_ns, max(last_seen_ns) AS last_seen_ns",
         "* EXCLUDE (sources, destinations)",
+        ["sources", "destinations"],
         ["sources", "destinations"]);
 
     /// <summary>
@@ -387,17 +391,25 @@ internal static class AggregateSql
         return MergeTouched(state.Key, readEarlier, fromAdded, rows => $"SELECT {key}, {state.Sums} FROM ({rows}) GROUP BY {key}");
     }
 
-    /// <summary>The state's distinct (key, value) pairs of the partials' list <paramref name="list"/>.</summary>
+    /// <summary>
+    /// The state's distinct (key, value) pairs of the partials' list <paramref name="list"/>, from the earlier state's
+    /// (null: none) and the added partials'. As for the keys (<see cref="StateKeys"/>), only the pairs of the keys the
+    /// added partials touch are made distinct again, and the earlier state's other pairs are copied: a DISTINCT over every
+    /// pair of the day ran out of DuckDB's 512 MiB at 50 M packets of new traffic (docs/performance.md).
+    /// </summary>
     public static string StatePairs(MergedState state, string? earlier, IReadOnlyList<string> added, string list)
     {
         ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(added);
         var key = string.Join(", ", state.Key);
-        var sources = new List<string>();
-        if (earlier is not null)
-            sources.Add($"SELECT {key}, v FROM read_parquet({Quote(earlier)}, hive_partitioning = false)");
-        if (added.Count > 0)
-            sources.Add($"SELECT {key}, unnest({list}) AS v FROM {ReadFiles(added)}");
-        return $"SELECT DISTINCT {key}, v FROM ({string.Join(" UNION ALL ", sources)}) WHERE v IS NOT NULL";
+        var fromAdded = $"SELECT {key}, unnest({list}) AS v FROM {ReadFiles(added)}";
+        static string Distinct(string key, string rows) => $"SELECT DISTINCT {key}, v FROM ({rows}) WHERE v IS NOT NULL";
+        if (earlier is null)
+            return Distinct(key, fromAdded);
+        var readEarlier = $"read_parquet({Quote(earlier)}, hive_partitioning = false)";
+        if (added.Count == 0)
+            return $"SELECT * FROM {readEarlier}";
+        return MergeTouched(state.Key, readEarlier, fromAdded, rows => Distinct(key, rows));
     }
 
     /// <summary>
@@ -410,8 +422,8 @@ internal static class AggregateSql
     {
         ArgumentNullException.ThrowIfNull(state);
         var key = string.Join(", ", state.Key);
-        var sides = state.Lists.Select((list, i) => $"SELECT {key}, {i} AS side FROM read_parquet({Quote(state.ListFile(folder, list))}, hive_partitioning = false)");
-        var counts = state.Lists.Select((list, i) => $"count(*) FILTER (WHERE side = {i}) AS n_{list}");
+        var sides = state.Counted.Select((list, i) => $"SELECT {key}, {i} AS side FROM read_parquet({Quote(state.ListFile(folder, list))}, hive_partitioning = false)");
+        var counts = state.Counted.Select((list, i) => $"count(*) FILTER (WHERE side = {i}) AS n_{list}");
         return $"""
             CREATE OR REPLACE TEMP TABLE {state.CountsTable} AS
             SELECT {key}, {string.Join(", ", counts)}
@@ -436,9 +448,14 @@ internal static class AggregateSql
             k.transport, k.qname, k.qtype, k.rcode, k.messages, k.queries, k.responses,
             coalesce(c.n_clients, 0) AS clients, coalesce(c.n_servers, 0) AS servers,
             {SeenTimes("k.first_seen_ns", "k.last_seen_ns")},
-            coalesce(k.aaaa_records, 0) AS aaaa_records, coalesce(list_sort(k.aaaa), []) AS aaaa, list_sort(k.probes) AS probes
+            coalesce(k.aaaa_records, 0) AS aaaa_records, coalesce(a.aaaa, []) AS aaaa, list_sort(k.probes) AS probes
         FROM read_parquet({Quote(DnsState.KeysFile(folder))}, hive_partitioning = false) k
         LEFT JOIN (SELECT * FROM {DnsState.CountsTable} {InPart("qname", part, parts)}) c ON {SameKey("k", "c", DnsKey)}
+        LEFT JOIN (
+            SELECT {string.Join(", ", DnsKey)}, list(v ORDER BY v) AS aaaa
+            FROM read_parquet({Quote(DnsState.ListFile(folder, "aaaa"))}, hive_partitioning = false)
+            {InPart("qname", part, parts)}
+            GROUP BY ALL) a ON {SameKey("k", "a", DnsKey)}
         {InPart("k.qname", part, parts)}
         ORDER BY k.transport, k.qname NULLS FIRST, k.qtype NULLS FIRST, k.rcode NULLS FIRST
         """;

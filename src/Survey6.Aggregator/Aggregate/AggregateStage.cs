@@ -241,7 +241,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                 // connections are temporary tables that stay in it until their last reader.
                 foreach (var state in new[] { AggregateSql.DnsState, AggregateSql.Icmpv6State })
                 {
-                    WriteState(connection, state, lake.MergedPartials(date), Path.Combine(staged, MergedState), captures, fresh, keyId, _options.DuckDbThreads, ct);
+                    WriteState(connection, state, lake.MergedPartials(date), Path.Combine(staged, MergedState), captures, fresh, keyId, ct);
                     step.Done(state.Partial + " state");
                 }
                 Execute(connection, AggregateSql.AddressTable(Partials(AggregateSql.AddressesPartial), keyId is not null), ct);
@@ -374,7 +374,8 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
         {
             ct.ThrowIfCancellationRequested();
             var (probe, hour) = unit.Key;
-            var span = MergeUnits.HourSpan(hour, date);
+            // Flows of frames with no time at all (neither a timestamp nor a capture window) have no hour: one unit named by the date.
+            var span = hour is { } h ? MergeUnits.HourSpan(h) : date.ToString(LakeLayout.DateFormat, CultureInfo.InvariantCulture);
             var inputs = unit.Select(u => u.Capture).OrderBy(c => c.Partial, StringComparer.Ordinal).ToList();
             var name = MergeUnits.Name(span, [salt, .. inputs.Select(c => c.Partial)]);
             var target = MergeUnits.Place(current, staged, probe, name, out bool isCarried);
@@ -399,18 +400,20 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
     /// <summary>
     /// Writes the date's merged <paramref name="state"/> into <paramref name="staged"/>. When the current state (in
     /// <paramref name="current"/>) merged a subset of the date's partials under the same settings, the new state is it
-    /// plus the partials added since; otherwise (and in a rebuild) it is made from every partial.
+    /// plus the partials added since; otherwise (and in a rebuild) it is made from every partial. Either way the partials
+    /// to add are taken a few at a time (<see cref="StateStepBytes"/>), each step extending the state the step before
+    /// wrote, so that a step's aggregate holds its own partials' keys and never the whole day's.
     /// </summary>
-    private static void WriteState(DuckDBConnection db, AggregateSql.MergedState state, string current, string staged, IReadOnlyList<MergeCapture> captures, bool fresh, string? keyId, int threads, CancellationToken ct)
+    private void WriteState(DuckDBConnection db, AggregateSql.MergedState state, string current, string staged, IReadOnlyList<MergeCapture> captures, bool fresh, string? keyId, CancellationToken ct)
     {
         Directory.CreateDirectory(staged);
         var salt = $"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{keyId}";
         var inputs = captures.OrderBy(c => c.Partial, StringComparer.Ordinal).ToList();
         var earlier = fresh || !File.Exists(state.KeysFile(current)) ? null : MergeUnits.Footer(db, state.KeysFile(current));
         var extended = MergeUnits.Added(earlier, salt, inputs);
-        bool incremental = extended is not null;
-        var added = (extended ?? inputs).ConvertAll(c => c.File(state.Partial));
-        var options = KeyValues(keyId, (MergeUnits.FooterKey, MergeUnits.FooterValue(salt, inputs)));
+        string? from = extended is null ? null : current;
+        var steps = Steps(extended ?? inputs, state.Partial, StateStepBytes(_options));
+        var footer = KeyValues(keyId, (MergeUnits.FooterKey, MergeUnits.FooterValue(salt, inputs)));
         // A state's rows are read back by key, never in file order, and keeping the copied rows' order makes DuckDB
         // buffer them: at 40 M packets of new traffic (2.1 M DNS names) this step was at the edge of its 512MiB. Each
         // DuckDB thread has its own buffers for the copy and its own share of the touched keys' lists, which cannot
@@ -419,14 +422,51 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
         Execute(db, "SET preserve_insertion_order = false; SET threads = 1", ct);
         try
         {
-            MergeUnits.Write(db, AggregateSql.StateKeys(state, incremental ? state.KeysFile(current) : null, added), state.KeysFile(staged), options, ct);
-            foreach (var list in state.Lists)
-                MergeUnits.Write(db, AggregateSql.StatePairs(state, incremental ? state.ListFile(current, list) : null, added, list), state.ListFile(staged, list), KeyValues(keyId), ct);
+            for (int i = 0; i < steps.Count; i++)
+            {
+                ct.ThrowIfCancellationRequested();
+                var target = i == steps.Count - 1 ? staged : Path.Combine(staged, "step" + i.ToString(CultureInfo.InvariantCulture));
+                Directory.CreateDirectory(target);
+                var added = steps[i].ConvertAll(c => c.File(state.Partial));
+                MergeUnits.Write(db, AggregateSql.StateKeys(state, from is null ? null : state.KeysFile(from), added), state.KeysFile(target), footer, ct);
+                foreach (var list in state.Lists)
+                    MergeUnits.Write(db, AggregateSql.StatePairs(state, from is null ? null : state.ListFile(from, list), added, list), state.ListFile(target, list), KeyValues(keyId), ct);
+                if (from is not null && from != current)
+                    Directory.Delete(from, recursive: true);
+                from = target;
+            }
         }
         finally
         {
-            Execute(db, $"SET preserve_insertion_order = true; SET threads = {threads}", CancellationToken.None);
+            Execute(db, $"SET preserve_insertion_order = true; SET threads = {_options.DuckDbThreads}", CancellationToken.None);
         }
+    }
+
+    /// <summary>
+    /// How much of the partials (their files' bytes, compressed) one step of a state's merge takes: a thirty-second of
+    /// DuckDB's memory: 16 MiB of its 512 MiB with the default 1 GiB <c>Aggregator:MemoryLimit</c>. A batch of ten 500,000-packet captures (10 MB of <c>dns</c>
+    /// partials) is one step; a rebuild of a day of 100 such captures is seven. Merging all the partials of a day of
+    /// 50 M packets of new traffic at once ran out of DuckDB's 512 MiB (docs/performance.md).
+    /// </summary>
+    private static long StateStepBytes(AggregatorOptions options) => Math.Max(1, options.DuckDbMemoryBytes / 32);
+
+    /// <summary>The partials in order, cut into steps of at most <paramref name="bytes"/> of <paramref name="partial"/> files each (at least one file a step); one empty step when there are none.</summary>
+    private static List<List<MergeCapture>> Steps(IReadOnlyList<MergeCapture> partials, string partial, long bytes)
+    {
+        var steps = new List<List<MergeCapture>> { new() };
+        long size = 0;
+        foreach (var capture in partials)
+        {
+            var length = new FileInfo(capture.File(partial)).Length;
+            if (steps[^1].Count > 0 && size + length > bytes)
+            {
+                steps.Add([]);
+                size = 0;
+            }
+            steps[^1].Add(capture);
+            size += length;
+        }
+        return steps;
     }
 
     /// <summary>

@@ -309,7 +309,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
             ct.ThrowIfCancellationRequested();
             var (digest, count) = stitched.GetValueOrDefault((probe, hour));
             var name = MergeUnits.Name(
-                MergeUnits.HourSpan(hour, default),
+                MergeUnits.HourSpan(hour),
                 [unitSalt, hour.ToString(System.Globalization.CultureInfo.InvariantCulture), $"stitched {digest}/{count}",
                  .. inputs.Select(c => $"{c.Partial}/{c.Earlier}/{c.Later}").Order(StringComparer.Ordinal)]);
             var target = MergeUnits.Place(currentFolder, stagedFolder, probe, name, out bool isCarried);

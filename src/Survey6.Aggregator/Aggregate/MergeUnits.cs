@@ -78,13 +78,8 @@ internal static class MergeUnits
         return Footer(db, files[0]) is { } value ? (files[0], value) : null;
     }
 
-    /// <summary>
-    /// An hour unit's span as its file name starts: <c>YYYY-MM-DDTHH</c> (UTC) of <paramref name="hour"/> since the
-    /// epoch; for null (rows with no time at all), the partition's date.
-    /// </summary>
-    public static string HourSpan(long? hour, DateOnly date) => hour is { } h
-        ? DateTimeOffset.UnixEpoch.AddHours(h).ToString("yyyy-MM-dd'T'HH", CultureInfo.InvariantCulture)
-        : date.ToString(LakeLayout.DateFormat, CultureInfo.InvariantCulture);
+    /// <summary>An hour unit's span as its file name starts: <c>YYYY-MM-DDTHH</c> (UTC) of <paramref name="hour"/> since the epoch.</summary>
+    public static string HourSpan(long hour) => DateTimeOffset.UnixEpoch.AddHours(hour).ToString("yyyy-MM-dd'T'HH", CultureInfo.InvariantCulture);
 
     /// <summary>
     /// Records, in a capture's partial folder, the hours (since the epoch) that a partial has rows in: the hour units it
