@@ -73,6 +73,25 @@ public class MemoryLimitTests
     }
 
     [Fact]
+    public void A_merged_states_partials_are_added_in_steps_of_at_most_the_step_size_and_at_least_one_partial()
+    {
+        using var w = new Workspace();
+        MergeCapture Partial(string name, int bytes)
+        {
+            var folder = Path.Combine(w.DataDirectory, "partials", name);
+            Directory.CreateDirectory(folder);
+            File.WriteAllBytes(Path.Combine(folder, "dns.parquet"), new byte[bytes]);
+            return new MergeCapture(name, "probe-a", folder, name, false, false);
+        }
+        var partials = new[] { Partial("a", 300), Partial("b", 300), Partial("c", 500), Partial("d", 900), Partial("e", 100) };
+
+        // 600 bytes a step: a and b together; c alone (c and d would be 1,400); d alone although larger; then e.
+        var steps = AggregateStage.Steps(partials, "dns", 600);
+        Assert.Equal(["a b", "c", "d", "e"], steps.Select(s => string.Join(' ', s.Select(p => p.Partial))));
+        Assert.Equal([[]], AggregateStage.Steps([], "dns", 600));
+    }
+
+    [Fact]
     public async Task A_date_with_more_DNS_names_than_one_file_holds_is_written_in_files_by_name_each_sorted_together_the_same_rows()
     {
         using var w = await AggregateTests.BuildAsync();

@@ -451,7 +451,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
     private static long StateStepBytes(AggregatorOptions options) => Math.Max(1, options.DuckDbMemoryBytes / 32);
 
     /// <summary>The partials in order, cut into steps of at most <paramref name="bytes"/> of <paramref name="partial"/> files each (at least one file a step); one empty step when there are none.</summary>
-    private static List<List<MergeCapture>> Steps(IReadOnlyList<MergeCapture> partials, string partial, long bytes)
+    internal static List<List<MergeCapture>> Steps(IReadOnlyList<MergeCapture> partials, string partial, long bytes)
     {
         var steps = new List<List<MergeCapture>> { new() };
         long size = 0;
