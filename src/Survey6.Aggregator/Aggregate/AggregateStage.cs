@@ -132,7 +132,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                     Execute(connection, $"COPY ({AggregateSql.Partial(name)}) TO {AggregateSql.Quote(file)} (FORMAT parquet, COMPRESSION zstd{keyValues})", ct);
                     Flush(file);
                 }
-                WriteFlowHours(connection, staged);
+                MergeUnits.WriteHours(Path.Combine(staged, FlowHoursName), MergeUnits.HoursIn(connection, Path.Combine(staged, AggregateSql.FlowsPartial + ".parquet"), "h"));
                 connections.Write(connection, lake, item.PacketsFile, item.Sha256, date, staged, keyId, ct);
                 Flush(Path.Combine(staged, ConnectionPartials.PartialName + ".parquet"));
                 ConnectionPartials.WriteHours(connection, staged);
@@ -264,7 +264,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                     if (dataset == LakeLayout.Connections)
                     {
                         // Merge units below the date: only the hours that new captures touch are written (docs/datasets.md).
-                        var salt = $"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{ConnectionPartials.SettingsTag(_options.Connections)}/{keyId}";
+                        var salt = $"{UnitSalt(keyId)}/{ConnectionPartials.SettingsTag(_options.Connections)}";
                         rows[dataset] = ConnectionPartials.WriteUnits(connection, captures, fresh ? null : lake.DatePartition(dataset, date), folder, salt, keyId is not null, keyValues, ct);
                         step.Done(dataset);
                         continue;
@@ -339,18 +339,11 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
     /// <summary>Beside a capture's flows partial: the hours it has rows in (<see cref="MergeUnits.WriteHours"/>).</summary>
     private const string FlowHoursName = AggregateSql.FlowsPartial + ".hours";
 
-    private static void WriteFlowHours(DuckDBConnection db, string partialFolder)
-    {
-        var hours = new List<long?>();
-        using (var command = db.CreateCommand())
-        {
-            command.CommandText = $"SELECT DISTINCT h FROM read_parquet({AggregateSql.Quote(Path.Combine(partialFolder, AggregateSql.FlowsPartial + ".parquet"))}) ORDER BY h NULLS FIRST";
-            using var reader = command.ExecuteReader();
-            while (reader.Read())
-                hours.Add(reader.IsDBNull(0) ? null : reader.GetInt64(0));
-        }
-        MergeUnits.WriteHours(Path.Combine(partialFolder, FlowHoursName), hours);
-    }
+    /// <summary>
+    /// What a merged file made from partials depends on besides them: the dataset and partial formats and the
+    /// anonymisation key. Part of a unit's name and of its footer (<see cref="MergeUnits.FooterValue"/>).
+    /// </summary>
+    private static string UnitSalt(string? keyId) => $"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{keyId}";
 
     /// <summary>
     /// <c>flows</c> as one merge unit per probe and UTC hour (its rows are keyed by probe and hour):
@@ -365,7 +358,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
     {
         long rows = 0;
         var carried = new List<string>();
-        var salt = $"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{keyId}";
+        var salt = UnitSalt(keyId);
         var units = captures
             .SelectMany(c => MergeUnits.ReadHours(Path.Combine(c.Folder, FlowHoursName)).Select(h => (c.ProbeId, Hour: h, Capture: c)))
             .GroupBy(u => (u.ProbeId, u.Hour))
@@ -407,7 +400,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
     private void WriteState(DuckDBConnection db, AggregateSql.MergedState state, string current, string staged, IReadOnlyList<MergeCapture> captures, bool fresh, string? keyId, CancellationToken ct)
     {
         Directory.CreateDirectory(staged);
-        var salt = $"{AggregateSql.DatasetFormat}/{AggregateSql.PartialFormat}/{keyId}";
+        var salt = UnitSalt(keyId);
         var inputs = captures.OrderBy(c => c.Partial, StringComparer.Ordinal).ToList();
         var earlier = fresh || !File.Exists(state.KeysFile(current)) ? null : MergeUnits.Footer(db, state.KeysFile(current));
         var extended = MergeUnits.Added(earlier, salt, inputs);
@@ -444,9 +437,10 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
 
     /// <summary>
     /// How much of the partials (their files' bytes, compressed) one step of a state's merge takes: a thirty-second of
-    /// DuckDB's memory: 16 MiB of its 512 MiB with the default 1 GiB <c>Aggregator:MemoryLimit</c>. A batch of ten 500,000-packet captures (10 MB of <c>dns</c>
-    /// partials) is one step; a rebuild of a day of 100 such captures is seven. Merging all the partials of a day of
-    /// 50 M packets of new traffic at once ran out of DuckDB's 512 MiB (docs/performance.md).
+    /// DuckDB's memory: 16 MiB of its 512 MiB with the default 1 GiB <c>Aggregator:MemoryLimit</c>. A batch of ten
+    /// 500,000-packet captures (about 10 MB of <c>dns</c> partials) is one step; a day of 100 such captures made from
+    /// nothing is about seven. Merging all the partials of a day of 50 M packets of new traffic at once ran out of
+    /// DuckDB's 512 MiB (docs/performance.md).
     /// </summary>
     private static long StateStepBytes(AggregatorOptions options) => Math.Max(1, options.DuckDbMemoryBytes / 32);
 

@@ -344,10 +344,9 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
             : ReadHours(db, capture.File(PartialName));
     }
 
-    private static List<long> ReadHours(DuckDBConnection db, string fragments) => Rows(db, $"""
-        SELECT DISTINCT {AggregateSql.HourOf("ts_ns")}
-        FROM read_parquet({AggregateSql.Quote(fragments)}, hive_partitioning = false) WHERE ts_ns IS NOT NULL ORDER BY 1
-        """).ConvertAll(r => (long)r[0]!);
+    /// <summary>The hours the fragments start in; a fragment always has a first packet, and one without a time would belong to no unit.</summary>
+    private static List<long> ReadHours(DuckDBConnection db, string fragments) =>
+        MergeUnits.HoursIn(db, fragments, AggregateSql.HourOf("ts_ns")).Where(h => h is not null).Select(h => h!.Value).ToList();
 
     /// <summary>The hour since the epoch that a time falls in, floored (also before 1970).</summary>
     private static long HourOf(long ns) => ns / NsPerHour - (ns % NsPerHour < 0 ? 1 : 0);

@@ -92,6 +92,22 @@ internal static class MergeUnits
         DurableFiles.WriteAtomically(file, Encoding.UTF8.GetBytes(text));
     }
 
+    /// <summary>
+    /// The distinct hours of <paramref name="file"/>'s rows, by the SQL <paramref name="hour"/> over its columns (no
+    /// time: null, first), in order: what <see cref="WriteHours"/> records for a partial.
+    /// </summary>
+    public static List<long?> HoursIn(DuckDBConnection db, string file, string hour)
+    {
+        ArgumentNullException.ThrowIfNull(db);
+        var hours = new List<long?>();
+        using var command = db.CreateCommand();
+        command.CommandText = $"SELECT DISTINCT {hour} AS h FROM read_parquet({AggregateSql.Quote(file)}, hive_partitioning = false) ORDER BY h NULLS FIRST";
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+            hours.Add(reader.IsDBNull(0) ? null : reader.GetInt64(0));
+        return hours;
+    }
+
     /// <summary>The hours <see cref="WriteHours"/> recorded.</summary>
     public static List<long?> ReadHours(string file) =>
         File.ReadAllLines(file).Select(l => l == NoHour ? (long?)null : long.Parse(l, CultureInfo.InvariantCulture)).ToList();
