@@ -409,7 +409,7 @@ public sealed partial class WebPagesTests
             if (device == "laptop")
             {
                 await ui.SubmitLoginAsync(WebUi.Password);
-                await ui.Page.WaitForURLAsync(WebUi.FleetUrl());
+                await ui.WaitForFleetPageAsync();
             }
 
             foreach (var (name, path, heading, key) in pages)

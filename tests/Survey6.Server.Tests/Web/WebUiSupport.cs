@@ -77,11 +77,20 @@ internal sealed partial class WebUi : IAsyncDisposable
     {
         await Page.GotoAsync(Url("/login"));
         await SubmitLoginAsync(Password);
+        await WaitForFleetPageAsync();
+    }
+
+    /// <summary>Waits until a submitted login has landed on the fleet page, or says where the browser is instead.</summary>
+    public async Task WaitForFleetPageAsync()
+    {
         try
         {
-            await Page.WaitForURLAsync(FleetUrl());
+            // The fleet page's table is the signal, not the load event: after the login's POST and redirect, the
+            // load event was once not reported to the test within a minute although the page had rendered.
+            await Page.WaitForURLAsync(FleetUrl(), new() { WaitUntil = WaitUntilState.Commit });
+            await Page.Locator("table#fleet").WaitForAsync();
         }
-        catch (TimeoutException e)
+        catch (Exception e) when (e is TimeoutException or PlaywrightException)
         {
             // Say where the browser stands instead (a refused login shows its message on the page).
             throw new TimeoutException($"login did not reach the fleet page; the browser is at {Page.Url} showing:\n{await Page.InnerTextAsync("body", new() { Timeout = 5000 })}", e);
