@@ -5,7 +5,7 @@ namespace Survey6.Aggregator.Aggregate;
 /// <summary>
 /// The SQL of the aggregate stage, in two halves (docs/datasets.md, "Incremental design"):
 /// <list type="bullet">
-/// <item>per capture: <see cref="CapturePackets"/> loads one capture's packets into the temp table <c>pk</c> with
+/// <item>per capture: <see cref="CapturePackets"/> puts one capture's packets in the temp view <c>pk</c> with
 /// the duplicate flag, then one partial query per dataset aggregates it into mergeable columns (counts and sums,
 /// min/max, bit-or, distinct sets as lists);</item>
 /// <item>per date: the merge queries read every current partial of the date and give the datasets' final rows.</item>
@@ -65,39 +65,56 @@ internal static class AggregateSql
     private static string ReadPartial(string glob) => $"read_parquet({Quote(glob)}, hive_partitioning = false)";
 
     /// <summary>
-    /// One capture's packets, cleaned. A frame is an exact duplicate when an identical frame (same probe, timestamp,
-    /// lengths and content hash) comes before it in the order (capture SHA-256, frame number): earlier in the same
-    /// capture, or anywhere in an overlapping capture of the same probe with a smaller SHA-256
+    /// The temp table of the frame numbers of one capture that are exact duplicates (<see cref="CapturePackets"/>).
+    /// </summary>
+    public const string CaptureDuplicates = "pk_duplicates";
+
+    /// <summary>
+    /// One capture's packets, cleaned: the temp view <c>pk</c> over its packets file, with <c>duplicate</c> true for
+    /// the frames in <see cref="CaptureDuplicates"/>. A frame is an exact duplicate when an identical frame (same
+    /// probe, timestamp, lengths and content hash) comes before it in the order (capture SHA-256, frame number):
+    /// earlier in the same capture, or anywhere in an overlapping capture of the same probe with a smaller SHA-256
     /// (<paramref name="earlierCaptures"/>; only their frames inside this capture's time span are read). So which
     /// copy is kept does not depend on arrival order. Frames without a timestamp are never duplicates. <c>t_ns</c>
     /// places them at their capture's window start.
     /// </summary>
+    /// <remarks>
+    /// A view rather than a table of every column: each partial reads only the columns it needs from the Parquet
+    /// file, and the duplicates, usually none, are a small table of frame numbers (docs/performance.md, "The capture's
+    /// packets as a view").
+    /// </remarks>
     public static string CapturePackets(string packetsFile, IReadOnlyList<string> earlierCaptures, long? fromNs, long? toNs)
     {
-        var earlier = earlierCaptures.Count == 0
-            ? "false"
+        var packets = $"read_parquet({Quote(packetsFile)}, hive_partitioning = false)";
+        var inEarlier = earlierCaptures.Count == 0
+            ? ""
             : $"""
-              EXISTS (SELECT 1 FROM read_parquet([{string.Join(", ", earlierCaptures.Select(Quote))}], hive_partitioning = false) e
-                      WHERE e.time_epoch_ns = src.time_epoch_ns AND e.frame_hash IS NOT DISTINCT FROM src.frame_hash
-                        AND e.cap_len = src.cap_len AND e.frame_len = src.frame_len
-                        {(fromNs is { } f && toNs is { } t ? $"AND e.time_epoch_ns BETWEEN {f} AND {t}" : "")})
+
+              UNION
+              SELECT frame FROM timed src
+              WHERE EXISTS (SELECT 1 FROM read_parquet([{string.Join(", ", earlierCaptures.Select(Quote))}], hive_partitioning = false) e
+                            WHERE e.time_epoch_ns = src.time_epoch_ns AND e.frame_hash IS NOT DISTINCT FROM src.frame_hash
+                              AND e.cap_len = src.cap_len AND e.frame_len = src.frame_len
+                              {(fromNs is { } f && toNs is { } t ? $"AND e.time_epoch_ns BETWEEN {f} AND {t}" : "")})
               """;
-        // Repeats inside one capture are rare: a narrow GROUP BY finds them, instead of a window over every column.
+        // Repeats inside one capture are rare: a narrow GROUP BY finds them, and only their frames are numbered.
         return $"""
-            CREATE OR REPLACE TEMP TABLE pk AS
-            WITH repeats AS (
-                SELECT time_epoch_ns, frame_hash, cap_len, frame_len, min(frame) AS kept
-                FROM read_parquet({Quote(packetsFile)}, hive_partitioning = false)
-                WHERE time_epoch_ns IS NOT NULL
+            CREATE OR REPLACE TEMP TABLE {CaptureDuplicates} AS
+            WITH timed AS (
+                SELECT frame, time_epoch_ns, frame_hash, cap_len, frame_len FROM {packets} WHERE time_epoch_ns IS NOT NULL
+            ),
+            repeats AS (
+                SELECT time_epoch_ns, frame_hash, cap_len, frame_len FROM timed
                 GROUP BY time_epoch_ns, frame_hash, cap_len, frame_len
                 HAVING count(*) > 1
-            ),
-            src AS (
-                SELECT p.*, r.kept
-                FROM read_parquet({Quote(packetsFile)}, hive_partitioning = false) p
-                LEFT JOIN repeats r ON r.time_epoch_ns = p.time_epoch_ns AND r.frame_hash IS NOT DISTINCT FROM p.frame_hash
-                    AND r.cap_len = p.cap_len AND r.frame_len = p.frame_len
             )
+            SELECT frame FROM (
+                SELECT s.frame, row_number() OVER (PARTITION BY s.time_epoch_ns, s.frame_hash, s.cap_len, s.frame_len ORDER BY s.frame) AS copy
+                FROM timed s SEMI JOIN repeats r ON r.time_epoch_ns = s.time_epoch_ns AND r.frame_hash IS NOT DISTINCT FROM s.frame_hash
+                    AND r.cap_len = s.cap_len AND r.frame_len = s.frame_len
+            )
+            WHERE copy > 1{inEarlier};
+            CREATE OR REPLACE TEMP VIEW pk AS
             SELECT
                 probe_id, capture_sha256, frame, interface_id, frame_len, cap_len, encapsulation,
                 flow_src, flow_dst, flow_protocol, flow_src_port, flow_dst_port, flow_payload_len,
@@ -105,8 +122,8 @@ internal static class AggregateSql
                 dns_transport, dns_response, dns_qname, dns_qtype, dns_rcode, dns_aaaa,
                 malformed, truncated,
                 coalesce(time_epoch_ns, window_start_ns) AS t_ns,
-                time_epoch_ns IS NOT NULL AND (coalesce(frame <> kept, false) OR {earlier}) AS duplicate
-            FROM src
+                coalesce(frame IN (SELECT frame FROM {CaptureDuplicates}), false) AS duplicate
+            FROM {packets};
             """;
     }
 

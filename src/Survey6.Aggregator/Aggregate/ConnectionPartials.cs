@@ -78,7 +78,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
     {
         ArgumentNullException.ThrowIfNull(db);
         var target = Path.Combine(stagedFolder, PartialName + ".parquet");
-        var head = Rows(db, "SELECT any_value(probe_id), count(*) FILTER (WHERE duplicate) FROM pk")[0];
+        var head = Rows(db, $"SELECT (SELECT any_value(probe_id) FROM pk), (SELECT count(*) FROM {AggregateSql.CaptureDuplicates})")[0];
         if (head[0] is not string probeId)
         {
             ConnectionPartialWriter.Open(target, keyId).Complete();
@@ -123,7 +123,7 @@ internal sealed partial class ConnectionPartials(AggregatorOptions options, ILog
     private void Track(DuckDBConnection db, string capture, string packetsFile, string probeId, string sha256, string target, string? keyId, CancellationToken ct)
     {
         var duplicates = new HashSet<long>();
-        foreach (var row in Rows(db, "SELECT frame FROM pk WHERE duplicate"))
+        foreach (var row in Rows(db, $"SELECT frame FROM {AggregateSql.CaptureDuplicates}"))
             duplicates.Add((long)row[0]!);
         var span = Rows(db, $"SELECT min(window_start_ns), min(time_epoch_ns) FROM read_parquet({AggregateSql.Quote(packetsFile)}, hive_partitioning = false)")[0];
         // The window start must be at or before the first packet; a probe's clock may disagree with its manifest.
