@@ -410,8 +410,9 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
         // A state's rows are read back by key, never in file order, and keeping the copied rows' order makes DuckDB
         // buffer them: at 40 M packets of new traffic (2.1 M DNS names) this step was at the edge of its 512MiB. Each
         // DuckDB thread has its own buffers for the copy and its own share of the touched keys' lists, which cannot
-        // spill: at 45 M packets (2.4 M names) the keys ran out of 512MiB on two threads, and went through on one in the
-        // same CPU time (docs/performance.md).
+        // spill: at 45 M packets (2.4 M names) the keys ran out of 512MiB on two threads, and went through on one
+        // (docs/performance.md). The CPU of one thread against two was not compared in one run; the wall time of this
+        // step is longer on a machine with idle cores.
         Execute(db, "SET preserve_insertion_order = false; SET threads = 1", ct);
         try
         {
