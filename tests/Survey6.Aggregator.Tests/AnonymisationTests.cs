@@ -270,9 +270,9 @@ public class AnonymisationTests
         // Every output file names the key, the hidden per-capture files too: the tracked connections and the seven partials.
         var files = Directory.EnumerateFiles(w.LakeDirectory, "*.parquet", SearchOption.AllDirectories).ToList();
         // Per capture three files; per dataset one, but flows and connections have one per probe and hour (3 each);
-        // the seven partials of each capture; the date's merged dns state (keys, clients, servers, AAAA answers) and
-        // icmpv6 state (keys, sources, destinations).
-        Assert.Equal(4 * 3 + (LakeLayout.AggregateDatasets.Count - 2) + 3 + 3 + (4 * 7) + 4 + 3, files.Count);
+        // the seven partials of each capture; the date's merged dns state (keys, clients, servers, AAAA answers, counts)
+        // and icmpv6 state (keys, sources, destinations, counts).
+        Assert.Equal(4 * 3 + (LakeLayout.AggregateDatasets.Count - 2) + 3 + 3 + (4 * 7) + 5 + 4, files.Count);
         foreach (var file in files)
         {
             var ids = Workspace.Rows(db, $"SELECT decode(value) FROM parquet_kv_metadata({Workspace.Q(file)}) WHERE decode(key) = 'survey6.anonymisation_key_id'");

@@ -32,9 +32,9 @@ internal static class AggregateSql
     /// Bumped whenever a dataset's columns change while the partials do not, so that dates merged before are merged
     /// again from their partials. 2: typed TIMESTAMP columns beside the nanosecond ones, <c>summary.hour</c> UTC.
     /// 3: <c>connections</c> as one file per probe and hour. 4: <c>flows</c> per hour, one file per probe and hour.
-    /// 5: <c>dns</c>' AAAA answers as pairs in the merged state.
+    /// 5: <c>dns</c>' AAAA answers as pairs in the merged state. 6: the merged states keep their per-key pair counts.
     /// </summary>
-    public const int DatasetFormat = 5;
+    public const int DatasetFormat = 6;
 
     /// <summary>
     /// A first and last time as the datasets carry them: TIMESTAMPTZ (Parquet TIMESTAMP, UTC-adjusted, microseconds;
@@ -352,7 +352,8 @@ internal static class AggregateSql
     /// the keys with their mergeable columns (<paramref name="Sums"/>, over the earlier state's rows and the added
     /// partials' rows as <paramref name="FromPartial"/> gives them), and one <c>DATASET_LIST</c> per list of
     /// <paramref name="Lists"/>, the distinct (key, value) pairs, as rows rather than lists so that DuckDB can spill
-    /// them. <paramref name="Counted"/> are the lists the dataset gives as numbers (<see cref="StateCounts"/>); the others
+    /// them. <paramref name="Counted"/> are the lists the dataset gives as numbers, kept per key in <c>DATASET_counts</c>
+    /// (<see cref="StateCounts"/>); the others
     /// it gives as sorted lists, made one file's keys at a time. It is kept so that a run merges only the partials added
     /// since (docs/datasets.md, "Incremental design").
     /// </summary>
@@ -362,8 +363,8 @@ internal static class AggregateSql
 
         public string ListFile(string folder, string list) => Path.Combine(folder, Dataset + "_" + list + ".parquet");
 
-        /// <summary>The temporary table of per-key pair counts (<see cref="StateCounts"/>).</summary>
-        public string CountsTable => Dataset + "_counts";
+        /// <summary>The per-key numbers of distinct values of the <see cref="Counted"/> lists (<see cref="StateCounts"/>).</summary>
+        public string CountsFile(string folder) => Path.Combine(folder, Dataset + "_counts.parquet");
     }
 
     public static readonly MergedState DnsState = new(
@@ -430,22 +431,32 @@ internal static class AggregateSql
     }
 
     /// <summary>
-    /// Per key of <paramref name="state"/>, its numbers of distinct values in each list (<c>n_LIST</c>), from the state's
-    /// pairs files in <paramref name="folder"/>, as a temporary table (<c>STATE_counts</c>) that DuckDB can spill. One
-    /// aggregate over all the lists, made before the dataset's query: joining each list's counts and sorting the keys in
-    /// one query ran out of DuckDB's 512 MiB on a day of 1.7 M DNS names (docs/performance.md).
+    /// Per key of <paramref name="state"/>, its numbers of distinct values in each counted list (<c>n_LIST</c>), from
+    /// the earlier state's counts (null: none) and the pairs files just written to <paramref name="folder"/>. As for the
+    /// pairs (<see cref="StatePairs"/>), only the keys the <paramref name="added"/> partials touch are counted again; the
+    /// other keys' counts are copied. Counting every pair of the day in each run, as a temporary table before the
+    /// dataset's query, cost the day's pairs every run and held the day's keys in DuckDB's memory: a day of 4.8 M DNS
+    /// names ran out of its 512 MiB there (docs/performance.md).
     /// </summary>
-    public static string StateCounts(MergedState state, string folder)
+    public static string StateCounts(MergedState state, string? earlier, IReadOnlyList<string> added, string folder)
     {
         ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(added);
         var key = string.Join(", ", state.Key);
-        var sides = state.Counted.Select((list, i) => $"SELECT {key}, {i} AS side FROM read_parquet({Quote(state.ListFile(folder, list))}, hive_partitioning = false)");
-        var counts = state.Counted.Select((list, i) => $"count(*) FILTER (WHERE side = {i}) AS n_{list}");
+        var pairs = string.Join(" UNION ALL ", state.Counted.Select((list, i) =>
+            $"SELECT {key}, {i} AS side FROM read_parquet({Quote(state.ListFile(folder, list))}, hive_partitioning = false)"));
+        var counts = string.Join(", ", state.Counted.Select((list, i) => $"count(*) FILTER (WHERE side = {i}) AS n_{list}"));
+        string Count(string rows) => $"SELECT {key}, {counts} FROM ({rows}) GROUP BY {key}";
+        if (earlier is null)
+            return Count(pairs);
+        var readEarlier = $"read_parquet({Quote(earlier)}, hive_partitioning = false)";
+        if (added.Count == 0)
+            return $"SELECT * FROM {readEarlier}";
         return $"""
-            CREATE OR REPLACE TEMP TABLE {state.CountsTable} AS
-            SELECT {key}, {string.Join(", ", counts)}
-            FROM ({string.Join(" UNION ALL ", sides)})
-            GROUP BY {key}
+            WITH touched AS (SELECT DISTINCT {key} FROM {ReadFiles(added)})
+            SELECT e.* FROM {readEarlier} e ANTI JOIN touched t ON {SameKey("e", "t", state.Key)}
+            UNION ALL BY NAME
+            {Count($"SELECT p.* FROM ({pairs}) p SEMI JOIN touched t ON {SameKey("p", "t", state.Key)}")}
             """;
     }
 
@@ -457,7 +468,7 @@ internal static class AggregateSql
 
     /// <summary>
     /// File <paramref name="part"/> of <paramref name="parts"/> of the <c>dns</c> dataset from the date's merged state
-    /// (<see cref="DnsState"/>) in <paramref name="folder"/>, after <see cref="Prepare"/>: the names whose hash falls in
+    /// (<see cref="DnsState"/>) in <paramref name="folder"/>: the names whose hash falls in
     /// the part, sorted, so that each sort holds a share of the day rather than all of it.
     /// </summary>
     public static string Dns(string folder, int part = 0, int parts = 1) => $"""
@@ -467,7 +478,9 @@ internal static class AggregateSql
             {SeenTimes("k.first_seen_ns", "k.last_seen_ns")},
             coalesce(k.aaaa_records, 0) AS aaaa_records, coalesce(a.aaaa, []) AS aaaa, list_sort(k.probes) AS probes
         FROM read_parquet({Quote(DnsState.KeysFile(folder))}, hive_partitioning = false) k
-        LEFT JOIN (SELECT * FROM {DnsState.CountsTable} {InPart("qname", part, parts)}) c ON {SameKey("k", "c", DnsKey)}
+        LEFT JOIN (
+            SELECT * FROM read_parquet({Quote(DnsState.CountsFile(folder))}, hive_partitioning = false)
+            {InPart("qname", part, parts)}) c ON {SameKey("k", "c", DnsKey)}
         LEFT JOIN (
             SELECT {string.Join(", ", DnsKey)}, list(v ORDER BY v) AS aaaa
             FROM read_parquet({Quote(DnsState.ListFile(folder, "aaaa"))}, hive_partitioning = false)
@@ -480,14 +493,6 @@ internal static class AggregateSql
     /// <summary>The WHERE clause of part <paramref name="part"/> of <paramref name="parts"/> by a hash of <paramref name="column"/>; none for one part.</summary>
     private static string InPart(string column, int part, int parts) => parts == 1 ? "" : $"WHERE hash({column}) % {parts} = {part}";
 
-    /// <summary>What must run before <paramref name="dataset"/>'s query: the pair counts of the state it is made from.</summary>
-    public static string? Prepare(string dataset, string stateFolder) => dataset switch
-    {
-        LakeLayout.Dns => StateCounts(DnsState, stateFolder),
-        LakeLayout.Icmpv6 => StateCounts(Icmpv6State, stateFolder),
-        _ => null,
-    };
-
     /// <summary>
     /// The temporary table <paramref name="dataset"/>'s query is the last to read (datasets are written in
     /// <see cref="LakeLayout.AggregateDatasets"/>' order; the address table is read by connections, addresses and
@@ -496,8 +501,6 @@ internal static class AggregateSql
     public static string? LastReaderOf(string dataset) => dataset switch
     {
         LakeLayout.Prefixes => "addr",
-        LakeLayout.Dns => DnsState.CountsTable,
-        LakeLayout.Icmpv6 => Icmpv6State.CountsTable,
         _ => null,
     };
 
@@ -505,7 +508,7 @@ internal static class AggregateSql
     private static string SameKey(string left, string right, string[] keys) =>
         string.Join(" AND ", keys.Select(k => $"{left}.{k} IS NOT DISTINCT FROM {right}.{k}"));
 
-    /// <summary>The <c>icmpv6</c> dataset from the date's merged state (<see cref="Icmpv6State"/>) in <paramref name="folder"/>, after <see cref="StateCounts"/>.</summary>
+    /// <summary>The <c>icmpv6</c> dataset from the date's merged state (<see cref="Icmpv6State"/>) in <paramref name="folder"/>.</summary>
     public static string Icmpv6(string folder) => $"""
         WITH k AS (
             SELECT probe_id, type, code, packets, {SeenTimes("first_seen_ns", "last_seen_ns")}
@@ -515,7 +518,7 @@ internal static class AggregateSql
             k.packets, coalesce(c.n_sources, 0) AS sources, coalesce(c.n_destinations, 0) AS destinations,
             k.first_seen, k.last_seen, k.first_seen_ns, k.last_seen_ns
         FROM k
-        LEFT JOIN {Icmpv6State.CountsTable} c ON {SameKey("k", "c", Icmpv6Key)}
+        LEFT JOIN read_parquet({Quote(Icmpv6State.CountsFile(folder))}, hive_partitioning = false) c ON {SameKey("k", "c", Icmpv6Key)}
         ORDER BY k.probe_id, k.type, k.code NULLS FIRST
         """;
 

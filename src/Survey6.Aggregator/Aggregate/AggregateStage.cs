@@ -280,8 +280,6 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                     };
                     try
                     {
-                        if (AggregateSql.Prepare(dataset, Path.Combine(staged, MergedState)) is { } prepare)
-                            Execute(connection, prepare, ct);
                         rows[dataset] = dataset == LakeLayout.Dns
                             ? WriteDns(connection, Path.Combine(staged, MergedState), folder, keyValues, ct)
                             : MergeUnits.Write(connection, Query(), Path.Combine(folder, LakeLayout.PartitionFile), keyValues, ct);
@@ -425,6 +423,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
                 MergeUnits.Write(db, AggregateSql.StateKeys(state, from is null ? null : state.KeysFile(from), added), state.KeysFile(target), footer, ct);
                 foreach (var list in state.Lists)
                     MergeUnits.Write(db, AggregateSql.StatePairs(state, from is null ? null : state.ListFile(from, list), added, list), state.ListFile(target, list), KeyValues(keyId), ct);
+                MergeUnits.Write(db, AggregateSql.StateCounts(state, from is null ? null : state.CountsFile(from), added, target), state.CountsFile(target), KeyValues(keyId), ct);
                 if (from is not null && from != current)
                     Directory.Delete(from, recursive: true);
                 from = target;
