@@ -314,6 +314,38 @@ public class IncrementalTests
     }
 
     [Fact]
+    public async Task A_dates_pair_counts_are_counted_again_only_for_the_names_the_added_partials_touch()
+    {
+        using var w = new Workspace();
+        var date = new DateOnly(2024, 5, 1);
+        static byte[] Query(string name) => FrameBuilder.Ethernet(0x86DD, FrameBuilder.Ipv6(17, FrameBuilder.Udp(50000, 53, FrameBuilder.DnsQuery(name, 28)), Hosts[0], Hosts[4]));
+        w.Store(new CaptureFile().Add(CaptureFile.At(10, 0, 0), Query("example.org")).Add(CaptureFile.At(10, 0, 1), Query("example.net")).ToArray(), "probe-a");
+        await w.RunAsync(AggregatorStage.Parse);
+        await w.RunAsync(AggregatorStage.Aggregate);
+
+        // The state's counts are changed by hand: only a name whose counts are copied keeps the change.
+        var counts = Path.Combine(w.Lake.MergedPartials(date), "dns_counts.parquet");
+        using (var db = w.DuckDb())
+            Workspace.Rows(db, $"COPY (SELECT * REPLACE (n_clients + 1000 AS n_clients) FROM read_parquet({Workspace.Q(counts)})) TO {Workspace.Q(counts + ".new")} (FORMAT parquet)");
+        File.Move(counts + ".new", counts, overwrite: true);
+
+        w.Store(new CaptureFile().Add(CaptureFile.At(14, 0, 0), Query("example.org")).ToArray(), "probe-b");
+        await w.RunAsync(AggregatorStage.Parse);
+        await w.RunAsync(AggregatorStage.Aggregate);
+        string Clients()
+        {
+            using var db = w.DuckDb();
+            return string.Join(", ", Workspace.Rows(db, $"SELECT qname, clients FROM read_parquet({Workspace.Q(w.Lake.PartitionGlob(LakeLayout.Dns, date))}) ORDER BY qname")
+                .Select(r => $"{r[0]} {r[1]}"));
+        }
+        Assert.Equal("example.net 1001, example.org 1", Clients());
+
+        // A rebuild counts every name again.
+        await w.Runner.RebuildAsync(date, TimeSpan.FromSeconds(30), CancellationToken.None);
+        Assert.Equal("example.net 1, example.org 1", Clients());
+    }
+
+    [Fact]
     public async Task A_late_overlapping_capture_recomputes_the_captures_whose_duplicates_it_decides()
     {
         using var w = new Workspace();

@@ -353,9 +353,8 @@ internal static class AggregateSql
     /// partials' rows as <paramref name="FromPartial"/> gives them), and one <c>DATASET_LIST</c> per list of
     /// <paramref name="Lists"/>, the distinct (key, value) pairs, as rows rather than lists so that DuckDB can spill
     /// them. <paramref name="Counted"/> are the lists the dataset gives as numbers, kept per key in <c>DATASET_counts</c>
-    /// (<see cref="StateCounts"/>); the others
-    /// it gives as sorted lists, made one file's keys at a time. It is kept so that a run merges only the partials added
-    /// since (docs/datasets.md, "Incremental design").
+    /// (<see cref="StateCounts"/>); the others it gives as sorted lists, made one file's keys at a time. It is kept so
+    /// that a run merges only the partials added since (docs/datasets.md, "Incremental design").
     /// </summary>
     internal sealed record MergedState(string Dataset, string Partial, string[] Key, string Sums, string FromPartial, string[] Lists, string[] Counted)
     {
