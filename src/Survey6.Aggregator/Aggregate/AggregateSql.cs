@@ -258,8 +258,9 @@ internal static class AggregateSql
     /// <summary>
     /// An earlier merged file plus added rows, merged again only where the added rows touch: the earlier rows whose
     /// <paramref name="key"/> no added row has are copied as they are (an anti-join), and <paramref name="aggregate"/>
-    /// merges the rest with the added rows (its argument is a query of those rows). So the aggregate holds the added
-    /// keys, not the day's (<see cref="FlowsAdded"/>, <see cref="StateKeys"/>).
+    /// merges the rest with the added rows (its argument is a query of those rows; the CTE <c>touched</c> holds their
+    /// keys). So the aggregate holds the added keys, not the day's (<see cref="FlowsAdded"/>, <see cref="StateKeys"/>,
+    /// <see cref="StatePairs"/>, <see cref="StateCounts"/>).
     /// </summary>
     private static string MergeTouched(string[] key, string readEarlier, string addedRows, Func<string, string> aggregate)
     {
@@ -452,12 +453,9 @@ internal static class AggregateSql
         var readEarlier = $"read_parquet({Quote(earlier)}, hive_partitioning = false)";
         if (added.Count == 0)
             return $"SELECT * FROM {readEarlier}";
-        return $"""
-            WITH touched AS (SELECT DISTINCT {key} FROM {ReadFiles(added)})
-            SELECT e.* FROM {readEarlier} e ANTI JOIN touched t ON {SameKey("e", "t", state.Key)}
-            UNION ALL BY NAME
-            {Count($"SELECT p.* FROM ({pairs}) p SEMI JOIN touched t ON {SameKey("p", "t", state.Key)}")}
-            """;
+        // A touched key's counts are not its earlier counts plus anything: they come from its pairs just made distinct.
+        return MergeTouched(state.Key, readEarlier, $"SELECT {key} FROM {ReadFiles(added)}",
+            _ => Count($"SELECT p.* FROM ({pairs}) p SEMI JOIN touched t ON {SameKey("p", "t", state.Key)}"));
     }
 
     /// <summary>
