@@ -15,6 +15,8 @@
 # are not in LAKE's and the other way round (EXCEPT ALL), e.g. against the --work of a run with another SURVEY6 build
 # and the same --captures and --packets. Writes bench/out/aggregate.md (and prints it); docs/performance.md explains
 # the figures.
+# SURVEY6 names the program timed (default ./survey6, compiled as it runs); SURVEY6="$(bench/shipped.sh)" times the
+# server package's, precompiled (ReadyToRun) as it ships.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 captures=10
@@ -37,6 +39,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 command -v /usr/bin/time >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq time >/dev/null
+command -v capinfos >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq wireshark-common >/dev/null
 mkdir -p "$work/captures" "$root/bench/out"
 out="$root/bench/out/aggregate.md"
 "$survey6" --help >/dev/null
@@ -72,6 +75,8 @@ fi
 
 packet_rows=0
 for f in "${files[@]}"; do packet_rows=$((packet_rows + $(capinfos -c -M "$f" | awk -F: '/Number of packets/ {gsub(/ /, "", $2); print $2}'))); done
+# Every packets-per-CPU-second figure divides by this: a count that failed must stop the bench, not report zero.
+(( packet_rows > 0 )) || { echo "aggregate.sh: could not count the captures' packets with capinfos" >&2; exit 1; }
 packets_bytes="$(du -cb "$lake"/packets | tail -1 | cut -f1)"
 
 results="$work/runs.tsv"

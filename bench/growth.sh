@@ -7,11 +7,13 @@
 # (--packets packets each, CaptureGen's traffic with the probe's own seed, moved to hour B of 2025-01-01 with
 # editcap; with --distinct each batch is new traffic, seed probe + 1000 x batch, so that the day's distinct flows,
 # names and addresses grow with it instead of repeating). Each batch is put where the C&C stores uploads
-# (DATA/captures/PROBE/DATE/SHA.pcapng and its manifest; the bench's `store` mode), then the shipped `survey6 aggregate once --data-dir DATA` runs every stage with the
+# (DATA/captures/PROBE/DATE/SHA.pcapng and its manifest; the bench's `store` mode), then `survey6 aggregate once --data-dir DATA` runs every stage with the
 # product's defaults (parse, aggregate, cleanup; Aggregator:MemoryLimit 1 GiB). Per batch the whole process's CPU
 # (user + system) and peak RSS are recorded, with the packets of the day so far. Writes bench/out/growth.md (and
 # prints it); docs/performance.md explains the figures. probes x batches x packets is the day's size: the defaults
 # give 100 M packets (about 22 GB of captures in --work, which is removed first).
+# SURVEY6 names the program (default ./survey6, compiled as it runs); SURVEY6="$(bench/shipped.sh)" runs the server
+# package's, precompiled (ReadyToRun) as it ships.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 probes=10

@@ -56,6 +56,34 @@ public sealed class PackageContentTests(PackagesFixture packages)
         }
     }
 
+    /// <summary>
+    /// survey6's own assemblies carry ReadyToRun code (deploy/debian/build publishes with it), so that a command or a
+    /// scheduled run does not start by compiling them; an assembly published without it has no managed native header.
+    /// </summary>
+    [Theory]
+    [InlineData("probe", "Survey6.Probe.dll")]
+    [InlineData("server", "Survey6.Aggregator.dll")]
+    public void Survey6s_assemblies_are_precompiled(string which, string mustHave)
+    {
+        var extracted = Directory.CreateTempSubdirectory("s6-r2r-deb-").FullName;
+        try
+        {
+            Tool.Run("dpkg-deb", "-x", which == "probe" ? packages.Probe : packages.Server, extracted).Check();
+            var program = Path.Combine(extracted, "usr", "lib", "survey6-" + which);
+            var own = Directory.GetFiles(program, "Survey6.*.dll");
+            Assert.Contains(Path.Combine(program, mustHave), own);
+            foreach (var assembly in own)
+            {
+                using var pe = new System.Reflection.PortableExecutable.PEReader(File.OpenRead(assembly));
+                Assert.True(pe.PEHeaders.CorHeader?.ManagedNativeHeaderDirectory.Size > 0, Path.GetFileName(assembly) + " holds IL only: not published ReadyToRun");
+            }
+        }
+        finally
+        {
+            Directory.Delete(extracted, recursive: true);
+        }
+    }
+
     [Theory]
     [InlineData("probe")]
     [InlineData("server")]
