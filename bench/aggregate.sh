@@ -38,8 +38,8 @@ while [[ $# -gt 0 ]]; do
         *) echo "aggregate.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
-command -v /usr/bin/time >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq time >/dev/null
-command -v capinfos >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq wireshark-common >/dev/null
+source "$root/bench/need.sh"
+need /usr/bin/time time capinfos tshark
 mkdir -p "$work/captures" "$root/bench/out"
 out="$root/bench/out/aggregate.md"
 "$survey6" --help >/dev/null

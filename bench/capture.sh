@@ -39,13 +39,8 @@ while [[ $# -gt 0 ]]; do
 done
 
 if [[ $EUID -ne 0 ]]; then echo "capture.sh: needs root (network namespaces and capture)" >&2; exit 1; fi
-need=()
-command -v tcpreplay >/dev/null || need+=(tcpreplay)
-command -v tcpdump >/dev/null || need+=(tcpdump)
-command -v capinfos >/dev/null || need+=(tshark)
-if [[ ${#need[@]} -gt 0 ]]; then
-    apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}" >/dev/null
-fi
+source "$root/bench/need.sh"
+need tcpreplay tcpreplay tcpdump tcpdump capinfos tshark
 
 suffix="$(printf '%04x%04x' $RANDOM $RANDOM)"
 ns="s6cap-$suffix"

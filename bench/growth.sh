@@ -34,8 +34,8 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 ((batches <= 24)) || { echo "growth.sh: at most 24 batches (one per hour of the day)" >&2; exit 2; }
-command -v /usr/bin/time >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq time >/dev/null
-command -v editcap >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq wireshark-common >/dev/null
+source "$root/bench/need.sh"
+need /usr/bin/time time editcap tshark
 "$survey6" --help >/dev/null
 version="$("$survey6" --version)"
 dotnet build "$root/bench/Survey6.Aggregator.Bench" -c Release -nologo -v quiet -clp:ErrorsOnly >/dev/null

@@ -88,6 +88,20 @@ public sealed class AggregatorOptions
     /// <summary>Names per <c>dns</c> file: <see cref="DnsNamesPerFile"/>, or one per KiB of DuckDB's memory.</summary>
     public long ResolvedDnsNamesPerFile => DnsNamesPerFile ?? Math.Max(1, DuckDbMemoryBytes >> 10);
 
+    /// <summary>
+    /// How much of the partials (their files' bytes, compressed), e.g. <c>16MiB</c>, one step of a merged state's merge
+    /// (<c>dns</c>, <c>icmpv6</c>) adds to the state: each step extends the state the step before wrote, so that a step's
+    /// aggregate holds its own partials' keys and never the whole day's. Unset: a thirty-second of
+    /// <see cref="DuckDbMemoryBytes"/> (16 MiB of the default 512 MiB; a batch of ten 500,000-packet captures, about
+    /// 10 MB of <c>dns</c> partials, is one step). Merging all the partials of a day of 50 M packets of new traffic at once
+    /// ran out of DuckDB's 512 MiB (docs/performance.md).
+    /// </summary>
+    public string? StateStepSize { get; set; }
+
+    /// <summary>Bytes of partials per step of a merged state: <see cref="StateStepSize"/>, or a thirty-second of DuckDB's memory.</summary>
+    public long ResolvedStateStepBytes =>
+        StateStepSize is { } own && Aggregate.MemorySize.TryParse(own, out long bytes) ? bytes : Math.Max(1, DuckDbMemoryBytes / 32);
+
     /// <summary>DuckDB's memory limit in bytes, from <see cref="DuckDbMemoryLimit"/> or <see cref="MemoryLimit"/> (validated at start).</summary>
     public long DuckDbMemoryBytes =>
         DuckDbMemoryLimit is { } own && Aggregate.MemorySize.TryParse(own, out long bytes) ? bytes
@@ -233,6 +247,8 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
             failures.Add($"MemoryLimit must be a size of at least 256MiB such as 1GiB or 1500MB (is '{options.MemoryLimit}').");
         else if (options.DuckDbMemoryLimit is { } duck && (!Aggregate.MemorySize.TryParse(duck, out long duckBytes) || duckBytes > memory))
             failures.Add($"DuckDbMemoryLimit must be a size such as 512MiB, at most MemoryLimit ({options.MemoryLimit}) (is '{duck}'); leave it unset for half of MemoryLimit.");
+        if (options.StateStepSize is { } step && !Aggregate.MemorySize.TryParse(step, out _))
+            failures.Add($"StateStepSize must be a size such as 16MiB (is '{step}'); leave it unset for a thirty-second of DuckDB's memory.");
         if (options.DnsNamesPerFile is < 1)
             failures.Add($"DnsNamesPerFile must be at least 1 (is {options.DnsNamesPerFile}); leave it unset for one name per KiB of DuckDB's memory.");
         foreach (var (stage, cron) in new[] { ("Parse", options.Schedules.Parse), ("Aggregate", options.Schedules.Aggregate), ("Cleanup", options.Schedules.Cleanup) })

@@ -138,6 +138,16 @@ public class MemoryLimitTests
     }
 
     [Fact]
+    public void A_state_step_must_be_a_size()
+    {
+        using var w = new Workspace(new Dictionary<string, string?> { ["Aggregator:StateStepSize"] = "sixteen" });
+        var e = Assert.ThrowsAny<Exception>(() => w.Options);
+        Assert.Contains("StateStepSize must be a size such as 16MiB (is 'sixteen'); leave it unset for a thirty-second of DuckDB's memory.", e.Message, StringComparison.Ordinal);
+        Assert.Equal(16L << 20, new AggregatorOptions().ResolvedStateStepBytes);
+        Assert.Equal(1L, new AggregatorOptions { StateStepSize = "1B" }.ResolvedStateStepBytes);
+    }
+
+    [Fact]
     public void DNS_names_per_file_must_be_positive()
     {
         using var w = new Workspace(new Dictionary<string, string?> { ["Aggregator:DnsNamesPerFile"] = "0" });

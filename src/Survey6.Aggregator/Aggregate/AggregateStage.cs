@@ -391,9 +391,10 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
     /// <summary>
     /// Writes the date's merged <paramref name="state"/> into <paramref name="staged"/>. When the current state (in
     /// <paramref name="current"/>) merged a subset of the date's partials under the same settings, the new state is it
-    /// plus the partials added since; otherwise (and in a rebuild) it is made from every partial. Either way the partials
-    /// to add are taken a few at a time (<see cref="StateStepBytes"/>), each step extending the state the step before
-    /// wrote, so that a step's aggregate holds its own partials' keys and never the whole day's.
+    /// plus the partials added since, unless making it again reads less (<see cref="RebuildIsSmaller"/>); otherwise (and in
+    /// a rebuild) it is made from every partial. Either way the partials to add are taken a few at a time
+    /// (<see cref="AggregatorOptions.ResolvedStateStepBytes"/>), each step extending the state the step before wrote, so
+    /// that a step's aggregate holds its own partials' keys and never the whole day's.
     /// </summary>
     private void WriteState(DuckDBConnection db, AggregateSql.MergedState state, string current, string staged, IReadOnlyList<MergeCapture> captures, bool fresh, string? keyId, CancellationToken ct)
     {
@@ -402,8 +403,11 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
         var inputs = captures.OrderBy(c => c.Partial, StringComparer.Ordinal).ToList();
         var earlier = fresh || !File.Exists(state.KeysFile(current)) ? null : MergeUnits.Footer(db, state.KeysFile(current));
         var extended = MergeUnits.Added(earlier, salt, inputs);
+        var stepBytes = _options.ResolvedStateStepBytes;
+        if (extended is not null && extended.Count > 0 && RebuildIsSmaller(state, current, inputs, stepBytes))
+            extended = null;
         string? from = extended is null ? null : current;
-        var steps = Steps(extended ?? inputs, state.Partial, StateStepBytes(_options));
+        var steps = Steps(extended ?? inputs, state.Partial, stepBytes);
         var footer = KeyValues(keyId, (MergeUnits.FooterKey, MergeUnits.FooterValue(salt, inputs)));
         // A state's rows are read back by key, never in file order, and keeping the copied rows' order makes DuckDB
         // buffer them: at 40 M packets of new traffic (2.1 M DNS names) this step was at the edge of its 512MiB. Each
@@ -436,13 +440,25 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
     }
 
     /// <summary>
-    /// How much of the partials (their files' bytes, compressed) one step of a state's merge takes: a thirty-second of
-    /// DuckDB's memory: 16 MiB of its 512 MiB with the default 1 GiB <c>Aggregator:MemoryLimit</c>. A batch of ten
-    /// 500,000-packet captures (about 10 MB of <c>dns</c> partials) is one step; a day of 100 such captures made from
-    /// nothing is about seven. Merging all the partials of a day of 50 M packets of new traffic at once ran out of
-    /// DuckDB's 512 MiB (docs/performance.md).
+    /// Whether making the state again from all of the date's partials reads less than extending the current one: the
+    /// extension reads the current state's files twice (the untouched keys copied, the touched ones merged again), a
+    /// rebuild reads each partial once. Only when every partial fits in one step, so that the rebuild holds no more
+    /// keys at once than any step of a merge: a date of a few captures, whose names recur from one capture to the
+    /// next, has a state larger than all its partials together (6.4 MB against 4.0 MB for four 500,000-packet
+    /// captures), and extending it took twice the CPU of making it again (docs/performance.md). A large day always
+    /// extends: its partials take many steps.
     /// </summary>
-    private static long StateStepBytes(AggregatorOptions options) => Math.Max(1, options.DuckDbMemoryBytes / 32);
+    private static bool RebuildIsSmaller(AggregateSql.MergedState state, string current, IReadOnlyList<MergeCapture> inputs, long stepBytes)
+    {
+        long partials = inputs.Sum(c => new FileInfo(c.File(state.Partial)).Length);
+        if (partials > stepBytes)
+            return false;
+        long stateBytes = new[] { state.KeysFile(current), state.CountsFile(current) }
+            .Concat(state.Lists.Select(list => state.ListFile(current, list)))
+            .Sum(f => File.Exists(f) ? new FileInfo(f).Length : 0);
+        return partials <= stateBytes;
+    }
+
 
     /// <summary>The partials in order, cut into steps of at most <paramref name="bytes"/> of <paramref name="partial"/> files each (at least one file a step); one empty step when there are none.</summary>
     internal static List<List<MergeCapture>> Steps(IReadOnlyList<MergeCapture> partials, string partial, long bytes)
