@@ -54,6 +54,21 @@ public class ConnStateTests
         Assert.Equal(18, c.Uid.Length);
     }
 
+    /// <summary>
+    /// A uid is a hash of the probe, the key and the first packet's time, and of nothing else: not of the release that
+    /// made it, since researchers join datasets made by different versions on it. These values were computed once.
+    /// </summary>
+    [Theory]
+    [InlineData("probe-a", 0L, "C0Xcdxlpf5uI8JGsaf")]
+    [InlineData("sonde-zürich-01", 1_735_689_600_123_456_789L, "C1PStBiVtGK8WGocpO")]
+    [InlineData("p", long.MaxValue, "C0D8ACCNT9aybziPgX")]
+    [InlineData("p", long.MinValue, "C0Sc0WTcXdkImkqus6")]
+    public void A_uid_is_the_same_in_every_release(string probe, long firstTimestampNs, string uid)
+    {
+        var key = new ConnectionKey(Ipv6Address.Parse("2001:db8::1"), 50000, Ipv6Address.Parse("2001:db8::53"), 53, ConnectionKey.Udp, Encapsulation.Native, OneWay: false);
+        Assert.Equal(uid, Connection.MakeUid(probe, key, firstTimestampNs));
+    }
+
     [Fact]
     public void A_single_packet_has_no_duration_and_no_byte_counts_as_in_zeek()
     {
