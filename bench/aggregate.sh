@@ -15,8 +15,8 @@
 # are not in LAKE's and the other way round (EXCEPT ALL), e.g. against the --work of a run with another SURVEY6 build
 # and the same --captures and --packets. Writes bench/out/aggregate.md (and prints it); docs/performance.md explains
 # the figures.
-# SURVEY6 names the program timed (default ./survey6, compiled as it runs); SURVEY6="$(bench/shipped.sh)" times the
-# server package's, precompiled (ReadyToRun) as it ships.
+# The program timed is the server package's, precompiled as it ships (bench/shipped.sh builds it); SURVEY6=./survey6
+# times the source tree's build instead, compiled as it runs, which is quicker to rebuild while iterating.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 captures=10
@@ -25,7 +25,6 @@ runs=2
 incremental=0
 compare=""
 work="${TMPDIR:-/tmp}/survey6-aggregate-bench"
-survey6="${SURVEY6:-$root/survey6}"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --captures) captures="$2"; shift 2 ;;
@@ -34,10 +33,12 @@ while [[ $# -gt 0 ]]; do
         --work) work="$2"; shift 2 ;;
         --incremental) incremental=1; shift ;;
         --compare) compare="$2"; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/{/^set/!p}' "$0"; exit 0 ;;
         *) echo "aggregate.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
+# As the package ships, unless SURVEY6 names another build.
+survey6="${SURVEY6:-$("$root/bench/shipped.sh")}"
 source "$root/bench/need.sh"
 need /usr/bin/time time capinfos tshark
 mkdir -p "$work/captures" "$root/bench/out"

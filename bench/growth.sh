@@ -12,8 +12,8 @@
 # (user + system) and peak RSS are recorded, with the packets of the day so far. Writes bench/out/growth.md (and
 # prints it); docs/performance.md explains the figures. probes x batches x packets is the day's size: the defaults
 # give 100 M packets (about 22 GB of captures in --work, which is removed first).
-# SURVEY6 names the program (default ./survey6, compiled as it runs); SURVEY6="$(bench/shipped.sh)" runs the server
-# package's, precompiled (ReadyToRun) as it ships.
+# The program run is the server package's, precompiled as it ships (bench/shipped.sh builds it); SURVEY6=./survey6
+# runs the source tree's build instead, compiled as it runs.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 probes=10
@@ -21,7 +21,6 @@ batches=10
 packets=1000000
 work="${TMPDIR:-/tmp}/survey6-growth-bench"
 distinct=0
-survey6="${SURVEY6:-$root/survey6}"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --probes) probes="$2"; shift 2 ;;
@@ -29,10 +28,12 @@ while [[ $# -gt 0 ]]; do
         --packets) packets="$2"; shift 2 ;;
         --work) work="$2"; shift 2 ;;
         --distinct) distinct=1; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/{/^set/!p}' "$0"; exit 0 ;;
         *) echo "growth.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
+# As the package ships, unless SURVEY6 names another build.
+survey6="${SURVEY6:-$("$root/bench/shipped.sh")}"
 ((batches <= 24)) || { echo "growth.sh: at most 24 batches (one per hour of the day)" >&2; exit 2; }
 source "$root/bench/need.sh"
 need /usr/bin/time time editcap tshark

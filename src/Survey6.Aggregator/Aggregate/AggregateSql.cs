@@ -365,6 +365,9 @@ internal static class AggregateSql
 
         /// <summary>The per-key numbers of distinct values of the <see cref="Counted"/> lists (<see cref="StateCounts"/>).</summary>
         public string CountsFile(string folder) => Path.Combine(folder, Dataset + "_counts.parquet");
+
+        /// <summary>Every file of the state in <paramref name="folder"/>: keys, one per list, counts.</summary>
+        public IEnumerable<string> Files(string folder) => [KeysFile(folder), .. Lists.Select(list => ListFile(folder, list)), CountsFile(folder)];
     }
 
     public static readonly MergedState DnsState = new(

@@ -453,9 +453,7 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
         long partials = inputs.Sum(c => new FileInfo(c.File(state.Partial)).Length);
         if (partials > stepBytes)
             return false;
-        long stateBytes = new[] { state.KeysFile(current), state.CountsFile(current) }
-            .Concat(state.Lists.Select(list => state.ListFile(current, list)))
-            .Sum(f => File.Exists(f) ? new FileInfo(f).Length : 0);
+        long stateBytes = state.Files(current).Sum(f => File.Exists(f) ? new FileInfo(f).Length : 0);
         return partials <= stateBytes;
     }
 
