@@ -145,7 +145,10 @@ public static class FrameBuilder
         bytes.Add(0);
     }
 
-    /// <summary>Bytes the dissector allocates over <paramref name="iterations"/> frames (taken in turn), after a warm-up.</summary>
+    /// <summary>
+    /// Bytes the dissector allocates over <paramref name="iterations"/> frames (taken in turn), after a warm-up: the
+    /// fewest of up to three passes (<see cref="Allocations"/>).
+    /// </summary>
     public static long AllocatedWhileDissecting(byte[][] frames, int iterations = 100_000, int warmUp = 200)
     {
         var r = new PacketRecord();
@@ -155,13 +158,13 @@ public static class FrameBuilder
             PacketDissector.Dissect(frames[i % frames.Length], LinkType.Ethernet, ref r);
         }
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < iterations; i++)
+        return Allocations.Fewest(() =>
         {
-            r.Reset();
-            PacketDissector.Dissect(frames[i % frames.Length], LinkType.Ethernet, ref r);
-        }
-
-        return GC.GetAllocatedBytesForCurrentThread() - before;
+            for (int i = 0; i < iterations; i++)
+            {
+                r.Reset();
+                PacketDissector.Dissect(frames[i % frames.Length], LinkType.Ethernet, ref r);
+            }
+        });
     }
 }
