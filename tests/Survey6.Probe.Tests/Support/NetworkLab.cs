@@ -45,6 +45,13 @@ internal sealed class NetworkLab : IDisposable
                 NamespaceIPv4 = string.Create(CultureInfo.InvariantCulture, $"192.0.2.{subnet + 2}");
                 Ip("addr", "add", HostIPv4 + "/30", "dev", HostInterface);
                 InNamespace("ip", "addr", "add", NamespaceIPv4 + "/30", "dev", NamespaceInterface);
+                // Static neighbours both ways: a lab's IPv4 must not hang on ARP, whose entry a busy machine can find
+                // FAILED before the first send (a ping once got "+3 errors" in 58 ms). The tests add traffic over
+                // this /30; they do not test ARP.
+                var hostMac = File.ReadAllText($"/sys/class/net/{HostInterface}/address").Trim();
+                var namespaceMac = InNamespace("cat", $"/sys/class/net/{NamespaceInterface}/address").Stdout.Trim();
+                Ip("neigh", "replace", NamespaceIPv4, "lladdr", namespaceMac, "dev", HostInterface, "nud", "permanent");
+                InNamespace("ip", "neigh", "replace", HostIPv4, "lladdr", hostMac, "dev", NamespaceInterface, "nud", "permanent");
             }
         }
         catch
