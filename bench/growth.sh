@@ -79,8 +79,8 @@ for b in $(seq 0 $((batches - 1))); do
     /usr/bin/time -f '%e\t%U\t%S\t%M' -o "$work/time.txt" env 'Logging__LogLevel__Survey6.Aggregator.Aggregate.AggregateStage=Debug' \
         "$survey6" aggregate once --data-dir "$data" >"$work/run-$b.log" 2>&1 \
         || { echo "growth.sh: batch $b failed:" >&2; tail -20 "$work/run-$b.log" >&2; exit 1; }
-    # The aggregate stage's steps (process CPU ms), as batch<TAB>step<TAB>CPU ms.
-    sed -nE 's/.*Aggregate step (.*) of [0-9-]+: [0-9]+ ms, ([0-9]+) ms of the process.s CPU.*/\1\t\2/p' "$work/run-$b.log" \
+    # The aggregate stage's steps, as batch<TAB>step<TAB>CPU ms<TAB>peak RSS so far MiB<TAB>managed heap MiB<TAB>RSS MiB.
+    sed -nE 's/.*Aggregate step (.*) of [0-9-]+: [0-9]+ ms, ([0-9]+) ms of the process.s CPU; RSS ([0-9]+) MiB, peak so far ([0-9]+) MiB, managed heap ([0-9]+) MiB.*/\1\t\2\t\4\t\5\t\3/p' "$work/run-$b.log" \
         | awk -F'\t' -v b="$b" '{print b "\t" $0}' >>"$steps"
     IFS=$'\t' read -r wall user sys rss <"$work/time.txt"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$b" "$((probes * packets))" "$day_packets" "$wall" "$user" "$sys" "$rss" >>"$results"
@@ -115,6 +115,20 @@ done
                 print ""
             }
         }' "$steps"
+    echo
+    echo "Where each batch's memory went: the process's peak RSS when the aggregate stage's first step ended (the parse"
+    echo "and that step), the step in which the peak last grew and the peak after it, and the runtime's largest committed"
+    echo "heap and largest RSS at the end of a step, what the process kept between steps (MiB; beside the runtime's heap"
+    echo "is DuckDB, whose buffers are bounded at half of Aggregator:MemoryLimit, and native memory beside them):"
+    echo
+    echo "| batch | peak after the first step | step of the batch's peak | peak | largest managed heap | largest RSS between steps |"
+    echo "| ---: | ---: | --- | ---: | ---: | ---: |"
+    awk -F'\t' '
+        !($1 in first) {first[$1] = $4; top[$1] = $4; where[$1] = $2; order[++n] = $1}
+        $4 > top[$1] {top[$1] = $4; where[$1] = $2}
+        $5 > heap[$1] {heap[$1] = $5}
+        $6 > kept[$1] {kept[$1] = $6}
+        END {for (i = 1; i <= n; i++) {b = order[i]; printf "| %s | %d | %s | %d | %d | %d |\n", b, first[b], where[b], top[b], heap[b], kept[b]}}' "$steps"
     echo
     echo "Lake: $(du -sh "$data/lake" | cut -f1); captures left in the store: $(find "$data/captures" -name '*.pcapng' | wc -l)"
 } | tee "$out"

@@ -37,8 +37,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 20, Level = LogLevel.Information, Message = "Aggregated {Date}: {Inputs} new or changed captures read, {Rows} rows")]
     public static partial void PartitionBuilt(ILogger logger, string date, int inputs, long rows);
 
-    [LoggerMessage(EventId = 45, Level = LogLevel.Debug, Message = "Aggregate step {Step} of {Date}: {Milliseconds} ms, {CpuMilliseconds} ms of the process's CPU")]
-    public static partial void AggregateStep(ILogger logger, string date, string step, long milliseconds, long cpuMilliseconds);
+    [LoggerMessage(EventId = 45, Level = LogLevel.Debug, Message = "Aggregate step {Step} of {Date}: {Milliseconds} ms, {CpuMilliseconds} ms of the process's CPU; RSS {RssMiB} MiB, peak so far {PeakRssMiB} MiB, managed heap {ManagedHeapMiB} MiB committed")]
+    public static partial void AggregateStep(ILogger logger, string date, string step, long milliseconds, long cpuMilliseconds, long rssMiB, long peakRssMiB, long managedHeapMiB);
 
     [LoggerMessage(EventId = 21, Level = LogLevel.Debug, Message = "Partition {Date} is up to date")]
     public static partial void PartitionUnchanged(ILogger logger, string date);

@@ -511,7 +511,9 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
 
     /// <summary>
     /// Logs (at debug level) the wall and CPU time each step of a date's aggregation took since the last: where a run's
-    /// time goes. CPU is the whole process's (DuckDB's threads included); the stage runs alone in it.
+    /// time goes. CPU is the whole process's (DuckDB's threads included); the stage runs alone in it. With it, the
+    /// process's peak RSS so far (which only grows, so the step where it grows is where a new peak came) and the
+    /// runtime's committed heap: where the memory goes beside DuckDB's bounded share.
     /// </summary>
     private sealed class StepTimer(ILogger logger, string date)
     {
@@ -523,9 +525,35 @@ public sealed class AggregateStage(IRunLedger ledger, IOptions<AggregatorOptions
             if (!logger.IsEnabled(LogLevel.Debug))
                 return;
             var cpu = Environment.CpuUsage.TotalTime;
-            Log.AggregateStep(logger, date, step, _watch.ElapsedMilliseconds, (long)(cpu - _cpu).TotalMilliseconds);
+            var (rss, peakRss) = ResidentMemory();
+            long managedHeap = GC.GetGCMemoryInfo().TotalCommittedBytes >> 20;
+            Log.AggregateStep(logger, date, step, _watch.ElapsedMilliseconds, (long)(cpu - _cpu).TotalMilliseconds, rss >> 20, peakRss >> 20, managedHeap);
             _cpu = cpu;
             _watch.Restart();
+        }
+
+        /// <summary>This process's resident memory and the kernel's high-water mark of it (<c>VmRSS</c>, <c>VmHWM</c>), or 0 where there are none.</summary>
+        private static (long Now, long Peak) ResidentMemory()
+        {
+            long now = 0, peak = 0;
+            try
+            {
+                foreach (var line in File.ReadLines("/proc/self/status"))
+                {
+                    if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                        now = Kibibytes(line) << 10;
+                    else if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                        peak = Kibibytes(line) << 10;
+                }
+            }
+            catch (IOException)
+            {
+            }
+
+            return (now, peak);
+
+            static long Kibibytes(string line) =>
+                long.TryParse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), CultureInfo.InvariantCulture, out long kib) ? kib : 0;
         }
     }
 
