@@ -25,7 +25,7 @@ internal static class LakeBuilder
         var lake = new LakeLayout(Path.GetFullPath(args[0]));
         var date = DateOnly.ParseExact(args[1], "yyyy-MM-dd", CultureInfo.InvariantCulture);
         // Zeek's timeouts, as the aggregate stage uses when Aggregator:Connections is not set.
-        var parser = new CaptureParser(lake, 1 << 20, anonymiser: null, new ConnectionOptions());
+        var parser = new CaptureParser(lake, new Survey6.Aggregator.AggregatorOptions().ResolvedRowGroupSize, anonymiser: null, new ConnectionOptions());
         using var allocations = AllocationSampler.FromEnvironment();
         long totalFrames = 0;
         double totalCpu = 0;

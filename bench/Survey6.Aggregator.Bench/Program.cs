@@ -8,7 +8,7 @@ using Survey6.Packets.Capture;
 using Survey6.Packets.Dissection;
 
 // Parse-stage throughput: read + dissect + columnar fill + Parquet (zstd) on one thread.
-// Usage: Survey6.Aggregator.Bench [frames=2000000] [rowGroupSize=1048576] [repeats=3] [synthetic|flows|corpus] [anonymise]
+// Usage: Survey6.Aggregator.Bench [frames=2000000] [rowGroupSize=the product's default] [repeats=3] [synthetic|flows|corpus] [anonymise]
 //        Survey6.Aggregator.Bench lake LAKE DATE CAPTURE...   (parse each capture as its own probe into LAKE, for bench/aggregate.sh)
 //        Survey6.Aggregator.Bench connections CAPTURE|FRAMES [repeats=3]   (connection tracking alone, see ConnectionsBench)
 if (args.Length > 0 && args[0] == "lake")
@@ -19,7 +19,7 @@ if (args.Length > 1 && args[0] == "connections")
     return ConnectionsBench.Run(args[1], args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3);
 
 int frames = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 2_000_000;
-int rowGroup = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 1 << 20;
+int rowGroup = args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : new Survey6.Aggregator.AggregatorOptions().ResolvedRowGroupSize;
 int repeats = args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 3;
 string mix = args.Length > 3 ? args[3] : "synthetic";
 

@@ -41,8 +41,21 @@ public sealed class AggregatorOptions
     /// </summary>
     public string? WorkerName { get; set; }
 
-    /// <summary>Rows per Parquet row group of a packets file.</summary>
-    public int RowGroupSize { get; set; } = 1 << 20;
+    /// <summary>
+    /// Rows per Parquet row group of a packets file. The parse holds a row group's columns in memory (about 460 bytes
+    /// a row), so unset it follows <see cref="MemoryLimit"/>: one row per 8 KiB of it, at most 1,048,576 (131,072 for
+    /// the default 1 GiB). A fixed 1,048,576 took a 2 M-packet capture's parse to a peak RSS of 1,261 MiB, past the
+    /// default limit (docs/performance.md).
+    /// </summary>
+    public int? RowGroupSize { get; set; }
+
+    /// <summary>Rows per row group: <see cref="RowGroupSize"/>, or one per 8 KiB of <see cref="MemoryLimit"/>.</summary>
+    public int ResolvedRowGroupSize =>
+        RowGroupSize ?? (int)Math.Clamp(
+            (Aggregate.MemorySize.TryParse(MemoryLimit, out long total) ? total : 1L << 30) / (8 << 10), MinRowGroupSize, 1 << 20);
+
+    /// <summary>The smallest row group a packets file may have.</summary>
+    public const int MinRowGroupSize = 1024;
 
     /// <summary>Captures one parse run takes at most, so that a backlog does not hold the stage lock for hours.</summary>
     public int ParseBatchSize { get; set; } = 500;
@@ -205,8 +218,8 @@ public sealed class AggregatorOptionsValidator : IValidateOptions<AggregatorOpti
             failures.Add($"Source must be Queue or Directory (is {options.Source}).");
         if (options.WorkerName is { } worker && !IsValidWorkerName(worker))
             failures.Add(WorkerNameError(worker));
-        if (options.RowGroupSize is < 1024 or > 16 << 20)
-            failures.Add($"RowGroupSize must be between 1024 and {16 << 20} (is {options.RowGroupSize}).");
+        if (options.RowGroupSize is < AggregatorOptions.MinRowGroupSize or > 16 << 20)
+            failures.Add($"RowGroupSize must be between {AggregatorOptions.MinRowGroupSize} and {16 << 20} (is {options.RowGroupSize}); leave it unset for one row per 8 KiB of MemoryLimit.");
         if (options.ParseBatchSize < 1)
             failures.Add($"ParseBatchSize must be at least 1 (is {options.ParseBatchSize}).");
         if (options.MaxAttempts < 1)

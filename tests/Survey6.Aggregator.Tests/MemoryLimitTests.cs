@@ -156,6 +156,19 @@ public class MemoryLimitTests
         Assert.Equal(524_288L, new AggregatorOptions().ResolvedDnsNamesPerFile);
     }
 
+    [Fact]
+    public void A_packets_row_group_follows_the_memory_limit_unless_set()
+    {
+        Assert.Equal(131_072, new AggregatorOptions().ResolvedRowGroupSize);
+        Assert.Equal(32_768, new AggregatorOptions { MemoryLimit = "256MiB" }.ResolvedRowGroupSize);
+        Assert.Equal(1 << 20, new AggregatorOptions { MemoryLimit = "64GiB" }.ResolvedRowGroupSize);
+        Assert.Equal(5000, new AggregatorOptions { RowGroupSize = 5000 }.ResolvedRowGroupSize);
+
+        using var w = new Workspace(new Dictionary<string, string?> { ["Aggregator:RowGroupSize"] = "100" });
+        var e = Assert.ThrowsAny<Exception>(() => w.Options);
+        Assert.Contains("RowGroupSize must be between 1024 and 16777216 (is 100); leave it unset for one row per 8 KiB of MemoryLimit.", e.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("1GiB", 1L << 30)]
     [InlineData("1500MB", 1_500_000_000L)]

@@ -103,7 +103,7 @@ public sealed class ParseStage(
         ParseResult result;
         try
         {
-            result = await new CaptureParser(lake, _options.RowGroupSize, anonymiser, _options.Connections).ParseAsync(capture, run.RunId, ct).ConfigureAwait(false);
+            result = await new CaptureParser(lake, _options.ResolvedRowGroupSize, anonymiser, _options.Connections).ParseAsync(capture, run.RunId, ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
