@@ -324,21 +324,37 @@ internal static class AggregateSql
         FROM addr ORDER BY address
         """;
 
+    /// <summary>
+    /// Per /32, /48 and /64 of the address table. A prefix's probes come from its distinct (prefix, probe) pairs, not
+    /// from one list of every address's probe list: on a day of 105 M packets of new traffic, gathering those lists for
+    /// the /32s (each a group of millions of addresses) ran DuckDB's 512 MiB out of memory (docs/performance.md), while
+    /// the pairs are an ordinary aggregate, as small as the prefixes times their probes.
+    /// </summary>
     public static string Prefixes => $"""
-        WITH p AS (
+        WITH p AS NOT MATERIALIZED (
             SELECT 32 AS prefix_len, prefix32 AS prefix, * EXCLUDE (prefix32, prefix48, prefix64, first_seen, last_seen) FROM addr
             UNION ALL SELECT 48, prefix48, * EXCLUDE (prefix32, prefix48, prefix64, first_seen, last_seen) FROM addr
             UNION ALL SELECT 64, prefix64, * EXCLUDE (prefix32, prefix48, prefix64, first_seen, last_seen) FROM addr
+        ),
+        counted AS (
+            SELECT prefix_len, prefix,
+                count(*) AS addresses,
+                CAST(sum(packets_as_src) AS BIGINT) AS packets_as_src,
+                CAST(sum(packets_as_dst) AS BIGINT) AS packets_as_dst,
+                min(first_seen_ns) AS first_ns, max(last_seen_ns) AS last_ns,
+                histogram(coalesce(iid_class, 'none')) AS iid_mix
+            FROM p
+            GROUP BY prefix_len, prefix
+        ),
+        seen_by AS (
+            SELECT prefix_len, prefix, list(probe ORDER BY probe) AS probes
+            FROM (SELECT DISTINCT prefix_len, prefix, unnest(probes) AS probe FROM p)
+            GROUP BY prefix_len, prefix
         )
-        SELECT prefix_len, prefix,
-            count(*) AS addresses,
-            CAST(sum(packets_as_src) AS BIGINT) AS packets_as_src,
-            CAST(sum(packets_as_dst) AS BIGINT) AS packets_as_dst,
-            {SeenTimes("min(first_seen_ns)", "max(last_seen_ns)")},
-            histogram(coalesce(iid_class, 'none')) AS iid_mix,
-            list_sort(list_distinct(flatten(list(probes)))) AS probes
-        FROM p
-        GROUP BY prefix_len, prefix
+        SELECT prefix_len, prefix, addresses, packets_as_src, packets_as_dst,
+            {SeenTimes("first_ns", "last_ns")},
+            iid_mix, coalesce(probes, CAST([] AS VARCHAR[])) AS probes
+        FROM counted LEFT JOIN seen_by USING (prefix_len, prefix)
         ORDER BY prefix_len, prefix
         """;
 
