@@ -51,8 +51,7 @@ public sealed class AggregatorOptions
 
     /// <summary>Rows per row group: <see cref="RowGroupSize"/>, or one per 8 KiB of <see cref="MemoryLimit"/>.</summary>
     public int ResolvedRowGroupSize =>
-        RowGroupSize ?? (int)Math.Clamp(
-            (Aggregate.MemorySize.TryParse(MemoryLimit, out long total) ? total : 1L << 30) / (8 << 10), MinRowGroupSize, 1 << 20);
+        RowGroupSize ?? (int)Math.Clamp(MemoryLimitBytes / (8 << 10), MinRowGroupSize, 1 << 20);
 
     /// <summary>The smallest row group a packets file may have.</summary>
     public const int MinRowGroupSize = 1024;
@@ -118,7 +117,10 @@ public sealed class AggregatorOptions
     /// <summary>DuckDB's memory limit in bytes, from <see cref="DuckDbMemoryLimit"/> or <see cref="MemoryLimit"/> (validated at start).</summary>
     public long DuckDbMemoryBytes =>
         DuckDbMemoryLimit is { } own && Aggregate.MemorySize.TryParse(own, out long bytes) ? bytes
-        : Aggregate.MemorySize.TryParse(MemoryLimit, out long total) ? total / 2 : 1L << 29;
+        : MemoryLimitBytes / 2;
+
+    /// <summary><see cref="MemoryLimit"/> in bytes (validated at start; 1 GiB if it does not parse).</summary>
+    public long MemoryLimitBytes => Aggregate.MemorySize.TryParse(MemoryLimit, out long bytes) ? bytes : 1L << 30;
 
     /// <summary>How long a scheduled stage waits for another stage to finish before it skips this turn.</summary>
     public TimeSpan LockWait { get; set; } = TimeSpan.FromMinutes(30);
